@@ -1,0 +1,323 @@
+"""Turn schema-valid documents into typed, frozen definitions.
+
+Shapes are already guaranteed by the kind's JSON Schema; what can still be wrong
+in a single value (a duration, a party) is reported here, with its location.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from . import durations
+from .errors import Loc, Problem
+from .model import (
+    Calendar, Choice, CreateAction, Due, Duration, Entity, Escalation, Field, Form, FormTrigger, Group, GroupDef, Link,
+    ManualTrigger, Overlay, Pack, ParallelStep, Party, Process, ProjectSpec, RecordFieldRules, RecordTrigger, Role,
+    ScheduleTrigger, Section, Source, StartAction, TaskStep, Template, UpdateAction, WorkingPeriod,
+)
+from .source import Document, pointer_join as J
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def humanise(name: str) -> str:
+    """'account_number' -> 'Account number'."""
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+class Builder:
+    """Builds the typed definition of one document, collecting problems as it goes."""
+
+    def __init__(self, doc: Document, pack: str):
+        self.doc = doc
+        self.pack = pack
+        self.problems: list[Problem] = []
+
+    def loc(self, ptr: str) -> Loc:
+        return self.doc.loc(ptr)
+
+    def key(self, ptr: str) -> Loc:
+        return self.doc.key_loc(ptr)
+
+    def problem(self, ptr: str, code: str, message: str) -> None:
+        self.problems.append(Problem(self.loc(ptr), code, message, ptr))
+
+    def template(self, value: Any, ptr: str) -> Template | None:
+        return Template(value, self.loc(ptr)) if value is not None else None
+
+    # -- values ------------------------------------------------------------
+    def duration(self, text: str, ptr: str) -> Duration | None:
+        try:
+            return durations.parse_duration(text)
+        except durations.DurationError as exc:
+            self.problem(ptr, "duration.invalid", str(exc))
+            return None
+
+    def party(self, text: str | None, ptr: str) -> Party | None:
+        if text is None:
+            return None
+        kind, _, name = text.partition(":")
+        return Party(kind, name or None, self.loc(ptr))
+
+    def fields(self, raw: dict | None, ptr: str, scope: str = "all") -> tuple[Field, ...]:
+        return tuple(self.field(name, spec, J(ptr, name), scope) for name, spec in (raw or {}).items())
+
+    def field(self, name: str, spec: Any, ptr: str, scope: str = "all") -> Field:
+        if isinstance(spec, str):
+            spec = {"type": spec}
+        choices = tuple(
+            Choice(c["value"], c.get("label", humanise(str(c["value"])))) if isinstance(c, dict) else Choice(c, humanise(str(c)))
+            for c in spec.get("choices", ())
+        )
+        kw = {k: spec[k] for k in ("help", "required", "default", "unique", "indexed", "column", "min", "max", "min_length",
+                                   "max_length", "pattern", "entity", "currency", "placeholder", "renamed_from") if k in spec}
+        return Field(name=name, type=spec["type"], loc=self.key(ptr), label=spec.get("label", humanise(name)),
+                     choices=choices, scope=scope, pack=self.pack, **kw)
+
+    def source(self, value: Any, ptr: str) -> Source:
+        loc = self.loc(ptr)
+        if isinstance(value, str):
+            if "{{" in value or "{%" in value:
+                return Source("template", value, loc)
+            if value == "record":
+                return Source("record", value, loc)
+            if value.startswith("created."):
+                return Source("created", value.split(".", 1)[1], loc)
+            return Source("field", value, loc)
+        return Source("literal", value, loc)
+
+    def mapping(self, raw: dict | None, ptr: str) -> tuple[tuple[str, Source], ...]:
+        return tuple((k, self.source(v, J(ptr, k))) for k, v in (raw or {}).items())
+
+    # -- kinds -------------------------------------------------------------
+    def pack_def(self, root: str) -> Pack:
+        d = self.doc.data
+        extends = tuple((name, rng, self.loc(J("/extends", name))) for name, rng in (d.get("extends") or {}).items())
+        return Pack(d["name"], d["version"], self.loc("/name"), root, d.get("label", humanise(d["name"])),
+                    d.get("description", ""), extends)
+
+    def entity(self) -> Entity:
+        d = self.doc.data
+        groups = tuple(
+            Group(name=g, label=spec.get("label", humanise(g)), when=Template(spec["when"], self.loc(J(J("/groups", g), "when"))),
+                  loc=self.key(J("/groups", g)), description=spec.get("description", ""),
+                  fields=self.fields(spec.get("fields"), J(J("/groups", g), "fields"), scope=f"group:{g}"))
+            for g, spec in (d.get("groups") or {}).items()
+        )
+        rf = d.get("record_fields") or {}
+        defaults = RecordFieldRules()
+        rules = RecordFieldRules(rf.get("allowed", defaults.allowed), tuple(rf.get("types", defaults.types)), rf.get("max", defaults.max))
+        return Entity(name=d["name"], loc=self.loc("/name"), pack=self.pack, label=d.get("label", humanise(d["name"])),
+                      plural=d.get("plural", d.get("label", humanise(d["name"])) + "s"),
+                      fields=self.fields(d.get("fields"), "/fields"), description=d.get("description", ""),
+                      title=self.template(d.get("title"), "/title"), customer=d.get("customer", False), groups=groups,
+                      record_fields=rules, links=self.links(d.get("links"), "/links"))
+
+    def links(self, raw: dict | None, ptr: str) -> tuple[Link, ...]:
+        return tuple(Link(n, spec.get("label", humanise(n)), Template(spec["url"], self.loc(J(J(ptr, n), "url"))), self.key(J(ptr, n)))
+                     for n, spec in (raw or {}).items())
+
+    def action(self, raw: dict, ptr: str):
+        loc = self.loc(ptr)
+        if "create" in raw:
+            return CreateAction(raw["create"], self.mapping(raw.get("set"), J(ptr, "set")), loc, raw.get("as", raw["create"]))
+        if "update" in raw:
+            return UpdateAction(self.mapping(raw.get("set"), J(ptr, "set")), loc)
+        return StartAction(raw["start"], self.mapping(raw.get("with"), J(ptr, "with")), loc)
+
+    def sections(self, raw: list | None, ptr: str) -> tuple[Section, ...]:
+        return tuple(Section(s["section"], tuple(s["fields"]), self.loc(J(ptr, i)), s.get("columns", 1), s.get("help", ""))
+                     for i, s in enumerate(raw or ()))
+
+    def form(self) -> Form:
+        d = self.doc.data
+        fields = self.fields(d.get("fields"), "/fields")
+        layout = self.sections(d.get("layout"), "/layout")
+        label = d.get("label", humanise(d["name"]))
+        if not layout:
+            layout = (Section(label, tuple(f.name for f in fields), self.loc("/fields")),)
+        return Form(name=d["name"], loc=self.loc("/name"), pack=self.pack, label=label, fields=fields, layout=layout,
+                    description=d.get("description", ""), entity=d.get("entity"),
+                    entity_loc=self.loc("/entity") if "entity" in d else None, contact=d.get("contact", False),
+                    portal=d.get("portal", False), layout_given="layout" in d,
+                    actions=tuple(self.action(a, J("/on_submit", i)) for i, a in enumerate(d.get("on_submit") or ())))
+
+    def due(self, raw: Any, ptr: str) -> Due | None:
+        if raw is None:
+            return None
+        if isinstance(raw, str):
+            dur = self.duration(raw, ptr)
+            return Due(dur, self.loc(ptr)) if dur else None
+        dur = self.duration(raw["in"], J(ptr, "in"))
+        return Due(dur, self.loc(ptr), raw.get("from", "start")) if dur else None
+
+    def escalation(self, raw: dict, ptr: str) -> Escalation:
+        after = None
+        try:
+            after = durations.parse_after_due(raw["at"])
+        except durations.DurationError as exc:
+            self.problem(J(ptr, "at"), "duration.invalid", str(exc))
+        alert = raw.get("alert", [])
+        if isinstance(alert, str):
+            alerts = (self.party(alert, J(ptr, "alert")),)
+        else:
+            alerts = tuple(self.party(a, J(J(ptr, "alert"), i)) for i, a in enumerate(alert))
+        return Escalation(after, self.loc(ptr), alerts, self.party(raw.get("reassign"), J(ptr, "reassign")),
+                          self.template(raw.get("message"), J(ptr, "message")))
+
+    def step(self, raw: dict, ptr: str):
+        if "parallel" in raw:
+            branches = tuple((name, tuple(self.step(s, J(J(J(ptr, "parallel"), name), i)) for i, s in enumerate(steps)))
+                             for name, steps in raw["parallel"].items())
+            return ParallelStep(raw["id"], branches, self.loc(J(ptr, "id")), self.template(raw.get("when"), J(ptr, "when")))
+        return self.task(raw, ptr)
+
+    def task(self, raw: dict, ptr: str, base: TaskStep | None = None) -> TaskStep:
+        reminders = tuple(r for r in (self.duration(t, J(J(ptr, "reminders"), i)) for i, t in enumerate(raw.get("reminders", ()))) if r)
+        approval = raw.get("approval")
+        return TaskStep(
+            id=raw["id"], title=Template(raw["title"], self.loc(J(ptr, "title"))), loc=self.loc(J(ptr, "id")),
+            description=self.template(raw.get("description"), J(ptr, "description")),
+            when=self.template(raw.get("when"), J(ptr, "when")), assign=self.party(raw.get("assign"), J(ptr, "assign")),
+            strategy=raw.get("strategy", "round_robin"), due=self.due(raw.get("due"), J(ptr, "due")),
+            form=raw.get("form"), form_loc=self.loc(J(ptr, "form")) if "form" in raw else None,
+            approval=self.party(approval["by"], J(J(ptr, "approval"), "by")) if approval else None,
+            reminders=reminders,
+            escalate=tuple(self.escalation(e, J(J(ptr, "escalate"), i)) for i, e in enumerate(raw.get("escalate", ()))),
+        )
+
+    def trigger(self, raw: dict, ptr: str):
+        loc = self.loc(ptr)
+        if "form" in raw:
+            return FormTrigger(raw["form"], loc)
+        if "record" in raw:
+            return RecordTrigger(raw["record"], tuple(raw.get("on", ("created", "changed"))), loc, self.template(raw.get("when"), J(ptr, "when")))
+        if "schedule" in raw:
+            return ScheduleTrigger(raw["schedule"], self.loc(J(ptr, "schedule")), raw.get("for_each"), self.template(raw.get("when"), J(ptr, "when")))
+        return ManualTrigger(loc)
+
+    def process(self) -> Process:
+        d = self.doc.data
+        proj = d.get("project")
+        return Process(
+            name=d["name"], loc=self.loc("/name"), pack=self.pack, label=d.get("label", humanise(d["name"])),
+            steps=tuple(self.step(s, J("/steps", i)) for i, s in enumerate(d["steps"])), description=d.get("description", ""),
+            entity=d.get("entity"), entity_loc=self.loc("/entity") if "entity" in d else None,
+            calendar=d.get("calendar"), calendar_loc=self.loc("/calendar") if "calendar" in d else None,
+            inputs=self.fields(d.get("inputs"), "/inputs"),
+            triggers=tuple(self.trigger(t, J("/triggers", i)) for i, t in enumerate(d.get("triggers") or ())),
+            project=ProjectSpec(Template(proj["title"], self.loc("/project/title")), self.loc("/project"),
+                                self.party(proj.get("manager"), "/project/manager")) if proj else None,
+        )
+
+    def role(self) -> Role:
+        d = self.doc.data
+        return Role(d["name"], self.loc("/name"), self.pack, d.get("label", humanise(d["name"])), tuple(d["permissions"]), d.get("description", ""))
+
+    def group(self) -> GroupDef:
+        d = self.doc.data
+        return GroupDef(d["name"], self.loc("/name"), self.pack, d.get("label", humanise(d["name"])),
+                        tuple((r, self.loc(J("/roles", i))) for i, r in enumerate(d.get("roles", ()))), d.get("calendar"),
+                        d.get("description", ""))
+
+    def calendar(self) -> Calendar:
+        d = self.doc.data
+        periods: list[WorkingPeriod] = []
+        for spec, hours in (d.get("working_hours") or {"mon-fri": "09:00-17:00"}).items():
+            ptr = J("/working_hours", spec)
+            days = self._days(spec, ptr)
+            ranges = hours if isinstance(hours, list) else [hours]
+            for i, text in enumerate(ranges):
+                if text == "closed":
+                    continue
+                rng = self._hours(text, J(ptr, i) if isinstance(hours, list) else ptr)
+                if rng:
+                    periods.extend(WorkingPeriod(day, *rng) for day in days)
+        hol = d.get("holidays") or {}
+        return Calendar(d["name"], self.loc("/name"), self.pack, d.get("label", humanise(d["name"])), d["timezone"],
+                        tuple(sorted(periods, key=lambda p: (p.weekday, p.start_minute))), hol.get("country"),
+                        hol.get("subdivision"), tuple(hol.get("dates", ())))
+
+    def _days(self, spec: str, ptr: str) -> list[int]:
+        parts = spec.lower().split("-")
+        if not all(p in DAYS for p in parts) or len(parts) > 2:
+            self.problems.append(Problem(self.key(ptr), "calendar.days", f"expected a day or day range like 'mon' or 'mon-fri', found '{spec}'", ptr))
+            return []
+        a, b = DAYS.index(parts[0]), DAYS.index(parts[-1])
+        return list(range(a, b + 1)) if a <= b else list(range(a, 7)) + list(range(0, b + 1))
+
+    def _hours(self, text: str, ptr: str) -> tuple[int, int] | None:
+        m = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", str(text))
+        if m:
+            h1, m1, h2, m2 = map(int, m.groups())
+            start, end = h1 * 60 + m1, h2 * 60 + m2
+            if h1 < 24 and h2 <= 24 and m1 < 60 and m2 < 60 and start < end <= 24 * 60:
+                return start, end
+        self.problem(ptr, "calendar.hours", f"expected working hours like '09:00-17:30' (start before end) or 'closed', found '{text}'")
+        return None
+
+    def overlay(self) -> Overlay:
+        d = self.doc.data
+        kind, _, name = d["target"].partition("/")
+        ops = []
+        for op, payload in d.items():
+            if op in ("kind", "name", "target"):
+                continue
+            ptr = f"/{op}"
+            ops.append((op, self._overlay_payload(op, payload, ptr, kind), self.key(ptr)))
+        return Overlay(d["name"], self.pack, kind, name, self.loc("/name"), self.loc("/target"), tuple(ops))
+
+    def _overlay_payload(self, op: str, payload: Any, ptr: str, kind: str) -> Any:
+        if op in ("add_fields", "replace_fields"):
+            return self.fields(payload, ptr)
+        if op == "add_group_fields":
+            return {g: self.fields(fs, J(ptr, g), scope=f"group:{g}") for g, fs in payload.items()}
+        if op == "add_groups":
+            return {g: Group(g, spec.get("label", humanise(g)), Template(spec["when"], self.loc(J(J(ptr, g), "when"))), self.key(J(ptr, g)),
+                             spec.get("description", ""), self.fields(spec.get("fields"), J(J(ptr, g), "fields"), scope=f"group:{g}"))
+                    for g, spec in payload.items()}
+        if op == "add_links":
+            return self.links(payload, ptr)
+        if op == "add_actions":
+            return tuple(self.action(a, J(ptr, i)) for i, a in enumerate(payload))
+        if op == "insert_steps":
+            return tuple((("after", item["after"]) if "after" in item else ("before", item["before"]),
+                          self.step(item["step"], J(J(ptr, i), "step")), self.loc(J(ptr, i))) for i, item in enumerate(payload))
+        if op == "replace_steps":
+            return {sid: (self.step(s, J(ptr, sid)), self.key(J(ptr, sid))) for sid, s in payload.items()}
+        if op == "change_steps":
+            return {sid: (self._step_change(ch, J(ptr, sid)), self.key(J(ptr, sid))) for sid, ch in payload.items()}
+        if op == "add_triggers":
+            return tuple(self.trigger(t, J(ptr, i)) for i, t in enumerate(payload))
+        if op in ("change_fields", "remove_fields", "remove_steps", "add_to_sections", "add_permissions", "remove_permissions", "set"):
+            keyed = {k: self.key(J(ptr, k)) for k in payload} if isinstance(payload, dict) else {k: self.loc(J(ptr, i)) for i, k in enumerate(payload)}
+            return (payload, keyed)
+        return payload
+
+    def _step_change(self, raw: dict, ptr: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in raw.items():
+            p = J(ptr, k)
+            if k in ("title", "description", "when"):
+                out[k] = Template(v, self.loc(p))
+            elif k == "due":
+                out[k] = self.due(v, p)
+            elif k == "assign":
+                out[k] = self.party(v, p)
+            elif k == "reminders":
+                out[k] = tuple(r for r in (self.duration(t, J(p, i)) for i, t in enumerate(v)) if r)
+            elif k == "escalate":
+                out[k] = tuple(self.escalation(e, J(p, i)) for i, e in enumerate(v))
+            elif k == "form":
+                out[k] = v
+                out["form_loc"] = self.loc(p)
+            else:
+                out[k] = v
+        return out
+
+
+BUILDERS: dict[str, Callable[[Builder], Any]] = {
+    "entity": Builder.entity, "form": Builder.form, "process": Builder.process, "role": Builder.role,
+    "group": Builder.group, "calendar": Builder.calendar, "overlay": Builder.overlay,
+}

@@ -1,0 +1,326 @@
+"""compile: a checked `Model` in, everything the runtime needs out.
+
+Pure and deterministic: the same definitions give byte-identical output.
+Per entity: a SQLAlchemy table (core columns plus one JSON column holding the
+variable fields) and JSON Schemas; per form: a JSON Schema and its layout; per
+process: a serializable spec whose content hash is its version.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from . import fieldtypes
+from .model import (
+    Calendar, CreateAction, Duration, Entity, Escalation, Field, Form, FormTrigger, ManualTrigger, Model, ParallelStep, Party,
+    Process, RecordTrigger, ScheduleTrigger, Source, StartAction, Step, TaskStep, UpdateAction,
+)
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SPEC_FORMAT = 1
+
+JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+IdType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite only autoincrements INTEGER PRIMARY KEY
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling used for hashing and for files: sorted keys, fixed separators."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, indent=2) + "\n"
+
+
+def is_column(f: Field) -> bool:
+    """References and fields marked `column: true` get their own column; the rest live in `data`."""
+    return f.column or f.type == "reference"
+
+
+def data_expression(table: sa.Table, f: Field) -> sa.ColumnElement:
+    """The SQL expression for a variable field inside `data`; indexes and filters share it."""
+    element = table.c.data[f.name]
+    if f.type in ("integer", "user", "reference"):
+        return element.as_integer()
+    if f.type == "decimal":
+        return element.as_float()
+    if f.type == "boolean":
+        return element.as_boolean()
+    return element.as_string()
+
+
+# -- entities ------------------------------------------------------------------
+
+
+def entity_table(e: Entity, metadata: sa.MetaData) -> sa.Table:
+    cols: list[Any] = [
+        sa.Column("id", IdType, primary_key=True, autoincrement=True),
+        sa.Column("title", sa.String(500), nullable=False, server_default=""),
+        sa.Column("data", JsonType, nullable=False),
+        sa.Column("record_fields", JsonType, nullable=False),
+        sa.Column("row_version", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.BigInteger),
+        sa.Column("updated_by", sa.BigInteger),
+    ]
+    for f in e.all_fields():
+        if not is_column(f):
+            continue
+        ftype = fieldtypes.get(f.type)
+        args: list[Any] = [sa.ForeignKey(f"{f.entity}.id", ondelete="RESTRICT")] if f.type == "reference" else []
+        cols.append(sa.Column(f.name, ftype.sql_type(f), *args, nullable=True, unique=f.unique and f.scope == "all" or None,
+                              index=(f.indexed or f.type == "reference") and not f.unique or None, comment=f.label))
+    table = sa.Table(e.name, metadata, *cols, comment=e.label)
+    for f in e.all_fields():
+        if is_column(f) or not (f.indexed or f.unique):
+            continue
+        sa.Index(f"ix_{e.name}_{f.name}", data_expression(table, f), unique=f.unique)
+    return table
+
+
+def _field_schemas(fields: tuple[Field, ...], groups: tuple[str, ...]) -> dict[str, dict]:
+    out = {}
+    for f in fields:
+        schema = fieldtypes.get(f.type).json_schema(f)
+        if f.type == "group":
+            schema["enum"] = list(groups)
+        if f.scope != "all":
+            schema["x-tailor-scope"] = f.scope
+        out[f.name] = schema
+    return out
+
+
+def entity_schema(e: Entity, groups: tuple[str, ...]) -> dict:
+    """Schema of a record's `data`: every field (group fields optional here), nothing else."""
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"tailor:entity/{e.name}",
+        "title": e.label,
+        "description": e.description or f"{e.label} records",
+        "type": "object",
+        "properties": _field_schemas(e.all_fields(), groups),
+        "required": sorted(f.name for f in e.fields if f.required),
+        "additionalProperties": False,
+        "x-tailor-entity": {"name": e.name, "plural": e.plural, "customer": e.customer,
+                            "groups": [{"name": g.name, "label": g.label, "when": g.when.source} for g in e.groups],
+                            "links": [{"name": link.name, "label": link.label, "url": link.url.source} for link in e.links],
+                            "title": e.title.source if e.title else None,
+                            "record_fields": {"allowed": e.record_fields.allowed, "types": list(e.record_fields.types), "max": e.record_fields.max}},
+    }
+
+
+def group_schema(e: Entity, group_name: str, groups: tuple[str, ...]) -> dict:
+    """What a record in the group must also satisfy: its group fields and their requirements."""
+    g = next(g for g in e.groups if g.name == group_name)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"tailor:entity/{e.name}/group/{g.name}",
+        "title": f"{e.label}: {g.label}",
+        "description": g.description or f"Fields for {g.label.lower()} (when {g.when.source})",
+        "type": "object",
+        "properties": _field_schemas(g.fields, groups),
+        "required": sorted(f.name for f in g.fields if f.required),
+        "x-tailor-when": g.when.source,
+    }
+
+
+# -- forms ---------------------------------------------------------------------
+
+
+def form_schema(form: Form, groups: tuple[str, ...]) -> dict:
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"tailor:form/{form.name}",
+        "title": form.label,
+        "description": form.description,
+        "type": "object",
+        "properties": _field_schemas(form.fields, groups),
+        "required": sorted(f.name for f in form.fields if f.required),
+        "additionalProperties": False,
+    }
+
+
+def _widget(f: Field) -> dict:
+    out = {"name": f.name, "label": f.label, "type": f.type, "widget": fieldtypes.get(f.type).widget, "required": f.required}
+    for key in ("help", "placeholder", "entity", "currency", "default", "min", "max", "max_length"):
+        value = getattr(f, key)
+        if value not in (None, ""):
+            out[key] = value
+    if f.choices:
+        out["choices"] = [{"value": c.value, "label": c.label} for c in f.choices]
+    return out
+
+
+def form_layout(form: Form) -> dict:
+    fields = {f.name: f for f in form.fields}
+    return {
+        "form": form.name, "label": form.label, "description": form.description, "entity": form.entity,
+        "contact": form.contact, "portal": form.portal,
+        "sections": [{"title": s.title, "columns": s.columns, "help": s.help, "fields": [_widget(fields[n]) for n in s.fields]}
+                     for s in form.layout],
+        "on_submit": [_action(a) for a in form.actions],
+    }
+
+
+def _source(s: Source) -> dict:
+    return {"kind": s.kind, "value": s.value}
+
+
+def _action(a) -> dict:
+    if isinstance(a, CreateAction):
+        return {"action": "create", "entity": a.entity, "as": a.alias, "set": {k: _source(v) for k, v in a.set}}
+    if isinstance(a, UpdateAction):
+        return {"action": "update", "set": {k: _source(v) for k, v in a.set}}
+    assert isinstance(a, StartAction)
+    return {"action": "start", "process": a.process, "with": {k: _source(v) for k, v in a.inputs}}
+
+
+# -- processes -----------------------------------------------------------------
+
+
+def _duration(d: Duration | None) -> dict | None:
+    return d.to_json() if d else None
+
+
+def _party(p: Party | None) -> dict | None:
+    return {"kind": p.kind, "name": p.name} if p else None
+
+
+def _escalation(level: int, e: Escalation) -> dict:
+    return {"level": level, "after_due": _duration(e.after_due), "alert": [_party(p) for p in e.alert],
+            "reassign": _party(e.reassign), "message": e.message.source if e.message else None}
+
+
+def _step(s: Step) -> dict:
+    if isinstance(s, ParallelStep):
+        return {"kind": "parallel", "id": s.id, "when": s.when.source if s.when else None,
+                "branches": [{"name": n, "steps": [_step(x) for x in b]} for n, b in s.branches]}
+    assert isinstance(s, TaskStep)
+    return {
+        "kind": "task", "id": s.id, "title": s.title.source, "description": s.description.source if s.description else None,
+        "when": s.when.source if s.when else None, "assign": _party(s.assign), "strategy": s.strategy,
+        "due": {"duration": s.due.duration.to_json(), "from": s.due.start} if s.due else None,
+        "form": s.form, "approval": _party(s.approval), "reminders": [r.to_json() for r in s.reminders],
+        "escalate": [_escalation(i + 1, e) for i, e in enumerate(s.escalate)],
+    }
+
+
+def _trigger(t) -> dict:
+    if isinstance(t, FormTrigger):
+        return {"kind": "form", "form": t.form}
+    if isinstance(t, RecordTrigger):
+        return {"kind": "record", "entity": t.entity, "on": list(t.on), "when": t.when.source if t.when else None}
+    if isinstance(t, ScheduleTrigger):
+        return {"kind": "schedule", "rrule": t.rrule, "for_each": t.for_each, "when": t.when.source if t.when else None}
+    assert isinstance(t, ManualTrigger)
+    return {"kind": "manual"}
+
+
+ALWAYS = {"name": "always", "timezone": "UTC", "working_hours": [{"weekday": d, "start": 0, "end": 1440} for d in range(7)],
+          "holidays": {"country": None, "subdivision": None, "dates": []}}
+
+
+def calendar_spec(c: Calendar | None) -> dict:
+    if c is None:
+        return ALWAYS
+    return {"name": c.name, "timezone": c.timezone,
+            "working_hours": [{"weekday": p.weekday, "start": p.start_minute, "end": p.end_minute} for p in c.working_hours],
+            "holidays": {"country": c.country, "subdivision": c.subdivision, "dates": list(c.dates)}}
+
+
+def process_spec(p: Process, model: Model) -> dict:
+    """The immutable, self-contained spec one interpreter workflow runs; `hash` is its version."""
+    cal = model.calendars.get(p.calendar) if p.calendar else model.calendars.get("default")
+    spec = {
+        "format": SPEC_FORMAT, "name": p.name, "label": p.label, "description": p.description, "pack": p.pack,
+        "entity": p.entity, "calendar": calendar_spec(cal),
+        "inputs": {"type": "object", "properties": _field_schemas(p.inputs, tuple(model.groups)),
+                   "required": sorted(f.name for f in p.inputs if f.required)},
+        "triggers": [_trigger(t) for t in p.triggers] or [{"kind": "manual"}],
+        "project": {"title": p.project.title.source, "manager": _party(p.project.manager)} if p.project else None,
+        "steps": [_step(s) for s in p.steps],
+    }
+    digest = hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+    return {**spec, "hash": digest, "version": digest[:12]}
+
+
+# -- the whole model -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    model: Model
+    metadata: sa.MetaData
+    entity_schemas: Mapping[str, dict]
+    group_schemas: Mapping[tuple[str, str], dict]
+    form_schemas: Mapping[str, dict]
+    form_layouts: Mapping[str, dict]
+    process_specs: Mapping[str, dict]
+
+    def ddl(self, dialect: str) -> str:
+        """CREATE statements for the entity tables in a dialect ('sqlite' or 'postgresql')."""
+        d = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}[dialect]
+        parts = []
+        for table in self.metadata.sorted_tables:
+            parts.append(str(CreateTable(table).compile(dialect=d)).strip() + ";")
+            for index in sorted(table.indexes, key=lambda i: i.name):
+                parts.append(str(CreateIndex(index).compile(dialect=d, compile_kwargs={"literal_binds": True})).strip() + ";")
+        return "\n\n".join(parts) + "\n"
+
+    def manifest(self) -> dict:
+        return {
+            "packs": [{"name": p.name, "version": p.version} for p in self.model.packs],
+            "entities": sorted(self.entity_schemas), "forms": sorted(self.form_schemas),
+            "processes": {n: s["version"] for n, s in sorted(self.process_specs.items())},
+        }
+
+
+def compile_model(model: Model) -> CompiledModel:
+    """Compile a checked model. Pure: no I/O, same input gives the same output."""
+    metadata = sa.MetaData()
+    groups = tuple(sorted(model.groups))
+    entities = sorted(model.entities.values(), key=lambda e: e.name)
+    for e in entities:
+        entity_table(e, metadata)
+    return CompiledModel(
+        model=model,
+        metadata=metadata,
+        entity_schemas=MappingProxyType({e.name: entity_schema(e, groups) for e in entities}),
+        group_schemas=MappingProxyType({(e.name, g.name): group_schema(e, g.name, groups) for e in entities for g in e.groups}),
+        form_schemas=MappingProxyType({n: form_schema(f, groups) for n, f in sorted(model.forms.items())}),
+        form_layouts=MappingProxyType({n: form_layout(f) for n, f in sorted(model.forms.items())}),
+        process_specs=MappingProxyType({n: process_spec(p, model) for n, p in sorted(model.processes.items())}),
+    )
+
+
+def outputs(c: CompiledModel) -> dict[str, str]:
+    """Every output file's relative path and text."""
+    files = {f"entities/{n}.schema.json": pretty_json(s) for n, s in c.entity_schemas.items()}
+    files.update({f"entities/{e}.{g}.schema.json": pretty_json(s) for (e, g), s in c.group_schemas.items()})
+    files.update({f"forms/{n}.schema.json": pretty_json(s) for n, s in c.form_schemas.items()})
+    files.update({f"forms/{n}.layout.json": pretty_json(s) for n, s in c.form_layouts.items()})
+    files.update({f"processes/{n}.json": pretty_json(s) for n, s in c.process_specs.items()})
+    files["ddl/sqlite.sql"] = c.ddl("sqlite")
+    files["ddl/postgresql.sql"] = c.ddl("postgresql")
+    files["manifest.json"] = pretty_json(c.manifest())
+    return dict(sorted(files.items()))
+
+
+def write(c: CompiledModel, out: Path) -> list[Path]:
+    """Write the compiled model under `out` (the I/O edge of the compiler)."""
+    written = []
+    for rel, text in outputs(c).items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

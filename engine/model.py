@@ -1,0 +1,405 @@
+"""Typed, frozen definition objects: what the loader turns YAML into.
+
+Nothing past the loader sees raw dicts. Every object keeps the `Loc` it came
+from so semantic checks can point at the right line, even after overlays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from .errors import Loc
+
+# -- shared pieces -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str | int
+    label: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field of an entity, a form or a process's inputs."""
+
+    name: str
+    type: str
+    loc: Loc
+    label: str
+    help: str = ""
+    required: bool = False
+    default: Any = None
+    unique: bool = False
+    indexed: bool = False
+    column: bool = False
+    min: float | None = None
+    max: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    choices: tuple[Choice, ...] = ()
+    entity: str | None = None
+    currency: str | None = None
+    placeholder: str = ""
+    renamed_from: str | None = None
+    scope: str = "all"  # "all" or "group:NAME"
+    pack: str = ""
+
+
+@dataclass(frozen=True)
+class Template:
+    """A Jinja2 template or expression as written, with where it was written."""
+
+    source: str
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A length of time: calendar (timedelta seconds) or business (hours/days on a calendar)."""
+
+    amount: int
+    unit: Literal["seconds", "business_hours", "business_days"]
+    text: str
+
+    def to_json(self) -> dict:
+        return {"amount": self.amount, "unit": self.unit, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Party:
+    """Who: owner, assignee, manager, project_manager, role:X, group:X, user:X, completer:STEP."""
+
+    kind: str
+    name: str | None
+    loc: Loc
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}" if self.name else self.kind
+
+
+# -- pack --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    version: str
+    loc: Loc
+    root: str
+    label: str = ""
+    description: str = ""
+    extends: tuple[tuple[str, str, Loc], ...] = ()  # (pack, version range, where)
+
+
+# -- entity ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    label: str
+    when: Template
+    loc: Loc
+    description: str = ""
+    fields: tuple[Field, ...] = ()
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    label: str
+    url: Template
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class RecordFieldRules:
+    """Rules for single-record fields that staff add to one record at run time."""
+
+    allowed: bool = True
+    types: tuple[str, ...] = ("string", "text", "integer", "decimal", "money", "boolean", "date", "email", "phone", "url")
+    max: int = 50
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    loc: Loc
+    pack: str
+    label: str
+    plural: str
+    fields: tuple[Field, ...]
+    description: str = ""
+    title: Template | None = None
+    customer: bool = False
+    groups: tuple[Group, ...] = ()
+    record_fields: RecordFieldRules = RecordFieldRules()
+    links: tuple[Link, ...] = ()
+    kind: str = field(default="entity", init=False)
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def all_fields(self) -> tuple[Field, ...]:
+        """Fields for all records, then every group's fields."""
+        return self.fields + tuple(f for g in self.groups for f in g.fields)
+
+
+# -- form --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    fields: tuple[str, ...]
+    loc: Loc
+    columns: int = 1
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a mapped value comes from: a form field, `record`, `created.X`, a template or a literal."""
+
+    kind: Literal["field", "record", "created", "template", "literal"]
+    value: Any
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class CreateAction:
+    entity: str
+    set: tuple[tuple[str, Source], ...]
+    loc: Loc
+    alias: str = ""
+    kind: str = field(default="create", init=False)
+
+
+@dataclass(frozen=True)
+class UpdateAction:
+    set: tuple[tuple[str, Source], ...]
+    loc: Loc
+    kind: str = field(default="update", init=False)
+
+
+@dataclass(frozen=True)
+class StartAction:
+    process: str
+    inputs: tuple[tuple[str, Source], ...]
+    loc: Loc
+    kind: str = field(default="start", init=False)
+
+
+Action = Union[CreateAction, UpdateAction, StartAction]
+
+
+@dataclass(frozen=True)
+class Form:
+    name: str
+    loc: Loc
+    pack: str
+    label: str
+    fields: tuple[Field, ...]
+    layout: tuple[Section, ...]
+    description: str = ""
+    entity: str | None = None
+    entity_loc: Loc | None = None
+    contact: bool = False
+    portal: bool = False
+    actions: tuple[Action, ...] = ()
+    layout_given: bool = False
+    kind: str = field(default="form", init=False)
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+# -- process -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    duration: Duration
+    loc: Loc
+    start: str = "start"  # "start" or an earlier step id
+
+
+@dataclass(frozen=True)
+class Escalation:
+    after_due: Duration | None
+    loc: Loc
+    alert: tuple[Party, ...] = ()
+    reassign: Party | None = None
+    message: Template | None = None
+
+
+@dataclass(frozen=True)
+class TaskStep:
+    id: str
+    title: Template
+    loc: Loc
+    description: Template | None = None
+    when: Template | None = None
+    assign: Party | None = None
+    strategy: str = "round_robin"
+    due: Due | None = None
+    form: str | None = None
+    form_loc: Loc | None = None
+    approval: Party | None = None
+    reminders: tuple[Duration, ...] = ()
+    escalate: tuple[Escalation, ...] = ()
+    kind: str = field(default="task", init=False)
+
+
+@dataclass(frozen=True)
+class ParallelStep:
+    id: str
+    branches: tuple[tuple[str, tuple["Step", ...]], ...]
+    loc: Loc
+    when: Template | None = None
+    kind: str = field(default="parallel", init=False)
+
+
+Step = Union[TaskStep, ParallelStep]
+
+
+@dataclass(frozen=True)
+class FormTrigger:
+    form: str
+    loc: Loc
+    kind: str = field(default="form", init=False)
+
+
+@dataclass(frozen=True)
+class RecordTrigger:
+    entity: str
+    on: tuple[str, ...]
+    loc: Loc
+    when: Template | None = None
+    kind: str = field(default="record", init=False)
+
+
+@dataclass(frozen=True)
+class ScheduleTrigger:
+    rrule: str
+    loc: Loc
+    for_each: str | None = None
+    when: Template | None = None
+    kind: str = field(default="schedule", init=False)
+
+
+@dataclass(frozen=True)
+class ManualTrigger:
+    loc: Loc
+    kind: str = field(default="manual", init=False)
+
+
+Trigger = Union[FormTrigger, RecordTrigger, ScheduleTrigger, ManualTrigger]
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    title: Template
+    loc: Loc
+    manager: Party | None = None
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    loc: Loc
+    pack: str
+    label: str
+    steps: tuple[Step, ...]
+    description: str = ""
+    entity: str | None = None
+    entity_loc: Loc | None = None
+    calendar: str | None = None
+    calendar_loc: Loc | None = None
+    inputs: tuple[Field, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    project: ProjectSpec | None = None
+    kind: str = field(default="process", init=False)
+
+
+# -- people and time ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    loc: Loc
+    pack: str
+    label: str
+    permissions: tuple[str, ...]
+    description: str = ""
+    kind: str = field(default="role", init=False)
+
+
+@dataclass(frozen=True)
+class GroupDef:
+    """A team of users (sales, support) that tasks can be assigned to."""
+
+    name: str
+    loc: Loc
+    pack: str
+    label: str
+    roles: tuple[tuple[str, Loc], ...] = ()
+    calendar: str | None = None
+    description: str = ""
+    kind: str = field(default="group", init=False)
+
+
+@dataclass(frozen=True)
+class WorkingPeriod:
+    weekday: int  # Monday = 0
+    start_minute: int
+    end_minute: int
+
+
+@dataclass(frozen=True)
+class Calendar:
+    name: str
+    loc: Loc
+    pack: str
+    label: str
+    timezone: str
+    working_hours: tuple[WorkingPeriod, ...]
+    country: str | None = None
+    subdivision: str | None = None
+    dates: tuple[str, ...] = ()
+    kind: str = field(default="calendar", init=False)
+
+
+Definition = Union[Entity, Form, Process, Role, GroupDef, Calendar]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Changes, by a pack, to a definition of a pack it extends. Operations stay raw-but-located."""
+
+    name: str
+    pack: str
+    target_kind: str
+    target_name: str
+    loc: Loc
+    target_loc: Loc
+    ops: tuple[tuple[str, Any, Loc], ...]  # (operation, typed payload, where)
+
+
+@dataclass(frozen=True)
+class Model:
+    """All definitions after overlays: the input of the compiler."""
+
+    packs: tuple[Pack, ...]
+    entities: dict[str, Entity]
+    forms: dict[str, Form]
+    processes: dict[str, Process]
+    roles: dict[str, Role]
+    groups: dict[str, GroupDef]
+    calendars: dict[str, Calendar]
+
+    def __hash__(self) -> int:  # dict fields: identity hash is enough
+        return id(self)

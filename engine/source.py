@@ -1,0 +1,185 @@
+"""Safe YAML reading that remembers where every key and value came from.
+
+PyYAML's safe loader forgets node marks once it builds Python values; consultants
+edit these files by hand, so every problem must point at `file:line:column`.
+We compose the node graph with the safe loader and build plain values ourselves,
+recording the mark of each key and value under its JSON pointer.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+from .errors import Loc, Problem
+
+MAX_NODES = 200_000  # guards against alias bombs ("billion laughs")
+
+
+def pointer_join(pointer: str, part: str | int) -> str:
+    """Append one reference token to a JSON pointer."""
+    token = str(part).replace("~", "~0").replace("/", "~1")
+    return f"{pointer}/{token}"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document: plain data plus the location of every node."""
+
+    file: str
+    index: int
+    data: Any
+    value_locs: Mapping[str, Loc] = field(repr=False, default_factory=dict)
+    key_locs: Mapping[str, Loc] = field(repr=False, default_factory=dict)
+
+    @property
+    def kind(self) -> str | None:
+        return self.data.get("kind") if isinstance(self.data, dict) else None
+
+    @property
+    def name(self) -> str | None:
+        if isinstance(self.data, dict) and isinstance(self.data.get("name"), str):
+            return self.data["name"]
+        return None
+
+    def loc(self, pointer: str = "", *, key: bool = False) -> Loc:
+        """Location of the node at `pointer` (its key if `key`), or its nearest ancestor."""
+        p = pointer
+        while True:
+            if key and p in self.key_locs:
+                return self.key_locs[p]
+            if p in self.value_locs:
+                return self.value_locs[p]
+            if not p:
+                return Loc(self.file, 1, 1)
+            p = p.rsplit("/", 1)[0]
+
+    def key_loc(self, pointer: str) -> Loc:
+        return self.loc(pointer, key=True)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Builder:
+    def __init__(self, file: str, loader: yaml.SafeLoader):
+        self.file = file
+        self.loader = loader
+        self.value_locs: dict[str, Loc] = {}
+        self.key_locs: dict[str, Loc] = {}
+        self.problems: list[Problem] = []
+        self.count = 0
+
+    def _loc(self, mark: yaml.Mark) -> Loc:
+        return Loc(self.file, mark.line + 1, mark.column + 1)
+
+    def build(self, node: yaml.Node, pointer: str, active: frozenset[int]) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooLarge()
+        self.value_locs[pointer] = self._loc(node.start_mark)
+        if id(node) in active:
+            self.problems.append(Problem(self._loc(node.start_mark), "yaml.recursive", "recursive alias is not allowed", pointer))
+            return None
+        if isinstance(node, yaml.MappingNode):
+            inner = active | {id(node)}
+            try:
+                self.loader.flatten_mapping(node)
+            except yaml.MarkedYAMLError as exc:
+                self.problems.append(Problem(self._loc(exc.problem_mark or node.start_mark), "yaml.merge", str(exc.problem), pointer))
+                return {}
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    self.problems.append(Problem(self._loc(key_node.start_mark), "yaml.key", "mapping keys must be plain text", pointer))
+                    continue
+                # Keys are names: keep the text as written, so `on:` stays "on" (YAML 1.1 would make it true).
+                key = key_node.value
+                child = pointer_join(pointer, key)
+                if key in out:
+                    self.problems.append(Problem(self._loc(key_node.start_mark), "yaml.duplicate-key",
+                                                 f"duplicate key '{key}' (first given at line {self.key_locs[child].line})", child))
+                    continue
+                self.key_locs[child] = self._loc(key_node.start_mark)
+                out[key] = self.build(value_node, child, inner)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            inner = active | {id(node)}
+            return [self.build(item, pointer_join(pointer, i), inner) for i, item in enumerate(node.value)]
+        return self.scalar(node, pointer)
+
+    def scalar(self, node: yaml.Node, pointer: str) -> Any:
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            self.problems.append(Problem(self._loc(node.start_mark), "yaml.tag", f"unsupported YAML value: {exc.problem}", pointer))
+            return None
+        if isinstance(value, (_dt.date, _dt.datetime)):
+            # Keep dates as the text the author wrote; JSON has no date type.
+            return node.value
+        if isinstance(value, bytes):
+            self.problems.append(Problem(self._loc(node.start_mark), "yaml.tag", "binary values are not allowed", pointer))
+            return None
+        return value
+
+
+def parse_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
+    """Parse YAML text (one or several documents) into located documents."""
+    docs: list[Document] = []
+    problems: list[Problem] = []
+    loader = yaml.SafeLoader(text)
+    index = 0
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            builder = _Builder(file, loader)
+            try:
+                data = builder.build(node, "", frozenset())
+            except _TooLarge:
+                problems.append(Problem(Loc(file, node.start_mark.line + 1, node.start_mark.column + 1), "yaml.too-large",
+                                        f"document expands to more than {MAX_NODES} nodes (aliases?)"))
+                index += 1
+                continue
+            except RecursionError:
+                problems.append(Problem(Loc(file, node.start_mark.line + 1, node.start_mark.column + 1), "yaml.too-deep",
+                                        "document is nested too deeply"))
+                index += 1
+                continue
+            problems.extend(builder.problems)
+            docs.append(Document(file, index, data, builder.value_locs, builder.key_locs))
+            index += 1
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Loc(file, mark.line + 1, mark.column + 1) if mark else Loc(file, 1, 1)
+        msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        problems.append(Problem(loc, "yaml.syntax", f"invalid YAML: {msg}"))
+    except yaml.YAMLError as exc:  # reader errors (bad bytes) carry no problem_mark
+        problems.append(Problem(Loc(file, 1, 1), "yaml.syntax", f"invalid YAML: {exc}"))
+    finally:
+        loader.dispose()
+    return docs, problems
+
+
+def read_file(path: Path, display: str | None = None) -> tuple[list[Document], list[Problem]]:
+    """Read one YAML file; an unreadable file is a problem, not an exception."""
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return [], [Problem(Loc(name, 1, 1), "file.encoding", f"file is not UTF-8 text: {exc.reason} at byte {exc.start}")]
+    except OSError as exc:
+        return [], [Problem(Loc(name), "file.unreadable", f"cannot read file: {exc.strerror}")]
+    return parse_text(text, name)
+
+
+def yaml_files(folder: Path) -> Iterator[Path]:
+    """Every YAML file under a pack folder, in a stable order."""
+    for path in sorted(folder.rglob("*")):
+        if path.suffix in (".yaml", ".yml") and path.is_file() and not any(p.startswith(".") for p in path.relative_to(folder).parts):
+            yield path
