@@ -147,10 +147,8 @@ class Builder:
         if raw is None:
             return None
         if isinstance(raw, str):
-            dur = self.duration(raw, ptr)
-            return Due(dur, self.loc(ptr)) if dur else None
-        dur = self.duration(raw["in"], J(ptr, "in"))
-        return Due(dur, self.loc(ptr), raw.get("from", "start")) if dur else None
+            return Due(self.duration(raw, ptr), self.loc(ptr))
+        return Due(self.duration(raw["in"], J(ptr, "in")), self.loc(ptr), raw.get("from", "start"))
 
     def escalation(self, raw: dict, ptr: str) -> Escalation:
         after = None

@@ -38,7 +38,7 @@ class Checker:
         return name is None or name in table or (kind, name) in self.broken
 
     def unknown(self, loc: Loc, kind: str, name: str, table, context: str = "") -> Problem:
-        known = ", ".join(sorted(table)) or "none defined"
+        known = ", ".join(sorted(set(table) | {n for k, n in self.broken if k == kind})) or "none defined"
         return Problem(loc, f"reference.{kind}", f"unknown {kind} '{name}'{context} (known: {known})")
 
     def record_scope(self, entity: str | None) -> frozenset[str] | None:
@@ -275,7 +275,7 @@ class Checker:
         if t.due and t.due.start != "start" and t.due.start not in earlier:
             yield Problem(t.due.loc, "step.due-from", f"{what} is due from step '{t.due.start}', which does not finish before it "
                                                       f"(earlier steps: {', '.join(sorted(earlier)) or 'none'})")
-        if t.due:
+        if t.due and t.due.duration:
             yield from self.business(p, t.due.duration, t.due.loc)
         if (t.reminders or t.escalate) and not t.due:
             yield Problem(t.loc, "step.no-due", f"{what} has reminders or escalations but no 'due:'")

@@ -221,7 +221,7 @@ class Form:
 
 @dataclass(frozen=True)
 class Due:
-    duration: Duration
+    duration: Duration | None  # None: given but invalid (already reported)
     loc: Loc
     start: str = "start"  # "start" or an earlier step id
 

@@ -85,6 +85,10 @@ class _Builder:
         if id(node) in active:
             self.problems.append(Problem(self._loc(node.start_mark), "yaml.recursive", "recursive alias is not allowed", pointer))
             return None
+        standard = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}.get(type(node))
+        if standard and node.tag != standard:
+            self.problems.append(Problem(self._loc(node.start_mark), "yaml.tag", f"unsupported YAML tag '{node.tag}'", pointer))
+            return None
         if isinstance(node, yaml.MappingNode):
             inner = active | {id(node)}
             try:
