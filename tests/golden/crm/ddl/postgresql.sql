@@ -1,0 +1,201 @@
+CREATE TABLE company (
+	id BIGSERIAL NOT NULL, 
+	title VARCHAR(500) DEFAULT '' NOT NULL, 
+	data JSONB NOT NULL, 
+	record_fields JSONB NOT NULL, 
+	row_version INTEGER DEFAULT '1' NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	created_by BIGINT, 
+	updated_by BIGINT, 
+	PRIMARY KEY (id)
+);
+
+CREATE UNIQUE INDEX ix_company_account_number ON company ((CAST(data ->> 'account_number' AS VARCHAR)));
+
+CREATE INDEX ix_company_industry ON company ((CAST(data ->> 'industry' AS VARCHAR)));
+
+CREATE INDEX ix_company_name ON company ((CAST(data ->> 'name' AS VARCHAR)));
+
+CREATE INDEX ix_company_owner ON company ((CAST(data ->> 'owner' AS INTEGER)));
+
+CREATE INDEX ix_company_status ON company ((CAST(data ->> 'status' AS VARCHAR)));
+
+CREATE TABLE product (
+	id BIGSERIAL NOT NULL, 
+	title VARCHAR(500) DEFAULT '' NOT NULL, 
+	data JSONB NOT NULL, 
+	record_fields JSONB NOT NULL, 
+	row_version INTEGER DEFAULT '1' NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	created_by BIGINT, 
+	updated_by BIGINT, 
+	PRIMARY KEY (id)
+);
+
+CREATE UNIQUE INDEX ix_product_sku ON product ((CAST(data ->> 'sku' AS VARCHAR)));
+
+CREATE TABLE person (
+	id BIGSERIAL NOT NULL, 
+	title VARCHAR(500) DEFAULT '' NOT NULL, 
+	data JSONB NOT NULL, 
+	record_fields JSONB NOT NULL, 
+	row_version INTEGER DEFAULT '1' NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	created_by BIGINT, 
+	updated_by BIGINT, 
+	company BIGINT, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT
+);
+
+CREATE INDEX ix_person_company ON person (company);
+
+CREATE INDEX ix_person_email ON person ((CAST(data ->> 'email' AS VARCHAR)));
+
+CREATE INDEX ix_person_last_name ON person ((CAST(data ->> 'last_name' AS VARCHAR)));
+
+CREATE TABLE contract (
+	id BIGSERIAL NOT NULL, 
+	title VARCHAR(500) DEFAULT '' NOT NULL, 
+	data JSONB NOT NULL, 
+	record_fields JSONB NOT NULL, 
+	row_version INTEGER DEFAULT '1' NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	created_by BIGINT, 
+	updated_by BIGINT, 
+	company BIGINT, 
+	contact BIGINT, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(contact) REFERENCES person (id) ON DELETE RESTRICT
+);
+
+CREATE INDEX ix_contract_company ON contract (company);
+
+CREATE INDEX ix_contract_contact ON contract (contact);
+
+CREATE INDEX ix_contract_end_date ON contract ((CAST(data ->> 'end_date' AS VARCHAR)));
+
+CREATE UNIQUE INDEX ix_contract_reference ON contract ((CAST(data ->> 'reference' AS VARCHAR)));
+
+CREATE TABLE opportunity (
+	id BIGSERIAL NOT NULL, 
+	title VARCHAR(500) DEFAULT '' NOT NULL, 
+	data JSONB NOT NULL, 
+	record_fields JSONB NOT NULL, 
+	row_version INTEGER DEFAULT '1' NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	created_by BIGINT, 
+	updated_by BIGINT, 
+	company BIGINT, 
+	contact BIGINT, 
+	product BIGINT, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(contact) REFERENCES person (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(product) REFERENCES product (id) ON DELETE RESTRICT
+);
+
+CREATE INDEX ix_opportunity_company ON opportunity (company);
+
+CREATE INDEX ix_opportunity_contact ON opportunity (contact);
+
+CREATE INDEX ix_opportunity_expected_close ON opportunity ((CAST(data ->> 'expected_close' AS VARCHAR)));
+
+CREATE INDEX ix_opportunity_owner ON opportunity ((CAST(data ->> 'owner' AS INTEGER)));
+
+CREATE INDEX ix_opportunity_product ON opportunity (product);
+
+CREATE INDEX ix_opportunity_stage ON opportunity ((CAST(data ->> 'stage' AS VARCHAR)));
+
+CREATE TABLE purchase (
+	id BIGSERIAL NOT NULL, 
+	title VARCHAR(500) DEFAULT '' NOT NULL, 
+	data JSONB NOT NULL, 
+	record_fields JSONB NOT NULL, 
+	row_version INTEGER DEFAULT '1' NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	created_by BIGINT, 
+	updated_by BIGINT, 
+	company BIGINT, 
+	product BIGINT, 
+	opportunity BIGINT, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(product) REFERENCES product (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(opportunity) REFERENCES opportunity (id) ON DELETE RESTRICT
+);
+
+CREATE INDEX ix_purchase_company ON purchase (company);
+
+CREATE INDEX ix_purchase_opportunity ON purchase (opportunity);
+
+CREATE UNIQUE INDEX ix_purchase_order_number ON purchase ((CAST(data ->> 'order_number' AS VARCHAR)));
+
+CREATE INDEX ix_purchase_product ON purchase (product);
+
+CREATE TABLE support_request (
+	id BIGSERIAL NOT NULL, 
+	title VARCHAR(500) DEFAULT '' NOT NULL, 
+	data JSONB NOT NULL, 
+	record_fields JSONB NOT NULL, 
+	row_version INTEGER DEFAULT '1' NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	created_by BIGINT, 
+	updated_by BIGINT, 
+	company BIGINT, 
+	person BIGINT, 
+	product BIGINT, 
+	contract BIGINT, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(person) REFERENCES person (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(product) REFERENCES product (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(contract) REFERENCES contract (id) ON DELETE RESTRICT
+);
+
+CREATE INDEX ix_support_request_company ON support_request (company);
+
+CREATE INDEX ix_support_request_contract ON support_request (contract);
+
+CREATE INDEX ix_support_request_person ON support_request (person);
+
+CREATE INDEX ix_support_request_product ON support_request (product);
+
+CREATE INDEX ix_support_request_severity ON support_request ((CAST(data ->> 'severity' AS VARCHAR)));
+
+CREATE INDEX ix_support_request_status ON support_request ((CAST(data ->> 'status' AS VARCHAR)));
+
+CREATE TABLE shipment (
+	id BIGSERIAL NOT NULL, 
+	title VARCHAR(500) DEFAULT '' NOT NULL, 
+	data JSONB NOT NULL, 
+	record_fields JSONB NOT NULL, 
+	row_version INTEGER DEFAULT '1' NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	created_by BIGINT, 
+	updated_by BIGINT, 
+	company BIGINT, 
+	product BIGINT, 
+	purchase BIGINT, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(product) REFERENCES product (id) ON DELETE RESTRICT, 
+	FOREIGN KEY(purchase) REFERENCES purchase (id) ON DELETE RESTRICT
+);
+
+CREATE INDEX ix_shipment_company ON shipment (company);
+
+CREATE INDEX ix_shipment_product ON shipment (product);
+
+CREATE INDEX ix_shipment_purchase ON shipment (purchase);
+
+CREATE INDEX ix_shipment_serial_number ON shipment ((CAST(data ->> 'serial_number' AS VARCHAR)));
