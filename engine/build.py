@@ -217,7 +217,7 @@ class Builder:
         d = self.doc.data
         return GroupDef(d["name"], self.loc("/name"), self.pack, d.get("label", humanise(d["name"])),
                         tuple((r, self.loc(J("/roles", i))) for i, r in enumerate(d.get("roles", ()))), d.get("calendar"),
-                        d.get("description", ""))
+                        d.get("description", ""), self.loc("/calendar"))
 
     def calendar(self) -> Calendar:
         d = self.doc.data
@@ -235,7 +235,7 @@ class Builder:
         hol = d.get("holidays") or {}
         return Calendar(d["name"], self.loc("/name"), self.pack, d.get("label", humanise(d["name"])), d["timezone"],
                         tuple(sorted(periods, key=lambda p: (p.weekday, p.start_minute))), hol.get("country"),
-                        hol.get("subdivision"), tuple(hol.get("dates", ())))
+                        hol.get("subdivision"), tuple(hol.get("dates", ())), self.loc("/timezone"), self.loc("/holidays"))
 
     def _days(self, spec: str, ptr: str) -> list[int]:
         parts = spec.lower().split("-")

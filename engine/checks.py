@@ -361,13 +361,13 @@ class Checker:
             if not self.exists("role", role, self.m.roles):
                 yield self.unknown(loc, "role", role, self.m.roles, f" in group '{g.name}'")
         if g.calendar and not self.exists("calendar", g.calendar, self.m.calendars):
-            yield self.unknown(g.loc, "calendar", g.calendar, self.m.calendars, f" in group '{g.name}'")
+            yield self.unknown(g.calendar_loc or g.loc, "calendar", g.calendar, self.m.calendars, f" in group '{g.name}'")
 
     def calendar(self, c) -> Iterator[Problem]:
         try:
             zoneinfo.ZoneInfo(c.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            yield Problem(c.loc, "calendar.timezone", f"calendar '{c.name}': unknown time zone '{c.timezone}' (expected an IANA name like 'Europe/London')")
+            yield Problem(c.timezone_loc or c.loc, "calendar.timezone", f"calendar '{c.name}': unknown time zone '{c.timezone}' (expected an IANA name like 'Europe/London')")
         if not c.working_hours:
             yield Problem(c.loc, "calendar.hours", f"calendar '{c.name}' has no working hours at all")
         if c.country:
@@ -376,14 +376,14 @@ class Checker:
             try:
                 holidays.country_holidays(c.country, subdiv=c.subdivision, years=2026)
             except NotImplementedError:
-                yield Problem(c.loc, "calendar.country", f"calendar '{c.name}': no public holidays are known for country '{c.country}'")
+                yield Problem(c.holidays_loc or c.loc, "calendar.country", f"calendar '{c.name}': no public holidays are known for country '{c.country}'")
             except (ValueError, KeyError) as exc:
-                yield Problem(c.loc, "calendar.subdivision", f"calendar '{c.name}': {exc}")
+                yield Problem(c.holidays_loc or c.loc, "calendar.subdivision", f"calendar '{c.name}': {exc}")
         for d in c.dates:
             try:
                 _dt.date.fromisoformat(d)
             except ValueError:
-                yield Problem(c.loc, "calendar.date", f"calendar '{c.name}': '{d}' is not a real date")
+                yield Problem(c.holidays_loc or c.loc, "calendar.date", f"calendar '{c.name}': '{d}' is not a real date")
 
 
 def _walk(steps: tuple[Step, ...]) -> Iterator[Step]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Iterator
@@ -14,7 +15,6 @@ from .errors import Problem
 from .source import Document, pointer_join
 
 KINDS = ("pack", "entity", "form", "process", "role", "group", "calendar", "overlay")
-SCHEMA_BASE = "https://tailor.dev/schemas/"
 
 
 def schema_text(kind: str) -> str:
@@ -23,11 +23,9 @@ def schema_text(kind: str) -> str:
 
 @lru_cache(maxsize=None)
 def registry() -> Registry:
-    resources_ = []
-    for name in ("common", *KINDS):
-        schema = json.loads(schema_text(name))
-        resources_.append((schema["$id"], Resource.from_contents(schema)))
-    return Registry().with_resources(resources_)
+    """Schemas keyed by file name: their relative `$ref`s resolve here and, for editors, next to the file."""
+    return Registry().with_resources(
+        (f"{name}.schema.json", Resource.from_contents(json.loads(schema_text(name)))) for name in ("common", *KINDS))
 
 
 @lru_cache(maxsize=None)
@@ -139,14 +137,21 @@ def _problem(doc: Document, error: ValidationError) -> Iterator[Problem]:
         yield Problem(doc.loc(ptr), "schema.pattern", f"expected {expected}{_where(error)}, found {_describe(inst)}", ptr)
         return
     if v in ("minItems", "minProperties", "minLength"):
-        yield Problem(doc.loc(ptr), "schema.empty", f"must not be empty{_where(error)}", ptr)
+        limit = error.validator_value
+        text = "must not be empty" if limit <= 1 else f"needs at least {limit} entries"
+        yield Problem(doc.loc(ptr), "schema.empty", f"{text}{_where(error)}", ptr)
         return
     if v in ("oneOf", "anyOf") and isinstance(inst, dict):
         keys = ", ".join(sorted({k for s in schema.get(v, []) for k in s.get("required", [])}))
         many = "exactly one" if v == "oneOf" else "at least one"
         yield Problem(doc.loc(ptr), "schema.shape", f"expected {many} of the keys {keys}{_where(error)}", ptr)
         return
-    yield Problem(doc.loc(ptr), f"schema.{v}", f"{error.message}{_where(error)}", ptr)
+    if v == "uniqueItems" and isinstance(inst, list):
+        repeated = next((x for i, x in enumerate(inst) if x in inst[:i]), None)
+        yield Problem(doc.loc(ptr), "schema.repeated", f"{_describe(repeated)} is listed twice{_where(error)}", ptr)
+        return
+    code = re.sub(r"(?<!^)(?=[A-Z])", "-", v).lower()
+    yield Problem(doc.loc(ptr), f"schema.{code}", f"{error.message}{_where(error)}", ptr)
 
 
 def validate_document(doc: Document) -> list[Problem]:

@@ -349,6 +349,7 @@ class GroupDef:
     roles: tuple[tuple[str, Loc], ...] = ()
     calendar: str | None = None
     description: str = ""
+    calendar_loc: Loc | None = None
     kind: str = field(default="group", init=False)
 
 
@@ -370,6 +371,8 @@ class Calendar:
     country: str | None = None
     subdivision: str | None = None
     dates: tuple[str, ...] = ()
+    timezone_loc: Loc | None = None
+    holidays_loc: Loc | None = None
     kind: str = field(default="calendar", init=False)
 
 

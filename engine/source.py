@@ -135,7 +135,10 @@ def parse_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     """Parse YAML text (one or several documents) into located documents."""
     docs: list[Document] = []
     problems: list[Problem] = []
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks every character up front
+    except yaml.reader.ReaderError as exc:
+        return [], [_reader_problem(text, file, exc)]
     index = 0
     try:
         while loader.check_node():
@@ -163,11 +166,20 @@ def parse_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
         loc = Loc(file, mark.line + 1, mark.column + 1) if mark else Loc(file, 1, 1)
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         problems.append(Problem(loc, "yaml.syntax", f"invalid YAML: {msg}"))
-    except yaml.YAMLError as exc:  # reader errors (bad bytes) carry no problem_mark
+    except yaml.reader.ReaderError as exc:
+        problems.append(_reader_problem(text, file, exc))
+    except yaml.YAMLError as exc:
         problems.append(Problem(Loc(file, 1, 1), "yaml.syntax", f"invalid YAML: {exc}"))
     finally:
         loader.dispose()
     return docs, problems
+
+
+def _reader_problem(text: str, file: str, exc: yaml.reader.ReaderError) -> Problem:
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    return Problem(Loc(file, line, column), "yaml.character", f"character U+{exc.character:04X} is not allowed in YAML text")
 
 
 def read_file(path: Path, display: str | None = None) -> tuple[list[Document], list[Problem]]:

@@ -262,3 +262,38 @@ def test_process_errors(packs):
         "(expected e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9') [trigger.rrule]",
         "p/proc.yaml:21:5: unknown form 'missing_form' in trigger (known: none defined) [reference.form]",
     ]
+
+
+def test_calendar_and_group_errors(packs):
+    folder = packs.write("p", {"people.yaml": """
+        kind: calendar
+        name: office
+        timezone: Mars/Olympus
+        working_hours:
+          mon-fri: "17:00-09:00"
+          funday: "09:00-12:00"
+        holidays: {country: XX}
+        ---
+        kind: group
+        name: sales
+        roles: [ghost]
+        calendar: nowhere
+        ---
+        kind: process
+        name: p
+        steps:
+          - id: split
+            parallel: {only: [{id: a, title: A}]}
+        """})
+    assert problems(folder) == [
+        "p/people.yaml:2:7: calendar 'office' has no working hours at all [calendar.hours]",
+        "p/people.yaml:3:11: calendar 'office': unknown time zone 'Mars/Olympus' (expected an IANA name like 'Europe/London') "
+        "[calendar.timezone]",
+        "p/people.yaml:5:12: expected working hours like '09:00-17:30' (start before end) or 'closed', found '17:00-09:00' "
+        "[calendar.hours]",
+        "p/people.yaml:6:3: expected a day or day range like 'mon' or 'mon-fri', found 'funday' [calendar.days]",
+        "p/people.yaml:7:11: calendar 'office': no public holidays are known for country 'XX' [calendar.country]",
+        "p/people.yaml:11:9: unknown role 'ghost' in group 'sales' (known: none defined) [reference.role]",
+        "p/people.yaml:12:11: unknown calendar 'nowhere' in group 'sales' (known: office) [reference.calendar]",
+        "p/people.yaml:18:15: needs at least 2 entries in 'parallel' [schema.empty]",
+    ]

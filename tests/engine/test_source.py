@@ -52,3 +52,7 @@ def test_alias_bomb_is_stopped():
 def test_yaml_11_booleans_do_not_eat_keys_and_dates_stay_text():
     [doc], _ = parse_text("on: [created]\nwhen: 2026-01-31\n", "f.yaml")
     assert doc.data == {"on": ["created"], "when": "2026-01-31"}
+
+
+def test_control_characters_are_located():
+    assert problems_of("kind: role\nname: a\x00b\n") == ["f.yaml:2:8: character U+0000 is not allowed in YAML text [yaml.character]"]
