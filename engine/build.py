@@ -85,6 +85,8 @@ class Builder:
             if value.startswith("created."):
                 return Source("created", value.split(".", 1)[1], loc)
             return Source("field", value, loc)
+        if isinstance(value, dict) and set(value) == {"value"}:
+            return Source("literal", value["value"], self.loc(J(ptr, "value")))
         return Source("literal", value, loc)
 
     def mapping(self, raw: dict | None, ptr: str) -> tuple[tuple[str, Source], ...]:

@@ -297,3 +297,26 @@ def test_calendar_and_group_errors(packs):
         "p/people.yaml:12:11: unknown calendar 'nowhere' in group 'sales' (known: office) [reference.calendar]",
         "p/people.yaml:18:15: needs at least 2 entries in 'parallel' [schema.empty]",
     ]
+
+
+def test_literal_values_in_actions_are_type_checked(packs):
+    folder = packs.write("p", {"company.yaml": ENTITY, "f.yaml": """
+        kind: form
+        name: quick
+        fields: {title: string}
+        on_submit:
+          - create: company
+            set:
+              name: title
+              industry: {value: retail}
+          - create: company
+            as: second
+            set:
+              name: {value: 42}
+              industry: {value: farming}
+        """})
+    assert problems(folder) == [
+        "p/f.yaml:12:21: type mismatch for 'name': 42 is not a valid string: 42 is not of type 'string' [mapping.type]",
+        "p/f.yaml:13:25: type mismatch for 'industry': 'farming' is not a valid choice: 'farming' is not one of "
+        "['healthcare', 'retail'] [mapping.type]",
+    ]

@@ -44,7 +44,7 @@ def mutations(draw):
     return path, "".join(lines)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutation=mutations())
 def test_mutated_yaml_gives_located_problems_never_a_traceback(tmp_path_factory, mutation):
     path, text = mutation
