@@ -7,7 +7,7 @@ baseline on the same files (PyYAML `safe_load_all` plus jsonschema validation of
 each document against its kind's schema). Prints a table and rewrites this
 benchmark's section of docs/benchmarks.md.
 
-    .venv/bin/python bench/compile_bench.py [--repeat 5] [--no-write] [--keep DIR] [--profile 25]
+    .venv/bin/python bench/compile_bench.py [--repeat 5] [--budget 45] [--no-write] [--keep DIR] [--profile 25]
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import platform
 import pstats
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -114,6 +115,11 @@ class GeneratedPack:
 
     def write(self, folder: Path) -> Path:
         root = folder / self.name
+        if root.exists():  # only ever replace a pack this script generated (--keep reuses a folder)
+            manifest = root / "pack.yaml"
+            if not manifest.exists() or "name: bench_" not in manifest.read_text(encoding="utf-8"):
+                raise SystemExit(f"{root} exists and is not a generated benchmark pack; choose another --keep folder")
+            shutil.rmtree(root)
         for rel, text in self.files.items():
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -352,7 +358,7 @@ def large_pack() -> GeneratedPack:
     for j, name in enumerate(task_forms):
         pack.files[f"forms/tasks/{name}.yaml"] = _dump(_task_form(j, name, entities[r.choice(names)], r),
                                                        "../../../engine/schemas/form.schema.json")
-    pack.counts = {"entities": 300, "forms": 400, "processes": 250, "roles": len(roles), "groups": len(groups), "calendars": 1}
+    pack.counts = {"entity": 300, "form": 400, "process": 250, "role": len(roles), "group": len(groups), "calendar": 1}
     return pack
 
 
@@ -393,7 +399,7 @@ def wide_pack() -> GeneratedPack:
     pack.files["forms/wide_intake.yaml"] = _dump(
         {"kind": "form", "name": "wide_intake", "entity": "wide_record", "fields": form_fields, "layout": layout,
          "on_submit": [{"update": "record", "set": {k: k for k in chosen}}]}, "../../engine/schemas/form.schema.json")
-    pack.counts = {"entities": 1, "entity fields": len(fields), "forms": 1, "form fields": len(chosen)}
+    pack.counts = {"entity": 1, "entity field": len(fields), "form": 1, "form field": len(chosen)}
     return pack
 
 
@@ -477,7 +483,7 @@ def run(label: str, folder: Path, repeat: int, budget: float, validators, progre
     spent = 0.0
     for i in range(repeat):
         per_rep = spent / i if i else 0.0
-        if i >= MIN_REPEAT and spent + per_rep > budget:
+        if i >= MIN_REPEAT and spent + per_rep > budget:  # bounded: a slow engine gets fewer runs, not a longer wait
             break
         t_load, model = _timed(lambda: load([folder]))
         t_comp, _ = _timed(lambda: compile_model(model))
@@ -501,8 +507,13 @@ def profile(folder: Path, top: int) -> str:
     compile_model(load([folder]))
     prof.disable()
     out = io.StringIO()
-    pstats.Stats(prof, stream=out).strip_dirs().sort_stats("cumulative").print_stats(top)
-    return out.getvalue()
+    stats = pstats.Stats(prof, stream=out).sort_stats("cumulative")
+    out.write(f"-- top {top} by cumulative time --\n")
+    stats.print_stats(top)
+    # The overall list is mostly one call chain (load -> read_file -> PyYAML); the engine's own functions say where to look.
+    out.write(f"-- top {top} engine functions by cumulative time --\n")
+    stats.print_stats(re.escape(f"{os.sep}engine{os.sep}"), top)
+    return out.getvalue().replace(str(ROOT) + os.sep, "").replace(sys.prefix + os.sep, "")
 
 
 # -- reporting --------------------------------------------------------------------
@@ -540,6 +551,8 @@ def machine() -> dict[str, str]:
         "libraries": ", ".join(f"{d} {metadata.version(d)}" for d in ("PyYAML", "jsonschema", "Jinja2", "SQLAlchemy"))
                      + f" (PyYAML {libyaml})",
         "engine": engine,
+        "load average": " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min, when the run ended: other work "
+                        "on the machine slows every figure, the ratio least)" if hasattr(os, "getloadavg") else "unknown",
     }
 
 
@@ -555,6 +568,11 @@ COLUMNS = ["pack", "files / documents", "runs", "load", "compile", "load + compi
 def rows(results: list[Result]) -> list[list[str]]:
     return [[r.label, f"{r.files} / {r.documents}", str(len(r.total)), _s(r.load), _s(r.compile), _s(r.total), _s(r.first), _s(r.base),
              f"{r.ratio:.1f}x", "met" if r.met else "NOT met"] for r in results]
+
+
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + ("es" if noun.endswith("s") else "s")
+    return f"{n:,} {noun if n == 1 else plural}"
 
 
 def markdown(results: list[Result], packs: list[GeneratedPack], info: dict[str, str], repeat: int, when: str) -> str:
@@ -575,11 +593,11 @@ def markdown(results: list[Result], packs: list[GeneratedPack], info: dict[str, 
         "",
     ]
     for p in packs:
-        lines.append(f"- `{p.name}`: " + ", ".join(f"{v:,} {k}" for k, v in p.counts.items()))
+        lines.append(f"- `{p.name}`: " + ", ".join(_count(v, k) for k, v in p.counts.items()))
     lines += [
         "",
         f"Seconds, median (min) of *runs* repetitions (up to {repeat}, fewer once a pack's runs pass a time budget, "
-        f"never fewer than {MIN_REPEAT}) after one warm-up; *first run* is the warm-up's load + compile, which also "
+        f"never fewer than {min(MIN_REPEAT, repeat)}) after one warm-up; *first run* is the warm-up's load + compile, which also "
         "checks the pack loads without problems (the first pack's first run pays for cold caches); "
         "*ratio* is the median load + compile over the median baseline.",
         "",
@@ -625,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Console(width=160)  # a piped table keeps its columns whole
     err = Console(stderr=True)
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = time.perf_counter()
     packs = [large_pack(), wide_pack()]
     labels = {"large": "1,000 definitions", "wide": "1 entity, 500 fields"}
     validators = baseline_validators()
@@ -648,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         out.print(f"goal < {GOAL_SECONDS:g} s for {r.label}: {'met' if r.met else 'NOT met'}")
     if report:
         out.print(report, markup=False, highlight=False)
+    out.print(f"benchmark took {time.perf_counter() - started:.0f} s")
     if not args.no_write:
         info = machine()
         write_docs(DOCS, markdown(results, packs, info, args.repeat, when))

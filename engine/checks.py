@@ -236,7 +236,7 @@ class Checker:
             if step.id in ids:
                 yield Problem(step.loc, "step.duplicate", f"step id '{step.id}' is used twice in {where} (first at {ids[step.id]})")
             ids.setdefault(step.id, step.loc)
-        steps_scope = frozenset(ids)
+        steps_scope = {sid: self.step_attrs(step) for sid, step in ((s.id, s) for s in _walk(p.steps))}
         scope = Scope({"record": self.record_scope(p.entity), "inputs": frozenset(f.name for f in p.inputs), "process": frozenset({"label", "name", "id"}),
                        "project": frozenset({"title", "manager"}) if p.project else frozenset(), "steps": steps_scope,
                        "today": ANY, "now": ANY}, where)
@@ -247,6 +247,12 @@ class Checker:
         yield from self.steps(p, p.steps, set(), scope)
         for t in p.triggers:
             yield from self.trigger(p, t)
+
+    def step_attrs(self, step: Step) -> dict:
+        """What a template may read of an earlier step: steps.ID.outcome, .completed_by, .data.FIELD."""
+        form = self.m.forms.get(step.form) if isinstance(step, TaskStep) and step.form else None
+        data = frozenset(f.name for f in form.fields) if form else frozenset()
+        return {"outcome": ANY, "completed_by": ANY, "completed_at": ANY, "data": data}
 
     def steps(self, p: Process, steps: tuple[Step, ...], earlier: set[str], scope: Scope) -> Iterator[Problem]:
         """Check steps in order; `earlier` holds the ids completed before each step starts."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping, Union
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -46,23 +46,48 @@ def environment() -> ImmutableSandboxedEnvironment:
 ENV = environment()
 
 
+Spec = Union[frozenset, Mapping[str, Any], None]
+
+
 @dataclass(frozen=True)
 class Scope:
-    """Names a template may use: root -> allowed attribute names, or ANY."""
+    """Names a template may use.
 
-    names: Mapping[str, frozenset[str] | None]
+    Each root maps to ANY (attributes unchecked), a frozenset of allowed
+    attribute names, or a mapping attribute -> nested spec (e.g. steps.ID.data.FIELD).
+    """
+
+    names: Mapping[str, Spec]
     place: str
 
 
-def _walk_names(node: nodes.Node) -> Iterator[tuple[str, str | None, nodes.Node]]:
-    """Yield (root, attribute or None, node) for each variable use."""
-    for n in node.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
-        if isinstance(n, nodes.Getattr) and isinstance(n.node, nodes.Name) and n.node.ctx == "load":
-            yield n.node.name, n.attr, n
-        elif isinstance(n, nodes.Getitem) and isinstance(n.node, nodes.Name) and isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str):
-            yield n.node.name, n.arg.value, n
-        elif isinstance(n, nodes.Name) and n.ctx == "load":
-            yield n.name, None, n
+def _chain(node: nodes.Node) -> list[str] | None:
+    """['steps', 'call', 'data', 'x'] for steps.call.data.x; None unless it starts at a loaded name."""
+    parts: list[str] = []
+    while True:
+        if isinstance(node, nodes.Getattr):
+            parts.append(node.attr)
+            node = node.node
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            parts.append(node.arg.value)
+            node = node.node
+        elif isinstance(node, nodes.Name) and node.ctx == "load":
+            parts.append(node.name)
+            return parts[::-1]
+        else:
+            return None
+
+
+def _chains(ast: nodes.Node) -> list[list[str]]:
+    inner = {id(n.node) for n in ast.find_all((nodes.Getattr, nodes.Getitem))}
+    out = []
+    for n in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        if id(n) in inner:
+            continue  # part of a longer chain
+        chain = _chain(n)
+        if chain:
+            out.append(chain)
+    return out
 
 
 def _local_names(ast: nodes.Node) -> set[str]:
@@ -71,6 +96,20 @@ def _local_names(ast: nodes.Node) -> set[str]:
         if n.ctx in ("store", "param"):
             names.add(n.name)
     return names
+
+
+def _check_chain(chain: list[str], spec: Spec) -> tuple[str, str, frozenset] | None:
+    """The first part of `chain` that `spec` does not allow: (path so far, part, allowed)."""
+    for i, part in enumerate(chain[1:], start=1):
+        if spec is None:
+            return None
+        allowed = frozenset(spec) if not isinstance(spec, frozenset) else spec
+        if part not in allowed:
+            return ".".join(chain[:i]), part, allowed
+        if isinstance(spec, frozenset):
+            return None
+        spec = spec[part]
+    return None
 
 
 def check(template: Template, scope: Scope, *, expression: bool = False) -> list[Problem]:
@@ -88,23 +127,25 @@ def check(template: Template, scope: Scope, *, expression: bool = False) -> list
         return [Problem(template.loc, "expression.syntax", f"invalid {what} in {scope.place}: {exc.message}{where}")]
     problems: list[Problem] = []
     local = _local_names(ast)
-    seen: set[tuple[str, str | None]] = set()
-    for root, attr, _ in _walk_names(ast):
-        if root in local or (root, attr) in seen:
+    reported: set[str] = set()
+    for chain in _chains(ast):
+        root = chain[0]
+        if root in local:
             continue
-        seen.add((root, attr))
         if root not in scope.names:
-            if attr is None or (root, None) not in seen:
+            if root not in reported:
                 allowed = ", ".join(sorted(scope.names)) or "nothing"
                 problems.append(Problem(template.loc, "expression.unknown-name",
                                         f"unknown name '{root}' in {scope.place} {what} (available: {allowed})"))
-                seen.add((root, None))
+                reported.add(root)
             continue
-        allowed_attrs = scope.names[root]
-        if attr is not None and allowed_attrs is not None and attr not in allowed_attrs:
+        bad = _check_chain(chain, scope.names[root])
+        if bad and f"{bad[0]}.{bad[1]}" not in reported:
+            path, part, allowed = bad
+            reported.add(f"{path}.{part}")
             problems.append(Problem(template.loc, "expression.unknown-field",
-                                    f"'{root}.{attr}' in {scope.place} {what}: '{root}' has no field '{attr}' "
-                                    f"(known: {', '.join(sorted(allowed_attrs)) or 'none'})"))
+                                    f"'{path}.{part}' in {scope.place} {what}: '{path}' has no field '{part}' "
+                                    f"(known: {', '.join(sorted(allowed)) or 'none'})"))
     return problems
 
 

@@ -320,3 +320,25 @@ def test_literal_values_in_actions_are_type_checked(packs):
         "p/f.yaml:13:25: type mismatch for 'industry': 'farming' is not a valid choice: 'farming' is not one of "
         "['healthcare', 'retail'] [mapping.type]",
     ]
+
+
+def test_templates_may_read_earlier_steps_form_data_only_by_real_field_names(packs):
+    folder = packs.write("p", {"company.yaml": ENTITY, "people.yaml": PEOPLE, "f.yaml": """
+        kind: form
+        name: call_form
+        fields: {result: {type: choice, choices: [won, lost]}}
+        ---
+        kind: process
+        name: p
+        entity: company
+        steps:
+          - {id: call, title: Call, form: call_form}
+          - id: next
+            title: "{{ steps.call.data.result }} / {{ steps.call.data.reslt }} / {{ steps.call.outcome }} / {{ steps.cal.outcome }}"
+        """})
+    assert problems(folder) == [
+        "p/f.yaml:11:12: 'steps.cal' in step 'next' title template: 'steps' has no field 'cal' (known: call, next) "
+        "[expression.unknown-field]",
+        "p/f.yaml:11:12: 'steps.call.data.reslt' in step 'next' title template: 'steps.call.data' has no field 'reslt' "
+        "(known: result) [expression.unknown-field]",
+    ]
