@@ -200,16 +200,18 @@ def _escalation(level: int, e: Escalation) -> dict:
             "reassign": _party(e.reassign), "message": e.message.source if e.message else None}
 
 
-def _step(s: Step) -> dict:
+def _step(s: Step, model: Model) -> dict:
     if isinstance(s, ParallelStep):
         return {"kind": "parallel", "id": s.id, "when": s.when.source if s.when else None,
-                "branches": [{"name": n, "steps": [_step(x) for x in b]} for n, b in s.branches]}
+                "branches": [{"name": n, "steps": [_step(x, model) for x in b]} for n, b in s.branches]}
     assert isinstance(s, TaskStep)
     return {
         "kind": "task", "id": s.id, "title": s.title.source, "description": s.description.source if s.description else None,
         "when": s.when.source if s.when else None, "assign": _party(s.assign), "strategy": s.strategy,
         "due": {"duration": s.due.duration.to_json(), "from": s.due.start} if s.due else None,
-        "form": s.form, "approval": _party(s.approval), "reminders": [r.to_json() for r in s.reminders],
+        "form": s.form, "approval": _party(s.approval),
+        # the step's form schema travels with the spec so a workflow update validator can check submissions
+        "form_schema": form_schema(model.forms[s.form], tuple(sorted(model.groups))) if s.form else None, "reminders": [r.to_json() for r in s.reminders],
         "escalate": [_escalation(i + 1, e) for i, e in enumerate(s.escalate)],
     }
 
@@ -247,7 +249,7 @@ def process_spec(p: Process, model: Model) -> dict:
                    "required": sorted(f.name for f in p.inputs if f.required)},
         "triggers": [_trigger(t) for t in p.triggers] or [{"kind": "manual"}],
         "project": {"title": p.project.title.source, "manager": _party(p.project.manager)} if p.project else None,
-        "steps": [_step(s) for s in p.steps],
+        "steps": [_step(s, model) for s in p.steps],
     }
     digest = hashlib.sha256(canonical_json(spec).encode()).hexdigest()
     return {**spec, "hash": digest, "version": digest[:12]}

@@ -1,0 +1,144 @@
+"""Temporal activities: the only place processes touch the database and the mail server.
+
+Each one is idempotent (keyed writes), so Temporal may retry it after a crash,
+a timeout or a database outage without creating anything twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from temporalio import activity
+
+from engine.compiler import CompiledModel
+from . import parties, tasks as task_service
+from .mail import send_mail
+from .schema import idempotency_keys, users
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    host: str = "127.0.0.1"
+    port: int = 8025
+    sender: str = "tailor@localhost"
+    base_url: str = "http://127.0.0.1:8000"
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+class Activities:
+    """Activities bound to one database engine, compiled model and mail server."""
+
+    def __init__(self, engine: sa.Engine, compiled: CompiledModel, mail: MailSettings = MailSettings()):
+        self.engine = engine
+        self.compiled = compiled
+        self.mail = mail
+
+    def all(self) -> list:
+        return [self.register_instance, self.open_project, self.create_task, self.set_task_state, self.reassign_task,
+                self.raise_alert, self.send_reminder, self.finish_instance]
+
+    def _owner(self, conn: sa.Connection, entity: str | None, record_id: int | None) -> int | None:
+        """The record's owner as it is now (not as it was when the process started)."""
+        if not entity or not record_id or entity not in self.compiled.metadata.tables:
+            return None
+        table = self.compiled.metadata.tables[entity]
+        row = conn.execute(sa.select(table.c.data).where(table.c.id == record_id)).first()
+        owner = (row.data or {}).get("owner") if row else None
+        return int(owner) if isinstance(owner, int) else None
+
+    def _ctx(self, conn: sa.Connection, req: dict) -> dict[str, Any]:
+        return {"owner_id": self._owner(conn, req.get("entity"), req.get("record_id")), "assignee_id": req.get("assignee_id"),
+                "group": req.get("group"), "project_id": req.get("project_id"), "completers": req.get("completers") or {},
+                "started_by": req.get("started_by")}
+
+    def _emails(self, conn: sa.Connection, user_ids: list[int]) -> list[str]:
+        if not user_ids:
+            return []
+        return [e for e in conn.execute(sa.select(users.c.email).where(users.c.id.in_(user_ids))).scalars() if e]
+
+    @activity.defn(name="tailor.register_instance")
+    def register_instance(self, req: dict) -> None:
+        with self.engine.begin() as conn:
+            task_service.register_instance(conn, req["workflow_id"], req["process"], req["version"], req.get("entity"),
+                                           req.get("record_id"), req.get("inputs") or {}, req.get("started_by"), _when(req["started_at"]))
+
+    @activity.defn(name="tailor.open_project")
+    def open_project(self, req: dict) -> int:
+        with self.engine.begin() as conn:
+            manager = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
+            return task_service.open_project(conn, req["key"], req["title"], req.get("entity"), req.get("record_id"),
+                                             manager[0] if manager else req.get("started_by"))
+
+    @activity.defn(name="tailor.create_task")
+    def create_task(self, req: dict) -> dict:
+        with self.engine.begin() as conn:
+            values = {k: req.get(k) for k in ("workflow_id", "process", "step_id", "title", "description", "entity", "record_id",
+                                              "project_id", "form", "approver")}
+            values["due_at"] = _when(req.get("due_at"))
+            values["created_by"] = req.get("started_by")
+            row = task_service.create_task(conn, req["key"], values, req.get("assign"), req.get("strategy", "round_robin"), self._ctx(conn, req))
+            return {"task_id": row["id"], "assignee_id": row["assignee_id"], "group": row["group_name"]}
+
+    @activity.defn(name="tailor.set_task_state")
+    def set_task_state(self, req: dict) -> None:
+        with self.engine.begin() as conn:
+            task_service.set_task_state(conn, req["task_id"], req["status"], req.get("user_id"), req.get("outcome"), req.get("data"),
+                                        req.get("comment", ""))
+
+    @activity.defn(name="tailor.reassign_task")
+    def reassign_task(self, req: dict) -> dict:
+        with self.engine.begin() as conn:
+            if req.get("user_id"):
+                user, group = req["user_id"], None
+            else:
+                user, group = task_service.pick_assignee(conn, req.get("party"), req.get("strategy", "round_robin"), self._ctx(conn, req))
+            task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"))
+            return {"assignee_id": user, "group": group}
+
+    @activity.defn(name="tailor.raise_alert")
+    def raise_alert(self, req: dict) -> dict:
+        """Raise escalation level N of a task exactly once: row, history entry, then email."""
+        with self.engine.begin() as conn:
+            task = task_service.get_task(conn, req["task_id"])
+            assert task is not None
+            ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
+                                   "entity": task["entity"], "record_id": task["record_id"]})
+            recipients: list[int] = []
+            for party in req.get("alert") or []:
+                recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
+            alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, req["message"])
+            emails = self._emails(conn, alert["recipients"])
+        if alert["emailed_at"] is None and emails:
+            send_mail(self.mail.host, self.mail.port, self.mail.sender, emails, f"[Tailor] Overdue: {task['title']}",
+                      f"{req['message']}\n\nTask: {task['title']}\nDue: {task['due_at']}\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
+            with self.engine.begin() as conn:
+                task_service.mark_emailed(conn, alert["id"])
+        return {"alert_id": alert["id"], "recipients": alert["recipients"]}
+
+    @activity.defn(name="tailor.send_reminder")
+    def send_reminder(self, req: dict) -> None:
+        with self.engine.begin() as conn:
+            key = f"reminder:{req['key']}"
+            if conn.execute(sa.select(idempotency_keys.c.key).where(idempotency_keys.c.key == key)).first():
+                return
+            task = task_service.get_task(conn, req["task_id"])
+            emails = self._emails(conn, [task["assignee_id"]] if task and task["assignee_id"] else [])
+        if task and task["status"] in ("open", "awaiting_approval") and emails:
+            send_mail(self.mail.host, self.mail.port, self.mail.sender, emails, f"[Tailor] Reminder: {task['title']}",
+                      f"This task is due {task['due_at']}.\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
+        with self.engine.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(idempotency_keys.insert().values(key=key, scope="reminder", result={}, created_at=task_service.utcnow()))
+            except sa.exc.IntegrityError:
+                pass
+
+    @activity.defn(name="tailor.finish_instance")
+    def finish_instance(self, req: dict) -> None:
+        with self.engine.begin() as conn:
+            task_service.finish_instance(conn, req["workflow_id"], req["status"], req.get("project_id"))

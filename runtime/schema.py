@@ -1,0 +1,167 @@
+"""The platform's own tables (users, tasks, alerts, history, ...), migrated with Alembic.
+
+Entity tables come from the compiled model instead (see `engine.compiler`).
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s", "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s",
+})
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+When = sa.DateTime(timezone=True)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(150), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(254)),
+    sa.Column("password_hash", sa.String(200)),
+    sa.Column("roles", JSON, nullable=False),            # role names from the definitions
+    sa.Column("company_id", sa.BigInteger),              # portal users: the one company they see
+    sa.Column("person_id", sa.BigInteger),               # their personnel record, if any
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("api_token_hash", sa.String(200)),
+    sa.Column("created_at", When, nullable=False),
+)
+
+group_members = sa.Table(
+    "group_members", metadata,
+    sa.Column("group_name", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("manager", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+assignment_cursor = sa.Table(  # round-robin position per group
+    "assignment_cursor", metadata,
+    sa.Column("group_name", sa.String(64), primary_key=True),
+    sa.Column("last_user_id", sa.BigInteger),
+)
+
+projects = sa.Table(
+    "projects", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),  # workflow id that opened it: no duplicates on retry
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("entity", sa.String(64)),
+    sa.Column("record_id", sa.BigInteger),
+    sa.Column("manager_id", sa.ForeignKey("users.id")),
+    sa.Column("status", sa.String(20), nullable=False, server_default="open"),
+    sa.Column("created_at", When, nullable=False),
+)
+
+project_members = sa.Table(
+    "project_members", metadata,
+    sa.Column("project_id", sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+process_instances = sa.Table(
+    "process_instances", metadata,
+    sa.Column("workflow_id", sa.String(200), primary_key=True),
+    sa.Column("process", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(64)),
+    sa.Column("record_id", sa.BigInteger),
+    sa.Column("project_id", sa.BigInteger),
+    sa.Column("status", sa.String(20), nullable=False),  # running, completed, failed, cancelled
+    sa.Column("inputs", JSON, nullable=False),
+    sa.Column("started_by", sa.BigInteger),
+    sa.Column("started_at", When, nullable=False),
+    sa.Column("ended_at", When),
+    sa.Index("ix_process_instances_record", "entity", "record_id"),
+)
+
+tasks = sa.Table(
+    "tasks", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(300), nullable=False, unique=True),  # workflow id + step: an activity retry finds its row
+    sa.Column("workflow_id", sa.String(200), nullable=False, index=True),
+    sa.Column("process", sa.String(64), nullable=False),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("entity", sa.String(64)),
+    sa.Column("record_id", sa.BigInteger),
+    sa.Column("project_id", sa.BigInteger),
+    sa.Column("form", sa.String(64)),
+    sa.Column("assignee_id", sa.ForeignKey("users.id")),
+    sa.Column("group_name", sa.String(64)),
+    sa.Column("approver", JSON),                       # party that must approve, if any
+    sa.Column("status", sa.String(20), nullable=False),  # open, awaiting_approval, done, rejected, skipped, cancelled
+    sa.Column("outcome", sa.String(20)),
+    sa.Column("data", JSON),
+    sa.Column("due_at", When),
+    sa.Column("created_at", When, nullable=False),
+    sa.Column("created_by", sa.BigInteger),
+    sa.Column("completed_at", When),
+    sa.Column("completed_by", sa.BigInteger),
+    sa.Index("ix_tasks_inbox", "assignee_id", "status", "due_at"),
+    sa.Index("ix_tasks_group", "group_name", "status", "due_at"),
+)
+
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(300), nullable=False, unique=True),  # task + escalation level: raised exactly once
+    sa.Column("task_id", sa.ForeignKey("tasks.id", ondelete="CASCADE")),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("recipients", JSON, nullable=False),     # user ids
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("entity", sa.String(64)),
+    sa.Column("record_id", sa.BigInteger),
+    sa.Column("project_id", sa.BigInteger),
+    sa.Column("due_at", When),
+    sa.Column("raised_at", When, nullable=False),
+    sa.Column("emailed_at", When),
+    sa.Column("acknowledged_at", When),
+    sa.Column("acknowledged_by", sa.BigInteger),
+)
+
+contact_history = sa.Table(
+    "contact_history", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(300), unique=True),      # optional idempotency key of the event
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),   # submission, task, alert, note, change
+    sa.Column("summary", sa.String(500), nullable=False),
+    sa.Column("form", sa.String(64)),
+    sa.Column("data", JSON),
+    sa.Column("user_id", sa.BigInteger),
+    sa.Column("occurred_at", When, nullable=False),
+    sa.Index("ix_contact_history_record", "entity", "record_id", "occurred_at"),
+)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),  # create, update, delete, add_field
+    sa.Column("user_id", sa.BigInteger),
+    sa.Column("at", When, nullable=False),
+    sa.Column("before", JSON),
+    sa.Column("after", JSON),
+    sa.Index("ix_audit_log_record", "entity", "record_id", "at"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("scope", sa.String(64), nullable=False),
+    sa.Column("result", JSON, nullable=False),
+    sa.Column("created_at", When, nullable=False),
+)
+
+definition_state = sa.Table(  # what `tailor migrate` last applied, to diff against
+    "definition_state", metadata,
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("schema", JSON, nullable=False),
+    sa.Column("applied_at", When, nullable=False),
+)

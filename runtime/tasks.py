@@ -1,0 +1,155 @@
+"""Tasks, alerts, projects and process instances: the service the activities and the web share.
+
+Every write is idempotent on a key (workflow id + step, + escalation level), so an
+activity retried after a crash finds the row it already wrote instead of adding one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import parties
+from .history import add_history
+from .schema import alerts, assignment_cursor, process_instances, projects, tasks
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _insert_once(conn: sa.Connection, table: sa.Table, key: str, values: dict) -> tuple[dict, bool]:
+    """Insert a row keyed by `key` unless it exists; returns (row, inserted)."""
+    existing = conn.execute(sa.select(table).where(table.c.key == key)).mappings().first()
+    if existing:
+        return dict(existing), False
+    try:
+        with conn.begin_nested():
+            conn.execute(table.insert().values(key=key, **values))
+    except sa.exc.IntegrityError:
+        pass  # a concurrent retry won the race; its row is the row
+    row = conn.execute(sa.select(table).where(table.c.key == key)).mappings().one()
+    return dict(row), True
+
+
+def register_instance(conn: sa.Connection, workflow_id: str, process: str, version: str, entity: str | None,
+                      record_id: int | None, inputs: dict, started_by: int | None, started_at: dt.datetime) -> None:
+    if conn.execute(sa.select(process_instances.c.workflow_id).where(process_instances.c.workflow_id == workflow_id)).first():
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(process_instances.insert().values(
+                workflow_id=workflow_id, process=process, version=version, entity=entity, record_id=record_id,
+                status="running", inputs=inputs, started_by=started_by, started_at=started_at))
+    except sa.exc.IntegrityError:
+        pass
+
+
+def finish_instance(conn: sa.Connection, workflow_id: str, status: str, project_id: int | None = None) -> None:
+    conn.execute(process_instances.update().where(process_instances.c.workflow_id == workflow_id, process_instances.c.status == "running")
+                 .values(status=status, ended_at=utcnow()))
+    if project_id:
+        conn.execute(projects.update().where(projects.c.id == project_id).values(status="closed"))
+
+
+def open_project(conn: sa.Connection, key: str, title: str, entity: str | None, record_id: int | None, manager_id: int | None) -> int:
+    row, created = _insert_once(conn, projects, key, dict(title=title, entity=entity, record_id=record_id, manager_id=manager_id,
+                                                          status="open", created_at=utcnow()))
+    if created and entity and record_id:
+        add_history(conn, entity, record_id, "project", f"Project opened: {title}", {"project_id": row["id"]}, None, key=f"project:{key}")
+    return row["id"]
+
+
+def pick_assignee(conn: sa.Connection, party: dict | None, strategy: str, ctx: dict[str, Any]) -> tuple[int | None, str | None]:
+    """(user id, group name) for a task: groups by round robin or least busy, others as named."""
+    if not party:
+        return ctx.get("started_by"), None
+    if party["kind"] in ("group", "role"):
+        candidates = parties.resolve(conn, party, ctx)
+        group = party["name"] if party["kind"] == "group" else None
+        if not candidates:
+            return None, group  # nobody yet: the task waits in the group's queue
+        if strategy == "least_busy":
+            load = parties.open_load(conn, candidates)
+            return min(candidates, key=lambda u: (load[u], u)), group
+        cursor_key = f"{party['kind']}:{party['name']}"
+        last = conn.execute(sa.select(assignment_cursor.c.last_user_id).where(assignment_cursor.c.group_name == cursor_key)).scalar()
+        nxt = next((u for u in candidates if last is None or u > last), candidates[0])
+        if last is None and not conn.execute(sa.select(assignment_cursor.c.group_name).where(assignment_cursor.c.group_name == cursor_key)).first():
+            conn.execute(assignment_cursor.insert().values(group_name=cursor_key, last_user_id=nxt))
+        else:
+            conn.execute(assignment_cursor.update().where(assignment_cursor.c.group_name == cursor_key).values(last_user_id=nxt))
+        return nxt, group
+    users = parties.resolve(conn, party, ctx)
+    return (users[0] if users else None), None
+
+
+def create_task(conn: sa.Connection, key: str, values: dict, assign: dict | None, strategy: str, ctx: dict[str, Any]) -> dict:
+    """The task row for `key`, created (and assigned) the first time only."""
+    existing = conn.execute(sa.select(tasks).where(tasks.c.key == key)).mappings().first()
+    if existing:
+        return dict(existing)
+    assignee, group = pick_assignee(conn, assign, strategy, ctx)
+    row, created = _insert_once(conn, tasks, key, {**values, "assignee_id": assignee, "group_name": group, "status": "open",
+                                                    "created_at": utcnow()})
+    if created and row["entity"] and row["record_id"]:
+        add_history(conn, row["entity"], row["record_id"], "task", f"Task created: {row['title']}",
+                    {"task_id": row["id"], "due_at": row["due_at"].isoformat() if row["due_at"] else None}, None, key=f"task-created:{key}")
+    return row
+
+
+def get_task(conn: sa.Connection, task_id: int) -> dict | None:
+    row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def set_task_state(conn: sa.Connection, task_id: int, status: str, user_id: int | None, outcome: str | None = None,
+                   data: dict | None = None, comment: str = "") -> dict:
+    """Record a task's new state (done, awaiting_approval, open again, skipped) and its history entry."""
+    values: dict[str, Any] = {"status": status}
+    if outcome is not None:
+        values["outcome"] = outcome
+    if data is not None:
+        values["data"] = data
+    if status in ("done", "skipped", "cancelled"):
+        values.update(completed_at=utcnow(), completed_by=user_id)
+    conn.execute(tasks.update().where(tasks.c.id == task_id).values(**values))
+    task = get_task(conn, task_id)
+    assert task is not None
+    if task["entity"] and task["record_id"]:
+        words = {"done": "completed", "awaiting_approval": "submitted for approval", "open": "reopened", "skipped": "skipped"}
+        summary = f"Task {words.get(status, status)}: {task['title']}" + (f" ({outcome})" if outcome and outcome != "done" else "")
+        add_history(conn, task["entity"], task["record_id"], "task", summary, {"task_id": task_id, "data": data, "comment": comment or None},
+                    user_id)
+    return task
+
+
+def reassign_task(conn: sa.Connection, task_id: int, user_id: int | None, group: str | None, by: int | None) -> dict:
+    conn.execute(tasks.update().where(tasks.c.id == task_id).values(assignee_id=user_id, group_name=group))
+    task = get_task(conn, task_id)
+    assert task is not None
+    if task["entity"] and task["record_id"]:
+        add_history(conn, task["entity"], task["record_id"], "task", f"Task reassigned: {task['title']}",
+                    {"task_id": task_id, "assignee_id": user_id, "group": group}, by)
+    return task
+
+
+def raise_alert(conn: sa.Connection, key: str, task: dict, level: int, recipients: list[int], message: str) -> tuple[dict, bool]:
+    """The alert for (task, level): created once, with its history entry; (row, created)."""
+    row, created = _insert_once(conn, alerts, key, dict(task_id=task["id"], level=level, recipients=recipients, message=message,
+                                                        entity=task["entity"], record_id=task["record_id"], project_id=task["project_id"],
+                                                        due_at=task["due_at"], raised_at=utcnow()))
+    if created and task["entity"] and task["record_id"]:
+        add_history(conn, task["entity"], task["record_id"], "alert", f"Alert (level {level}): {message}",
+                    {"alert_id": row["id"], "task_id": task["id"], "recipients": recipients}, None, key=f"alert:{key}")
+    return row, created
+
+
+def mark_emailed(conn: sa.Connection, alert_id: int) -> None:
+    conn.execute(alerts.update().where(alerts.c.id == alert_id).values(emailed_at=utcnow()))
+
+
+def acknowledge_alert(conn: sa.Connection, alert_id: int, user_id: int) -> None:
+    conn.execute(alerts.update().where(alerts.c.id == alert_id, alerts.c.acknowledged_at.is_(None))
+                 .values(acknowledged_at=utcnow(), acknowledged_by=user_id))

@@ -1,0 +1,296 @@
+"""ONE interpreter workflow runs every compiled process spec.
+
+The spec (with its content hash) is the workflow input, so a running instance
+keeps its version when definitions change. Due times are absolute, computed from
+the spec's business calendar at the moment each step starts, and enforced with
+Temporal timers; staff actions arrive as updates whose validators keep invalid
+input out of history.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    import jsonschema
+
+    from engine import expressions
+    from engine.calendars import BusinessCalendar
+
+ACTIVITY_TIMEOUT = dt.timedelta(seconds=30)
+RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), maximum_interval=dt.timedelta(seconds=30))
+OPEN = ("open", "awaiting_approval")
+
+
+@dataclass
+class ProcessInput:
+    spec: dict
+    entity: str | None = None
+    record_id: int | None = None
+    record: dict = field(default_factory=dict)  # the record's data when the process started, for templates
+    inputs: dict = field(default_factory=dict)
+    started_by: int | None = None
+    started_at: str | None = None  # ISO time; defaults to the workflow's start
+
+
+@dataclass
+class TaskAction:
+    """A staff action on a step: complete (with form data), decide (approve/reject), reassign, comment."""
+
+    step: str
+    user_id: int
+    data: dict = field(default_factory=dict)
+    approve: bool | None = None
+    to_user: int | None = None
+    comment: str = ""
+
+
+@dataclass
+class StepState:
+    status: str = "pending"  # pending, open, awaiting_approval, done, rejected, skipped
+    task_id: int | None = None
+    assignee_id: int | None = None
+    group: str | None = None
+    due_at: str | None = None
+    outcome: str | None = None
+    data: dict = field(default_factory=dict)
+    completed_by: int | None = None
+    completed_at: str | None = None
+    alerts_raised: list[int] = field(default_factory=list)
+
+
+def _walk(steps: list[dict]):
+    for s in steps:
+        yield s
+        for branch in s.get("branches", ()):
+            yield from _walk(branch["steps"])
+
+
+@workflow.defn(name="TailorProcess")
+class ProcessWorkflow:
+    def __init__(self) -> None:
+        self.states: dict[str, StepState] = {}
+        self.specs: dict[str, dict] = {}
+        self.ctx: dict[str, Any] = {}
+        self.project_id: int | None = None
+        self.input: ProcessInput | None = None
+
+    # -- run -------------------------------------------------------------------
+    @workflow.run
+    async def run(self, inp: ProcessInput) -> dict:
+        self.input = inp
+        spec = inp.spec
+        self.specs = {s["id"]: s for s in _walk(spec["steps"])}
+        self.states = {sid: StepState() for sid in self.specs}
+        self.calendar = BusinessCalendar(spec["calendar"])
+        started = dt.datetime.fromisoformat(inp.started_at) if inp.started_at else workflow.now()
+        self.started_at = started
+        wid = workflow.info().workflow_id
+        await self._act("tailor.register_instance", {
+            "workflow_id": wid, "process": spec["name"], "version": spec["version"], "entity": inp.entity, "record_id": inp.record_id,
+            "inputs": inp.inputs, "started_by": inp.started_by, "started_at": started.isoformat()})
+        self.ctx = {"record": {**inp.record, "id": inp.record_id}, "inputs": inp.inputs,
+                    "process": {"name": spec["name"], "label": spec["label"], "id": wid}, "project": {}, "steps": {}}
+        if spec.get("project"):
+            title = self._render(spec["project"]["title"], spec["label"])
+            self.project_id = await self._act("tailor.open_project", {
+                "key": wid, "title": title, "entity": inp.entity, "record_id": inp.record_id, "manager": spec["project"]["manager"],
+                "started_by": inp.started_by})
+            self.ctx["project"] = {"title": title, "id": self.project_id}
+        await self._sequence(spec["steps"])
+        await self._act("tailor.finish_instance", {"workflow_id": wid, "status": "completed", "project_id": self.project_id})
+        return {"steps": {sid: s.status for sid, s in self.states.items()}}
+
+    async def _sequence(self, steps: list[dict]) -> None:
+        for step in steps:
+            if step.get("when") and not self._condition(step["when"]):
+                await self._skip(step)
+                continue
+            if step["kind"] == "parallel":
+                await asyncio.gather(*(self._sequence(b["steps"]) for b in step["branches"]))
+                self.states[step["id"]].status = "done"
+                self._publish(step["id"])
+            else:
+                await self._task(step)
+
+    async def _skip(self, step: dict) -> None:
+        for s in _walk([step]):
+            self.states[s["id"]].status = "skipped"
+            self.states[s["id"]].outcome = "skipped"
+            self._publish(s["id"])
+
+    # -- one task ----------------------------------------------------------------
+    async def _task(self, step: dict) -> None:
+        state = self.states[step["id"]]
+        due_at = self._due(step)
+        state.due_at = due_at.isoformat() if due_at else None
+        title = self._render(step["title"], step["id"])
+        created = await self._act("tailor.create_task", {
+            "key": f"{workflow.info().workflow_id}:{step['id']}", "workflow_id": workflow.info().workflow_id,
+            "process": self.input.spec["name"], "step_id": step["id"], "title": title,
+            "description": self._render(step["description"], "") if step.get("description") else None,
+            "entity": self.input.entity, "record_id": self.input.record_id, "project_id": self.project_id, "form": step.get("form"),
+            "approver": step.get("approval"), "due_at": state.due_at, "assign": step.get("assign"), "strategy": step.get("strategy"),
+            "completers": self._completers(), "started_by": self.input.started_by})
+        state.task_id, state.assignee_id, state.group = created["task_id"], created["assignee_id"], created["group"]
+        state.status = "open"
+        await self._watch(step, state, due_at)
+        self._publish(step["id"])
+
+    async def _watch(self, step: dict, state: StepState, due_at: dt.datetime | None) -> None:
+        """Wait for the step to finish, firing reminders and escalation levels at their times, once each."""
+        events: list[tuple[dt.datetime, str, dict]] = []
+        if due_at:
+            for i, r in enumerate(step.get("reminders") or ()):
+                events.append((self.calendar.subtract(due_at, r), "reminder", {"index": i}))
+            for level in step.get("escalate") or ():
+                at = self.calendar.add(due_at, level["after_due"]) if level.get("after_due") else due_at
+                events.append((at, "escalate", level))
+        events.sort(key=lambda e: e[0])
+        for at, kind, detail in events:
+            if state.status not in OPEN:
+                return
+            wait = (at - workflow.now()).total_seconds()
+            if wait > 0:
+                try:
+                    await workflow.wait_condition(lambda: state.status not in OPEN, timeout=wait)
+                    return
+                except asyncio.TimeoutError:
+                    pass
+            if kind == "reminder":
+                await self._act("tailor.send_reminder", {"key": f"{workflow.info().workflow_id}:{step['id']}:r{detail['index']}",
+                                                          "task_id": state.task_id})
+            else:
+                await self._escalate(step, state, detail)
+        await workflow.wait_condition(lambda: state.status not in OPEN)
+
+    async def _escalate(self, step: dict, state: StepState, level: dict) -> None:
+        n = level["level"]
+        message = self._render(level["message"], "") if level.get("message") else ""
+        message = message or f"'{self._render(step['title'], step['id'])}' is overdue (escalation level {n})"
+        if level.get("alert"):
+            result = await self._act("tailor.raise_alert", {
+                "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "level": n, "alert": level["alert"],
+                "message": message, "entity": self.input.entity, "record_id": self.input.record_id, "completers": self._completers()})
+            state.alerts_raised.append(result["alert_id"])
+        if level.get("reassign"):
+            moved = await self._act("tailor.reassign_task", {
+                "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
+                "assignee_id": state.assignee_id, "group": state.group, "project_id": self.project_id, "completers": self._completers()})
+            state.assignee_id, state.group = moved["assignee_id"], moved["group"]
+
+    # -- staff actions (updates) ---------------------------------------------------
+    def _open_step(self, action: TaskAction, statuses: tuple[str, ...]) -> StepState:
+        state = self.states.get(action.step)
+        if state is None:
+            raise ApplicationError(f"no step '{action.step}' in this process", type="NotFound", non_retryable=True)
+        if state.status not in statuses:
+            raise ApplicationError(f"step '{action.step}' is {state.status}, not {' or '.join(statuses)}", type="Conflict", non_retryable=True)
+        return state
+
+    @workflow.update
+    async def complete(self, action: TaskAction) -> dict:
+        state = self._open_step(action, ("open",))  # re-checked: another update may have won meanwhile
+        step = self.specs[action.step]
+        approval = bool(step.get("approval"))
+        state.status = "awaiting_approval" if approval else "done"
+        state.data, state.completed_by = action.data, action.user_id
+        state.completed_at = workflow.now().isoformat()
+        await self._act("tailor.set_task_state", {"task_id": state.task_id, "status": state.status, "user_id": action.user_id,
+                                                   "outcome": None if approval else "done", "data": action.data, "comment": action.comment})
+        if not approval:
+            state.outcome = "done"
+        return {"step": action.step, "status": state.status}
+
+    @complete.validator
+    def _validate_complete(self, action: TaskAction) -> None:
+        self._open_step(action, ("open",))
+        schema = self.specs[action.step].get("form_schema")
+        if schema:
+            errors = sorted(jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+                            .iter_errors(action.data), key=lambda e: list(e.absolute_path))
+            if errors:
+                details = {".".join(str(p) for p in e.absolute_path) or "_": e.message for e in errors}
+                raise ApplicationError("the form has errors", details, type="Invalid", non_retryable=True)
+
+    @workflow.update
+    async def decide(self, action: TaskAction) -> dict:
+        state = self._open_step(action, ("awaiting_approval",))
+        approved = bool(action.approve)
+        state.status = "done" if approved else "open"
+        state.outcome = "approved" if approved else "rejected"
+        await self._act("tailor.set_task_state", {"task_id": state.task_id, "status": state.status, "user_id": action.user_id,
+                                                   "outcome": state.outcome, "comment": action.comment})
+        return {"step": action.step, "status": state.status, "outcome": state.outcome}
+
+    @decide.validator
+    def _validate_decide(self, action: TaskAction) -> None:
+        self._open_step(action, ("awaiting_approval",))
+        if action.approve is None:
+            raise ApplicationError("say approve: true or false", type="Invalid", non_retryable=True)
+
+    @workflow.update
+    async def reassign(self, action: TaskAction) -> dict:
+        state = self._open_step(action, OPEN)
+        moved = await self._act("tailor.reassign_task", {"task_id": state.task_id, "user_id": action.to_user, "by": action.user_id})
+        state.assignee_id, state.group = moved["assignee_id"], moved["group"]
+        return {"step": action.step, "assignee_id": state.assignee_id}
+
+    @reassign.validator
+    def _validate_reassign(self, action: TaskAction) -> None:
+        self._open_step(action, OPEN)
+        if not action.to_user:
+            raise ApplicationError("say who to reassign to", type="Invalid", non_retryable=True)
+
+    @workflow.query
+    def state(self) -> dict:
+        return {"version": self.input.spec["version"] if self.input else None, "project_id": self.project_id,
+                "steps": {sid: vars(s) for sid, s in self.states.items()}}
+
+    # -- helpers -------------------------------------------------------------------
+    async def _act(self, name: str, arg: dict) -> Any:
+        return await workflow.execute_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+
+    def _due(self, step: dict) -> dt.datetime | None:
+        due = step.get("due")
+        if not due:
+            return None
+        base = self.started_at
+        if due["from"] != "start":
+            done = self.states[due["from"]].completed_at
+            base = dt.datetime.fromisoformat(done) if done else workflow.now()
+        return self.calendar.add(base, due["duration"])
+
+    def _completers(self) -> dict[str, int]:
+        return {sid: s.completed_by for sid, s in self.states.items() if s.completed_by}
+
+    def _publish(self, sid: str) -> None:
+        s = self.states[sid]
+        self.ctx["steps"][sid] = {"outcome": s.outcome or s.status, "data": s.data, "completed_by": s.completed_by,
+                                  "completed_at": s.completed_at}
+
+    def _context(self) -> dict:
+        now = workflow.now()
+        steps = {sid: self.ctx["steps"].get(sid, {"outcome": "pending", "data": {}, "completed_by": None, "completed_at": None})
+                 for sid in self.specs}
+        return {**self.ctx, "steps": steps, "now": now, "today": now.date()}
+
+    def _render(self, source: str, fallback: str) -> str:
+        try:
+            return expressions.render(source, self._context())
+        except Exception as exc:  # a template that fails at run time must not wedge the process
+            workflow.logger.warning("template %r failed: %s", source, exc)
+            return fallback or source
+
+    def _condition(self, source: str) -> bool:
+        try:
+            return bool(expressions.evaluate(source, self._context()))
+        except Exception as exc:
+            workflow.logger.warning("condition %r failed: %s; treated as false", source, exc)
+            return False
