@@ -104,6 +104,7 @@ class ProcessWorkflow:
                 "started_by": inp.started_by})
             self.ctx["project"] = {"title": title, "id": self.project_id}
         await self._sequence(spec["steps"])
+        await workflow.wait_condition(workflow.all_handlers_finished)  # the last completion's DB write and reply
         await self._act("tailor.finish_instance", {"workflow_id": wid, "status": "completed", "project_id": self.project_id})
         return {"steps": {sid: s.status for sid, s in self.states.items()}}
 
@@ -172,8 +173,10 @@ class ProcessWorkflow:
 
     async def _escalate(self, step: dict, state: StepState, level: dict) -> None:
         n = level["level"]
-        message = self._render(level["message"], "") if level.get("message") else ""
-        message = message or f"'{self._render(step['title'], step['id'])}' is overdue (escalation level {n})"
+        title = self._render(step["title"], step["id"])
+        task = {"id": state.task_id, "title": title, "due": state.due_at, "assignee": state.assignee_id}
+        message = self._render(level["message"], "", task=task) if level.get("message") else ""
+        message = message or f"'{title}' is overdue (escalation level {n})"
         if level.get("alert"):
             result = await self._act("tailor.raise_alert", {
                 "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "level": n, "alert": level["alert"],
@@ -213,8 +216,9 @@ class ProcessWorkflow:
         self._open_step(action, ("open",))
         schema = self.specs[action.step].get("form_schema")
         if schema:
-            errors = sorted(jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-                            .iter_errors(action.data), key=lambda e: list(e.absolute_path))
+            with workflow.unsafe.sandbox_unrestricted():
+                errors = sorted(jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+                                .iter_errors(action.data), key=lambda e: [str(p) for p in e.absolute_path])
             if errors:
                 details = {".".join(str(p) for p in e.absolute_path) or "_": e.message for e in errors}
                 raise ApplicationError("the form has errors", details, type="Invalid", non_retryable=True)
@@ -281,16 +285,19 @@ class ProcessWorkflow:
                  for sid in self.specs}
         return {**self.ctx, "steps": steps, "now": now, "today": now.date()}
 
-    def _render(self, source: str, fallback: str) -> str:
+    def _render(self, source: str, fallback: str, **extra: Any) -> str:
         try:
-            return expressions.render(source, self._context())
+            # Jinja2's template cache takes a lock, which the sandbox refuses; rendering itself is deterministic
+            with workflow.unsafe.sandbox_unrestricted():
+                return expressions.render(source, {**self._context(), **extra})
         except Exception as exc:  # a template that fails at run time must not wedge the process
             workflow.logger.warning("template %r failed: %s", source, exc)
             return fallback or source
 
     def _condition(self, source: str) -> bool:
         try:
-            return bool(expressions.evaluate(source, self._context()))
+            with workflow.unsafe.sandbox_unrestricted():
+                return bool(expressions.evaluate(source, self._context()))
         except Exception as exc:
             workflow.logger.warning("condition %r failed: %s; treated as false", source, exc)
             return False

@@ -1,0 +1,205 @@
+"""Processes on Temporal's time-skipping test server, with a real database and a real SMTP server."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from engine.calendars import BusinessCalendar
+from engine.compiler import compile_model
+from engine.loader import load
+from runtime.activities import Activities, MailSettings
+from runtime.schema import alerts, contact_history, group_members, metadata as platform, process_instances, tasks, users
+from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+
+TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
+
+PACK = {
+    "company.yaml": """
+        kind: entity
+        name: company
+        title: "{{ record.name }}"
+        fields:
+          name: {type: string, required: true}
+          owner: user
+        """,
+    "people.yaml": """
+        kind: role
+        name: director
+        permissions: [access, approve_tasks]
+        ---
+        kind: group
+        name: sales
+        ---
+        kind: group
+        name: leads
+        ---
+        kind: calendar
+        name: office
+        timezone: Europe/London
+        working_hours: {mon-fri: "09:00-17:30"}
+        holidays: {country: GB, subdivision: ENG}
+        """,
+    "forms.yaml": """
+        kind: form
+        name: call_result
+        fields:
+          outcome: {type: choice, choices: [interested, not_interested], required: true}
+          notes: text
+        """,
+    "process.yaml": """
+        kind: process
+        name: follow_up
+        entity: company
+        steps:
+          - id: call
+            title: "Call {{ record.name }}"
+            assign: group:sales
+            form: call_result
+            due: 2 hours
+            escalate:
+              - {at: due, alert: manager, message: "{{ task.title }} is late" }
+              - {at: due + 1 hour, alert: role:director, reassign: group:leads}
+          - id: offer
+            title: "Send offer ({{ steps.call.data.outcome }})"
+            when: "steps.call.data.outcome == 'interested'"
+            assign: owner
+            approval: {by: role:director}
+          - id: thanks
+            title: Say thanks
+            assign: completer:call
+        """,
+}
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def world(packs, tmp_path, smtp):
+    compiled = compile_model(load([packs.write("t", PACK)]))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'tailor.db'}")
+    platform.create_all(engine)
+    compiled.metadata.create_all(engine)
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        for name, roles in [("ann", []), ("bob", []), ("mia", []), ("dave", ["director"]), ("lee", [])]:
+            conn.execute(users.insert().values(username=name, name=name.title(), email=f"{name}@example.com", roles=roles, created_at=now))
+        ids = dict(conn.execute(sa.select(users.c.username, users.c.id)).all())
+        conn.execute(group_members.insert(), [{"group_name": g, "user_id": ids[u], "manager": m} for g, u, m in
+                                              [("sales", "ann", False), ("sales", "bob", False), ("sales", "mia", True), ("leads", "lee", False)]])
+        company = compiled.metadata.tables["company"]
+        record_id = conn.execute(company.insert().values(title="Acme", data={"name": "Acme", "owner": ids["bob"]}, record_fields={},
+                                                         created_at=now, updated_at=now)).inserted_primary_key[0]
+    inbox, port = smtp
+    acts = Activities(engine, compiled, MailSettings(port=port))
+    return {"compiled": compiled, "engine": engine, "ids": ids, "record_id": record_id, "acts": acts, "inbox": inbox}
+
+
+async def _with_worker(world, body):
+    async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER) as env:
+        queue = f"q-{uuid.uuid4()}"
+        with ThreadPoolExecutor(4) as pool:
+            async with Worker(env.client, task_queue=queue, workflows=[ProcessWorkflow], activities=world["acts"].all(),
+                              activity_executor=pool):
+                return await body(env, queue)
+
+
+def rows(world, table, **where):
+    with world["engine"].connect() as conn:
+        q = sa.select(table)
+        for k, v in where.items():
+            q = q.where(table.c[k] == v)
+        return [dict(r) for r in conn.execute(q.order_by(table.c[list(table.primary_key.columns)[0].name])).mappings()]
+
+
+def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world):
+    spec = world["compiled"].process_specs["follow_up"]
+    ids = world["ids"]
+
+    async def body(env, queue):
+        start = await env.get_current_time()
+        handle = await env.client.start_workflow(
+            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
+                                              started_by=ids["ann"], started_at=start.isoformat()),
+            id="follow_up-1", task_queue=queue)
+        await env.sleep(60)
+        [task] = rows(world, tasks)
+        assert (task["title"], task["status"], task["group_name"], task["assignee_id"]) == ("Call Acme", "open", "sales", ids["ann"])
+        assert task["due_at"].replace(tzinfo=dt.timezone.utc) == (start + dt.timedelta(hours=2)).replace(microsecond=task["due_at"].microsecond)
+        assert rows(world, alerts) == []
+
+        await env.sleep(2 * 3600 + 60)  # past due: level 1 only
+        assert [(a["level"], a["recipients"], a["message"]) for a in rows(world, alerts)] == [(1, [ids["mia"]], "Call Acme is late")]
+        await env.sleep(3600)  # past due + 1 hour: level 2, and the task moves to the leads group
+        assert [(a["level"], a["recipients"]) for a in rows(world, alerts)] == [(1, [ids["mia"]]), (2, [ids["dave"]])]
+        [task] = rows(world, tasks)
+        assert (task["group_name"], task["assignee_id"]) == ("leads", ids["lee"])
+        await env.sleep(5 * 3600)  # nothing more is raised, however long it stays overdue
+        assert len(rows(world, alerts)) == 2
+        assert sorted(to for to, _ in world["inbox"].messages) == [["dave@example.com"], ["mia@example.com"]]
+
+        # invalid form data is refused by the validator and changes nothing
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="call", user_id=ids["lee"], data={"outcome": "maybe"}))
+        assert "the form has errors" in str(err.value.cause)
+        assert rows(world, tasks)[0]["status"] == "open"
+
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="call", user_id=ids["lee"], data={"outcome": "interested"}),
+                                    id="req-1")
+        # the same request id again is deduplicated, not a second completion
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="call", user_id=ids["lee"], data={"outcome": "interested"}),
+                                    id="req-1")
+        await env.sleep(5)
+        offer = rows(world, tasks, step_id="offer")[0]
+        assert (offer["title"], offer["assignee_id"]) == ("Send offer (interested)", ids["bob"])  # the record owner
+
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="offer", user_id=ids["bob"]))
+        assert rows(world, tasks, step_id="offer")[0]["status"] == "awaiting_approval"
+        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer", user_id=ids["dave"], approve=False, comment="too cheap"))
+        assert rows(world, tasks, step_id="offer")[0]["status"] == "open"
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="offer", user_id=ids["bob"]))
+        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer", user_id=ids["dave"], approve=True))
+        await env.sleep(5)
+        thanks = rows(world, tasks, step_id="thanks")[0]
+        assert thanks["assignee_id"] == ids["lee"]  # completer of 'call'
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="thanks", user_id=ids["lee"]))
+        return await handle.result()
+
+    result = asyncio.run(_with_worker(world, body))
+    assert result == {"steps": {"call": "done", "offer": "done", "thanks": "done"}}
+    [instance] = rows(world, process_instances)
+    assert instance["status"] == "completed" and instance["version"] == world["compiled"].process_specs["follow_up"]["version"]
+    summaries = [h["summary"] for h in rows(world, contact_history)]
+    assert summaries.count("Alert (level 1): Call Acme is late") == 1
+    assert "Task completed: Call Acme" in summaries and "Task reopened: Send offer (interested) (rejected)" in summaries
+    assert len(rows(world, tasks)) == 3
