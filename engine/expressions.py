@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping, Union
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
@@ -112,20 +113,27 @@ def _check_chain(chain: list[str], spec: Spec) -> tuple[str, str, frozenset] | N
     return None
 
 
+@lru_cache(maxsize=4096)
+def _parse(source: str) -> nodes.Template:
+    """Parse once per distinct source; templates repeat across a pack."""
+    return ENV.parse(source)
+
+
 def check(template: Template, scope: Scope, *, expression: bool = False) -> list[Problem]:
     """Problems with a template or condition: syntax, unknown names, unknown fields."""
     source = f"{{{{ ({template.source}) }}}}" if expression else template.source
     what = "condition" if expression else "template"
     try:
-        ast = ENV.parse(source)
-        if expression:
-            ENV.compile_expression(template.source)
-        else:
-            ENV.from_string(template.source)
+        ast = _parse(source)
     except TemplateSyntaxError as exc:
         where = f" (line {exc.lineno} of the {what})" if exc.lineno and exc.lineno > 1 else ""
         return [Problem(template.loc, "expression.syntax", f"invalid {what} in {scope.place}: {exc.message}{where}")]
     problems: list[Problem] = []
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        known = ENV.filters if isinstance(node, nodes.Filter) else ENV.tests
+        if node.name not in known:
+            word = "filter" if isinstance(node, nodes.Filter) else "test"
+            problems.append(Problem(template.loc, "expression.syntax", f"invalid {what} in {scope.place}: no {word} named '{node.name}'"))
     local = _local_names(ast)
     reported: set[str] = set()
     for chain in _chains(ast):

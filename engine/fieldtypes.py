@@ -59,11 +59,9 @@ class FieldType:
         """Return a message if `value` is not a valid default for the field."""
         import jsonschema
 
-        try:
-            jsonschema.validate(value, self.json_schema(f), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-        except jsonschema.ValidationError as exc:
-            return f"default {value!r} is not a valid {self.name}: {exc.message}"
-        return None
+        validator = jsonschema.Draft202012Validator(self.json_schema(f), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        return f"default {value!r} is not a valid {self.name}: {error.message}" if error else None
 
     def can_take(self, source: Field, target: Field) -> bool:
         """Whether a value of `source` may be stored in `target` (a field of this type)."""

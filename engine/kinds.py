@@ -28,10 +28,21 @@ def registry() -> Registry:
         (f"{name}.schema.json", Resource.from_contents(json.loads(schema_text(name)))) for name in ("common", *KINDS))
 
 
+def _local_refs(node: Any) -> Any:
+    """Point `common.schema.json#/$defs/x` at `#/$defs/x`: local refs resolve several times faster."""
+    if isinstance(node, dict):
+        return {k: (v.replace("common.schema.json#", "#") if k == "$ref" else _local_refs(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_local_refs(v) for v in node]
+    return node
+
+
 @lru_cache(maxsize=None)
 def validator(kind: str) -> jsonschema.Draft202012Validator:
-    schema = json.loads(schema_text(kind))
-    return jsonschema.Draft202012Validator(schema, registry=registry())
+    """The kind's published schema, with the shared definitions inlined for speed."""
+    schema = _local_refs(json.loads(schema_text(kind)))
+    schema["$defs"] = {**_local_refs(json.loads(schema_text("common")))["$defs"], **schema.get("$defs", {})}
+    return jsonschema.Draft202012Validator(schema)
 
 
 def _pointer(path) -> str:

@@ -17,6 +17,8 @@ import yaml
 from .errors import Loc, Problem
 
 MAX_NODES = 200_000  # guards against alias bombs ("billion laughs")
+# libyaml's safe loader composes ~3x faster and keeps the same marks; pure Python where it is missing
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def pointer_join(pointer: str, part: str | int) -> str:
@@ -66,7 +68,7 @@ class _TooLarge(Exception):
 
 
 class _Builder:
-    def __init__(self, file: str, loader: yaml.SafeLoader):
+    def __init__(self, file: str, loader: Any):
         self.file = file
         self.loader = loader
         self.value_locs: dict[str, Loc] = {}
@@ -136,7 +138,7 @@ def parse_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     docs: list[Document] = []
     problems: list[Problem] = []
     try:
-        loader = yaml.SafeLoader(text)  # checks every character up front
+        loader = _Loader(text)  # checks every character up front
     except yaml.reader.ReaderError as exc:
         return [], [_reader_problem(text, file, exc)]
     index = 0

@@ -32,7 +32,7 @@ def test_check_reports_every_problem_with_its_location_and_fails(packs, tmp_path
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         "broken/a.yaml:3:10: field 'x' in entity 'a': a reference needs 'entity:' (one of: a) [field.entity]",
-        "broken/b.yaml:4:1: invalid YAML: while parsing a flow sequence expected ',' or ']', but got '<stream end>' [yaml.syntax]",
+        "broken/b.yaml:4:1: invalid YAML: while parsing a flow sequence did not find expected ',' or ']' [yaml.syntax]",
         "broken/c.yaml:4:20: invalid template in step 's' title: unexpected '}' [expression.syntax]",
         "broken/c.yaml:4:42: expected e.g. '2 business days', '4 business hours', '3 days', '30 minutes' or ISO 8601 'P2D'/'PT4H', "
         "found 'soon' [duration.invalid]",

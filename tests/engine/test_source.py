@@ -24,7 +24,7 @@ def test_several_documents_per_file_keep_their_own_lines():
 
 def test_syntax_error_is_a_located_problem_not_a_traceback():
     assert problems_of("kind: entity\nfields: [a, b\nname: x\n") == [
-        "f.yaml:3:5: invalid YAML: while parsing a flow sequence expected ',' or ']', but got ':' [yaml.syntax]"
+        "f.yaml:3:5: invalid YAML: while parsing a flow sequence did not find expected ',' or ']' [yaml.syntax]"
     ]
 
 
