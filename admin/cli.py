@@ -55,5 +55,105 @@ def compile_cmd(paths: tuple[Path, ...], out: Path) -> None:
     click.echo(f"wrote {len(files)} files to {out}")
 
 
+# -- running the platform ---------------------------------------------------------
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="load the CRM pack's demo data (once) and start its demo processes")
+@click.option("--external", is_flag=True, help="use the Temporal cluster at TAILOR_TEMPORAL_ADDRESS instead of starting the dev server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(demo: bool, external: bool, host: str, port: int) -> None:
+    """Run everything: the Temporal dev server (embedded), a worker and the web app; Ctrl-C stops all."""
+    import asyncio
+
+    from admin.run import run_platform
+    from runtime.settings import Settings
+
+    try:
+        asyncio.run(run_platform(Settings.from_env(), embedded=not external, demo=demo, web=True, host=host, port=port, echo=click.echo))
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+def worker() -> None:
+    """Run a worker alone against TAILOR_TEMPORAL_ADDRESS and TAILOR_DATABASE_URL (the scale-out path)."""
+    import asyncio
+
+    from admin.run import run_platform
+    from runtime.settings import Settings
+
+    try:
+        asyncio.run(run_platform(Settings.from_env(), embedded=False, demo=False, web=False, host="", port=0, echo=click.echo))
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+
+
+# -- the store: definition changes as a plan (runtime.plan) --------------------------
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--plan", "only_plan", is_flag=True, help="print the plan and change nothing")
+@click.option("--check", is_flag=True, help="exit 1 if the database has drifted from the definitions; change nothing")
+@click.option("--database-url", envvar="TAILOR_DATABASE_URL", help="default: TAILOR_DATABASE_URL, else the SQLite file in TAILOR_DATA_DIR")
+def migrate(paths: tuple[Path, ...], only_plan: bool, check: bool, database_url: str | None) -> None:
+    """Bring the database in line with the definitions: platform tables, then entity tables as a plan.
+
+    PATH... are pack folders (default: TAILOR_PACKS). Fields removed from the definitions are hidden,
+    never dropped; renames need `renamed_from`; a type change whose values do not convert is refused.
+    """
+    from engine.compiler import compile_model
+    from engine.errors import MigrationError
+    from engine.loader import load
+    from runtime import plan as planning
+    from runtime.db import current_revision, head_revision, make_engine, upgrade
+    from runtime.settings import Settings
+
+    settings = Settings.from_env()
+    try:
+        compiled = compile_model(load(paths or settings.packs))
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+    engine = make_engine(database_url or settings.database_url)
+    try:
+        if only_plan or check:
+            with engine.connect() as conn:
+                revision, head = current_revision(conn), head_revision()
+                ops = planning.plan(conn, compiled)
+            lines = [f"upgrade the platform tables from {revision or 'nothing'} to {head}"] if revision != head else []
+            lines += [op.describe() for op in ops]
+            for i, line in enumerate(lines, 1):
+                click.echo(f"{i}. {line}")
+            if not lines:
+                click.echo("the database matches the definitions: nothing to do")
+            elif check:
+                click.secho(f"the database has drifted from the definitions: {len(lines)} change(s) to apply "
+                            f"(run `tailor migrate` to apply them)", fg="red", err=True)
+                sys.exit(1)
+            return
+        with engine.begin() as conn:
+            revision = current_revision(conn)
+            upgrade(conn)
+            ops = planning.plan(conn, compiled)
+            planning.apply(conn, compiled, ops)
+        if revision != head_revision():
+            click.echo(f"upgraded the platform tables from {revision or 'nothing'} to {head_revision()}")
+        for i, op in enumerate(ops, 1):
+            click.echo(f"{i}. {op.describe()}")
+        click.echo(f"applied {len(ops)} change(s)" if ops else "the entity tables match the definitions: nothing to do")
+    except MigrationError as exc:
+        click.secho(str(exc), fg="red", err=True)
+        sys.exit(1)
+    finally:
+        engine.dispose()
+
+
 if __name__ == "__main__":
     main()

@@ -162,6 +162,7 @@ idempotency_keys = sa.Table(
 definition_state = sa.Table(  # what `tailor migrate` last applied, to diff against
     "definition_state", metadata,
     sa.Column("entity", sa.String(64), primary_key=True),
-    sa.Column("schema", JSON, nullable=False),
+    sa.Column("schema", JSON, nullable=False),           # the entity's JSON Schema as applied
+    sa.Column("fields", JSON, nullable=False),           # how each field is stored, removed (hidden) ones included
     sa.Column("applied_at", When, nullable=False),
 )

@@ -38,6 +38,6 @@ async def start_process(client: Client, spec: dict, *, key: str, task_queue: str
         return await client.start_workflow(ProcessWorkflow.run, arg, id=wid, task_queue=task_queue,
                                            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                                            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                                           typed_search_attributes=attrs or TypedSearchAttributes.empty)
+                                           search_attributes=attrs or TypedSearchAttributes.empty)
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle(wid)  # it ran already for this key: never a second one

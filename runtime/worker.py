@@ -6,14 +6,24 @@ from concurrent.futures import ThreadPoolExecutor
 import sqlalchemy as sa
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from engine.compiler import CompiledModel
 from .activities import Activities, MailSettings
 from .workflows import ProcessWorkflow
+
+# Deterministic, pure libraries the interpreter uses (templates, calendars, holidays, schemas):
+# imported once outside the sandbox instead of re-imported, and restricted, per workflow run.
+PASSTHROUGH = ("engine", "jinja2", "markupsafe", "jsonschema", "jsonschema_specifications", "referencing", "rpds", "attrs",
+               "holidays", "dateutil", "six", "zoneinfo", "tzdata")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
 def make_worker(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, mail: MailSettings,
                 pool: ThreadPoolExecutor) -> Worker:
     acts = Activities(engine, compiled, mail)
     return Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow], activities=acts.all(), activity_executor=pool,
-                  max_concurrent_activities=pool._max_workers)
+                  max_concurrent_activities=pool._max_workers, workflow_runner=workflow_runner())

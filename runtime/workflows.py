@@ -72,6 +72,25 @@ def _walk(steps: list[dict]):
             yield from _walk(branch["steps"])
 
 
+class _SandboxCalendar:
+    """Business-time arithmetic outside the sandbox's restrictions.
+
+    The `holidays` package reads its translation catalogues through gettext/locale
+    when a country is first used; the result is pure data, so this is deterministic.
+    """
+
+    def __init__(self, calendar: BusinessCalendar):
+        self.calendar = calendar
+
+    def add(self, when: dt.datetime, duration: dict) -> dt.datetime:
+        with workflow.unsafe.sandbox_unrestricted():
+            return self.calendar.add(when, duration)
+
+    def subtract(self, when: dt.datetime, duration: dict) -> dt.datetime:
+        with workflow.unsafe.sandbox_unrestricted():
+            return self.calendar.subtract(when, duration)
+
+
 @workflow.defn(name="TailorProcess")
 class ProcessWorkflow:
     def __init__(self) -> None:
@@ -88,7 +107,7 @@ class ProcessWorkflow:
         spec = inp.spec
         self.specs = {s["id"]: s for s in _walk(spec["steps"])}
         self.states = {sid: StepState() for sid in self.specs}
-        self.calendar = BusinessCalendar(spec["calendar"])
+        self.calendar = _SandboxCalendar(BusinessCalendar(spec["calendar"]))
         started = dt.datetime.fromisoformat(inp.started_at) if inp.started_at else workflow.now()
         self.started_at = started
         wid = workflow.info().workflow_id

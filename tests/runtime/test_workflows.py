@@ -14,13 +14,13 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from engine.calendars import BusinessCalendar
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime.activities import Activities, MailSettings
 from runtime.schema import alerts, contact_history, group_members, metadata as platform, process_instances, tasks, users
+from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
 
 TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
@@ -62,6 +62,7 @@ PACK = {
         kind: process
         name: follow_up
         entity: company
+        calendar: office
         steps:
           - id: call
             title: "Call {{ record.name }}"
@@ -79,6 +80,7 @@ PACK = {
           - id: thanks
             title: Say thanks
             assign: completer:call
+            due: 1 business day
         """,
 }
 
@@ -129,8 +131,8 @@ async def _with_worker(world, body):
     async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER) as env:
         queue = f"q-{uuid.uuid4()}"
         with ThreadPoolExecutor(4) as pool:
-            async with Worker(env.client, task_queue=queue, workflows=[ProcessWorkflow], activities=world["acts"].all(),
-                              activity_executor=pool):
+            acts = world["acts"]
+            async with make_worker(env.client, acts.engine, acts.compiled, queue, acts.mail, pool):
                 return await body(env, queue)
 
 
@@ -192,6 +194,10 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
         await env.sleep(5)
         thanks = rows(world, tasks, step_id="thanks")[0]
         assert thanks["assignee_id"] == ids["lee"]  # completer of 'call'
+        # due one business day after the process started, on the office calendar (weekends and English holidays skipped)
+        office = BusinessCalendar(world["compiled"].process_specs["follow_up"]["calendar"])
+        expected = office.add(start, {"unit": "business_days", "amount": 1})
+        assert abs(thanks["due_at"].replace(tzinfo=dt.timezone.utc) - expected) < dt.timedelta(seconds=1)
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="thanks", user_id=ids["lee"]))
         return await handle.result()
 

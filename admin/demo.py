@@ -1,0 +1,64 @@
+"""Demo data for `tailor run --demo`: users, groups, records and a running process, loaded once."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from argon2 import PasswordHasher
+
+from engine.compiler import CompiledModel
+from runtime import records
+from runtime.schema import group_members, idempotency_keys, users
+
+DEMO = Path(__file__).resolve().parent.parent / "definitions" / "demo" / "crm.yaml"
+MARKER = "demo:crm"
+
+
+def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> list[dict]:
+    """Insert the demo data unless it is there already; returns the processes to start."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        done = conn.execute(sa.select(idempotency_keys.c.result).where(idempotency_keys.c.key == MARKER)).scalar()
+        if done is not None:
+            return done["processes"]
+        hasher = PasswordHasher()
+        ids: dict[str, int] = {}
+        for u in data["users"]:
+            ids[u["username"]] = conn.execute(users.insert().values(
+                username=u["username"], name=u["name"], email=u["email"], password_hash=hasher.hash(u["password"]),
+                roles=u["roles"], created_at=now)).inserted_primary_key[0]
+        for group, spec in data["groups"].items():
+            for name in spec.get("members", []):
+                conn.execute(group_members.insert().values(group_name=group, user_id=ids[name], manager=False))
+            for name in spec.get("managers", []):
+                if name in spec.get("members", []):
+                    conn.execute(group_members.update().where(group_members.c.group_name == group, group_members.c.user_id == ids[name])
+                                 .values(manager=True))
+                else:
+                    conn.execute(group_members.insert().values(group_name=group, user_id=ids[name], manager=True))
+        keys: dict[str, tuple[str, int]] = {}
+        for entity, rows in data["records"].items():
+            for row in rows:
+                values: dict[str, Any] = {}
+                for name, value in row.items():
+                    if name == "key":
+                        continue
+                    f = compiled.model.entities[entity].field(name)
+                    if f is not None and f.type == "user":
+                        value = ids[value]
+                    elif f is not None and f.type == "reference":
+                        value = keys[value][1]
+                    values[name] = value
+                rec = records.create_record(conn, compiled, entity, values, ids["admin"], history="Created by the demo data")
+                keys[row["key"]] = (entity, rec.id)
+        starts = []
+        for p in data.get("processes", []):
+            entity, key = p["record"].split("/")
+            starts.append({"process": p["process"], "entity": entity, "record_id": keys[key][1], "started_by": ids[p["started_by"]],
+                           "key": f"demo:{p['process']}:{key}"})
+        conn.execute(idempotency_keys.insert().values(key=MARKER, scope="demo", result={"processes": starts}, created_at=now))
+        return starts

@@ -1,0 +1,110 @@
+"""`tailor run` / `tailor worker`: the platform's processes, started together and stopped cleanly."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import sqlalchemy as sa
+import uvicorn
+from temporalio.client import Client, TLSConfig
+
+from engine.compiler import CompiledModel, compile_model
+from engine.loader import load
+from runtime.activities import MailSettings
+from runtime.db import make_engine, upgrade
+from runtime.devserver import DevServer
+from runtime.plan import apply, plan
+from runtime.settings import Settings
+from runtime.starter import start_process
+from runtime.worker import make_worker
+
+
+def prepare(settings: Settings, echo=print) -> tuple[sa.Engine, CompiledModel]:
+    """Compile the packs, migrate the platform tables and apply the entity-table plan.
+
+    The plan never drops data; a change it must refuse (values that do not convert) stops the start.
+    """
+    compiled = compile_model(load(settings.packs))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    with engine.begin() as conn:
+        upgrade(conn)
+        ops = plan(conn, compiled)
+        apply(conn, compiled, ops)
+    for op in ops:
+        echo(f"migrated: {op.describe()}")
+    return engine, compiled
+
+
+async def connect(settings: Settings, address: str | None = None) -> Client:
+    tls: TLSConfig | bool = False
+    if settings.temporal_tls_cert or settings.temporal_tls_ca:
+        tls = TLSConfig(
+            client_cert=Path(settings.temporal_tls_cert).read_bytes() if settings.temporal_tls_cert else None,
+            client_private_key=Path(settings.temporal_tls_key).read_bytes() if settings.temporal_tls_key else None,
+            server_root_ca_cert=Path(settings.temporal_tls_ca).read_bytes() if settings.temporal_tls_ca else None)
+    return await Client.connect(address or settings.temporal_address, namespace=settings.temporal_namespace, tls=tls)
+
+
+def mail_settings(settings: Settings, base_url: str) -> MailSettings:
+    return MailSettings(settings.smtp_host, settings.smtp_port, settings.mail_from, base_url)
+
+
+async def start_demo_processes(client: Client, engine: sa.Engine, compiled: CompiledModel, settings: Settings, starts: list[dict]) -> None:
+    from runtime.records import get_record
+
+    for s in starts:
+        with engine.connect() as conn:
+            record = get_record(conn, compiled, s["entity"], s["record_id"])
+        await start_process(client, compiled.process_specs[s["process"]], key=s["key"], task_queue=settings.task_queue,
+                            entity=s["entity"], record_id=s["record_id"], record=dict(record.data), started_by=s["started_by"])
+
+
+async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: bool, host: str, port: int, echo=print) -> None:
+    """Run (dev server,) worker (and web app) until Ctrl-C or SIGTERM, then stop them all."""
+    engine, compiled = prepare(settings, echo)
+    dev: DevServer | None = None
+    address = settings.temporal_address
+    if embedded:
+        ip, _, tport = settings.temporal_address.rpartition(":")
+        dev = DevServer(settings.data_dir / "temporal", ip=ip or "127.0.0.1", port=int(tport))
+        echo(f"starting the Temporal dev server on {dev.address} (UI http://{dev.ip}:{dev.ui_port}), data in {dev.data_dir}")
+        await asyncio.to_thread(dev.start)
+    try:
+        client = await connect(settings, address)
+        if demo:
+            from admin.demo import load_demo
+
+            starts = load_demo(engine, compiled)
+            await start_demo_processes(client, engine, compiled, settings, starts)
+            echo(f"demo data loaded; {len(starts)} demo process(es) running")
+        base_url = f"http://{host}:{port}"
+        with ThreadPoolExecutor(8) as pool:
+            worker = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url), pool)
+            worker_task = asyncio.create_task(worker.run())
+            stop = asyncio.Event()
+            if web:
+                from admin.app import create_app
+
+                app = create_app(engine, compiled, client, f"http://{dev.ip}:{dev.ui_port}" if dev else None)
+                server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+                echo(f"Tailor is running: {base_url}  (Ctrl-C stops everything)")
+                await server.serve()  # returns on Ctrl-C / SIGTERM
+            else:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                echo(f"worker running on task queue '{settings.task_queue}' at {address}  (Ctrl-C stops it)")
+                await asyncio.wait([asyncio.create_task(stop.wait()), worker_task], return_when=asyncio.FIRST_COMPLETED)
+            echo("stopping...")
+            await worker.shutdown()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+    finally:
+        if dev:
+            await asyncio.to_thread(dev.stop)
+        engine.dispose()
+        echo("stopped")

@@ -1,0 +1,119 @@
+"""Contact history (what happened with a customer) and the audit log (who changed what)."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+
+from .schema import audit_log, contact_history
+
+#: the kinds the platform writes; packs' forms add their own (call, meeting, ...)
+KINDS = ("submission", "task", "alert", "note", "change")
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    entity: str
+    record_id: int
+    kind: str
+    summary: str
+    data: Mapping[str, Any] | None
+    user_id: int | None
+    occurred_at: dt.datetime
+    form: str | None = None
+    key: str | None = None
+
+
+def _entry(row) -> HistoryEntry:
+    return HistoryEntry(id=row.id, entity=row.entity, record_id=row.record_id, kind=row.kind, summary=row.summary,
+                        data=row.data, user_id=row.user_id, occurred_at=_aware(row.occurred_at), form=row.form, key=row.key)
+
+
+def _by_key(conn: sa.Connection, key: str) -> HistoryEntry | None:
+    row = conn.execute(sa.select(contact_history).where(contact_history.c.key == key)).first()
+    return _entry(row) if row else None
+
+
+def add_history(conn: sa.Connection, entity: str, record_id: int, kind: str, summary: str, data: Mapping[str, Any] | None,
+                user: int | None, key: str | None = None, *, form: str | None = None,
+                at: dt.datetime | None = None) -> HistoryEntry:
+    """Add an entry to a record's contact history; with a `key`, a repeat returns the first entry."""
+    if not KIND_PATTERN.match(kind):
+        raise ValueError(f"a history kind is a short lower-case name such as {', '.join(KINDS)}; found {kind!r}")
+    if key is not None and (existing := _by_key(conn, key)):
+        return existing
+    values = dict(key=key, entity=entity, record_id=record_id, kind=kind, summary=summary[:500], form=form,
+                  data=dict(data) if data is not None else None, user_id=user, occurred_at=at or utcnow())
+    if key is None:
+        new_id = conn.execute(contact_history.insert().values(**values).returning(contact_history.c.id)).scalar_one()
+        return _entry(conn.execute(sa.select(contact_history).where(contact_history.c.id == new_id)).one())
+    # Two workers can race past the lookup; the unique key decides, and the loser reads the winner's row.
+    # The savepoint keeps the caller's transaction usable after the loser's failed INSERT.
+    try:
+        with conn.begin_nested():
+            conn.execute(contact_history.insert().values(**values))
+    except sa.exc.IntegrityError:
+        pass
+    entry = _by_key(conn, key)
+    assert entry is not None
+    return entry
+
+
+def list_history(conn: sa.Connection, entity: str, record_id: int, *, kinds: tuple[str, ...] = (),
+                 limit: int = 100, before: dt.datetime | None = None) -> list[HistoryEntry]:
+    """A record's history, newest first."""
+    q = (sa.select(contact_history)
+         .where(contact_history.c.entity == entity, contact_history.c.record_id == record_id)
+         .order_by(contact_history.c.occurred_at.desc(), contact_history.c.id.desc()).limit(limit))
+    if kinds:
+        q = q.where(contact_history.c.kind.in_(kinds))
+    if before is not None:
+        q = q.where(contact_history.c.occurred_at < before)
+    return [_entry(r) for r in conn.execute(q)]
+
+
+# -- audit log -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    entity: str
+    record_id: int
+    action: str
+    user_id: int | None
+    at: dt.datetime
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+
+
+def write_audit(conn: sa.Connection, entity: str, record_id: int, action: str, user: int | None,
+                before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, *, at: dt.datetime | None = None) -> None:
+    """Record one change: who, when, and the values before and after."""
+    conn.execute(audit_log.insert().values(entity=entity, record_id=record_id, action=action, user_id=user, at=at or utcnow(),
+                                           before=dict(before) if before is not None else None,
+                                           after=dict(after) if after is not None else None))
+
+
+def list_audit(conn: sa.Connection, entity: str, record_id: int) -> list[AuditEntry]:
+    """Every change of a record, oldest first."""
+    q = (sa.select(audit_log).where(audit_log.c.entity == entity, audit_log.c.record_id == record_id)
+         .order_by(audit_log.c.at, audit_log.c.id))
+    return [AuditEntry(id=r.id, entity=r.entity, record_id=r.record_id, action=r.action, user_id=r.user_id, at=_aware(r.at),
+                       before=r.before, after=r.after) for r in conn.execute(q)]

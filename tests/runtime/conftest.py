@@ -1,0 +1,109 @@
+"""Databases for runtime tests: every store test runs on SQLite and on PostgreSQL.
+
+PostgreSQL is the server at 127.0.0.1:5432 (database `test`, user `postgres`) or
+TAILOR_TEST_POSTGRES_URL; each test gets a fresh schema (through search_path),
+dropped afterwards, so tests never see each other's tables.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from engine.compiler import CompiledModel, compile_model
+from engine.loader import load
+from runtime.db import make_engine, upgrade
+from runtime.plan import apply, plan
+from runtime.schema import users
+from tests.conftest import ACME, CRM
+
+PG_URL = os.environ.get("TAILOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+DIALECTS = ("sqlite", "postgresql")
+
+
+@functools.cache
+def postgres_unreachable() -> str | None:
+    """Why PostgreSQL cannot be used (None when it can)."""
+    try:
+        engine = make_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means: skip, and say why
+        return f"PostgreSQL at {PG_URL} is not reachable ({type(exc).__name__}: {str(exc).splitlines()[0]}); " \
+               f"set TAILOR_TEST_POSTGRES_URL to run these tests on PostgreSQL"
+    return None
+
+
+@pytest.fixture(params=DIALECTS)
+def db(request, tmp_path) -> sa.Engine:
+    """An empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'tailor.db'}")
+        yield engine
+        engine.dispose()
+        return
+    if (reason := postgres_unreachable()):
+        pytest.skip(reason)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {name}")
+    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"}, poolclass=sa.pool.NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+        admin.dispose()
+
+
+@functools.cache
+def compiled_packs(*paths: Path) -> CompiledModel:
+    return compile_model(load(paths))
+
+
+@pytest.fixture(scope="session")
+def crm() -> CompiledModel:
+    """The shipped CRM pack, compiled (once per session: compiling is pure)."""
+    return compiled_packs(CRM)
+
+
+@pytest.fixture(scope="session")
+def crm_acme() -> CompiledModel:
+    return compiled_packs(CRM, ACME)
+
+
+@dataclass
+class Store:
+    engine: sa.Engine
+    compiled: CompiledModel
+    alice: int  # a staff user
+    bob: int
+
+    def begin(self):
+        return self.engine.begin()
+
+    def connect(self):
+        return self.engine.connect()
+
+
+def add_user(conn: sa.Connection, username: str, roles=("staff",)) -> int:
+    return conn.execute(users.insert().values(username=username, name=username.title(), email=f"{username}@example.com",
+                                              roles=list(roles), created_at=sa.func.now()).returning(users.c.id)).scalar_one()
+
+
+@pytest.fixture
+def store(db, crm) -> Store:
+    """A database with the platform tables, the CRM pack's entity tables and two users."""
+    with db.begin() as conn:
+        upgrade(conn)
+        apply(conn, crm, plan(conn, crm))
+        alice, bob = add_user(conn, "alice"), add_user(conn, "bob")
+    return Store(db, crm, alice, bob)

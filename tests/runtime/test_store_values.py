@@ -1,0 +1,51 @@
+"""Field values: the one stored spelling, and conversions when a field changes type (pure)."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from engine.errors import NOWHERE
+from engine.model import Choice, Field
+from runtime import values as V
+
+
+def field(ftype: str, **kw) -> Field:
+    return Field(name="f", type=ftype, loc=NOWHERE, label="F", **kw)
+
+
+@pytest.mark.parametrize("ftype, given, stored", [
+    ("money", 1250, "1250.00"), ("money", "99.5", "99.50"), ("money", Decimal("-3.10"), "-3.10"), ("money", "1.234", "1.234"),
+    ("money", "lots", "lots"), ("datetime", "2026-03-29T02:30:00+02:00", "2026-03-29T00:30:00+00:00"),
+    ("datetime", dt.datetime(2026, 1, 1, 9, 0, 0, 500, tzinfo=dt.timezone.utc), "2026-01-01T09:00:00.000500+00:00"),
+    ("date", dt.date(2026, 2, 1), "2026-02-01"), ("decimal", Decimal("2.50"), 2.5), ("integer", 4.0, 4), ("string", " x ", " x "),
+])
+def test_values_are_stored_in_one_spelling(ftype, given, stored):
+    assert V.normalize(ftype, given) == stored
+
+
+@pytest.mark.parametrize("target, value, converted", [
+    (field("integer"), "42", 42), (field("integer"), "7.00", 7), (field("decimal"), "2.5", 2.5), (field("money"), 12, "12.00"),
+    (field("string"), 12, "12"), (field("string"), True, "true"), (field("boolean"), "Yes", True), (field("boolean"), 0, False),
+    (field("date"), "2026-02-01T00:00:00+00:00", "2026-02-01"), (field("datetime"), "2026-02-01", "2026-02-01T00:00:00+00:00"),
+    (field("multichoice", choices=(Choice("a", "A"), Choice("b", "B"))), "a", ["a"]),
+    (field("choice", choices=(Choice("a", "A"),)), ["a"], "a"),
+    (field("choice", choices=(Choice(1, "One"), Choice(2, "Two"))), "2", 2),
+])
+def test_values_that_convert(target, value, converted):
+    assert V.convert(value, target) == converted
+
+
+@pytest.mark.parametrize("target, value, reason", [
+    (field("integer"), "about 40", "not a whole number"), (field("integer"), 1.5, "not a whole number"),
+    (field("integer"), True, "yes/no is not a number"), (field("money"), "1.234", "has more than two decimal places"),
+    (field("boolean"), "perhaps", "not yes or no"), (field("date"), "2026-02-01T10:30:00+00:00", "has a time of day that a date cannot keep"),
+    (field("string", max_length=3), "abcd", "must be at most 3 characters"),
+    (field("choice", choices=(Choice("a", "Apple"),)), "b", "must be one of: Apple"),
+    (field("integer"), [1, 2], "a list of several values has no single value"),
+])
+def test_values_that_do_not_convert_say_why(target, value, reason):
+    with pytest.raises(V.NotConvertible) as caught:
+        V.convert(value, target)
+    assert str(caught.value) == reason
