@@ -17,6 +17,7 @@ from runtime.activities import MailSettings
 from runtime.db import make_engine, upgrade
 from runtime.devserver import DevServer
 from runtime.plan import apply, plan
+from runtime.recurrence import sync_schedules
 from runtime.settings import Settings
 from runtime.starter import start_process
 from runtime.worker import make_worker
@@ -75,6 +76,9 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
         await asyncio.to_thread(dev.start)
     try:
         client = await connect(settings, address)
+        schedules = await sync_schedules(client, compiled, settings.task_queue)
+        if schedules:
+            echo(f"recurring processes scheduled: {', '.join(schedules)}")
         if demo:
             from admin.demo import load_demo
 

@@ -15,6 +15,7 @@ from . import fieldtypes
 from .errors import Loc, Problem
 from .expressions import ANY, Scope, check as check_template
 from .fieldtypes import COMMON_OPTIONS, is_valid_regex
+from .recurrence import RecurrenceError, rrule_calendar
 from .model import (
     CreateAction, Entity, Field, Form, FormTrigger, Model, ParallelStep, Party, Process, RecordTrigger, ScheduleTrigger,
     Source, StartAction, Step, TaskStep, Template, UpdateAction,
@@ -352,6 +353,11 @@ class Checker:
                 rrule.rrulestr(t.rrule, dtstart=_dt.datetime(2026, 1, 1))
             except (ValueError, TypeError) as exc:
                 yield Problem(t.loc, "trigger.rrule", f"invalid recurrence rule '{t.rrule}': {exc} (expected e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9')")
+            else:
+                try:
+                    rrule_calendar(t.rrule)
+                except RecurrenceError as exc:
+                    yield Problem(t.loc, "trigger.rrule", str(exc))
             if t.for_each:
                 if not self.exists("entity", t.for_each, self.m.entities):
                     yield self.unknown(t.loc, "entity", t.for_each, self.m.entities, " in 'for_each'")

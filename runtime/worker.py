@@ -10,6 +10,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from engine.compiler import CompiledModel
 from .activities import Activities, MailSettings
+from .recurrence import SweepActivities, SweepWorkflow
 from .workflows import ProcessWorkflow
 
 # Deterministic, pure libraries the interpreter uses (templates, calendars, holidays, schemas):
@@ -25,5 +26,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 def make_worker(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, mail: MailSettings,
                 pool: ThreadPoolExecutor) -> Worker:
     acts = Activities(engine, compiled, mail)
-    return Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow], activities=acts.all(), activity_executor=pool,
+    sweep = SweepActivities(engine, compiled)
+    return Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow, SweepWorkflow], activities=[*acts.all(), sweep.list_records],
+                  activity_executor=pool,
                   max_concurrent_activities=pool._max_workers, workflow_runner=workflow_runner())

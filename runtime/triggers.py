@@ -1,0 +1,57 @@
+"""What starts processes: form submissions, record changes and recurrences.
+
+Deciding which processes a event starts is pure (`*_starts`); starting them goes
+through `starter.start_process` with a key derived from the event, so a retried
+request or a replayed change never starts a process twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Mapping
+
+from temporalio.client import Client
+
+from engine import expressions
+from engine.compiler import CompiledModel
+from .starter import start_process
+
+
+def record_starts(compiled: CompiledModel, entity: str, event: str, record: Mapping[str, Any], before: Mapping[str, Any] | None,
+                  today: dt.date | None = None) -> list[str]:
+    """Processes whose record trigger matches a record being created or changed (their `when` holds)."""
+    before = dict(before or {})
+    changed = sorted(k for k in set(record) | set(before) if record.get(k) != before.get(k)) if event == "changed" else sorted(record)
+    context = {"record": dict(record), "before": before, "changed": changed, "today": today or dt.date.today(),
+               "now": dt.datetime.now(dt.timezone.utc)}
+    out = []
+    for name, spec in compiled.process_specs.items():
+        for t in spec["triggers"]:
+            if t["kind"] == "record" and t["entity"] == entity and event in t["on"]:
+                if t["when"] is None or _holds(t["when"], context):
+                    out.append(name)
+                    break
+    return out
+
+
+def form_starts(compiled: CompiledModel, form: str) -> list[str]:
+    """Processes a submission of `form` starts through their form trigger."""
+    return [name for name, spec in compiled.process_specs.items() if any(t["kind"] == "form" and t["form"] == form for t in spec["triggers"])]
+
+
+def _holds(condition: str, context: Mapping[str, Any]) -> bool:
+    try:
+        return bool(expressions.evaluate(condition, context))
+    except Exception:  # a condition that cannot be evaluated on this record does not start anything
+        return False
+
+
+async def on_record_event(client: Client, compiled: CompiledModel, task_queue: str, entity: str, record_id: int,
+                          record: Mapping[str, Any], event: str, row_version: int, before: Mapping[str, Any] | None = None,
+                          user: int | None = None) -> list[str]:
+    """Start the processes a record creation/change triggers; keyed by record version, so never twice."""
+    started = []
+    for name in record_starts(compiled, entity, event, record, before):
+        handle = await start_process(client, compiled.process_specs[name], key=f"{entity}-{record_id}-v{row_version}-{event}",
+                                     task_queue=task_queue, entity=entity, record_id=record_id, record=dict(record), started_by=user)
+        started.append(handle.id)
+    return started

@@ -1,0 +1,108 @@
+"""Processes started by record changes, form submissions and recurrences (Temporal Schedules on the real dev server)."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+from temporalio.client import Client
+
+from engine.compiler import compile_model
+from engine.loader import load, load_model
+from engine.recurrence import rrule_calendar
+from runtime import records
+from runtime.activities import MailSettings
+from runtime.devserver import DevServer
+from runtime.recurrence import sync_schedules
+from runtime.schema import metadata as platform, process_instances
+from runtime.triggers import form_starts, on_record_event, record_starts
+from runtime.worker import make_worker
+from tests.conftest import ACME, CRM
+
+
+@pytest.fixture(scope="module")
+def crm():
+    return compile_model(load([CRM, ACME]))
+
+
+def test_record_changes_start_the_processes_whose_condition_holds(crm):
+    assert record_starts(crm, "support_request", "created", {"summary": "x", "severity": "high"}, None) == ["support_sla"]
+    assert record_starts(crm, "company", "changed", {"name": "A", "status": "customer"}, {"name": "A", "status": "prospect"}) == ["onboarding"]
+    # already a customer: changing the phone number onboards nobody again
+    assert record_starts(crm, "company", "changed", {"name": "A", "status": "customer", "phone": "1"}, {"name": "A", "status": "customer"}) == []
+    assert form_starts(crm, "meeting_note") == ["meeting_follow_up"]
+
+
+def test_rrules_map_to_schedule_calendars_or_are_refused_at_check_time(packs):
+    assert rrule_calendar("FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9;BYMINUTE=30") == {
+        "minute": [(30, 30)], "hour": [(9, 9)], "day_of_week": [(1, 1), (3, 3)], "day_of_month": [(1, 31)], "month": [(1, 12)]}
+    assert rrule_calendar("FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=15")["month"] == [(3, 3)]
+    folder = packs.write("p", {"p.yaml": "kind: process\nname: p\nsteps: [{id: a, title: A}]\ntriggers:\n  - {schedule: 'FREQ=DAILY;INTERVAL=2'}\n"})
+    assert [str(p) for p in load_model([folder])[1]] == [
+        "p/p.yaml:5:16: recurrence 'FREQ=DAILY;INTERVAL=2': INTERVAL, COUNT, UNTIL and BYSETPOS are not supported by schedules [trigger.rrule]"]
+
+
+RENEWAL = {
+    "contract.yaml": "kind: entity\nname: contract\nfields:\n  reference: {type: string, required: true}\n  end_date: date\n",
+    "renewal.yaml": """
+        kind: process
+        name: renewal
+        entity: contract
+        triggers:
+          - {schedule: "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9", for_each: contract, when: "record.end_date | days_until <= 30"}
+          - {record: contract, on: [created], when: "record.end_date | days_until <= 7"}
+        steps:
+          - {id: renew, title: "Renew {{ record.reference }}"}
+        """,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_schedules_and_record_triggers_start_each_process_once(packs, tmp_path):
+    compiled = compile_model(load([packs.write("r", RENEWAL)]))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    platform.create_all(engine)
+    compiled.metadata.create_all(engine)
+    today = dt.date.today()
+    with engine.begin() as conn:
+        soon = records.create_record(conn, compiled, "contract", {"reference": "C-1", "end_date": str(today + dt.timedelta(days=10))}, None)
+        later = records.create_record(conn, compiled, "contract", {"reference": "C-2", "end_date": str(today + dt.timedelta(days=100))}, None)
+        urgent = records.create_record(conn, compiled, "contract", {"reference": "C-3", "end_date": str(today + dt.timedelta(days=3))}, None)
+
+    async def scenario() -> tuple[list, list, list]:
+        with DevServer(tmp_path / "temporal", port=free_port(), ui_port=free_port()) as server:
+            client = await Client.connect(server.address)
+            with ThreadPoolExecutor(4) as pool:
+                async with make_worker(client, engine, compiled, "triggers", MailSettings(), pool):
+                    [sid] = await sync_schedules(client, compiled, "triggers")
+                    assert await sync_schedules(client, compiled, "triggers") == [sid]  # updating, not duplicating
+                    desc = await client.get_schedule_handle(sid).describe()
+                    next_run = desc.info.next_action_times[0]
+                    handle = client.get_schedule_handle(sid)
+                    await handle.trigger()
+                    await asyncio.sleep(4)
+                    await handle.trigger()  # a second run the same day starts nothing new
+                    await asyncio.sleep(4)
+                    first = await on_record_event(client, compiled, "triggers", "contract", urgent.id, urgent.data, "created", urgent.row_version)
+                    again = await on_record_event(client, compiled, "triggers", "contract", urgent.id, urgent.data, "created", urgent.row_version)
+                    await asyncio.sleep(3)
+                    await handle.delete()
+                    return [next_run], first, again
+
+    (next_run,), first, again = asyncio.run(scenario())
+    assert next_run.weekday() == 0  # Mondays
+    assert first == again and len(first) == 1
+    with engine.connect() as conn:
+        started = conn.execute(sa.select(process_instances.c.workflow_id, process_instances.c.record_id)).all()
+    by_record = sorted(r.record_id for r in started)
+    # the schedule found the two contracts ending within 30 days (once each); the record trigger added one for C-3
+    assert by_record == sorted([soon.id, urgent.id, urgent.id])
+    assert later.id not in by_record
