@@ -80,6 +80,26 @@ def run(demo: bool, external: bool, host: str, port: int) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the web app alone against TAILOR_TEMPORAL_ADDRESS and TAILOR_DATABASE_URL (workers run elsewhere)."""
+    import asyncio
+
+    from admin.run import run_platform
+    from runtime.settings import Settings
+
+    try:
+        asyncio.run(run_platform(Settings.from_env(), embedded=False, demo=False, web=True, host=host, port=port, echo=click.echo,
+                                 worker=False))
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
 def worker() -> None:
     """Run a worker alone against TAILOR_TEMPORAL_ADDRESS and TAILOR_DATABASE_URL (the scale-out path)."""
     import asyncio

@@ -64,14 +64,16 @@ async def start_demo_processes(client: Client, engine: sa.Engine, compiled: Comp
                             entity=s["entity"], record_id=s["record_id"], record=dict(record.data), started_by=s["started_by"])
 
 
-async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: bool, host: str, port: int, echo=print) -> None:
+async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: bool, host: str, port: int, echo=print,
+                       worker: bool = True) -> None:
     """Run (dev server,) worker (and web app) until Ctrl-C or SIGTERM, then stop them all."""
     engine, compiled = prepare(settings, echo)
     dev: DevServer | None = None
     address = settings.temporal_address
     if embedded:
         ip, _, tport = settings.temporal_address.rpartition(":")
-        dev = DevServer(settings.data_dir / "temporal", ip=ip or "127.0.0.1", port=int(tport))
+        # the UI listens 1000 above the gRPC port: 8233 for the default 7233
+        dev = DevServer(settings.data_dir / "temporal", ip=ip or "127.0.0.1", port=int(tport), ui_port=int(tport) + 1000)
         echo(f"starting the Temporal dev server on {dev.address} (UI http://{dev.ip}:{dev.ui_port}), data in {dev.data_dir}")
         await asyncio.to_thread(dev.start)
     try:
@@ -87,8 +89,8 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
             echo(f"demo data loaded; {len(starts)} demo process(es) running")
         base_url = f"http://{host}:{port}"
         with ThreadPoolExecutor(8) as pool:
-            worker = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url), pool)
-            worker_task = asyncio.create_task(worker.run())
+            runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url), pool) if worker else None
+            worker_task = asyncio.create_task(runner.run()) if runner else asyncio.create_task(asyncio.Event().wait())
             stop = asyncio.Event()
             if web:
                 from admin.app import create_app
@@ -104,7 +106,10 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
                 echo(f"worker running on task queue '{settings.task_queue}' at {address}  (Ctrl-C stops it)")
                 await asyncio.wait([asyncio.create_task(stop.wait()), worker_task], return_when=asyncio.FIRST_COMPLETED)
             echo("stopping...")
-            await worker.shutdown()
+            if runner:
+                await runner.shutdown()
+            else:
+                worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
     finally:
