@@ -209,3 +209,34 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
     assert summaries.count("Alert (level 1): Call Acme is late") == 1
     assert "Task completed: Call Acme" in summaries and "Task reopened: Send offer (interested) (rejected)" in summaries
     assert len(rows(world, tasks)) == 3
+
+
+def test_database_outage_is_retried_and_nothing_is_written_twice(world):
+    """While the database refuses writes, activities fail and retry; once it is back, exactly one task exists."""
+    spec = world["compiled"].process_specs["follow_up"]
+    blocker = sa.create_engine(f"sqlite:///{world['engine'].url.database}", connect_args={"timeout": 0.1})
+    lock = blocker.raw_connection()
+    lock.execute("BEGIN EXCLUSIVE")  # nobody else may write (or read, outside WAL) until released
+    released: list[dt.datetime] = []
+
+    async def body(env, queue):
+        handle = await env.client.start_workflow(
+            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"}),
+            id="outage-1", task_queue=queue)
+        await asyncio.sleep(12)  # real time: the first activity attempts fail on the lock
+        released.append(dt.datetime.now(dt.timezone.utc))
+        lock.rollback()
+        lock.close()
+        for _ in range(60):
+            if rows(world, tasks):
+                break
+            await asyncio.sleep(0.5)
+        state = await handle.query(ProcessWorkflow.state)
+        return state
+
+    state = asyncio.run(_with_worker(world, body))
+    assert state["steps"]["call"]["status"] == "open"
+    [task] = rows(world, tasks)
+    assert len(rows(world, process_instances)) == 1
+    assert task["created_at"].replace(tzinfo=dt.timezone.utc) >= released[0]  # written only once the database was back
+    blocker.dispose()
