@@ -58,6 +58,22 @@ def compile_cmd(paths: tuple[Path, ...], out: Path) -> None:
 # -- running the platform ---------------------------------------------------------
 
 
+def _platform(**options) -> None:
+    """Run `admin.run.run_platform` with the environment's settings; definition problems are reported, not raised."""
+    import asyncio
+
+    from admin.run import run_platform
+    from runtime.settings import Settings
+
+    try:
+        asyncio.run(run_platform(Settings.from_env(), echo=click.echo, **options))
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
 @main.command()
 @click.option("--demo", is_flag=True, help="load the CRM pack's demo data (once) and start its demo processes")
 @click.option("--external", is_flag=True, help="use the Temporal cluster at TAILOR_TEMPORAL_ADDRESS instead of starting the dev server")
@@ -65,18 +81,7 @@ def compile_cmd(paths: tuple[Path, ...], out: Path) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def run(demo: bool, external: bool, host: str, port: int) -> None:
     """Run everything: the Temporal dev server (embedded), a worker and the web app; Ctrl-C stops all."""
-    import asyncio
-
-    from admin.run import run_platform
-    from runtime.settings import Settings
-
-    try:
-        asyncio.run(run_platform(Settings.from_env(), embedded=not external, demo=demo, web=True, host=host, port=port, echo=click.echo))
-    except DefinitionError as exc:
-        _report(exc.problems)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        pass
+    _platform(embedded=not external, demo=demo, web=True, host=host, port=port)
 
 
 @main.command()
@@ -84,37 +89,13 @@ def run(demo: bool, external: bool, host: str, port: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Run the web app alone against TAILOR_TEMPORAL_ADDRESS and TAILOR_DATABASE_URL (workers run elsewhere)."""
-    import asyncio
-
-    from admin.run import run_platform
-    from runtime.settings import Settings
-
-    try:
-        asyncio.run(run_platform(Settings.from_env(), embedded=False, demo=False, web=True, host=host, port=port, echo=click.echo,
-                                 worker=False))
-    except DefinitionError as exc:
-        _report(exc.problems)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        pass
+    _platform(embedded=False, demo=False, web=True, host=host, port=port, worker=False)
 
 
 @main.command()
 def worker() -> None:
     """Run a worker alone against TAILOR_TEMPORAL_ADDRESS and TAILOR_DATABASE_URL (the scale-out path)."""
-    import asyncio
-
-    from admin.run import run_platform
-    from runtime.settings import Settings
-
-    try:
-        asyncio.run(run_platform(Settings.from_env(), embedded=False, demo=False, web=False, host="", port=0, echo=click.echo))
-    except DefinitionError as exc:
-        _report(exc.problems)
-        sys.exit(1)
-
-
-# -- the store: definition changes as a plan (runtime.plan) --------------------------
+    _platform(embedded=False, demo=False, web=False, host="", port=0)
 
 
 @main.command()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import os
+import socket
 import textwrap
 from pathlib import Path
 
@@ -34,3 +34,10 @@ class PackWriter:
 def packs(tmp_path, monkeypatch) -> PackWriter:
     monkeypatch.chdir(tmp_path)  # problems are reported relative to the working directory
     return PackWriter(tmp_path)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -4,13 +4,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from temporalio.client import Client
@@ -21,6 +19,7 @@ from runtime.schema import alerts, process_instances, tasks
 from runtime.settings import Settings
 from runtime.starter import start_process
 from runtime.workflows import ProcessWorkflow, TaskAction
+from tests.conftest import free_port
 
 PACK = {
     "company.yaml": "kind: entity\nname: company\nfields:\n  name: {type: string, required: true}\n",
@@ -41,12 +40,6 @@ PACK = {
         """,
 }
 N = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Inbox:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,7 +19,7 @@ from runtime.recurrence import sync_schedules
 from runtime.schema import metadata as platform, process_instances
 from runtime.triggers import form_starts, on_record_event, record_starts
 from runtime.worker import make_worker
-from tests.conftest import ACME, CRM
+from tests.conftest import ACME, CRM, free_port
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +58,6 @@ RENEWAL = {
         """,
 }
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_schedules_and_record_triggers_start_each_process_once(packs, tmp_path):

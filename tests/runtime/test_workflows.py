@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from runtime.activities import Activities, MailSettings
 from runtime.schema import alerts, contact_history, group_members, metadata as platform, process_instances, tasks, users
 from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from tests.conftest import free_port
 
 TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
 
@@ -97,9 +97,7 @@ class Inbox:
 @pytest.fixture
 def smtp():
     inbox = Inbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield inbox, port
