@@ -40,7 +40,7 @@ class Activities:
 
     def all(self) -> list:
         return [self.register_instance, self.open_project, self.create_task, self.set_task_state, self.reassign_task,
-                self.raise_alert, self.send_reminder, self.finish_instance]
+                self.raise_alert, self.send_reminder, self.finish_instance, self.add_comment]
 
     def _owner(self, conn: sa.Connection, entity: str | None, record_id: int | None) -> int | None:
         """The record's owner as it is now (not as it was when the process started)."""
@@ -137,6 +137,12 @@ class Activities:
                     conn.execute(idempotency_keys.insert().values(key=key, scope="reminder", result={}, created_at=task_service.utcnow()))
             except sa.exc.IntegrityError:
                 pass
+
+    @activity.defn(name="tailor.add_comment")
+    def add_comment(self, req: dict) -> None:
+        with self.engine.begin() as conn:
+            task_service.add_comment(conn, req["task_id"], req["user_id"], req["comment"], key=activity.info().workflow_id + ":" +
+                                     activity.info().activity_id)
 
     @activity.defn(name="tailor.finish_instance")
     def finish_instance(self, req: dict) -> None:

@@ -135,6 +135,14 @@ def reassign_task(conn: sa.Connection, task_id: int, user_id: int | None, group:
     return task
 
 
+def add_comment(conn: sa.Connection, task_id: int, user_id: int, text: str, key: str) -> None:
+    """A comment on a task, in the record's history (once per key)."""
+    task = get_task(conn, task_id)
+    if task and task["entity"] and task["record_id"]:
+        add_history(conn, task["entity"], task["record_id"], "note", f"Comment on '{task['title']}': {text[:300]}",
+                    {"task_id": task_id, "comment": text}, user_id, key=f"comment:{key}")
+
+
 def raise_alert(conn: sa.Connection, key: str, task: dict, level: int, recipients: list[int], message: str) -> tuple[dict, bool]:
     """The alert for (task, level): created once, with its history entry; (row, created)."""
     row, created = _insert_once(conn, alerts, key, dict(task_id=task["id"], level=level, recipients=recipients, message=message,

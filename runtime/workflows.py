@@ -271,6 +271,20 @@ class ProcessWorkflow:
         if not action.to_user:
             raise ApplicationError("say who to reassign to", type="Invalid", non_retryable=True)
 
+    @workflow.update
+    async def comment(self, action: TaskAction) -> dict:
+        state = self.states[action.step]
+        await self._act("tailor.add_comment", {"task_id": state.task_id, "user_id": action.user_id, "comment": action.comment})
+        return {"step": action.step}
+
+    @comment.validator
+    def _validate_comment(self, action: TaskAction) -> None:
+        state = self.states.get(action.step)
+        if state is None or state.task_id is None:
+            raise ApplicationError(f"step '{action.step}' has no task yet", type="NotFound", non_retryable=True)
+        if not action.comment.strip():
+            raise ApplicationError("a comment needs some text", type="Invalid", non_retryable=True)
+
     @workflow.query
     def state(self) -> dict:
         return {"version": self.input.spec["version"] if self.input else None, "project_id": self.project_id,

@@ -18,7 +18,7 @@ from engine.calendars import BusinessCalendar
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime.activities import Activities, MailSettings
-from runtime.schema import alerts, contact_history, group_members, metadata as platform, process_instances, tasks, users
+from runtime.schema import alerts, contact_history, group_members, metadata as platform, process_instances, projects, tasks, users
 from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
 from tests.conftest import free_port
@@ -106,7 +106,11 @@ def smtp():
 
 @pytest.fixture
 def world(packs, tmp_path, smtp):
-    compiled = compile_model(load([packs.write("t", PACK)]))
+    return _world(packs, tmp_path, smtp, PACK)
+
+
+def _world(packs, tmp_path, smtp, pack):
+    compiled = compile_model(load([packs.write("t", pack)]))
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'tailor.db'}")
     platform.create_all(engine)
     compiled.metadata.create_all(engine)
@@ -238,3 +242,45 @@ def test_database_outage_is_retried_and_nothing_is_written_twice(world):
     assert len(rows(world, process_instances)) == 1
     assert task["created_at"].replace(tzinfo=dt.timezone.utc) >= released[0]  # written only once the database was back
     blocker.dispose()
+
+
+PROJECT_PACK = {**PACK, "process.yaml": """
+    kind: process
+    name: onboard
+    entity: company
+    project:
+      title: "Onboarding {{ record.name }}"
+      manager: user:mia
+    steps:
+      - id: kickoff
+        title: Kick-off
+        assign: owner
+        approval: {by: project_manager}
+        due: 1 hour
+        escalate:
+          - {at: due, alert: project_manager}
+    """}
+
+
+def test_projects_have_a_manager_who_gets_alerts_and_approves(packs, tmp_path, smtp):
+    world = _world(packs, tmp_path, smtp, PROJECT_PACK)
+    ids = world["ids"]
+    spec = world["compiled"].process_specs["onboard"]
+
+    async def body(env, queue):
+        handle = await env.client.start_workflow(
+            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"}),
+            id="onboard-1", task_queue=queue)
+        await env.sleep(3700)
+        await handle.execute_update(ProcessWorkflow.comment, TaskAction(step="kickoff", user_id=ids["bob"], comment="Booked for Tuesday"))
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="kickoff", user_id=ids["bob"]))
+        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="kickoff", user_id=ids["mia"], approve=True))
+        return await handle.result()
+
+    assert asyncio.run(_with_worker(world, body)) == {"steps": {"kickoff": "done"}}
+    [project] = rows(world, projects)
+    assert (project["title"], project["manager_id"], project["status"]) == ("Onboarding Acme", ids["mia"], "closed")
+    [task] = rows(world, tasks)
+    assert (task["project_id"], task["assignee_id"], task["status"], task["outcome"]) == (project["id"], ids["bob"], "done", "approved")
+    assert [a["recipients"] for a in rows(world, alerts)] == [[ids["mia"]]]
+    assert "Comment on 'Kick-off': Booked for Tuesday" in [h["summary"] for h in rows(world, contact_history)]
