@@ -93,9 +93,10 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
             worker_task = asyncio.create_task(runner.run()) if runner else asyncio.create_task(asyncio.Event().wait())
             stop = asyncio.Event()
             if web:
-                from admin.app import create_app
+                from admin.web import create_app
 
-                app = create_app(engine, compiled, client, f"http://{dev.ip}:{dev.ui_port}" if dev else None)
+                app = create_app(engine, compiled, client, secret_key=settings.secret_key, task_queue=settings.task_queue,
+                                 temporal_ui=f"http://{dev.ip}:{dev.ui_port}" if dev else None, secure_cookies=not settings.development)
                 server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
                 echo(f"Tailor is running: {base_url}  (Ctrl-C stops everything)")
                 await server.serve()  # returns on Ctrl-C / SIGTERM

@@ -1,0 +1,344 @@
+"""The staff web app: log in, My work, generated forms, tasks and the customer page.
+
+Server-rendered HTML that works in any browser without scripts. Every POST carries
+a CSRF token; sessions are signed, HttpOnly, SameSite=Lax cookies; every page checks
+the user's role permissions from the definitions.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+from temporalio.client import Client, WorkflowUpdateFailedError
+
+from engine.compiler import CompiledModel
+from forms import submit as forms
+from runtime import records
+from runtime.history import list_history
+from runtime.schema import alerts, group_members, tasks, users
+from runtime.workflows import ProcessWorkflow, TaskAction
+
+HERE = Path(__file__).resolve().parent
+MAX_FAILURES, LOCKOUT_SECONDS = 5, 300
+STATUS_TEXT = {"open": "Open", "awaiting_approval": "Waiting for approval", "done": "Done", "skipped": "Skipped", "cancelled": "Cancelled"}
+
+
+class LoginThrottle:
+    """Failed logins per user name: after 5 within 5 minutes, refuse for the rest of the window."""
+
+    def __init__(self) -> None:
+        self.failures: dict[str, list[float]] = defaultdict(list)
+
+    def blocked(self, username: str) -> bool:
+        now = time.monotonic()
+        self.failures[username] = [t for t in self.failures[username] if now - t < LOCKOUT_SECONDS]
+        return len(self.failures[username]) >= MAX_FAILURES
+
+    def failed(self, username: str) -> None:
+        self.failures[username].append(time.monotonic())
+
+    def succeeded(self, username: str) -> None:
+        self.failures.pop(username, None)
+
+
+def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None, *, secret_key: str, task_queue: str = "tailor",
+               temporal_ui: str | None = None, secure_cookies: bool = False) -> FastAPI:
+    app = FastAPI(title="Tailor", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="tailor_session", same_site="lax",
+                       https_only=secure_cookies, max_age=12 * 3600)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+    hasher = PasswordHasher()
+    throttle = LoginThrottle()
+    model = compiled.model
+
+    # -- session, CSRF, permissions --------------------------------------------
+    def csrf(request: Request) -> str:
+        if "csrf" not in request.session:
+            request.session["csrf"] = secrets.token_urlsafe(32)
+        return request.session["csrf"]
+
+    async def form_data(request: Request):
+        data = await request.form()
+        if not secrets.compare_digest(str(data.get("csrf_token", "")), request.session.get("csrf", "")):
+            raise HTTPException(403, "This form has expired or did not come from Tailor. Go back, reload the page and try again.")
+        return data
+
+    def current_user(request: Request) -> dict | None:
+        uid = request.session.get("user_id")
+        if not uid:
+            return None
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(users).where(users.c.id == uid, users.c.active)).mappings().first()
+        return dict(row) if row else None
+
+    def permissions(user: dict) -> set[str]:
+        return {p for r in user["roles"] or [] if r in model.roles for p in model.roles[r].permissions}
+
+    def need(request: Request, permission: str = "access") -> dict:
+        user = current_user(request)
+        if user is None:
+            raise HTTPException(401)
+        if permission not in permissions(user) and "admin" not in permissions(user):
+            raise HTTPException(403, f"You do not have permission to do this ({permission.replace('_', ' ')}).")
+        return user
+
+    def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"user": ctx.pop("user", None), "csrf_token": csrf(request),
+                                                          "flash": request.session.pop("flash", None), **ctx}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 401:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return HTMLResponse(f"<!doctype html><title>Not allowed</title><h1>{exc.status_code}</h1><p>{exc.detail}</p><p><a href=/>Back</a></p>",
+                            status_code=exc.status_code)
+
+    # -- login ---------------------------------------------------------------------
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_page(request: Request):
+        return page(request, "login.html", username="", error=None)
+
+    @app.post("/login")
+    async def login(request: Request):
+        data = await form_data(request)
+        username, password = str(data.get("username", "")).strip(), str(data.get("password", ""))
+        if throttle.blocked(username):
+            return page(request, "login.html", 429, username=username, error="Too many failed attempts. Wait a few minutes and try again.")
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(users.c.id, users.c.password_hash).where(users.c.username == username, users.c.active)).first()
+        try:
+            ok = row is not None and row.password_hash is not None and hasher.verify(row.password_hash, password)
+        except (VerifyMismatchError, InvalidHashError):
+            ok = False
+        if not ok:
+            throttle.failed(username)
+            return page(request, "login.html", 401, username=username, error="That user name and password do not match.")
+        throttle.succeeded(username)
+        request.session.clear()
+        request.session["user_id"] = row.id
+        csrf(request)
+        target = request.query_params.get("next", "/")
+        return RedirectResponse(target if target.startswith("/") and not target.startswith("//") else "/", status_code=303)
+
+    @app.post("/logout")
+    async def logout(request: Request):
+        await form_data(request)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    # -- my work ---------------------------------------------------------------------
+    def due_text(due: dt.datetime | None) -> str:
+        if due is None:
+            return ""
+        due = due if due.tzinfo else due.replace(tzinfo=dt.timezone.utc)
+        return due.astimezone(dt.timezone.utc).strftime("%a %d %b %Y %H:%M UTC")
+
+    def task_view(row: dict) -> dict:
+        due = row["due_at"]
+        due = due.replace(tzinfo=dt.timezone.utc) if due is not None and due.tzinfo is None else due
+        return {**row, "due_text": due_text(due), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
+                "overdue": due is not None and row["status"] in ("open", "awaiting_approval") and due < dt.datetime.now(dt.timezone.utc)}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(request: Request):
+        user = need(request)
+        with engine.connect() as conn:
+            groups = list(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user["id"])).scalars())
+            mine = conn.execute(sa.select(tasks).where(tasks.c.status == "open", sa.or_(tasks.c.assignee_id == user["id"],
+                                sa.and_(tasks.c.assignee_id.is_(None), tasks.c.group_name.in_(groups))))
+                                .order_by(tasks.c.due_at.is_(None), tasks.c.due_at)).mappings().all()
+            waiting = conn.execute(sa.select(tasks).where(tasks.c.status == "awaiting_approval")).mappings().all()
+            raised = conn.execute(sa.select(alerts).where(alerts.c.acknowledged_at.is_(None)).order_by(alerts.c.raised_at.desc()).limit(200)).mappings().all()
+            companies = conn.execute(sa.select(compiled.metadata.tables["company"].c.id, compiled.metadata.tables["company"].c.title)
+                                     .order_by(compiled.metadata.tables["company"].c.title).limit(50)).mappings().all() if "company" in compiled.metadata.tables else []
+        approvals = [t for t in waiting if "approve_tasks" in permissions(user) or "admin" in permissions(user)]
+        return page(request, "home.html", user=user, mine=[task_view(dict(t)) for t in mine], approvals=approvals,
+                    alerts=[a for a in raised if user["id"] in (a["recipients"] or [])], companies=companies)
+
+    # -- forms -------------------------------------------------------------------------
+    def options_for(form_name: str, user: dict) -> dict[str, list]:
+        form = model.forms[form_name]
+        with engine.connect() as conn:
+            staff = [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name).where(users.c.active).order_by(users.c.name)).mappings()]
+            return {f.name: forms.choices_for(compiled, conn, f, staff) for f in form.fields}
+
+    def record_of(entity: str | None, record_id: str | None) -> records.Record | None:
+        if not entity or not record_id:
+            return None
+        try:
+            with engine.connect() as conn:
+                return records.get_record(conn, compiled, entity, int(record_id))
+        except (records.RecordNotFound, ValueError):
+            raise HTTPException(404, f"There is no {entity} with that number.")
+
+    @app.get("/forms", response_class=HTMLResponse)
+    async def form_list(request: Request):
+        user = need(request)
+        shown = [f for f in model.forms.values() if f.contact or not f.entity]
+        return page(request, "forms_list.html", user=user, forms=sorted(shown, key=lambda f: f.label))
+
+    @app.get("/forms/{name}", response_class=HTMLResponse)
+    async def form_page(request: Request, name: str):
+        user = need(request, "generate_tasks")
+        if name not in model.forms:
+            raise HTTPException(404, "There is no such form.")
+        record = record_of(model.forms[name].entity, request.query_params.get("record"))
+        if model.forms[name].entity and record is None:
+            request.session["flash"] = f"Open a {model.forms[name].entity}'s page and choose the form there."
+            return RedirectResponse("/", status_code=303)
+        return page(request, "form.html", user=user, layout=compiled.form_layouts[name], values={}, errors={},
+                    options=options_for(name, user), record=record, submission_id=str(uuid.uuid4()))
+
+    @app.post("/forms/{name}", response_class=HTMLResponse)
+    async def form_submit(request: Request, name: str):
+        user = need(request, "generate_tasks")
+        data = await form_data(request)
+        if name not in model.forms:
+            raise HTTPException(404, "There is no such form.")
+        form = model.forms[name]
+        record = record_of(form.entity, request.query_params.get("record"))
+        values, errors = forms.parse(form, data)
+        submission_id = str(data.get("submission_id") or uuid.uuid4())
+        if not errors:
+            try:
+                with engine.begin() as conn:
+                    result = forms.submit(conn, compiled, name, values, submission_id=submission_id, user=user,
+                                          record_id=record.id if record else None)
+            except forms.SubmissionInvalid as exc:
+                errors = exc.errors
+        if errors:
+            typed = {f.name: (data.getlist(f.name) if f.type == "multichoice" else data.get(f.name)) for f in form.fields}
+            return page(request, "form.html", 422, user=user, layout=compiled.form_layouts[name], values=typed, errors=errors,
+                        options=options_for(name, user), record=record, submission_id=submission_id)
+        if client is not None:
+            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"])
+        request.session["flash"] = f"{form.label} saved." if not result.replayed else f"{form.label} was already saved."
+        return RedirectResponse(f"/records/{form.entity}/{record.id}" if record else "/", status_code=303)
+
+    # -- tasks ---------------------------------------------------------------------------
+    def load_task(task_id: int) -> dict:
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
+        if row is None:
+            raise HTTPException(404, "There is no such task.")
+        return dict(row)
+
+    def task_page(request: Request, user: dict, task: dict, status: int = 200, values=None, errors=None):
+        perms = permissions(user)
+        mine = task["assignee_id"] == user["id"] or task["assignee_id"] is None or "admin" in perms
+        view = task_view(task)
+        if task["entity"] and task["record_id"]:
+            rec = record_of(task["entity"], str(task["record_id"]))
+            view.update(record_link=f"/records/{task['entity']}/{task['record_id']}", record_title=rec.title if rec else "")
+        return page(request, "task.html", status, user=user, task=view, layout=compiled.form_layouts.get(task["form"]) if task["form"] else None,
+                    values=values or {}, errors=errors or {}, options=options_for(task["form"], user) if task["form"] else {},
+                    can_complete=task["status"] == "open" and mine,
+                    can_decide=task["status"] == "awaiting_approval" and bool({"approve_tasks", "admin"} & perms),
+                    request_id=str(uuid.uuid4()))
+
+    @app.get("/tasks/{task_id}", response_class=HTMLResponse)
+    async def task_detail(request: Request, task_id: int):
+        user = need(request, "manage_own_tasks")
+        return task_page(request, user, load_task(task_id))
+
+    async def send(task: dict, update, action: TaskAction, request_id: str) -> str | None:
+        if client is None:
+            return "The process engine is not connected."
+        try:
+            await client.get_workflow_handle(task["workflow_id"]).execute_update(update, action, id=f"web-{request_id}")
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            return getattr(cause, "message", None) or str(cause)
+        return None
+
+    @app.post("/tasks/{task_id}/complete", response_class=HTMLResponse)
+    async def task_complete(request: Request, task_id: int):
+        user = need(request, "manage_own_tasks")
+        data = await form_data(request)
+        task = load_task(task_id)
+        if task["assignee_id"] not in (user["id"], None) and "admin" not in permissions(user):
+            raise HTTPException(403, "This task is assigned to someone else.")
+        values, errors = forms.parse(model.forms[task["form"]], data) if task["form"] else ({}, {})
+        if not errors:
+            problem = await send(task, ProcessWorkflow.complete, TaskAction(step=task["step_id"], user_id=user["id"], data=forms._jsonable(values)),
+                                 str(data.get("request_id") or uuid.uuid4()))
+            if problem:
+                errors = {"": problem}
+        if errors:
+            typed = {k: data.get(k) for k in data.keys()}
+            return task_page(request, user, task, 422, typed, errors)
+        if task["form"] and model.forms[task["form"]].actions:
+            # the step's form acts like any other submission (e.g. moves the opportunity on), keyed by this request
+            with engine.begin() as conn:
+                result = forms.submit(conn, compiled, task["form"], values, submission_id=f"task-{task_id}-{data.get('request_id')}",
+                                      user=user, record_id=task["record_id"])
+            if client is not None:
+                await forms.start_processes(client, engine, compiled, result, task_queue, user["id"])
+        request.session["flash"] = f"Done: {task['title']}"
+        return RedirectResponse("/", status_code=303)
+
+    @app.post("/tasks/{task_id}/decide", response_class=HTMLResponse)
+    async def task_decide(request: Request, task_id: int):
+        user = need(request, "approve_tasks")
+        data = await form_data(request)
+        task = load_task(task_id)
+        approve = data.get("decision") == "approve"
+        problem = await send(task, ProcessWorkflow.decide, TaskAction(step=task["step_id"], user_id=user["id"], approve=approve,
+                                                                      comment=str(data.get("comment", ""))), str(data.get("request_id") or uuid.uuid4()))
+        if problem:
+            return task_page(request, user, task, 409, errors={"": problem})
+        request.session["flash"] = f"{'Approved' if approve else 'Sent back'}: {task['title']}"
+        return RedirectResponse("/", status_code=303)
+
+    # -- the customer page ---------------------------------------------------------------
+    @app.get("/records/{entity}/{record_id}", response_class=HTMLResponse)
+    async def record_page(request: Request, entity: str, record_id: int):
+        user = need(request)
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        rec = record_of(entity, str(record_id))
+        ent = model.entities[entity]
+        with engine.connect() as conn:
+            history = list_history(conn, entity, record_id)
+            open_tasks = conn.execute(sa.select(tasks).where(tasks.c.entity == entity, tasks.c.record_id == record_id,
+                                                            tasks.c.status.in_(("open", "awaiting_approval")))).mappings().all()
+        fields = [(f.label, rec.data[f.name]) for f in ent.all_fields() if rec.data.get(f.name) not in (None, "", [])]
+        shown_forms = [f for f in model.forms.values() if f.entity == entity and f.contact]
+        return page(request, "record.html", user=user, record=rec, entity=ent, fields=fields, forms=shown_forms, tasks=open_tasks,
+                    history=[{"when": due_text(h.occurred_at), "kind": h.kind, "summary": h.summary} for h in history])
+
+    # -- health --------------------------------------------------------------------------
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        """Whether the database and Temporal answer (no customer data)."""
+        checks = {}
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except sa.exc.SQLAlchemyError as exc:
+            checks["database"] = f"unavailable: {exc.__class__.__name__}"
+        if client is not None:
+            try:
+                await client.service_client.check_health()
+                checks["temporal"] = "ok"
+            except Exception as exc:  # any RPC failure means "not healthy", reported, not raised
+                checks["temporal"] = f"unavailable: {exc.__class__.__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", **checks}, status_code=200 if ok else 503)
+
+    return app

@@ -1,0 +1,196 @@
+"""Form submissions: parse what a browser sent, validate it, record it and run its on-submit actions once.
+
+`parse` turns the strings of an HTML form into typed values with a plain-language
+message per bad field. `submit` writes the submission to the record's contact history
+and runs create/update actions in one transaction, keyed by the submission id, so a
+double click or a retried POST finds the first result instead of doing it again.
+Processes are started afterwards from the stored result, with keys from the same id.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import sqlalchemy as sa
+from temporalio.client import Client
+
+from engine import expressions
+from engine.compiler import CompiledModel
+from engine.model import CreateAction, Field, Form, Source, StartAction, UpdateAction
+from runtime import records, values as V
+from runtime.history import add_history
+from runtime.schema import idempotency_keys
+from runtime.starter import start_process
+from runtime.triggers import form_starts, on_record_event
+
+
+@dataclass
+class Submission:
+    """What a submission did: its history entry, records it created, processes to start."""
+
+    id: str
+    history_id: int | None = None
+    created: dict[str, list] = field(default_factory=dict)  # alias -> [entity, id]
+    starts: list[dict] = field(default_factory=list)
+    record_events: list[dict] = field(default_factory=list)
+    replayed: bool = False
+
+
+class SubmissionInvalid(Exception):
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+def _raw(data: Mapping[str, Any], name: str) -> Any:
+    getlist = getattr(data, "getlist", None)
+    return getlist(name) if getlist else data.get(name)
+
+
+def parse(form: Form, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Typed values from submitted text, and a message per field that is wrong (keyed by field name)."""
+    out: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for f in form.fields:
+        raw = _raw(data, f.name)
+        if f.type != "multichoice" and isinstance(raw, list):
+            raw = raw[0] if raw else None
+        if f.type == "multichoice":
+            raw = [x for x in (raw or []) if x != ""]
+        if f.type == "boolean":
+            out[f.name] = raw in ("on", "true", "1", "yes", True)
+            continue
+        if V.is_empty(raw):
+            if f.required:
+                errors[f.name] = f"{f.label} is required"
+            continue
+        try:
+            out[f.name] = V.convert(raw.strip() if isinstance(raw, str) else raw, f)
+        except V.NotConvertible as exc:
+            errors[f.name] = _message(f, str(exc))
+    return out, errors
+
+
+EXPECTED = {**V.PATTERN_WORDS, "integer": "a whole number", "decimal": "a number", "reference": "one of the listed records",
+            "user": "one of the listed people"}
+
+
+def _message(f: Field, problem: str) -> str:
+    """'Budget must be an amount like 1250.00' rather than the converter's terse reason."""
+    if problem.startswith("must "):
+        return f"{f.label} {problem}"
+    if f.type in EXPECTED:
+        return f"{f.label} must be {EXPECTED[f.type]}"
+    return f"{f.label}: {problem}"
+
+
+def _value(src: Source, target: Field, form_values: Mapping[str, Any], form: Form, context: dict, created: dict) -> Any:
+    if src.kind == "field":
+        value = form_values.get(src.value)
+        return None if value is None else V.convert(value, target)
+    if src.kind == "record":
+        return context["record_id"]
+    if src.kind == "created":
+        return created[src.value][1]
+    if src.kind == "template":
+        return expressions.render(src.value, context["template"])
+    return src.value
+
+
+def _mapped(pairs, targets: Mapping[str, Field], form_values, form, context, created) -> dict[str, Any]:
+    out = {}
+    for name, src in pairs:
+        value = _value(src, targets[name], form_values, form, context, created)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_values: Mapping[str, Any], *, submission_id: str,
+           user: dict, record_id: int | None) -> Submission:
+    """Record a valid submission and run its record actions, once per submission id."""
+    key = f"submission:{submission_id}"
+    done = conn.execute(sa.select(idempotency_keys.c.result).where(idempotency_keys.c.key == key)).scalar()
+    if done is not None:
+        return Submission(**{**done, "replayed": True})
+    form = compiled.model.forms[form_name]
+    result = Submission(submission_id)
+    record = records.get_record(conn, compiled, form.entity, record_id).data if form.entity and record_id else {}
+    context = {"record_id": record_id, "template": {"form": dict(form_values), "record": dict(record), "user": {k: user.get(k) for k in ("id", "name", "email")},
+                                                    "today": dt.date.today(), "now": dt.datetime.now(dt.timezone.utc)}}
+    if form.entity and record_id:
+        entry = add_history(conn, form.entity, record_id, "submission", form.label, {"form": form.name, "values": _jsonable(form_values)},
+                            user["id"], key=key)
+        result.history_id = entry.id
+    for i, action in enumerate(form.actions):
+        if isinstance(action, CreateAction):
+            entity = compiled.model.entities[action.entity]
+            values = _mapped(action.set, {f.name: f for f in entity.all_fields()}, form_values, form, context, result.created)
+            try:
+                rec = records.create_record(conn, compiled, action.entity, values, user["id"], history=f"Created from {form.label}")
+            except records.RecordInvalid as exc:
+                raise SubmissionInvalid({"": f"could not create the {entity.label.lower()}: " + "; ".join(exc.errors.values())}) from exc
+            result.created[action.alias] = [action.entity, rec.id]
+            result.record_events.append({"entity": action.entity, "id": rec.id, "event": "created", "version": rec.row_version})
+        elif isinstance(action, UpdateAction) and form.entity and record_id:
+            entity = compiled.model.entities[form.entity]
+            changes = _mapped(action.set, {f.name: f for f in entity.all_fields()}, form_values, form, context, result.created)
+            try:
+                rec = records.update_record(conn, compiled, form.entity, record_id, changes, user["id"], history=f"Updated by {form.label}")
+            except records.RecordInvalid as exc:
+                raise SubmissionInvalid({"": f"could not update the record: " + "; ".join(exc.errors.values())}) from exc
+            result.record_events.append({"entity": form.entity, "id": record_id, "event": "changed", "version": rec.row_version})
+        elif isinstance(action, StartAction):
+            proc = compiled.model.processes[action.process]
+            given = dict(action.inputs)
+            target = given.pop("record", None)
+            inputs = _mapped(tuple(given.items()), {f.name: f for f in proc.inputs}, form_values, form, context, result.created)
+            if target is not None and target.kind == "created":
+                entity, rid = result.created[target.value]
+            else:
+                entity, rid = form.entity, record_id
+            result.starts.append({"process": action.process, "entity": entity, "record_id": rid, "inputs": inputs, "key": f"{submission_id}-{i}"})
+    for name in form_starts(compiled, form_name):
+        result.starts.append({"process": name, "entity": form.entity, "record_id": record_id, "inputs": {}, "key": f"{submission_id}-form"})
+    stored = {k: v for k, v in vars(result).items() if k != "replayed"}
+    conn.execute(idempotency_keys.insert().values(key=key, scope="submission", result=stored, created_at=dt.datetime.now(dt.timezone.utc)))
+    return result
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict:
+    return {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in values.items()}
+
+
+async def start_processes(client: Client, engine: sa.Engine, compiled: CompiledModel, result: Submission, task_queue: str,
+                          user_id: int | None) -> list[str]:
+    """Start what the submission asked for (idempotently: keys come from the submission id)."""
+    started = []
+    for s in result.starts:
+        data = {}
+        if s["entity"] and s["record_id"]:
+            with engine.connect() as conn:
+                data = dict(records.get_record(conn, compiled, s["entity"], s["record_id"]).data)
+        handle = await start_process(client, compiled.process_specs[s["process"]], key=s["key"], task_queue=task_queue, entity=s["entity"],
+                                     record_id=s["record_id"], record=data, inputs=s["inputs"], started_by=user_id)
+        started.append(handle.id)
+    for ev in result.record_events:
+        with engine.connect() as conn:
+            rec = records.get_record(conn, compiled, ev["entity"], ev["id"])
+        started += await on_record_event(client, compiled, task_queue, ev["entity"], ev["id"], dict(rec.data), ev["event"], ev["version"],
+                                         user=user_id)
+    return started
+
+
+def choices_for(compiled: CompiledModel, conn: sa.Connection, f: Field, users: Iterable[dict]) -> list[tuple[Any, str]]:
+    """Options of a select: choices, records of a referenced entity, users or groups."""
+    if f.choices:
+        return [(c.value, c.label) for c in f.choices]
+    if f.type == "reference":
+        table = compiled.metadata.tables[f.entity]
+        return [(r.id, r.title or f"#{r.id}") for r in conn.execute(sa.select(table.c.id, table.c.title).order_by(table.c.title).limit(500))]
+    if f.type == "user":
+        return [(u["id"], u["name"]) for u in users]
+    if f.type == "group":
+        return [(g.name, g.label) for g in compiled.model.groups.values()]
+    return []
