@@ -41,6 +41,7 @@ def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> 
                 else:
                     conn.execute(group_members.insert().values(group_name=group, user_id=ids[name], manager=True))
         keys: dict[str, tuple[str, int]] = {}
+        events: list[dict] = []  # record creations, for the processes their triggers start
         for entity, rows in data["records"].items():
             for row in rows:
                 values: dict[str, Any] = {}
@@ -55,10 +56,12 @@ def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> 
                     values[name] = value
                 rec = records.create_record(conn, compiled, entity, values, ids["admin"], history="Created by the demo data")
                 keys[row["key"]] = (entity, rec.id)
+                events.append({"entity": entity, "record_id": rec.id, "version": rec.row_version})
         starts = []
         for p in data.get("processes", []):
             entity, key = p["record"].split("/")
             starts.append({"process": p["process"], "entity": entity, "record_id": keys[key][1], "started_by": ids[p["started_by"]],
                            "key": f"demo:{p['process']}:{key}"})
+        starts += [{"event": e} for e in events]
         conn.execute(idempotency_keys.insert().values(key=MARKER, scope="demo", result={"processes": starts}, created_at=now))
         return starts

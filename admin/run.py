@@ -57,7 +57,15 @@ def mail_settings(settings: Settings, base_url: str) -> MailSettings:
 async def start_demo_processes(client: Client, engine: sa.Engine, compiled: CompiledModel, settings: Settings, starts: list[dict]) -> None:
     from runtime.records import get_record
 
+    from runtime.triggers import on_record_event
+
     for s in starts:
+        if "event" in s:  # a created demo record: start what its triggers start
+            e = s["event"]
+            with engine.connect() as conn:
+                record = get_record(conn, compiled, e["entity"], e["record_id"])
+            await on_record_event(client, compiled, settings.task_queue, e["entity"], e["record_id"], dict(record.data), "created", e["version"])
+            continue
         with engine.connect() as conn:
             record = get_record(conn, compiled, s["entity"], s["record_id"])
         await start_process(client, compiled.process_specs[s["process"]], key=s["key"], task_queue=settings.task_queue,
@@ -86,7 +94,7 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
 
             starts = load_demo(engine, compiled)
             await start_demo_processes(client, engine, compiled, settings, starts)
-            echo(f"demo data loaded; {len(starts)} demo process(es) running")
+            echo(f"demo data loaded; demo processes started")
         base_url = f"http://{host}:{port}"
         with ThreadPoolExecutor(8) as pool:
             runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url), pool) if worker else None

@@ -37,12 +37,14 @@ def test_tailor_run_demo_starts_everything_and_stops_cleanly(tmp_path):
         engine = sa.create_engine(f"sqlite:///{tmp_path / 'var' / 'tailor.db'}")
         deadline = time.monotonic() + 30
         rows = []
-        while time.monotonic() < deadline and not rows:
+        while time.monotonic() < deadline and len(rows) < 2:
             with engine.connect() as conn:
-                rows = conn.execute(sa.text("SELECT title, status, group_name FROM tasks")).all()
+                rows = conn.execute(sa.text("SELECT title, status, group_name FROM tasks ORDER BY title")).all()
             time.sleep(0.5)
         engine.dispose()
-        assert [tuple(r) for r in rows] == [("Qualify the enquiry: Acme Health – platform upgrade", "open", "sales")]
+        # the demo's lead follow-up, and the support SLA its support request's creation triggered
+        assert [tuple(r) for r in rows] == [("Qualify the enquiry: Acme Health – platform upgrade", "open", "sales"),
+                                            ("Triage: Reports will not print", "open", "support")]
         assert (tmp_path / "var" / "temporal" / "temporal.db").exists()  # the dev server persists under the data folder
     finally:
         proc.send_signal(signal.SIGINT)
