@@ -1,0 +1,96 @@
+"""Pages without a browser: sessions, CSRF, permissions, throttling and exactly-once submissions."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+
+from admin.web import create_app
+from engine.compiler import compile_model
+from engine.loader import load
+from runtime import records
+from runtime.schema import contact_history, metadata as platform, users
+from tests.conftest import CRM
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return compile_model(load([CRM]))
+
+
+@pytest.fixture
+def site(compiled, tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'web.db'}")
+    platform.create_all(engine)
+    compiled.metadata.create_all(engine)
+    now = dt.datetime.now(dt.timezone.utc)
+    hasher = PasswordHasher()
+    with engine.begin() as conn:
+        for name, roles in [("ann", ["staff"]), ("pat", ["portal"])]:
+            conn.execute(users.insert().values(username=name, name=name.title(), email=f"{name}@example.com", roles=roles,
+                                               password_hash=hasher.hash(name), created_at=now))
+        company = records.create_record(conn, compiled, "company", {"name": "Acme", "status": "customer"}, None)
+    app = create_app(engine, compiled, None, secret_key="test-secret")
+    return TestClient(app), engine, company.id
+
+
+def token(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def log_in(client: TestClient, who: str, password: str | None = None):
+    page = client.get("/login")
+    return client.post("/login", data={"csrf_token": token(page.text), "username": who, "password": password or who}, follow_redirects=False)
+
+
+def test_pages_need_a_login_and_the_session_cookie_is_httponly_and_samesite(site):
+    client, _, _ = site
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login?next=/"
+    response = log_in(client, "ann")
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    assert "My work" in client.get("/").text
+
+
+def test_failed_logins_are_throttled(site):
+    client, _, _ = site
+    assert [log_in(client, "ann", "wrong").status_code for _ in range(6)] == [401] * 5 + [429]
+    assert log_in(client, "ann").status_code == 429  # even the right password waits out the lockout
+
+
+def test_every_post_needs_the_csrf_token(site):
+    client, _, company = site
+    log_in(client, "ann")
+    response = client.post(f"/forms/call_note?record={company}", data={"csrf_token": "forged", "summary": "x"})
+    assert response.status_code == 403
+
+
+def test_roles_decide_what_a_user_may_open(site):
+    client, _, company = site
+    log_in(client, "pat")
+    assert client.get(f"/forms/lead_enquiry?record={company}").status_code == 403
+
+
+def test_a_double_submission_is_recorded_once(site, compiled):
+    client, engine, company = site
+    log_in(client, "ann")
+    page = client.get(f"/forms/call_note?record={company}")
+    assert page.status_code == 200
+    fields = {f.name: f for f in compiled.model.forms["call_note"].fields}
+    data = {"csrf_token": token(page.text), "submission_id": re.search(r'name="submission_id" value="([^"]+)"', page.text).group(1)}
+    for name, f in fields.items():
+        if f.required:
+            data[name] = str(f.choices[0].value) if f.choices else ("2026-11-23" if f.type == "date" else
+                                                                     "2026-11-23T10:00" if f.type == "datetime" else "Spoke about renewal")
+    first = client.post(f"/forms/call_note?record={company}", data=data, follow_redirects=False)
+    again = client.post(f"/forms/call_note?record={company}", data=data, follow_redirects=False)
+    assert first.status_code == again.status_code == 303, first.text
+    with engine.connect() as conn:
+        entries = conn.execute(sa.select(contact_history.c.summary).where(contact_history.c.kind == "submission")).scalars().all()
+    assert entries == [compiled.model.forms["call_note"].label]
