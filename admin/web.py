@@ -26,7 +26,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 
 from engine.compiler import CompiledModel
 from forms import submit as forms
-from runtime import records
+from runtime import records, tasks as task_service
 from runtime.history import list_history
 from runtime.schema import alerts, group_members, tasks, users
 from runtime.workflows import ProcessWorkflow, TaskAction
@@ -176,6 +176,11 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             staff = [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name).where(users.c.active).order_by(users.c.name)).mappings()]
             return {f.name: forms.choices_for(compiled, conn, f, staff) for f in form.fields}
 
+    def staff_list() -> list[dict]:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name, users.c.roles).where(users.c.active).order_by(users.c.name))
+                    .mappings() if "portal" not in (r.roles or [])]
+
     def record_of(entity: str | None, record_id: str | None) -> records.Record | None:
         if not entity or not record_id:
             return None
@@ -248,7 +253,8 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
                     values=values or {}, errors=errors or {}, options=options_for(task["form"], user) if task["form"] else {},
                     can_complete=task["status"] == "open" and mine,
                     can_decide=task["status"] == "awaiting_approval" and bool({"approve_tasks", "admin"} & perms),
-                    request_id=str(uuid.uuid4()))
+                    can_reassign=task["status"] in ("open", "awaiting_approval") and bool({"monitor_tasks", "admin"} & perms),
+                    staff=staff_list(), request_id=str(uuid.uuid4()))
 
     @app.get("/tasks/{task_id}", response_class=HTMLResponse)
     async def task_detail(request: Request, task_id: int):
@@ -302,6 +308,51 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         if problem:
             return task_page(request, user, task, 409, errors={"": problem})
         request.session["flash"] = f"{'Approved' if approve else 'Sent back'}: {task['title']}"
+        return RedirectResponse("/", status_code=303)
+
+    @app.post("/tasks/{task_id}/comment", response_class=HTMLResponse)
+    async def task_comment(request: Request, task_id: int):
+        user = need(request, "manage_own_tasks")
+        data = await form_data(request)
+        task = load_task(task_id)
+        text = str(data.get("comment", "")).strip()
+        if not text:
+            return task_page(request, user, task, 422, errors={"": "Write a comment first."})
+        problem = await send(task, ProcessWorkflow.comment, TaskAction(step=task["step_id"], user_id=user["id"], comment=text),
+                             str(data.get("request_id") or uuid.uuid4()))
+        if problem:
+            return task_page(request, user, task, 409, errors={"": problem})
+        request.session["flash"] = "Comment added."
+        return RedirectResponse(f"/tasks/{task_id}", status_code=303)
+
+    @app.post("/tasks/{task_id}/reassign", response_class=HTMLResponse)
+    async def task_reassign(request: Request, task_id: int):
+        user = need(request, "monitor_tasks")
+        data = await form_data(request)
+        task = load_task(task_id)
+        try:
+            to_user = int(str(data.get("to_user", "")))
+        except ValueError:
+            return task_page(request, user, task, 422, errors={"": "Choose who should do the task."})
+        problem = await send(task, ProcessWorkflow.reassign, TaskAction(step=task["step_id"], user_id=user["id"], to_user=to_user),
+                             str(data.get("request_id") or uuid.uuid4()))
+        if problem:
+            return task_page(request, user, task, 409, errors={"": problem})
+        request.session["flash"] = "Task reassigned."
+        return RedirectResponse(f"/tasks/{task_id}", status_code=303)
+
+    @app.post("/alerts/{alert_id}/acknowledge")
+    async def alert_acknowledge(request: Request, alert_id: int):
+        user = need(request)
+        await form_data(request)
+        with engine.begin() as conn:
+            row = conn.execute(sa.select(alerts.c.recipients).where(alerts.c.id == alert_id)).first()
+            if row is None:
+                raise HTTPException(404, "There is no such alert.")
+            if user["id"] not in (row.recipients or []) and not {"set_alerts", "admin"} & permissions(user):
+                raise HTTPException(403, "This alert was not sent to you.")
+            task_service.acknowledge_alert(conn, alert_id, user["id"])
+        request.session["flash"] = "Alert acknowledged."
         return RedirectResponse("/", status_code=303)
 
     # -- the customer page ---------------------------------------------------------------

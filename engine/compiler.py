@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from . import fieldtypes
+from . import collector, fieldtypes
 from .model import (
     Calendar, CreateAction, Duration, Entity, Escalation, Field, Form, FormTrigger, ManualTrigger, Model, ParallelStep, Party,
     Process, RecordTrigger, ScheduleTrigger, Source, StartAction, Step, TaskStep, UpdateAction,
@@ -288,6 +288,11 @@ class CompiledModel:
 
 def compile_model(model: Model) -> CompiledModel:
     """Compile a checked model. Pure: no I/O, same input gives the same output."""
+    with collector.paused():  # tables and specs are big, long-lived values: see collector
+        return _compile_model(model)
+
+
+def _compile_model(model: Model) -> CompiledModel:
     metadata = sa.MetaData()
     groups = tuple(sorted(model.groups))
     entities = sorted(model.entities.values(), key=lambda e: e.name)

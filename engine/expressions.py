@@ -99,7 +99,7 @@ def _local_names(ast: nodes.Node) -> set[str]:
     return names
 
 
-def _check_chain(chain: list[str], spec: Spec) -> tuple[str, str, frozenset] | None:
+def _check_chain(chain: tuple[str, ...], spec: Spec) -> tuple[str, str, frozenset] | None:
     """The first part of `chain` that `spec` does not allow: (path so far, part, allowed)."""
     for i, part in enumerate(chain[1:], start=1):
         if spec is None:
@@ -113,10 +113,21 @@ def _check_chain(chain: list[str], spec: Spec) -> tuple[str, str, frozenset] | N
     return None
 
 
+@dataclass(frozen=True)
+class _Uses:
+    """What a template's syntax tree uses: found once per distinct source, checked against each place's scope."""
+
+    filters: tuple[tuple[bool, str], ...]  # (is a filter, not a test; its name), in the order written
+    local: frozenset[str]  # names the template itself sets (loop variables, ...)
+    chains: tuple[tuple[str, ...], ...]  # dotted names read, e.g. ('steps', 'call', 'data', 'x')
+
+
 @lru_cache(maxsize=4096)
-def _parse(source: str) -> nodes.Template:
-    """Parse once per distinct source; templates repeat across a pack."""
-    return ENV.parse(source)
+def _uses(source: str) -> _Uses:
+    """Parse and walk once per distinct source: templates repeat across a pack, and walking jinja2's tree is slow."""
+    ast = ENV.parse(source)
+    return _Uses(tuple((isinstance(n, nodes.Filter), n.name) for n in ast.find_all((nodes.Filter, nodes.Test))),
+                 frozenset(_local_names(ast)), tuple(tuple(c) for c in _chains(ast)))
 
 
 def check(template: Template, scope: Scope, *, expression: bool = False) -> list[Problem]:
@@ -124,21 +135,19 @@ def check(template: Template, scope: Scope, *, expression: bool = False) -> list
     source = f"{{{{ ({template.source}) }}}}" if expression else template.source
     what = "condition" if expression else "template"
     try:
-        ast = _parse(source)
+        uses = _uses(source)
     except TemplateSyntaxError as exc:
         where = f" (line {exc.lineno} of the {what})" if exc.lineno and exc.lineno > 1 else ""
         return [Problem(template.loc, "expression.syntax", f"invalid {what} in {scope.place}: {exc.message}{where}")]
     problems: list[Problem] = []
-    for node in ast.find_all((nodes.Filter, nodes.Test)):
-        known = ENV.filters if isinstance(node, nodes.Filter) else ENV.tests
-        if node.name not in known:
-            word = "filter" if isinstance(node, nodes.Filter) else "test"
-            problems.append(Problem(template.loc, "expression.syntax", f"invalid {what} in {scope.place}: no {word} named '{node.name}'"))
-    local = _local_names(ast)
+    for is_filter, name in uses.filters:
+        if name not in (ENV.filters if is_filter else ENV.tests):
+            word = "filter" if is_filter else "test"
+            problems.append(Problem(template.loc, "expression.syntax", f"invalid {what} in {scope.place}: no {word} named '{name}'"))
     reported: set[str] = set()
-    for chain in _chains(ast):
+    for chain in uses.chains:
         root = chain[0]
-        if root in local:
+        if root in uses.local:
             continue
         if root not in scope.names:
             if root not in reported:

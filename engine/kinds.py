@@ -5,8 +5,9 @@ import json
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+import fastjsonschema
 import jsonschema
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
@@ -37,12 +38,54 @@ def _local_refs(node: Any) -> Any:
     return node
 
 
-@lru_cache(maxsize=None)
-def validator(kind: str) -> jsonschema.Draft202012Validator:
+def _inlined(kind: str) -> dict[str, Any]:
     """The kind's published schema, with the shared definitions inlined for speed."""
     schema = _local_refs(json.loads(schema_text(kind)))
     schema["$defs"] = {**_local_refs(json.loads(schema_text("common")))["$defs"], **schema.get("$defs", {})}
-    return jsonschema.Draft202012Validator(schema)
+    return schema
+
+
+@lru_cache(maxsize=None)
+def validator(kind: str) -> jsonschema.Draft202012Validator:
+    """The kind's published schema as a jsonschema validator: the reference, and the source of every message."""
+    return jsonschema.Draft202012Validator(_inlined(kind))
+
+
+# Keywords on which fastjsonschema and jsonschema (Draft 2020-12) agree, given YAML-built data. Where they
+# differ they differ towards "invalid" (fastjsonschema reads `$` in a pattern as end of text, `minimum` also
+# checks booleans), which only sends a document down the slow path, whose errors are then the answer.
+_FAST_KEYWORDS = frozenset({
+    "$schema", "$id", "$defs", "$ref", "title", "description", "type", "enum", "const", "properties", "required",
+    "additionalProperties", "propertyNames", "items", "minItems", "uniqueItems", "minProperties", "minLength",
+    "minimum", "maximum", "pattern", "oneOf", "anyOf", "if", "then", "else",
+})
+_SCHEMA_MAPS = ("properties", "$defs")  # their values are subschemas, their keys are names, not keywords
+
+
+def _fast_safe(schema: Any) -> bool:
+    """Whether fastjsonschema can stand in for jsonschema on `schema`: known keywords, and no `$ref`
+    beside other checks (fastjsonschema follows draft 7 there and ignores the siblings)."""
+    if isinstance(schema, list):
+        return all(_fast_safe(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    if not schema.keys() <= _FAST_KEYWORDS or ("$ref" in schema and not schema.keys() <= {"$ref", "title", "description"}):
+        return False
+    return all(all(_fast_safe(s) for s in v.values()) if k in _SCHEMA_MAPS else _fast_safe(v)
+               for k, v in schema.items() if isinstance(v, (dict, list)))
+
+
+@lru_cache(maxsize=None)
+def fast_check(kind: str) -> Callable[[Any], Any] | None:
+    """A compiled yes/no check of the same schema, >10x faster than jsonschema; None if it cannot be trusted.
+
+    Compiling takes ~0.3 s for all kinds, once per process; valid documents (the usual case) then skip jsonschema.
+    """
+    schema = _inlined(kind)
+    if not _fast_safe(schema):
+        return None
+    # use_default=False: never write schema defaults into the author's data
+    return fastjsonschema.compile(schema, use_default=False, use_formats=False)
 
 
 def _pointer(path) -> str:
@@ -175,6 +218,13 @@ def validate_document(doc: Document) -> list[Problem]:
         return [Problem(doc.loc(""), "schema.missing-kind", f"missing 'kind:' (expected one of: {', '.join(KINDS)})")]
     if kind not in KINDS:
         return [Problem(doc.loc("/kind"), "schema.unknown-kind", f"unknown kind {_describe(kind)} (expected one of: {', '.join(KINDS)})", "/kind")]
+    check = fast_check(kind)
+    if check is not None:
+        try:
+            check(doc.data)
+            return []
+        except fastjsonschema.JsonSchemaValueException:
+            pass  # invalid: ask jsonschema what exactly is wrong, so messages stay the same
     problems: list[Problem] = []
     for error in validator(kind).iter_errors(doc.data):
         problems.extend(_problems(doc, error))

@@ -5,7 +5,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable
 
-from . import checks, packs as packs_mod
+from . import checks, collector, packs as packs_mod
 from .build import BUILDERS, Builder
 from .errors import DefinitionError, Loc, Problem
 from .kinds import validate_document
@@ -34,6 +34,11 @@ def _read_pack(folder: Path, problems: list[Problem]) -> packs_mod.PackSource | 
 
 def load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem]]:
     """Load and check packs; return the merged model (None if broken) and all problems."""
+    with collector.paused():  # the model is one big, long-lived, acyclic value: see collector
+        return _load_model(paths)
+
+
+def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem]]:
     problems: list[Problem] = []
     sources = [s for s in (_read_pack(Path(p), problems) for p in paths) if s]
     packs: dict[str, Pack] = {}

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from .build import humanise
 from .errors import Loc, Problem
-from .model import Entity, Field, Form, Overlay, ParallelStep, Process, Role, Section, Step, TaskStep, Template
+from .model import Entity, Field, Form, Overlay, ParallelStep, Process, Role, Step, TaskStep, Template
 
 OPS: dict[str, frozenset[str]] = {
     "entity": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_groups", "add_group_fields", "add_links"}),

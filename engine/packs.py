@@ -1,7 +1,9 @@
 """Packs: finding them on disk, resolving `extends`, ordering them base-first."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -25,9 +27,15 @@ class PackSource:
 def display_path(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when inside it."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.resolve().relative_to(_resolved(os.getcwd())))
     except ValueError:
         return str(path)
+
+
+@lru_cache(maxsize=8)
+def _resolved(folder: str) -> Path:
+    """The working directory resolved once, not once per file of a pack (keyed by it, so `chdir` is seen)."""
+    return Path(folder).resolve()
 
 
 def order(packs: dict[str, Pack]) -> tuple[list[str], list[Problem]]:

@@ -18,12 +18,46 @@ from .errors import Loc, Problem
 
 MAX_NODES = 200_000  # guards against alias bombs ("billion laughs")
 # libyaml's safe loader composes ~3x faster and keeps the same marks; pure Python where it is missing
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
+    """The safe loader, minus per-node Python work whose answer never changes.
+
+    Even libyaml's loader calls back into Python to resolve every node's tag; a plain
+    scalar's tag depends on its text alone (the safe loader has no path resolvers), and
+    the same words (`type`, `string`, `label`, ...) recur thousands of times in a pack.
+    """
+
+    _plain_tags: dict[str, str] = {}  # shared by all loaders; bounded, see resolve
+    _PLAIN_TAGS_MAX = 50_000
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is not yaml.ScalarNode or not implicit[0]:
+            return super().resolve(kind, value, implicit)
+        tag = self._plain_tags.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._plain_tags) < self._PLAIN_TAGS_MAX:
+                self._plain_tags[value] = tag
+        return tag
+
+    # Path resolvers are the only reason to track the path; the safe loader has none.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
+Pos = tuple[int, int]  # 1-based line and column
 
 
 def pointer_join(pointer: str, part: str | int) -> str:
     """Append one reference token to a JSON pointer."""
-    token = str(part).replace("~", "~0").replace("/", "~1")
+    token = str(part)
+    if "~" in token or "/" in token:  # rare in names; skipping the replaces matters at one call per node
+        token = token.replace("~", "~0").replace("/", "~1")
     return f"{pointer}/{token}"
 
 
@@ -34,8 +68,10 @@ class Document:
     file: str
     index: int
     data: Any
-    value_locs: Mapping[str, Loc] = field(repr=False, default_factory=dict)
-    key_locs: Mapping[str, Loc] = field(repr=False, default_factory=dict)
+    # (line, column) pairs, not `Loc`s or libyaml's marks: a pack has ~100k nodes and few locations are
+    # ever asked for, and pairs of ints are cheap to make and invisible to the cycle collector.
+    value_pos: Mapping[str, Pos] = field(repr=False, default_factory=dict)
+    key_pos: Mapping[str, Pos] = field(repr=False, default_factory=dict)
 
     @property
     def kind(self) -> str | None:
@@ -51,10 +87,9 @@ class Document:
         """Location of the node at `pointer` (its key if `key`), or its nearest ancestor."""
         p = pointer
         while True:
-            if key and p in self.key_locs:
-                return self.key_locs[p]
-            if p in self.value_locs:
-                return self.value_locs[p]
+            pos = (key and self.key_pos.get(p)) or self.value_pos.get(p)
+            if pos:
+                return Loc(self.file, *pos)
             if not p:
                 return Loc(self.file, 1, 1)
             p = p.rsplit("/", 1)[0]
@@ -67,56 +102,67 @@ class _TooLarge(Exception):
     pass
 
 
+_MAP, _SEQ, _STR = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 class _Builder:
     def __init__(self, file: str, loader: Any):
         self.file = file
         self.loader = loader
-        self.value_locs: dict[str, Loc] = {}
-        self.key_locs: dict[str, Loc] = {}
+        self.value_pos: dict[str, Pos] = {}
+        self.key_pos: dict[str, Pos] = {}
         self.problems: list[Problem] = []
         self.count = 0
+        self.active: set[int] = set()  # ids of the collections being built: meeting one again is a recursive alias
 
     def _loc(self, mark: yaml.Mark) -> Loc:
         return Loc(self.file, mark.line + 1, mark.column + 1)
 
-    def build(self, node: yaml.Node, pointer: str, active: frozenset[int]) -> Any:
+    def build(self, node: yaml.Node, pointer: str) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
             raise _TooLarge()
-        self.value_locs[pointer] = self._loc(node.start_mark)
-        if id(node) in active:
+        mark = node.start_mark
+        self.value_pos[pointer] = (mark.line + 1, mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            # Text (most values) is what the constructor would return; skip its generic dispatch.
+            return node.value if node.tag == _STR else self.scalar(node, pointer)
+        if id(node) in self.active:
             self.problems.append(Problem(self._loc(node.start_mark), "yaml.recursive", "recursive alias is not allowed", pointer))
             return None
-        standard = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}.get(type(node))
-        if standard and node.tag != standard:
+        if node.tag != (_MAP if isinstance(node, yaml.MappingNode) else _SEQ):
             self.problems.append(Problem(self._loc(node.start_mark), "yaml.tag", f"unsupported YAML tag '{node.tag}'", pointer))
             return None
-        if isinstance(node, yaml.MappingNode):
-            inner = active | {id(node)}
-            try:
-                self.loader.flatten_mapping(node)
-            except yaml.MarkedYAMLError as exc:
-                self.problems.append(Problem(self._loc(exc.problem_mark or node.start_mark), "yaml.merge", str(exc.problem), pointer))
-                return {}
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                    self.problems.append(Problem(self._loc(key_node.start_mark), "yaml.key", "mapping keys must be plain text", pointer))
-                    continue
-                # Keys are names: keep the text as written, so `on:` stays "on" (YAML 1.1 would make it true).
-                key = key_node.value
-                child = pointer_join(pointer, key)
-                if key in out:
-                    self.problems.append(Problem(self._loc(key_node.start_mark), "yaml.duplicate-key",
-                                                 f"duplicate key '{key}' (first given at line {self.key_locs[child].line})", child))
-                    continue
-                self.key_locs[child] = self._loc(key_node.start_mark)
-                out[key] = self.build(value_node, child, inner)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            inner = active | {id(node)}
-            return [self.build(item, pointer_join(pointer, i), inner) for i, item in enumerate(node.value)]
-        return self.scalar(node, pointer)
+        self.active.add(id(node))
+        try:
+            return self.mapping(node, pointer) if isinstance(node, yaml.MappingNode) else \
+                [self.build(item, f"{pointer}/{i}") for i, item in enumerate(node.value)]
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, pointer: str) -> dict[str, Any]:
+        try:
+            self.loader.flatten_mapping(node)
+        except yaml.MarkedYAMLError as exc:
+            self.problems.append(Problem(self._loc(exc.problem_mark or node.start_mark), "yaml.merge", str(exc.problem), pointer))
+            return {}
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE:
+                self.problems.append(Problem(self._loc(key_node.start_mark), "yaml.key", "mapping keys must be plain text", pointer))
+                continue
+            # Keys are names: keep the text as written, so `on:` stays "on" (YAML 1.1 would make it true).
+            key = key_node.value
+            child = pointer_join(pointer, key)
+            if key in out:
+                self.problems.append(Problem(self._loc(key_node.start_mark), "yaml.duplicate-key",
+                                             f"duplicate key '{key}' (first given at line {self.key_pos[child][0]})", child))
+                continue
+            mark = key_node.start_mark
+            self.key_pos[child] = (mark.line + 1, mark.column + 1)
+            out[key] = self.build(value_node, child)
+        return out
 
     def scalar(self, node: yaml.Node, pointer: str) -> Any:
         try:
@@ -149,7 +195,7 @@ def parse_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
                 break
             builder = _Builder(file, loader)
             try:
-                data = builder.build(node, "", frozenset())
+                data = builder.build(node, "")
             except _TooLarge:
                 problems.append(Problem(Loc(file, node.start_mark.line + 1, node.start_mark.column + 1), "yaml.too-large",
                                         f"document expands to more than {MAX_NODES} nodes (aliases?)"))
@@ -161,7 +207,7 @@ def parse_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
                 index += 1
                 continue
             problems.extend(builder.problems)
-            docs.append(Document(file, index, data, builder.value_locs, builder.key_locs))
+            docs.append(Document(file, index, data, builder.value_pos, builder.key_pos))
             index += 1
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
