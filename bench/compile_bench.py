@@ -43,6 +43,8 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a fair baseline parses as fast as the engine can
+
 from engine.compiler import compile_model  # noqa: E402
 from engine.loader import load, load_model  # noqa: E402
 
