@@ -284,3 +284,52 @@ def test_projects_have_a_manager_who_gets_alerts_and_approves(packs, tmp_path, s
     assert (task["project_id"], task["assignee_id"], task["status"], task["outcome"]) == (project["id"], ids["bob"], "done", "approved")
     assert [a["recipients"] for a in rows(world, alerts)] == [[ids["mia"]]]
     assert "Comment on 'Kick-off': Booked for Tuesday" in [h["summary"] for h in rows(world, contact_history)]
+
+
+LADDER_PACK = {**PACK, "process.yaml": """
+    kind: process
+    name: ladder
+    entity: company
+    calendar: office
+    steps:
+      - id: call
+        title: Call back
+        assign: group:sales
+        due: 2 business days
+        escalate:
+          - {at: due, alert: manager}
+          - {at: due + 1 business day, alert: role:director}
+    """}
+
+
+def test_business_day_ladder_waits_over_weekends_and_holidays(packs, tmp_path, smtp):
+    """Started Wednesday 23 December at 16:00 London: due two working days later, skipping Christmas Day, the weekend
+    and Monday 28th (the Boxing Day substitute) — so due Tuesday 29th, level 2 a working day later, Wednesday 30th."""
+    world = _world(packs, tmp_path, smtp, LADDER_PACK)
+    spec = world["compiled"].process_specs["ladder"]
+    started = dt.datetime(2026, 12, 23, 16, 0, tzinfo=dt.timezone.utc)  # GMT in winter: 16:00 in London
+    due = dt.datetime(2026, 12, 29, 16, 0, tzinfo=dt.timezone.utc)  # working days: Thu 24, Tue 29
+    level2 = dt.datetime(2026, 12, 30, 16, 0, tzinfo=dt.timezone.utc)
+
+    async def body(env, queue):
+        now = await env.get_current_time()
+        assert now < started, "this test needs the start in the future of the test server's clock"
+        handle = await env.client.start_workflow(
+            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
+                                              started_at=started.isoformat()),
+            id="ladder-1", task_queue=queue)
+        await env.sleep((due - now).total_seconds() - 60)  # a minute before due: nothing yet
+        levels_before = [a["level"] for a in rows(world, alerts)]
+        await env.sleep(120)
+        levels_at_due = [a["level"] for a in rows(world, alerts)]
+        await env.sleep((level2 - due).total_seconds() - 120)
+        levels_before_2 = [a["level"] for a in rows(world, alerts)]
+        await env.sleep(120)
+        levels_after_2 = [a["level"] for a in rows(world, alerts)]
+        [task] = rows(world, tasks)
+        await handle.terminate()
+        return levels_before, levels_at_due, levels_before_2, levels_after_2, task
+
+    before, at_due, before_2, after_2, task = asyncio.run(_with_worker(world, body))
+    assert task["due_at"].replace(tzinfo=dt.timezone.utc) == due
+    assert (before, at_due, before_2, after_2) == ([], [1], [1], [1, 2])
