@@ -95,13 +95,17 @@ class Record:
 @dataclass(frozen=True)
 class Page:
     items: list[Record]
-    total: int
+    total: int  # exact up to COUNT_LIMIT; with `more`, "more than COUNT_LIMIT"
     page: int
     page_size: int
+    more: bool = False
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.page_size))
+
+
+COUNT_LIMIT = 10_000
 
 
 # -- the entity as the store sees it ---------------------------------------------------
@@ -681,6 +685,9 @@ def search_records(conn: sa.Connection, compiled: CompiledModel, entity: str, fi
     page = max(1, int(page))
     page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
     where = sa.and_(sa.true(), *conditions)
-    total = conn.execute(sa.select(sa.func.count()).select_from(ent.table).where(where)).scalar_one()
+    # Counting stops at COUNT_LIMIT: an exact count of 50,000 matches costs more than the page itself.
+    capped = sa.select(sa.literal(1)).select_from(ent.table).where(where).limit(COUNT_LIMIT + 1).subquery()
+    total = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
     rows = conn.execute(sa.select(ent.table).where(where).order_by(*order).limit(page_size).offset((page - 1) * page_size))
-    return Page(items=[_to_record(ent, r) for r in rows], total=total, page=page, page_size=page_size)
+    return Page(items=[_to_record(ent, r) for r in rows], total=total, page=page, page_size=page_size,
+                more=total > COUNT_LIMIT)

@@ -111,7 +111,7 @@ class ProcessWorkflow:
         started = dt.datetime.fromisoformat(inp.started_at) if inp.started_at else workflow.now()
         self.started_at = started
         wid = workflow.info().workflow_id
-        await self._act("tailor.register_instance", {
+        await self._local("tailor.register_instance", {
             "workflow_id": wid, "process": spec["name"], "version": spec["version"], "entity": inp.entity, "record_id": inp.record_id,
             "inputs": inp.inputs, "started_by": inp.started_by, "started_at": started.isoformat()})
         self.ctx = {"record": {**inp.record, "id": inp.record_id}, "inputs": inp.inputs,
@@ -151,6 +151,8 @@ class ProcessWorkflow:
         due_at = self._due(step)
         state.due_at = due_at.isoformat() if due_at else None
         title = self._render(step["title"], step["id"])
+        # open before the row exists: someone may act on the row the moment the activity commits it
+        state.status = "open"
         created = await self._act("tailor.create_task", {
             "key": f"{workflow.info().workflow_id}:{step['id']}", "workflow_id": workflow.info().workflow_id,
             "process": self.input.spec["name"], "step_id": step["id"], "title": title,
@@ -159,7 +161,6 @@ class ProcessWorkflow:
             "approver": step.get("approval"), "due_at": state.due_at, "assign": step.get("assign"), "strategy": step.get("strategy"),
             "completers": self._completers(), "started_by": self.input.started_by})
         state.task_id, state.assignee_id, state.group = created["task_id"], created["assignee_id"], created["group"]
-        state.status = "open"
         await self._watch(step, state, due_at)
         self._publish(step["id"])
 
@@ -219,6 +220,7 @@ class ProcessWorkflow:
     @workflow.update
     async def complete(self, action: TaskAction) -> dict:
         state = self._open_step(action, ("open",))  # re-checked: another update may have won meanwhile
+        await workflow.wait_condition(lambda: state.task_id is not None)
         step = self.specs[action.step]
         approval = bool(step.get("approval"))
         state.status = "awaiting_approval" if approval else "done"
@@ -245,6 +247,7 @@ class ProcessWorkflow:
     @workflow.update
     async def decide(self, action: TaskAction) -> dict:
         state = self._open_step(action, ("awaiting_approval",))
+        await workflow.wait_condition(lambda: state.task_id is not None)
         approved = bool(action.approve)
         state.status = "done" if approved else "open"
         state.outcome = "approved" if approved else "rejected"
@@ -261,6 +264,7 @@ class ProcessWorkflow:
     @workflow.update
     async def reassign(self, action: TaskAction) -> dict:
         state = self._open_step(action, OPEN)
+        await workflow.wait_condition(lambda: state.task_id is not None)
         moved = await self._act("tailor.reassign_task", {"task_id": state.task_id, "user_id": action.to_user, "by": action.user_id})
         state.assignee_id, state.group = moved["assignee_id"], moved["group"]
         return {"step": action.step, "assignee_id": state.assignee_id}
@@ -291,6 +295,10 @@ class ProcessWorkflow:
                 "steps": {sid: vars(s) for sid, s in self.states.items()}}
 
     # -- helpers -------------------------------------------------------------------
+    async def _local(self, name: str, arg: dict) -> Any:
+        """A short, idempotent write run by the worker that runs the workflow: no extra round trip to the server."""
+        return await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+
     async def _act(self, name: str, arg: dict) -> Any:
         return await workflow.execute_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
 
