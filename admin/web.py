@@ -355,6 +355,68 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         request.session["flash"] = "Alert acknowledged."
         return RedirectResponse("/", status_code=303)
 
+    # -- the directory ------------------------------------------------------------------
+    def directory_query(request: Request, entity: str) -> tuple[dict, dict]:
+        """Filters and sort from the query string, as the directory form sends them."""
+        q, field, value = (request.query_params.get(k, "").strip() for k in ("q", "field", "value"))
+        filters: dict[str, Any] = {}
+        if q:
+            filters["title"] = {"contains": q}
+        if field and value:
+            f = model.entities[entity].field(field) or next((x for x in model.entities[entity].all_fields() if x.name == field), None)
+            textual = f is not None and f.type in ("string", "text", "email", "phone", "url")
+            filters[field] = {"contains": value} if textual or f is None else value
+        sort = request.query_params.get("sort") or "title"
+        return filters, {"q": q, "field": field, "value": value, "sort": sort}
+
+    def search(entity: str, filters: dict, sort: str, page: int, page_size: int = 50):
+        with engine.connect() as conn:
+            return records.search_records(conn, compiled, entity, filters, sort=sort, page=page, page_size=page_size)
+
+    @app.get("/directory/{entity}", response_class=HTMLResponse)
+    async def directory(request: Request, entity: str):
+        user = need(request)
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        ent = model.entities[entity]
+        filters, shown = directory_query(request, entity)
+        error = None
+        try:
+            page_no = max(1, int(request.query_params.get("page", "1")))
+            result = search(entity, filters, shown["sort"], page_no)
+        except (records.BadQuery, ValueError) as exc:
+            error, result = str(exc), records.Page([], 0, 1, 50)
+        query = "&".join(f"{k}={v}" for k, v in shown.items() if v)
+        sorts = [("title", "Name"), ("-created_at", "Newest first")] + [(f.name, f.label) for f in ent.fields[:8] if f.type not in ("multichoice", "text")]
+        return page(request, "directory.html", user=user, entity=ent, page=result, columns=[f for f in ent.fields[:5] if f.type != "text"],
+                    filterable=ent.all_fields(), error=error, query=query, **shown, sorts=sorts)
+
+    @app.get("/directory/{entity}/export.csv")
+    async def directory_csv(request: Request, entity: str):
+        user = need(request, "export")
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        import csv
+        import io
+
+        ent = model.entities[entity]
+        filters, shown = directory_query(request, entity)
+        fields = list(ent.all_fields())
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["id", ent.label, *(f.label for f in fields)])
+        page_no = 1
+        while True:
+            result = search(entity, filters, shown["sort"], page_no, page_size=500)
+            for r in result.items:
+                writer.writerow([r.id, r.title, *("; ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                                                   for v in (r.data.get(f.name) for f in fields))])
+            if page_no >= result.pages:
+                break
+            page_no += 1
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{ent.plural.lower().replace(" ", "-")}.csv"'})
+
     # -- the customer page ---------------------------------------------------------------
     @app.get("/records/{entity}/{record_id}", response_class=HTMLResponse)
     async def record_page(request: Request, entity: str, record_id: int):

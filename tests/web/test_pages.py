@@ -94,3 +94,32 @@ def test_a_double_submission_is_recorded_once(site, compiled):
     with engine.connect() as conn:
         entries = conn.execute(sa.select(contact_history.c.summary).where(contact_history.c.kind == "submission")).scalars().all()
     assert entries == [compiled.model.forms["call_note"].label]
+
+
+def test_directory_filters_on_variable_and_group_fields_and_exports_csv(site, compiled):
+    client, engine, _ = site
+    with engine.begin() as conn:
+        records.create_record(conn, compiled, "company", {"name": "Bayside Clinic", "status": "prospect", "industry": "healthcare"}, None)
+        records.create_record(conn, compiled, "company", {"name": "Corner Shop", "status": "prospect", "industry": "retail"}, None)
+    log_in(client, "ann")
+    page = client.get("/directory/company", params={"field": "industry", "value": "healthcare"})
+    assert page.status_code == 200
+    assert "Bayside Clinic" in page.text and "Corner Shop" not in page.text and "1 found" in page.text
+    page = client.get("/directory/company", params={"q": "shop"})
+    assert "Corner Shop" in page.text and "Bayside" not in page.text
+    bad = client.get("/directory/company", params={"field": "industry", "value": "farming"})
+    assert "0 found" in bad.text or "error" in bad.text
+    csv = client.get("/directory/company/export.csv", params={"sort": "title"})
+    assert csv.status_code == 403  # staff may not export; the role needs 'export'
+
+
+def test_export_needs_the_export_permission_and_gives_every_field(site, compiled):
+    client, engine, _ = site
+    with engine.begin() as conn:
+        conn.execute(users.insert().values(username="mia", name="Mia", email="mia@example.com", roles=["sales_manager"],
+                                           password_hash=PasswordHasher().hash("mia"), created_at=dt.datetime.now(dt.timezone.utc)))
+    log_in(client, "mia")
+    csv = client.get("/directory/company/export.csv", params={"sort": "title"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.splitlines()
+    assert lines[0].startswith("id,Company,Name") and any("Acme" in line for line in lines[1:])
