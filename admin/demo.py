@@ -57,6 +57,9 @@ def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> 
                 rec = records.create_record(conn, compiled, entity, values, ids["admin"], history="Created by the demo data")
                 keys[row["key"]] = (entity, rec.id)
                 events.append({"entity": entity, "record_id": rec.id, "version": rec.row_version})
+        for u in data["users"]:
+            if u.get("company"):
+                conn.execute(users.update().where(users.c.id == ids[u["username"]]).values(company_id=keys[u["company"]][1]))
         starts = []
         for p in data.get("processes", []):
             entity, key = p["record"].split("/")

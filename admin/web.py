@@ -131,7 +131,10 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         request.session.clear()
         request.session["user_id"] = row.id
         csrf(request)
-        target = request.query_params.get("next", "/")
+        with engine.connect() as conn:
+            roles = conn.execute(sa.select(users.c.roles).where(users.c.id == row.id)).scalar() or []
+        portal_only = not any(p != "portal" for r in roles if r in model.roles for p in model.roles[r].permissions)
+        target = "/portal" if portal_only else request.query_params.get("next", "/")
         return RedirectResponse(target if target.startswith("/") and not target.startswith("//") else "/", status_code=303)
 
     @app.post("/logout")
@@ -354,6 +357,89 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             task_service.acknowledge_alert(conn, alert_id, user["id"])
         request.session["flash"] = "Alert acknowledged."
         return RedirectResponse("/", status_code=303)
+
+    # -- the customer portal --------------------------------------------------------------
+    def portal_user(request: Request) -> dict:
+        user = need(request, "portal")
+        if not user["company_id"]:
+            raise HTTPException(403, "Your portal account is not linked to a company yet; ask your contact to link it.")
+        return user
+
+    def portal_requests(company_id: int) -> list[dict]:
+        if "support_request" not in model.entities:
+            return []
+        with engine.connect() as conn:
+            found = records.search_records(conn, compiled, "support_request", {"company": company_id}, sort="-created_at", page_size=100)
+        status = model.entities["support_request"].field("status")
+        labels = {c.value: c.label for c in status.choices} if status else {}
+        return [{"title": r.title, "status": labels.get(r.data.get("status"), r.data.get("status") or ""), "created": due_text(r.created_at)}
+                for r in found.items]
+
+    @app.get("/portal", response_class=HTMLResponse)
+    async def portal(request: Request):
+        user = portal_user(request)
+        company = record_of("company", str(user["company_id"]))
+        return page(request, "portal.html", user=user, company=company, forms=[f for f in model.forms.values() if f.portal],
+                    requests=portal_requests(user["company_id"]))
+
+    @app.get("/portal/forms/{name}", response_class=HTMLResponse)
+    async def portal_form(request: Request, name: str):
+        user = portal_user(request)
+        if name not in model.forms or not model.forms[name].portal:
+            raise HTTPException(404, "There is no such form in the portal.")
+        return page(request, "form.html", user=user, layout=compiled.form_layouts[name], values={}, errors={},
+                    options=portal_options(name, user), record=None, submission_id=str(uuid.uuid4()), action=f"/portal/forms/{name}")
+
+    def portal_options(name: str, user: dict) -> dict[str, list]:
+        """Only the portal user's own company's records are offered (people, contracts, ...)."""
+        form = model.forms[name]
+        out: dict[str, list] = {}
+        with engine.connect() as conn:
+            for f in form.fields:
+                if f.type == "reference":
+                    target = model.entities[f.entity]
+                    if f.entity == "company":
+                        rows = [(user["company_id"], record_of("company", str(user["company_id"])).title)]
+                    elif any(x.name == "company" and x.type == "reference" for x in target.fields):
+                        found = records.search_records(conn, compiled, f.entity, {"company": user["company_id"]}, sort="title", page_size=200)
+                        rows = [(r.id, r.title) for r in found.items]
+                    else:
+                        rows = forms.choices_for(compiled, conn, f, [])
+                    out[f.name] = rows
+                elif f.type in ("user", "group"):
+                    out[f.name] = []
+                else:
+                    out[f.name] = forms.choices_for(compiled, conn, f, [])
+        return out
+
+    @app.post("/portal/forms/{name}", response_class=HTMLResponse)
+    async def portal_submit(request: Request, name: str):
+        user = portal_user(request)
+        data = await form_data(request)
+        if name not in model.forms or not model.forms[name].portal:
+            raise HTTPException(404, "There is no such form in the portal.")
+        form = model.forms[name]
+        values, errors = forms.parse(form, data)
+        allowed = portal_options(name, user)
+        for f in form.fields:  # a crafted POST must not name another company's records
+            if f.type == "reference" and values.get(f.name) is not None and values[f.name] not in {v for v, _ in allowed[f.name]}:
+                errors[f.name] = f"{f.label} must be one of the listed records"
+        submission_id = str(data.get("submission_id") or uuid.uuid4())
+        if not errors:
+            try:
+                with engine.begin() as conn:
+                    result = forms.submit(conn, compiled, name, values, submission_id=submission_id, user=user,
+                                          record_id=user["company_id"] if form.entity == "company" else None)
+            except forms.SubmissionInvalid as exc:
+                errors = exc.errors
+        if errors:
+            typed = {f.name: data.get(f.name) for f in form.fields}
+            return page(request, "form.html", 422, user=user, layout=compiled.form_layouts[name], values=typed, errors=errors,
+                        options=allowed, record=None, submission_id=submission_id, action=f"/portal/forms/{name}")
+        if client is not None:
+            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"])
+        request.session["flash"] = "Thank you: we have your request."
+        return RedirectResponse("/portal", status_code=303)
 
     # -- the directory ------------------------------------------------------------------
     def directory_query(request: Request, entity: str) -> tuple[dict, dict]:

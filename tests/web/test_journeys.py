@@ -118,3 +118,28 @@ def test_forms_refuse_a_post_without_the_csrf_token(platform, page: Page):
     log_in(page, platform, "ann")
     response = page.request.post(f"{platform}/logout", form={"csrf_token": "forged"})
     assert response.status == 403
+
+
+def test_a_portal_user_reports_a_problem_and_another_company_cannot_see_it(platform, page: Page):
+    page.goto(f"{platform}/login")
+    page.get_by_label("User name").fill("jane")
+    page.get_by_label("Password").fill("jane")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Acme Health Ltd")).to_be_visible()
+    page.get_by_role("link", name="Support request").click()
+    page.get_by_label("Summary").fill("Invoices show the wrong VAT")
+    page.get_by_label("Description").fill("Since the update, VAT is 17.5% instead of 20%.")
+    page.get_by_label("Category").select_option("fault")
+    page.get_by_label("Severity").select_option("high")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_role("status")).to_have_text("Thank you: we have your request.")
+    expect(page.locator("table")).to_contain_text("Invoices show the wrong VAT")
+
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("User name").fill("raj")
+    page.get_by_label("Password").fill("raj")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Northwind Retail")).to_be_visible()
+    expect(page.get_by_text("Invoices show the wrong VAT")).to_have_count(0)
+    page.goto(f"{platform}/")
+    expect(page.get_by_role("heading", name="403")).to_be_visible()  # staff pages are not for portal users

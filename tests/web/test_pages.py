@@ -123,3 +123,29 @@ def test_export_needs_the_export_permission_and_gives_every_field(site, compiled
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.splitlines()
     assert lines[0].startswith("id,Company,Name") and any("Acme" in line for line in lines[1:])
+
+
+def test_portal_users_see_and_name_only_their_own_company(site, compiled):
+    client, engine, acme = site
+    with engine.begin() as conn:
+        other = records.create_record(conn, compiled, "company", {"name": "Globex", "status": "customer"}, None).id
+        jane = records.create_record(conn, compiled, "person", {"company": acme, "first_name": "Jane", "last_name": "Doe"}, None).id
+        spy = records.create_record(conn, compiled, "person", {"company": other, "first_name": "Sam", "last_name": "Spy"}, None).id
+        base = {"summary": "x", "description": "y", "category": "fault", "severity": "low", "status": "new"}
+        records.create_record(conn, compiled, "support_request", {**base, "company": acme, "summary": "Our printer"}, None)
+        records.create_record(conn, compiled, "support_request", {**base, "company": other, "summary": "Globex secret"}, None)
+        conn.execute(users.update().where(users.c.username == "pat").values(company_id=acme))
+    response = log_in(client, "pat")
+    assert response.headers["location"] == "/portal"
+    page = client.get("/portal")
+    assert "Our printer" in page.text and "Globex secret" not in page.text
+    assert client.get(f"/records/company/{other}").status_code == 403
+    assert client.get("/").status_code == 403
+    form = client.get("/portal/forms/support_request")
+    assert form.status_code == 200 and "Sam Spy" not in form.text
+    person_field = next(f.name for f in compiled.model.forms["support_request"].fields if f.type == "reference" and f.entity == "person")
+    data = {"csrf_token": token(form.text), "submission_id": "portal-1", person_field: str(spy)}
+    refused = client.post("/portal/forms/support_request", data=data)
+    assert refused.status_code == 422 and "must be one of the listed records" in refused.text
+    assert jane  # a person of her own company is offered instead
+    assert "Jane Doe" in form.text
