@@ -13,7 +13,7 @@ from temporalio.client import Client, TLSConfig
 
 from engine.compiler import CompiledModel, compile_model
 from engine.loader import load
-from runtime.activities import MailSettings
+from runtime.mail import MailSettings
 from runtime.db import make_engine, upgrade
 from runtime.devserver import DevServer
 from runtime.plan import apply, plan
@@ -50,7 +50,17 @@ async def connect(settings: Settings, address: str | None = None) -> Client:
     return await Client.connect(address or settings.temporal_address, namespace=settings.temporal_namespace, tls=tls)
 
 
-def mail_settings(settings: Settings, base_url: str) -> MailSettings:
+def mail_settings(settings: Settings, base_url: str, echo=print) -> MailSettings:
+    """SMTP as configured; in development with no SMTP server listening, .eml files under the data folder."""
+    import socket
+
+    if settings.development:
+        try:
+            socket.create_connection((settings.smtp_host, settings.smtp_port), timeout=1).close()
+        except OSError:
+            outbox = settings.data_dir / "mail"
+            echo(f"no SMTP server at {settings.smtp_host}:{settings.smtp_port}: emails are written to {outbox}")
+            return MailSettings(settings.smtp_host, settings.smtp_port, settings.mail_from, base_url, outbox=outbox)
     return MailSettings(settings.smtp_host, settings.smtp_port, settings.mail_from, base_url)
 
 
@@ -97,7 +107,7 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
             echo(f"demo data loaded; demo processes started")
         base_url = f"http://{host}:{port}"
         with ThreadPoolExecutor(8) as pool:
-            runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url), pool) if worker else None
+            runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool) if worker else None
             worker_task = asyncio.create_task(runner.run()) if runner else asyncio.create_task(asyncio.Event().wait())
             stop = asyncio.Event()
             if web:

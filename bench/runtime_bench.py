@@ -58,7 +58,7 @@ from bare_workflow import BareWorkflow  # noqa: E402
 from engine.compiler import CompiledModel, compile_model  # noqa: E402
 from engine.loader import load  # noqa: E402
 from runtime import records  # noqa: E402
-from runtime.activities import MailSettings  # noqa: E402
+from runtime.mail import MailSettings  # noqa: E402
 from runtime.db import make_engine, upgrade  # noqa: E402
 from runtime.devserver import DevServer  # noqa: E402
 from runtime.plan import apply, plan  # noqa: E402

@@ -6,7 +6,6 @@ a timeout or a database outage without creating anything twice.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,16 +13,8 @@ from temporalio import activity
 
 from engine.compiler import CompiledModel
 from . import parties, tasks as task_service
-from .mail import send_mail
-from .schema import idempotency_keys, users
-
-
-@dataclass(frozen=True)
-class MailSettings:
-    host: str = "127.0.0.1"
-    port: int = 8025
-    sender: str = "tailor@localhost"
-    base_url: str = "http://127.0.0.1:8000"
+from .mail import MailSettings
+from .schema import alerts, idempotency_keys, users
 
 
 def _when(text: str | None) -> dt.datetime | None:
@@ -40,7 +31,7 @@ class Activities:
 
     def all(self) -> list:
         return [self.register_instance, self.open_project, self.create_task, self.set_task_state, self.reassign_task,
-                self.raise_alert, self.send_reminder, self.finish_instance, self.add_comment]
+                self.raise_alert, self.email_alert, self.send_reminder, self.finish_instance, self.add_comment]
 
     def _owner(self, conn: sa.Connection, entity: str | None, record_id: int | None) -> int | None:
         """The record's owner as it is now (not as it was when the process started)."""
@@ -102,7 +93,7 @@ class Activities:
 
     @activity.defn(name="tailor.raise_alert")
     def raise_alert(self, req: dict) -> dict:
-        """Raise escalation level N of a task exactly once: row, history entry, then email."""
+        """Raise escalation level N of a task exactly once: the alert row and its history entry."""
         with self.engine.begin() as conn:
             task = task_service.get_task(conn, req["task_id"])
             assert task is not None
@@ -112,13 +103,21 @@ class Activities:
             for party in req.get("alert") or []:
                 recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
             alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, req["message"])
-            emails = self._emails(conn, alert["recipients"])
-        if alert["emailed_at"] is None and emails:
-            send_mail(self.mail.host, self.mail.port, self.mail.sender, emails, f"[Tailor] Overdue: {task['title']}",
-                      f"{req['message']}\n\nTask: {task['title']}\nDue: {task['due_at']}\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
-            with self.engine.begin() as conn:
-                task_service.mark_emailed(conn, alert["id"])
         return {"alert_id": alert["id"], "recipients": alert["recipients"]}
+
+    @activity.defn(name="tailor.email_alert")
+    def email_alert(self, req: dict) -> None:
+        """Email an alert's recipients unless that was done; retried on its own, it never holds up the ladder."""
+        with self.engine.connect() as conn:
+            alert = conn.execute(sa.select(alerts).where(alerts.c.id == req["alert_id"])).mappings().one()
+            task = task_service.get_task(conn, alert["task_id"])
+            emails = self._emails(conn, alert["recipients"])
+        if alert["emailed_at"] is not None or not emails or task is None:
+            return
+        self.mail.send(emails, f"[Tailor] Overdue: {task['title']}",
+                       f"{alert['message']}\n\nTask: {task['title']}\nDue: {task['due_at']}\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
+        with self.engine.begin() as conn:
+            task_service.mark_emailed(conn, alert["id"])
 
     @activity.defn(name="tailor.send_reminder")
     def send_reminder(self, req: dict) -> None:
@@ -129,8 +128,8 @@ class Activities:
             task = task_service.get_task(conn, req["task_id"])
             emails = self._emails(conn, [task["assignee_id"]] if task and task["assignee_id"] else [])
         if task and task["status"] in ("open", "awaiting_approval") and emails:
-            send_mail(self.mail.host, self.mail.port, self.mail.sender, emails, f"[Tailor] Reminder: {task['title']}",
-                      f"This task is due {task['due_at']}.\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
+            self.mail.send(emails, f"[Tailor] Reminder: {task['title']}",
+                           f"This task is due {task['due_at']}.\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
         with self.engine.begin() as conn:
             try:
                 with conn.begin_nested():

@@ -9,7 +9,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from engine.compiler import CompiledModel
-from .activities import Activities, MailSettings
+from .activities import Activities
+from .mail import MailSettings
 from .recurrence import SweepActivities, SweepWorkflow
 from .workflows import ProcessWorkflow
 

@@ -99,6 +99,7 @@ class ProcessWorkflow:
         self.ctx: dict[str, Any] = {}
         self.project_id: int | None = None
         self.input: ProcessInput | None = None
+        self.background: list = []  # email activities still running
 
     # -- run -------------------------------------------------------------------
     @workflow.run
@@ -124,6 +125,11 @@ class ProcessWorkflow:
             self.ctx["project"] = {"title": title, "id": self.project_id}
         await self._sequence(spec["steps"])
         await workflow.wait_condition(workflow.all_handlers_finished)  # the last completion's DB write and reply
+        for handle in self.background:  # let pending emails finish (or give up) before the process ends
+            try:
+                await handle
+            except Exception:  # noqa: BLE001 - a mail that could not be sent must not fail the process
+                workflow.logger.warning("an email activity gave up")
         await self._act("tailor.finish_instance", {"workflow_id": wid, "status": "completed", "project_id": self.project_id})
         return {"steps": {sid: s.status for sid, s in self.states.items()}}
 
@@ -185,7 +191,7 @@ class ProcessWorkflow:
                 except asyncio.TimeoutError:
                     pass
             if kind == "reminder":
-                await self._act("tailor.send_reminder", {"key": f"{workflow.info().workflow_id}:{step['id']}:r{detail['index']}",
+                self._background("tailor.send_reminder", {"key": f"{workflow.info().workflow_id}:{step['id']}:r{detail['index']}",
                                                           "task_id": state.task_id})
             else:
                 await self._escalate(step, state, detail)
@@ -202,6 +208,7 @@ class ProcessWorkflow:
                 "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "level": n, "alert": level["alert"],
                 "message": message, "entity": self.input.entity, "record_id": self.input.record_id, "completers": self._completers()})
             state.alerts_raised.append(result["alert_id"])
+            self._background("tailor.email_alert", {"alert_id": result["alert_id"]})
         if level.get("reassign"):
             moved = await self._act("tailor.reassign_task", {
                 "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
@@ -295,6 +302,14 @@ class ProcessWorkflow:
                 "steps": {sid: vars(s) for sid, s in self.states.items()}}
 
     # -- helpers -------------------------------------------------------------------
+    def _background(self, name: str, arg: dict) -> None:
+        """Email and the like: retried on their own for a day, never holding up the process or its ladder."""
+        handle = workflow.start_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                         retry_policy=RetryPolicy(initial_interval=dt.timedelta(seconds=5),
+                                                                  maximum_interval=dt.timedelta(minutes=10)),
+                                         schedule_to_close_timeout=dt.timedelta(days=1))
+        self.background.append(handle)
+
     async def _local(self, name: str, arg: dict) -> Any:
         """A short, idempotent write run by the worker that runs the workflow: no extra round trip to the server."""
         return await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)

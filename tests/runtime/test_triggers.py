@@ -13,7 +13,7 @@ from engine.compiler import compile_model
 from engine.loader import load, load_model
 from engine.recurrence import rrule_calendar
 from runtime import records
-from runtime.activities import MailSettings
+from runtime.mail import MailSettings
 from runtime.devserver import DevServer
 from runtime.recurrence import sync_schedules
 from runtime.schema import metadata as platform, process_instances

@@ -17,7 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 from engine.calendars import BusinessCalendar
 from engine.compiler import compile_model
 from engine.loader import load
-from runtime.activities import Activities, MailSettings
+from runtime.activities import Activities
+from runtime.mail import MailSettings
 from runtime.schema import alerts, contact_history, group_members, metadata as platform, process_instances, projects, tasks, users
 from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction

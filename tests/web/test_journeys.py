@@ -143,3 +143,53 @@ def test_a_portal_user_reports_a_problem_and_another_company_cannot_see_it(platf
     expect(page.get_by_text("Invoices show the wrong VAT")).to_have_count(0)
     page.goto(f"{platform}/")
     expect(page.get_by_role("heading", name="403")).to_be_visible()  # staff pages are not for portal users
+
+
+FAST_PACK = {
+    "pack.yaml": "kind: pack\nname: fast\nversion: 1.0.0\nextends: {crm: '>=1.0'}\n",
+    "overlay.yaml": """
+        kind: overlay
+        name: fast_support
+        target: process/support_sla
+        change_steps:
+          triage:
+            due: 5 seconds
+            escalate:
+              - {at: due, alert: manager, message: "{{ task.title }} has not been triaged"}
+        """,
+}
+
+
+def test_a_manager_sees_an_alert_once_a_short_deadline_passes(packs, page: Page):
+    """A client pack (an overlay) shortens the SLA's triage to 5 seconds; Lee, the support group's manager, gets the alert."""
+    import textwrap
+
+    fast = packs.write("fast", {k: textwrap.dedent(v) for k, v in FAST_PACK.items()})
+    web, temporal = free_port(), free_port()
+    env = {**os.environ, "TAILOR_DATA_DIR": str(fast.parent / "var"), "TAILOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
+           "TAILOR_PACKS": f"{ROOT / 'definitions' / 'crm'},{fast}", "PYTHONUNBUFFERED": "1"}
+    log = fast.parent / "run.log"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "tailor"), "run", "--demo", "--port", str(web)], cwd=ROOT, env=env,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{web}"
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        log_in(page, base, "lee")
+        alert = page.get_by_text("Triage: Reports will not print has not been triaged")
+        for _ in range(40):  # the demo support request's triage is due 5 s after the start
+            if alert.count():
+                break
+            page.wait_for_timeout(500)
+            page.reload()
+        expect(alert).to_be_visible()
+        page.get_by_role("button", name="Acknowledge").click()
+        expect(page.get_by_role("status")).to_have_text("Alert acknowledged.")
+        expect(page.get_by_text("has not been triaged")).to_have_count(0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
