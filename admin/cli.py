@@ -156,5 +156,56 @@ def migrate(paths: tuple[Path, ...], only_plan: bool, check: bool, database_url:
         engine.dispose()
 
 
+@main.group()
+def user() -> None:
+    """Manage users (staff, portal contacts, integrations)."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--name", help="full name (default: the user name)")
+@click.option("--email")
+@click.option("--role", "roles", multiple=True, required=True, help="a role from the definitions (repeatable)")
+@click.option("--password", help="log-in password (hashed with argon2); omit for API-only users")
+@click.option("--token", "with_token", is_flag=True, help="create an API token and print it (shown once)")
+@click.option("--company-id", type=int, help="portal users: the company record they belong to")
+def user_create(username: str, name: str | None, email: str | None, roles: tuple[str, ...], password: str | None, with_token: bool,
+                company_id: int | None) -> None:
+    """Create a user; with --token, print a bearer token for the REST API."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+    from argon2 import PasswordHasher
+
+    from admin.access import new_token
+    from admin.run import prepare
+    from runtime.schema import users
+    from runtime.settings import Settings
+
+    settings = Settings.from_env()
+    try:
+        engine, compiled = prepare(settings, echo=lambda *_: None)
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+    unknown = [r for r in roles if r not in compiled.model.roles]
+    if unknown:
+        click.secho(f"unknown role(s): {', '.join(unknown)} (known: {', '.join(sorted(compiled.model.roles))})", fg="red", err=True)
+        sys.exit(1)
+    token, token_hash = new_token() if with_token else (None, None)
+    try:
+        with engine.begin() as conn:
+            conn.execute(users.insert().values(username=username, name=name or username, email=email, roles=list(roles),
+                                               password_hash=PasswordHasher().hash(password) if password else None,
+                                               api_token_hash=token_hash, company_id=company_id,
+                                               created_at=dt.datetime.now(dt.timezone.utc)))
+    except sa.exc.IntegrityError:
+        click.secho(f"a user named '{username}' already exists", fg="red", err=True)
+        sys.exit(1)
+    click.echo(f"created user {username} ({', '.join(roles)})")
+    if token:
+        click.echo(token)
+
+
 if __name__ == "__main__":
     main()

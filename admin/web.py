@@ -30,6 +30,8 @@ from runtime import records, tasks as task_service
 from runtime.history import list_history
 from runtime.schema import alerts, group_members, tasks, users
 from runtime.workflows import ProcessWorkflow, TaskAction
+from .access import permissions_of
+from .api import Problem, build_router, problem_response
 
 HERE = Path(__file__).resolve().parent
 MAX_FAILURES, LOCKOUT_SECONDS = 5, 300
@@ -86,7 +88,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         return dict(row) if row else None
 
     def permissions(user: dict) -> set[str]:
-        return {p for r in user["roles"] or [] if r in model.roles for p in model.roles[r].permissions}
+        return permissions_of(model, user)
 
     def need(request: Request, permission: str = "access") -> dict:
         user = current_user(request)
@@ -99,6 +101,12 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"user": ctx.pop("user", None), "csrf_token": csrf(request),
                                                           "flash": request.session.pop("flash", None), **ctx}, status_code=status)
+
+    app.include_router(build_router(engine, compiled, client, task_queue))
+
+    @app.exception_handler(Problem)
+    async def api_problem(request: Request, exc: Problem) -> Response:
+        return problem_response(exc)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -60,3 +60,18 @@ def test_compile_of_a_broken_pack_writes_nothing(packs, tmp_path):
     result = run("compile", "broken", "--out", "out", cwd=tmp_path)
     assert result.returncode == 1 and "broken/a.yaml:3:15:" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_user_create_prints_a_working_api_token(tmp_path):
+    import os
+
+    env = {**os.environ, "TAILOR_DATA_DIR": str(tmp_path / "var"), "TAILOR_PACKS": str(CRM)}
+    result = subprocess.run([*TAILOR, "user", "create", "erp", "--role", "staff", "--token"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    created, token = result.stdout.splitlines()
+    assert created == "created user erp (staff)" and token.startswith("tl_")
+    again = subprocess.run([*TAILOR, "user", "create", "erp", "--role", "staff"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    bad = subprocess.run([*TAILOR, "user", "create", "x", "--role", "wizard"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "unknown role(s): wizard" in bad.stderr

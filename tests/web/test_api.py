@@ -1,0 +1,90 @@
+"""The REST API as an integration uses it: bearer tokens, problem details, idempotent submissions."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from admin.access import new_token
+from admin.web import create_app
+from engine.compiler import compile_model
+from engine.loader import load
+from runtime import records
+from runtime.schema import contact_history, metadata as platform, users
+from tests.conftest import CRM
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return compile_model(load([CRM]))
+
+
+@pytest.fixture
+def api(compiled, tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'api.db'}")
+    platform.create_all(engine)
+    compiled.metadata.create_all(engine)
+    tokens = {}
+    with engine.begin() as conn:
+        for name, roles in [("erp", ["staff", "sales_manager"]), ("viewer", ["portal"])]:
+            token, digest = new_token()
+            tokens[name] = token
+            conn.execute(users.insert().values(username=name, name=name, roles=roles, api_token_hash=digest,
+                                               created_at=dt.datetime.now(dt.timezone.utc)))
+        company = records.create_record(conn, compiled, "company", {"name": "Acme", "status": "customer"}, None).id
+    client = TestClient(create_app(engine, compiled, None, secret_key="k"))
+    return client, engine, tokens, company
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_tokens_are_required_and_permissions_checked(api):
+    client, _, tokens, _ = api
+    response = client.get("/api/forms")
+    assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
+    assert client.get("/api/forms", headers=auth("tl_wrong")).status_code == 401
+    assert client.get("/api/forms", headers=auth(tokens["viewer"])).status_code == 403
+    assert "lead_enquiry" in [f["name"] for f in client.get("/api/forms", headers=auth(tokens["erp"])).json()]
+    schema = client.get("/api/forms/lead_enquiry/schema", headers=auth(tokens["erp"])).json()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_submissions_give_per_field_problems_and_are_idempotent(api, compiled):
+    client, engine, tokens, company = api
+    headers = {**auth(tokens["erp"]), "Idempotency-Key": "order-77"}
+    bad = client.post("/api/forms/lead_enquiry/submissions", headers=headers,
+                      json={"record_id": company, "values": {"channel": "pigeon", "budget": "lots", "colour": "red"}})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    errors = bad.json()["errors"]
+    assert set(errors) == {"channel", "budget", "summary", "colour"}
+    good = {"record_id": company, "values": {"channel": "email", "summary": "30 seats", "budget": "9000"}}
+    first = client.post("/api/forms/lead_enquiry/submissions", headers=headers, json=good)
+    again = client.post("/api/forms/lead_enquiry/submissions", headers=headers, json=good)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["created"] == again.json()["created"] and again.json()["replayed"] is True
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(contact_history).where(contact_history.c.kind == "submission")).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(compiled.metadata.tables["opportunity"])).scalar() == 1
+    assert client.post("/api/forms/lead_enquiry/submissions", headers=auth(tokens["erp"]), json=good).status_code == 400  # no key
+
+
+def test_records_crud_search_and_optimistic_concurrency(api):
+    client, _, tokens, company = api
+    h = auth(tokens["erp"])
+    created = client.post("/api/records/company", headers=h, json={"name": "Globex", "status": "prospect", "industry": "retail"})
+    assert created.status_code == 201
+    rid = created.json()["id"]
+    invalid = client.post("/api/records/company", headers=h, json={"status": "bogus"})
+    assert invalid.status_code == 422 and set(invalid.json()["errors"]) == {"name", "status"}
+    found = client.get("/api/records/company", headers=h, params={"industry": "retail"}).json()
+    assert [r["title"] for r in found["items"]] == ["Globex"]
+    patched = client.patch(f"/api/records/company/{rid}", headers={**h, "If-Match": "1"}, json={"status": "customer"})
+    assert patched.status_code == 200 and patched.json()["row_version"] == 2
+    stale = client.patch(f"/api/records/company/{rid}", headers={**h, "If-Match": "1"}, json={"status": "former"})
+    assert stale.status_code == 412
+    assert client.get("/api/records/company/99999", headers=h).status_code == 404
+    assert client.get("/api/openapi.json").json()["paths"]["/api/forms/{name}/submissions"]
