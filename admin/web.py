@@ -7,6 +7,7 @@ the user's role permissions from the definitions.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import time
 import uuid
@@ -24,13 +25,17 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from engine import expressions
 from engine.compiler import CompiledModel
+from engine.errors import Loc
+from engine.expressions import Scope
+from engine.model import Field, Template
 from forms import submit as forms
-from runtime import records, tasks as task_service
+from runtime import records, tasks as task_service, values
 from runtime.history import list_history
-from runtime.schema import alerts, group_members, tasks, users
+from runtime.schema import alerts, group_members, project_members, projects, tasks, users
 from runtime.workflows import ProcessWorkflow, TaskAction
-from .access import permissions_of
+from .access import allowed, permissions_of
 from .api import Problem, build_router, problem_response
 
 HERE = Path(__file__).resolve().parent
@@ -511,9 +516,71 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{ent.plural.lower().replace(" ", "-")}.csv"'})
 
+    @app.post("/tasks/{task_id}/claim")
+    async def task_claim(request: Request, task_id: int):
+        user = need(request, "manage_own_tasks")
+        data = await form_data(request)
+        task = load_task(task_id)
+        with engine.connect() as conn:
+            groups = set(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user["id"])).scalars())
+        if task["assignee_id"] is not None or task["group_name"] not in groups:
+            raise HTTPException(403, "Only a waiting task of one of your groups can be claimed.")
+        problem = await send(task, ProcessWorkflow.reassign, TaskAction(step=task["step_id"], user_id=user["id"], to_user=user["id"]),
+                             str(data.get("request_id") or uuid.uuid4()))
+        if problem:
+            raise HTTPException(409, problem)
+        request.session["flash"] = f"It's yours: {task['title']}"
+        return RedirectResponse(f"/tasks/{task_id}", status_code=303)
+
+    # -- projects -----------------------------------------------------------------------------
+    @app.get("/projects/{project_id}", response_class=HTMLResponse)
+    async def project_page(request: Request, project_id: int):
+        user = need(request)
+        with engine.connect() as conn:
+            project = conn.execute(sa.select(projects).where(projects.c.id == project_id)).mappings().first()
+            if project is None:
+                raise HTTPException(404, "There is no such project.")
+            members = set(conn.execute(sa.select(project_members.c.user_id).where(project_members.c.project_id == project_id)).scalars())
+            if not (allowed(model, user, "project_access") or user["id"] == project["manager_id"] or user["id"] in members):
+                raise HTTPException(403, "You are not on this project.")
+            project_tasks = conn.execute(sa.select(tasks).where(tasks.c.project_id == project_id).order_by(tasks.c.created_at)).mappings().all()
+            project_alerts = conn.execute(sa.select(alerts).where(alerts.c.project_id == project_id).order_by(alerts.c.raised_at.desc())).mappings().all()
+            names = dict(conn.execute(sa.select(users.c.id, users.c.name)).all())
+        return page(request, "project.html", user=user, project=project, manager=names.get(project["manager_id"], "nobody yet"),
+                    members=[names.get(m, m) for m in sorted(members)], tasks=[task_view(dict(t)) for t in project_tasks],
+                    alerts=project_alerts, names=names)
+
+    # -- mail merge ----------------------------------------------------------------------------
+    @app.post("/directory/{entity}/merge", response_class=HTMLResponse)
+    async def mail_merge(request: Request, entity: str):
+        user = need(request, "export")
+        data = await form_data(request)
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        ent = model.entities[entity]
+        template = str(data.get("template", ""))
+        filters, shown = directory_query(request, entity)
+        problems = expressions.check(Template(template, Loc("letter")), Scope({"record": frozenset(f.name for f in ent.all_fields()) |
+                                                                                       {"id", "title"}, "today": None}, "letter"))
+        if problems or not template.strip():
+            return page(request, "merge.html", 422, user=user, entity=ent, letters=[], template=template,
+                        error="; ".join(p.message for p in problems) or "Write the letter first.")
+        letters = []
+        result = search(entity, filters, shown["sort"], 1, page_size=500)
+        for r in result.items:
+            try:
+                letters.append((r.title, expressions.render(template, {"record": r.context(ent), "today": dt.date.today()})))
+            except Exception as exc:  # one record's missing value must not stop the rest
+                letters.append((r.title, f"(not produced: {exc})"))
+        return page(request, "merge.html", user=user, entity=ent, letters=letters, template=template, error=None)
+
     # -- the customer page ---------------------------------------------------------------
     @app.get("/records/{entity}/{record_id}", response_class=HTMLResponse)
     async def record_page(request: Request, entity: str, record_id: int):
+        return record_view(request, entity, record_id)
+
+    def record_view(request: Request, entity: str, record_id: int, status: int = 200, errors: dict | None = None,
+                    typed: dict | None = None) -> HTMLResponse:
         user = need(request)
         if entity not in model.entities:
             raise HTTPException(404, "There is no such kind of record.")
@@ -523,10 +590,58 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             history = list_history(conn, entity, record_id)
             open_tasks = conn.execute(sa.select(tasks).where(tasks.c.entity == entity, tasks.c.record_id == record_id,
                                                             tasks.c.status.in_(("open", "awaiting_approval")))).mappings().all()
-        fields = [(f.label, rec.data[f.name]) for f in ent.all_fields() if rec.data.get(f.name) not in (None, "", [])]
+            record_projects = conn.execute(sa.select(projects).where(projects.c.entity == entity, projects.c.record_id == record_id)
+                                           .order_by(projects.c.created_at.desc())).mappings().all()
+        scopes = [("For every " + ent.label.lower(), [(f.label, rec.data[f.name]) for f in ent.fields if rec.data.get(f.name) not in (None, "", [])])]
+        for g in ent.groups:
+            shown = [(f.label, rec.data[f.name]) for f in g.fields if rec.data.get(f.name) not in (None, "", [])]
+            if shown:
+                scopes.append((g.label, shown))
+        own = [(v.get("label") or k, v.get("value")) for k, v in rec.record_fields.items()]
+        if own:
+            scopes.append(("This " + ent.label.lower() + " only", own))
+        links = []
+        for link in ent.links:
+            try:
+                links.append((link.label, expressions.render(link.url.source, {"record": rec.context(ent)})))
+            except Exception:  # a link whose fields are empty on this record is left out
+                continue
         shown_forms = [f for f in model.forms.values() if f.entity == entity and f.contact]
-        return page(request, "record.html", user=user, record=rec, entity=ent, fields=fields, forms=shown_forms, tasks=open_tasks,
+        return page(request, "record.html", status, user=user, record=rec, entity=ent, scopes=scopes, forms=shown_forms, tasks=open_tasks,
+                    projects=record_projects, links=links, errors=errors or {}, typed=typed or {},
+                    can_add_field=ent.record_fields.allowed and allowed(model, user, "add_record_fields"),
+                    field_types=ent.record_fields.types,
                     history=[{"when": due_text(h.occurred_at), "kind": h.kind, "summary": h.summary} for h in history])
+
+    @app.post("/records/{entity}/{record_id}/fields", response_class=HTMLResponse)
+    async def add_own_field(request: Request, entity: str, record_id: int):
+        user = need(request, "add_record_fields")
+        data = await form_data(request)
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        label = str(data.get("label", "")).strip()
+        name = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+        ftype = str(data.get("type", "string"))
+        errors: dict[str, str] = {}
+        if not name:
+            errors["label"] = "Give the field a name"
+        else:
+            name = name if name[0].isalpha() else "f_" + name
+            try:
+                raw = str(data.get("value", "")).strip()
+                value = values.convert(raw, Field(name, ftype, Loc("web"), label)) if raw and ftype in values.CONVERTERS else raw
+                with engine.begin() as conn:
+                    records.add_record_field(conn, compiled, entity, record_id, name, ftype, label, value, user["id"])
+            except (values.NotConvertible, KeyError) as exc:
+                errors = {"value": f"{label} {exc}" if str(exc).startswith("must") else f"{label} is not a valid {ftype}"}
+            except records.RecordInvalid as exc:
+                errors = {"value" if k not in ("label", "type") else k: v for k, v in exc.errors.items()} or {"value": "not accepted"}
+            except records.RecordNotFound:
+                raise HTTPException(404, f"There is no {entity} with that number.")
+        if errors:
+            return record_view(request, entity, record_id, 422, errors, {k: data.get(k) for k in ("label", "type", "value")})
+        request.session["flash"] = f"Added '{label}' to this {model.entities[entity].label.lower()}."
+        return RedirectResponse(f"/records/{entity}/{record_id}", status_code=303)
 
     # -- health --------------------------------------------------------------------------
     @app.get("/health")

@@ -149,3 +149,44 @@ def test_portal_users_see_and_name_only_their_own_company(site, compiled):
     assert refused.status_code == 422 and "must be one of the listed records" in refused.text
     assert jane  # a person of her own company is offered instead
     assert "Jane Doe" in form.text
+
+
+def test_staff_with_permission_add_a_field_to_one_record_only(site, compiled):
+    client, engine, company = site
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.username == "ann").values(roles=["staff", "admin"]))
+    log_in(client, "ann")
+    page = client.get(f"/records/company/{company}")
+    assert "Add a field to this company only" in page.text
+    bad = client.post(f"/records/company/{company}/fields", data={"csrf_token": token(page.text), "label": "Beds", "type": "integer",
+                                                                  "value": "many"})
+    assert bad.status_code == 422 and 'value="many"' in bad.text
+    ok = client.post(f"/records/company/{company}/fields", data={"csrf_token": token(page.text), "label": "Beds", "type": "integer",
+                                                                 "value": "120"}, follow_redirects=True)
+    assert "This company only" in ok.text and "Beds" in ok.text and "120" in ok.text
+    with engine.connect() as conn:
+        assert records.get_record(conn, compiled, "company", company).record_fields["beds"]["value"] == 120
+
+
+def test_staff_without_the_permission_cannot_add_fields(site):
+    client, _, company = site
+    log_in(client, "ann")  # plain staff
+    page = client.get(f"/records/company/{company}")
+    assert "Add a field to this company only" not in page.text
+    response = client.post(f"/records/company/{company}/fields", data={"csrf_token": token(page.text), "label": "X", "value": "1"})
+    assert response.status_code == 403
+
+
+def test_mail_merge_renders_a_letter_per_filtered_record_in_the_sandbox(site, compiled):
+    client, engine, _ = site
+    with engine.begin() as conn:
+        records.create_record(conn, compiled, "company", {"name": "Bayside Clinic", "status": "prospect", "industry": "healthcare"}, None)
+        conn.execute(users.update().where(users.c.username == "ann").values(roles=["staff", "sales_manager"]))
+    log_in(client, "ann")
+    page = client.get("/directory/company", params={"field": "industry", "value": "healthcare"})
+    letters = client.post("/directory/company/merge?field=industry&value=healthcare",
+                          data={"csrf_token": token(page.text), "template": "Dear {{ record.name }}, thank you."})
+    assert letters.status_code == 200 and "Dear Bayside Clinic, thank you." in letters.text and "Dear Acme" not in letters.text
+    unsafe = client.post("/directory/company/merge", data={"csrf_token": token(page.text),
+                                                           "template": "{{ record.__class__.__mro__ }} {{ colour }}"})
+    assert unsafe.status_code == 422 and "unknown name &#39;colour&#39;" in unsafe.text
