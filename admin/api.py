@@ -50,7 +50,7 @@ def _task(row: dict) -> dict:
     return {k: _json(v) for k, v in row.items() if k not in ("key",)}
 
 
-def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | None, task_queue: str) -> APIRouter:
+def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | None, task_queue: str, webhooks: bool = False) -> APIRouter:
     router = APIRouter(prefix="/api")
     model = compiled.model
 
@@ -110,7 +110,11 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(422, "Invalid submission", errors={"record_id": f"there is no {form.entity} {record_id}"}) from None
         except forms.SubmissionInvalid as exc:
             raise Problem(422, "Invalid submission", errors=exc.errors) from None
-        started = await forms.start_processes(client, engine, compiled, result, task_queue, user["id"]) if client else []
+        started = await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks) if client else []
+        if client and webhooks:
+            from .web import announce_submission
+
+            await announce_submission(client, task_queue, form, result, values, user)
         payload = {"submission_id": result.id, "created": result.created, "processes": started, "replayed": result.replayed}
         return JSONResponse(payload, status_code=200 if result.replayed else 201)
 

@@ -20,6 +20,7 @@ from runtime.plan import apply, plan
 from runtime.recurrence import sync_schedules
 from runtime.settings import Settings
 from runtime.starter import start_process
+from runtime.webhooks import WebhookSettings
 from runtime.worker import make_worker
 
 
@@ -74,12 +75,14 @@ async def start_demo_processes(client: Client, engine: sa.Engine, compiled: Comp
             e = s["event"]
             with engine.connect() as conn:
                 record = get_record(conn, compiled, e["entity"], e["record_id"])
-            await on_record_event(client, compiled, settings.task_queue, e["entity"], e["record_id"], dict(record.data), "created", e["version"])
+            await on_record_event(client, compiled, settings.task_queue, e["entity"], e["record_id"], dict(record.data), "created", e["version"],
+                                  announce=bool(settings.webhook_urls))
             continue
         with engine.connect() as conn:
             record = get_record(conn, compiled, s["entity"], s["record_id"])
         await start_process(client, compiled.process_specs[s["process"]], key=s["key"], task_queue=settings.task_queue,
-                            entity=s["entity"], record_id=s["record_id"], record=dict(record.data), started_by=s["started_by"])
+                            entity=s["entity"], record_id=s["record_id"], record=dict(record.data), started_by=s["started_by"],
+                            announce=bool(settings.webhook_urls))
 
 
 async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: bool, host: str, port: int, echo=print,
@@ -96,7 +99,7 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
         await asyncio.to_thread(dev.start)
     try:
         client = await connect(settings, address)
-        schedules = await sync_schedules(client, compiled, settings.task_queue)
+        schedules = await sync_schedules(client, compiled, settings.task_queue, announce=bool(settings.webhook_urls))
         if schedules:
             echo(f"recurring processes scheduled: {', '.join(schedules)}")
         if demo:
@@ -107,13 +110,15 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
             echo(f"demo data loaded; demo processes started")
         base_url = f"http://{host}:{port}"
         with ThreadPoolExecutor(8) as pool:
-            runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool) if worker else None
+            hooks = WebhookSettings(settings.webhook_urls, settings.webhook_secret)
+            runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool, hooks) if worker else None
             worker_task = asyncio.create_task(runner.run()) if runner else asyncio.create_task(asyncio.Event().wait())
             stop = asyncio.Event()
             if web:
                 from admin.web import create_app
 
                 app = create_app(engine, compiled, client, secret_key=settings.secret_key, task_queue=settings.task_queue,
+                                 webhooks=bool(settings.webhook_urls),
                                  temporal_ui=f"http://{dev.ip}:{dev.ui_port}" if dev else None, secure_cookies=not settings.development)
                 server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
                 echo(f"Tailor is running: {base_url}  (Ctrl-C stops everything)")

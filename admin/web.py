@@ -43,6 +43,14 @@ MAX_FAILURES, LOCKOUT_SECONDS = 5, 300
 STATUS_TEXT = {"open": "Open", "awaiting_approval": "Waiting for approval", "done": "Done", "skipped": "Skipped", "cancelled": "Cancelled"}
 
 
+async def announce_submission(client: Client, task_queue: str, form, result, values: dict, user: dict) -> None:
+    from runtime.webhooks import announce
+
+    await announce(client, task_queue, "submission.created", f"submission:{result.id}",
+                   {"form": form.name, "submission_id": result.id, "values": forms._jsonable(values), "created": result.created,
+                    "by": user["id"]})
+
+
 class LoginThrottle:
     """Failed logins per user name: after 5 within 5 minutes, refuse for the rest of the window."""
 
@@ -62,7 +70,7 @@ class LoginThrottle:
 
 
 def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None, *, secret_key: str, task_queue: str = "tailor",
-               temporal_ui: str | None = None, secure_cookies: bool = False) -> FastAPI:
+               temporal_ui: str | None = None, secure_cookies: bool = False, webhooks: bool = False) -> FastAPI:
     app = FastAPI(title="Tailor", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="tailor_session", same_site="lax",
                        https_only=secure_cookies, max_age=12 * 3600)
@@ -107,7 +115,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         return templates.TemplateResponse(request, name, {"user": ctx.pop("user", None), "csrf_token": csrf(request),
                                                           "flash": request.session.pop("flash", None), **ctx}, status_code=status)
 
-    app.include_router(build_router(engine, compiled, client, task_queue))
+    app.include_router(build_router(engine, compiled, client, task_queue, webhooks))
 
     @app.exception_handler(Problem)
     async def api_problem(request: Request, exc: Problem) -> Response:
@@ -246,7 +254,9 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             return page(request, "form.html", 422, user=user, layout=compiled.form_layouts[name], values=typed, errors=errors,
                         options=options_for(name, user), record=record, submission_id=submission_id)
         if client is not None:
-            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"])
+            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks)
+            if webhooks:
+                await announce_submission(client, task_queue, form, result, values, user)
         request.session["flash"] = f"{form.label} saved." if not result.replayed else f"{form.label} was already saved."
         return RedirectResponse(f"/records/{form.entity}/{record.id}" if record else "/", status_code=303)
 
@@ -309,7 +319,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
                 result = forms.submit(conn, compiled, task["form"], values, submission_id=f"task-{task_id}-{data.get('request_id')}",
                                       user=user, record_id=task["record_id"])
             if client is not None:
-                await forms.start_processes(client, engine, compiled, result, task_queue, user["id"])
+                await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks)
         request.session["flash"] = f"Done: {task['title']}"
         return RedirectResponse("/", status_code=303)
 
@@ -450,7 +460,9 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             return page(request, "form.html", 422, user=user, layout=compiled.form_layouts[name], values=typed, errors=errors,
                         options=allowed, record=None, submission_id=submission_id, action=f"/portal/forms/{name}")
         if client is not None:
-            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"])
+            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks)
+            if webhooks:
+                await announce_submission(client, task_queue, form, result, values, user)
         request.session["flash"] = "Thank you: we have your request."
         return RedirectResponse("/portal", status_code=303)
 

@@ -163,7 +163,7 @@ def _jsonable(values: Mapping[str, Any]) -> dict:
 
 
 async def start_processes(client: Client, engine: sa.Engine, compiled: CompiledModel, result: Submission, task_queue: str,
-                          user_id: int | None) -> list[str]:
+                          user_id: int | None, announce: bool = False) -> list[str]:
     """Start what the submission asked for (idempotently: keys come from the submission id)."""
     started = []
     for s in result.starts:
@@ -172,13 +172,14 @@ async def start_processes(client: Client, engine: sa.Engine, compiled: CompiledM
             with engine.connect() as conn:
                 data = dict(records.get_record(conn, compiled, s["entity"], s["record_id"]).data)
         handle = await start_process(client, compiled.process_specs[s["process"]], key=s["key"], task_queue=task_queue, entity=s["entity"],
-                                     record_id=s["record_id"], record=data, inputs=s["inputs"], started_by=user_id)
+                                     record_id=s["record_id"], record=data, inputs=s["inputs"], started_by=user_id,
+                                     announce=announce)
         started.append(handle.id)
     for ev in result.record_events:
         with engine.connect() as conn:
             rec = records.get_record(conn, compiled, ev["entity"], ev["id"])
         started += await on_record_event(client, compiled, task_queue, ev["entity"], ev["id"], dict(rec.data), ev["event"], ev["version"],
-                                         user=user_id)
+                                         user=user_id, announce=announce)
     return started
 
 

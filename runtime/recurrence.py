@@ -25,6 +25,7 @@ class SweepInput:
     for_each: str | None
     when: str | None
     task_queue: str
+    announce: bool = False
 
 
 class SweepActivities:
@@ -63,7 +64,7 @@ class SweepWorkflow:
             wid = f"{inp.spec['name']}/schedule-{today.isoformat()}-{inp.for_each or 'run'}-{rec['id'] or 0}"
             try:
                 await workflow.start_child_workflow(
-                    ProcessWorkflow.run, ProcessInput(spec=inp.spec, entity=inp.for_each, record_id=rec["id"], record=rec["data"]),
+                    ProcessWorkflow.run, ProcessInput(spec=inp.spec, entity=inp.for_each, record_id=rec["id"], record=rec["data"], announce=inp.announce),
                     id=wid, task_queue=inp.task_queue, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
                 started.append(wid)
@@ -72,7 +73,7 @@ class SweepWorkflow:
         return started
 
 
-async def sync_schedules(client, compiled, task_queue: str) -> list[str]:
+async def sync_schedules(client, compiled, task_queue: str, announce: bool = False) -> list[str]:
     """Create or update one Temporal Schedule per recurring trigger; returns their ids."""
     from temporalio.client import (Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, ScheduleCalendarSpec,
                                    ScheduleRange, ScheduleSpec, ScheduleUpdate)
@@ -83,7 +84,7 @@ async def sync_schedules(client, compiled, task_queue: str) -> list[str]:
             fields = rrule_calendar(t["rrule"])
             cal = ScheduleCalendarSpec(second=[ScheduleRange(0)], **{k: [ScheduleRange(a, b) for a, b in vals] for k, vals in fields.items()})
             schedule = Schedule(
-                action=ScheduleActionStartWorkflow(SweepWorkflow.run, SweepInput(spec, t["for_each"], t["when"], task_queue),
+                action=ScheduleActionStartWorkflow(SweepWorkflow.run, SweepInput(spec, t["for_each"], t["when"], task_queue, announce),
                                                    id=f"tailor-sweep-{name}-{i}", task_queue=task_queue),
                 spec=ScheduleSpec(calendars=[cal], time_zone_name=spec["calendar"]["timezone"]))
             sid = f"tailor-{name}-{i}"

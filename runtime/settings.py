@@ -51,6 +51,8 @@ class Settings:
     mail_from: str = "Tailor <tailor@localhost>"
     secret_key: str = DEFAULT_SECRET_KEY
     packs: tuple[str, ...] = ("definitions/crm",)
+    webhook_urls: tuple[str, ...] = ()  # receivers of submission, task and alert events
+    webhook_secret: str = ""  # HMAC-SHA256 key for the X-Tailor-Signature header
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -90,4 +92,6 @@ class Settings:
             mail_from=get("TAILOR_MAIL_FROM", cls.mail_from),
             secret_key=get("TAILOR_SECRET_KEY", DEFAULT_SECRET_KEY),
             packs=_split(get("TAILOR_PACKS", "definitions/crm")),
+            webhook_urls=_split(env.get("TAILOR_WEBHOOK_URLS", "")),
+            webhook_secret=env.get("TAILOR_WEBHOOK_SECRET", ""),
         )

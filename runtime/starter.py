@@ -23,7 +23,7 @@ def workflow_id(process: str, key: str) -> str:
 
 async def start_process(client: Client, spec: dict, *, key: str, task_queue: str, entity: str | None = None,
                         record_id: int | None = None, record: dict | None = None, inputs: dict | None = None,
-                        started_by: int | None = None, search_attributes: bool = True) -> WorkflowHandle:
+                        started_by: int | None = None, search_attributes: bool = True, announce: bool = False) -> WorkflowHandle:
     """Start (or find, if `key` already started it) the process instance for `key`."""
     wid = workflow_id(spec["name"], key)
     attrs = None
@@ -33,7 +33,7 @@ async def start_process(client: Client, spec: dict, *, key: str, task_queue: str
             pairs.append(SearchAttributePair(CUSTOMER_KEY, f"{entity}:{record_id}"))
         attrs = TypedSearchAttributes(pairs)
     arg = ProcessInput(spec=spec, entity=entity, record_id=record_id, record=record or {}, inputs=inputs or {}, started_by=started_by,
-                       started_at=dt.datetime.now(dt.timezone.utc).isoformat())
+                       started_at=dt.datetime.now(dt.timezone.utc).isoformat(), announce=announce)
     try:
         return await client.start_workflow(ProcessWorkflow.run, arg, id=wid, task_queue=task_queue,
                                            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

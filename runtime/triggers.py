@@ -47,11 +47,12 @@ def _holds(condition: str, context: Mapping[str, Any]) -> bool:
 
 async def on_record_event(client: Client, compiled: CompiledModel, task_queue: str, entity: str, record_id: int,
                           record: Mapping[str, Any], event: str, row_version: int, before: Mapping[str, Any] | None = None,
-                          user: int | None = None) -> list[str]:
+                          user: int | None = None, announce: bool = False) -> list[str]:
     """Start the processes a record creation/change triggers; keyed by record version, so never twice."""
     started = []
     for name in record_starts(compiled, entity, event, record, before):
         handle = await start_process(client, compiled.process_specs[name], key=f"{entity}-{record_id}-v{row_version}-{event}",
-                                     task_queue=task_queue, entity=entity, record_id=record_id, record=dict(record), started_by=user)
+                                     task_queue=task_queue, entity=entity, record_id=record_id, record=dict(record), started_by=user,
+                                     announce=announce)
         started.append(handle.id)
     return started

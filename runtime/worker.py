@@ -12,6 +12,7 @@ from engine.compiler import CompiledModel
 from .activities import Activities
 from .mail import MailSettings
 from .recurrence import SweepActivities, SweepWorkflow
+from .webhooks import WebhookActivities, WebhookSettings, WebhookWorkflow
 from .workflows import ProcessWorkflow
 
 # Deterministic, pure libraries the interpreter uses (templates, calendars, holidays, schemas):
@@ -25,9 +26,10 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def make_worker(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, mail: MailSettings,
-                pool: ThreadPoolExecutor) -> Worker:
+                pool: ThreadPoolExecutor, hooks: WebhookSettings = WebhookSettings()) -> Worker:
     acts = Activities(engine, compiled, mail)
     sweep = SweepActivities(engine, compiled)
-    return Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow, SweepWorkflow], activities=[*acts.all(), sweep.list_records],
+    return Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow, SweepWorkflow, WebhookWorkflow],
+                  activities=[*acts.all(), sweep.list_records, WebhookActivities(hooks).deliver],
                   activity_executor=pool,
                   max_concurrent_activities=pool._max_workers, workflow_runner=workflow_runner())

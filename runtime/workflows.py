@@ -37,6 +37,7 @@ class ProcessInput:
     inputs: dict = field(default_factory=dict)
     started_by: int | None = None
     started_at: str | None = None  # ISO time; defaults to the workflow's start
+    announce: bool = False  # send webhook events (only when receivers are configured)
 
 
 @dataclass
@@ -167,6 +168,9 @@ class ProcessWorkflow:
             "approver": step.get("approval"), "due_at": state.due_at, "assign": step.get("assign"), "strategy": step.get("strategy"),
             "completers": self._completers(), "started_by": self.input.started_by})
         state.task_id, state.assignee_id, state.group = created["task_id"], created["assignee_id"], created["group"]
+        self._announce("task.created", f"{workflow.info().workflow_id}:{step['id']}:created", {
+            "task_id": state.task_id, "title": title, "step": step["id"], "process": self.input.spec["name"],
+            "entity": self.input.entity, "record_id": self.input.record_id, "due_at": state.due_at, "assignee_id": state.assignee_id})
         await self._watch(step, state, due_at)
         self._publish(step["id"])
 
@@ -209,6 +213,9 @@ class ProcessWorkflow:
                 "message": message, "entity": self.input.entity, "record_id": self.input.record_id, "completers": self._completers()})
             state.alerts_raised.append(result["alert_id"])
             self._background("tailor.email_alert", {"alert_id": result["alert_id"]})
+            self._announce("alert.raised", f"{workflow.info().workflow_id}:{step['id']}:L{n}", {
+                "alert_id": result["alert_id"], "task_id": state.task_id, "level": n, "message": message, "recipients": result["recipients"],
+                "entity": self.input.entity, "record_id": self.input.record_id})
         if level.get("reassign"):
             moved = await self._act("tailor.reassign_task", {
                 "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
@@ -237,6 +244,8 @@ class ProcessWorkflow:
                                                    "outcome": None if approval else "done", "data": action.data, "comment": action.comment})
         if not approval:
             state.outcome = "done"
+        self._announce("task.completed", f"{workflow.info().workflow_id}:{action.step}:completed:{workflow.info().get_current_history_length()}",
+                       {"task_id": state.task_id, "step": action.step, "status": state.status, "by": action.user_id, "data": action.data})
         return {"step": action.step, "status": state.status}
 
     @complete.validator
@@ -302,6 +311,12 @@ class ProcessWorkflow:
                 "steps": {sid: vars(s) for sid, s in self.states.items()}}
 
     # -- helpers -------------------------------------------------------------------
+    def _announce(self, event: str, delivery_id: str, payload: dict) -> None:
+        """A webhook event (delivered by its own retried activity; the worker knows the receivers)."""
+        if not self.input.announce:
+            return
+        self._background("tailor.webhook", {"id": delivery_id, "event": event, "payload": payload})
+
     def _background(self, name: str, arg: dict) -> None:
         """Email and the like: retried on their own for a day, never holding up the process or its ladder."""
         handle = workflow.start_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,

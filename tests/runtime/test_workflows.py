@@ -334,3 +334,56 @@ def test_business_day_ladder_waits_over_weekends_and_holidays(packs, tmp_path, s
     before, at_due, before_2, after_2, task = asyncio.run(_with_worker(world, body))
     assert task["due_at"].replace(tzinfo=dt.timezone.utc) == due
     assert (before, at_due, before_2, after_2) == ([], [1], [1], [1, 2])
+
+
+def test_webhooks_are_signed_retried_until_delivered_and_carry_a_delivery_id(packs, tmp_path, smtp):
+    import http.server
+    import json
+    import threading
+
+    from runtime.webhooks import WebhookSettings, sign
+
+    received: list[tuple[dict, dict]] = []
+    failures = {"left": 1}
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if failures["left"]:
+                failures["left"] -= 1
+                self.send_response(500)  # the first delivery fails: it must be retried
+            else:
+                received.append((dict(self.headers), json.loads(body)))
+                assert self.headers["X-Tailor-Signature"] == sign("s3cret", body)
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    world = _world(packs, tmp_path, smtp, PROJECT_PACK)
+    spec = world["compiled"].process_specs["onboard"]
+    hooks = WebhookSettings((f"http://127.0.0.1:{server.server_address[1]}/hook",), "s3cret")
+
+    async def body(env, queue):
+        with ThreadPoolExecutor(4) as pool:
+            acts = world["acts"]
+            async with make_worker(env.client, acts.engine, acts.compiled, f"{queue}-hooks", acts.mail, pool, hooks):
+                handle = await env.client.start_workflow(
+                    ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
+                                                      announce=True), id="hooked-1", task_queue=f"{queue}-hooks")
+                await env.sleep(3700)  # past due: the alert is raised
+                for _ in range(40):
+                    if len(received) >= 2:
+                        break
+                    await asyncio.sleep(0.5)
+                await handle.terminate()
+
+    asyncio.run(_with_worker(world, body))
+    server.shutdown()
+    events = [(h["X-Tailor-Event"], b["event"]) for h, b in received]
+    assert ("task.created", "task.created") in events and ("alert.raised", "alert.raised") in events
+    assert all(h["X-Tailor-Delivery"] == b["id"] for h, b in received)
+    assert len({b["id"] for _, b in received}) == len(received)  # each event delivered once after the retry
