@@ -16,9 +16,9 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from engine.compiler import CompiledModel
 from forms import submit as forms
 from runtime import records
-from runtime.schema import alerts, tasks, users
+from runtime.schema import alerts, group_members, projects, tasks, users
 from runtime.workflows import ProcessWorkflow, TaskAction
-from .access import allowed, token_hash
+from .access import allowed, may_act_on_task, may_approve, may_see_task, token_hash
 
 
 class Problem(Exception):
@@ -179,8 +179,19 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
         user = caller(request, permission)
         with engine.connect() as conn:
             task = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
-        if task is None:
-            raise Problem(404, "Not found", f"There is no task {task_id}.")
+            if task is None:
+                raise Problem(404, "Not found", f"There is no task {task_id}.")
+            groups = set(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user["id"])).scalars())
+            pm = conn.execute(sa.select(projects.c.manager_id).where(projects.c.id == task["project_id"])).scalar() if task["project_id"] else None
+        task = dict(task)
+        if update is ProcessWorkflow.decide:
+            permitted = may_approve(model, user, task, groups, pm)
+        elif update is ProcessWorkflow.reassign:
+            permitted = may_see_task(model, user, task, groups, pm)
+        else:
+            permitted = may_act_on_task(user, task, groups)
+        if not permitted:
+            raise Problem(403, "Forbidden", "This task is not yours to act on.")
         if client is None:
             raise Problem(503, "Process engine unavailable")
         body = await request.json() if await request.body() else {}

@@ -35,7 +35,7 @@ from runtime import records, tasks as task_service, values
 from runtime.history import list_history
 from runtime.schema import alerts, group_members, project_members, projects, tasks, users
 from runtime.workflows import ProcessWorkflow, TaskAction
-from .access import allowed, permissions_of
+from .access import allowed, may_act_on_task, may_approve, may_see_task, permissions_of
 from .api import Problem, build_router, problem_response
 
 HERE = Path(__file__).resolve().parent
@@ -88,7 +88,8 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
 
     async def form_data(request: Request):
         data = await request.form()
-        if not secrets.compare_digest(str(data.get("csrf_token", "")), request.session.get("csrf", "")):
+        expected = request.session.get("csrf")
+        if not expected or not secrets.compare_digest(str(data.get("csrf_token", "")), expected):
             raise HTTPException(403, "This form has expired or did not come from Tailor. Go back, reload the page and try again.")
         return data
 
@@ -154,8 +155,9 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         csrf(request)
         with engine.connect() as conn:
             roles = conn.execute(sa.select(users.c.roles).where(users.c.id == row.id)).scalar() or []
-        portal_only = not any(p != "portal" for r in roles if r in model.roles for p in model.roles[r].permissions)
-        target = "/portal" if portal_only else request.query_params.get("next", "/")
+        perms = permissions_of(model, {"roles": roles})
+        outside = "access" not in perms and "admin" not in perms  # customers' people: the portal is their home
+        target = "/portal" if outside else request.query_params.get("next", "/")
         return RedirectResponse(target if target.startswith("/") and not target.startswith("//") else "/", status_code=303)
 
     @app.post("/logout")
@@ -261,16 +263,22 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         return RedirectResponse(f"/records/{form.entity}/{record.id}" if record else "/", status_code=303)
 
     # -- tasks ---------------------------------------------------------------------------
-    def load_task(task_id: int) -> dict:
+    def load_task(task_id: int, user: dict | None = None) -> dict:
+        """The task, if `user` may see it (assignee, its group, project manager, approver, or a monitor)."""
         with engine.connect() as conn:
             row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
-        if row is None:
-            raise HTTPException(404, "There is no such task.")
-        return dict(row)
+            if row is None:
+                raise HTTPException(404, "There is no such task.")
+            task = dict(row)
+            task["_groups"] = set(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user["id"])).scalars()) if user else set()
+            task["_pm"] = conn.execute(sa.select(projects.c.manager_id).where(projects.c.id == task["project_id"])).scalar() if task["project_id"] else None
+        if user is not None and not may_see_task(model, user, task, task["_groups"], task["_pm"]):
+            raise HTTPException(403, "This task is assigned to someone else.")
+        return task
 
     def task_page(request: Request, user: dict, task: dict, status: int = 200, values=None, errors=None):
         perms = permissions(user)
-        mine = task["assignee_id"] == user["id"] or task["assignee_id"] is None or "admin" in perms
+        mine = may_act_on_task(user, task, task["_groups"])
         view = task_view(task)
         if task["entity"] and task["record_id"]:
             rec = record_of(task["entity"], str(task["record_id"]))
@@ -278,14 +286,14 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         return page(request, "task.html", status, user=user, task=view, layout=compiled.form_layouts.get(task["form"]) if task["form"] else None,
                     values=values or {}, errors=errors or {}, options=options_for(task["form"], user) if task["form"] else {},
                     can_complete=task["status"] == "open" and mine,
-                    can_decide=task["status"] == "awaiting_approval" and bool({"approve_tasks", "admin"} & perms),
+                    can_decide=task["status"] == "awaiting_approval" and may_approve(model, user, task, task["_groups"], task["_pm"]),
                     can_reassign=task["status"] in ("open", "awaiting_approval") and bool({"monitor_tasks", "admin"} & perms),
                     staff=staff_list(), request_id=str(uuid.uuid4()))
 
     @app.get("/tasks/{task_id}", response_class=HTMLResponse)
     async def task_detail(request: Request, task_id: int):
         user = need(request, "manage_own_tasks")
-        return task_page(request, user, load_task(task_id))
+        return task_page(request, user, load_task(task_id, user))
 
     async def send(task: dict, update, action: TaskAction, request_id: str) -> str | None:
         if client is None:
@@ -301,8 +309,8 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     async def task_complete(request: Request, task_id: int):
         user = need(request, "manage_own_tasks")
         data = await form_data(request)
-        task = load_task(task_id)
-        if task["assignee_id"] not in (user["id"], None) and "admin" not in permissions(user):
+        task = load_task(task_id, user)
+        if not may_act_on_task(user, task, task["_groups"]):
             raise HTTPException(403, "This task is assigned to someone else.")
         values, errors = forms.parse(model.forms[task["form"]], data) if task["form"] else ({}, {})
         if not errors:
@@ -327,7 +335,9 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     async def task_decide(request: Request, task_id: int):
         user = need(request, "approve_tasks")
         data = await form_data(request)
-        task = load_task(task_id)
+        task = load_task(task_id, user)
+        if not may_approve(model, user, task, task["_groups"], task["_pm"]):
+            raise HTTPException(403, "You are not the approver of this task.")
         approve = data.get("decision") == "approve"
         problem = await send(task, ProcessWorkflow.decide, TaskAction(step=task["step_id"], user_id=user["id"], approve=approve,
                                                                       comment=str(data.get("comment", ""))), str(data.get("request_id") or uuid.uuid4()))
@@ -340,7 +350,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     async def task_comment(request: Request, task_id: int):
         user = need(request, "manage_own_tasks")
         data = await form_data(request)
-        task = load_task(task_id)
+        task = load_task(task_id, user)
         text = str(data.get("comment", "")).strip()
         if not text:
             return task_page(request, user, task, 422, errors={"": "Write a comment first."})
@@ -355,7 +365,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     async def task_reassign(request: Request, task_id: int):
         user = need(request, "monitor_tasks")
         data = await form_data(request)
-        task = load_task(task_id)
+        task = load_task(task_id, user)
         try:
             to_user = int(str(data.get("to_user", "")))
         except ValueError:
@@ -547,13 +557,16 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     # -- projects -----------------------------------------------------------------------------
     @app.get("/projects/{project_id}", response_class=HTMLResponse)
     async def project_page(request: Request, project_id: int):
-        user = need(request)
+        user = current_user(request)
+        if user is None:
+            raise HTTPException(401)
         with engine.connect() as conn:
             project = conn.execute(sa.select(projects).where(projects.c.id == project_id)).mappings().first()
             if project is None:
                 raise HTTPException(404, "There is no such project.")
             members = set(conn.execute(sa.select(project_members.c.user_id).where(project_members.c.project_id == project_id)).scalars())
-            if not (allowed(model, user, "project_access") or user["id"] == project["manager_id"] or user["id"] in members):
+            staff_with_access = allowed(model, user, "access") and allowed(model, user, "project_access")
+            if not (staff_with_access or user["id"] == project["manager_id"] or (user["id"] in members and allowed(model, user, "project_access"))):
                 raise HTTPException(403, "You are not on this project.")
             project_tasks = conn.execute(sa.select(tasks).where(tasks.c.project_id == project_id).order_by(tasks.c.created_at)).mappings().all()
             project_alerts = conn.execute(sa.select(alerts).where(alerts.c.project_id == project_id).order_by(alerts.c.raised_at.desc())).mappings().all()

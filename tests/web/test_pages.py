@@ -190,3 +190,25 @@ def test_mail_merge_renders_a_letter_per_filtered_record_in_the_sandbox(site, co
     unsafe = client.post("/directory/company/merge", data={"csrf_token": token(page.text),
                                                            "template": "{{ record.__class__.__mro__ }} {{ colour }}"})
     assert unsafe.status_code == 422 and "unknown name &#39;colour&#39;" in unsafe.text
+
+
+def test_tasks_of_others_are_only_for_those_who_may_monitor_them(site):
+    from runtime.schema import tasks
+
+    client, engine, company = site
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        bob = conn.execute(users.insert().values(username="bob", name="Bob", roles=["staff"], password_hash=PasswordHasher().hash("bob"),
+                                                 created_at=now)).inserted_primary_key[0]
+        conn.execute(users.insert().values(username="mia", name="Mia", roles=["sales_manager"], password_hash=PasswordHasher().hash("mia"),
+                                           created_at=now))
+        task = conn.execute(tasks.insert().values(key="k1", workflow_id="w", process="p", step_id="s", title="Bob's call",
+                                                  entity="company", record_id=company, assignee_id=bob, status="open",
+                                                  created_at=now)).inserted_primary_key[0]
+    log_in(client, "ann")
+    assert client.get(f"/tasks/{task}").status_code == 403  # staff: not theirs, may not monitor
+    page = client.get("/")
+    assert client.post(f"/tasks/{task}/complete", data={"csrf_token": token(page.text)}).status_code == 403
+    client.post("/logout", data={"csrf_token": token(page.text)})
+    log_in(client, "mia")
+    assert client.get(f"/tasks/{task}").status_code == 200  # a manager may monitor tasks assigned to others

@@ -91,11 +91,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
 }
 
 # (caller, method, route path) -> why that cell is a known bug in admin/; strict, so a fix shows up.
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    ("project_team", "GET", "/projects/{project_id}"):
-        "admin/web.py project_page calls need(request), i.e. 'access', before it looks at project_access or membership, so the "
-        "project_team role (portal, project_access, manage_own_tasks) cannot open even a project it is a member of",
-}
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}  # cells that fail because of a known bug, with the reason
 
 
 def may(caller: str, permission: str | None) -> bool:
@@ -224,11 +220,7 @@ def test_every_permission_in_the_matrix_is_one_some_role_grants():
     assert {r.permission for r in ROUTES.values()} - {ANY_SESSION} <= granted
 
 
-@pytest.mark.parametrize("role", [
-    pytest.param(role, id=role, marks=[pytest.mark.xfail(strict=True, reason=(
-        "admin/web.py login sends only users whose every permission is 'portal' to /portal; project_team also has "
-        "project_access and manage_own_tasks, so it is sent to / which needs 'access' and answers 403"))] if role == "project_team" else [])
-    for role in MODEL.roles])
+@pytest.mark.parametrize("role", list(MODEL.roles))
 def test_every_role_lands_on_a_page_it_may_open(site, role):
     client = TestClient(site.app)
     response = client.post("/login", data={"csrf_token": csrf_token(client), "username": role, "password": role}, follow_redirects=False)
@@ -236,9 +228,6 @@ def test_every_role_lands_on_a_page_it_may_open(site, role):
     assert client.get(response.headers["location"], follow_redirects=False).status_code == 200, response.headers["location"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "admin/web.py form_data compares the posted token with session.get('csrf', ''): with no session cookie both are '', "
-    "so a cross-site POST /login without a token logs the victim's browser in as the attacker (login CSRF)"))
 def test_logging_in_needs_the_csrf_token_even_without_a_session(site):
     fresh = TestClient(site.app)
     assert fresh.post("/login", data={"username": "staff", "password": "staff"}, follow_redirects=False).status_code == 403
