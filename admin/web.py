@@ -512,6 +512,16 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         return page(request, "directory.html", user=user, entity=ent, page=result, columns=[f for f in ent.fields[:5] if f.type != "text"],
                     filterable=ent.all_fields(), error=error, query=query, **shown, sorts=sorts)
 
+    @app.get("/lookup/{entity}")
+    async def lookup(request: Request, entity: str) -> JSONResponse:
+        """Search-as-you-type for reference fields: the first 20 records whose name contains what was typed."""
+        need(request)
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        typed = request.query_params.get("q", "").strip()
+        found = search(entity, {"title": {"contains": typed}} if typed else {}, "title", 1, page_size=20)
+        return JSONResponse([{"id": r.id, "title": r.title} for r in found.items])
+
     @app.get("/directory/{entity}/export.csv")
     async def directory_csv(request: Request, entity: str):
         user = need(request, "export")

@@ -88,6 +88,9 @@ def test_lead_enquiry_with_an_error_then_corrected_reaches_the_assignee_who_comp
     expect(page.get_by_label("Budget")).to_have_value("lots")
     expect(page.get_by_label("Channel")).to_have_value("phone")
 
+    # search-as-you-type on a reference: typing narrows "Enquiry from" to Jane Doe and picks her
+    page.get_by_role("searchbox", name="Search Enquiry from").fill("Jane")
+    expect(page.locator("#f-person")).to_have_value(re.compile(r"^\d+$"))
     page.get_by_label("What are they looking for?").fill("40 seats of the CRM")
     page.get_by_label("Budget").fill("12000")
     page.get_by_role("button", name="Submit").click()
