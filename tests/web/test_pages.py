@@ -211,4 +211,6 @@ def test_tasks_of_others_are_only_for_those_who_may_monitor_them(site):
     assert client.post(f"/tasks/{task}/complete", data={"csrf_token": token(page.text)}).status_code == 403
     client.post("/logout", data={"csrf_token": token(page.text)})
     log_in(client, "mia")
-    assert client.get(f"/tasks/{task}").status_code == 200  # a manager may monitor tasks assigned to others
+    page = client.get(f"/tasks/{task}")
+    assert page.status_code == 200  # a manager may monitor tasks assigned to others
+    assert "<title>Bob&#39;s call · Tailor</title>" in page.text and page.text.count('action="/tasks/') == 2  # comment, reassign
