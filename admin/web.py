@@ -191,8 +191,19 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             raised = conn.execute(sa.select(alerts).where(alerts.c.acknowledged_at.is_(None)).order_by(alerts.c.raised_at.desc()).limit(200)).mappings().all()
             companies = conn.execute(sa.select(compiled.metadata.tables["company"].c.id, compiled.metadata.tables["company"].c.title)
                                      .order_by(compiled.metadata.tables["company"].c.title).limit(50)).mappings().all() if "company" in compiled.metadata.tables else []
-        approvals = [t for t in waiting if "approve_tasks" in permissions(user) or "admin" in permissions(user)]
+            assigned = conn.execute(sa.select(tasks).where(tasks.c.created_by == user["id"], tasks.c.status.in_(("open", "awaiting_approval")),
+                                                           sa.or_(tasks.c.assignee_id.is_(None), tasks.c.assignee_id != user["id"]))
+                                    .order_by(tasks.c.due_at.is_(None), tasks.c.due_at).limit(100)).mappings().all()
+            monitored = []
+            if allowed(model, user, "monitor_tasks") and groups:
+                members = list(conn.execute(sa.select(group_members.c.user_id).where(group_members.c.group_name.in_(groups),
+                                                                                   group_members.c.user_id != user["id"])).scalars())
+                monitored = conn.execute(sa.select(tasks).where(tasks.c.assignee_id.in_(members), tasks.c.status.in_(("open", "awaiting_approval")))
+                                         .order_by(tasks.c.due_at.is_(None), tasks.c.due_at).limit(100)).mappings().all()
+        groups_set = set(groups)
+        approvals = [t for t in waiting if may_approve(model, user, dict(t), groups_set, None)]
         return page(request, "home.html", user=user, mine=[task_view(dict(t)) for t in mine], approvals=approvals,
+                    assigned=[task_view(dict(t)) for t in assigned], monitored=[task_view(dict(t)) for t in monitored],
                     alerts=[a for a in raised if user["id"] in (a["recipients"] or [])], companies=companies)
 
     # -- forms -------------------------------------------------------------------------
@@ -377,6 +388,24 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         request.session["flash"] = "Task reassigned."
         return RedirectResponse(f"/tasks/{task_id}", status_code=303)
 
+    @app.get("/alerts", response_class=HTMLResponse)
+    async def alerts_inbox(request: Request):
+        """Alerts for managers and project managers: sent to me, about my groups' tasks, or in projects I manage."""
+        user = need(request)
+        with engine.connect() as conn:
+            groups = list(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user["id"],
+                                                                                  group_members.c.manager)).scalars())
+            managed = list(conn.execute(sa.select(projects.c.id).where(projects.c.manager_id == user["id"])).scalars())
+            rows = conn.execute(sa.select(alerts, tasks.c.title, tasks.c.group_name, tasks.c.status.label("task_status"))
+                                .join(tasks, tasks.c.id == alerts.c.task_id).order_by(alerts.c.acknowledged_at.is_not(None),
+                                                                                      alerts.c.raised_at.desc()).limit(300)).mappings().all()
+        see_all = allowed(model, user, "set_alerts")
+        shown = [dict(a) for a in rows if see_all or user["id"] in (a["recipients"] or []) or a["group_name"] in groups
+                 or a["project_id"] in managed]
+        for a in shown:
+            a["raised_text"] = due_text(a["raised_at"])
+        return page(request, "alerts.html", user=user, alerts=shown)
+
     @app.post("/alerts/{alert_id}/acknowledge")
     async def alert_acknowledge(request: Request, alert_id: int):
         user = need(request)
@@ -385,7 +414,14 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             row = conn.execute(sa.select(alerts.c.recipients).where(alerts.c.id == alert_id)).first()
             if row is None:
                 raise HTTPException(404, "There is no such alert.")
-            if user["id"] not in (row.recipients or []) and not {"set_alerts", "admin"} & permissions(user):
+            task_row = conn.execute(sa.select(tasks.c.group_name, tasks.c.project_id).join(alerts, alerts.c.task_id == tasks.c.id)
+                                    .where(alerts.c.id == alert_id)).first()
+            manages = task_row is not None and (
+                conn.execute(sa.select(group_members.c.user_id).where(group_members.c.group_name == task_row.group_name,
+                                                                      group_members.c.user_id == user["id"], group_members.c.manager)).first()
+                is not None or conn.execute(sa.select(projects.c.id).where(projects.c.id == task_row.project_id,
+                                                                            projects.c.manager_id == user["id"])).first() is not None)
+            if user["id"] not in (row.recipients or []) and not manages and not {"set_alerts", "admin"} & permissions(user):
                 raise HTTPException(403, "This alert was not sent to you.")
             task_service.acknowledge_alert(conn, alert_id, user["id"])
         request.session["flash"] = "Alert acknowledged."

@@ -214,3 +214,28 @@ def test_tasks_of_others_are_only_for_those_who_may_monitor_them(site):
     page = client.get(f"/tasks/{task}")
     assert page.status_code == 200  # a manager may monitor tasks assigned to others
     assert "<title>Bob&#39;s call · Tailor</title>" in page.text and page.text.count('action="/tasks/') == 2  # comment, reassign
+
+
+def test_the_alerts_inbox_shows_a_manager_the_alerts_of_their_groups_tasks(site):
+    from runtime.schema import alerts, group_members, tasks
+
+    client, engine, company = site
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        lee = conn.execute(users.insert().values(username="lee", name="Lee", roles=["staff"], password_hash=PasswordHasher().hash("lee"),
+                                                 created_at=now)).inserted_primary_key[0]
+        conn.execute(group_members.insert().values(group_name="support", user_id=lee, manager=True))
+        task = conn.execute(tasks.insert().values(key="t", workflow_id="w", process="p", step_id="s", title="Fix printer", entity="company",
+                                                  record_id=company, group_name="support", status="open", created_at=now)).inserted_primary_key[0]
+        alert = conn.execute(alerts.insert().values(key="a", task_id=task, level=1, recipients=[], message="Fix printer is overdue",
+                                                    raised_at=now)).inserted_primary_key[0]
+    log_in(client, "ann")
+    assert "Fix printer is overdue" not in client.get("/alerts").text  # not hers, not her group
+    page = client.get("/alerts")
+    assert client.post(f"/alerts/{alert}/acknowledge", data={"csrf_token": token(page.text)}).status_code == 403
+    client.post("/logout", data={"csrf_token": token(page.text)})
+    log_in(client, "lee")
+    page = client.get("/alerts")
+    assert "Fix printer is overdue" in page.text
+    done = client.post(f"/alerts/{alert}/acknowledge", data={"csrf_token": token(page.text)}, follow_redirects=True)
+    assert "Alert acknowledged." in done.text and "acknowledged" in client.get("/alerts").text

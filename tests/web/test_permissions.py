@@ -72,6 +72,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/portal/forms/{name}"): Rule("portal", "/portal/forms/support_request", {}),
     ("GET", "/directory/{entity}"): Rule("access", "/directory/company"),
     ("GET", "/lookup/{entity}"): Rule("access", "/lookup/company?q=a"),
+    ("GET", "/alerts"): Rule("access", "/alerts"),
     ("GET", "/directory/{entity}/export.csv"): Rule("export", "/directory/company/export.csv"),
     ("POST", "/directory/{entity}/merge"): Rule("export", "/directory/company/merge", {"template": "Dear {{ record.title }}"}),
     ("GET", "/records/{entity}/{record_id}"): Rule("access", "/records/company/{company}"),
