@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from engine.compiler import CompiledModel
 from forms import submit as forms
 from runtime import records
-from runtime.schema import alerts, group_members, projects, tasks, users
+from runtime.schema import alerts, group_members, project_members, projects, tasks, users
 from runtime.workflows import ProcessWorkflow, TaskAction
 from .access import allowed, may_act_on_task, may_approve, may_see_task, token_hash
 
@@ -218,6 +218,23 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
     async def reassign(request: Request, task_id: int) -> dict:
         return await act(request, task_id, "monitor_tasks", ProcessWorkflow.reassign,
                          lambda t, u, b: TaskAction(step=t["step_id"], user_id=u["id"], to_user=b.get("to_user")))
+
+    @router.get("/projects")
+    def my_projects(request: Request) -> list[dict]:
+        """Projects the caller may see: all with staff project access, else those they manage or are on."""
+        user = caller(request, "project_access")
+        with engine.connect() as conn:
+            q = sa.select(projects).order_by(projects.c.created_at.desc())
+            if not allowed(model, user, "access"):
+                mine = sa.select(project_members.c.project_id).where(project_members.c.user_id == user["id"])
+                q = q.where(sa.or_(projects.c.manager_id == user["id"], projects.c.id.in_(mine)))
+            rows = conn.execute(q.limit(500)).mappings().all()
+            out = []
+            for r in rows:
+                open_tasks = conn.execute(sa.select(sa.func.count()).select_from(tasks).where(
+                    tasks.c.project_id == r["id"], tasks.c.status.in_(("open", "awaiting_approval")))).scalar()
+                out.append({**{k: _json(v) for k, v in r.items() if k != "key"}, "open_tasks": open_tasks})
+        return out
 
     @router.get("/alerts")
     def my_alerts(request: Request) -> list[dict]:

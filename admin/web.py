@@ -516,6 +516,9 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     def directory_query(request: Request, entity: str) -> tuple[dict, dict]:
         """Filters and sort from the query string, as the directory form sends them."""
         q, field, value = (request.query_params.get(k, "").strip() for k in ("q", "field", "value"))
+        own = re.sub(r"[^a-z0-9]+", "_", request.query_params.get("own", "").strip().lower()).strip("_")
+        if own and not field:
+            field = f"record_fields.{own}"
         filters: dict[str, Any] = {}
         if q:
             filters["title"] = {"contains": q}
@@ -523,8 +526,11 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             f = model.entities[entity].field(field) or next((x for x in model.entities[entity].all_fields() if x.name == field), None)
             textual = f is not None and f.type in ("string", "text", "email", "phone", "url")
             filters[field] = {"contains": value} if textual or f is None else value
+        if own:
+            filters.setdefault(f"record_fields.{own}", {"contains": value} if value else {"empty": False})
         sort = request.query_params.get("sort") or "title"
-        return filters, {"q": q, "field": field, "value": value, "sort": sort}
+        return filters, {"q": q, "field": field if not field.startswith("record_fields.") else "", "value": value, "sort": sort,
+                         "own": own}
 
     def search(entity: str, filters: dict, sort: str, page: int, page_size: int = 50):
         with engine.connect() as conn:
@@ -618,8 +624,31 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             project_alerts = conn.execute(sa.select(alerts).where(alerts.c.project_id == project_id).order_by(alerts.c.raised_at.desc())).mappings().all()
             names = dict(conn.execute(sa.select(users.c.id, users.c.name)).all())
         return page(request, "project.html", user=user, project=project, manager=names.get(project["manager_id"], "nobody yet"),
+                    can_add_member=project["manager_id"] == user["id"] or allowed(model, user, "admin"),
                     members=[names.get(m, m) for m in sorted(members)], tasks=[task_view(dict(t)) for t in project_tasks],
                     alerts=project_alerts, names=names)
+
+    @app.post("/projects/{project_id}/members")
+    async def project_add_member(request: Request, project_id: int):
+        """The project manager (or staff with project access) brings someone onto the project team."""
+        user = need(request, "project_access")
+        data = await form_data(request)
+        with engine.begin() as conn:
+            project = conn.execute(sa.select(projects).where(projects.c.id == project_id)).mappings().first()
+            if project is None:
+                raise HTTPException(404, "There is no such project.")
+            if project["manager_id"] != user["id"] and not allowed(model, user, "admin"):
+                request.session["flash"] = "Only the project manager adds members; nobody was added."
+                return RedirectResponse(f"/projects/{project_id}", status_code=303)
+            username = str(data.get("username", "")).strip()
+            member = conn.execute(sa.select(users.c.id).where(users.c.username == username, users.c.active)).scalar()
+            if member is None:
+                request.session["flash"] = f"There is no user '{username}'."
+            elif not conn.execute(sa.select(project_members).where(project_members.c.project_id == project_id,
+                                                                   project_members.c.user_id == member)).first():
+                conn.execute(project_members.insert().values(project_id=project_id, user_id=member))
+                request.session["flash"] = f"{username} is on the project."
+        return RedirectResponse(f"/projects/{project_id}", status_code=303)
 
     # -- mail merge ----------------------------------------------------------------------------
     @app.post("/directory/{entity}/merge", response_class=HTMLResponse)

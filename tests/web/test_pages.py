@@ -239,3 +239,27 @@ def test_the_alerts_inbox_shows_a_manager_the_alerts_of_their_groups_tasks(site)
     assert "Fix printer is overdue" in page.text
     done = client.post(f"/alerts/{alert}/acknowledge", data={"csrf_token": token(page.text)}, follow_redirects=True)
     assert "Alert acknowledged." in done.text and "acknowledged" in client.get("/alerts").text
+
+
+def test_the_project_manager_builds_the_team_and_members_see_the_project(site):
+    from runtime.schema import projects
+
+    client, engine, company = site
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        pam = conn.execute(users.insert().values(username="pam", name="Pam", roles=["staff", "project_manager"],
+                                                 password_hash=PasswordHasher().hash("pam"), created_at=now)).inserted_primary_key[0]
+        conn.execute(users.insert().values(username="joe", name="Joe", roles=["project_team"], company_id=company,
+                                           password_hash=PasswordHasher().hash("joe"), created_at=now))
+        project = conn.execute(projects.insert().values(key="p1", title="Roll-out", entity="company", record_id=company, manager_id=pam,
+                                                        created_at=now)).inserted_primary_key[0]
+    log_in(client, "joe")
+    assert client.get(f"/projects/{project}").status_code == 403  # not on it yet
+    client.cookies.clear()
+    log_in(client, "pam")
+    page = client.get(f"/projects/{project}")
+    added = client.post(f"/projects/{project}/members", data={"csrf_token": token(page.text), "username": "joe"}, follow_redirects=True)
+    assert "joe is on the project." in added.text and "members: Joe" in added.text
+    client.cookies.clear()
+    log_in(client, "joe")
+    assert client.get(f"/projects/{project}").status_code == 200

@@ -73,6 +73,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/directory/{entity}"): Rule("access", "/directory/company"),
     ("GET", "/lookup/{entity}"): Rule("access", "/lookup/company?q=a"),
     ("GET", "/alerts"): Rule("access", "/alerts"),
+    ("POST", "/projects/{project_id}/members"): Rule("project_access", "/projects/{project}/members", {"username": "staff"}),
+    ("GET", "/api/projects"): Rule("project_access", "/api/projects"),
     ("GET", "/directory/{entity}/export.csv"): Rule("export", "/directory/company/export.csv"),
     ("POST", "/directory/{entity}/merge"): Rule("export", "/directory/company/merge", {"template": "Dear {{ record.title }}"}),
     ("GET", "/records/{entity}/{record_id}"): Rule("access", "/records/company/{company}"),
