@@ -15,8 +15,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 
 from engine.compiler import CompiledModel
 from forms import submit as forms
-from runtime import records
-from runtime.schema import alerts, group_members, project_members, projects, tasks, users
+from runtime import records, tasks as task_service
+from runtime.schema import alerts, project_members, projects, tasks, users
 from runtime.workflows import ProcessWorkflow, TaskAction
 from .access import allowed, may_act_on_task, may_approve, may_see_task, token_hash
 
@@ -102,8 +102,6 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(422, "Invalid submission", errors=errors)
         try:
             with engine.begin() as conn:
-                if form.entity:
-                    records.get_record(conn, compiled, form.entity, record_id)
                 result = forms.submit(conn, compiled, name, values, submission_id=f"api-{user['id']}-{idempotency_key}", user=user,
                                       record_id=record_id)
         except records.RecordNotFound:
@@ -181,9 +179,8 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             task = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
             if task is None:
                 raise Problem(404, "Not found", f"There is no task {task_id}.")
-            groups = set(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user["id"])).scalars())
-            pm = conn.execute(sa.select(projects.c.manager_id).where(projects.c.id == task["project_id"])).scalar() if task["project_id"] else None
-        task = dict(task)
+            task = dict(task)
+            groups, pm = task_service.access_context(conn, user["id"], task)
         if update is ProcessWorkflow.decide:
             permitted = may_approve(model, user, task, groups, pm)
         elif update is ProcessWorkflow.reassign:

@@ -107,7 +107,7 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
 
             starts = load_demo(engine, compiled)
             await start_demo_processes(client, engine, compiled, settings, starts)
-            echo(f"demo data loaded; demo processes started")
+            echo("demo data loaded; demo processes started")
         base_url = f"http://{host}:{port}"
         with ThreadPoolExecutor(8) as pool:
             hooks = WebhookSettings(settings.webhook_urls, settings.webhook_secret)

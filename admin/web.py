@@ -281,8 +281,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             if row is None:
                 raise HTTPException(404, "There is no such task.")
             task = dict(row)
-            task["_groups"] = set(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user["id"])).scalars()) if user else set()
-            task["_pm"] = conn.execute(sa.select(projects.c.manager_id).where(projects.c.id == task["project_id"])).scalar() if task["project_id"] else None
+            task["_groups"], task["_pm"] = task_service.access_context(conn, user["id"], task) if user else (set(), None)
         if user is not None and not may_see_task(model, user, task, task["_groups"], task["_pm"]):
             raise HTTPException(403, "This task is assigned to someone else.")
         return task
@@ -566,7 +565,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
 
     @app.get("/directory/{entity}/export.csv")
     async def directory_csv(request: Request, entity: str):
-        user = need(request, "export")
+        need(request, "export")
         if entity not in model.entities:
             raise HTTPException(404, "There is no such kind of record.")
         import csv

@@ -139,7 +139,7 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
             try:
                 rec = records.update_record(conn, compiled, form.entity, record_id, changes, user["id"], history=f"Updated by {form.label}")
             except records.RecordInvalid as exc:
-                raise SubmissionInvalid({"": f"could not update the record: " + "; ".join(exc.errors.values())}) from exc
+                raise SubmissionInvalid({"": "could not update the record: " + "; ".join(exc.errors.values())}) from exc
             result.record_events.append({"entity": form.entity, "id": record_id, "event": "changed", "version": rec.row_version})
         elif isinstance(action, StartAction):
             proc = compiled.model.processes[action.process]

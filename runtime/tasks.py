@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from . import parties
 from .history import add_history
-from .schema import alerts, assignment_cursor, process_instances, projects, tasks
+from .schema import alerts, assignment_cursor, group_members, process_instances, projects, tasks
 
 
 def utcnow() -> dt.datetime:
@@ -97,6 +97,13 @@ def create_task(conn: sa.Connection, key: str, values: dict, assign: dict | None
         add_history(conn, row["entity"], row["record_id"], "task", f"Task created: {row['title']}",
                     {"task_id": row["id"], "due_at": row["due_at"].isoformat() if row["due_at"] else None}, None, key=f"task-created:{key}")
     return row
+
+
+def access_context(conn: sa.Connection, user_id: int, task: dict) -> tuple[set[str], int | None]:
+    """What task permissions depend on: the user's groups and the manager of the task's project."""
+    groups = set(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user_id)).scalars())
+    manager = conn.execute(sa.select(projects.c.manager_id).where(projects.c.id == task["project_id"])).scalar() if task["project_id"] else None
+    return groups, manager
 
 
 def get_task(conn: sa.Connection, task_id: int) -> dict | None:
