@@ -18,13 +18,11 @@ import gc
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +49,8 @@ from engine.loader import load, load_model  # noqa: E402
 GOAL_SECONDS = 1.0
 MIN_REPEAT = 3
 DOCS = ROOT / "docs" / "benchmarks.md"
+from report import code_state, load_average, machine_basics, write_section  # noqa: E402
+
 START, END = "<!-- compile-bench:start -->", "<!-- compile-bench:end -->"
 SEED = 20260101  # fixed: every run generates byte-identical packs
 
@@ -521,39 +521,15 @@ def profile(folder: Path, top: int) -> str:
 # -- reporting --------------------------------------------------------------------
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError:
-        return ""
-
-
 def machine() -> dict[str, str]:
     """What the figures were measured on."""
-    cpu = re.search(r"^model name\s*:\s*(.+)$", _read("/proc/cpuinfo"), re.M)
-    mem = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
-    osname = re.search(r'^PRETTY_NAME="?([^"\n]+)"?', _read("/etc/os-release"), re.M)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     libyaml = "libyaml (CSafeLoader) for the engine and the baseline" if yaml.__with_libyaml__ else "pure Python"
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "engine"], capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-        engine = f"commit {commit}" + (" with uncommitted changes in engine/" if dirty else "") if commit else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        engine = "unknown"
     return {
-        "CPU": cpu.group(1).strip() if cpu else platform.processor() or platform.machine(),
-        "cores": f"{os.cpu_count()} ({usable} usable by this process)",
-        "memory": f"{int(mem.group(1)) / 1024 ** 2:.1f} GiB" if mem else "unknown",
-        "Python": f"{platform.python_implementation()} {platform.python_version()}",
-        "OS": f"{osname.group(1) if osname else platform.system()} (kernel {platform.release()}, {platform.machine()})",
+        **machine_basics(),
         "libraries": ", ".join(f"{d} {metadata.version(d)}" for d in ("PyYAML", "jsonschema", "Jinja2", "SQLAlchemy"))
                      + f" (PyYAML {libyaml})",
-        "engine": engine,
-        "load average": " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min, when the run ended: other work "
-                        "on the machine slows every figure, the ratio least)" if hasattr(os, "getloadavg") else "unknown",
+        "engine": code_state(('engine',)),
+        "load average": load_average(': other work on the machine slows every figure, the ratio least'),
     }
 
 
@@ -614,17 +590,7 @@ def markdown(results: list[Result], packs: list[GeneratedPack], info: dict[str, 
 
 
 def write_docs(path: Path, section: str) -> None:
-    """Replace this benchmark's section of the benchmarks page, leaving other benchmarks' sections alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else (
-        "# Benchmarks\n\nEach benchmark script under `bench/` rewrites its own section of this page, "
-        "between its `<!-- NAME:start -->` and `<!-- NAME:end -->` markers.\n")
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_section(path, START, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import os
 import pickle
-import platform
 import re
 import shutil
 import signal
@@ -69,6 +68,8 @@ from runtime.worker import make_worker, workflow_runner  # noqa: E402
 from runtime.workflows import ProcessWorkflow, TaskAction  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
+from report import code_state, load_average, machine_basics, write_section  # noqa: E402
+
 START, END = "<!-- runtime-bench:start -->", "<!-- runtime-bench:end -->"
 PG_URL = os.environ.get("TAILOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 POOL = 8  # activity threads, for Tailor's worker and the bare one alike (what `tailor run` uses)
@@ -160,7 +161,7 @@ def process_yaml(alert_due: int) -> dict[str, str]:
 def write_pack(root: Path, name: str, files: dict[str, str]) -> Path:
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pack.yaml").write_text(f"kind: pack\nname: bench\nversion: 1.0.0\n")
+    (folder / "pack.yaml").write_text("kind: pack\nname: bench\nversion: 1.0.0\n")
     for rel, text in files.items():
         (folder / rel).write_text(textwrap.dedent(text))
     return folder
@@ -623,25 +624,8 @@ def store(dialect: str, tmp: Path, models: dict[str, CompiledModel], sizes: Size
 # -- reporting -------------------------------------------------------------------------------
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError:
-        return ""
-
-
 def machine() -> dict[str, str]:
-    cpu = re.search(r"^model name\s*:\s*(.+)$", _read("/proc/cpuinfo"), re.M)
-    mem = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
-    osname = re.search(r'^PRETTY_NAME="?([^"\n]+)"?', _read("/etc/os-release"), re.M)
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "runtime", "engine", "admin"], capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-        code = f"commit {commit}" + (" with uncommitted changes in runtime/, engine/ or admin/" if dirty else "") if commit else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        code = "unknown"
+    """What the figures were measured on."""
     try:
         temporal = subprocess.run([str(Path(sys.executable).parent / "temporal"), "--version"], capture_output=True, text=True,
                                   timeout=10).stdout.strip()
@@ -653,17 +637,13 @@ def machine() -> dict[str, str]:
     except Exception:
         pg = "unreachable"
     return {
-        "CPU": cpu.group(1).strip() if cpu else platform.processor() or platform.machine(),
-        "cores": str(os.cpu_count()),
-        "memory": f"{int(mem.group(1)) / 1024 ** 2:.1f} GiB" if mem else "unknown",
-        "Python": f"{platform.python_implementation()} {platform.python_version()}",
-        "OS": f"{osname.group(1) if osname else platform.system()} (kernel {platform.release()})",
+        **machine_basics(),
         "libraries": ", ".join(f"{d} {metadata.version(d)}" for d in ("temporalio", "SQLAlchemy", "psycopg"))
                      + f", SQLite {sqlite3.sqlite_version}",
         "Temporal": temporal.splitlines()[0] if temporal else "unknown",
         "PostgreSQL": str(pg),
-        "code": code,
-        "load average": " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min, when the run ended)",
+        "code": code_state(('runtime', 'engine', 'admin')),
+        "load average": load_average(''),
     }
 
 
@@ -762,14 +742,7 @@ def markdown(p: dict, stores: list[StoreResult], sizes: Sizes, quick: bool, info
 
 
 def write_docs(path: Path, section: str) -> None:
-    """Replace this benchmark's section of the benchmarks page, leaving the other sections alone."""
-    text = path.read_text(encoding="utf-8")
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    write_section(path, START, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import platform
 import re
 import shutil
 import signal
@@ -55,6 +54,8 @@ from runtime.schema import contact_history, tasks, users  # noqa: E402
 from runtime.settings import Settings  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
+from report import code_state, load_average, machine_basics, write_section  # noqa: E402
+
 START, END = "<!-- web-bench:start -->", "<!-- web-bench:end -->"
 CRM = ROOT / "definitions" / "crm"
 BIN = Path(sys.executable).parent
@@ -509,41 +510,19 @@ async def run_all(tmp: Path, sizes: Sizes) -> dict:
 # -- reporting -------------------------------------------------------------------------------
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError:
-        return ""
-
-
 def machine() -> dict[str, str]:
-    cpu = re.search(r"^model name\s*:\s*(.+)$", _read("/proc/cpuinfo"), re.M)
-    mem = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
-    osname = re.search(r'^PRETTY_NAME="?([^"\n]+)"?', _read("/etc/os-release"), re.M)
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "runtime", "engine", "admin", "forms"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        code = (f"commit {commit}" + (" with uncommitted changes in runtime/, engine/, admin/ or forms/" if dirty else "")
-                if commit else "unknown")
-    except (OSError, subprocess.SubprocessError):
-        code = "unknown"
+    """What the figures were measured on."""
     try:
         temporal = subprocess.run([str(BIN / "temporal"), "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         temporal = "unknown"
     return {
-        "CPU": cpu.group(1).strip() if cpu else platform.processor() or platform.machine(),
-        "cores": str(os.cpu_count()),
-        "memory": f"{int(mem.group(1)) / 1024 ** 2:.1f} GiB" if mem else "unknown",
-        "Python": f"{platform.python_implementation()} {platform.python_version()}",
-        "OS": f"{osname.group(1) if osname else platform.system()} (kernel {platform.release()})",
+        **machine_basics(),
         "libraries": ", ".join(f"{d} {metadata.version(d)}" for d in ("fastapi", "starlette", "uvicorn", "httpx", "SQLAlchemy", "temporalio"))
                      + f", SQLite {sqlite3.sqlite_version} (uvicorn's pure-Python h11 and asyncio loop: uvloop and httptools are not installed)",
         "Temporal": temporal.splitlines()[0] if temporal else "unknown",
-        "code": code,
-        "load average": " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min, when the run ended: other work on the machine slows every figure and, on two cores, moves the ratios too)",
+        "code": code_state(('runtime', 'engine', 'admin', 'forms')),
+        "load average": load_average(': other work on the machine slows every figure and, on two cores, moves the ratios too'),
     }
 
 
@@ -668,14 +647,7 @@ def markdown(res: dict, sizes: Sizes, quick: bool, info: dict[str, str], when: s
 
 
 def write_docs(path: Path, section: str) -> None:
-    """Replace this benchmark's section of the benchmarks page, leaving the other sections alone."""
-    text = path.read_text(encoding="utf-8")
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    write_section(path, START, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:
