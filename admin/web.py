@@ -47,7 +47,7 @@ async def announce_submission(client: Client, task_queue: str, form, result, val
     from runtime.webhooks import announce
 
     await announce(client, task_queue, "submission.created", f"submission:{result.id}",
-                   {"form": form.name, "submission_id": result.id, "values": forms._jsonable(values), "created": result.created,
+                   {"form": form.name, "submission_id": result.id, "values": forms.jsonable(values), "created": result.created,
                     "by": user["id"]})
 
 
@@ -324,7 +324,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             raise HTTPException(403, "This task is assigned to someone else.")
         values, errors = forms.parse(model.forms[task["form"]], data) if task["form"] else ({}, {})
         if not errors:
-            problem = await send(task, ProcessWorkflow.complete, TaskAction(step=task["step_id"], user_id=user["id"], data=forms._jsonable(values)),
+            problem = await send(task, ProcessWorkflow.complete, TaskAction(step=task["step_id"], user_id=user["id"], data=forms.jsonable(values)),
                                  str(data.get("request_id") or uuid.uuid4()))
             if problem:
                 errors = {"": problem}

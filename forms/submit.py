@@ -120,7 +120,7 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
     context = {"record_id": record_id, "template": {"form": dict(form_values), "record": dict(record), "user": {k: user.get(k) for k in ("id", "name", "email")},
                                                     "today": dt.date.today(), "now": dt.datetime.now(dt.timezone.utc)}}
     if form.entity and record_id:
-        entry = add_history(conn, form.entity, record_id, "submission", form.label, {"form": form.name, "values": _jsonable(form_values)},
+        entry = add_history(conn, form.entity, record_id, "submission", form.label, {"form": form.name, "values": jsonable(form_values)},
                             user["id"], key=key)
         result.history_id = entry.id
     for i, action in enumerate(form.actions):
@@ -158,7 +158,8 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
     return result
 
 
-def _jsonable(values: Mapping[str, Any]) -> dict:
+def jsonable(values: Mapping[str, Any]) -> dict:
+    """Form values as JSON can carry them (dates as ISO text)."""
     return {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in values.items()}
 
 
