@@ -41,14 +41,22 @@ def prepare(settings: Settings, echo=print) -> tuple[sa.Engine, CompiledModel]:
     return engine, compiled
 
 
-async def connect(settings: Settings, address: str | None = None) -> Client:
+async def connect(settings: Settings, address: str | None = None, patience: float = 30.0) -> Client:
     tls: TLSConfig | bool = False
     if settings.temporal_tls_cert or settings.temporal_tls_ca:
         tls = TLSConfig(
             client_cert=Path(settings.temporal_tls_cert).read_bytes() if settings.temporal_tls_cert else None,
             client_private_key=Path(settings.temporal_tls_key).read_bytes() if settings.temporal_tls_key else None,
             server_root_ca_cert=Path(settings.temporal_tls_ca).read_bytes() if settings.temporal_tls_ca else None)
-    return await Client.connect(address or settings.temporal_address, namespace=settings.temporal_namespace, tls=tls)
+    # A server that has just started answers on its port before its frontend is healthy: keep asking for a while.
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
+        try:
+            return await Client.connect(address or settings.temporal_address, namespace=settings.temporal_namespace, tls=tls)
+        except RuntimeError:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 def mail_settings(settings: Settings, base_url: str, echo=print) -> MailSettings:

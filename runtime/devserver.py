@@ -68,10 +68,22 @@ class DevServer:
         self.proc = subprocess.Popen(self.command(), stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_for_port(self.ip, self.port, timeout)
+            self._wait_until_serving(timeout)
         except TimeoutError:
             self.stop()
             raise
         return self
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        """The port opens before the frontend is healthy; clients connecting in between are refused."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = subprocess.run([temporal_cli(), "operator", "cluster", "health", "--address", self.address],
+                                    capture_output=True, text=True, timeout=10)
+            if result.returncode == 0 and "SERVING" in result.stdout:
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"the Temporal dev server at {self.address} did not become healthy within {timeout:.0f}s")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
