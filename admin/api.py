@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from engine.compiler import CompiledModel
@@ -22,8 +22,8 @@ from .access import allowed, may_act_on_task, may_approve, may_see_task, token_h
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str = "", errors: dict[str, str] | None = None):
-        self.status, self.title, self.detail, self.errors = status, title, detail, errors or {}
+    def __init__(self, status: int, title: str, detail: str = "", errors: dict[str, str] | None = None, **extra: Any):
+        self.status, self.title, self.detail, self.errors, self.extra = status, title, detail, errors or {}, extra
 
 
 def problem_response(exc: Problem) -> JSONResponse:
@@ -32,6 +32,7 @@ def problem_response(exc: Problem) -> JSONResponse:
         body["detail"] = exc.detail
     if exc.errors:
         body["errors"] = exc.errors
+    body.update(exc.extra)  # RFC 9457 extension members, e.g. referenced_by
     return JSONResponse(body, status_code=exc.status, media_type="application/problem+json")
 
 
@@ -44,6 +45,16 @@ def _json(value: Any) -> Any:
 def _record(r: records.Record) -> dict:
     return {"id": r.id, "title": r.title, "data": {k: _json(v) for k, v in r.data.items()}, "row_version": r.row_version,
             "created_at": _json(r.created_at), "updated_at": _json(r.updated_at)}
+
+
+def _version(if_match: str | None) -> int | None:
+    """The row version an If-Match header names ("3", or the entity tag \"3\")."""
+    if if_match is None:
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise Problem(400, "Bad If-Match", f"If-Match carries the record's row_version, e.g. '3'; found {if_match!r}.") from None
 
 
 def _task(row: dict) -> dict:
@@ -156,7 +167,7 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
         try:
             with engine.begin() as conn:
                 rec = records.update_record(conn, compiled, entity, record_id, body, user["id"], history=True,
-                                            expected_version=int(if_match.strip('"')) if if_match else None)
+                                            expected_version=_version(if_match))
                 return _record(rec)
         except records.RecordNotFound:
             raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
@@ -164,6 +175,25 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(422, "Invalid record", errors=exc.errors) from None
         except records.Conflict as exc:
             raise Problem(412, "Changed meanwhile", str(exc)) from None
+
+    @router.delete("/records/{entity}/{record_id}", status_code=204)
+    def delete(request: Request, entity: str, record_id: int, if_match: Annotated[str | None, Header()] = None) -> Response:
+        """Delete a record nothing refers to; If-Match (its row_version) is required, so you delete what you have seen."""
+        user = caller(request, "delete_records")
+        entity_or_404(entity)
+        version = _version(if_match)
+        if version is None:
+            raise Problem(428, "If-Match required", "Send 'If-Match: ROW_VERSION' of the record you mean to delete.")
+        try:
+            with engine.begin() as conn:
+                records.delete_record(conn, compiled, entity, record_id, user["id"], expected_version=version)
+        except records.RecordNotFound:
+            raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
+        except records.Conflict as exc:
+            raise Problem(412, "Changed meanwhile", str(exc)) from None
+        except records.DeletionRefused as exc:
+            raise Problem(409, "Cannot delete", str(exc), referenced_by=exc.referrers) from None
+        return Response(status_code=204)
 
     @router.get("/tasks")
     def my_tasks(request: Request) -> list[dict]:

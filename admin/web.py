@@ -709,7 +709,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         return page(request, "record.html", status, user=user, record=rec, entity=ent, scopes=scopes, forms=shown_forms, tasks=open_tasks,
                     projects=record_projects, links=links, errors=errors or {}, typed=typed or {},
                     can_add_field=ent.record_fields.allowed and allowed(model, user, "add_record_fields"),
-                    field_types=ent.record_fields.types,
+                    can_delete=allowed(model, user, "delete_records"), field_types=ent.record_fields.types,
                     history=[{"when": due_text(h.occurred_at), "kind": h.kind, "summary": h.summary} for h in history])
 
     @app.post("/records/{entity}/{record_id}/fields", response_class=HTMLResponse)
@@ -741,6 +741,50 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             return record_view(request, entity, record_id, 422, errors, {k: data.get(k) for k in ("label", "type", "value")})
         request.session["flash"] = f"Added '{label}' to this {model.entities[entity].label.lower()}."
         return RedirectResponse(f"/records/{entity}/{record_id}", status_code=303)
+
+    # -- deleting a record: a confirmation page, then the POST it sends ---------------------
+    def delete_view(request: Request, user: dict, entity: str, record_id: int, status: int = 200, problem: str | None = None,
+                    referrers: list[str] | None = None) -> HTMLResponse:
+        rec = record_of(entity, str(record_id))
+        if referrers is None:
+            from runtime.referrers import referrers as find
+
+            with engine.connect() as conn:
+                referrers = find(conn, compiled, entity, record_id)
+        return page(request, "record_delete.html", status, user=user, record=rec, entity=model.entities[entity], problem=problem,
+                    referrers=referrers)
+
+    @app.get("/records/{entity}/{record_id}/delete", response_class=HTMLResponse)
+    async def record_delete_page(request: Request, entity: str, record_id: int):
+        """Ask before deleting, and say up front what would stop it."""
+        user = need(request, "delete_records")
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        return delete_view(request, user, entity, record_id)
+
+    @app.post("/records/{entity}/{record_id}/delete", response_class=HTMLResponse)
+    async def record_delete(request: Request, entity: str, record_id: int):
+        user = need(request, "delete_records")
+        data = await form_data(request)
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        ent = model.entities[entity]
+        try:
+            version = int(str(data.get("row_version", "")))
+        except ValueError:
+            raise HTTPException(400, "Open the record's delete page and confirm there.") from None
+        try:
+            with engine.begin() as conn:
+                gone = records.delete_record(conn, compiled, entity, record_id, user["id"], expected_version=version)
+        except records.RecordNotFound:
+            raise HTTPException(404, f"There is no {entity} with that number (it may have been deleted already).") from None
+        except records.Conflict:
+            return delete_view(request, user, entity, record_id, 409, f"Someone changed this {ent.label.lower()} while you were "
+                               "looking at it. Nothing was deleted; check the details again.")
+        except records.DeletionRefused as exc:
+            return delete_view(request, user, entity, record_id, 409, str(exc), exc.referrers)
+        request.session["flash"] = f"Deleted {ent.label.lower()} '{gone.title}'. Its last details are kept in the audit log."
+        return RedirectResponse(f"/directory/{entity}", status_code=303)
 
     # -- health --------------------------------------------------------------------------
     @app.get("/health")

@@ -79,7 +79,9 @@ def entity_table(e: Entity, metadata: sa.MetaData) -> sa.Table:
         args: list[Any] = [sa.ForeignKey(f"{f.entity}.id", ondelete="RESTRICT")] if f.type == "reference" else []
         cols.append(sa.Column(f.name, ftype.sql_type(f), *args, nullable=True, unique=f.unique and f.scope == "all" or None,
                               index=(f.indexed or f.type == "reference") and not f.unique or None, comment=f.label))
-    table = sa.Table(e.name, metadata, *cols, comment=e.label)
+    # AUTOINCREMENT: SQLite would otherwise give a deleted highest id to the next record, and with it the
+    # deleted record's contact history and audit trail.
+    table = sa.Table(e.name, metadata, *cols, comment=e.label, sqlite_autoincrement=True)
     for f in e.all_fields():
         if is_column(f) or not (f.indexed or f.unique):
             continue

@@ -554,6 +554,71 @@ def remove_record_field(conn: sa.Connection, compiled: CompiledModel, entity: st
     return _write_record_fields(conn, ent, row, existing, user, "remove_field", {name: entry}, None, at or utcnow())
 
 
+# -- deleting records --------------------------------------------------------------------
+
+
+class DeletionRefused(TailorError):
+    """The record cannot go, e.g. while other records, open tasks, running processes or accounts refer to it."""
+
+    def __init__(self, entity: str, record_id: int, message: str, referrers: list[str] | None = None):
+        self.entity, self.record_id, self.referrers = entity, record_id, referrers or []
+        super().__init__(message)
+
+
+def _still_referenced(entity: str, record_id: int, label: str, found: list[str]) -> DeletionRefused:
+    return DeletionRefused(entity, record_id, f"{label} {record_id} cannot be deleted while these refer to it: {'; '.join(found)}", found)
+
+
+def _reuses_ids(conn: sa.Connection, ent: _Entity) -> bool:
+    """Whether SQLite would hand a deleted highest id to the next record (a table made without AUTOINCREMENT)."""
+    if conn.dialect.name != "sqlite":
+        return False
+    sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :n"), {"n": ent.e.name}).scalar() or ""
+    return "AUTOINCREMENT" not in sql.upper()
+
+
+def delete_record(conn: sa.Connection, compiled: CompiledModel, entity: str, record_id: int, user: int | None, *,
+                  expected_version: int | None = None, at: dt.datetime | None = None) -> Record:
+    """Remove a record once nothing refers to it; the audit log keeps its last values and its contact history stays.
+
+    DeletionRefused names what refers to it; Conflict if it changed since `expected_version`.
+    """
+    from .referrers import referrers
+
+    ent = _entity(compiled, entity)
+    row = _row(conn, ent, record_id, lock=True)
+    if expected_version is not None and row.row_version != expected_version:
+        raise Conflict(entity, record_id, expected_version, row.row_version)
+    label = ent.e.label
+    if (found := referrers(conn, compiled, entity, record_id)):
+        raise _still_referenced(entity, record_id, label, found)
+    if _reuses_ids(conn, ent) and conn.execute(sa.select(sa.func.max(ent.table.c.id))).scalar() == record_id:
+        # The next record would get this id and with it this record's history and audit trail.
+        raise DeletionRefused(entity, record_id, f"{label} {record_id} cannot be deleted yet: it is the newest in a table "
+                              f"created before deletion was supported, and SQLite would give its id to the next "
+                              f"{label.lower()}; delete it once another {label.lower()} has been added")
+    current = _to_record(ent, row)
+    before: dict[str, Any] = {"title": current.title, **current.data}
+    if current.record_fields:
+        before["record_fields"] = dict(current.record_fields)
+    hidden = {k: v for k, v in (row.data or {}).items() if k not in ent.fields}
+    if hidden:
+        before["removed_fields"] = hidden  # values of fields the definitions no longer have
+    now = at or utcnow()
+    try:
+        with conn.begin_nested():  # a referrer added meanwhile trips the foreign key: name it instead of failing
+            result = conn.execute(ent.table.delete().where(ent.table.c.id == record_id, ent.table.c.row_version == row.row_version))
+    except sa.exc.IntegrityError:
+        raise _still_referenced(entity, record_id, label, referrers(conn, compiled, entity, record_id)
+                                or ["a record added at the same moment"]) from None
+    if result.rowcount != 1:  # cannot happen while the row is locked; kept as the last line of defence
+        actual = conn.execute(sa.select(ent.table.c.row_version).where(ent.table.c.id == record_id)).scalar()
+        raise Conflict(entity, record_id, row.row_version, actual)
+    write_audit(conn, entity, record_id, "delete", user, {**before, "row_version": current.row_version}, None, at=now)
+    add_history(conn, entity, record_id, "change", f"{label} deleted: {current.title}", {"before": before}, user, at=now)
+    return current
+
+
 # -- search --------------------------------------------------------------------------------
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "empty")

@@ -40,7 +40,7 @@ def test_all_problems_are_reported_at_once_sorted_by_place(packs):
         "choice, multichoice, reference, user, group in 'x', found 'strng' [schema.enum]",
         "base/b.yaml:4:9: unknown entity 'nowhere' (known: a) [reference.entity]",
         "base/c.yaml:3:15: expected one of access, generate_tasks, approve_tasks, set_alerts, manage_own_tasks, monitor_tasks, "
-        "project_access, edit_records, add_record_fields, export, admin, portal in 'permissions', found 'fly' [schema.enum]",
+        "project_access, edit_records, delete_records, add_record_fields, export, admin, portal in 'permissions', found 'fly' [schema.enum]",
     ]
 
 

@@ -88,3 +88,26 @@ def test_records_crud_search_and_optimistic_concurrency(api):
     assert stale.status_code == 412
     assert client.get("/api/records/company/99999", headers=h).status_code == 404
     assert client.get("/api/openapi.json").json()["paths"]["/api/forms/{name}/submissions"]
+
+
+def test_deleting_a_record_needs_its_version_and_names_what_still_refers_to_it(api, compiled):
+    client, engine, tokens, company = api
+    h = auth(tokens["erp"])
+    with engine.begin() as conn:
+        person = records.create_record(conn, compiled, "person", {"company": company, "first_name": "Jane", "last_name": "Doe"}, None)
+    assert client.delete(f"/api/records/company/{company}", headers=auth(tokens["viewer"])).status_code == 403
+    unversioned = client.delete(f"/api/records/company/{company}", headers=h)
+    assert unversioned.status_code == 428 and unversioned.headers["content-type"] == "application/problem+json"
+    assert client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": "one"}).status_code == 400
+    assert client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": "2"}).status_code == 412
+    refused = client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": '"1"'})
+    assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["referenced_by"] == [f"person {person.id} 'Jane Doe' (field Company)"]
+    assert "cannot be deleted while these refer to it" in refused.json()["detail"]
+    assert client.delete(f"/api/records/person/{person.id}", headers={**h, "If-Match": "1"}).status_code == 204
+    assert client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": "1"}).status_code == 204
+    assert client.get(f"/api/records/company/{company}", headers=h).status_code == 404
+    assert client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": "1"}).status_code == 404
+    with engine.connect() as conn:
+        audit = conn.execute(sa.text("SELECT action, before FROM audit_log WHERE entity = 'company' ORDER BY id")).all()
+    assert [a.action for a in audit] == ["create", "delete"]
