@@ -63,12 +63,15 @@ def _platform(**options) -> None:
     import asyncio
 
     from admin.run import run_platform
-    from runtime.settings import Settings
+    from runtime.settings import Settings, SettingsError
 
     try:
         asyncio.run(run_platform(Settings.from_env(), echo=click.echo, **options))
     except DefinitionError as exc:
         _report(exc.problems)
+        sys.exit(1)
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         pass

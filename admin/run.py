@@ -20,7 +20,7 @@ from runtime.plan import apply, plan
 from runtime.recurrence import sync_schedules
 from runtime.settings import Settings
 from runtime.starter import start_process
-from runtime.webhooks import WebhookSettings
+from runtime.webhooks import WebhookSettings, announcing
 from runtime.worker import make_worker
 
 
@@ -84,19 +84,20 @@ async def start_demo_processes(client: Client, engine: sa.Engine, compiled: Comp
             with engine.connect() as conn:
                 record = get_record(conn, compiled, e["entity"], e["record_id"])
             await on_record_event(client, compiled, settings.task_queue, e["entity"], e["record_id"], dict(record.data), "created", e["version"],
-                                  announce=bool(settings.webhook_urls))
+                                  announce=announcing(settings, compiled.model))
             continue
         with engine.connect() as conn:
             record = get_record(conn, compiled, s["entity"], s["record_id"])
         await start_process(client, compiled.process_specs[s["process"]], key=s["key"], task_queue=settings.task_queue,
                             entity=s["entity"], record_id=s["record_id"], record=dict(record.data), started_by=s["started_by"],
-                            announce=bool(settings.webhook_urls))
+                            announce=announcing(settings, compiled.model))
 
 
 async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: bool, host: str, port: int, echo=print,
                        worker: bool = True) -> None:
     """Run (dev server,) worker (and web app) until Ctrl-C or SIGTERM, then stop them all."""
     engine, compiled = prepare(settings, echo)
+    hooks = WebhookSettings.of(settings, compiled.model) if worker else None  # a missing secret stops the start, before anything runs
     dev: DevServer | None = None
     address = settings.temporal_address
     if embedded:
@@ -107,7 +108,7 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
         await asyncio.to_thread(dev.start)
     try:
         client = await connect(settings, address)
-        schedules = await sync_schedules(client, compiled, settings.task_queue, announce=bool(settings.webhook_urls))
+        schedules = await sync_schedules(client, compiled, settings.task_queue, announce=announcing(settings, compiled.model))
         if schedules:
             echo(f"recurring processes scheduled: {', '.join(schedules)}")
         if demo:
@@ -118,7 +119,6 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
             echo("demo data loaded; demo processes started")
         base_url = f"http://{host}:{port}"
         with ThreadPoolExecutor(8) as pool:
-            hooks = WebhookSettings(settings.webhook_urls, settings.webhook_secret)
             runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool, hooks) if worker else None
             worker_task = asyncio.create_task(runner.run()) if runner else asyncio.create_task(asyncio.Event().wait())
             stop = asyncio.Event()
@@ -126,7 +126,7 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
                 from admin.web import create_app
 
                 app = create_app(engine, compiled, client, secret_key=settings.secret_key, task_queue=settings.task_queue,
-                                 webhooks=bool(settings.webhook_urls),
+                                 webhooks=announcing(settings, compiled.model),
                                  temporal_ui=f"http://{dev.ip}:{dev.ui_port}" if dev else None, secure_cookies=not settings.development)
                 server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
                 echo(f"Tailor is running: {base_url}  (Ctrl-C stops everything)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import zoneinfo
 from typing import Iterator
+from urllib.parse import urlsplit
 
 from dateutil import rrule
 
@@ -18,7 +19,7 @@ from .fieldtypes import COMMON_OPTIONS, is_valid_regex
 from .recurrence import RecurrenceError, rrule_calendar
 from .model import (
     CreateAction, Entity, Field, Form, FormTrigger, Model, ParallelStep, Party, Process, RecordTrigger, ScheduleTrigger,
-    Source, StartAction, Step, TaskStep, Template, UpdateAction,
+    Source, StartAction, Step, TaskStep, Template, UpdateAction, Webhook,
 )
 
 RESERVED_ENTITIES = frozenset({"user", "users", "group", "groups", "task", "tasks", "alert", "alerts", "project", "projects",
@@ -412,6 +413,30 @@ def _seconds(d) -> int:
     return {"seconds": 1, "business_hours": 3600, "business_days": 86400}[d.unit] * d.amount
 
 
+SESSION_SECRET_ENV = "TAILOR_SECRET_KEY"
+
+
+def check_webhooks(model: Model) -> Iterator[Problem]:
+    """Receivers declared by packs: a web address without credentials, a name no other pack uses, a secret of its own."""
+    seen: dict[str, Webhook] = {}
+    for w in model.webhooks:
+        where = f"webhook '{w.name}'"
+        url = urlsplit(w.url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            yield Problem(w.url_loc, "webhook.url", f"{where}: expected an http:// or https:// address with a host, found {w.url!r}")
+        elif url.username or url.password:
+            yield Problem(w.url_loc, "webhook.url", f"{where}: the address carries a user name or password; secrets never go in "
+                                                    f"definitions (sign with secret_env instead)")
+        if w.secret_env == SESSION_SECRET_ENV:
+            yield Problem(w.secret_loc, "webhook.secret", f"{where}: {SESSION_SECRET_ENV} is the key that signs sessions; "
+                                                          f"give the receiver a secret of its own")
+        if (first := seen.get(w.name)) is not None:
+            hint = "" if first.pack == w.pack else f" (a pack adds receivers of its own; it cannot change those of pack '{first.pack}')"
+            yield Problem(w.loc, "webhook.duplicate", f"{where} is already declared at {first.loc}{hint}")
+            continue
+        seen[w.name] = w
+
+
 def check_model(model: Model, broken: set[tuple[str, str]] = frozenset()) -> list[Problem]:
     """Every semantic problem of a merged model."""
     c = Checker(model, set(broken))
@@ -426,4 +451,5 @@ def check_model(model: Model, broken: set[tuple[str, str]] = frozenset()) -> lis
         out.extend(c.group(g))
     for cal in model.calendars.values():
         out.extend(c.calendar(cal))
+    out.extend(check_webhooks(model))
     return out

@@ -285,6 +285,8 @@ class CompiledModel:
             "packs": [{"name": p.name, "version": p.version} for p in self.model.packs],
             "entities": sorted(self.entity_schemas), "forms": sorted(self.form_schemas),
             "processes": {n: s["version"] for n, s in sorted(self.process_specs.items())},
+            **({"webhooks": [{"name": w.name, "pack": w.pack, "url": w.url, "events": list(w.events), "secret_env": w.secret_env}
+                             for w in self.model.webhooks]} if self.model.webhooks else {}),
         }
 
 

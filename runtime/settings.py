@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -53,6 +53,8 @@ class Settings:
     packs: tuple[str, ...] = ("definitions/crm",)
     webhook_urls: tuple[str, ...] = ()  # receivers of submission, task and alert events
     webhook_secret: str = ""  # HMAC-SHA256 key for the X-Tailor-Signature header
+    # the variables packs name for their webhook secrets (`secret_env`) are read from here, through secret()
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -66,6 +68,10 @@ class Settings:
     @property
     def development(self) -> bool:
         return self.env == DEVELOPMENT
+
+    def secret(self, name: str) -> str | None:
+        """A secret a definition names by its environment variable (a pack's webhook `secret_env`); None when unset."""
+        return self.environ.get(name) or None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -94,4 +100,5 @@ class Settings:
             packs=_split(get("TAILOR_PACKS", "definitions/crm")),
             webhook_urls=_split(env.get("TAILOR_WEBHOOK_URLS", "")),
             webhook_secret=env.get("TAILOR_WEBHOOK_SECRET", ""),
+            environ=dict(env),
         )
