@@ -164,6 +164,8 @@ async def serve_web(app, host: str, port: int, child: subprocess.Popen | None, e
     await serving
     if stopped_by_worker and watch.result() != 0:
         raise WorkerFailed(f"the worker stopped with exit code {watch.result()}; everything was stopped (see its output above)")
+    if stopped_by_worker:
+        echo("the worker was stopped: stopping everything")
     watch.cancel()
 
 

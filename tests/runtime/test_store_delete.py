@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-import sqlalchemy as sa
 
 from runtime import records as R
 from runtime.history import add_history, list_audit, list_history
