@@ -216,7 +216,8 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
         # the UI listens 1000 above the gRPC port: 8233 for the default 7233
         dev = DevServer(settings.data_dir / "temporal", ip=ip or "127.0.0.1", port=int(tport), ui_port=int(tport) + 1000)
         echo(f"starting the Temporal dev server on {dev.address} (UI http://{dev.ip}:{dev.ui_port}), data in {dev.data_dir}")
-        await asyncio.to_thread(dev.start)
+        dev.launch()  # from this (main) thread: the server dies with this process, even one killed outright
+        await asyncio.to_thread(dev.wait_ready)
     child: subprocess.Popen | None = None
     try:
         client = await connect(settings)

@@ -131,10 +131,11 @@ def test_the_worker_process_stops_with_tailor_run_and_tailor_run_with_the_worker
             proc.wait(timeout=10)
             assert wait_for(lambda: not alive(worker), 30), log.read_text()[-3000:]
             assert "[worker] stopped" in log.read_text()
+            assert dev and wait_for(lambda: not any(alive(pid) for pid in dev), 30)  # the dev server dies with its parent
         assert not alive(worker)
     finally:
         if proc.poll() is None:
             proc.kill()
-        for pid in dev:  # a killed `tailor run` leaves its dev server behind
+        for pid in dev:  # whatever went wrong above, leave no server behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
