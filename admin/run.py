@@ -13,13 +13,14 @@ from temporalio.client import Client, TLSConfig
 
 from engine.compiler import CompiledModel, compile_model
 from engine.loader import load
+from runtime import drainer
 from runtime.mail import MailSettings
 from runtime.db import make_engine, upgrade
 from runtime.devserver import DevServer
 from runtime.plan import apply, plan
 from runtime.recurrence import sync_schedules
 from runtime.settings import Settings
-from runtime.starter import start_process
+from runtime.starter import start_enqueued
 from runtime.webhooks import WebhookSettings
 from runtime.worker import make_worker
 
@@ -73,26 +74,6 @@ def mail_settings(settings: Settings, base_url: str, echo=print) -> MailSettings
     return MailSettings(settings.smtp_host, settings.smtp_port, settings.mail_from, base_url)
 
 
-async def start_demo_processes(client: Client, engine: sa.Engine, compiled: CompiledModel, settings: Settings, starts: list[dict]) -> None:
-    from runtime.records import get_record
-
-    from runtime.triggers import on_record_event
-
-    for s in starts:
-        if "event" in s:  # a created demo record: start what its triggers start
-            e = s["event"]
-            with engine.connect() as conn:
-                record = get_record(conn, compiled, e["entity"], e["record_id"])
-            await on_record_event(client, compiled, settings.task_queue, e["entity"], e["record_id"], dict(record.data), "created", e["version"],
-                                  announce=bool(settings.webhook_urls))
-            continue
-        with engine.connect() as conn:
-            record = get_record(conn, compiled, s["entity"], s["record_id"])
-        await start_process(client, compiled.process_specs[s["process"]], key=s["key"], task_queue=settings.task_queue,
-                            entity=s["entity"], record_id=s["record_id"], record=dict(record.data), started_by=s["started_by"],
-                            announce=bool(settings.webhook_urls))
-
-
 async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: bool, host: str, port: int, echo=print,
                        worker: bool = True) -> None:
     """Run (dev server,) worker (and web app) until Ctrl-C or SIGTERM, then stop them all."""
@@ -113,14 +94,17 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
         if demo:
             from admin.demo import load_demo
 
-            starts = load_demo(engine, compiled)
-            await start_demo_processes(client, engine, compiled, settings, starts)
+            await start_enqueued(client, engine, compiled, settings.task_queue, load_demo(engine, compiled),
+                                 announce=bool(settings.webhook_urls))
             echo("demo data loaded; demo processes started")
         base_url = f"http://{host}:{port}"
         with ThreadPoolExecutor(8) as pool:
             hooks = WebhookSettings(settings.webhook_urls, settings.webhook_secret)
             runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool, hooks) if worker else None
             worker_task = asyncio.create_task(runner.run()) if runner else asyncio.create_task(asyncio.Event().wait())
+            # starts the outbox rows a web request could not (crashed, Temporal was briefly down)
+            drain_task = asyncio.create_task(drainer.run(client, engine, compiled, settings.task_queue,
+                                                         announce=bool(settings.webhook_urls))) if runner else None
             stop = asyncio.Event()
             if web:
                 from admin.web import create_app
@@ -138,6 +122,10 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
                 echo(f"worker running on task queue '{settings.task_queue}' at {address}  (Ctrl-C stops it)")
                 await asyncio.wait([asyncio.create_task(stop.wait()), worker_task], return_when=asyncio.FIRST_COMPLETED)
             echo("stopping...")
+            if drain_task:
+                drain_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await drain_task
             if runner:
                 await runner.shutdown()
             else:
