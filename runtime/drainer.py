@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 async def drain(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, *, announce: bool = False,
                 now: dt.datetime | None = None, limit: int = BATCH) -> list[str]:
     """Start the pending starts whose turn has come (at `now`); returns the workflow ids started."""
+    now = now or outbox.utcnow()
+
     def due() -> list[sa.Row]:
         with engine.connect() as conn:
-            return outbox.due(conn, now or outbox.utcnow(), limit)
+            return outbox.due(conn, now, limit)
 
-    return await start_rows(client, engine, compiled, task_queue, await asyncio.to_thread(due), announce=announce)
+    return await start_rows(client, engine, compiled, task_queue, await asyncio.to_thread(due), announce=announce, now=now)
 
 
 async def run(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, *, announce: bool = False,

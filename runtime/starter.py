@@ -64,8 +64,8 @@ async def start_enqueued(client: Client, engine: sa.Engine, compiled: CompiledMo
 
 
 async def start_rows(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, rows: list[sa.Row], *,
-                     announce: bool = False) -> list[str]:
-    """Start outbox rows, their record's data read as it is now, and write each outcome back to its row."""
+                     announce: bool = False, now: dt.datetime | None = None) -> list[str]:
+    """Start outbox rows, their record's data read as it is now, and write each outcome (as of `now`) back to its row."""
     if not rows:
         return []
     data = await asyncio.to_thread(_read, engine, lambda conn: {r.id: _record_data(conn, compiled, r) for r in rows})
@@ -89,7 +89,7 @@ async def start_rows(client: Client, engine: sa.Engine, compiled: CompiledModel,
                 failed.append((row, f"{type(exc).__name__}: {exc}"))
             else:
                 started.append(row.workflow_id)
-    await asyncio.to_thread(_write_outcomes, engine, started, failed, abandoned)
+    await asyncio.to_thread(_write_outcomes, engine, now or outbox.utcnow(), started, failed, abandoned)
     return started
 
 
@@ -108,8 +108,8 @@ def _record_data(conn: sa.Connection, compiled: CompiledModel, row: sa.Row) -> d
         return exc
 
 
-def _write_outcomes(engine: sa.Engine, started: list[str], failed: list[tuple[sa.Row, str]], abandoned: list[tuple[sa.Row, str]]) -> None:
-    now = outbox.utcnow()
+def _write_outcomes(engine: sa.Engine, now: dt.datetime, started: list[str], failed: list[tuple[sa.Row, str]],
+                    abandoned: list[tuple[sa.Row, str]]) -> None:
     with engine.begin() as conn:
         outbox.mark_started(conn, started, now)
         for row, error in failed:
