@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
@@ -148,7 +148,7 @@ def field_expression(table: sa.Table, f: Field) -> sa.ColumnElement:
 # -- reading ---------------------------------------------------------------------------
 
 
-def _to_record(ent: _Entity, row: Any, changed: tuple[str, ...] = (), starts: tuple[str, ...] = ()) -> Record:
+def _to_record(ent: _Entity, row: Any, changed: tuple[str, ...] = ()) -> Record:
     stored = row.data or {}
     data = {k: v for k, v in stored.items() if k in ent.fields and not is_column(ent.fields[k])}  # removed fields stay hidden
     for f in ent.fields.values():
@@ -159,7 +159,7 @@ def _to_record(ent: _Entity, row: Any, changed: tuple[str, ...] = (), starts: tu
     data = {f: data[f] for f in ent.fields if f in data}  # definition order
     return Record(entity=ent.e.name, id=row.id, title=row.title, data=data, record_fields=dict(row.record_fields or {}),
                   row_version=row.row_version, created_at=_aware(row.created_at), updated_at=_aware(row.updated_at),
-                  created_by=row.created_by, updated_by=row.updated_by, changed=changed, starts=starts)
+                  created_by=row.created_by, updated_by=row.updated_by, changed=changed)
 
 
 def _row(conn: sa.Connection, ent: _Entity, record_id: int, *, lock: bool = False) -> Any:
@@ -346,13 +346,13 @@ def _integrity(ent: _Entity, exc: sa.exc.IntegrityError) -> RecordInvalid:
     return RecordInvalid(ent.e.name, {"": f"the database refused the change: {text.splitlines()[0]}"})
 
 
-def _enqueue_starts(conn: sa.Connection, compiled: CompiledModel, ent: _Entity, record_id: int, row_version: int, event: str,
-                    values: Mapping[str, Any], before: Mapping[str, Any] | None, user: int | None, today: dt.date,
-                    now: dt.datetime) -> tuple[str, ...]:
-    """Enqueue the processes the record triggers of this change start, in the caller's transaction."""
-    key = record_key(ent.e.name, record_id, row_version, event)
-    return tuple(outbox.enqueue(conn, name, key, entity=ent.e.name, record_id=record_id, started_by=user, at=now)
-                 for name in record_starts(compiled, ent.e.name, event, values, before, today))
+def _with_starts(conn: sa.Connection, compiled: CompiledModel, rec: Record, event: str, before: Mapping[str, Any] | None,
+                 user: int | None, today: dt.date, now: dt.datetime) -> Record:
+    """The record, with the processes its record triggers start enqueued in the caller's transaction."""
+    key = record_key(rec.entity, rec.id, rec.row_version, event)
+    starts = tuple(outbox.enqueue(conn, name, key, entity=rec.entity, record_id=rec.id, started_by=user, at=now)
+                   for name in record_starts(compiled, rec.entity, event, rec.data, before, today))
+    return replace(rec, starts=starts)
 
 
 # -- changing records --------------------------------------------------------------------
@@ -397,8 +397,8 @@ def create_record(conn: sa.Connection, compiled: CompiledModel, entity: str, dat
     if history:
         summary = history if isinstance(history, str) else f"{ent.e.label} created: {title}"
         add_history(conn, entity, record_id, "change", summary, {"after": values}, user, at=now)
-    starts = _enqueue_starts(conn, compiled, ent, record_id, 1, "created", values, None, user, today, now)
-    return _to_record(ent, _row(conn, ent, record_id), changed=tuple(k for k in ent.fields if k in values), starts=starts)
+    rec = _to_record(ent, _row(conn, ent, record_id), changed=tuple(k for k in ent.fields if k in values))
+    return _with_starts(conn, compiled, rec, "created", None, user, today, now)
 
 
 def _show(value: Any) -> str:
@@ -468,8 +468,8 @@ def update_record(conn: sa.Connection, compiled: CompiledModel, entity: str, rec
     if history:
         summary = history if isinstance(history, str) else _change_summary(ent, before, {k: after[k] for k in changed})
         add_history(conn, entity, record_id, "change", summary, {"before": before, "after": after}, user, at=now)
-    starts = _enqueue_starts(conn, compiled, ent, record_id, row.row_version + 1, "changed", values, current.data, user, today, now)
-    return _to_record(ent, _row(conn, ent, record_id), changed=changed, starts=starts)
+    rec = _to_record(ent, _row(conn, ent, record_id), changed=changed)
+    return _with_starts(conn, compiled, rec, "changed", current.data, user, today, now)
 
 
 # -- single-record fields ----------------------------------------------------------------

@@ -162,9 +162,9 @@ idempotency_keys = sa.Table(
 process_starts = sa.Table(  # the outbox: processes to start, written in the transaction of the change that starts them
     "process_starts", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
-    sa.Column("workflow_id", sa.String(300), nullable=False, unique=True),  # `process/key`: a replayed change finds its row
+    sa.Column("workflow_id", sa.String(400), nullable=False, unique=True),  # `process/key`: a replayed change finds its row
     sa.Column("process", sa.String(64), nullable=False),
-    sa.Column("key", sa.String(250), nullable=False),    # what started it: a record version, a submission, demo data
+    sa.Column("key", sa.String(300), nullable=False),    # what started it: a record version, a submission, demo data
     sa.Column("entity", sa.String(64)),
     sa.Column("record_id", sa.BigInteger),
     sa.Column("inputs", JSON, nullable=False),

@@ -25,9 +25,9 @@ def upgrade() -> None:
     op.create_table(
         "process_starts",
         sa.Column("id", Id, autoincrement=True, nullable=False),
-        sa.Column("workflow_id", sa.String(300), nullable=False),
+        sa.Column("workflow_id", sa.String(400), nullable=False),
         sa.Column("process", sa.String(64), nullable=False),
-        sa.Column("key", sa.String(250), nullable=False),
+        sa.Column("key", sa.String(300), nullable=False),
         sa.Column("entity", sa.String(64)),
         sa.Column("record_id", sa.BigInteger()),
         sa.Column("inputs", JSON, nullable=False),
