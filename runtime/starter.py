@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.compiler import CompiledModel
 from . import outbox, records
@@ -20,6 +21,7 @@ PROCESS_KEY = SearchAttributeKey.for_keyword("TailorProcess")
 CUSTOMER_KEY = SearchAttributeKey.for_keyword("TailorCustomer")
 VERSION_KEY = SearchAttributeKey.for_keyword("TailorVersion")
 SEARCH_ATTRIBUTES = {"TailorProcess": "Keyword", "TailorCustomer": "Keyword", "TailorVersion": "Keyword"}
+UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,8 @@ async def start_rows(client: Client, engine: sa.Engine, compiled: CompiledModel,
                                     record=found, inputs=dict(row.inputs or {}), started_by=row.started_by, announce=announce)
             except Exception as exc:  # Temporal unreachable or refusing: the row stays pending for the next attempt
                 failed.append((row, f"{type(exc).__name__}: {exc}"))
+                if isinstance(exc, RPCError) and exc.status in UNREACHABLE:
+                    break  # the rest wait for the next pass instead of each waiting out the client's retries
             else:
                 started.append(row.workflow_id)
     await asyncio.to_thread(_write_outcomes, engine, now or outbox.utcnow(), started, failed, abandoned)
