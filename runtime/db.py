@@ -52,6 +52,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     def statement(conn, *_args) -> None:
         if not conn.in_transaction():
             implicit.add(conn)  # this statement begins the transaction (autobegin runs right after this event)
+    # (`exec_driver_sql` skips that event: a read that starts with raw SQL still begins IMMEDIATE, stricter but safe.)
 
     @sa.event.listens_for(engine, "begin")
     def begin(conn) -> None:
