@@ -11,12 +11,14 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from engine.compiler import CompiledModel
 from forms import submit as forms
 from runtime import records, tasks as task_service
 from runtime.schema import alerts, project_members, projects, tasks, users
+from runtime.starter import start_enqueued
 from runtime.workflows import ProcessWorkflow, TaskAction
 from .access import allowed, may_act_on_task, may_approve, may_see_task, token_hash
 
@@ -119,12 +121,13 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(422, "Invalid submission", errors={"record_id": f"there is no {form.entity} {record_id}"}) from None
         except forms.SubmissionInvalid as exc:
             raise Problem(422, "Invalid submission", errors=exc.errors) from None
-        started = await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks) if client else []
+        if client:
+            await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
         if client and webhooks:
             from .web import announce_submission
 
             await announce_submission(client, task_queue, form, result, values, user)
-        payload = {"submission_id": result.id, "created": result.created, "processes": started, "replayed": result.replayed}
+        payload = {"submission_id": result.id, "created": result.created, "processes": result.starts, "replayed": result.replayed}
         return JSONResponse(payload, status_code=200 if result.replayed else 201)
 
     @router.get("/records/{entity}")
@@ -139,15 +142,24 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(400, "Bad query", str(exc)) from None
         return {"items": [_record(r) for r in found.items], "total": found.total, "more": found.more, "page": found.page, "pages": found.pages}
 
+    async def changed(rec: records.Record) -> dict:
+        """The record as stored, once the processes its change enqueued are started (the drainer retries any that fail)."""
+        if client:
+            await start_enqueued(client, engine, compiled, task_queue, rec.starts, announce=webhooks)
+        return {**_record(rec), "processes": list(rec.starts)}
+
     @router.post("/records/{entity}", status_code=201)
-    def create(request: Request, entity: str, body: Annotated[dict, Body()]) -> dict:
-        user = caller(request, "edit_records")
-        entity_or_404(entity)
-        try:
-            with engine.begin() as conn:
-                return _record(records.create_record(conn, compiled, entity, body, user["id"], history=True))
-        except records.RecordInvalid as exc:
-            raise Problem(422, "Invalid record", errors=exc.errors) from None
+    async def create(request: Request, entity: str, body: Annotated[dict, Body()]) -> dict:
+        def write() -> records.Record:
+            user = caller(request, "edit_records")
+            entity_or_404(entity)
+            try:
+                with engine.begin() as conn:
+                    return records.create_record(conn, compiled, entity, body, user["id"], history=True)
+            except records.RecordInvalid as exc:
+                raise Problem(422, "Invalid record", errors=exc.errors) from None
+
+        return await changed(await run_in_threadpool(write))
 
     @router.get("/records/{entity}/{record_id}")
     def get(request: Request, entity: str, record_id: int) -> dict:
@@ -160,21 +172,23 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
 
     @router.patch("/records/{entity}/{record_id}")
-    def update(request: Request, entity: str, record_id: int, body: Annotated[dict, Body()],
-               if_match: Annotated[str | None, Header()] = None) -> dict:
-        user = caller(request, "edit_records")
-        entity_or_404(entity)
-        try:
-            with engine.begin() as conn:
-                rec = records.update_record(conn, compiled, entity, record_id, body, user["id"], history=True,
-                                            expected_version=_version(if_match))
-                return _record(rec)
-        except records.RecordNotFound:
-            raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
-        except records.RecordInvalid as exc:
-            raise Problem(422, "Invalid record", errors=exc.errors) from None
-        except records.Conflict as exc:
-            raise Problem(412, "Changed meanwhile", str(exc)) from None
+    async def update(request: Request, entity: str, record_id: int, body: Annotated[dict, Body()],
+                     if_match: Annotated[str | None, Header()] = None) -> dict:
+        def write() -> records.Record:
+            user = caller(request, "edit_records")
+            entity_or_404(entity)
+            try:
+                with engine.begin() as conn:
+                    return records.update_record(conn, compiled, entity, record_id, body, user["id"], history=True,
+                                                 expected_version=_version(if_match))
+            except records.RecordNotFound:
+                raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
+            except records.RecordInvalid as exc:
+                raise Problem(422, "Invalid record", errors=exc.errors) from None
+            except records.Conflict as exc:
+                raise Problem(412, "Changed meanwhile", str(exc)) from None
+
+        return await changed(await run_in_threadpool(write))
 
     @router.delete("/records/{entity}/{record_id}", status_code=204)
     def delete(request: Request, entity: str, record_id: int, if_match: Annotated[str | None, Header()] = None) -> Response:

@@ -23,13 +23,14 @@ from temporalio.client import Client, TLSConfig
 from engine.compiler import CompiledModel, compile_model
 from engine.errors import TailorError
 from engine.loader import load
+from runtime import drainer
 from runtime.mail import MailSettings
 from runtime.db import make_engine, upgrade
 from runtime.devserver import DevServer
 from runtime.plan import apply, plan
 from runtime.recurrence import sync_schedules
 from runtime.settings import Settings
-from runtime.starter import start_process
+from runtime.starter import start_enqueued
 from runtime.webhooks import WebhookSettings, announcing
 from runtime.worker import make_worker
 
@@ -81,26 +82,6 @@ def mail_settings(settings: Settings, base_url: str, echo=print) -> MailSettings
             echo(f"no SMTP server at {settings.smtp_host}:{settings.smtp_port}: emails are written to {outbox}")
             return MailSettings(settings.smtp_host, settings.smtp_port, settings.mail_from, base_url, outbox=outbox)
     return MailSettings(settings.smtp_host, settings.smtp_port, settings.mail_from, base_url)
-
-
-async def start_demo_processes(client: Client, engine: sa.Engine, compiled: CompiledModel, settings: Settings, starts: list[dict]) -> None:
-    from runtime.records import get_record
-
-    from runtime.triggers import on_record_event
-
-    for s in starts:
-        if "event" in s:  # a created demo record: start what its triggers start
-            e = s["event"]
-            with engine.connect() as conn:
-                record = get_record(conn, compiled, e["entity"], e["record_id"])
-            await on_record_event(client, compiled, settings.task_queue, e["entity"], e["record_id"], dict(record.data), "created", e["version"],
-                                  announce=announcing(settings, compiled.model))
-            continue
-        with engine.connect() as conn:
-            record = get_record(conn, compiled, s["entity"], s["record_id"])
-        await start_process(client, compiled.process_specs[s["process"]], key=s["key"], task_queue=settings.task_queue,
-                            entity=s["entity"], record_id=s["record_id"], record=dict(record.data), started_by=s["started_by"],
-                            announce=announcing(settings, compiled.model))
 
 
 class WorkerFailed(TailorError):
@@ -175,6 +156,9 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
     with ThreadPoolExecutor(8) as pool:
         runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool, hooks)
         worker_task = asyncio.create_task(runner.run())
+        # starts the outbox rows a web request could not (it crashed, or Temporal was briefly down)
+        drain_task = asyncio.create_task(drainer.run(client, engine, compiled, settings.task_queue,
+                                                     announce=announcing(settings, compiled.model)))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -185,6 +169,9 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
         echo(f"worker running on task queue '{settings.task_queue}' at {settings.temporal_address}  (Ctrl-C stops it)")
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         echo("stopping...")
+        drain_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drain_task
         await runner.shutdown()
         with contextlib.suppress(asyncio.CancelledError):
             await worker_task
@@ -228,8 +215,8 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
         if demo:
             from admin.demo import load_demo
 
-            starts = load_demo(engine, compiled)
-            await start_demo_processes(client, engine, compiled, settings, starts)
+            await start_enqueued(client, engine, compiled, settings.task_queue, load_demo(engine, compiled),
+                                 announce=announcing(settings, compiled.model))
             echo("demo data loaded; demo processes started")
         base_url = settings.base_url or f"http://{host}:{port}"
         if not web:

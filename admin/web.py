@@ -34,6 +34,7 @@ from forms import submit as forms
 from runtime import records, tasks as task_service, values
 from runtime.history import list_history
 from runtime.schema import alerts, group_members, project_members, projects, tasks, users
+from runtime.starter import start_enqueued
 from runtime.workflows import ProcessWorkflow, TaskAction
 from .access import allowed, may_act_on_task, may_approve, may_see_task, permissions_of
 from .api import Problem, build_router, problem_response
@@ -267,7 +268,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             return page(request, "form.html", 422, user=user, layout=compiled.form_layouts[name], values=typed, errors=errors,
                         options=options_for(name, user), record=record, submission_id=submission_id)
         if client is not None:
-            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks)
+            await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
             if webhooks:
                 await announce_submission(client, task_queue, form, result, values, user)
         request.session["flash"] = f"{form.label} saved." if not result.replayed else f"{form.label} was already saved."
@@ -337,7 +338,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
                 result = forms.submit(conn, compiled, task["form"], values, submission_id=f"task-{task_id}-{data.get('request_id')}",
                                       user=user, record_id=task["record_id"])
             if client is not None:
-                await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks)
+                await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
         request.session["flash"] = f"Done: {task['title']}"
         return RedirectResponse("/", status_code=303)
 
@@ -505,7 +506,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             return page(request, "form.html", 422, user=user, layout=compiled.form_layouts[name], values=typed, errors=errors,
                         options=allowed, record=None, submission_id=submission_id, action=f"/portal/forms/{name}")
         if client is not None:
-            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks)
+            await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
             if webhooks:
                 await announce_submission(client, task_queue, form, result, values, user)
         request.session["flash"] = "Thank you: we have your request."

@@ -2,13 +2,15 @@
 
 Every caller (web routes, activities, the CLI) goes through these functions; none
 writes entity tables directly. Each takes the connection (the caller owns the
-transaction), the compiled model and the acting user's id.
+transaction), the compiled model and the acting user's id. Creating and changing a
+record also enqueues the processes its record triggers start (`runtime.outbox`), in
+that same transaction.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
@@ -22,9 +24,10 @@ from engine.compiler import CompiledModel, data_expression, is_column
 from engine.errors import TailorError
 from engine.model import Entity, Field, Group
 
-from . import values as V
+from . import outbox, values as V
 from .history import _aware, add_history, utcnow, write_audit
 from .schema import users
+from .triggers import record_key, record_starts
 
 SYSTEM_COLUMNS = ("id", "title", "created_at", "updated_at", "created_by", "updated_by")
 RECORD_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -82,6 +85,7 @@ class Record:
     created_by: int | None
     updated_by: int | None
     changed: tuple[str, ...] = ()  # fields this call changed (create and update results)
+    starts: tuple[str, ...] = ()  # workflow ids of the processes this change enqueued (create and update results)
 
     def context(self, entity: Entity) -> dict[str, Any]:
         """The record as templates and conditions see it: every field (None when empty) and the system attributes."""
@@ -342,6 +346,15 @@ def _integrity(ent: _Entity, exc: sa.exc.IntegrityError) -> RecordInvalid:
     return RecordInvalid(ent.e.name, {"": f"the database refused the change: {text.splitlines()[0]}"})
 
 
+def _with_starts(conn: sa.Connection, compiled: CompiledModel, rec: Record, event: str, before: Mapping[str, Any] | None,
+                 user: int | None, today: dt.date, now: dt.datetime) -> Record:
+    """The record, with the processes its record triggers start enqueued in the caller's transaction."""
+    key = record_key(rec.entity, rec.id, rec.row_version, event)
+    starts = tuple(outbox.enqueue(conn, name, key, entity=rec.entity, record_id=rec.id, started_by=user, at=now)
+                   for name in record_starts(compiled, rec.entity, event, rec.data, before, today))
+    return replace(rec, starts=starts)
+
+
 # -- changing records --------------------------------------------------------------------
 
 
@@ -349,6 +362,7 @@ def create_record(conn: sa.Connection, compiled: CompiledModel, entity: str, dat
                   today: dt.date | None = None, history: bool | str = False, at: dt.datetime | None = None) -> Record:
     """Validate and store a new record; its title comes from the entity's title template.
 
+    The processes its record triggers start are enqueued in the same transaction (`Record.starts`).
     `history=True` (or a summary text) also writes a 'change' entry in the record's contact history.
     """
     ent = _entity(compiled, entity)
@@ -383,7 +397,8 @@ def create_record(conn: sa.Connection, compiled: CompiledModel, entity: str, dat
     if history:
         summary = history if isinstance(history, str) else f"{ent.e.label} created: {title}"
         add_history(conn, entity, record_id, "change", summary, {"after": values}, user, at=now)
-    return _to_record(ent, _row(conn, ent, record_id), changed=tuple(k for k in ent.fields if k in values))
+    rec = _to_record(ent, _row(conn, ent, record_id), changed=tuple(k for k in ent.fields if k in values))
+    return _with_starts(conn, compiled, rec, "created", None, user, today, now)
 
 
 def _show(value: Any) -> str:
@@ -401,7 +416,10 @@ def _change_summary(ent: _Entity, before: Mapping[str, Any], after: Mapping[str,
 def update_record(conn: sa.Connection, compiled: CompiledModel, entity: str, record_id: int, changes: Mapping[str, Any],
                   user: int | None, *, expected_version: int | None = None, today: dt.date | None = None,
                   history: bool | str = False, at: dt.datetime | None = None) -> Record:
-    """Change some fields of a record (None empties one); Conflict if it changed since `expected_version`."""
+    """Change some fields of a record (None empties one); Conflict if it changed since `expected_version`.
+
+    The processes its record triggers start are enqueued in the same transaction (`Record.starts`).
+    """
     ent = _entity(compiled, entity)
     row = _row(conn, ent, record_id, lock=True)
     if expected_version is not None and row.row_version != expected_version:
@@ -420,7 +438,8 @@ def update_record(conn: sa.Connection, compiled: CompiledModel, entity: str, rec
     now = at or utcnow()
     system = {"id": record_id, "created_at": current.created_at, "updated_at": now, "created_by": current.created_by,
               "updated_by": user, "title": current.title}
-    values = _check(conn, compiled, ent, values, given, today or dt.date.today(), record_id, system)
+    today = today or dt.date.today()
+    values = _check(conn, compiled, ent, values, given, today, record_id, system)
     changed = tuple(k for k in ent.fields if current.data.get(k) != values.get(k))
     if not changed:
         return current
@@ -449,7 +468,8 @@ def update_record(conn: sa.Connection, compiled: CompiledModel, entity: str, rec
     if history:
         summary = history if isinstance(history, str) else _change_summary(ent, before, {k: after[k] for k in changed})
         add_history(conn, entity, record_id, "change", summary, {"before": before, "after": after}, user, at=now)
-    return _to_record(ent, _row(conn, ent, record_id), changed=changed)
+    rec = _to_record(ent, _row(conn, ent, record_id), changed=changed)
+    return _with_starts(conn, compiled, rec, "changed", current.data, user, today, now)
 
 
 # -- single-record fields ----------------------------------------------------------------

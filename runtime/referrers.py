@@ -1,5 +1,5 @@
-"""What still refers to a record: other records' reference fields, open tasks, running processes,
-open projects and portal accounts. A record is deleted only when this finds nothing.
+"""What still refers to a record: other records' reference fields, open tasks, running processes
+(and those about to start), open projects and portal accounts. A record is deleted only when this finds nothing.
 """
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from engine.compiler import CompiledModel
 
-from .schema import process_instances, projects, tasks, users
+from .schema import process_instances, process_starts, projects, tasks, users
 
 SHOWN = 5  # ids named per kind of referrer; the rest are counted
 OPEN_TASK = ("open", "awaiting_approval")
@@ -56,6 +56,16 @@ def referrers(conn: sa.Connection, compiled: CompiledModel, entity: str, record_
         lambda r: f"{model.processes[r.process].label if r.process in model.processes else r.process} ({r.workflow_id})")
     if total:
         found.append(_listed("running process", "running processes", names, total))
+    # enqueued with a change but not running yet (not started, or started and its instance row not written yet)
+    registered = sa.exists().where(process_instances.c.workflow_id == process_starts.c.workflow_id)
+    total, names = _count_and_first(
+        conn, sa.select(process_starts.c.workflow_id, process_starts.c.process)
+        .where(process_starts.c.entity == entity, process_starts.c.record_id == record_id,
+               sa.or_(process_starts.c.status == "pending", sa.and_(process_starts.c.status == "started", ~registered)))
+        .order_by(process_starts.c.id),
+        lambda r: f"{model.processes[r.process].label if r.process in model.processes else r.process} ({r.workflow_id})")
+    if total:
+        found.append(_listed("process about to start", "processes about to start", names, total))
     total, names = _count_and_first(
         conn, sa.select(projects.c.id, projects.c.title).where(projects.c.entity == entity, projects.c.record_id == record_id,
                                                                projects.c.status == "open").order_by(projects.c.id),

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import ROOT, free_port
+from engine.compiler import compile_model
+from engine.loader import load
+from runtime import records
+from runtime.db import make_engine
+from tests.conftest import CRM, ROOT, free_port
 
 
 def children(pid: int) -> dict[int, str]:
@@ -73,6 +77,11 @@ def worker_of(proc: subprocess.Popen, log: Path) -> int:
     return pid
 
 
+def triaged(engine: sa.Engine, title: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM tasks WHERE title = :t"), {"t": title}).scalar() == 1
+
+
 def test_tailor_run_demo_starts_everything_and_stops_cleanly(tmp_path):
     web, temporal = free_port(), free_port()
     env = {**os.environ, "TAILOR_DATA_DIR": str(tmp_path / "var"), "TAILOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
@@ -103,6 +112,17 @@ def test_tailor_run_demo_starts_everything_and_stops_cleanly(tmp_path):
         assert [tuple(r) for r in rows] == [("Qualify the enquiry: Acme Health – platform upgrade", "open", "sales"),
                                             ("Triage: Reports will not print", "open", "support")]
         assert (tmp_path / "var" / "temporal" / "temporal.db").exists()  # the dev server persists under the data folder
+
+        # a support request whose web request died after its commit: the worker's drainer starts its SLA
+        engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'tailor.db'}")
+        with engine.begin() as conn:
+            records.create_record(conn, compile_model(load([CRM])), "support_request",
+                                  {"company": 1, "summary": "Left behind", "description": "-", "category": "question"}, None)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not triaged(engine, "Triage: Left behind"):
+            time.sleep(0.5)
+        assert triaged(engine, "Triage: Left behind"), log.read_text()[-3000:]
+        engine.dispose()
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)

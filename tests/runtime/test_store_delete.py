@@ -130,3 +130,23 @@ def test_a_table_made_before_deletion_existed_keeps_its_newest_record(store: Sto
         R.delete_record(conn, store.compiled, "product", ids[1], store.alice)
     with store.begin() as conn:
         R.delete_record(conn, store.compiled, "product", ids[0], store.alice)
+
+
+def test_a_record_with_a_process_enqueued_but_not_yet_running_is_refused(store: Store):
+    from runtime import outbox
+    from runtime.schema import process_starts
+
+    with store.begin() as conn:
+        co = company(store, conn)
+        req = R.create_record(conn, store.compiled, "support_request", {"company": co.id, "summary": "Printer on fire",
+                                                                         "description": "Smoke", "category": "question"}, store.alice,
+                              today=TODAY)
+    [wid] = req.starts  # its support SLA, enqueued with the record and not started by anyone yet
+    label = store.compiled.model.processes["support_sla"].label
+    with store.begin() as conn, pytest.raises(R.DeletionRefused) as caught:
+        R.delete_record(conn, store.compiled, "support_request", req.id, store.alice)
+    assert caught.value.referrers == [f"process about to start {label} ({wid})"]
+    with store.begin() as conn:  # started, but its first activity has not registered the instance yet: still refused
+        conn.execute(process_starts.update().where(process_starts.c.workflow_id == wid).values(status=outbox.STARTED))
+    with store.begin() as conn, pytest.raises(R.DeletionRefused, match="process about to start"):
+        R.delete_record(conn, store.compiled, "support_request", req.id, store.alice)
