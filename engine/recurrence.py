@@ -174,6 +174,11 @@ def is_occurrence(rule: str, starts: str | None, timezone: str, at: dt.datetime)
     return r.after(local, inc=True) == local
 
 
+def local_day(at: dt.datetime, timezone: str) -> dt.date:
+    """The day the instant `at` falls on in the time zone: an occurrence's day where its rule runs."""
+    return at.astimezone(zoneinfo.ZoneInfo(timezone)).date()
+
+
 def schedule_plan(rule: str, starts: str | None, timezone: str) -> SchedulePlan:
     """The schedule calendar for a rule: its occurrences exactly, or a superset the sweep filters."""
     r = parse(rule, starts, timezone)
