@@ -3,8 +3,8 @@
 A rule is read in the process calendar's time zone, from its `starts:` (DTSTART) or, without
 one, from local midnight on 1 January 2026. Where a Temporal schedule calendar can say exactly
 what the rule says, the schedule fires on the occurrences themselves (`SchedulePlan.exact`).
-Where it cannot (BYSETPOS, BYWEEKNO, BYYEARDAY, negative BYMONTHDAY, BYDAY with an ordinal such
-as -1FR, INTERVAL on DAILY or WEEKLY rules, and the INTERVALs that do not divide a year), the
+Where it cannot (BYSETPOS, BYWEEKNO, BYYEARDAY, negative BYMONTHDAY, BYDAY counted from the end
+such as -1FR, INTERVAL on DAILY or WEEKLY rules, and the INTERVALs that do not divide a year), the
 calendar fires on every candidate day at the rule's time, a superset of the occurrences, and the
 sweep starts processes only at the instants dateutil names occurrences (`is_occurrence`).
 Calendars rather than fixed-length interval specs, because an interval of 14 x 24 hours drifts an
@@ -184,12 +184,19 @@ def schedule_plan(rule: str, starts: str | None, timezone: str) -> SchedulePlan:
     r = parse(rule, starts, timezone)
     # dateutil keeps the rule with its defaults filled in (DTSTART's time, weekday, day) in these attributes
     freq, interval, start = r._freq, r._interval, r._dtstart
-    filtered = bool(r._bysetpos or r._byweekno or r._byyearday or r._bynweekday or r._bynmonthday)
-    weekdays = set(r._byweekday or ()) | {d for d, _ in r._bynweekday or ()}
+    ordinals = r._bynweekday or ()  # ((weekday, n), ...) for BYDAY=1MO, -1FR
+    filtered = bool(r._bysetpos or r._byweekno or r._byyearday or r._bynmonthday or ordinals)
+    weekdays = set(r._byweekday or ()) | {d for d, _ in ordinals}
     cal = {"second": _runs(r._bysecond), "minute": _runs(r._byminute), "hour": _runs(r._byhour),
            "day_of_week": _runs((d + 1) % 7 for d in weekdays) if weekdays else [(0, 6, 1)],  # Temporal: Sunday = 0
            "day_of_month": _runs(r._bymonthday) if r._bymonthday and not r._bynmonthday else [(1, 31, 1)],
            "month": _runs(r._bymonth) if r._bymonth else [(1, 12, 1)], "year": []}
+    if ordinals and not (r._byweekday or r._bymonthday or r._bynmonthday) and (freq == du.MONTHLY or r._bymonth):
+        # the n-th weekday of a month falls in days 7n-6..7n: 1MO is a Monday in days 1-7, exactly; the n-th
+        # from the end depends on the month's length, so -1FR is a Friday in days 22-31, filtered
+        ns = {n for _, n in ordinals}
+        cal["day_of_month"] = sorted((max(1, 7 * n - 6 if n > 0 else 29 + 7 * n), min(31, 7 * n if n > 0 else 38 + 7 * n), 1) for n in ns)
+        filtered = bool(r._bysetpos or r._byweekno or r._byyearday) or min(ns) < 0 or (len(ns) > 1 and len(weekdays) > 1)
     if interval > 1:
         if freq == du.MONTHLY and 12 % interval == 0 and not r._bymonth:
             cal["month"] = [((start.month - 1) % interval + 1, 12, interval)]

@@ -98,6 +98,9 @@ def test_exact_rules_map_to_calendars_with_steps_and_bounds():
     # a date-only UNTIL includes that whole day, in the calendar's zone
     assert schedule_plan("FREQ=DAILY;UNTIL=20270330", None, "Europe/Berlin").end_at == berlin(2027, 3, 30, 23, 59, 59)
     assert schedule_plan("FREQ=DAILY;UNTIL=20270330T070000Z", None, "Europe/Berlin").end_at == dt.datetime(2027, 3, 30, 7, tzinfo=dt.timezone.utc)
+    # the n-th weekday of a month is that weekday in days 7n-6..7n
+    first_monday = schedule_plan("FREQ=MONTHLY;BYDAY=1MO;BYHOUR=9", None, "Europe/Berlin")
+    assert first_monday.exact and first_monday.calendar["day_of_month"] == [(1, 7, 1)]
     weekly = schedule_plan("FREQ=WEEKLY;BYDAY=MO,TU,WE,SU;BYHOUR=9;BYMINUTE=30", None, "UTC")
     assert weekly.exact and weekly.calendar["day_of_week"] == [(0, 3, 1)]  # Temporal counts from Sunday = 0
     assert (weekly.calendar["hour"], weekly.calendar["minute"]) == ([(9, 9, 1)], [(30, 30, 1)])
@@ -110,7 +113,8 @@ def test_rules_a_calendar_cannot_express_run_on_a_superset_filtered_by_the_rule(
                          ("FREQ=YEARLY;BYWEEKNO=1;BYDAY=MO", None)]:
         assert not schedule_plan(rule, starts, "Europe/Berlin").exact, rule
     last_friday = "FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=9"
-    assert schedule_plan(last_friday, None, "Europe/Berlin").calendar["day_of_week"] == [(5, 5, 1)]  # every Friday
+    superset = schedule_plan(last_friday, None, "Europe/Berlin").calendar
+    assert (superset["day_of_week"], superset["day_of_month"]) == ([(5, 5, 1)], [(22, 31, 1)])  # Fridays from the 22nd
     assert is_occurrence(last_friday, None, "Europe/Berlin", berlin(2026, 11, 27, 9))
     assert not is_occurrence(last_friday, None, "Europe/Berlin", berlin(2026, 11, 20, 9))
     assert not is_occurrence(last_friday, None, "Europe/Berlin", berlin(2026, 11, 27, 10))

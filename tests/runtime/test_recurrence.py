@@ -36,7 +36,11 @@ RULES = [
     ("FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=16", "2027-01-01", False),
     ("FREQ=MONTHLY;BYMONTHDAY=-1;BYHOUR=18", "2027-02-22", False),
     ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;BYHOUR=17", "2027-03-22", False),
-    ("FREQ=MONTHLY;BYDAY=1MO;BYHOUR=9;COUNT=3", "2027-01-01", False),
+    ("FREQ=MONTHLY;BYDAY=1MO;BYHOUR=9;COUNT=3", "2027-01-01", True),
+    ("FREQ=MONTHLY;BYDAY=2TU,4TU;BYHOUR=14", None, True),
+    ("FREQ=MONTHLY;INTERVAL=3;BYDAY=1MO,1TU;BYHOUR=9", "2027-01-01", True),
+    ("FREQ=YEARLY;BYMONTH=11;BYDAY=4TH;BYHOUR=12", None, True),
+    ("FREQ=MONTHLY;BYDAY=1MO,3FR;BYHOUR=9", "2027-01-01", False),
     ("FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=31;BYHOUR=12", None, True),
     ("FREQ=YEARLY;INTERVAL=2;BYMONTH=6;BYMONTHDAY=30", "2027-01-01", True),
     ("FREQ=YEARLY;BYWEEKNO=1;BYDAY=MO;BYHOUR=9", "2026-12-28", False),
@@ -84,15 +88,21 @@ REVIEW = {
         name: review
         entity: contract
         triggers:
-          # the last Friday of each month: the schedule fires every Friday and the sweep keeps the last
+          # every other Monday: the schedule fires every Monday and the sweep keeps every second one
+          - {schedule: "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO;BYHOUR=9", starts: 2026-09-07, for_each: contract}
+          # the last Friday of the month: the schedule fires on Fridays from the 22nd and the sweep keeps the last
           - {schedule: "FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=9", for_each: contract}
         steps:
           - {id: review, title: "Review {{ record.reference }}"}
         """,
 }
+# the schedules' candidate days in September and October 2026, and the occurrences among them
+MONDAYS = ["2026-09-07", "2026-09-14", "2026-09-21", "2026-09-28", "2026-10-05", "2026-10-12", "2026-10-19", "2026-10-26"]
+FRIDAYS = ["2026-09-25", "2026-10-23", "2026-10-30"]
+OCCURRENCES = ["2026-09-07", "2026-09-21", "2026-10-05", "2026-10-19", "2026-09-25", "2026-10-30"]
 
 
-def test_a_filtered_rule_starts_processes_only_on_its_occurrence_days(packs, tmp_path):
+def test_filtered_rules_start_processes_only_on_their_occurrence_days(packs, tmp_path):
     compiled = compile_model(load([packs.write("r", REVIEW)]))
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     platform.create_all(engine)
@@ -106,39 +116,38 @@ def test_a_filtered_rule_starts_processes_only_on_its_occurrence_days(packs, tmp
             client = await Client.connect(server.address)
             with ThreadPoolExecutor(4) as pool:
                 async with make_worker(client, engine, compiled, "recurrence", MailSettings(), pool):
-                    [sid] = await sync_schedules(client, compiled, "recurrence")
-                    handle = client.get_schedule_handle(sid)
-                    await handle.pause()  # only the backfill below runs
-                    # September and October 2026 as if the worker had run then: nine Fridays
-                    await handle.backfill(ScheduleBackfill(dt.datetime(2026, 9, 1, tzinfo=berlin), dt.datetime(2026, 11, 1, tzinfo=berlin),
-                                                           overlap=ScheduleOverlapPolicy.ALLOW_ALL))
+                    sids = await sync_schedules(client, compiled, "recurrence")
+                    for sid in sids:
+                        handle = client.get_schedule_handle(sid)
+                        await handle.pause()  # only the backfill below runs
+                        # September and October 2026 as if the worker had run then
+                        await handle.backfill(ScheduleBackfill(dt.datetime(2026, 9, 1, tzinfo=berlin), dt.datetime(2026, 11, 1, tzinfo=berlin),
+                                                               overlap=ScheduleOverlapPolicy.ALLOW_ALL))
                     sweeps: dict[str, list[str]] = {}
                     for _ in range(120):
                         async for w in client.list_workflows("WorkflowType = 'TailorSweep'"):
                             if w.id not in sweeps:
                                 sweeps[w.id] = await client.get_workflow_handle(w.id, run_id=w.run_id).result()
-                        if len(sweeps) >= 9:
+                        if len(sweeps) >= len(MONDAYS) + len(FRIDAYS):
                             break
                         await asyncio.sleep(0.5)
                     for _ in range(120):  # the started processes write their rows
                         with engine.connect() as conn:
-                            if conn.execute(sa.select(sa.func.count()).select_from(process_instances)).scalar() >= 2:
+                            if conn.execute(sa.select(sa.func.count()).select_from(process_instances)).scalar() >= len(OCCURRENCES):
                                 break
                         await asyncio.sleep(0.5)
-                    await handle.delete()
+                    for sid in sids:
+                        await client.get_schedule_handle(sid).delete()
                     return sweeps
 
     sweeps = asyncio.run(scenario())
-    # a sweep's id ends with its scheduled time (UTC); it returns the processes it started
+    # a sweep's id is tailor-sweep-PROCESS-TRIGGER-SCHEDULEDTIME (UTC); it returns the processes it started
     at = {wid: dt.datetime.fromisoformat(wid[-20:].replace("Z", "+00:00")).astimezone(ZoneInfo(BERLIN)) for wid in sweeps}
     assert {t.strftime("%H:%M") for t in at.values()} == {"09:00"}  # on both sides of the 25 October change
-    by_friday = {at[wid].date().isoformat(): started for wid, started in sweeps.items()}
-    assert sorted(by_friday) == ["2026-09-04", "2026-09-11", "2026-09-18", "2026-09-25", "2026-10-02", "2026-10-09",
-                                 "2026-10-16", "2026-10-23", "2026-10-30"]
-    assert {day: started for day, started in by_friday.items() if started} == {
-        "2026-09-25": [f"review/schedule-2026-09-25-contract-{contract.id}"],
-        "2026-10-30": [f"review/schedule-2026-10-30-contract-{contract.id}"]}
+    ran = {(wid.split("-")[3], at[wid].date().isoformat()): started for wid, started in sweeps.items()}
+    assert sorted(ran) == sorted([("0", d) for d in MONDAYS] + [("1", d) for d in FRIDAYS])
+    wid = f"review/schedule-{{}}-contract-{contract.id}"
+    assert {day: started for (_, day), started in ran.items() if started} == {d: [wid.format(d)] for d in OCCURRENCES}
     with engine.connect() as conn:
         rows = conn.execute(sa.select(process_instances.c.workflow_id, process_instances.c.record_id)).all()
-    assert sorted(rows) == [(f"review/schedule-2026-09-25-contract-{contract.id}", contract.id),
-                            (f"review/schedule-2026-10-30-contract-{contract.id}", contract.id)]
+    assert sorted(rows) == sorted((wid.format(d), contract.id) for d in OCCURRENCES)
