@@ -55,16 +55,33 @@ class SchedulePlan:
     exact: bool  # False: the calendar fires on a superset and the sweep keeps only occurrences
 
 
+@lru_cache(maxsize=256)  # the sweep asks again at every run; rules are immutable
 def parse(rule: str, starts: str | None, timezone: str) -> du.rrule:
     """The dateutil rule, DTSTART in the time zone; RecurrenceError says plainly what is wrong."""
-    return _parse(rule, starts, timezone)
-
-
-@lru_cache(maxsize=256)  # the sweep asks again at every run; rules are immutable
-def _parse(rule: str, starts: str | None, timezone: str) -> du.rrule:
     zone = zoneinfo.ZoneInfo(timezone)
     start = _start(starts)
     parts = _parts(rule)
+    _check(rule, parts, starts)
+    until = _until(rule, parts.pop("UNTIL", None), zone)
+    text = ";".join(f"{k}={v}" for k, v in parts.items())
+    try:
+        parsed = du.rrulestr(text, dtstart=start.replace(tzinfo=zone))
+        if until is not None:
+            parsed = parsed.replace(until=until)
+    except (ValueError, TypeError) as exc:  # what the checks above do not foresee
+        raise RecurrenceError(f"recurrence '{rule}' is not a valid iCalendar RRULE: {exc} ({EXAMPLE})") from None
+    assert isinstance(parsed, du.rrule)
+    # a rule like FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30 never occurs; dateutil would search until the year 9999
+    horizon = (start + dt.timedelta(days=3653)).replace(tzinfo=zone)
+    probe = parsed.replace(count=None, until=min(until, horizon) if until else horizon)
+    if next(iter(probe), None) is None:
+        raise RecurrenceError(f"recurrence '{rule}' has no occurrence in the ten years from {start:%Y-%m-%d}"
+                              f"{' before its UNTIL' if until else ''}: check its BY* parts")
+    return parsed
+
+
+def _check(rule: str, parts: dict[str, str], starts: str | None) -> None:
+    """Each part's values, said plainly; dateutil's own messages name little more than the part."""
     freq = parts.get("FREQ")
     if freq is None:
         raise RecurrenceError(f"recurrence '{rule}' has no FREQ: start it with FREQ=DAILY, WEEKLY, MONTHLY or YEARLY ({EXAMPLE})")
@@ -100,22 +117,6 @@ def _parse(rule: str, starts: str | None, timezone: str) -> du.rrule:
     if any(n > 1 for n in times):
         raise RecurrenceError(f"recurrence '{rule}' gives several times a day, but a schedule starts each record's process "
                               f"at most once a day: give one BYHOUR and one BYMINUTE")
-    until = _until(rule, parts.pop("UNTIL", None), zone)
-    text = ";".join(f"{k}={v}" for k, v in parts.items())
-    try:
-        parsed = du.rrulestr(text, dtstart=start.replace(tzinfo=zone))
-        if until is not None:
-            parsed = parsed.replace(until=until)
-    except (ValueError, TypeError) as exc:  # what the checks above do not foresee
-        raise RecurrenceError(f"recurrence '{rule}' is not a valid iCalendar RRULE: {exc} ({EXAMPLE})") from None
-    assert isinstance(parsed, du.rrule)
-    # a rule like FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30 never occurs; dateutil would search until the year 9999
-    horizon = (start + dt.timedelta(days=3653)).replace(tzinfo=zone)
-    probe = parsed.replace(count=None, until=min(until, horizon) if until else horizon)
-    if next(iter(probe), None) is None:
-        raise RecurrenceError(f"recurrence '{rule}' has no occurrence in the ten years from {start:%Y-%m-%d}"
-                              f"{' before its UNTIL' if until else ''}: check its BY* parts")
-    return parsed
 
 
 def _parts(rule: str) -> dict[str, str]:
