@@ -197,7 +197,8 @@ class Builder:
         if "record" in raw:
             return RecordTrigger(raw["record"], tuple(raw.get("on", ("created", "changed"))), loc, self.template(raw.get("when"), J(ptr, "when")))
         if "schedule" in raw:
-            return ScheduleTrigger(raw["schedule"], self.loc(J(ptr, "schedule")), raw.get("for_each"), self.template(raw.get("when"), J(ptr, "when")))
+            return ScheduleTrigger(raw["schedule"], self.loc(J(ptr, "schedule")), raw.get("for_each"), self.template(raw.get("when"), J(ptr, "when")),
+                                   str(raw["starts"]) if "starts" in raw else None, self.loc(J(ptr, "starts")) if "starts" in raw else None)
         return ManualTrigger(loc)
 
     def process(self) -> Process:

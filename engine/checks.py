@@ -10,13 +10,11 @@ import zoneinfo
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from dateutil import rrule
-
-from . import fieldtypes
+from . import fieldtypes, recurrence
 from .errors import Loc, Problem
 from .expressions import ANY, Scope, check as check_template
 from .fieldtypes import COMMON_OPTIONS, is_valid_regex
-from .recurrence import RecurrenceError, rrule_calendar
+from .recurrence import RecurrenceError
 from .model import (
     CreateAction, Entity, Field, Form, FormTrigger, Model, ParallelStep, Party, Process, RecordTrigger, ScheduleTrigger,
     Source, StartAction, Step, TaskStep, Template, UpdateAction, Webhook,
@@ -351,14 +349,10 @@ class Checker:
             yield from self.template(t.when, Scope({"record": rec, "before": rec, "changed": ANY, "today": ANY, "now": ANY}, "trigger"), expression=True)
         elif isinstance(t, ScheduleTrigger):
             try:
-                rrule.rrulestr(t.rrule, dtstart=_dt.datetime(2026, 1, 1))
-            except (ValueError, TypeError) as exc:
-                yield Problem(t.loc, "trigger.rrule", f"invalid recurrence rule '{t.rrule}': {exc} (expected e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9')")
-            else:
-                try:
-                    rrule_calendar(t.rrule)
-                except RecurrenceError as exc:
-                    yield Problem(t.loc, "trigger.rrule", str(exc))
+                recurrence.parse(t.rrule, t.starts, self.timezone(p))
+            except RecurrenceError as exc:
+                where = t.starts_loc if exc.field == "starts" and t.starts_loc else t.loc
+                yield Problem(where, f"trigger.{'starts' if exc.field == 'starts' else 'rrule'}", str(exc))
             if t.for_each:
                 if not self.exists("entity", t.for_each, self.m.entities):
                     yield self.unknown(t.loc, "entity", t.for_each, self.m.entities, " in 'for_each'")
@@ -367,6 +361,14 @@ class Checker:
             elif p.entity:
                 yield Problem(t.loc, "trigger.entity", f"process '{p.name}' runs on a {p.entity}; a schedule needs 'for_each: {p.entity}'")
             yield from self.template(t.when, Scope({"record": self.record_scope(t.for_each), "today": ANY, "now": ANY}, "schedule"), expression=True)
+
+    def timezone(self, p: Process) -> str:
+        """The time zone the process's schedules run in: its calendar's, as the compiler picks it."""
+        cal = self.m.calendars.get(p.calendar) if p.calendar else self.m.calendars.get("default")
+        try:
+            return zoneinfo.ZoneInfo(cal.timezone).key if cal else "UTC"
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return "UTC"  # an unknown zone is reported on the calendar itself
 
     # -- people and time -----------------------------------------------------
     def group(self, g) -> Iterator[Problem]:

@@ -224,7 +224,9 @@ def _trigger(t) -> dict:
     if isinstance(t, RecordTrigger):
         return {"kind": "record", "entity": t.entity, "on": list(t.on), "when": t.when.source if t.when else None}
     if isinstance(t, ScheduleTrigger):
-        return {"kind": "schedule", "rrule": t.rrule, "for_each": t.for_each, "when": t.when.source if t.when else None}
+        # 'starts' only when given, so specs (and their versions) of rules without one stay as they were
+        return {"kind": "schedule", "rrule": t.rrule, "for_each": t.for_each, "when": t.when.source if t.when else None,
+                **({"starts": t.starts} if t.starts else {})}
     assert isinstance(t, ManualTrigger)
     return {"kind": "manual"}
 

@@ -305,6 +305,8 @@ class ScheduleTrigger:
     loc: Loc
     for_each: str | None = None
     when: Template | None = None
+    starts: str | None = None  # DTSTART, local to the process calendar
+    starts_loc: Loc | None = None
     kind: str = field(default="schedule", init=False)
 
 

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from temporalio.client import Client
 
 from engine.compiler import compile_model
-from engine.loader import load, load_model
-from engine.recurrence import rrule_calendar
+from engine.loader import load
 from runtime import records
 from runtime.mail import MailSettings
 from runtime.devserver import DevServer
@@ -35,15 +34,6 @@ def test_record_changes_start_the_processes_whose_condition_holds(crm):
     # already a customer: changing the phone number onboards nobody again
     assert record_starts(crm, "company", "changed", {"name": "A", "status": "customer", "phone": "1"}, {"name": "A", "status": "customer"}) == []
     assert form_starts(crm, "meeting_note") == ["meeting_follow_up"]
-
-
-def test_rrules_map_to_schedule_calendars_or_are_refused_at_check_time(packs):
-    assert rrule_calendar("FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9;BYMINUTE=30") == {
-        "minute": [(30, 30)], "hour": [(9, 9)], "day_of_week": [(1, 1), (3, 3)], "day_of_month": [(1, 31)], "month": [(1, 12)]}
-    assert rrule_calendar("FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=15")["month"] == [(3, 3)]
-    folder = packs.write("p", {"p.yaml": "kind: process\nname: p\nsteps: [{id: a, title: A}]\ntriggers:\n  - {schedule: 'FREQ=DAILY;INTERVAL=2'}\n"})
-    assert [str(p) for p in load_model([folder])[1]] == [
-        "p/p.yaml:5:16: recurrence 'FREQ=DAILY;INTERVAL=2': INTERVAL, COUNT, UNTIL and BYSETPOS are not supported by schedules [trigger.rrule]"]
 
 
 RENEWAL = {
