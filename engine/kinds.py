@@ -9,6 +9,8 @@ from typing import Any, Callable, Iterator
 
 import fastjsonschema
 import jsonschema
+from fastjsonschema.draft2019 import CodeGeneratorDraft2019
+from fastjsonschema.ref_resolver import RefResolver
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
@@ -75,17 +77,41 @@ def _fast_safe(schema: Any) -> bool:
                for k, v in schema.items() if isinstance(v, (dict, list)))
 
 
+class _YesNoCode(CodeGeneratorDraft2019):
+    """fastjsonschema's code for Draft 2019+ schemas (what it uses for 2020-12), minus the messages.
+
+    The fast check only answers valid or not (jsonschema then says why), yet the generated code
+    formats each value's path (`data.fields.x`) when it calls a shared definition, and builds a
+    message when an alternative of a `oneOf` does not match, which is most of the time: that
+    formatting cost more than the checks. `detailed_exceptions=False` alone still formats both.
+    """
+
+    def exc(self, msg: str, *args: Any, append_to_msg: str | None = None, rule: str | None = None) -> None:
+        self.l('raise JsonSchemaValueException("invalid")')
+
+    def generate_ref(self) -> None:
+        name, self._variable_name = self._variable_name, "data"  # the path is only ever used in messages
+        try:
+            super().generate_ref()
+        finally:
+            self._variable_name = name
+
+
 @lru_cache(maxsize=None)
 def fast_check(kind: str) -> Callable[[Any], Any] | None:
-    """A compiled yes/no check of the same schema, >10x faster than jsonschema; None if it cannot be trusted.
+    """A compiled yes/no check of the same schema, >20x faster than jsonschema; None if it cannot be trusted.
 
     Compiling takes ~0.3 s for all kinds, once per process; valid documents (the usual case) then skip jsonschema.
     """
     schema = _inlined(kind)
     if not _fast_safe(schema):
         return None
+    resolver = RefResolver.from_schema(schema, handlers={}, store={})
     # use_default=False: never write schema defaults into the author's data
-    return fastjsonschema.compile(schema, use_default=False, use_formats=False)
+    code = _YesNoCode(schema, resolver=resolver, use_default=False, use_formats=False, detailed_exceptions=False)
+    scope = code.global_state
+    exec(code.func_code, scope)  # what fastjsonschema.compile does with its own generator
+    return scope[resolver.get_scope_name()]
 
 
 def _pointer(path) -> str:
