@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import zoneinfo
+from functools import lru_cache
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -27,6 +28,15 @@ RESERVED_FIELDS = frozenset({"id", "data", "title", "created_at", "updated_at", 
                              "record_fields"})
 SYSTEM_ATTRS = frozenset({"id", "title", "created_at", "updated_at", "created_by", "updated_by"})
 NOW = frozenset({"today", "now"})
+
+
+OPTIONS = ("min", "max", "min_length", "max_length", "pattern", "entity", "currency", "placeholder", "choices")
+
+
+@lru_cache(maxsize=None)
+def _not_applicable(ftype: fieldtypes.FieldType) -> tuple[str, ...]:
+    """Options a field of this type must not be given, in the order problems name them."""
+    return tuple(sorted(set(OPTIONS) - ftype.options - COMMON_OPTIONS))
 
 
 class Checker:
@@ -59,10 +69,9 @@ class Checker:
         ftype = fieldtypes.get(f.type)
         if reserved and f.name in RESERVED_FIELDS:
             yield Problem(f.loc, "field.reserved", f"'{f.name}' is a reserved field name in {where} (reserved: {', '.join(sorted(RESERVED_FIELDS))})")
-        given = {k for k in ("min", "max", "min_length", "max_length", "pattern", "entity", "currency", "placeholder")
-                 if getattr(f, k) not in (None, "")} | ({"choices"} if f.choices else set())
-        for opt in sorted(given - ftype.options - COMMON_OPTIONS):
-            yield Problem(f.loc, "field.option", f"field '{f.name}' in {where}: '{opt}' does not apply to type {f.type}")
+        for opt in _not_applicable(ftype):
+            if (f.choices if opt == "choices" else getattr(f, opt) not in (None, "")):
+                yield Problem(f.loc, "field.option", f"field '{f.name}' in {where}: '{opt}' does not apply to type {f.type}")
         if f.type == "reference":
             if not f.entity:
                 yield Problem(f.loc, "field.entity", f"field '{f.name}' in {where}: a reference needs 'entity:' (one of: {', '.join(sorted(self.m.entities))})")
@@ -70,8 +79,7 @@ class Checker:
                 yield self.unknown(f.loc, "entity", f.entity, self.m.entities, f" in field '{f.name}'")
         if f.type in ("choice", "multichoice") and not f.choices:
             yield Problem(f.loc, "field.choices", f"field '{f.name}' in {where}: a {f.type} needs 'choices:'")
-        values = [c.value for c in f.choices]
-        if len(values) != len(set(values)):
+        if f.choices and len(f.choices) != len({c.value for c in f.choices}):
             yield Problem(f.loc, "field.choices", f"field '{f.name}' in {where}: choices repeat a value")
         if f.min is not None and f.max is not None and f.min > f.max:
             yield Problem(f.loc, "field.range", f"field '{f.name}' in {where}: min {f.min} is greater than max {f.max}")

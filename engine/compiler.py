@@ -202,18 +202,19 @@ def _escalation(level: int, e: Escalation) -> dict:
             "reassign": _party(e.reassign), "message": e.message.source if e.message else None}
 
 
-def _step(s: Step, model: Model) -> dict:
+def _step(s: Step, form_schemas: Mapping[str, dict]) -> dict:
     if isinstance(s, ParallelStep):
         return {"kind": "parallel", "id": s.id, "when": s.when.source if s.when else None,
-                "branches": [{"name": n, "steps": [_step(x, model) for x in b]} for n, b in s.branches]}
+                "branches": [{"name": n, "steps": [_step(x, form_schemas) for x in b]} for n, b in s.branches]}
     assert isinstance(s, TaskStep)
     return {
         "kind": "task", "id": s.id, "title": s.title.source, "description": s.description.source if s.description else None,
         "when": s.when.source if s.when else None, "assign": _party(s.assign), "strategy": s.strategy,
         "due": {"duration": s.due.duration.to_json(), "from": s.due.start} if s.due else None,
         "form": s.form, "approval": _party(s.approval),
-        # the step's form schema travels with the spec so a workflow update validator can check submissions
-        "form_schema": form_schema(model.forms[s.form], tuple(sorted(model.groups))) if s.form else None, "reminders": [r.to_json() for r in s.reminders],
+        # the step's form schema travels with the spec so a workflow update validator can check submissions;
+        # the compiled form's own (read-only) dict, not a copy per step: a form serves many steps
+        "form_schema": form_schemas[s.form] if s.form else None, "reminders": [r.to_json() for r in s.reminders],
         "escalate": [_escalation(i + 1, e) for i, e in enumerate(s.escalate)],
     }
 
@@ -243,8 +244,11 @@ def calendar_spec(c: Calendar | None) -> dict:
             "holidays": {"country": c.country, "subdivision": c.subdivision, "dates": list(c.dates)}}
 
 
-def process_spec(p: Process, model: Model) -> dict:
-    """The immutable, self-contained spec one interpreter workflow runs; `hash` is its version."""
+def process_spec(p: Process, model: Model, form_schemas: Mapping[str, dict]) -> dict:
+    """The immutable, self-contained spec one interpreter workflow runs; `hash` is its version.
+
+    `form_schemas` are the model's compiled form schemas (see `form_schema`), by form name.
+    """
     cal = model.calendars.get(p.calendar) if p.calendar else model.calendars.get("default")
     spec = {
         "format": SPEC_FORMAT, "name": p.name, "label": p.label, "description": p.description, "pack": p.pack,
@@ -253,7 +257,7 @@ def process_spec(p: Process, model: Model) -> dict:
                    "required": sorted(f.name for f in p.inputs if f.required)},
         "triggers": [_trigger(t) for t in p.triggers] or [{"kind": "manual"}],
         "project": {"title": p.project.title.source, "manager": _party(p.project.manager)} if p.project else None,
-        "steps": [_step(s, model) for s in p.steps],
+        "steps": [_step(s, form_schemas) for s in p.steps],
     }
     digest = hashlib.sha256(canonical_json(spec).encode()).hexdigest()
     return {**spec, "hash": digest, "version": digest[:12]}
@@ -304,14 +308,15 @@ def _compile_model(model: Model) -> CompiledModel:
     entities = sorted(model.entities.values(), key=lambda e: e.name)
     for e in entities:
         entity_table(e, metadata)
+    form_schemas = MappingProxyType({n: form_schema(f, groups) for n, f in sorted(model.forms.items())})
     return CompiledModel(
         model=model,
         metadata=metadata,
         entity_schemas=MappingProxyType({e.name: entity_schema(e, groups) for e in entities}),
         group_schemas=MappingProxyType({(e.name, g.name): group_schema(e, g.name, groups) for e in entities for g in e.groups}),
-        form_schemas=MappingProxyType({n: form_schema(f, groups) for n, f in sorted(model.forms.items())}),
+        form_schemas=form_schemas,
         form_layouts=MappingProxyType({n: form_layout(f) for n, f in sorted(model.forms.items())}),
-        process_specs=MappingProxyType({n: process_spec(p, model) for n, p in sorted(model.processes.items())}),
+        process_specs=MappingProxyType({n: process_spec(p, model, form_schemas) for n, p in sorted(model.processes.items())}),
     )
 
 

@@ -5,7 +5,9 @@ which options make sense for it, and which other types it can be copied into.
 """
 from __future__ import annotations
 
+import json
 import re
+from functools import lru_cache
 from typing import Any, Callable, ClassVar
 
 import sqlalchemy as sa
@@ -59,13 +61,28 @@ class FieldType:
         """Return a message if `value` is not a valid default for the field."""
         import jsonschema
 
-        validator = jsonschema.Draft202012Validator(self.json_schema(f), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        error = jsonschema.exceptions.best_match(_default_validator(_checked_part(self.json_schema(f))).iter_errors(value))
         return f"default {value!r} is not a valid {self.name}: {error.message}" if error else None
 
     def can_take(self, source: Field, target: Field) -> bool:
         """Whether a value of `source` may be stored in `target` (a field of this type)."""
         return source.type == target.type or source.type in self.accepts
+
+
+_ANNOTATIONS = frozenset({"title", "description", "default"})
+
+
+def _checked_part(schema: dict) -> str:
+    """The schema without its annotations (they never change a verdict or a message), as canonical JSON."""
+    return json.dumps({k: v for k, v in schema.items() if k not in _ANNOTATIONS and not k.startswith("x-tailor-")}, sort_keys=True)
+
+
+@lru_cache(maxsize=1024)
+def _default_validator(schema: str) -> Any:
+    """One validator per distinct checked schema: fields repeat them, and making a validator costs far more than using it."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json.loads(schema), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
 def _annotate(f: Field, schema: dict) -> dict:

@@ -25,8 +25,11 @@ def _read_pack(folder: Path, problems: list[Problem]) -> packs_mod.PackSource | 
         problems.append(Problem(Loc(display), "pack.not-a-folder", "a pack is a folder with a pack.yaml; this is a file"))
         return None
     src = packs_mod.PackSource(folder, display)
-    for path in yaml_files(folder):
-        docs, errs = read_file(path, packs_mod.display_path(path))
+    for rel in yaml_files(folder):
+        path = folder / rel
+        # what display_path(path) says, without resolving every file's path again (a linked file may lead elsewhere)
+        shown = packs_mod.display_path(path) if path.is_symlink() else str(Path(display, rel))
+        docs, errs = read_file(path, shown)
         problems.extend(errs)
         src.docs.extend(d for d in docs if d.data is not None)
     return src

@@ -8,6 +8,7 @@ recording the mark of each key and value under its JSON pointer.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -274,8 +275,22 @@ def read_file(path: Path, display: str | None = None) -> tuple[list[Document], l
     return parse_text(text, name)
 
 
-def yaml_files(folder: Path) -> Iterator[Path]:
-    """Every YAML file under a pack folder, in a stable order."""
-    for path in sorted(folder.rglob("*")):
-        if path.suffix in (".yaml", ".yml") and path.is_file() and not any(p.startswith(".") for p in path.relative_to(folder).parts):
-            yield path
+def yaml_files(folder: Path) -> list[Path]:
+    """Every YAML file under a pack folder, relative to it, in a stable order (hidden files and folders skipped)."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(directory: str, parts: tuple[str, ...]) -> None:
+        try:
+            entries = list(os.scandir(directory))
+        except PermissionError:
+            return  # as `Path.rglob`: an unreadable folder holds no files
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):  # a linked folder is not entered, as with `Path.rglob`
+                walk(entry.path, (*parts, entry.name))
+            elif entry.name.endswith((".yaml", ".yml")) and entry.is_file():
+                found.append((*parts, entry.name))
+
+    walk(str(folder), ())
+    return [Path(*parts) for parts in sorted(found)]
