@@ -544,7 +544,7 @@ COLUMNS = ["pack", "files / documents", "runs", "load", "compile", "load + compi
 
 def rows(results: list[Result]) -> list[list[str]]:
     return [[r.label, f"{r.files} / {r.documents}", str(len(r.total)), _s(r.load), _s(r.compile), _s(r.total), _s(r.first), _s(r.base),
-             f"{r.ratio:.1f}x", "met" if r.met else "NOT met"] for r in results]
+             f"{r.ratio:.2f}x", "met" if r.met else "NOT met"] for r in results]
 
 
 def _count(n: int, noun: str) -> str:

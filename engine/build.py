@@ -6,6 +6,7 @@ in a single value (a duration, a party) is reported here, with its location.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Callable
 
 from . import durations
@@ -18,8 +19,11 @@ from .model import (
 from .source import Document, pointer_join as J
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FIELD_OPTIONS = frozenset({"help", "required", "default", "unique", "indexed", "column", "min", "max", "min_length", "max_length",
+                            "pattern", "entity", "currency", "placeholder", "renamed_from"})  # given as written, when written
 
 
+@lru_cache(maxsize=4096)  # the same few hundred names recur across a pack
 def humanise(name: str) -> str:
     """'account_number' -> 'Account number'."""
     text = name.replace("_", " ").strip()
@@ -64,15 +68,14 @@ class Builder:
         return tuple(self.field(name, spec, J(ptr, name), scope) for name, spec in (raw or {}).items())
 
     def field(self, name: str, spec: Any, ptr: str, scope: str = "all") -> Field:
-        if isinstance(spec, str):
-            spec = {"type": spec}
+        if isinstance(spec, str):  # `phone: phone`, about half the fields of a pack
+            return Field(name=name, type=spec, loc=self.key(ptr), label=humanise(name), scope=scope, pack=self.pack)
         choices = tuple(
-            Choice(c["value"], c.get("label", humanise(str(c["value"])))) if isinstance(c, dict) else Choice(c, humanise(str(c)))
+            Choice(c["value"], c["label"] if "label" in c else humanise(str(c["value"]))) if isinstance(c, dict) else Choice(c, humanise(str(c)))
             for c in spec.get("choices", ())
         )
-        kw = {k: spec[k] for k in ("help", "required", "default", "unique", "indexed", "column", "min", "max", "min_length",
-                                   "max_length", "pattern", "entity", "currency", "placeholder", "renamed_from") if k in spec}
-        return Field(name=name, type=spec["type"], loc=self.key(ptr), label=spec.get("label", humanise(name)),
+        kw = {k: spec[k] for k in spec.keys() & _FIELD_OPTIONS}
+        return Field(name=name, type=spec["type"], loc=self.key(ptr), label=spec["label"] if "label" in spec else humanise(name),
                      choices=choices, scope=scope, pack=self.pack, **kw)
 
     def source(self, value: Any, ptr: str) -> Source:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Loc:
     """A position in a definition file (1-based line and column)."""
 
@@ -22,7 +22,7 @@ class Loc:
 NOWHERE = Loc("<builtin>")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with the definitions, and where it is."""
 

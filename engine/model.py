@@ -13,13 +13,13 @@ from .errors import Loc
 # -- shared pieces -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Choice:
     value: str | int
     label: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Field:
     """A field of an entity, a form or a process's inputs."""
 
@@ -47,7 +47,7 @@ class Field:
     pack: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Template:
     """A Jinja2 template or expression as written, with where it was written."""
 
@@ -55,7 +55,7 @@ class Template:
     loc: Loc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Duration:
     """A length of time: calendar (timedelta seconds) or business (hours/days on a calendar)."""
 
@@ -67,7 +67,7 @@ class Duration:
         return {"amount": self.amount, "unit": self.unit, "text": self.text}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Party:
     """Who: owner, assignee, manager, project_manager, role:X, group:X, user:X, completer:STEP."""
 
@@ -99,7 +99,7 @@ class Webhook:
     pack: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pack:
     name: str
     version: str
@@ -114,7 +114,7 @@ class Pack:
 # -- entity ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Group:
     name: str
     label: str
@@ -124,7 +124,7 @@ class Group:
     fields: tuple[Field, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Link:
     name: str
     label: str
@@ -132,7 +132,7 @@ class Link:
     loc: Loc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordFieldRules:
     """Rules for single-record fields that staff add to one record at run time."""
 
@@ -141,7 +141,7 @@ class RecordFieldRules:
     max: int = 50
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entity:
     name: str
     loc: Loc
@@ -168,7 +168,7 @@ class Entity:
 # -- form --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Section:
     title: str
     fields: tuple[str, ...]
@@ -177,7 +177,7 @@ class Section:
     help: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
     """Where a mapped value comes from: a form field, `record`, `created.X`, a template or a literal."""
 
@@ -186,7 +186,7 @@ class Source:
     loc: Loc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CreateAction:
     entity: str
     set: tuple[tuple[str, Source], ...]
@@ -195,14 +195,14 @@ class CreateAction:
     kind: str = field(default="create", init=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UpdateAction:
     set: tuple[tuple[str, Source], ...]
     loc: Loc
     kind: str = field(default="update", init=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StartAction:
     process: str
     inputs: tuple[tuple[str, Source], ...]
@@ -213,7 +213,7 @@ class StartAction:
 Action = Union[CreateAction, UpdateAction, StartAction]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Form:
     name: str
     loc: Loc
@@ -237,14 +237,14 @@ class Form:
 # -- process -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Due:
     duration: Duration | None  # None: given but invalid (already reported)
     loc: Loc
     start: str = "start"  # "start" or an earlier step id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Escalation:
     after_due: Duration | None
     loc: Loc
@@ -253,7 +253,7 @@ class Escalation:
     message: Template | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskStep:
     id: str
     title: Template
@@ -271,7 +271,7 @@ class TaskStep:
     kind: str = field(default="task", init=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParallelStep:
     id: str
     branches: tuple[tuple[str, tuple["Step", ...]], ...]
@@ -283,14 +283,14 @@ class ParallelStep:
 Step = Union[TaskStep, ParallelStep]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FormTrigger:
     form: str
     loc: Loc
     kind: str = field(default="form", init=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordTrigger:
     entity: str
     on: tuple[str, ...]
@@ -299,7 +299,7 @@ class RecordTrigger:
     kind: str = field(default="record", init=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScheduleTrigger:
     rrule: str
     loc: Loc
@@ -310,7 +310,7 @@ class ScheduleTrigger:
     kind: str = field(default="schedule", init=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ManualTrigger:
     loc: Loc
     kind: str = field(default="manual", init=False)
@@ -319,14 +319,14 @@ class ManualTrigger:
 Trigger = Union[FormTrigger, RecordTrigger, ScheduleTrigger, ManualTrigger]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProjectSpec:
     title: Template
     loc: Loc
     manager: Party | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Process:
     name: str
     loc: Loc
@@ -347,7 +347,7 @@ class Process:
 # -- people and time ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Role:
     name: str
     loc: Loc
@@ -358,7 +358,7 @@ class Role:
     kind: str = field(default="role", init=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GroupDef:
     """A team of users (sales, support) that tasks can be assigned to."""
 
@@ -373,14 +373,14 @@ class GroupDef:
     kind: str = field(default="group", init=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkingPeriod:
     weekday: int  # Monday = 0
     start_minute: int
     end_minute: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Calendar:
     name: str
     loc: Loc
@@ -399,7 +399,7 @@ class Calendar:
 Definition = Union[Entity, Form, Process, Role, GroupDef, Calendar]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Overlay:
     """Changes, by a pack, to a definition of a pack it extends. Operations stay raw-but-located."""
 
@@ -412,7 +412,7 @@ class Overlay:
     ops: tuple[tuple[str, Any, Loc], ...]  # (operation, typed payload, where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Model:
     """All definitions after overlays: the input of the compiler."""
 

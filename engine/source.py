@@ -67,7 +67,7 @@ def pointer_join(pointer: str, part: str | int) -> str:
     return f"{pointer}/{token}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Document:
     """One YAML document: plain data plus the location of every node."""
 
@@ -91,6 +91,9 @@ class Document:
 
     def loc(self, pointer: str = "", *, key: bool = False) -> Loc:
         """Location of the node at `pointer` (its key if `key`), or its nearest ancestor."""
+        pos = (key and self.key_pos.get(pointer)) or self.value_pos.get(pointer)
+        if pos:  # the usual case: the node is there
+            return Loc(self.file, pos[0], pos[1])
         p = pointer
         while True:
             pos = (key and self.key_pos.get(p)) or self.value_pos.get(p)
