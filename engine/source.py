@@ -118,9 +118,10 @@ class _Builder:
     the most common node by far, are handled inline rather than through `build`.
     """
 
-    def __init__(self, file: str, loader: Any):
+    def __init__(self, file: str, loader: Any, merges: bool = True):
         self.file = file
         self.loader = loader
+        self.merges = merges  # whether a mapping may hold a merge key ('<<', or an explicit tag): see parse_text
         self.value_pos: dict[str, Pos] = {}
         self.key_pos: dict[str, Pos] = {}
         self.problems: list[Problem] = []
@@ -168,7 +169,7 @@ class _Builder:
         return out
 
     def mapping(self, node: yaml.MappingNode, pointer: str) -> dict[str, Any]:
-        if any(key_node.tag == _MERGE for key_node, _ in node.value):  # `<<: *defaults`, rare: let PyYAML merge
+        if self.merges and any(key_node.tag == _MERGE for key_node, _ in node.value):  # `<<: *defaults`: let PyYAML merge
             try:
                 self.loader.flatten_mapping(node)
             except yaml.MarkedYAMLError as exc:
@@ -224,12 +225,15 @@ def parse_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     except yaml.reader.ReaderError as exc:
         return [], [_reader_problem(text, file, exc)]
     index = 0
+    # A merge key is the plain text '<<' or carries an explicit tag, which is written with '!': without
+    # either, no mapping of this text needs looking at for one.
+    merges = "<<" in text or "!" in text
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 break
-            builder = _Builder(file, loader)
+            builder = _Builder(file, loader, merges)
             try:
                 data = builder.build(node, "")
             except _TooLarge:
