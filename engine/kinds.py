@@ -77,6 +77,39 @@ def _fast_safe(schema: Any) -> bool:
                for k, v in schema.items() if isinstance(v, (dict, list)))
 
 
+# What a value of each JSON type is in Python, as fastjsonschema's own `type` checks test it.
+_IS_TYPE = {
+    "null": "{v} is None", "boolean": "isinstance({v}, bool)", "string": "isinstance({v}, str)",
+    "number": "(isinstance({v}, (int, float, Decimal)) and not isinstance({v}, bool))",
+    "object": "isinstance({v}, dict)", "array": "isinstance({v}, (list, tuple))",
+}
+
+
+def _type_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", dict: "object", list: "array"}[type(value)]
+
+
+def _types(schema: Any, defs: dict[str, Any], seen: tuple[str, ...] = ()) -> frozenset[str] | None:
+    """The JSON types (integers counted as numbers) of every value `schema` can accept; None if not plain to see."""
+    if not isinstance(schema, dict):
+        return None
+    if "$ref" in schema:  # alone but for annotations: see _fast_safe
+        name = schema["$ref"].removeprefix("#/$defs/")
+        return _types(defs[name], defs, (*seen, name)) if name in defs and name not in seen else None
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        return frozenset("number" if t == "integer" else t for t in types)
+    if "enum" in schema or "const" in schema:
+        return frozenset(_type_of(v) for v in (schema["enum"] if "enum" in schema else [schema["const"]]))
+    return None
+
+
 class _YesNoCode(CodeGeneratorDraft2019):
     """fastjsonschema's code for Draft 2019+ schemas (what it uses for 2020-12), minus the messages.
 
@@ -85,6 +118,10 @@ class _YesNoCode(CodeGeneratorDraft2019):
     message when an alternative of a `oneOf` does not match, which is most of the time: that
     formatting cost more than the checks. `detailed_exceptions=False` alone still formats both.
     """
+
+    def __init__(self, definition: dict[str, Any], **kwargs: Any):
+        super().__init__(definition, **kwargs)
+        self._defs = definition.get("$defs", {})
 
     def exc(self, msg: str, *args: Any, append_to_msg: str | None = None, rule: str | None = None) -> None:
         self.l('raise JsonSchemaValueException("invalid")')
@@ -95,6 +132,22 @@ class _YesNoCode(CodeGeneratorDraft2019):
             super().generate_ref()
         finally:
             self._variable_name = name
+
+    def generate_one_of(self) -> None:
+        """A `oneOf` whose alternatives take values of different JSON types (`field: string` or a mapping
+        of options, ...) as a choice by the value's type: only that alternative can match, so it alone is
+        tried, where fastjsonschema tries each and pays an exception for every one that does not match."""
+        branches = self._definition["oneOf"]
+        types = [_types(b, self._defs) for b in branches]
+        if any(t is None for t in types) or sum(len(t) for t in types) != len(frozenset().union(*types)):
+            return super().generate_one_of()
+        for i, (branch, branch_types) in enumerate(zip(branches, types)):
+            test = " or ".join(_IS_TYPE[t].format(v=self._variable) for t in sorted(branch_types))
+            with self.l(("if " if i == 0 else "elif ") + test + ":", optimize=False):
+                self.l("pass")
+                self.generate_func_code_block(branch, self._variable, self._variable_name, clear_variables=True)
+        with self.l("else:", optimize=False):
+            self.exc("no alternative takes a value of this type")
 
 
 @lru_cache(maxsize=None)

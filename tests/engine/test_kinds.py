@@ -11,7 +11,7 @@ from engine.source import read_file
 from tests.conftest import ACME, CRM
 
 DOCS = [d.data for root in (CRM, ACME) for p in sorted(root.rglob("*.yaml")) for d in read_file(p)[0] if d.data is not None]
-ODD_VALUES = st.sampled_from([None, True, 0, 7, 1.5, "", "Bad Name", "x", "due", "owner", "role:x", [], ["x"], [{}], {}, {"x": 1}, {"value": 1}])
+ODD_VALUES = st.sampled_from([None, True, False, 0, 7, 1.5, 2.0, "", "Bad Name", "x", "due", "owner", "role:x", [], ["x"], [{}], {}, {"x": 1}, {"value": 1}])
 
 
 def _fast_says_valid(kind: str, data) -> bool:
