@@ -23,6 +23,9 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _MAP, _SEQ, _STR = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+_NULL, _BOOL, _INT = "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int"
+_BOOLS = yaml.constructor.SafeConstructor.bool_values
+_ScalarNode, _MappingNode = yaml.ScalarNode, yaml.MappingNode
 
 
 class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
@@ -33,19 +36,19 @@ class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
     the same words (`type`, `string`, `label`, ...) recur thousands of times in a pack.
     """
 
-    _plain_tags: dict[str, str] = {}  # shared by all loaders; bounded, see resolve
     _PLAIN_TAGS_MAX = 50_000
 
-    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
-        if kind is not yaml.ScalarNode:
-            return _MAP if kind is yaml.MappingNode else _SEQ  # the safe resolver's defaults: it has no path resolvers
+    def resolve(self, kind: type, value: Any, implicit: Any, _plain_tags: dict[str, str] = {}) -> str:  # noqa: B006
+        # `_plain_tags` is shared by all loaders on purpose (a default argument is the cheapest lookup); bounded below
+        if kind is not _ScalarNode:
+            return _MAP if kind is _MappingNode else _SEQ  # the safe resolver's defaults: it has no path resolvers
         if not implicit[0]:
             return _STR  # quoted text, or a plain scalar with the non-specific tag "!"
-        tag = self._plain_tags.get(value)
+        tag = _plain_tags.get(value)
         if tag is None:
             tag = super().resolve(kind, value, implicit)
-            if len(self._plain_tags) < self._PLAIN_TAGS_MAX:
-                self._plain_tags[value] = tag
+            if len(_plain_tags) < self._PLAIN_TAGS_MAX:
+                _plain_tags[value] = tag
         return tag
 
     # Path resolvers are the only reason to track the path; the safe loader has none.
@@ -137,18 +140,18 @@ class _Builder:
             raise _TooLarge()
         mark = node.start_mark
         self.value_pos[pointer] = (mark.line + 1, mark.column + 1)
-        if isinstance(node, yaml.ScalarNode):
+        if isinstance(node, _ScalarNode):
             # Text (most values) is what the constructor would return; skip its generic dispatch.
             return node.value if node.tag == _STR else self.scalar(node, pointer)
         if id(node) in self.active:
             self.problems.append(Problem(self._loc(node.start_mark), "yaml.recursive", "recursive alias is not allowed", pointer))
             return None
-        if node.tag != (_MAP if isinstance(node, yaml.MappingNode) else _SEQ):
+        if node.tag != (_MAP if isinstance(node, _MappingNode) else _SEQ):
             self.problems.append(Problem(self._loc(node.start_mark), "yaml.tag", f"unsupported YAML tag '{node.tag}'", pointer))
             return None
         self.active.add(id(node))
         try:
-            return self.mapping(node, pointer) if isinstance(node, yaml.MappingNode) else self.sequence(node, pointer)
+            return self.mapping(node, pointer) if isinstance(node, _MappingNode) else self.sequence(node, pointer)
         finally:
             self.active.discard(id(node))
 
@@ -157,7 +160,7 @@ class _Builder:
         value_pos = self.value_pos
         for i, item in enumerate(node.value):
             child = f"{pointer}/{i}"
-            if item.tag == _STR and type(item) is yaml.ScalarNode:  # inline `build` for text
+            if item.tag == _STR and type(item) is _ScalarNode:  # inline `build` for text
                 self.count += 1
                 if self.count > MAX_NODES:
                     raise _TooLarge()
@@ -178,7 +181,7 @@ class _Builder:
         out: dict[str, Any] = {}
         key_pos, value_pos = self.key_pos, self.value_pos
         for key_node, value_node in node.value:
-            if type(key_node) is not yaml.ScalarNode or key_node.tag == _MERGE:
+            if type(key_node) is not _ScalarNode or key_node.tag == _MERGE:
                 self.problems.append(Problem(self._loc(key_node.start_mark), "yaml.key", "mapping keys must be plain text", pointer))
                 continue
             # Keys are names: keep the text as written, so `on:` stays "on" (YAML 1.1 would make it true).
@@ -190,7 +193,7 @@ class _Builder:
                 continue
             mark = key_node.start_mark
             key_pos[child] = (mark.line + 1, mark.column + 1)
-            if value_node.tag == _STR and type(value_node) is yaml.ScalarNode:  # inline `build` for text
+            if value_node.tag == _STR and type(value_node) is _ScalarNode:  # inline `build` for text
                 self.count += 1
                 if self.count > MAX_NODES:
                     raise _TooLarge()
@@ -202,10 +205,21 @@ class _Builder:
         return out
 
     def scalar(self, node: yaml.Node, pointer: str) -> Any:
+        tag, text = node.tag, node.value
+        # The safe constructor's answer for the usual plain values (true, ~, 42), without its generic dispatch.
+        if tag == _BOOL and text.lower() in _BOOLS:
+            return _BOOLS[text.lower()]
+        if tag == _NULL:
+            return None
+        if tag == _INT and text.isdecimal() and (text[0] != "0" or text == "0"):  # not octal 0755, 0x1f, 1_000, 1:30
+            return int(text)
         try:
             value = self.loader.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:
             self.problems.append(Problem(self._loc(node.start_mark), "yaml.tag", f"unsupported YAML value: {exc.problem}", pointer))
+            return None
+        except (ValueError, KeyError, TypeError):  # an explicit tag on text it cannot read: `!!int abc`, `!!bool maybe`
+            self.problems.append(Problem(self._loc(node.start_mark), "yaml.tag", f"'{text}' is not a valid {tag.rsplit(':', 1)[-1]}", pointer))
             return None
         if isinstance(value, (_dt.date, _dt.datetime)):
             # Keep dates as the text the author wrote; JSON has no date type.

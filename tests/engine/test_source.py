@@ -56,3 +56,15 @@ def test_yaml_11_booleans_do_not_eat_keys_and_dates_stay_text():
 
 def test_control_characters_are_located():
     assert problems_of("kind: role\nname: a\x00b\n") == ["f.yaml:2:8: character U+0000 is not allowed in YAML text [yaml.character]"]
+
+
+def test_plain_values_read_as_yaml_1_1_says():
+    [doc], _ = parse_text("a: 42\nb: 0755\nc: 0x1f\nd: 1_000\ne: 1:30\nf: -5\ng: Yes\nh: off\ni: ~\nj: 2.5\nk: '42'\n", "f.yaml")
+    assert doc.data == {"a": 42, "b": 493, "c": 31, "d": 1000, "e": 90, "f": -5, "g": True, "h": False, "i": None, "j": 2.5, "k": "42"}
+
+
+def test_explicit_tag_on_text_it_cannot_read_is_a_located_problem():
+    assert problems_of("kind: role\nname: !!int abc\nlabel: !!bool maybe\n") == [
+        "f.yaml:2:7: 'abc' is not a valid int [yaml.tag]",
+        "f.yaml:3:8: 'maybe' is not a valid bool [yaml.tag]",
+    ]
