@@ -37,12 +37,9 @@ class Builder:
         self.doc = doc
         self.pack = pack
         self.problems: list[Problem] = []
-
-    def loc(self, ptr: str) -> Loc:
-        return self.doc.loc(ptr)
-
-    def key(self, ptr: str) -> Loc:
-        return self.doc.key_loc(ptr)
+        # where the value / the key at a JSON pointer is; bound once, as building asks ~30 times per definition
+        self.loc: Callable[[str], Loc] = doc.loc
+        self.key: Callable[[str], Loc] = doc.key_loc
 
     def problem(self, ptr: str, code: str, message: str) -> None:
         self.problems.append(Problem(self.loc(ptr), code, message, ptr))
@@ -89,7 +86,7 @@ class Builder:
                 return Source("created", value.split(".", 1)[1], loc)
             return Source("field", value, loc)
         if isinstance(value, dict) and set(value) == {"value"}:
-            return Source("literal", value["value"], self.loc(J(ptr, "value")))
+            return Source("literal", value["value"], self.loc(f"{ptr}/value"))
         return Source("literal", value, loc)
 
     def mapping(self, raw: dict | None, ptr: str) -> tuple[tuple[str, Source], ...]:
@@ -129,13 +126,13 @@ class Builder:
     def action(self, raw: dict, ptr: str):
         loc = self.loc(ptr)
         if "create" in raw:
-            return CreateAction(raw["create"], self.mapping(raw.get("set"), J(ptr, "set")), loc, raw.get("as", raw["create"]))
+            return CreateAction(raw["create"], self.mapping(raw.get("set"), f"{ptr}/set"), loc, raw.get("as", raw["create"]))
         if "update" in raw:
-            return UpdateAction(self.mapping(raw.get("set"), J(ptr, "set")), loc)
-        return StartAction(raw["start"], self.mapping(raw.get("with"), J(ptr, "with")), loc)
+            return UpdateAction(self.mapping(raw.get("set"), f"{ptr}/set"), loc)
+        return StartAction(raw["start"], self.mapping(raw.get("with"), f"{ptr}/with"), loc)
 
     def sections(self, raw: list | None, ptr: str) -> tuple[Section, ...]:
-        return tuple(Section(s["section"], tuple(s["fields"]), self.loc(J(ptr, i)), s.get("columns", 1), s.get("help", ""))
+        return tuple(Section(s["section"], tuple(s["fields"]), self.loc(f"{ptr}/{i}"), s.get("columns", 1), s.get("help", ""))
                      for i, s in enumerate(raw or ()))
 
     def form(self) -> Form:
@@ -149,48 +146,48 @@ class Builder:
                     description=d.get("description", ""), entity=d.get("entity"),
                     entity_loc=self.loc("/entity") if "entity" in d else None, contact=d.get("contact", False),
                     portal=d.get("portal", False), layout_given="layout" in d,
-                    actions=tuple(self.action(a, J("/on_submit", i)) for i, a in enumerate(d.get("on_submit") or ())))
+                    actions=tuple(self.action(a, f"/on_submit/{i}") for i, a in enumerate(d.get("on_submit") or ())))
 
     def due(self, raw: Any, ptr: str) -> Due | None:
         if raw is None:
             return None
         if isinstance(raw, str):
             return Due(self.duration(raw, ptr), self.loc(ptr))
-        return Due(self.duration(raw["in"], J(ptr, "in")), self.loc(ptr), raw.get("from", "start"))
+        return Due(self.duration(raw["in"], f"{ptr}/in"), self.loc(ptr), raw.get("from", "start"))
 
     def escalation(self, raw: dict, ptr: str) -> Escalation:
         after = None
         try:
             after = durations.parse_after_due(raw["at"])
         except durations.DurationError as exc:
-            self.problem(J(ptr, "at"), "duration.invalid", str(exc))
+            self.problem(f"{ptr}/at", "duration.invalid", str(exc))
         alert = raw.get("alert", [])
         if isinstance(alert, str):
-            alerts = (self.party(alert, J(ptr, "alert")),)
+            alerts = (self.party(alert, f"{ptr}/alert"),)
         else:
-            alerts = tuple(self.party(a, J(J(ptr, "alert"), i)) for i, a in enumerate(alert))
-        return Escalation(after, self.loc(ptr), alerts, self.party(raw.get("reassign"), J(ptr, "reassign")),
-                          self.template(raw.get("message"), J(ptr, "message")))
+            alerts = tuple(self.party(a, f"{ptr}/alert/{i}") for i, a in enumerate(alert))
+        return Escalation(after, self.loc(ptr), alerts, self.party(raw.get("reassign"), f"{ptr}/reassign"),
+                          self.template(raw.get("message"), f"{ptr}/message"))
 
     def step(self, raw: dict, ptr: str):
         if "parallel" in raw:
-            branches = tuple((name, tuple(self.step(s, J(J(J(ptr, "parallel"), name), i)) for i, s in enumerate(steps)))
+            branches = tuple((name, tuple(self.step(s, J(J(f"{ptr}/parallel", name), i)) for i, s in enumerate(steps)))
                              for name, steps in raw["parallel"].items())
-            return ParallelStep(raw["id"], branches, self.loc(J(ptr, "id")), self.template(raw.get("when"), J(ptr, "when")))
+            return ParallelStep(raw["id"], branches, self.loc(f"{ptr}/id"), self.template(raw.get("when"), f"{ptr}/when"))
         return self.task(raw, ptr)
 
     def task(self, raw: dict, ptr: str, base: TaskStep | None = None) -> TaskStep:
-        reminders = tuple(r for r in (self.duration(t, J(J(ptr, "reminders"), i)) for i, t in enumerate(raw.get("reminders", ()))) if r)
+        reminders = tuple(r for r in (self.duration(t, f"{ptr}/reminders/{i}") for i, t in enumerate(raw.get("reminders", ()))) if r)
         approval = raw.get("approval")
         return TaskStep(
-            id=raw["id"], title=Template(raw["title"], self.loc(J(ptr, "title"))), loc=self.loc(J(ptr, "id")),
-            description=self.template(raw.get("description"), J(ptr, "description")),
-            when=self.template(raw.get("when"), J(ptr, "when")), assign=self.party(raw.get("assign"), J(ptr, "assign")),
-            strategy=raw.get("strategy", "round_robin"), due=self.due(raw.get("due"), J(ptr, "due")),
-            form=raw.get("form"), form_loc=self.loc(J(ptr, "form")) if "form" in raw else None,
-            approval=self.party(approval["by"], J(J(ptr, "approval"), "by")) if approval else None,
+            id=raw["id"], title=Template(raw["title"], self.loc(f"{ptr}/title")), loc=self.loc(f"{ptr}/id"),
+            description=self.template(raw.get("description"), f"{ptr}/description"),
+            when=self.template(raw.get("when"), f"{ptr}/when"), assign=self.party(raw.get("assign"), f"{ptr}/assign"),
+            strategy=raw.get("strategy", "round_robin"), due=self.due(raw.get("due"), f"{ptr}/due"),
+            form=raw.get("form"), form_loc=self.loc(f"{ptr}/form") if "form" in raw else None,
+            approval=self.party(approval["by"], f"{ptr}/approval/by") if approval else None,
             reminders=reminders,
-            escalate=tuple(self.escalation(e, J(J(ptr, "escalate"), i)) for i, e in enumerate(raw.get("escalate", ()))),
+            escalate=tuple(self.escalation(e, f"{ptr}/escalate/{i}") for i, e in enumerate(raw.get("escalate", ()))),
         )
 
     def trigger(self, raw: dict, ptr: str):
@@ -198,10 +195,10 @@ class Builder:
         if "form" in raw:
             return FormTrigger(raw["form"], loc)
         if "record" in raw:
-            return RecordTrigger(raw["record"], tuple(raw.get("on", ("created", "changed"))), loc, self.template(raw.get("when"), J(ptr, "when")))
+            return RecordTrigger(raw["record"], tuple(raw.get("on", ("created", "changed"))), loc, self.template(raw.get("when"), f"{ptr}/when"))
         if "schedule" in raw:
-            return ScheduleTrigger(raw["schedule"], self.loc(J(ptr, "schedule")), raw.get("for_each"), self.template(raw.get("when"), J(ptr, "when")),
-                                   str(raw["starts"]) if "starts" in raw else None, self.loc(J(ptr, "starts")) if "starts" in raw else None)
+            return ScheduleTrigger(raw["schedule"], self.loc(f"{ptr}/schedule"), raw.get("for_each"), self.template(raw.get("when"), f"{ptr}/when"),
+                                   str(raw["starts"]) if "starts" in raw else None, self.loc(f"{ptr}/starts") if "starts" in raw else None)
         return ManualTrigger(loc)
 
     def process(self) -> Process:
@@ -209,11 +206,11 @@ class Builder:
         proj = d.get("project")
         return Process(
             name=d["name"], loc=self.loc("/name"), pack=self.pack, label=d.get("label", humanise(d["name"])),
-            steps=tuple(self.step(s, J("/steps", i)) for i, s in enumerate(d["steps"])), description=d.get("description", ""),
+            steps=tuple(self.step(s, f"/steps/{i}") for i, s in enumerate(d["steps"])), description=d.get("description", ""),
             entity=d.get("entity"), entity_loc=self.loc("/entity") if "entity" in d else None,
             calendar=d.get("calendar"), calendar_loc=self.loc("/calendar") if "calendar" in d else None,
             inputs=self.fields(d.get("inputs"), "/inputs"),
-            triggers=tuple(self.trigger(t, J("/triggers", i)) for i, t in enumerate(d.get("triggers") or ())),
+            triggers=tuple(self.trigger(t, f"/triggers/{i}") for i, t in enumerate(d.get("triggers") or ())),
             project=ProjectSpec(Template(proj["title"], self.loc("/project/title")), self.loc("/project"),
                                 self.party(proj.get("manager"), "/project/manager")) if proj else None,
         )
@@ -225,7 +222,7 @@ class Builder:
     def group(self) -> GroupDef:
         d = self.doc.data
         return GroupDef(d["name"], self.loc("/name"), self.pack, d.get("label", humanise(d["name"])),
-                        tuple((r, self.loc(J("/roles", i))) for i, r in enumerate(d.get("roles", ()))), d.get("calendar"),
+                        tuple((r, self.loc(f"/roles/{i}")) for i, r in enumerate(d.get("roles", ()))), d.get("calendar"),
                         d.get("description", ""), self.loc("/calendar"))
 
     def calendar(self) -> Calendar:
@@ -238,7 +235,7 @@ class Builder:
             for i, text in enumerate(ranges):
                 if text == "closed":
                     continue
-                rng = self._hours(text, J(ptr, i) if isinstance(hours, list) else ptr)
+                rng = self._hours(text, f"{ptr}/{i}" if isinstance(hours, list) else ptr)
                 if rng:
                     periods.extend(WorkingPeriod(day, *rng) for day in days)
         hol = d.get("holidays") or {}
@@ -287,18 +284,18 @@ class Builder:
         if op == "add_links":
             return self.links(payload, ptr)
         if op == "add_actions":
-            return tuple(self.action(a, J(ptr, i)) for i, a in enumerate(payload))
+            return tuple(self.action(a, f"{ptr}/{i}") for i, a in enumerate(payload))
         if op == "insert_steps":
             return tuple((("after", item["after"]) if "after" in item else ("before", item["before"]),
-                          self.step(item["step"], J(J(ptr, i), "step")), self.loc(J(ptr, i))) for i, item in enumerate(payload))
+                          self.step(item["step"], f"{ptr}/{i}/step"), self.loc(f"{ptr}/{i}")) for i, item in enumerate(payload))
         if op == "replace_steps":
             return {sid: (self.step(s, J(ptr, sid)), self.key(J(ptr, sid))) for sid, s in payload.items()}
         if op == "change_steps":
             return {sid: (self._step_change(ch, J(ptr, sid)), self.key(J(ptr, sid))) for sid, ch in payload.items()}
         if op == "add_triggers":
-            return tuple(self.trigger(t, J(ptr, i)) for i, t in enumerate(payload))
+            return tuple(self.trigger(t, f"{ptr}/{i}") for i, t in enumerate(payload))
         if op in ("change_fields", "remove_fields", "remove_steps", "add_to_sections", "add_permissions", "remove_permissions", "set"):
-            keyed = {k: self.key(J(ptr, k)) for k in payload} if isinstance(payload, dict) else {k: self.loc(J(ptr, i)) for i, k in enumerate(payload)}
+            keyed = {k: self.key(J(ptr, k)) for k in payload} if isinstance(payload, dict) else {k: self.loc(f"{ptr}/{i}") for i, k in enumerate(payload)}
             return (payload, keyed)
         return payload
 

@@ -107,7 +107,9 @@ class Document:
             p = p.rsplit("/", 1)[0]
 
     def key_loc(self, pointer: str) -> Loc:
-        return self.loc(pointer, key=True)
+        """Location of the key of the node at `pointer`, or the nearest thing to it."""
+        pos = self.key_pos.get(pointer)
+        return Loc(self.file, pos[0], pos[1]) if pos else self.loc(pointer, key=True)
 
 
 class _TooLarge(Exception):
