@@ -43,6 +43,7 @@ class Checker:
     def __init__(self, model: Model, broken: set[tuple[str, str]]):
         self.m = model
         self.broken = broken
+        self._record_scopes: dict[str, frozenset[str]] = {}
 
     def exists(self, kind: str, name: str | None, table) -> bool:
         return name is None or name in table or (kind, name) in self.broken
@@ -55,7 +56,9 @@ class Checker:
         e = self.m.entities.get(entity) if entity else None
         if e is None:
             return ANY
-        return frozenset(f.name for f in e.all_fields()) | SYSTEM_ATTRS
+        if e.name not in self._record_scopes:  # asked for by every process, form and trigger on the entity
+            self._record_scopes[e.name] = frozenset(f.name for f in e.all_fields()) | SYSTEM_ATTRS
+        return self._record_scopes[e.name]
 
     def template(self, t: Template | None, scope: Scope, *, expression: bool = False) -> list[Problem]:
         return check_template(t, scope, expression=expression) if t is not None else []
