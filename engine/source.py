@@ -130,16 +130,13 @@ class _Builder:
         self.value_pos: dict[str, Pos] = {}
         self.key_pos: dict[str, Pos] = {}
         self.problems: list[Problem] = []
-        self.count = 0
+        self.count = 1  # nodes met so far, counted by collection: the root, then each collection's items at once
         self.active: set[int] = set()  # ids of the collections being built: meeting one again is a recursive alias
 
     def _loc(self, mark: yaml.Mark) -> Loc:
         return Loc(self.file, mark.line + 1, mark.column + 1)
 
     def build(self, node: yaml.Node, pointer: str) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise _TooLarge()
         mark = node.start_mark
         self.value_pos[pointer] = (mark.line + 1, mark.column + 1)
         if isinstance(node, _ScalarNode):
@@ -158,14 +155,14 @@ class _Builder:
             self.active.discard(id(node))
 
     def sequence(self, node: yaml.SequenceNode, pointer: str) -> list[Any]:
+        self.count += len(node.value)
+        if self.count > MAX_NODES:
+            raise _TooLarge()
         out: list[Any] = []
         value_pos = self.value_pos
         for i, item in enumerate(node.value):
             child = f"{pointer}/{i}"
             if item.tag == _STR and type(item) is _ScalarNode:  # inline `build` for text
-                self.count += 1
-                if self.count > MAX_NODES:
-                    raise _TooLarge()
                 mark = item.start_mark
                 value_pos[child] = (mark.line + 1, mark.column + 1)
                 out.append(item.value)
@@ -180,6 +177,9 @@ class _Builder:
             except yaml.MarkedYAMLError as exc:
                 self.problems.append(Problem(self._loc(exc.problem_mark or node.start_mark), "yaml.merge", str(exc.problem), pointer))
                 return {}
+        self.count += len(node.value)
+        if self.count > MAX_NODES:
+            raise _TooLarge()
         out: dict[str, Any] = {}
         key_pos, value_pos = self.key_pos, self.value_pos
         for key_node, value_node in node.value:
@@ -196,9 +196,6 @@ class _Builder:
             mark = key_node.start_mark
             key_pos[child] = (mark.line + 1, mark.column + 1)
             if value_node.tag == _STR and type(value_node) is _ScalarNode:  # inline `build` for text
-                self.count += 1
-                if self.count > MAX_NODES:
-                    raise _TooLarge()
                 mark = value_node.start_mark
                 value_pos[child] = (mark.line + 1, mark.column + 1)
                 out[key] = value_node.value
