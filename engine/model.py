@@ -85,7 +85,7 @@ class Party:
 WEBHOOK_EVENTS = ("submission.created", "task.created", "task.completed", "alert.raised")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Webhook:
     """A receiver a pack declares: its events are POSTed to `url`, signed with the secret in env var `secret_env`."""
 
