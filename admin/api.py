@@ -17,10 +17,10 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from engine.compiler import CompiledModel
 from forms import submit as forms
 from runtime import records, tasks as task_service
-from runtime.schema import alerts, project_members, projects, tasks, users
+from runtime.schema import alerts, project_members, projects, tasks
 from runtime.starter import start_enqueued
 from runtime.workflows import ProcessWorkflow, TaskAction
-from .access import allowed, may_act_on_task, may_approve, may_see_task, token_hash
+from .access import allowed, may_act_on_task, may_approve, may_see_task, token_user
 
 
 class Problem(Exception):
@@ -72,10 +72,9 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
         if not auth.lower().startswith("bearer "):
             raise Problem(401, "Authentication required", "Send 'Authorization: Bearer <token>'.")
         with engine.connect() as conn:
-            row = conn.execute(sa.select(users).where(users.c.api_token_hash == token_hash(auth[7:].strip()), users.c.active)).mappings().first()
-        if row is None:
+            user = token_user(conn, auth[7:].strip())
+        if user is None:
             raise Problem(401, "Invalid token")
-        user = dict(row)
         if not allowed(model, user, permission):
             raise Problem(403, "Forbidden", f"This needs the '{permission}' permission.")
         return user
