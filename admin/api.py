@@ -67,11 +67,15 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
     router = APIRouter(prefix="/api")
     model = compiled.model
 
-    def caller(request: Request, permission: str = "access") -> dict:
+    def caller(request: Request, permission: str = "access", conn: sa.Connection | None = None) -> dict:
+        """The user the bearer token names, if they have `permission` (read on `conn` when given, else on a connection of its own)."""
         auth = request.headers.get("authorization", "")
         if not auth.lower().startswith("bearer "):
             raise Problem(401, "Authentication required", "Send 'Authorization: Bearer <token>'.")
-        with engine.connect() as conn:
+        if conn is None:
+            with engine.connect() as own:
+                user = token_user(own, auth[7:].strip())
+        else:
             user = token_user(conn, auth[7:].strip())
         if user is None:
             raise Problem(401, "Invalid token")
@@ -98,28 +102,31 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
     @router.post("/forms/{name}/submissions", status_code=201)
     async def submit_form(request: Request, name: str, body: Annotated[dict, Body()],
                           idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
-        user = caller(request, "generate_tasks")
-        if name not in model.forms:
-            raise Problem(404, "Not found", f"There is no form '{name}'.")
-        if not idempotency_key:
-            raise Problem(400, "Idempotency-Key required", "Send a unique Idempotency-Key header so a retry cannot submit twice.")
-        form = model.forms[name]
-        record_id = body.get("record_id")
-        if form.entity and not isinstance(record_id, int):
-            raise Problem(422, "Invalid submission", errors={"record_id": f"the id of the {form.entity} this is recorded against"})
-        values, errors = forms.parse(form, body.get("values") or {})
-        unknown = set(body.get("values") or {}) - {f.name for f in form.fields}
-        errors.update({k: f"'{k}' is not a field of this form" for k in unknown})
-        if errors:
-            raise Problem(422, "Invalid submission", errors=errors)
-        try:
-            with engine.begin() as conn:
-                result = forms.submit(conn, compiled, name, values, submission_id=f"api-{user['id']}-{idempotency_key}", user=user,
-                                      record_id=record_id)
-        except records.RecordNotFound:
-            raise Problem(422, "Invalid submission", errors={"record_id": f"there is no {form.entity} {record_id}"}) from None
-        except forms.SubmissionInvalid as exc:
-            raise Problem(422, "Invalid submission", errors=exc.errors) from None
+        # One connection for the token check and the write: a request is one checkout of the pool, not two.
+        with engine.connect() as conn:
+            user = caller(request, "generate_tasks", conn)
+            conn.rollback()  # the read ends here, so the write below begins as a write (IMMEDIATE on SQLite)
+            if name not in model.forms:
+                raise Problem(404, "Not found", f"There is no form '{name}'.")
+            if not idempotency_key:
+                raise Problem(400, "Idempotency-Key required", "Send a unique Idempotency-Key header so a retry cannot submit twice.")
+            form = model.forms[name]
+            record_id = body.get("record_id")
+            if form.entity and not isinstance(record_id, int):
+                raise Problem(422, "Invalid submission", errors={"record_id": f"the id of the {form.entity} this is recorded against"})
+            values, errors = forms.parse(form, body.get("values") or {})
+            unknown = set(body.get("values") or {}) - {f.name for f in form.fields}
+            errors.update({k: f"'{k}' is not a field of this form" for k in unknown})
+            if errors:
+                raise Problem(422, "Invalid submission", errors=errors)
+            try:
+                with conn.begin():
+                    result = forms.submit(conn, compiled, name, values, submission_id=f"api-{user['id']}-{idempotency_key}", user=user,
+                                          record_id=record_id)
+            except records.RecordNotFound:
+                raise Problem(422, "Invalid submission", errors={"record_id": f"there is no {form.entity} {record_id}"}) from None
+            except forms.SubmissionInvalid as exc:
+                raise Problem(422, "Invalid submission", errors=exc.errors) from None
         if client:
             await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
         if client and webhooks:
