@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from engine.compiler import CompiledModel
+from engine.model import Form
 from forms import submit as forms
 from runtime import records, tasks as task_service
 from runtime.schema import alerts, project_members, projects, tasks
@@ -99,6 +100,23 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(404, "Not found", f"There is no form '{name}'.")
         return compiled.form_schemas[name]
 
+    def submission_input(name: str, body: dict, idempotency_key: str | None) -> tuple[Form, Any, dict[str, Any]]:
+        """(form, record id, typed values) of a submission, or the problem with it."""
+        if name not in model.forms:
+            raise Problem(404, "Not found", f"There is no form '{name}'.")
+        if not idempotency_key:
+            raise Problem(400, "Idempotency-Key required", "Send a unique Idempotency-Key header so a retry cannot submit twice.")
+        form = model.forms[name]
+        record_id = body.get("record_id")
+        if form.entity and not isinstance(record_id, int):
+            raise Problem(422, "Invalid submission", errors={"record_id": f"the id of the {form.entity} this is recorded against"})
+        values, errors = forms.parse(form, body.get("values") or {})
+        unknown = set(body.get("values") or {}) - {f.name for f in form.fields}
+        errors.update({k: f"'{k}' is not a field of this form" for k in unknown})
+        if errors:
+            raise Problem(422, "Invalid submission", errors=errors)
+        return form, record_id, values
+
     @router.post("/forms/{name}/submissions", status_code=201)
     async def submit_form(request: Request, name: str, body: Annotated[dict, Body()],
                           idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
@@ -106,19 +124,7 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
         with engine.connect() as conn:
             user = caller(request, "generate_tasks", conn)
             conn.rollback()  # the read ends here, so the write below begins as a write (IMMEDIATE on SQLite)
-            if name not in model.forms:
-                raise Problem(404, "Not found", f"There is no form '{name}'.")
-            if not idempotency_key:
-                raise Problem(400, "Idempotency-Key required", "Send a unique Idempotency-Key header so a retry cannot submit twice.")
-            form = model.forms[name]
-            record_id = body.get("record_id")
-            if form.entity and not isinstance(record_id, int):
-                raise Problem(422, "Invalid submission", errors={"record_id": f"the id of the {form.entity} this is recorded against"})
-            values, errors = forms.parse(form, body.get("values") or {})
-            unknown = set(body.get("values") or {}) - {f.name for f in form.fields}
-            errors.update({k: f"'{k}' is not a field of this form" for k in unknown})
-            if errors:
-                raise Problem(422, "Invalid submission", errors=errors)
+            form, record_id, values = submission_input(name, body, idempotency_key)
             try:
                 with conn.begin():
                     result = forms.submit(conn, compiled, name, values, submission_id=f"api-{user['id']}-{idempotency_key}", user=user,

@@ -107,12 +107,14 @@ class AuditEntry:
     after: Mapping[str, Any] | None
 
 
+_AUDIT = audit_log.insert()  # built once, like the history statements
+
+
 def write_audit(conn: sa.Connection, entity: str, record_id: int, action: str, user: int | None,
                 before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, *, at: dt.datetime | None = None) -> None:
     """Record one change: who, when, and the values before and after."""
-    conn.execute(audit_log.insert().values(entity=entity, record_id=record_id, action=action, user_id=user, at=at or utcnow(),
-                                           before=dict(before) if before is not None else None,
-                                           after=dict(after) if after is not None else None))
+    conn.execute(_AUDIT, dict(entity=entity, record_id=record_id, action=action, user_id=user, at=at or utcnow(),
+                              before=dict(before) if before is not None else None, after=dict(after) if after is not None else None))
 
 
 def list_audit(conn: sa.Connection, entity: str, record_id: int) -> list[AuditEntry]:

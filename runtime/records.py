@@ -123,9 +123,10 @@ class _Entity:
     fields: dict[str, Field]
     group_of: dict[str, Group]
     validators: dict[str | None, jsonschema.Draft202012Validator]  # the entity's (key None) and each group's
-    # the row with id :id, plain and locked: statements built once, so SQLAlchemy finds their compiled form at once
+    # statements built once, so SQLAlchemy finds their compiled form at once: the row with id :id, plain and locked, ...
     by_id: sa.Select
     by_id_locked: sa.Select
+    insert: sa.Insert  # a new row, returning its id
 
 
 def _entity(compiled: CompiledModel, name: str) -> _Entity:
@@ -149,7 +150,7 @@ def _build_entity(compiled: CompiledModel, name: str) -> _Entity:
     return _Entity(e=e, table=table, schema=schema, group_schemas=group_schemas, fields={f.name: f for f in e.all_fields()},
                    group_of={f.name: g for g in e.groups for f in g.fields},
                    validators={None: V.validator(schema), **{g: V.validator(gs) for g, gs in group_schemas.items()}},
-                   by_id=by_id, by_id_locked=by_id.with_for_update())
+                   by_id=by_id, by_id_locked=by_id.with_for_update(), insert=table.insert().returning(table.c.id))
 
 
 def field_expression(table: sa.Table, f: Field) -> sa.ColumnElement:
@@ -403,7 +404,7 @@ def create_record(conn: sa.Connection, compiled: CompiledModel, entity: str, dat
     row = dict(title=title, data=stored, record_fields={}, row_version=1, created_at=now, updated_at=now,
                created_by=user, updated_by=user, **columns)
     try:
-        record_id = conn.execute(ent.table.insert().values(**row).returning(ent.table.c.id)).scalar_one()
+        record_id = conn.execute(ent.insert, row).scalar_one()
     except sa.exc.IntegrityError as exc:
         raise _integrity(ent, exc) from exc
     final_title = _title(ent, values, {**system, "id": record_id})
