@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .keyed import insert_new
 from .schema import audit_log, contact_history
 
 #: the kinds the platform writes; packs' forms add their own (call, meeting, ...)
@@ -46,12 +46,9 @@ def _entry(row) -> HistoryEntry:
                         data=row.data, user_id=row.user_id, occurred_at=_aware(row.occurred_at), form=row.form, key=row.key)
 
 
-# Statements built once: SQLAlchemy then finds their compiled form without rebuilding and hashing them per call.
+# built once: SQLAlchemy then finds their compiled form at once instead of rebuilding and hashing them per call
 _BY_KEY = sa.select(contact_history).where(contact_history.c.key == sa.bindparam("key"))
-_INSERT = contact_history.insert().returning(contact_history.c.id)
-# With a key: a repeat inserts nothing (and returns no id), in one statement instead of a savepoint around a plain insert.
-_INSERT_KEYED = {name: insert(contact_history).on_conflict_do_nothing(index_elements=["key"]).returning(contact_history.c.id)
-                 for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_INSERT = contact_history.insert().returning(*contact_history.c)
 
 
 def _by_key(conn: sa.Connection, key: str) -> HistoryEntry | None:
@@ -65,18 +62,15 @@ def add_history(conn: sa.Connection, entity: str, record_id: int, kind: str, sum
     """Add an entry to a record's contact history; with a `key`, a repeat returns the first entry."""
     if not KIND_PATTERN.match(kind):
         raise ValueError(f"a history kind is a short lower-case name such as {', '.join(KINDS)}; found {kind!r}")
-    entry = HistoryEntry(id=0, entity=entity, record_id=record_id, kind=kind, summary=summary[:500], form=form,
-                         data=dict(data) if data is not None else None, user_id=user, occurred_at=at or utcnow(), key=key)
-    values = {k: v for k, v in vars(entry).items() if k != "id"}
+    values = dict(key=key, entity=entity, record_id=record_id, kind=kind, summary=summary[:500], form=form,
+                  data=dict(data) if data is not None else None, user_id=user, occurred_at=at or utcnow())
     if key is None:
-        return replace(entry, id=conn.execute(_INSERT, values).scalar_one())
-    # Two writers can race with the same key: the unique key decides, and the loser (no id back) reads the winner's row.
-    new_id = conn.execute(_INSERT_KEYED[conn.dialect.name], values).scalar()
-    if new_id is not None:
-        return replace(entry, id=new_id)
-    existing = _by_key(conn, key)
-    assert existing is not None
-    return existing
+        return _entry(conn.execute(_INSERT, values).one())
+    # A repeat (or a concurrent writer that got there first) inserts nothing and reads the first entry.
+    row = insert_new(conn, contact_history, values, ("key",))
+    entry = _entry(row) if row is not None else _by_key(conn, key)
+    assert entry is not None
+    return entry
 
 
 def list_history(conn: sa.Connection, entity: str, record_id: int, *, kinds: tuple[str, ...] = (),
