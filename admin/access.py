@@ -4,7 +4,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+import sqlalchemy as sa
+
 from engine.model import Model
+from runtime.schema import users
+
+# built once: a lookup runs on every request, and SQLAlchemy then finds its compiled form at once
+_BY_TOKEN = sa.select(users).where(users.c.api_token_hash == sa.bindparam("token_hash"), users.c.active)
+_BY_ID = sa.select(users).where(users.c.id == sa.bindparam("id"), users.c.active)
 
 
 def permissions_of(model: Model, user: dict) -> set[str]:
@@ -25,6 +32,18 @@ def new_token() -> tuple[str, str]:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_user(conn: sa.Connection, token: str) -> dict | None:
+    """The active user whose API token this is, or None."""
+    row = conn.execute(_BY_TOKEN, {"token_hash": token_hash(token)}).mappings().first()
+    return dict(row) if row else None
+
+
+def active_user(conn: sa.Connection, user_id: int) -> dict | None:
+    """The user with this id if they are still active (a session's user), or None."""
+    row = conn.execute(_BY_ID, {"id": user_id}).mappings().first()
+    return dict(row) if row else None
 
 
 def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None) -> bool:

@@ -15,12 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from engine.compiler import CompiledModel
+from engine.model import Form
 from forms import submit as forms
 from runtime import records, tasks as task_service
-from runtime.schema import alerts, project_members, projects, tasks, users
+from runtime.schema import alerts, project_members, projects, tasks
 from runtime.starter import start_enqueued
 from runtime.workflows import ProcessWorkflow, TaskAction
-from .access import allowed, may_act_on_task, may_approve, may_see_task, token_hash
+from .access import allowed, may_act_on_task, may_approve, may_see_task, token_user
 
 
 class Problem(Exception):
@@ -67,15 +68,18 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
     router = APIRouter(prefix="/api")
     model = compiled.model
 
-    def caller(request: Request, permission: str = "access") -> dict:
+    def caller(request: Request, permission: str = "access", conn: sa.Connection | None = None) -> dict:
+        """The user the bearer token names, if they have `permission` (read on `conn` when given, else on a connection of its own)."""
         auth = request.headers.get("authorization", "")
         if not auth.lower().startswith("bearer "):
             raise Problem(401, "Authentication required", "Send 'Authorization: Bearer <token>'.")
-        with engine.connect() as conn:
-            row = conn.execute(sa.select(users).where(users.c.api_token_hash == token_hash(auth[7:].strip()), users.c.active)).mappings().first()
-        if row is None:
+        if conn is None:
+            with engine.connect() as own:
+                user = token_user(own, auth[7:].strip())
+        else:
+            user = token_user(conn, auth[7:].strip())
+        if user is None:
             raise Problem(401, "Invalid token")
-        user = dict(row)
         if not allowed(model, user, permission):
             raise Problem(403, "Forbidden", f"This needs the '{permission}' permission.")
         return user
@@ -96,10 +100,8 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(404, "Not found", f"There is no form '{name}'.")
         return compiled.form_schemas[name]
 
-    @router.post("/forms/{name}/submissions", status_code=201)
-    async def submit_form(request: Request, name: str, body: Annotated[dict, Body()],
-                          idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
-        user = caller(request, "generate_tasks")
+    def submission_input(name: str, body: dict, idempotency_key: str | None) -> tuple[Form, Any, dict[str, Any]]:
+        """(form, record id, typed values) of a submission, or the problem with it."""
         if name not in model.forms:
             raise Problem(404, "Not found", f"There is no form '{name}'.")
         if not idempotency_key:
@@ -113,14 +115,24 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
         errors.update({k: f"'{k}' is not a field of this form" for k in unknown})
         if errors:
             raise Problem(422, "Invalid submission", errors=errors)
-        try:
-            with engine.begin() as conn:
-                result = forms.submit(conn, compiled, name, values, submission_id=f"api-{user['id']}-{idempotency_key}", user=user,
-                                      record_id=record_id)
-        except records.RecordNotFound:
-            raise Problem(422, "Invalid submission", errors={"record_id": f"there is no {form.entity} {record_id}"}) from None
-        except forms.SubmissionInvalid as exc:
-            raise Problem(422, "Invalid submission", errors=exc.errors) from None
+        return form, record_id, values
+
+    @router.post("/forms/{name}/submissions", status_code=201)
+    async def submit_form(request: Request, name: str, body: Annotated[dict, Body()],
+                          idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+        # One connection for the token check and the write: a request is one checkout of the pool, not two.
+        with engine.connect() as conn:
+            user = caller(request, "generate_tasks", conn)
+            conn.rollback()  # the read ends here, so the write below begins as a write (IMMEDIATE on SQLite)
+            form, record_id, values = submission_input(name, body, idempotency_key)
+            try:
+                with conn.begin():
+                    result = forms.submit(conn, compiled, name, values, submission_id=f"api-{user['id']}-{idempotency_key}", user=user,
+                                          record_id=record_id)
+            except records.RecordNotFound:
+                raise Problem(422, "Invalid submission", errors={"record_id": f"there is no {form.entity} {record_id}"}) from None
+            except forms.SubmissionInvalid as exc:
+                raise Problem(422, "Invalid submission", errors=exc.errors) from None
         if client:
             await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
         if client and webhooks:

@@ -36,7 +36,7 @@ from runtime.history import list_history
 from runtime.schema import alerts, group_members, project_members, projects, tasks, users
 from runtime.starter import start_enqueued
 from runtime.workflows import ProcessWorkflow, TaskAction
-from .access import allowed, may_act_on_task, may_approve, may_see_task, permissions_of
+from .access import active_user, allowed, may_act_on_task, may_approve, may_see_task, permissions_of
 from .api import Problem, build_router, problem_response
 
 HERE = Path(__file__).resolve().parent
@@ -99,8 +99,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         if not uid:
             return None
         with engine.connect() as conn:
-            row = conn.execute(sa.select(users).where(users.c.id == uid, users.c.active)).mappings().first()
-        return dict(row) if row else None
+            return active_user(conn, uid)
 
     def permissions(user: dict) -> set[str]:
         return permissions_of(model, user)

@@ -113,11 +113,16 @@ def _mapped(pairs, targets: Mapping[str, Field], form_values, form, context, cre
     return out
 
 
+# built once: every submission runs them, and SQLAlchemy then finds their compiled form at once
+_DONE = sa.select(idempotency_keys.c.result).where(idempotency_keys.c.key == sa.bindparam("key"))
+_RECORD_DONE = idempotency_keys.insert()
+
+
 def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_values: Mapping[str, Any], *, submission_id: str,
            user: dict, record_id: int | None) -> Submission:
     """Record a valid submission and run its record actions, once per submission id."""
     key = f"submission:{submission_id}"
-    done = conn.execute(sa.select(idempotency_keys.c.result).where(idempotency_keys.c.key == key)).scalar()
+    done = conn.execute(_DONE, {"key": key}).scalar()
     if done is not None:
         return Submission.stored(done)
     form = compiled.model.forms[form_name]
@@ -162,7 +167,7 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
         result.starts.append(outbox.enqueue(conn, name, f"{submission_id}-form", entity=form.entity, record_id=record_id,
                                             started_by=user["id"]))
     stored = {k: v for k, v in vars(result).items() if k != "replayed"}
-    conn.execute(idempotency_keys.insert().values(key=key, scope="submission", result=stored, created_at=dt.datetime.now(dt.timezone.utc)))
+    conn.execute(_RECORD_DONE, {"key": key, "scope": "submission", "result": stored, "created_at": dt.datetime.now(dt.timezone.utc)})
     return result
 
 

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
+from .keyed import insert_new
 from .schema import audit_log, contact_history
 
 #: the kinds the platform writes; packs' forms add their own (call, meeting, ...)
@@ -45,8 +46,13 @@ def _entry(row) -> HistoryEntry:
                         data=row.data, user_id=row.user_id, occurred_at=_aware(row.occurred_at), form=row.form, key=row.key)
 
 
+# built once: SQLAlchemy then finds their compiled form at once instead of rebuilding and hashing them per call
+_BY_KEY = sa.select(contact_history).where(contact_history.c.key == sa.bindparam("key"))
+_INSERT = contact_history.insert().returning(*contact_history.c)
+
+
 def _by_key(conn: sa.Connection, key: str) -> HistoryEntry | None:
-    row = conn.execute(sa.select(contact_history).where(contact_history.c.key == key)).first()
+    row = conn.execute(_BY_KEY, {"key": key}).first()
     return _entry(row) if row else None
 
 
@@ -56,21 +62,13 @@ def add_history(conn: sa.Connection, entity: str, record_id: int, kind: str, sum
     """Add an entry to a record's contact history; with a `key`, a repeat returns the first entry."""
     if not KIND_PATTERN.match(kind):
         raise ValueError(f"a history kind is a short lower-case name such as {', '.join(KINDS)}; found {kind!r}")
-    if key is not None and (existing := _by_key(conn, key)):
-        return existing
     values = dict(key=key, entity=entity, record_id=record_id, kind=kind, summary=summary[:500], form=form,
                   data=dict(data) if data is not None else None, user_id=user, occurred_at=at or utcnow())
     if key is None:
-        new_id = conn.execute(contact_history.insert().values(**values).returning(contact_history.c.id)).scalar_one()
-        return _entry(conn.execute(sa.select(contact_history).where(contact_history.c.id == new_id)).one())
-    # Two workers can race past the lookup; the unique key decides, and the loser reads the winner's row.
-    # The savepoint keeps the caller's transaction usable after the loser's failed INSERT.
-    try:
-        with conn.begin_nested():
-            conn.execute(contact_history.insert().values(**values))
-    except sa.exc.IntegrityError:
-        pass
-    entry = _by_key(conn, key)
+        return _entry(conn.execute(_INSERT, values).one())
+    # A repeat (or a concurrent writer that got there first) inserts nothing and reads the first entry.
+    row = insert_new(conn, contact_history, values, ("key",))
+    entry = _entry(row) if row is not None else _by_key(conn, key)
     assert entry is not None
     return entry
 
@@ -103,12 +101,14 @@ class AuditEntry:
     after: Mapping[str, Any] | None
 
 
+_AUDIT = audit_log.insert()  # built once, like the history statements
+
+
 def write_audit(conn: sa.Connection, entity: str, record_id: int, action: str, user: int | None,
                 before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, *, at: dt.datetime | None = None) -> None:
     """Record one change: who, when, and the values before and after."""
-    conn.execute(audit_log.insert().values(entity=entity, record_id=record_id, action=action, user_id=user, at=at or utcnow(),
-                                           before=dict(before) if before is not None else None,
-                                           after=dict(after) if after is not None else None))
+    conn.execute(_AUDIT, dict(entity=entity, record_id=record_id, action=action, user_id=user, at=at or utcnow(),
+                              before=dict(before) if before is not None else None, after=dict(after) if after is not None else None))
 
 
 def list_audit(conn: sa.Connection, entity: str, record_id: int) -> list[AuditEntry]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
@@ -33,7 +33,6 @@ SYSTEM_COLUMNS = ("id", "title", "created_at", "updated_at", "created_by", "upda
 RECORD_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RECORD_FIELD_PREFIX = "record_fields."
 MAX_PAGE_SIZE = 500
-FORMAT_CHECKER = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
 
 class RecordNotFound(TailorError):
@@ -121,17 +120,37 @@ class _Entity:
     table: sa.Table
     schema: dict
     group_schemas: dict[str, dict]
-    fields: dict[str, Field] = field(default_factory=dict)
-    group_of: dict[str, Group] = field(default_factory=dict)
+    fields: dict[str, Field]
+    group_of: dict[str, Group]
+    validators: dict[str | None, jsonschema.Draft202012Validator]  # the entity's (key None) and each group's
+    # statements built once, so SQLAlchemy finds their compiled form at once: the row with id :id, plain and locked, ...
+    by_id: sa.Select
+    by_id_locked: sa.Select
+    insert: sa.Insert  # a new row, returning its id
 
 
 def _entity(compiled: CompiledModel, name: str) -> _Entity:
+    # Built once per compiled model and entity: every request reads a record, and building the validators and
+    # statements costs more than the read. Kept in the model's MetaData.info, so it lives exactly as long as the model.
+    cache = compiled.metadata.info.setdefault("tailor.records", {})
+    ent = cache.get(name)
+    if ent is None:
+        cache[name] = ent = _build_entity(compiled, name)
+    return ent
+
+
+def _build_entity(compiled: CompiledModel, name: str) -> _Entity:
     e = compiled.model.entities.get(name)
     if e is None:
         raise UnknownEntity(name, compiled.model.entities)
-    return _Entity(e=e, table=compiled.metadata.tables[name], schema=compiled.entity_schemas[name],
-                   group_schemas={g.name: compiled.group_schemas[(name, g.name)] for g in e.groups},
-                   fields={f.name: f for f in e.all_fields()}, group_of={f.name: g for g in e.groups for f in g.fields})
+    table = compiled.metadata.tables[name]
+    schema = compiled.entity_schemas[name]
+    group_schemas = {g.name: compiled.group_schemas[(name, g.name)] for g in e.groups}
+    by_id = sa.select(table).where(table.c.id == sa.bindparam("id"))
+    return _Entity(e=e, table=table, schema=schema, group_schemas=group_schemas, fields={f.name: f for f in e.all_fields()},
+                   group_of={f.name: g for g in e.groups for f in g.fields},
+                   validators={None: V.validator(schema), **{g: V.validator(gs) for g, gs in group_schemas.items()}},
+                   by_id=by_id, by_id_locked=by_id.with_for_update(), insert=table.insert().returning(table.c.id))
 
 
 def field_expression(table: sa.Table, f: Field) -> sa.ColumnElement:
@@ -163,10 +182,8 @@ def _to_record(ent: _Entity, row: Any, changed: tuple[str, ...] = ()) -> Record:
 
 
 def _row(conn: sa.Connection, ent: _Entity, record_id: int, *, lock: bool = False) -> Any:
-    q = sa.select(ent.table).where(ent.table.c.id == record_id)
-    if lock:  # PostgreSQL: hold the row until commit, so a change is made to the latest version (SQLite locks the file)
-        q = q.with_for_update()
-    row = conn.execute(q).first()
+    # locked, PostgreSQL holds the row until commit, so a change is made to the latest version (SQLite locks the file)
+    row = conn.execute(ent.by_id_locked if lock else ent.by_id, {"id": record_id}).first()
     if row is None:
         raise RecordNotFound(ent.e.name, record_id)
     return row
@@ -208,8 +225,9 @@ def _active_groups(ent: _Entity, values: Mapping[str, Any], today: dt.date, syst
     return active
 
 
-def _schema_errors(ent: _Entity, schema: dict, values: Mapping[str, Any], errors: dict[str, str]) -> None:
-    for error in jsonschema.Draft202012Validator(schema, format_checker=FORMAT_CHECKER).iter_errors(values):
+def _schema_errors(ent: _Entity, group: str | None, values: Mapping[str, Any], errors: dict[str, str]) -> None:
+    schema = ent.schema if group is None else ent.group_schemas[group]
+    for error in ent.validators[group].iter_errors(values):
         if error.validator == "required":
             for name in error.validator_value:
                 if name not in values:
@@ -300,10 +318,10 @@ def _check(conn: sa.Connection, compiled: CompiledModel, ent: _Entity, values: d
             if name in given:
                 errors[name] = f"{_label(ent, name)} only applies to {g.label} {ent.e.plural.lower()} (when {g.when.source})"
             del values[name]  # stored only while the group's condition holds
-    _schema_errors(ent, ent.schema, values, errors)
+    _schema_errors(ent, None, values, errors)
     for g in ent.e.groups:
         if g.name in active:
-            _schema_errors(ent, ent.group_schemas[g.name], values, errors)
+            _schema_errors(ent, g.name, values, errors)
     _extra_errors(ent, values, errors)
     _reference_errors(conn, compiled, ent, {k: v for k, v in values.items() if k in given}, errors, record_id)
     if errors:
@@ -386,7 +404,7 @@ def create_record(conn: sa.Connection, compiled: CompiledModel, entity: str, dat
     row = dict(title=title, data=stored, record_fields={}, row_version=1, created_at=now, updated_at=now,
                created_by=user, updated_by=user, **columns)
     try:
-        record_id = conn.execute(ent.table.insert().values(**row).returning(ent.table.c.id)).scalar_one()
+        record_id = conn.execute(ent.insert, row).scalar_one()
     except sa.exc.IntegrityError as exc:
         raise _integrity(ent, exc) from exc
     final_title = _title(ent, values, {**system, "id": record_id})
@@ -484,8 +502,7 @@ def _record_field_def(name: str, ftype: str, label: str) -> Field:
 def _record_field_error(name: str, f: Field, value: Any) -> str | None:
     if V.is_empty(value):
         return None
-    errors = list(jsonschema.Draft202012Validator(fieldtypes.get(f.type).json_schema(f), format_checker=FORMAT_CHECKER)
-                  .iter_errors(value))
+    errors = list(V.field_validator(f).iter_errors(value))
     if errors:
         return f"{f.label} {V.message(f, errors[0])}"
     if f.type == "datetime" and (problem := V.datetime_problem(value)):

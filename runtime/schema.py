@@ -28,6 +28,7 @@ users = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("api_token_hash", sa.String(200)),
     sa.Column("created_at", When, nullable=False),
+    sa.Index("ix_users_api_token_hash", "api_token_hash"),  # every API request finds its user by the token's digest
 )
 
 group_members = sa.Table(

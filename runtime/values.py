@@ -6,6 +6,7 @@ in UTC) so that equal values are stored alike and the expression indexes find th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
@@ -241,6 +242,24 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def validator(schema: dict) -> jsonschema.Draft202012Validator:
+    """A validator of `schema` that also checks formats (email, date, ...)."""
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_validator(f: Field) -> jsonschema.Draft202012Validator:
+    return validator(fieldtypes.get(f.type).json_schema(f))
+
+
+def field_validator(f: Field) -> jsonschema.Draft202012Validator:
+    """The validator of one field's values, built once per field: building one costs more than validating with it."""
+    try:
+        return _field_validator(f)
+    except TypeError:  # a field whose default is a list (a multichoice's) is not hashable, so not cached
+        return validator(fieldtypes.get(f.type).json_schema(f))
+
+
 def convert(value: Any, target: Field) -> Any:
     """`value` as a value of `target`, or NotConvertible saying why not."""
     if isinstance(value, list) and target.type != "multichoice":
@@ -250,9 +269,7 @@ def convert(value: Any, target: Field) -> Any:
     new = CONVERTERS[target.type](value)
     if target.type == "choice" and target.choices and all(isinstance(c.value, int) for c in target.choices):
         new = _to_integer(new)
-    schema = fieldtypes.get(target.type).json_schema(target)
-    errors = list(jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-                  .iter_errors(new))
+    errors = list(field_validator(target).iter_errors(new))
     if errors:
         raise NotConvertible(message(target, errors[0]))
     return new

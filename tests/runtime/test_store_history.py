@@ -46,6 +46,16 @@ def test_a_repeated_key_returns_the_first_entry(platform):
     assert count == 3
 
 
+def test_the_entry_returned_is_the_entry_stored(platform):
+    with platform.begin() as conn:
+        keyed = add_history(conn, "company", 7, "submission", "Call note", {"form": "call_note", "values": {"minutes": 12}}, 3,
+                            key="submission:api-3-k1", form="call_note")
+        plain = add_history(conn, "company", 7, "note", "x" * 600, None, None)
+        stored = {e.id: e for e in list_history(conn, "company", 7)}
+    assert stored == {keyed.id: keyed, plain.id: plain}
+    assert len(plain.summary) == 500 and keyed.form == "call_note" and keyed.key == "submission:api-3-k1"
+
+
 def test_racing_writers_with_the_same_key_make_one_entry(platform):
     """The second writer waits for the first, loses on the unique key and returns the winner's entry."""
     results: dict[str, int] = {}

@@ -170,6 +170,33 @@ def test_required_group_fields_and_conditions_on_today(store: Store, packs):
     assert old.data["badge"] == "gold"
 
 
+def test_each_compiled_model_checks_records_by_its_own_definitions(store: Store, packs):
+    """The record service keeps what it builds per entity (validators, statements) with the compiled model it was built from."""
+    from engine.compiler import compile_model
+    from engine.loader import load
+    from runtime.plan import apply, plan
+
+    loose = compile_model(load([packs.write("loose", {"thing.yaml": "kind: entity\nname: thing\nfields: {name: string, size: integer}\n"})]))
+    strict = compile_model(load([packs.write("strict", {"thing.yaml": """
+        kind: entity
+        name: thing
+        fields:
+          name: string
+          size: {type: integer, required: true, max: 5}
+    """})]))
+    with store.begin() as conn:
+        apply(conn, loose, plan(conn, loose))
+        R.create_record(conn, loose, "thing", {"name": "a", "size": 7}, None)
+        with pytest.raises(R.RecordInvalid) as big:
+            R.create_record(conn, strict, "thing", {"name": "b", "size": 7}, None)
+        with pytest.raises(R.RecordInvalid) as missing:
+            R.create_record(conn, strict, "thing", {"name": "c"}, None)
+        later = R.create_record(conn, loose, "thing", {"name": "d"}, None)
+    assert big.value.errors == {"size": "Size must be at most 5"}
+    assert missing.value.errors == {"size": "Size is required"}
+    assert later.data == {"name": "d"}
+
+
 # -- update and concurrency -----------------------------------------------------------------------
 
 

@@ -49,3 +49,11 @@ def test_values_that_do_not_convert_say_why(target, value, reason):
     with pytest.raises(V.NotConvertible) as caught:
         V.convert(value, target)
     assert str(caught.value) == reason
+
+
+def test_a_multichoice_with_a_list_default_converts_like_any_field():
+    """Converting reuses each field's validator; a list default makes the field unhashable, and it is checked all the same."""
+    f = field("multichoice", choices=(Choice("a", "A"), Choice("b", "B")), default=["a"])
+    assert V.convert(["b"], f) == ["b"]
+    with pytest.raises(V.NotConvertible, match="must be one of: A, B"):
+        V.convert(["c"], f)

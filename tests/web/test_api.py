@@ -84,6 +84,33 @@ def test_submissions_give_per_field_problems_and_are_idempotent(api, compiled):
     assert client.post("/api/forms/lead_enquiry/submissions", headers=auth(tokens["erp"]), json=good).status_code == 400  # no key
 
 
+def test_a_submission_is_refused_before_anything_is_written_without_a_valid_token_and_permission(api):
+    client, engine, tokens, company = api
+    call = {"record_id": company, "values": {"direction": "outbound", "subject": "Renewal", "minutes": 12}}
+
+    def submit(headers: dict, form: str = "call_note", body: dict = call):
+        return client.post(f"/api/forms/{form}/submissions", headers={"Idempotency-Key": "call-1", **headers}, json=body)
+
+    def entries() -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(contact_history)).scalar()
+
+    assert submit({}).status_code == 401
+    assert submit(auth("tl_wrong"), form="no_such_form").json()["title"] == "Invalid token"  # the token first: no form names leak
+    assert submit(auth(tokens["viewer"])).json()["detail"] == "This needs the 'generate_tasks' permission."
+    assert submit(auth(tokens["erp"]), form="no_such_form").status_code == 404
+    missing = submit(auth(tokens["erp"]), body={**call, "record_id": company + 100})
+    assert missing.status_code == 422 and missing.json()["errors"] == {"record_id": f"there is no company {company + 100}"}
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.username == "erp").values(active=False))
+    assert submit(auth(tokens["erp"])).status_code == 401  # a deactivated user's token stops working at once
+    assert entries() == 0
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.username == "erp").values(active=True))
+    assert [submit(auth(tokens["erp"])).status_code for _ in range(2)] == [201, 200]
+    assert entries() == 1
+
+
 def test_records_crud_search_and_optimistic_concurrency(api):
     client, _, tokens, company = api
     h = auth(tokens["erp"])
