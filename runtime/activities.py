@@ -1,12 +1,14 @@
 """Temporal activities: the only place processes touch the database and the mail server.
 
 Each one is idempotent (keyed writes), so Temporal may retry it after a crash,
-a timeout or a database outage without creating anything twice.
+a timeout or a database outage without creating anything twice. The writes run as
+local activities (see `runtime/workflows.py`); email is a regular activity.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import Any
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from temporalio import activity
@@ -30,7 +32,7 @@ class Activities:
         self.mail = mail
 
     def all(self) -> list:
-        return [self.register_instance, self.open_project, self.create_task, self.set_task_state, self.reassign_task,
+        return [self.open_project, self.create_task, self.set_task_state, self.reassign_task,
                 self.raise_alert, self.email_alert, self.send_reminder, self.finish_instance, self.add_comment]
 
     def _owner(self, conn: sa.Connection, entity: str | None, record_id: int | None) -> int | None:
@@ -52,22 +54,26 @@ class Activities:
             return []
         return [e for e in conn.execute(sa.select(users.c.email).where(users.c.id.in_(user_ids))).scalars() if e]
 
-    @activity.defn(name="tailor.register_instance")
-    def register_instance(self, req: dict) -> None:
+    @contextlib.contextmanager
+    def _write(self, req: dict) -> Iterator[sa.Connection]:
+        """One transaction for a write; the process's first write also records its instance row (in the same commit)."""
         with self.engine.begin() as conn:
-            task_service.register_instance(conn, req["workflow_id"], req["process"], req["version"], req.get("entity"),
-                                           req.get("record_id"), req.get("inputs") or {}, req.get("started_by"), _when(req["started_at"]))
+            if (inst := req.get("instance")) is not None:
+                task_service.register_instance(conn, inst["workflow_id"], inst["process"], inst["version"], inst.get("entity"),
+                                               inst.get("record_id"), inst.get("inputs") or {}, inst.get("started_by"),
+                                               _when(inst["started_at"]))
+            yield conn
 
     @activity.defn(name="tailor.open_project")
     def open_project(self, req: dict) -> int:
-        with self.engine.begin() as conn:
+        with self._write(req) as conn:
             manager = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
             return task_service.open_project(conn, req["key"], req["title"], req.get("entity"), req.get("record_id"),
                                              manager[0] if manager else req.get("started_by"))
 
     @activity.defn(name="tailor.create_task")
     def create_task(self, req: dict) -> dict:
-        with self.engine.begin() as conn:
+        with self._write(req) as conn:
             values = {k: req.get(k) for k in ("workflow_id", "process", "step_id", "title", "description", "entity", "record_id",
                                               "project_id", "form", "approver")}
             values["due_at"] = _when(req.get("due_at"))
@@ -77,24 +83,24 @@ class Activities:
 
     @activity.defn(name="tailor.set_task_state")
     def set_task_state(self, req: dict) -> None:
-        with self.engine.begin() as conn:
+        with self._write(req) as conn:
             task_service.set_task_state(conn, req["task_id"], req["status"], req.get("user_id"), req.get("outcome"), req.get("data"),
-                                        req.get("comment", ""))
+                                        req.get("comment", ""), key=req.get("key"))
 
     @activity.defn(name="tailor.reassign_task")
     def reassign_task(self, req: dict) -> dict:
-        with self.engine.begin() as conn:
+        with self._write(req) as conn:
             if req.get("user_id"):
                 user, group = req["user_id"], None
             else:
                 user, group = task_service.pick_assignee(conn, req.get("party"), req.get("strategy", "round_robin"), self._ctx(conn, req))
-            task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"))
+            task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"), key=req.get("key"))
             return {"assignee_id": user, "group": group}
 
     @activity.defn(name="tailor.raise_alert")
     def raise_alert(self, req: dict) -> dict:
         """Raise escalation level N of a task exactly once: the alert row and its history entry."""
-        with self.engine.begin() as conn:
+        with self._write(req) as conn:
             task = task_service.get_task(conn, req["task_id"])
             assert task is not None
             ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
@@ -139,11 +145,10 @@ class Activities:
 
     @activity.defn(name="tailor.add_comment")
     def add_comment(self, req: dict) -> None:
-        with self.engine.begin() as conn:
-            task_service.add_comment(conn, req["task_id"], req["user_id"], req["comment"], key=activity.info().workflow_id + ":" +
-                                     activity.info().activity_id)
+        with self._write(req) as conn:
+            task_service.add_comment(conn, req["task_id"], req["user_id"], req["comment"], key=req["key"])
 
     @activity.defn(name="tailor.finish_instance")
     def finish_instance(self, req: dict) -> None:
-        with self.engine.begin() as conn:
+        with self._write(req) as conn:
             task_service.finish_instance(conn, req["workflow_id"], req["status"], req.get("project_id"))

@@ -112,8 +112,8 @@ def get_task(conn: sa.Connection, task_id: int) -> dict | None:
 
 
 def set_task_state(conn: sa.Connection, task_id: int, status: str, user_id: int | None, outcome: str | None = None,
-                   data: dict | None = None, comment: str = "") -> dict:
-    """Record a task's new state (done, awaiting_approval, open again, skipped) and its history entry."""
+                   data: dict | None = None, comment: str = "", key: str | None = None) -> dict:
+    """Record a task's new state (done, awaiting_approval, open again, skipped) and its history entry (once per `key`)."""
     values: dict[str, Any] = {"status": status}
     if outcome is not None:
         values["outcome"] = outcome
@@ -128,17 +128,19 @@ def set_task_state(conn: sa.Connection, task_id: int, status: str, user_id: int 
         words = {"done": "completed", "awaiting_approval": "submitted for approval", "open": "reopened", "skipped": "skipped"}
         summary = f"Task {words.get(status, status)}: {task['title']}" + (f" ({outcome})" if outcome and outcome != "done" else "")
         add_history(conn, task["entity"], task["record_id"], "task", summary, {"task_id": task_id, "data": data, "comment": comment or None},
-                    user_id)
+                    user_id, key=f"task-state:{key}" if key else None)
     return task
 
 
-def reassign_task(conn: sa.Connection, task_id: int, user_id: int | None, group: str | None, by: int | None) -> dict:
+def reassign_task(conn: sa.Connection, task_id: int, user_id: int | None, group: str | None, by: int | None,
+                  key: str | None = None) -> dict:
+    """Move a task to another person or group, with its history entry (once per `key`)."""
     conn.execute(tasks.update().where(tasks.c.id == task_id).values(assignee_id=user_id, group_name=group))
     task = get_task(conn, task_id)
     assert task is not None
     if task["entity"] and task["record_id"]:
         add_history(conn, task["entity"], task["record_id"], "task", f"Task reassigned: {task['title']}",
-                    {"task_id": task_id, "assignee_id": user_id, "group": group}, by)
+                    {"task_id": task_id, "assignee_id": user_id, "group": group}, by, key=f"task-reassigned:{key}" if key else None)
     return task
 
 

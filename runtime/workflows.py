@@ -5,6 +5,11 @@ keeps its version when definitions change. Due times are absolute, computed from
 the spec's business calendar at the moment each step starts, and enforced with
 Temporal timers; staff actions arrive as updates whose validators keep invalid
 input out of history.
+
+Database writes (the instance, projects, tasks, task states, alerts, reassignments,
+comments) are local activities: short, idempotent keyed writes that the worker running
+the workflow does within the same workflow task, with no extra round trip through the
+server. Email and webhooks stay regular activities, retried on their own for a day.
 """
 from __future__ import annotations
 
@@ -101,6 +106,7 @@ class ProcessWorkflow:
         self.project_id: int | None = None
         self.input: ProcessInput | None = None
         self.background: list = []  # email activities still running
+        self.instance: dict | None = None  # the instance row, until the first write has carried it
 
     # -- run -------------------------------------------------------------------
     @workflow.run
@@ -113,14 +119,13 @@ class ProcessWorkflow:
         started = dt.datetime.fromisoformat(inp.started_at) if inp.started_at else workflow.now()
         self.started_at = started
         wid = workflow.info().workflow_id
-        await self._local("tailor.register_instance", {
-            "workflow_id": wid, "process": spec["name"], "version": spec["version"], "entity": inp.entity, "record_id": inp.record_id,
-            "inputs": inp.inputs, "started_by": inp.started_by, "started_at": started.isoformat()})
+        self.instance = {"workflow_id": wid, "process": spec["name"], "version": spec["version"], "entity": inp.entity,
+                         "record_id": inp.record_id, "inputs": inp.inputs, "started_by": inp.started_by, "started_at": started.isoformat()}
         self.ctx = {"record": {**inp.record, "id": inp.record_id}, "inputs": inp.inputs,
                     "process": {"name": spec["name"], "label": spec["label"], "id": wid}, "project": {}, "steps": {}}
         if spec.get("project"):
             title = self._render(spec["project"]["title"], spec["label"])
-            self.project_id = await self._act("tailor.open_project", {
+            self.project_id = await self._write("tailor.open_project", {
                 "key": wid, "title": title, "entity": inp.entity, "record_id": inp.record_id, "manager": spec["project"]["manager"],
                 "started_by": inp.started_by})
             self.ctx["project"] = {"title": title, "id": self.project_id}
@@ -131,7 +136,7 @@ class ProcessWorkflow:
                 await handle
             except Exception:  # noqa: BLE001 - a mail that could not be sent must not fail the process
                 workflow.logger.warning("an email activity gave up")
-        await self._act("tailor.finish_instance", {"workflow_id": wid, "status": "completed", "project_id": self.project_id})
+        await self._write("tailor.finish_instance", {"workflow_id": wid, "status": "completed", "project_id": self.project_id})
         return {"steps": {sid: s.status for sid, s in self.states.items()}}
 
     async def _sequence(self, steps: list[dict]) -> None:
@@ -160,7 +165,7 @@ class ProcessWorkflow:
         title = self._render(step["title"], step["id"])
         # open before the row exists: someone may act on the row the moment the activity commits it
         state.status = "open"
-        created = await self._act("tailor.create_task", {
+        created = await self._write("tailor.create_task", {
             "key": f"{workflow.info().workflow_id}:{step['id']}", "workflow_id": workflow.info().workflow_id,
             "process": self.input.spec["name"], "step_id": step["id"], "title": title,
             "description": self._render(step["description"], "") if step.get("description") else None,
@@ -208,7 +213,7 @@ class ProcessWorkflow:
         message = self._render(level["message"], "", task=task) if level.get("message") else ""
         message = message or f"'{title}' is overdue (escalation level {n})"
         if level.get("alert"):
-            result = await self._act("tailor.raise_alert", {
+            result = await self._write("tailor.raise_alert", {
                 "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "level": n, "alert": level["alert"],
                 "message": message, "entity": self.input.entity, "record_id": self.input.record_id, "completers": self._completers()})
             state.alerts_raised.append(result["alert_id"])
@@ -217,8 +222,8 @@ class ProcessWorkflow:
                 "alert_id": result["alert_id"], "task_id": state.task_id, "level": n, "message": message, "recipients": result["recipients"],
                 "entity": self.input.entity, "record_id": self.input.record_id})
         if level.get("reassign"):
-            moved = await self._act("tailor.reassign_task", {
-                "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
+            moved = await self._write("tailor.reassign_task", {
+                "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
                 "assignee_id": state.assignee_id, "group": state.group, "project_id": self.project_id, "completers": self._completers()})
             state.assignee_id, state.group = moved["assignee_id"], moved["group"]
 
@@ -240,11 +245,12 @@ class ProcessWorkflow:
         state.status = "awaiting_approval" if approval else "done"
         state.data, state.completed_by = action.data, action.user_id
         state.completed_at = workflow.now().isoformat()
-        await self._act("tailor.set_task_state", {"task_id": state.task_id, "status": state.status, "user_id": action.user_id,
-                                                   "outcome": None if approval else "done", "data": action.data, "comment": action.comment})
+        await self._write("tailor.set_task_state", {"key": self._request(), "task_id": state.task_id, "status": state.status,
+                                                    "user_id": action.user_id, "outcome": None if approval else "done", "data": action.data,
+                                                    "comment": action.comment})
         if not approval:
             state.outcome = "done"
-        self._announce("task.completed", f"{workflow.info().workflow_id}:{action.step}:completed:{workflow.info().get_current_history_length()}",
+        self._announce("task.completed", f"{self._request()}:completed",
                        {"task_id": state.task_id, "step": action.step, "status": state.status, "by": action.user_id, "data": action.data})
         return {"step": action.step, "status": state.status}
 
@@ -267,8 +273,8 @@ class ProcessWorkflow:
         approved = bool(action.approve)
         state.status = "done" if approved else "open"
         state.outcome = "approved" if approved else "rejected"
-        await self._act("tailor.set_task_state", {"task_id": state.task_id, "status": state.status, "user_id": action.user_id,
-                                                   "outcome": state.outcome, "comment": action.comment})
+        await self._write("tailor.set_task_state", {"key": self._request(), "task_id": state.task_id, "status": state.status,
+                                                    "user_id": action.user_id, "outcome": state.outcome, "comment": action.comment})
         return {"step": action.step, "status": state.status, "outcome": state.outcome}
 
     @decide.validator
@@ -281,7 +287,8 @@ class ProcessWorkflow:
     async def reassign(self, action: TaskAction) -> dict:
         state = self._open_step(action, OPEN)
         await workflow.wait_condition(lambda: state.task_id is not None)
-        moved = await self._act("tailor.reassign_task", {"task_id": state.task_id, "user_id": action.to_user, "by": action.user_id})
+        moved = await self._write("tailor.reassign_task", {"key": self._request(), "task_id": state.task_id, "user_id": action.to_user,
+                                                           "by": action.user_id})
         state.assignee_id, state.group = moved["assignee_id"], moved["group"]
         return {"step": action.step, "assignee_id": state.assignee_id}
 
@@ -294,7 +301,7 @@ class ProcessWorkflow:
     @workflow.update
     async def comment(self, action: TaskAction) -> dict:
         state = self.states[action.step]
-        await self._act("tailor.add_comment", {"task_id": state.task_id, "user_id": action.user_id, "comment": action.comment})
+        await self._write("tailor.add_comment", {"key": self._request(), "task_id": state.task_id, "user_id": action.user_id, "comment": action.comment})
         return {"step": action.step}
 
     @comment.validator
@@ -311,6 +318,11 @@ class ProcessWorkflow:
                 "steps": {sid: vars(s) for sid, s in self.states.items()}}
 
     # -- helpers -------------------------------------------------------------------
+    def _request(self) -> str:
+        """The key of the staff action being handled: its update id, which Temporal deduplicates, so a write keyed by it
+        happens once however often the request or the write is retried."""
+        return f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"
+
     def _announce(self, event: str, delivery_id: str, payload: dict) -> None:
         """A webhook event (delivered by its own retried activity; the worker knows the receivers)."""
         if not self.input.announce:
@@ -325,12 +337,14 @@ class ProcessWorkflow:
                                          schedule_to_close_timeout=dt.timedelta(days=1))
         self.background.append(handle)
 
-    async def _local(self, name: str, arg: dict) -> Any:
-        """A short, idempotent write run by the worker that runs the workflow: no extra round trip to the server."""
+    async def _write(self, name: str, arg: dict) -> Any:
+        """A short, idempotent keyed write, as a local activity: run by the worker that runs the workflow, inside the same
+        workflow task, so no extra round trips through the server. Retried with backoff while the database is away
+        (the workflow task is kept alive meanwhile); a worker crash before the task completes re-runs it, and its key
+        finds what the first run wrote."""
+        if self.instance is not None:  # the instance row travels with the first write instead of costing one of its own
+            arg, self.instance = {**arg, "instance": self.instance}, None
         return await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
-
-    async def _act(self, name: str, arg: dict) -> Any:
-        return await workflow.execute_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
 
     def _due(self, step: dict) -> dt.datetime | None:
         due = step.get("due")
