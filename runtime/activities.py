@@ -6,9 +6,8 @@ local activities (see `runtime/workflows.py`); email is a regular activity.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from temporalio import activity
@@ -21,6 +20,28 @@ from .schema import alerts, idempotency_keys, users
 
 def _when(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
+
+
+def write(name: str) -> Callable:
+    """A database write, run by the interpreter as a local activity: `fn(self, conn, req)` in one transaction.
+
+    The process's first write also carries its instance row, recorded in the same commit. The result comes back
+    with the time the write committed: a workflow's clock stands still for a whole workflow task, so a timer
+    started after a write that queued for the database would otherwise be late by that wait.
+    """
+    def decorate(fn: Callable[[Any, sa.Connection, dict], Any]) -> Callable:
+        def run(self, req: dict) -> dict:
+            with self.engine.begin() as conn:
+                if (inst := req.get("instance")) is not None:
+                    task_service.register_instance(conn, inst["workflow_id"], inst["process"], inst["version"], inst.get("entity"),
+                                                   inst.get("record_id"), inst.get("inputs") or {}, inst.get("started_by"),
+                                                   _when(inst["started_at"]))
+                result = fn(self, conn, req)
+            return {"result": result, "at": task_service.utcnow().isoformat()}
+
+        run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+        return activity.defn(name=name)(run)
+    return decorate
 
 
 class Activities:
@@ -54,61 +75,46 @@ class Activities:
             return []
         return [e for e in conn.execute(sa.select(users.c.email).where(users.c.id.in_(user_ids))).scalars() if e]
 
-    @contextlib.contextmanager
-    def _write(self, req: dict) -> Iterator[sa.Connection]:
-        """One transaction for a write; the process's first write also records its instance row (in the same commit)."""
-        with self.engine.begin() as conn:
-            if (inst := req.get("instance")) is not None:
-                task_service.register_instance(conn, inst["workflow_id"], inst["process"], inst["version"], inst.get("entity"),
-                                               inst.get("record_id"), inst.get("inputs") or {}, inst.get("started_by"),
-                                               _when(inst["started_at"]))
-            yield conn
+    @write("tailor.open_project")
+    def open_project(self, conn: sa.Connection, req: dict) -> int:
+        manager = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
+        return task_service.open_project(conn, req["key"], req["title"], req.get("entity"), req.get("record_id"),
+                                         manager[0] if manager else req.get("started_by"))
 
-    @activity.defn(name="tailor.open_project")
-    def open_project(self, req: dict) -> int:
-        with self._write(req) as conn:
-            manager = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
-            return task_service.open_project(conn, req["key"], req["title"], req.get("entity"), req.get("record_id"),
-                                             manager[0] if manager else req.get("started_by"))
+    @write("tailor.create_task")
+    def create_task(self, conn: sa.Connection, req: dict) -> dict:
+        values = {k: req.get(k) for k in ("workflow_id", "process", "step_id", "title", "description", "entity", "record_id",
+                                          "project_id", "form", "approver")}
+        values["due_at"] = _when(req.get("due_at"))
+        values["created_by"] = req.get("started_by")
+        row = task_service.create_task(conn, req["key"], values, req.get("assign"), req.get("strategy", "round_robin"), self._ctx(conn, req))
+        return {"task_id": row["id"], "assignee_id": row["assignee_id"], "group": row["group_name"]}
 
-    @activity.defn(name="tailor.create_task")
-    def create_task(self, req: dict) -> dict:
-        with self._write(req) as conn:
-            values = {k: req.get(k) for k in ("workflow_id", "process", "step_id", "title", "description", "entity", "record_id",
-                                              "project_id", "form", "approver")}
-            values["due_at"] = _when(req.get("due_at"))
-            values["created_by"] = req.get("started_by")
-            row = task_service.create_task(conn, req["key"], values, req.get("assign"), req.get("strategy", "round_robin"), self._ctx(conn, req))
-            return {"task_id": row["id"], "assignee_id": row["assignee_id"], "group": row["group_name"]}
+    @write("tailor.set_task_state")
+    def set_task_state(self, conn: sa.Connection, req: dict) -> None:
+        task_service.set_task_state(conn, req["task_id"], req["status"], req.get("user_id"), req.get("outcome"), req.get("data"),
+                                    req.get("comment", ""), key=req.get("key"))
 
-    @activity.defn(name="tailor.set_task_state")
-    def set_task_state(self, req: dict) -> None:
-        with self._write(req) as conn:
-            task_service.set_task_state(conn, req["task_id"], req["status"], req.get("user_id"), req.get("outcome"), req.get("data"),
-                                        req.get("comment", ""), key=req.get("key"))
+    @write("tailor.reassign_task")
+    def reassign_task(self, conn: sa.Connection, req: dict) -> dict:
+        if req.get("user_id"):
+            user, group = req["user_id"], None
+        else:
+            user, group = task_service.pick_assignee(conn, req.get("party"), req.get("strategy", "round_robin"), self._ctx(conn, req))
+        task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"), key=req.get("key"))
+        return {"assignee_id": user, "group": group}
 
-    @activity.defn(name="tailor.reassign_task")
-    def reassign_task(self, req: dict) -> dict:
-        with self._write(req) as conn:
-            if req.get("user_id"):
-                user, group = req["user_id"], None
-            else:
-                user, group = task_service.pick_assignee(conn, req.get("party"), req.get("strategy", "round_robin"), self._ctx(conn, req))
-            task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"), key=req.get("key"))
-            return {"assignee_id": user, "group": group}
-
-    @activity.defn(name="tailor.raise_alert")
-    def raise_alert(self, req: dict) -> dict:
+    @write("tailor.raise_alert")
+    def raise_alert(self, conn: sa.Connection, req: dict) -> dict:
         """Raise escalation level N of a task exactly once: the alert row and its history entry."""
-        with self._write(req) as conn:
-            task = task_service.get_task(conn, req["task_id"])
-            assert task is not None
-            ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
-                                   "entity": task["entity"], "record_id": task["record_id"]})
-            recipients: list[int] = []
-            for party in req.get("alert") or []:
-                recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
-            alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, req["message"])
+        task = task_service.get_task(conn, req["task_id"])
+        assert task is not None
+        ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
+                               "entity": task["entity"], "record_id": task["record_id"]})
+        recipients: list[int] = []
+        for party in req.get("alert") or []:
+            recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
+        alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, req["message"])
         return {"alert_id": alert["id"], "recipients": alert["recipients"]}
 
     @activity.defn(name="tailor.email_alert")
@@ -143,12 +149,10 @@ class Activities:
             except sa.exc.IntegrityError:
                 pass
 
-    @activity.defn(name="tailor.add_comment")
-    def add_comment(self, req: dict) -> None:
-        with self._write(req) as conn:
-            task_service.add_comment(conn, req["task_id"], req["user_id"], req["comment"], key=req["key"])
+    @write("tailor.add_comment")
+    def add_comment(self, conn: sa.Connection, req: dict) -> None:
+        task_service.add_comment(conn, req["task_id"], req["user_id"], req["comment"], key=req["key"])
 
-    @activity.defn(name="tailor.finish_instance")
-    def finish_instance(self, req: dict) -> None:
-        with self._write(req) as conn:
-            task_service.finish_instance(conn, req["workflow_id"], req["status"], req.get("project_id"))
+    @write("tailor.finish_instance")
+    def finish_instance(self, conn: sa.Connection, req: dict) -> None:
+        task_service.finish_instance(conn, req["workflow_id"], req["status"], req.get("project_id"))

@@ -11,11 +11,8 @@ comments) are local activities: short, idempotent keyed writes that the worker r
 the workflow does within the same workflow task, with no extra round trip through the
 server. Email and webhooks stay regular activities, retried on their own for a day.
 """
-from __future__ import annotations
-
 import asyncio
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
@@ -28,54 +25,11 @@ with workflow.unsafe.imports_passed_through():
     from engine import expressions
     from engine.calendars import BusinessCalendar
 
+    from .process_data import ProcessInput, StepState, TaskAction, walk
+
 ACTIVITY_TIMEOUT = dt.timedelta(seconds=30)
 RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), maximum_interval=dt.timedelta(seconds=30))
 OPEN = ("open", "awaiting_approval")
-
-
-@dataclass
-class ProcessInput:
-    spec: dict
-    entity: str | None = None
-    record_id: int | None = None
-    record: dict = field(default_factory=dict)  # the record's data when the process started, for templates
-    inputs: dict = field(default_factory=dict)
-    started_by: int | None = None
-    started_at: str | None = None  # ISO time; defaults to the workflow's start
-    announce: bool = False  # send webhook events (only when receivers are configured)
-
-
-@dataclass
-class TaskAction:
-    """A staff action on a step: complete (with form data), decide (approve/reject), reassign, comment."""
-
-    step: str
-    user_id: int
-    data: dict = field(default_factory=dict)
-    approve: bool | None = None
-    to_user: int | None = None
-    comment: str = ""
-
-
-@dataclass
-class StepState:
-    status: str = "pending"  # pending, open, awaiting_approval, done, rejected, skipped
-    task_id: int | None = None
-    assignee_id: int | None = None
-    group: str | None = None
-    due_at: str | None = None
-    outcome: str | None = None
-    data: dict = field(default_factory=dict)
-    completed_by: int | None = None
-    completed_at: str | None = None
-    alerts_raised: list[int] = field(default_factory=list)
-
-
-def _walk(steps: list[dict]):
-    for s in steps:
-        yield s
-        for branch in s.get("branches", ()):
-            yield from _walk(branch["steps"])
 
 
 class _SandboxCalendar:
@@ -107,13 +61,14 @@ class ProcessWorkflow:
         self.input: ProcessInput | None = None
         self.background: list = []  # email activities still running
         self.instance: dict | None = None  # the instance row, until the first write has carried it
+        self.clock: dt.datetime | None = None  # when the latest write committed (see _now)
 
     # -- run -------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: ProcessInput) -> dict:
         self.input = inp
         spec = inp.spec
-        self.specs = {s["id"]: s for s in _walk(spec["steps"])}
+        self.specs = {s["id"]: s for s in walk(spec["steps"])}
         self.states = {sid: StepState() for sid in self.specs}
         self.calendar = _SandboxCalendar(BusinessCalendar(spec["calendar"]))
         started = dt.datetime.fromisoformat(inp.started_at) if inp.started_at else workflow.now()
@@ -152,7 +107,7 @@ class ProcessWorkflow:
                 await self._task(step)
 
     async def _skip(self, step: dict) -> None:
-        for s in _walk([step]):
+        for s in walk([step]):
             self.states[s["id"]].status = "skipped"
             self.states[s["id"]].outcome = "skipped"
             self._publish(s["id"])
@@ -192,7 +147,7 @@ class ProcessWorkflow:
         for at, kind, detail in events:
             if state.status not in OPEN:
                 return
-            wait = (at - workflow.now()).total_seconds()
+            wait = (at - self._now()).total_seconds()
             if wait > 0:
                 try:
                     await workflow.wait_condition(lambda: state.status not in OPEN, timeout=wait)
@@ -344,7 +299,17 @@ class ProcessWorkflow:
         finds what the first run wrote."""
         if self.instance is not None:  # the instance row travels with the first write instead of costing one of its own
             arg, self.instance = {**arg, "instance": self.instance}, None
-        return await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+        out = await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+        at = dt.datetime.fromisoformat(out["at"])
+        self.clock = at if self.clock is None else max(self.clock, at)
+        return out["result"]
+
+    def _now(self) -> dt.datetime:
+        """The time to start timers from. workflow.now() is when the current workflow task began and stands still
+        until it ends, while a write inside it may have waited for the database; the timer only starts when the
+        task ends, so it counts from the later of the two (recorded with the write's result: replay sees the same)."""
+        now = workflow.now()
+        return now if self.clock is None or self.clock < now else self.clock
 
     def _due(self, step: dict) -> dt.datetime | None:
         due = step.get("due")
