@@ -6,8 +6,10 @@ local activities (see `runtime/workflows.py`); email is a regular activity.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import Any, Callable
+import threading
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 from temporalio import activity
@@ -31,7 +33,7 @@ def write(name: str) -> Callable:
     """
     def decorate(fn: Callable[[Any, sa.Connection, dict], Any]) -> Callable:
         def run(self, req: dict) -> dict:
-            with self.engine.begin() as conn:
+            with self.transaction() as conn:
                 if (inst := req.get("instance")) is not None:
                     task_service.register_instance(conn, inst["workflow_id"], inst["process"], inst["version"], inst.get("entity"),
                                                    inst.get("record_id"), inst.get("inputs") or {}, inst.get("started_by"),
@@ -51,6 +53,17 @@ class Activities:
         self.engine = engine
         self.compiled = compiled
         self.mail = mail
+        # SQLite lets one transaction write at a time (ours all begin IMMEDIATE) and makes the others poll for the lock
+        # with growing sleeps, up to 100 ms each, failing after the busy timeout: with every activity thread writing at
+        # once (a burst of deadlines), they would wait on those sleeps rather than on each other, and an unlucky one for
+        # the whole timeout. Taking turns on a lock in the process hands the database over the moment it is free.
+        self._turn = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A transaction on the store, in turn with this worker's other activities on SQLite."""
+        with self._turn, self.engine.begin() as conn:
+            yield conn
 
     def all(self) -> list:
         return [self.open_project, self.create_task, self.set_task_state, self.reassign_task,
@@ -120,7 +133,7 @@ class Activities:
     @activity.defn(name="tailor.email_alert")
     def email_alert(self, req: dict) -> None:
         """Email an alert's recipients unless that was done; retried on its own, it never holds up the ladder."""
-        with self.engine.connect() as conn:
+        with self.transaction() as conn:
             alert = conn.execute(sa.select(alerts).where(alerts.c.id == req["alert_id"])).mappings().one()
             task = task_service.get_task(conn, alert["task_id"])
             emails = self._emails(conn, alert["recipients"])
@@ -128,12 +141,12 @@ class Activities:
             return
         self.mail.send(emails, f"[Tailor] Overdue: {task['title']}",
                        f"{alert['message']}\n\nTask: {task['title']}\nDue: {task['due_at']}\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             task_service.mark_emailed(conn, alert["id"])
 
     @activity.defn(name="tailor.send_reminder")
     def send_reminder(self, req: dict) -> None:
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             key = f"reminder:{req['key']}"
             if conn.execute(sa.select(idempotency_keys.c.key).where(idempotency_keys.c.key == key)).first():
                 return
@@ -142,7 +155,7 @@ class Activities:
         if task and task["status"] in ("open", "awaiting_approval") and emails:
             self.mail.send(emails, f"[Tailor] Reminder: {task['title']}",
                            f"This task is due {task['due_at']}.\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             try:
                 with conn.begin_nested():
                     conn.execute(idempotency_keys.insert().values(key=key, scope="reminder", result={}, created_at=task_service.utcnow()))
