@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -264,17 +265,18 @@ bare_tasks = sa.Table(
 class BareActivities:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
+        self.turn = threading.Lock()  # SQLite writers take turns in the process, as in runtime.activities
 
     @activity.defn(name="bare.create_row")
     def create_row(self, key: str) -> int:
-        with self.engine.begin() as conn:
+        with self.turn, self.engine.begin() as conn:
             return conn.execute(bare_tasks.insert().values(key=key, status="open", created_at=dt.datetime.now(dt.timezone.utc))
                                 .returning(bare_tasks.c.id)).scalar_one()
 
     @activity.defn(name="bare.complete_row")
     def complete_row(self, arg: list) -> None:
         key, user_id = arg
-        with self.engine.begin() as conn:
+        with self.turn, self.engine.begin() as conn:
             conn.execute(bare_tasks.update().where(bare_tasks.c.key == key)
                          .values(status="done", completed_at=dt.datetime.now(dt.timezone.utc), completed_by=user_id))
 
@@ -765,8 +767,8 @@ def markdown(p: dict, stores: list[StoreResult], sizes: Sizes, quick: bool, info
     lines += ["", "### How each figure is measured", "",
               f"- **Starts and completions.** One dev server; in the same process, Tailor's worker (`runtime.worker.make_worker`) and a "
               f"bare temporalio worker (`bench/bare_workflow.py`) with the same settings: {POOL} activity threads, the same sandboxed "
-              f"runner, SQLite file databases opened by `runtime.db.make_engine` (WAL, `BEGIN IMMEDIATE`). {CONCURRENCY} requests in "
-              f"flight at a time for every side. Tailor: `start_process` of a one-task process on a company record (the compiled spec "
+              f"runner, SQLite file databases opened by `runtime.db.make_engine` (WAL, `BEGIN IMMEDIATE`), whose writers take turns "
+              f"on a lock in the process. {CONCURRENCY} requests in flight at a time for every side. Tailor: `start_process` of a one-task process on a company record (the compiled spec "
               f"is the workflow input), timed until every task row exists, then `execute_update(complete)` on each. Tailor writes with "
               f"local activities: the start's one workflow task renders the title and runs `create_task` (the instance row, the task "
               f"row and a history entry, in one transaction); the completion's validator checks the step, and `set_task_state` (the task "

@@ -20,35 +20,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    import jsonschema
-
-    from engine import expressions
-    from engine.calendars import BusinessCalendar
-
-    from .process_data import ProcessInput, StepState, TaskAction, walk
+    from .interpreter import (Calendar, ProcessInput, StepState, TaskAction, condition, deadlines, form_errors, render,
+                              template_context, walk)
 
 ACTIVITY_TIMEOUT = dt.timedelta(seconds=30)
 RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), maximum_interval=dt.timedelta(seconds=30))
 OPEN = ("open", "awaiting_approval")
-
-
-class _SandboxCalendar:
-    """Business-time arithmetic outside the sandbox's restrictions.
-
-    The `holidays` package reads its translation catalogues through gettext/locale
-    when a country is first used; the result is pure data, so this is deterministic.
-    """
-
-    def __init__(self, calendar: BusinessCalendar):
-        self.calendar = calendar
-
-    def add(self, when: dt.datetime, duration: dict) -> dt.datetime:
-        with workflow.unsafe.sandbox_unrestricted():
-            return self.calendar.add(when, duration)
-
-    def subtract(self, when: dt.datetime, duration: dict) -> dt.datetime:
-        with workflow.unsafe.sandbox_unrestricted():
-            return self.calendar.subtract(when, duration)
 
 
 @workflow.defn(name="TailorProcess")
@@ -70,7 +47,7 @@ class ProcessWorkflow:
         spec = inp.spec
         self.specs = {s["id"]: s for s in walk(spec["steps"])}
         self.states = {sid: StepState() for sid in self.specs}
-        self.calendar = _SandboxCalendar(BusinessCalendar(spec["calendar"]))
+        self.calendar = Calendar(spec["calendar"])
         started = dt.datetime.fromisoformat(inp.started_at) if inp.started_at else workflow.now()
         self.started_at = started
         wid = workflow.info().workflow_id
@@ -136,15 +113,7 @@ class ProcessWorkflow:
 
     async def _watch(self, step: dict, state: StepState, due_at: dt.datetime | None) -> None:
         """Wait for the step to finish, firing reminders and escalation levels at their times, once each."""
-        events: list[tuple[dt.datetime, str, dict]] = []
-        if due_at:
-            for i, r in enumerate(step.get("reminders") or ()):
-                events.append((self.calendar.subtract(due_at, r), "reminder", {"index": i}))
-            for level in step.get("escalate") or ():
-                at = self.calendar.add(due_at, level["after_due"]) if level.get("after_due") else due_at
-                events.append((at, "escalate", level))
-        events.sort(key=lambda e: e[0])
-        for at, kind, detail in events:
+        for at, kind, detail in deadlines(step, due_at, self.calendar):
             if state.status not in OPEN:
                 return
             wait = (at - self._now()).total_seconds()
@@ -213,13 +182,8 @@ class ProcessWorkflow:
     def _validate_complete(self, action: TaskAction) -> None:
         self._open_step(action, ("open",))
         schema = self.specs[action.step].get("form_schema")
-        if schema:
-            with workflow.unsafe.sandbox_unrestricted():
-                errors = sorted(jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-                                .iter_errors(action.data), key=lambda e: [str(p) for p in e.absolute_path])
-            if errors:
-                details = {".".join(str(p) for p in e.absolute_path) or "_": e.message for e in errors}
-                raise ApplicationError("the form has errors", details, type="Invalid", non_retryable=True)
+        if schema and (errors := form_errors(schema, action.data)):
+            raise ApplicationError("the form has errors", errors, type="Invalid", non_retryable=True)
 
     @workflow.update
     async def decide(self, action: TaskAction) -> dict:
@@ -329,25 +293,8 @@ class ProcessWorkflow:
         self.ctx["steps"][sid] = {"outcome": s.outcome or s.status, "data": s.data, "completed_by": s.completed_by,
                                   "completed_at": s.completed_at}
 
-    def _context(self) -> dict:
-        now = workflow.now()
-        steps = {sid: self.ctx["steps"].get(sid, {"outcome": "pending", "data": {}, "completed_by": None, "completed_at": None})
-                 for sid in self.specs}
-        return {**self.ctx, "steps": steps, "now": now, "today": now.date()}
-
     def _render(self, source: str, fallback: str, **extra: Any) -> str:
-        try:
-            # Jinja2's template cache takes a lock, which the sandbox refuses; rendering itself is deterministic
-            with workflow.unsafe.sandbox_unrestricted():
-                return expressions.render(source, {**self._context(), **extra})
-        except Exception as exc:  # a template that fails at run time must not wedge the process
-            workflow.logger.warning("template %r failed: %s", source, exc)
-            return fallback or source
+        return render(source, {**template_context(self.ctx, self.specs, workflow.now()), **extra}, fallback)
 
     def _condition(self, source: str) -> bool:
-        try:
-            with workflow.unsafe.sandbox_unrestricted():
-                return bool(expressions.evaluate(source, self._context()))
-        except Exception as exc:
-            workflow.logger.warning("condition %r failed: %s; treated as false", source, exc)
-            return False
+        return condition(source, template_context(self.ctx, self.specs, workflow.now()))
