@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
+from .keyed import insert_new
 from .schema import audit_log, contact_history
 
 #: the kinds the platform writes; packs' forms add their own (call, meeting, ...)
@@ -56,21 +57,13 @@ def add_history(conn: sa.Connection, entity: str, record_id: int, kind: str, sum
     """Add an entry to a record's contact history; with a `key`, a repeat returns the first entry."""
     if not KIND_PATTERN.match(kind):
         raise ValueError(f"a history kind is a short lower-case name such as {', '.join(KINDS)}; found {kind!r}")
-    if key is not None and (existing := _by_key(conn, key)):
-        return existing
     values = dict(key=key, entity=entity, record_id=record_id, kind=kind, summary=summary[:500], form=form,
                   data=dict(data) if data is not None else None, user_id=user, occurred_at=at or utcnow())
     if key is None:
-        new_id = conn.execute(contact_history.insert().values(**values).returning(contact_history.c.id)).scalar_one()
-        return _entry(conn.execute(sa.select(contact_history).where(contact_history.c.id == new_id)).one())
-    # Two workers can race past the lookup; the unique key decides, and the loser reads the winner's row.
-    # The savepoint keeps the caller's transaction usable after the loser's failed INSERT.
-    try:
-        with conn.begin_nested():
-            conn.execute(contact_history.insert().values(**values))
-    except sa.exc.IntegrityError:
-        pass
-    entry = _by_key(conn, key)
+        return _entry(conn.execute(contact_history.insert().values(**values).returning(*contact_history.c)).one())
+    # A repeat (or a concurrent writer that got there first) inserts nothing and reads the first entry.
+    row = insert_new(conn, contact_history, values, ("key",))
+    entry = _entry(row) if row is not None else _by_key(conn, key)
     assert entry is not None
     return entry
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from . import parties
 from .history import add_history
+from .keyed import insert_new
 from .schema import alerts, assignment_cursor, group_members, process_instances, projects, tasks
 
 
@@ -21,29 +22,16 @@ def utcnow() -> dt.datetime:
 
 def _insert_once(conn: sa.Connection, table: sa.Table, key: str, values: dict) -> tuple[dict, bool]:
     """Insert a row keyed by `key` unless it exists; returns (row, inserted)."""
-    existing = conn.execute(sa.select(table).where(table.c.key == key)).mappings().first()
-    if existing:
-        return dict(existing), False
-    try:
-        with conn.begin_nested():
-            conn.execute(table.insert().values(key=key, **values))
-    except sa.exc.IntegrityError:
-        pass  # a concurrent retry won the race; its row is the row
-    row = conn.execute(sa.select(table).where(table.c.key == key)).mappings().one()
-    return dict(row), True
+    row = insert_new(conn, table, {"key": key, **values}, ("key",))
+    if row is not None:
+        return dict(row._mapping), True
+    return dict(conn.execute(sa.select(table).where(table.c.key == key)).mappings().one()), False  # a retry: the first write's row
 
 
 def register_instance(conn: sa.Connection, workflow_id: str, process: str, version: str, entity: str | None,
                       record_id: int | None, inputs: dict, started_by: int | None, started_at: dt.datetime) -> None:
-    if conn.execute(sa.select(process_instances.c.workflow_id).where(process_instances.c.workflow_id == workflow_id)).first():
-        return
-    try:
-        with conn.begin_nested():
-            conn.execute(process_instances.insert().values(
-                workflow_id=workflow_id, process=process, version=version, entity=entity, record_id=record_id,
-                status="running", inputs=inputs, started_by=started_by, started_at=started_at))
-    except sa.exc.IntegrityError:
-        pass
+    insert_new(conn, process_instances, dict(workflow_id=workflow_id, process=process, version=version, entity=entity, record_id=record_id,
+                                             status="running", inputs=inputs, started_by=started_by, started_at=started_at), ("workflow_id",))
 
 
 def finish_instance(conn: sa.Connection, workflow_id: str, status: str, project_id: int | None = None) -> None:
