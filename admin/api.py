@@ -10,20 +10,22 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from engine.compiler import CompiledModel
 from forms import submit as forms
 from runtime import records, tasks as task_service
 from runtime.schema import alerts, project_members, projects, tasks, users
+from runtime.starter import start_enqueued
 from runtime.workflows import ProcessWorkflow, TaskAction
 from .access import allowed, may_act_on_task, may_approve, may_see_task, token_hash
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str = "", errors: dict[str, str] | None = None):
-        self.status, self.title, self.detail, self.errors = status, title, detail, errors or {}
+    def __init__(self, status: int, title: str, detail: str = "", errors: dict[str, str] | None = None, **extra: Any):
+        self.status, self.title, self.detail, self.errors, self.extra = status, title, detail, errors or {}, extra
 
 
 def problem_response(exc: Problem) -> JSONResponse:
@@ -32,6 +34,7 @@ def problem_response(exc: Problem) -> JSONResponse:
         body["detail"] = exc.detail
     if exc.errors:
         body["errors"] = exc.errors
+    body.update(exc.extra)  # RFC 9457 extension members, e.g. referenced_by
     return JSONResponse(body, status_code=exc.status, media_type="application/problem+json")
 
 
@@ -44,6 +47,16 @@ def _json(value: Any) -> Any:
 def _record(r: records.Record) -> dict:
     return {"id": r.id, "title": r.title, "data": {k: _json(v) for k, v in r.data.items()}, "row_version": r.row_version,
             "created_at": _json(r.created_at), "updated_at": _json(r.updated_at)}
+
+
+def _version(if_match: str | None) -> int | None:
+    """The row version an If-Match header names ("3", or the entity tag \"3\")."""
+    if if_match is None:
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise Problem(400, "Bad If-Match", f"If-Match carries the record's row_version, e.g. '3'; found {if_match!r}.") from None
 
 
 def _task(row: dict) -> dict:
@@ -108,12 +121,13 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(422, "Invalid submission", errors={"record_id": f"there is no {form.entity} {record_id}"}) from None
         except forms.SubmissionInvalid as exc:
             raise Problem(422, "Invalid submission", errors=exc.errors) from None
-        started = await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks) if client else []
+        if client:
+            await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
         if client and webhooks:
             from .web import announce_submission
 
             await announce_submission(client, task_queue, form, result, values, user)
-        payload = {"submission_id": result.id, "created": result.created, "processes": started, "replayed": result.replayed}
+        payload = {"submission_id": result.id, "created": result.created, "processes": result.starts, "replayed": result.replayed}
         return JSONResponse(payload, status_code=200 if result.replayed else 201)
 
     @router.get("/records/{entity}")
@@ -128,15 +142,24 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(400, "Bad query", str(exc)) from None
         return {"items": [_record(r) for r in found.items], "total": found.total, "more": found.more, "page": found.page, "pages": found.pages}
 
+    async def changed(rec: records.Record) -> dict:
+        """The record as stored, once the processes its change enqueued are started (the drainer retries any that fail)."""
+        if client:
+            await start_enqueued(client, engine, compiled, task_queue, rec.starts, announce=webhooks)
+        return {**_record(rec), "processes": list(rec.starts)}
+
     @router.post("/records/{entity}", status_code=201)
-    def create(request: Request, entity: str, body: Annotated[dict, Body()]) -> dict:
-        user = caller(request, "edit_records")
-        entity_or_404(entity)
-        try:
-            with engine.begin() as conn:
-                return _record(records.create_record(conn, compiled, entity, body, user["id"], history=True))
-        except records.RecordInvalid as exc:
-            raise Problem(422, "Invalid record", errors=exc.errors) from None
+    async def create(request: Request, entity: str, body: Annotated[dict, Body()]) -> dict:
+        def write() -> records.Record:
+            user = caller(request, "edit_records")
+            entity_or_404(entity)
+            try:
+                with engine.begin() as conn:
+                    return records.create_record(conn, compiled, entity, body, user["id"], history=True)
+            except records.RecordInvalid as exc:
+                raise Problem(422, "Invalid record", errors=exc.errors) from None
+
+        return await changed(await run_in_threadpool(write))
 
     @router.get("/records/{entity}/{record_id}")
     def get(request: Request, entity: str, record_id: int) -> dict:
@@ -149,21 +172,42 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
             raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
 
     @router.patch("/records/{entity}/{record_id}")
-    def update(request: Request, entity: str, record_id: int, body: Annotated[dict, Body()],
-               if_match: Annotated[str | None, Header()] = None) -> dict:
-        user = caller(request, "edit_records")
+    async def update(request: Request, entity: str, record_id: int, body: Annotated[dict, Body()],
+                     if_match: Annotated[str | None, Header()] = None) -> dict:
+        def write() -> records.Record:
+            user = caller(request, "edit_records")
+            entity_or_404(entity)
+            try:
+                with engine.begin() as conn:
+                    return records.update_record(conn, compiled, entity, record_id, body, user["id"], history=True,
+                                                 expected_version=_version(if_match))
+            except records.RecordNotFound:
+                raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
+            except records.RecordInvalid as exc:
+                raise Problem(422, "Invalid record", errors=exc.errors) from None
+            except records.Conflict as exc:
+                raise Problem(412, "Changed meanwhile", str(exc)) from None
+
+        return await changed(await run_in_threadpool(write))
+
+    @router.delete("/records/{entity}/{record_id}", status_code=204)
+    def delete(request: Request, entity: str, record_id: int, if_match: Annotated[str | None, Header()] = None) -> Response:
+        """Delete a record nothing refers to; If-Match (its row_version) is required, so you delete what you have seen."""
+        user = caller(request, "delete_records")
         entity_or_404(entity)
+        version = _version(if_match)
+        if version is None:
+            raise Problem(428, "If-Match required", "Send 'If-Match: ROW_VERSION' of the record you mean to delete.")
         try:
             with engine.begin() as conn:
-                rec = records.update_record(conn, compiled, entity, record_id, body, user["id"], history=True,
-                                            expected_version=int(if_match.strip('"')) if if_match else None)
-                return _record(rec)
+                records.delete_record(conn, compiled, entity, record_id, user["id"], expected_version=version)
         except records.RecordNotFound:
             raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
-        except records.RecordInvalid as exc:
-            raise Problem(422, "Invalid record", errors=exc.errors) from None
         except records.Conflict as exc:
             raise Problem(412, "Changed meanwhile", str(exc)) from None
+        except records.DeletionRefused as exc:
+            raise Problem(409, "Cannot delete", str(exc), referenced_by=exc.referrers) from None
+        return Response(status_code=204)
 
     @router.get("/tasks")
     def my_tasks(request: Request) -> list[dict]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from engine.errors import DefinitionError, Problem
+from engine.errors import DefinitionError, Problem, TailorError
 
 
 def _report(problems: list[Problem]) -> None:
@@ -58,7 +58,7 @@ def compile_cmd(paths: tuple[Path, ...], out: Path) -> None:
 # -- running the platform ---------------------------------------------------------
 
 
-def _platform(**options) -> None:
+def _platform(echo=click.echo, **options) -> None:
     """Run `admin.run.run_platform` with the environment's settings; definition problems are reported, not raised."""
     import asyncio
 
@@ -66,9 +66,12 @@ def _platform(**options) -> None:
     from runtime.settings import Settings
 
     try:
-        asyncio.run(run_platform(Settings.from_env(), echo=click.echo, **options))
+        asyncio.run(run_platform(Settings.from_env(), echo=echo, **options))
     except DefinitionError as exc:
         _report(exc.problems)
+        sys.exit(1)
+    except TailorError as exc:  # settings refused, the worker process failed
+        click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         pass
@@ -93,9 +96,11 @@ def serve(host: str, port: int) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option("--parent-pid", type=int, hidden=True, help="started by `tailor run`: stop when that process is gone")
+def worker(parent_pid: int | None) -> None:
     """Run a worker alone against TAILOR_TEMPORAL_ADDRESS and TAILOR_DATABASE_URL (the scale-out path)."""
-    _platform(embedded=False, demo=False, web=False, host="", port=0)
+    echo = (lambda text: click.echo(f"[worker] {text}")) if parent_pid else click.echo
+    _platform(echo=echo, embedded=False, demo=False, web=False, host="", port=0, parent_pid=parent_pid)
 
 
 @main.command()

@@ -10,21 +10,21 @@ import yaml
 from argon2 import PasswordHasher
 
 from engine.compiler import CompiledModel
-from runtime import records
+from runtime import outbox, records
 from runtime.schema import group_members, idempotency_keys, users
 
 DEMO = Path(__file__).resolve().parent.parent / "definitions" / "demo" / "crm.yaml"
 MARKER = "demo:crm"
 
 
-def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> list[dict]:
-    """Insert the demo data unless it is there already; returns the processes to start."""
+def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> list[str]:
+    """Insert the demo data unless it is there already; returns the workflow ids of the processes it enqueued."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as conn:
         done = conn.execute(sa.select(idempotency_keys.c.result).where(idempotency_keys.c.key == MARKER)).scalar()
         if done is not None:
-            return done["processes"]
+            return []  # loaded before: its starts are in the outbox, started then or by the drainer
         hasher = PasswordHasher()
         ids: dict[str, int] = {}
         for u in data["users"]:
@@ -41,7 +41,7 @@ def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> 
                 else:
                     conn.execute(group_members.insert().values(group_name=group, user_id=ids[name], manager=True))
         keys: dict[str, tuple[str, int]] = {}
-        events: list[dict] = []  # record creations, for the processes their triggers start
+        starts: list[str] = []
         for entity, rows in data["records"].items():
             for row in rows:
                 values: dict[str, Any] = {}
@@ -56,15 +56,13 @@ def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> 
                     values[name] = value
                 rec = records.create_record(conn, compiled, entity, values, ids["admin"], history="Created by the demo data")
                 keys[row["key"]] = (entity, rec.id)
-                events.append({"entity": entity, "record_id": rec.id, "version": rec.row_version})
+                starts += rec.starts  # what the records' triggers start
         for u in data["users"]:
             if u.get("company"):
                 conn.execute(users.update().where(users.c.id == ids[u["username"]]).values(company_id=keys[u["company"]][1]))
-        starts = []
         for p in data.get("processes", []):
             entity, key = p["record"].split("/")
-            starts.append({"process": p["process"], "entity": entity, "record_id": keys[key][1], "started_by": ids[p["started_by"]],
-                           "key": f"demo:{p['process']}:{key}"})
-        starts += [{"event": e} for e in events]
+            starts.append(outbox.enqueue(conn, p["process"], f"demo:{p['process']}:{key}", entity=entity, record_id=keys[key][1],
+                                         started_by=ids[p["started_by"]]))
         conn.execute(idempotency_keys.insert().values(key=MARKER, scope="demo", result={"processes": starts}, created_at=now))
         return starts

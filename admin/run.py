@@ -1,10 +1,19 @@
-"""`tailor run` / `tailor worker`: the platform's processes, started together and stopped cleanly."""
+"""`tailor run` / `tailor worker`: the platform's processes, started together and stopped cleanly.
+
+`tailor run` is one process tree: this process (dev server's parent, web app), the Temporal dev
+server and a `tailor worker` child process with the same settings; Ctrl-C or SIGTERM stops all three.
+"""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import subprocess
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -12,15 +21,17 @@ import uvicorn
 from temporalio.client import Client, TLSConfig
 
 from engine.compiler import CompiledModel, compile_model
+from engine.errors import TailorError
 from engine.loader import load
+from runtime import drainer
 from runtime.mail import MailSettings
 from runtime.db import make_engine, upgrade
 from runtime.devserver import DevServer
 from runtime.plan import apply, plan
 from runtime.recurrence import sync_schedules
 from runtime.settings import Settings
-from runtime.starter import start_process
-from runtime.webhooks import WebhookSettings
+from runtime.starter import start_enqueued
+from runtime.webhooks import WebhookSettings, announcing
 from runtime.worker import make_worker
 
 
@@ -73,78 +84,159 @@ def mail_settings(settings: Settings, base_url: str, echo=print) -> MailSettings
     return MailSettings(settings.smtp_host, settings.smtp_port, settings.mail_from, base_url)
 
 
-async def start_demo_processes(client: Client, engine: sa.Engine, compiled: CompiledModel, settings: Settings, starts: list[dict]) -> None:
-    from runtime.records import get_record
+class WorkerFailed(TailorError):
+    """The worker process that `tailor run` started stopped on its own."""
 
-    from runtime.triggers import on_record_event
 
-    for s in starts:
-        if "event" in s:  # a created demo record: start what its triggers start
-            e = s["event"]
-            with engine.connect() as conn:
-                record = get_record(conn, compiled, e["entity"], e["record_id"])
-            await on_record_event(client, compiled, settings.task_queue, e["entity"], e["record_id"], dict(record.data), "created", e["version"],
-                                  announce=bool(settings.webhook_urls))
-            continue
-        with engine.connect() as conn:
-            record = get_record(conn, compiled, s["entity"], s["record_id"])
-        await start_process(client, compiled.process_specs[s["process"]], key=s["key"], task_queue=settings.task_queue,
-                            entity=s["entity"], record_id=s["record_id"], record=dict(record.data), started_by=s["started_by"],
-                            announce=bool(settings.webhook_urls))
+def spawn_worker(settings: Settings) -> subprocess.Popen:
+    """`tailor worker` in a child process with the very same settings; its output goes where ours goes.
+
+    Its own process (not a thread of this one) because the web app's routes block their event loop on
+    database calls, and on a 2-core machine a second process also gets the second core.
+    """
+    env = {**os.environ, **settings.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "admin.cli", "worker", "--parent-pid", str(os.getpid())], env=env,
+                            stdin=subprocess.DEVNULL)
+
+
+def stop_worker(child: subprocess.Popen, echo=print, patience: float = 60.0) -> int:
+    """Ask the worker to stop (SIGTERM: it finishes cleanly) and wait; kill it if it does not within `patience`."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    try:
+        return child.wait(patience)
+    except subprocess.TimeoutExpired:
+        echo(f"the worker did not stop within {patience:.0f} s: killing it")
+        child.kill()
+        return child.wait()
+
+
+async def _until_exit(child: subprocess.Popen) -> int:
+    while child.poll() is None:
+        await asyncio.sleep(0.5)
+    return child.returncode
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without signal handlers of its own: `serve_web` stops it, and then the worker and the dev server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def serve_web(app, host: str, port: int, child: subprocess.Popen | None, echo=print) -> None:
+    """Serve until Ctrl-C / SIGTERM, or until the worker process stops (then there is nobody to run the processes)."""
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+
+    def exit_on_signal() -> None:
+        if server.should_exit:
+            server.force_exit = True  # a second Ctrl-C: stop without waiting for open connections
+        server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, exit_on_signal)
+    serving = asyncio.create_task(server.serve())
+    watch = asyncio.create_task(_until_exit(child) if child else asyncio.Event().wait())
+    await asyncio.wait([serving, watch], return_when=asyncio.FIRST_COMPLETED)
+    stopped_by_worker = watch.done() and not server.should_exit
+    server.should_exit = True
+    await serving
+    if stopped_by_worker and watch.result() != 0:
+        raise WorkerFailed(f"the worker stopped with exit code {watch.result()}; everything was stopped (see its output above)")
+    if stopped_by_worker:
+        echo("the worker was stopped: stopping everything")
+    watch.cancel()
+
+
+async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel, settings: Settings, base_url: str,
+                     hooks: WebhookSettings, echo=print, parent_pid: int | None = None) -> None:
+    """Run a worker until Ctrl-C or SIGTERM (or, started by `tailor run`, until that process is gone)."""
+    with ThreadPoolExecutor(8) as pool:
+        runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool, hooks)
+        worker_task = asyncio.create_task(runner.run())
+        # starts the outbox rows a web request could not (it crashed, or Temporal was briefly down)
+        drain_task = asyncio.create_task(drainer.run(client, engine, compiled, settings.task_queue,
+                                                     announce=announcing(settings, compiled.model)))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        waits = [asyncio.create_task(stop.wait()), worker_task]
+        if parent_pid is not None:
+            waits.append(asyncio.create_task(_orphaned(parent_pid)))
+        echo(f"worker running on task queue '{settings.task_queue}' at {settings.temporal_address}  (Ctrl-C stops it)")
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        echo("stopping...")
+        drain_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drain_task
+        await runner.shutdown()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker_task
+        for w in waits:
+            w.cancel()
+
+
+async def _orphaned(parent_pid: int) -> None:
+    """Returns once the process that started this one is gone (killed without a chance to stop us)."""
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(1)
 
 
 async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: bool, host: str, port: int, echo=print,
-                       worker: bool = True) -> None:
-    """Run (dev server,) worker (and web app) until Ctrl-C or SIGTERM, then stop them all."""
+                       worker: bool = True, parent_pid: int | None = None) -> None:
+    """Run (dev server,) worker (and web app) until Ctrl-C or SIGTERM, then stop them all.
+
+    With both the web app and a worker, the worker runs as a child process (`tailor worker`); a worker
+    alone (`tailor worker`) runs in this process.
+    """
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a service manager, `kill`) stops everything as Ctrl-C does, whenever it comes
+        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
     engine, compiled = prepare(settings, echo)
+    hooks = WebhookSettings.of(settings, compiled.model) if worker else None  # a missing secret stops the start, before anything runs
     dev: DevServer | None = None
-    address = settings.temporal_address
     if embedded:
         ip, _, tport = settings.temporal_address.rpartition(":")
         # the UI listens 1000 above the gRPC port: 8233 for the default 7233
         dev = DevServer(settings.data_dir / "temporal", ip=ip or "127.0.0.1", port=int(tport), ui_port=int(tport) + 1000)
         echo(f"starting the Temporal dev server on {dev.address} (UI http://{dev.ip}:{dev.ui_port}), data in {dev.data_dir}")
-        await asyncio.to_thread(dev.start)
+        dev.launch()  # from this (main) thread: the server dies with this process, even one killed outright
+        await asyncio.to_thread(dev.wait_ready)
+    child: subprocess.Popen | None = None
     try:
-        client = await connect(settings, address)
-        schedules = await sync_schedules(client, compiled, settings.task_queue, announce=bool(settings.webhook_urls))
-        if schedules:
-            echo(f"recurring processes scheduled: {', '.join(schedules)}")
+        client = await connect(settings)
+        if parent_pid is None:  # `tailor run` has done this before it started us
+            schedules = await sync_schedules(client, compiled, settings.task_queue, announce=announcing(settings, compiled.model))
+            if schedules:
+                echo(f"recurring processes scheduled: {', '.join(schedules)}")
         if demo:
             from admin.demo import load_demo
 
-            starts = load_demo(engine, compiled)
-            await start_demo_processes(client, engine, compiled, settings, starts)
+            await start_enqueued(client, engine, compiled, settings.task_queue, load_demo(engine, compiled),
+                                 announce=announcing(settings, compiled.model))
             echo("demo data loaded; demo processes started")
-        base_url = f"http://{host}:{port}"
-        with ThreadPoolExecutor(8) as pool:
-            hooks = WebhookSettings(settings.webhook_urls, settings.webhook_secret)
-            runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool, hooks) if worker else None
-            worker_task = asyncio.create_task(runner.run()) if runner else asyncio.create_task(asyncio.Event().wait())
-            stop = asyncio.Event()
-            if web:
-                from admin.web import create_app
+        base_url = settings.base_url or f"http://{host}:{port}"
+        if not web:
+            assert hooks is not None
+            await run_worker(client, engine, compiled, settings, base_url, hooks, echo, parent_pid)
+            return
+        if worker:
+            child = spawn_worker(replace(settings, base_url=base_url))
+        from admin.web import create_app
 
-                app = create_app(engine, compiled, client, secret_key=settings.secret_key, task_queue=settings.task_queue,
-                                 webhooks=bool(settings.webhook_urls),
-                                 temporal_ui=f"http://{dev.ip}:{dev.ui_port}" if dev else None, secure_cookies=not settings.development)
-                server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-                echo(f"Tailor is running: {base_url}  (Ctrl-C stops everything)")
-                await server.serve()  # returns on Ctrl-C / SIGTERM
-            else:
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, stop.set)
-                echo(f"worker running on task queue '{settings.task_queue}' at {address}  (Ctrl-C stops it)")
-                await asyncio.wait([asyncio.create_task(stop.wait()), worker_task], return_when=asyncio.FIRST_COMPLETED)
-            echo("stopping...")
-            if runner:
-                await runner.shutdown()
-            else:
-                worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
+        app = create_app(engine, compiled, client, secret_key=settings.secret_key, task_queue=settings.task_queue,
+                         webhooks=announcing(settings, compiled.model),
+                         temporal_ui=f"http://{dev.ip}:{dev.ui_port}" if dev else None, secure_cookies=not settings.development)
+        echo(f"Tailor is running: {base_url}  (Ctrl-C stops everything)")
+        await serve_web(app, host, port, child, echo)
     finally:
+        if web:
+            echo("stopping...")
+        if child is not None:
+            await asyncio.to_thread(stop_worker, child, echo)
         if dev:
             await asyncio.to_thread(dev.stop)
         engine.dispose()

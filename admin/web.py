@@ -34,6 +34,7 @@ from forms import submit as forms
 from runtime import records, tasks as task_service, values
 from runtime.history import list_history
 from runtime.schema import alerts, group_members, project_members, projects, tasks, users
+from runtime.starter import start_enqueued
 from runtime.workflows import ProcessWorkflow, TaskAction
 from .access import allowed, may_act_on_task, may_approve, may_see_task, permissions_of
 from .api import Problem, build_router, problem_response
@@ -267,7 +268,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             return page(request, "form.html", 422, user=user, layout=compiled.form_layouts[name], values=typed, errors=errors,
                         options=options_for(name, user), record=record, submission_id=submission_id)
         if client is not None:
-            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks)
+            await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
             if webhooks:
                 await announce_submission(client, task_queue, form, result, values, user)
         request.session["flash"] = f"{form.label} saved." if not result.replayed else f"{form.label} was already saved."
@@ -337,7 +338,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
                 result = forms.submit(conn, compiled, task["form"], values, submission_id=f"task-{task_id}-{data.get('request_id')}",
                                       user=user, record_id=task["record_id"])
             if client is not None:
-                await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks)
+                await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
         request.session["flash"] = f"Done: {task['title']}"
         return RedirectResponse("/", status_code=303)
 
@@ -505,7 +506,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             return page(request, "form.html", 422, user=user, layout=compiled.form_layouts[name], values=typed, errors=errors,
                         options=allowed, record=None, submission_id=submission_id, action=f"/portal/forms/{name}")
         if client is not None:
-            await forms.start_processes(client, engine, compiled, result, task_queue, user["id"], webhooks)
+            await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
             if webhooks:
                 await announce_submission(client, task_queue, form, result, values, user)
         request.session["flash"] = "Thank you: we have your request."
@@ -709,7 +710,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         return page(request, "record.html", status, user=user, record=rec, entity=ent, scopes=scopes, forms=shown_forms, tasks=open_tasks,
                     projects=record_projects, links=links, errors=errors or {}, typed=typed or {},
                     can_add_field=ent.record_fields.allowed and allowed(model, user, "add_record_fields"),
-                    field_types=ent.record_fields.types,
+                    can_delete=allowed(model, user, "delete_records"), field_types=ent.record_fields.types,
                     history=[{"when": due_text(h.occurred_at), "kind": h.kind, "summary": h.summary} for h in history])
 
     @app.post("/records/{entity}/{record_id}/fields", response_class=HTMLResponse)
@@ -741,6 +742,50 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
             return record_view(request, entity, record_id, 422, errors, {k: data.get(k) for k in ("label", "type", "value")})
         request.session["flash"] = f"Added '{label}' to this {model.entities[entity].label.lower()}."
         return RedirectResponse(f"/records/{entity}/{record_id}", status_code=303)
+
+    # -- deleting a record: a confirmation page, then the POST it sends ---------------------
+    def delete_view(request: Request, user: dict, entity: str, record_id: int, status: int = 200, problem: str | None = None,
+                    referrers: list[str] | None = None) -> HTMLResponse:
+        rec = record_of(entity, str(record_id))
+        if referrers is None:
+            from runtime.referrers import referrers as find
+
+            with engine.connect() as conn:
+                referrers = find(conn, compiled, entity, record_id)
+        return page(request, "record_delete.html", status, user=user, record=rec, entity=model.entities[entity], problem=problem,
+                    referrers=referrers)
+
+    @app.get("/records/{entity}/{record_id}/delete", response_class=HTMLResponse)
+    async def record_delete_page(request: Request, entity: str, record_id: int):
+        """Ask before deleting, and say up front what would stop it."""
+        user = need(request, "delete_records")
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        return delete_view(request, user, entity, record_id)
+
+    @app.post("/records/{entity}/{record_id}/delete", response_class=HTMLResponse)
+    async def record_delete(request: Request, entity: str, record_id: int):
+        user = need(request, "delete_records")
+        data = await form_data(request)
+        if entity not in model.entities:
+            raise HTTPException(404, "There is no such kind of record.")
+        ent = model.entities[entity]
+        try:
+            version = int(str(data.get("row_version", "")))
+        except ValueError:
+            raise HTTPException(400, "Open the record's delete page and confirm there.") from None
+        try:
+            with engine.begin() as conn:
+                gone = records.delete_record(conn, compiled, entity, record_id, user["id"], expected_version=version)
+        except records.RecordNotFound:
+            raise HTTPException(404, f"There is no {entity} with that number (it may have been deleted already).") from None
+        except records.Conflict:
+            return delete_view(request, user, entity, record_id, 409, f"Someone changed this {ent.label.lower()} while you were "
+                               "looking at it. Nothing was deleted; check the details again.")
+        except records.DeletionRefused as exc:
+            return delete_view(request, user, entity, record_id, 409, str(exc), exc.referrers)
+        request.session["flash"] = f"Deleted {ent.label.lower()} '{gone.title}'. Its last details are kept in the audit log."
+        return RedirectResponse(f"/directory/{entity}", status_code=303)
 
     # -- health --------------------------------------------------------------------------
     @app.get("/health")

@@ -489,10 +489,15 @@ async def run_all(tmp: Path, sizes: Sizes) -> dict:
             if bare_worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"bare worker did not start:\n{(tmp / 'bare-worker.log').read_text(errors='replace')[-3000:]}")
             await asyncio.sleep(0.2)
-        dev = children(tailor.pid)
+        deadline = time.monotonic() + 60
+        while "[worker] worker running" not in (tmp / "tailor.log").read_text(errors="replace"):
+            if tailor.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tailor's worker did not start:\n{(tmp / 'tailor.log').read_text(errors='replace')[-3000:]}")
+            await asyncio.sleep(0.2)
         pids = {"tailor": tailor.pid, "bare_web": bare_web.pid, "bare_worker": bare_worker.pid}
-        if dev:
-            pids["temporal"] = dev[0]
+        for child in children(tailor.pid):  # the dev server and the worker process
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+            pids["temporal" if b"temporal" in cmd else "tailor_worker"] = child
         meter = CpuMeter(pids)
         out: dict[str, Any] = {"seeded": seeded}
         out["submissions"] = await submissions(tailor_url, bare_url, seeded["token"], seeded["company"], reader, bare_reader, temporal,
@@ -572,7 +577,7 @@ def summary_rows(res: dict, sizes: Sizes, cpu: bool = False) -> list[tuple[str, 
     if cpu:  # on stdout only; the page says it in prose
         rows += [("CPU, share of one core: call_note", f"Tailor side: {cpu_text(t, ['tailor', 'client'])}; bare side: "
                   f"{cpu_text(b, ['bare_web', 'client'])}", "", ""),
-                 ("CPU, share of one core: lead_enquiry", f"Tailor side: {cpu_text(tp, ['tailor', 'temporal', 'client'])}; bare side: "
+                 ("CPU, share of one core: lead_enquiry", f"Tailor side: {cpu_text(tp, ['tailor', 'tailor_worker', 'temporal', 'client'])}; bare side: "
                   f"{cpu_text(bp, ['bare_worker', 'temporal', 'client'])}", "", "")]
     return rows
 
@@ -602,8 +607,8 @@ def markdown(res: dict, sizes: Sizes, quick: bool, info: dict[str, str], when: s
              "", "| measure | figure | goal | |", "| --- | --- | --- | --- |"]
     lines += [f"| {m.strip()} | {f} | {g} | {ok} |" for m, f, g, ok in summary_rows(res, sizes)]
     lines += ["", "### How each figure is measured", "",
-              f"- **Servers.** `tailor run --port …` as a subprocess (web app and worker in one Python process, the dev server its "
-              f"child; `TAILOR_DATA_DIR` a temporary folder, so SQLite through `runtime.db.make_engine`: WAL, `BEGIN IMMEDIATE`). "
+              f"- **Servers.** `tailor run --port …` as a subprocess (the web app in that process, the dev server and the worker "
+              f"process its children; `TAILOR_DATA_DIR` a temporary folder, so SQLite through `runtime.db.make_engine`: WAL, `BEGIN IMMEDIATE`). "
               f"The bare web app (`bench/web_bare.py web`) is its own uvicorn process with the same uvicorn settings and the same "
               f"SQLite settings; the bare temporalio worker (`bench/web_bare.py worker`, `bench/bare_workflow.py`) its own process "
               f"with Tailor's worker settings (8 activity threads, the same sandboxed runner) on the same dev server. The client is "
@@ -628,7 +633,7 @@ def markdown(res: dict, sizes: Sizes, quick: bool, info: dict[str, str], when: s
               f"every row exists — the start rate `bench/runtime_bench.py` calls bare. {sizes.rounds} round(s) of {sizes.process} per "
               f"side, alternating, after 30 warm-ups each ({tp.n} each; Tailor {tp.seconds:.1f} s, of which {tp.ack_seconds:.1f} s "
               f"until the last response; bare {bp.seconds:.1f} s, {bp.ack_seconds:.1f} s until the last start returned). CPU while "
-              f"Tailor ran: {cpu_text(tp, ['tailor', 'temporal', 'client'])}; while bare ran: "
+              f"Tailor ran: {cpu_text(tp, ['tailor', 'tailor_worker', 'temporal', 'client'])}; while bare ran: "
               f"{cpu_text(bp, ['bare_worker', 'temporal', 'client'])}.",
               f"- **Directory search.** {sizes.companies:,} companies (the first through `records.create_record`, its stored `data` "
               f"checked, the rest bulk-inserted in {res['seeded']['seconds']:.1f} s with the entity's expression indexes built "

@@ -13,7 +13,7 @@ from .errors import Loc, Problem
 from .model import (
     Calendar, Choice, CreateAction, Due, Duration, Entity, Escalation, Field, Form, FormTrigger, Group, GroupDef, Link,
     ManualTrigger, Overlay, Pack, ParallelStep, Party, Process, ProjectSpec, RecordFieldRules, RecordTrigger, Role,
-    ScheduleTrigger, Section, Source, StartAction, TaskStep, Template, UpdateAction, WorkingPeriod,
+    ScheduleTrigger, Section, Source, StartAction, TaskStep, Template, UpdateAction, Webhook, WorkingPeriod,
 )
 from .source import Document, pointer_join as J
 
@@ -96,8 +96,11 @@ class Builder:
     def pack_def(self, root: str) -> Pack:
         d = self.doc.data
         extends = tuple((name, rng, self.loc(J("/extends", name))) for name, rng in (d.get("extends") or {}).items())
+        webhooks = tuple(Webhook(w["name"], w["url"], tuple(w["events"]), w["secret_env"], self.loc(J(J("/webhooks", i), "name")),
+                                 self.loc(J(J("/webhooks", i), "url")), self.loc(J(J("/webhooks", i), "secret_env")), d["name"])
+                         for i, w in enumerate(d.get("webhooks") or ()))
         return Pack(d["name"], d["version"], self.loc("/name"), root, d.get("label", humanise(d["name"])),
-                    d.get("description", ""), extends)
+                    d.get("description", ""), extends, webhooks)
 
     def entity(self) -> Entity:
         d = self.doc.data
@@ -194,7 +197,8 @@ class Builder:
         if "record" in raw:
             return RecordTrigger(raw["record"], tuple(raw.get("on", ("created", "changed"))), loc, self.template(raw.get("when"), J(ptr, "when")))
         if "schedule" in raw:
-            return ScheduleTrigger(raw["schedule"], self.loc(J(ptr, "schedule")), raw.get("for_each"), self.template(raw.get("when"), J(ptr, "when")))
+            return ScheduleTrigger(raw["schedule"], self.loc(J(ptr, "schedule")), raw.get("for_each"), self.template(raw.get("when"), J(ptr, "when")),
+                                   str(raw["starts"]) if "starts" in raw else None, self.loc(J(ptr, "starts")) if "starts" in raw else None)
         return ManualTrigger(loc)
 
     def process(self) -> Process:

@@ -8,17 +8,16 @@ from __future__ import annotations
 import datetime as _dt
 import zoneinfo
 from typing import Iterator
+from urllib.parse import urlsplit
 
-from dateutil import rrule
-
-from . import fieldtypes
+from . import fieldtypes, recurrence
 from .errors import Loc, Problem
 from .expressions import ANY, Scope, check as check_template
 from .fieldtypes import COMMON_OPTIONS, is_valid_regex
-from .recurrence import RecurrenceError, rrule_calendar
+from .recurrence import RecurrenceError
 from .model import (
     CreateAction, Entity, Field, Form, FormTrigger, Model, ParallelStep, Party, Process, RecordTrigger, ScheduleTrigger,
-    Source, StartAction, Step, TaskStep, Template, UpdateAction,
+    Source, StartAction, Step, TaskStep, Template, UpdateAction, Webhook,
 )
 
 RESERVED_ENTITIES = frozenset({"user", "users", "group", "groups", "task", "tasks", "alert", "alerts", "project", "projects",
@@ -350,14 +349,10 @@ class Checker:
             yield from self.template(t.when, Scope({"record": rec, "before": rec, "changed": ANY, "today": ANY, "now": ANY}, "trigger"), expression=True)
         elif isinstance(t, ScheduleTrigger):
             try:
-                rrule.rrulestr(t.rrule, dtstart=_dt.datetime(2026, 1, 1))
-            except (ValueError, TypeError) as exc:
-                yield Problem(t.loc, "trigger.rrule", f"invalid recurrence rule '{t.rrule}': {exc} (expected e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9')")
-            else:
-                try:
-                    rrule_calendar(t.rrule)
-                except RecurrenceError as exc:
-                    yield Problem(t.loc, "trigger.rrule", str(exc))
+                recurrence.parse(t.rrule, t.starts, self.timezone(p))
+            except RecurrenceError as exc:
+                where = t.starts_loc if exc.field == "starts" and t.starts_loc else t.loc
+                yield Problem(where, f"trigger.{'starts' if exc.field == 'starts' else 'rrule'}", str(exc))
             if t.for_each:
                 if not self.exists("entity", t.for_each, self.m.entities):
                     yield self.unknown(t.loc, "entity", t.for_each, self.m.entities, " in 'for_each'")
@@ -366,6 +361,14 @@ class Checker:
             elif p.entity:
                 yield Problem(t.loc, "trigger.entity", f"process '{p.name}' runs on a {p.entity}; a schedule needs 'for_each: {p.entity}'")
             yield from self.template(t.when, Scope({"record": self.record_scope(t.for_each), "today": ANY, "now": ANY}, "schedule"), expression=True)
+
+    def timezone(self, p: Process) -> str:
+        """The time zone the process's schedules run in: its calendar's, as the compiler picks it."""
+        cal = self.m.calendars.get(p.calendar) if p.calendar else self.m.calendars.get("default")
+        try:
+            return zoneinfo.ZoneInfo(cal.timezone).key if cal else "UTC"
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return "UTC"  # an unknown zone is reported on the calendar itself
 
     # -- people and time -----------------------------------------------------
     def group(self, g) -> Iterator[Problem]:
@@ -412,6 +415,30 @@ def _seconds(d) -> int:
     return {"seconds": 1, "business_hours": 3600, "business_days": 86400}[d.unit] * d.amount
 
 
+SESSION_SECRET_ENV = "TAILOR_SECRET_KEY"
+
+
+def check_webhooks(model: Model) -> Iterator[Problem]:
+    """Receivers declared by packs: a web address without credentials, a name no other pack uses, a secret of its own."""
+    seen: dict[str, Webhook] = {}
+    for w in model.webhooks:
+        where = f"webhook '{w.name}'"
+        url = urlsplit(w.url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            yield Problem(w.url_loc, "webhook.url", f"{where}: expected an http:// or https:// address with a host, found {w.url!r}")
+        elif url.username or url.password:
+            yield Problem(w.url_loc, "webhook.url", f"{where}: the address carries a user name or password; secrets never go in "
+                                                    f"definitions (sign with secret_env instead)")
+        if w.secret_env == SESSION_SECRET_ENV:
+            yield Problem(w.secret_loc, "webhook.secret", f"{where}: {SESSION_SECRET_ENV} is the key that signs sessions; "
+                                                          f"give the receiver a secret of its own")
+        if (first := seen.get(w.name)) is not None:
+            hint = "" if first.pack == w.pack else f" (a pack adds receivers of its own; it cannot change those of pack '{first.pack}')"
+            yield Problem(w.loc, "webhook.duplicate", f"{where} is already declared at {first.loc}{hint}")
+            continue
+        seen[w.name] = w
+
+
 def check_model(model: Model, broken: set[tuple[str, str]] = frozenset()) -> list[Problem]:
     """Every semantic problem of a merged model."""
     c = Checker(model, set(broken))
@@ -426,4 +453,5 @@ def check_model(model: Model, broken: set[tuple[str, str]] = frozenset()) -> lis
         out.extend(c.group(g))
     for cal in model.calendars.values():
         out.extend(c.calendar(cal))
+    out.extend(check_webhooks(model))
     return out

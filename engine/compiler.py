@@ -79,7 +79,9 @@ def entity_table(e: Entity, metadata: sa.MetaData) -> sa.Table:
         args: list[Any] = [sa.ForeignKey(f"{f.entity}.id", ondelete="RESTRICT")] if f.type == "reference" else []
         cols.append(sa.Column(f.name, ftype.sql_type(f), *args, nullable=True, unique=f.unique and f.scope == "all" or None,
                               index=(f.indexed or f.type == "reference") and not f.unique or None, comment=f.label))
-    table = sa.Table(e.name, metadata, *cols, comment=e.label)
+    # AUTOINCREMENT: SQLite would otherwise give a deleted highest id to the next record, and with it the
+    # deleted record's contact history and audit trail.
+    table = sa.Table(e.name, metadata, *cols, comment=e.label, sqlite_autoincrement=True)
     for f in e.all_fields():
         if is_column(f) or not (f.indexed or f.unique):
             continue
@@ -222,7 +224,9 @@ def _trigger(t) -> dict:
     if isinstance(t, RecordTrigger):
         return {"kind": "record", "entity": t.entity, "on": list(t.on), "when": t.when.source if t.when else None}
     if isinstance(t, ScheduleTrigger):
-        return {"kind": "schedule", "rrule": t.rrule, "for_each": t.for_each, "when": t.when.source if t.when else None}
+        # 'starts' only when given, so specs (and their versions) of rules without one stay as they were
+        return {"kind": "schedule", "rrule": t.rrule, "for_each": t.for_each, "when": t.when.source if t.when else None,
+                **({"starts": t.starts} if t.starts else {})}
     assert isinstance(t, ManualTrigger)
     return {"kind": "manual"}
 
@@ -283,6 +287,8 @@ class CompiledModel:
             "packs": [{"name": p.name, "version": p.version} for p in self.model.packs],
             "entities": sorted(self.entity_schemas), "forms": sorted(self.form_schemas),
             "processes": {n: s["version"] for n, s in sorted(self.process_specs.items())},
+            **({"webhooks": [{"name": w.name, "pack": w.pack, "url": w.url, "events": list(w.events), "secret_env": w.secret_env}
+                             for w in self.model.webhooks]} if self.model.webhooks else {}),
         }
 
 

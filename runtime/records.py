@@ -2,13 +2,15 @@
 
 Every caller (web routes, activities, the CLI) goes through these functions; none
 writes entity tables directly. Each takes the connection (the caller owns the
-transaction), the compiled model and the acting user's id.
+transaction), the compiled model and the acting user's id. Creating and changing a
+record also enqueues the processes its record triggers start (`runtime.outbox`), in
+that same transaction.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
@@ -22,9 +24,10 @@ from engine.compiler import CompiledModel, data_expression, is_column
 from engine.errors import TailorError
 from engine.model import Entity, Field, Group
 
-from . import values as V
+from . import outbox, values as V
 from .history import _aware, add_history, utcnow, write_audit
 from .schema import users
+from .triggers import record_key, record_starts
 
 SYSTEM_COLUMNS = ("id", "title", "created_at", "updated_at", "created_by", "updated_by")
 RECORD_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -82,6 +85,7 @@ class Record:
     created_by: int | None
     updated_by: int | None
     changed: tuple[str, ...] = ()  # fields this call changed (create and update results)
+    starts: tuple[str, ...] = ()  # workflow ids of the processes this change enqueued (create and update results)
 
     def context(self, entity: Entity) -> dict[str, Any]:
         """The record as templates and conditions see it: every field (None when empty) and the system attributes."""
@@ -342,6 +346,15 @@ def _integrity(ent: _Entity, exc: sa.exc.IntegrityError) -> RecordInvalid:
     return RecordInvalid(ent.e.name, {"": f"the database refused the change: {text.splitlines()[0]}"})
 
 
+def _with_starts(conn: sa.Connection, compiled: CompiledModel, rec: Record, event: str, before: Mapping[str, Any] | None,
+                 user: int | None, today: dt.date, now: dt.datetime) -> Record:
+    """The record, with the processes its record triggers start enqueued in the caller's transaction."""
+    key = record_key(rec.entity, rec.id, rec.row_version, event)
+    starts = tuple(outbox.enqueue(conn, name, key, entity=rec.entity, record_id=rec.id, started_by=user, at=now)
+                   for name in record_starts(compiled, rec.entity, event, rec.data, before, today))
+    return replace(rec, starts=starts)
+
+
 # -- changing records --------------------------------------------------------------------
 
 
@@ -349,6 +362,7 @@ def create_record(conn: sa.Connection, compiled: CompiledModel, entity: str, dat
                   today: dt.date | None = None, history: bool | str = False, at: dt.datetime | None = None) -> Record:
     """Validate and store a new record; its title comes from the entity's title template.
 
+    The processes its record triggers start are enqueued in the same transaction (`Record.starts`).
     `history=True` (or a summary text) also writes a 'change' entry in the record's contact history.
     """
     ent = _entity(compiled, entity)
@@ -383,7 +397,8 @@ def create_record(conn: sa.Connection, compiled: CompiledModel, entity: str, dat
     if history:
         summary = history if isinstance(history, str) else f"{ent.e.label} created: {title}"
         add_history(conn, entity, record_id, "change", summary, {"after": values}, user, at=now)
-    return _to_record(ent, _row(conn, ent, record_id), changed=tuple(k for k in ent.fields if k in values))
+    rec = _to_record(ent, _row(conn, ent, record_id), changed=tuple(k for k in ent.fields if k in values))
+    return _with_starts(conn, compiled, rec, "created", None, user, today, now)
 
 
 def _show(value: Any) -> str:
@@ -401,7 +416,10 @@ def _change_summary(ent: _Entity, before: Mapping[str, Any], after: Mapping[str,
 def update_record(conn: sa.Connection, compiled: CompiledModel, entity: str, record_id: int, changes: Mapping[str, Any],
                   user: int | None, *, expected_version: int | None = None, today: dt.date | None = None,
                   history: bool | str = False, at: dt.datetime | None = None) -> Record:
-    """Change some fields of a record (None empties one); Conflict if it changed since `expected_version`."""
+    """Change some fields of a record (None empties one); Conflict if it changed since `expected_version`.
+
+    The processes its record triggers start are enqueued in the same transaction (`Record.starts`).
+    """
     ent = _entity(compiled, entity)
     row = _row(conn, ent, record_id, lock=True)
     if expected_version is not None and row.row_version != expected_version:
@@ -420,7 +438,8 @@ def update_record(conn: sa.Connection, compiled: CompiledModel, entity: str, rec
     now = at or utcnow()
     system = {"id": record_id, "created_at": current.created_at, "updated_at": now, "created_by": current.created_by,
               "updated_by": user, "title": current.title}
-    values = _check(conn, compiled, ent, values, given, today or dt.date.today(), record_id, system)
+    today = today or dt.date.today()
+    values = _check(conn, compiled, ent, values, given, today, record_id, system)
     changed = tuple(k for k in ent.fields if current.data.get(k) != values.get(k))
     if not changed:
         return current
@@ -449,7 +468,8 @@ def update_record(conn: sa.Connection, compiled: CompiledModel, entity: str, rec
     if history:
         summary = history if isinstance(history, str) else _change_summary(ent, before, {k: after[k] for k in changed})
         add_history(conn, entity, record_id, "change", summary, {"before": before, "after": after}, user, at=now)
-    return _to_record(ent, _row(conn, ent, record_id), changed=changed)
+    rec = _to_record(ent, _row(conn, ent, record_id), changed=changed)
+    return _with_starts(conn, compiled, rec, "changed", current.data, user, today, now)
 
 
 # -- single-record fields ----------------------------------------------------------------
@@ -552,6 +572,71 @@ def remove_record_field(conn: sa.Connection, compiled: CompiledModel, entity: st
         raise RecordInvalid(entity, {name: f"this {ent.e.label.lower()} has no field '{name}' of its own"})
     entry = existing.pop(name)
     return _write_record_fields(conn, ent, row, existing, user, "remove_field", {name: entry}, None, at or utcnow())
+
+
+# -- deleting records --------------------------------------------------------------------
+
+
+class DeletionRefused(TailorError):
+    """The record cannot go, e.g. while other records, open tasks, running processes or accounts refer to it."""
+
+    def __init__(self, entity: str, record_id: int, message: str, referrers: list[str] | None = None):
+        self.entity, self.record_id, self.referrers = entity, record_id, referrers or []
+        super().__init__(message)
+
+
+def _still_referenced(entity: str, record_id: int, label: str, found: list[str]) -> DeletionRefused:
+    return DeletionRefused(entity, record_id, f"{label} {record_id} cannot be deleted while these refer to it: {'; '.join(found)}", found)
+
+
+def _reuses_ids(conn: sa.Connection, ent: _Entity) -> bool:
+    """Whether SQLite would hand a deleted highest id to the next record (a table made without AUTOINCREMENT)."""
+    if conn.dialect.name != "sqlite":
+        return False
+    sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :n"), {"n": ent.e.name}).scalar() or ""
+    return "AUTOINCREMENT" not in sql.upper()
+
+
+def delete_record(conn: sa.Connection, compiled: CompiledModel, entity: str, record_id: int, user: int | None, *,
+                  expected_version: int | None = None, at: dt.datetime | None = None) -> Record:
+    """Remove a record once nothing refers to it; the audit log keeps its last values and its contact history stays.
+
+    DeletionRefused names what refers to it; Conflict if it changed since `expected_version`.
+    """
+    from .referrers import referrers
+
+    ent = _entity(compiled, entity)
+    row = _row(conn, ent, record_id, lock=True)
+    if expected_version is not None and row.row_version != expected_version:
+        raise Conflict(entity, record_id, expected_version, row.row_version)
+    label = ent.e.label
+    if (found := referrers(conn, compiled, entity, record_id)):
+        raise _still_referenced(entity, record_id, label, found)
+    if _reuses_ids(conn, ent) and conn.execute(sa.select(sa.func.max(ent.table.c.id))).scalar() == record_id:
+        # The next record would get this id and with it this record's history and audit trail.
+        raise DeletionRefused(entity, record_id, f"{label} {record_id} cannot be deleted yet: it is the newest in a table "
+                              f"created before deletion was supported, and SQLite would give its id to the next "
+                              f"{label.lower()}; delete it once another {label.lower()} has been added")
+    current = _to_record(ent, row)
+    before: dict[str, Any] = {"title": current.title, **current.data}
+    if current.record_fields:
+        before["record_fields"] = dict(current.record_fields)
+    hidden = {k: v for k, v in (row.data or {}).items() if k not in ent.fields}
+    if hidden:
+        before["removed_fields"] = hidden  # values of fields the definitions no longer have
+    now = at or utcnow()
+    try:
+        with conn.begin_nested():  # a referrer added meanwhile trips the foreign key: name it instead of failing
+            result = conn.execute(ent.table.delete().where(ent.table.c.id == record_id, ent.table.c.row_version == row.row_version))
+    except sa.exc.IntegrityError:
+        raise _still_referenced(entity, record_id, label, referrers(conn, compiled, entity, record_id)
+                                or ["a record added at the same moment"]) from None
+    if result.rowcount != 1:  # cannot happen while the row is locked; kept as the last line of defence
+        actual = conn.execute(sa.select(ent.table.c.row_version).where(ent.table.c.id == record_id)).scalar()
+        raise Conflict(entity, record_id, row.row_version, actual)
+    write_audit(conn, entity, record_id, "delete", user, {**before, "row_version": current.row_version}, None, at=now)
+    add_history(conn, entity, record_id, "change", f"{label} deleted: {current.title}", {"before": before}, user, at=now)
+    return current
 
 
 # -- search --------------------------------------------------------------------------------

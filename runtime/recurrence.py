@@ -2,7 +2,10 @@
 
 Each run of the sweep workflow lists the `for_each` records, keeps those whose
 `when` holds that day, and starts the process for each with an id made of the
-process, the day and the record, so a retried or overlapping run starts nothing twice.
+process, the occurrence's day and the record, so a retried or overlapping run starts
+nothing twice. A rule the schedule calendar cannot express exactly fires on a superset
+of its occurrences (engine/recurrence.py); its sweep carries the rule and starts
+nothing at an instant dateutil does not name an occurrence.
 """
 from __future__ import annotations
 
@@ -10,12 +13,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from temporalio import activity, workflow
+from temporalio.common import SearchAttributeKey
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from engine import expressions
-    from engine.recurrence import rrule_calendar
+    from engine.recurrence import is_occurrence, local_day, schedule_plan
 
     from .workflows import ProcessInput, ProcessWorkflow
 
@@ -26,6 +30,14 @@ class SweepInput:
     when: str | None
     task_queue: str
     announce: bool = False
+    # set only for rules the schedule runs as a superset: the sweep keeps the rule's occurrences
+    rrule: str | None = None
+    starts: str | None = None
+    timezone: str = "UTC"
+
+
+# Temporal stamps each scheduled run with its nominal time, also for catch-up and backfill runs
+SCHEDULED_AT = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
 
 class SweepActivities:
@@ -46,7 +58,11 @@ class SweepActivities:
 class SweepWorkflow:
     @workflow.run
     async def run(self, inp: SweepInput) -> list[str]:
-        today = workflow.now().date()
+        at = workflow.info().typed_search_attributes.get(SCHEDULED_AT) or workflow.now()
+        with workflow.unsafe.sandbox_unrestricted():
+            if inp.rrule and not is_occurrence(inp.rrule, inp.starts, inp.timezone, at):
+                return []
+            today = local_day(at, inp.timezone)
         started: list[str] = []
         if inp.for_each is None:
             targets = [{"id": None, "data": {}}]
@@ -75,18 +91,18 @@ class SweepWorkflow:
 
 async def sync_schedules(client, compiled, task_queue: str, announce: bool = False) -> list[str]:
     """Create or update one Temporal Schedule per recurring trigger; returns their ids."""
-    from temporalio.client import (Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, ScheduleCalendarSpec,
-                                   ScheduleRange, ScheduleSpec, ScheduleUpdate)
+    from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, ScheduleUpdate
 
     ids = []
     for name, spec in compiled.process_specs.items():
         for i, t in enumerate(t for t in spec["triggers"] if t["kind"] == "schedule"):
-            fields = rrule_calendar(t["rrule"])
-            cal = ScheduleCalendarSpec(second=[ScheduleRange(0)], **{k: [ScheduleRange(a, b) for a, b in vals] for k, vals in fields.items()})
+            tz, starts = spec["calendar"]["timezone"], t.get("starts")
+            plan = schedule_plan(t["rrule"], starts, tz)
+            rule = {} if plan.exact else {"rrule": t["rrule"], "starts": starts}
             schedule = Schedule(
-                action=ScheduleActionStartWorkflow(SweepWorkflow.run, SweepInput(spec, t["for_each"], t["when"], task_queue, announce),
+                action=ScheduleActionStartWorkflow(SweepWorkflow.run, SweepInput(spec, t["for_each"], t["when"], task_queue, announce, timezone=tz, **rule),
                                                    id=f"tailor-sweep-{name}-{i}", task_queue=task_queue),
-                spec=ScheduleSpec(calendars=[cal], time_zone_name=spec["calendar"]["timezone"]))
+                spec=schedule_spec(plan))
             sid = f"tailor-{name}-{i}"
             try:
                 await client.create_schedule(sid, schedule)
@@ -94,3 +110,11 @@ async def sync_schedules(client, compiled, task_queue: str, announce: bool = Fal
                 await client.get_schedule_handle(sid).update(lambda _: ScheduleUpdate(schedule=schedule))
             ids.append(sid)
     return ids
+
+
+def schedule_spec(plan):
+    """The Temporal ScheduleSpec of a schedule plan."""
+    from temporalio.client import ScheduleCalendarSpec, ScheduleRange, ScheduleSpec
+
+    cal = ScheduleCalendarSpec(**{k: [ScheduleRange(*r) for r in ranges] for k, ranges in plan.calendar.items()})
+    return ScheduleSpec(calendars=[cal], start_at=plan.start_at, end_at=plan.end_at, time_zone_name=plan.time_zone)

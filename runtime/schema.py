@@ -159,6 +159,25 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", When, nullable=False),
 )
 
+process_starts = sa.Table(  # the outbox: processes to start, written in the transaction of the change that starts them
+    "process_starts", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("workflow_id", sa.String(400), nullable=False, unique=True),  # `process/key`: a replayed change finds its row
+    sa.Column("process", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(300), nullable=False),    # what started it: a record version, a submission, demo data
+    sa.Column("entity", sa.String(64)),
+    sa.Column("record_id", sa.BigInteger),
+    sa.Column("inputs", JSON, nullable=False),
+    sa.Column("started_by", sa.BigInteger),
+    sa.Column("status", sa.String(20), nullable=False),  # pending, started, abandoned (its record was deleted first)
+    sa.Column("created_at", When, nullable=False),
+    sa.Column("next_attempt_at", When, nullable=False),  # the drainer's turn; later after each failed attempt
+    sa.Column("started_at", When),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_process_starts_due", "status", "next_attempt_at"),
+)
+
 definition_state = sa.Table(  # what `tailor migrate` last applied, to diff against
     "definition_state", metadata,
     sa.Column("entity", sa.String(64), primary_key=True),

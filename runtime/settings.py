@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -53,6 +53,9 @@ class Settings:
     packs: tuple[str, ...] = ("definitions/crm",)
     webhook_urls: tuple[str, ...] = ()  # receivers of submission, task and alert events
     webhook_secret: str = ""  # HMAC-SHA256 key for the X-Tailor-Signature header
+    base_url: str = ""  # where people reach the web app, for links in emails (default: the address `tailor run` serves on)
+    # the variables packs name for their webhook secrets (`secret_env`) are read from here, through secret()
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -66,6 +69,10 @@ class Settings:
     @property
     def development(self) -> bool:
         return self.env == DEVELOPMENT
+
+    def secret(self, name: str) -> str | None:
+        """A secret a definition names by its environment variable (a pack's webhook `secret_env`); None when unset."""
+        return self.environ.get(name) or None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -94,4 +101,22 @@ class Settings:
             packs=_split(get("TAILOR_PACKS", "definitions/crm")),
             webhook_urls=_split(env.get("TAILOR_WEBHOOK_URLS", "")),
             webhook_secret=env.get("TAILOR_WEBHOOK_SECRET", ""),
+            base_url=env.get("TAILOR_BASE_URL", ""),
+            environ=dict(env),
         )
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as TAILOR_* variables: a child process started with them runs with the very same settings."""
+        out = {
+            "TAILOR_ENV": self.env, "TAILOR_DATA_DIR": str(self.data_dir), "TAILOR_DATABASE_URL": self.database_url,
+            "TAILOR_TEMPORAL_ADDRESS": self.temporal_address, "TAILOR_TEMPORAL_NAMESPACE": self.temporal_namespace,
+            "TAILOR_TASK_QUEUE": self.task_queue, "TAILOR_SMTP_HOST": self.smtp_host, "TAILOR_SMTP_PORT": str(self.smtp_port),
+            "TAILOR_MAIL_FROM": self.mail_from, "TAILOR_SECRET_KEY": self.secret_key, "TAILOR_PACKS": ",".join(self.packs),
+            "TAILOR_WEBHOOK_URLS": ",".join(self.webhook_urls), "TAILOR_WEBHOOK_SECRET": self.webhook_secret,
+            "TAILOR_BASE_URL": self.base_url,
+        }
+        for name, value in (("TAILOR_TEMPORAL_TLS_CERT", self.temporal_tls_cert), ("TAILOR_TEMPORAL_TLS_KEY", self.temporal_tls_key),
+                            ("TAILOR_TEMPORAL_TLS_CA", self.temporal_tls_ca)):
+            if value:
+                out[name] = value
+        return out

@@ -1,19 +1,17 @@
 """What starts processes: form submissions, record changes and recurrences.
 
-Deciding which processes a event starts is pure (`*_starts`); starting them goes
-through `starter.start_process` with a key derived from the event, so a retried
-request or a replayed change never starts a process twice.
+Deciding which processes an event starts is pure (`*_starts`). The record service and
+form submissions enqueue them in the outbox (`runtime.outbox`) with a key derived from
+the event (`record_key`, the submission id), so a retried request or a replayed change
+never starts a process twice.
 """
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Mapping
 
-from temporalio.client import Client
-
 from engine import expressions
 from engine.compiler import CompiledModel
-from .starter import start_process
 
 
 def record_starts(compiled: CompiledModel, entity: str, event: str, record: Mapping[str, Any], before: Mapping[str, Any] | None,
@@ -33,6 +31,11 @@ def record_starts(compiled: CompiledModel, entity: str, event: str, record: Mapp
     return out
 
 
+def record_key(entity: str, record_id: int, row_version: int, event: str) -> str:
+    """The start key of a record event: one per record version, so a replayed change finds its start."""
+    return f"{entity}-{record_id}-v{row_version}-{event}"
+
+
 def form_starts(compiled: CompiledModel, form: str) -> list[str]:
     """Processes a submission of `form` starts through their form trigger."""
     return [name for name, spec in compiled.process_specs.items() if any(t["kind"] == "form" and t["form"] == form for t in spec["triggers"])]
@@ -43,16 +46,3 @@ def _holds(condition: str, context: Mapping[str, Any]) -> bool:
         return bool(expressions.evaluate(condition, context))
     except Exception:  # a condition that cannot be evaluated on this record does not start anything
         return False
-
-
-async def on_record_event(client: Client, compiled: CompiledModel, task_queue: str, entity: str, record_id: int,
-                          record: Mapping[str, Any], event: str, row_version: int, before: Mapping[str, Any] | None = None,
-                          user: int | None = None, announce: bool = False) -> list[str]:
-    """Start the processes a record creation/change triggers; keyed by record version, so never twice."""
-    started = []
-    for name in record_starts(compiled, entity, event, record, before):
-        handle = await start_process(client, compiled.process_specs[name], key=f"{entity}-{record_id}-v{row_version}-{event}",
-                                     task_queue=task_queue, entity=entity, record_id=record_id, record=dict(record), started_by=user,
-                                     announce=announce)
-        started.append(handle.id)
-    return started

@@ -40,7 +40,7 @@ def test_all_problems_are_reported_at_once_sorted_by_place(packs):
         "choice, multichoice, reference, user, group in 'x', found 'strng' [schema.enum]",
         "base/b.yaml:4:9: unknown entity 'nowhere' (known: a) [reference.entity]",
         "base/c.yaml:3:15: expected one of access, generate_tasks, approve_tasks, set_alerts, manage_own_tasks, monitor_tasks, "
-        "project_access, edit_records, add_record_fields, export, admin, portal in 'permissions', found 'fly' [schema.enum]",
+        "project_access, edit_records, delete_records, add_record_fields, export, admin, portal in 'permissions', found 'fly' [schema.enum]",
     ]
 
 
@@ -258,8 +258,8 @@ def test_process_errors(packs):
         "p/proc.yaml:15:10: step 'call' is due from step 'later', which does not finish before it (earlier steps: call) [step.due-from]",
         "p/proc.yaml:16:9: step 'later' has reminders or escalations but no 'due:' [step.no-due]",
         "p/proc.yaml:20:16: process 'follow_up' runs on a company; a schedule needs 'for_each: company' [trigger.entity]",
-        "p/proc.yaml:20:16: invalid recurrence rule 'FREQ=SOMETIMES': invalid 'FREQ': SOMETIMES "
-        "(expected e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9') [trigger.rrule]",
+        "p/proc.yaml:20:16: recurrence 'FREQ=SOMETIMES': FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY, found 'SOMETIMES' "
+        "[trigger.rrule]",
         "p/proc.yaml:21:5: unknown form 'missing_form' in trigger (known: none defined) [reference.form]",
     ]
 

@@ -25,7 +25,7 @@ def test_plan_apply_check(run, packs, tmp_path):
     folder = str(packs.write("p", {"account.yaml": ENTITY}))
     result = run(folder, "--check")
     assert result.exit_code == 1
-    assert result.stdout.splitlines() == ["1. upgrade the platform tables from nothing to 0001",
+    assert result.stdout.splitlines() == ["1. upgrade the platform tables from nothing to 0002",
                                           "2. create table account (2 fields, indexes on name)"]
     assert "the database has drifted from the definitions: 2 change(s) to apply" in result.stderr
 
@@ -34,7 +34,7 @@ def test_plan_apply_check(run, packs, tmp_path):
 
     applied = run(folder)
     assert applied.exit_code == 0, applied.output
-    assert applied.stdout.splitlines() == ["upgraded the platform tables from nothing to 0001",
+    assert applied.stdout.splitlines() == ["upgraded the platform tables from nothing to 0002",
                                            "1. create table account (2 fields, indexes on name)", "applied 1 change(s)"]
     assert (tmp_path / "var" / "tailor.db").exists()
 

@@ -65,6 +65,23 @@ def test_sqlite_ddl_is_transactional(tmp_path):
     engine.dispose()
 
 
+def test_a_long_read_does_not_block_a_writer_on_sqlite(tmp_path):
+    """Reads (`engine.connect()`) begin deferred and see a snapshot; writes (`engine.begin()`) still lock up front."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'tailor.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    count = sa.text("SELECT count(*) FROM notes")
+    with engine.connect() as reader:
+        assert reader.execute(count).scalar() == 0  # a report that reads on, its transaction still open
+        with engine.begin() as writer:  # read-then-write, as the record service does; with a locking reader: "database is locked"
+            assert writer.execute(count).scalar() == 0
+            writer.execute(sa.text("INSERT INTO notes (text) VALUES ('saved while the report ran')"))
+        assert reader.execute(count).scalar() == 0  # the reader keeps its snapshot until its transaction ends
+    with engine.connect() as conn:
+        assert conn.execute(count).scalar() == 1
+    engine.dispose()
+
+
 def test_postgresql_urls_use_psycopg_3():
     engine = make_engine("postgresql://u@db.example.com/crm")
     assert engine.url.drivername == "postgresql+psycopg" and engine.dialect.driver == "psycopg"

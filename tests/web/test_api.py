@@ -1,19 +1,24 @@
 """The REST API as an integration uses it: bearer tokens, problem details, idempotent submissions."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+import httpx
+from temporalio.client import Client, WorkflowExecutionStatus
+
 from admin.access import new_token
 from admin.web import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records
-from runtime.schema import contact_history, metadata as platform, users
-from tests.conftest import CRM
+from runtime.devserver import DevServer
+from runtime.schema import contact_history, metadata as platform, process_starts, users
+from tests.conftest import CRM, free_port
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +27,8 @@ def compiled():
 
 
 @pytest.fixture
-def api(compiled, tmp_path):
+def data(compiled, tmp_path):
+    """A database with an integration's user ('erp'), a portal user ('viewer') and one company; their tokens."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'api.db'}")
     platform.create_all(engine)
     compiled.metadata.create_all(engine)
@@ -34,6 +40,12 @@ def api(compiled, tmp_path):
             conn.execute(users.insert().values(username=name, name=name, roles=roles, api_token_hash=digest,
                                                created_at=dt.datetime.now(dt.timezone.utc)))
         company = records.create_record(conn, compiled, "company", {"name": "Acme", "status": "customer"}, None).id
+    return engine, tokens, company
+
+
+@pytest.fixture
+def api(compiled, data):
+    engine, tokens, company = data
     client = TestClient(create_app(engine, compiled, None, secret_key="k"))
     return client, engine, tokens, company
 
@@ -88,3 +100,54 @@ def test_records_crud_search_and_optimistic_concurrency(api):
     assert stale.status_code == 412
     assert client.get("/api/records/company/99999", headers=h).status_code == 404
     assert client.get("/api/openapi.json").json()["paths"]["/api/forms/{name}/submissions"]
+
+
+def test_deleting_a_record_needs_its_version_and_names_what_still_refers_to_it(api, compiled):
+    client, engine, tokens, company = api
+    h = auth(tokens["erp"])
+    with engine.begin() as conn:
+        person = records.create_record(conn, compiled, "person", {"company": company, "first_name": "Jane", "last_name": "Doe"}, None)
+    assert client.delete(f"/api/records/company/{company}", headers=auth(tokens["viewer"])).status_code == 403
+    unversioned = client.delete(f"/api/records/company/{company}", headers=h)
+    assert unversioned.status_code == 428 and unversioned.headers["content-type"] == "application/problem+json"
+    assert client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": "one"}).status_code == 400
+    assert client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": "2"}).status_code == 412
+    refused = client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": '"1"'})
+    assert refused.status_code == 409 and refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["referenced_by"] == [f"person {person.id} 'Jane Doe' (field Company)"]
+    assert "cannot be deleted while these refer to it" in refused.json()["detail"]
+    assert client.delete(f"/api/records/person/{person.id}", headers={**h, "If-Match": "1"}).status_code == 204
+    assert client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": "1"}).status_code == 204
+    assert client.get(f"/api/records/company/{company}", headers=h).status_code == 404
+    assert client.delete(f"/api/records/company/{company}", headers={**h, "If-Match": "1"}).status_code == 404
+    with engine.connect() as conn:
+        audit = conn.execute(sa.text("SELECT action, before FROM audit_log WHERE entity = 'company' ORDER BY id")).all()
+    assert [a.action for a in audit] == ["create", "delete"]
+
+
+def test_records_created_or_changed_through_the_api_start_the_processes_their_triggers_name(compiled, data, tmp_path):
+    engine, tokens, company = data
+    h = auth(tokens["erp"])
+
+    async def scenario():
+        with DevServer(tmp_path / "temporal", port=free_port(), ui_port=free_port()) as server:
+            temporal = await Client.connect(server.address)
+            app = create_app(engine, compiled, temporal, secret_key="k", task_queue="api")
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tailor") as client:
+                request = await client.post("/api/records/support_request", headers=h, json={
+                    "company": company, "summary": "Printer on fire", "description": "Smoke", "category": "question"})
+                prospect = await client.post("/api/records/company", headers=h, json={"name": "Globex", "status": "prospect"})
+                won = await client.patch(f"/api/records/company/{prospect.json()['id']}", headers=h, json={"status": "customer"})
+                phone = await client.patch(f"/api/records/company/{prospect.json()['id']}", headers=h, json={"phone": "+44 20 7946 0000"})
+            started = [*request.json()["processes"], *won.json()["processes"]]
+            return request, prospect, won, phone, {w: (await temporal.get_workflow_handle(w).describe()).status for w in started}
+
+    request, prospect, won, phone, status = asyncio.run(scenario())
+    assert (request.status_code, prospect.status_code, won.status_code, phone.status_code) == (201, 201, 200, 200)
+    assert request.json()["processes"] == [f"support_sla/support_request-{request.json()['id']}-v1-created"]
+    assert prospect.json()["processes"] == [] and phone.json()["processes"] == []  # onboarding: only on becoming a customer
+    assert won.json()["processes"] == [f"onboarding/company-{prospect.json()['id']}-v2-changed"]
+    assert set(status.values()) == {WorkflowExecutionStatus.RUNNING} and len(status) == 2
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(process_starts.c.workflow_id, process_starts.c.status).order_by(process_starts.c.id)).all() == [
+            (w, "started") for w in status]

@@ -177,6 +177,39 @@ def test_staff_without_the_permission_cannot_add_fields(site):
     assert response.status_code == 403
 
 
+def test_deleting_a_record_asks_first_and_refuses_while_others_refer_to_it(site, compiled):
+    client, engine, company = site
+    log_in(client, "ann")  # plain staff may not delete
+    assert "Delete this company" not in client.get(f"/records/company/{company}").text
+    assert client.get(f"/records/company/{company}/delete").status_code == 403
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.username == "ann").values(roles=["staff", "sales_manager"]))
+        person = records.create_record(conn, compiled, "person", {"company": company, "first_name": "Jane", "last_name": "Doe"}, None)
+    record = client.get(f"/records/company/{company}")
+    assert f'href="/records/company/{company}/delete"' in record.text
+    ask = client.get(f"/records/company/{company}/delete")
+    assert "cannot be deleted yet" in ask.text and f"person {person.id} &#39;Jane Doe&#39; (field Company)" in ask.text
+    assert "<button" not in ask.text.split("<main>")[1]  # nothing to confirm while something refers to it
+    forced = client.post(f"/records/company/{company}/delete", data={"csrf_token": token(ask.text), "row_version": "1"})
+    assert forced.status_code == 409 and "cannot be deleted while these refer to it" in forced.text
+    with engine.begin() as conn:
+        records.delete_record(conn, compiled, "person", person.id, None)
+    ask = client.get(f"/records/company/{company}/delete")
+    assert "Delete Acme</button>" in ask.text and "audit log" in ask.text
+    assert client.post(f"/records/company/{company}/delete", data={"csrf_token": "forged", "row_version": "1"}).status_code == 403
+    with engine.begin() as conn:  # someone edits it while the page is open
+        records.update_record(conn, compiled, "company", company, {"employees": 5}, None)
+    stale = client.post(f"/records/company/{company}/delete", data={"csrf_token": token(ask.text), "row_version": "1"})
+    assert stale.status_code == 409 and "Nothing was deleted" in stale.text
+    done = client.post(f"/records/company/{company}/delete", data={"csrf_token": token(ask.text), "row_version": "2"},
+                       follow_redirects=True)
+    assert done.url.path == "/directory/company" and "Deleted company &#39;Acme&#39;" in done.text
+    assert client.get(f"/records/company/{company}").status_code == 404
+    with engine.connect() as conn:
+        summaries = conn.execute(sa.select(contact_history.c.summary).where(contact_history.c.record_id == company)).scalars().all()
+    assert "Company deleted: Acme" in summaries
+
+
 def test_mail_merge_renders_a_letter_per_filtered_record_in_the_sandbox(site, compiled):
     client, engine, _ = site
     with engine.begin() as conn:

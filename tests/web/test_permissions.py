@@ -79,6 +79,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/directory/{entity}/merge"): Rule("export", "/directory/company/merge", {"template": "Dear {{ record.title }}"}),
     ("GET", "/records/{entity}/{record_id}"): Rule("access", "/records/company/{company}"),
     ("POST", "/records/{entity}/{record_id}/fields"): Rule("add_record_fields", "/records/company/{company}/fields", {}),
+    # every account is linked to the company, so a permitted delete is refused (409) and the company stays
+    ("GET", "/records/{entity}/{record_id}/delete"): Rule("delete_records", "/records/company/{company}/delete"),
+    ("POST", "/records/{entity}/{record_id}/delete"): Rule("delete_records", "/records/company/{company}/delete", {"row_version": "1"}),
     ("GET", "/api/forms"): Rule("access", "/api/forms"),
     ("GET", "/api/forms/{name}/schema"): Rule("access", "/api/forms/lead_enquiry/schema"),
     ("POST", "/api/forms/{name}/submissions"): Rule("generate_tasks", "/api/forms/lead_enquiry/submissions",
@@ -87,6 +90,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/records/{entity}"): Rule("edit_records", "/api/records/company", {}),
     ("GET", "/api/records/{entity}/{record_id}"): Rule("access", "/api/records/company/{company}"),
     ("PATCH", "/api/records/{entity}/{record_id}"): Rule("edit_records", "/api/records/company/{company}", {"status": "bogus"}),
+    ("DELETE", "/api/records/{entity}/{record_id}"): Rule("delete_records", "/api/records/company/{company}", headers={"If-Match": "1"}),
     ("GET", "/api/tasks"): Rule("manage_own_tasks", "/api/tasks"),
     ("POST", "/api/tasks/{task_id}/complete"): Rule("manage_own_tasks", "/api/tasks/{task}/complete", {}),
     ("POST", "/api/tasks/{task_id}/approve"): Rule("approve_tasks", "/api/tasks/{task}/approve", {"approve": True}),

@@ -1,5 +1,5 @@
 CREATE TABLE company (
-	id INTEGER NOT NULL, 
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
 	data JSON NOT NULL, 
 	record_fields JSON NOT NULL, 
@@ -7,8 +7,7 @@ CREATE TABLE company (
 	created_at DATETIME NOT NULL, 
 	updated_at DATETIME NOT NULL, 
 	created_by BIGINT, 
-	updated_by BIGINT, 
-	PRIMARY KEY (id)
+	updated_by BIGINT
 );
 
 CREATE UNIQUE INDEX ix_company_account_number ON company (CAST(JSON_EXTRACT(data, '$."account_number"') AS VARCHAR));
@@ -22,7 +21,7 @@ CREATE INDEX ix_company_owner ON company (CAST(JSON_EXTRACT(data, '$."owner"') A
 CREATE INDEX ix_company_status ON company (CAST(JSON_EXTRACT(data, '$."status"') AS VARCHAR));
 
 CREATE TABLE product (
-	id INTEGER NOT NULL, 
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
 	data JSON NOT NULL, 
 	record_fields JSON NOT NULL, 
@@ -30,14 +29,13 @@ CREATE TABLE product (
 	created_at DATETIME NOT NULL, 
 	updated_at DATETIME NOT NULL, 
 	created_by BIGINT, 
-	updated_by BIGINT, 
-	PRIMARY KEY (id)
+	updated_by BIGINT
 );
 
 CREATE UNIQUE INDEX ix_product_sku ON product (CAST(JSON_EXTRACT(data, '$."sku"') AS VARCHAR));
 
 CREATE TABLE person (
-	id INTEGER NOT NULL, 
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
 	data JSON NOT NULL, 
 	record_fields JSON NOT NULL, 
@@ -47,7 +45,6 @@ CREATE TABLE person (
 	created_by BIGINT, 
 	updated_by BIGINT, 
 	company BIGINT, 
-	PRIMARY KEY (id), 
 	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT
 );
 
@@ -58,7 +55,7 @@ CREATE INDEX ix_person_email ON person (CAST(JSON_EXTRACT(data, '$."email"') AS 
 CREATE INDEX ix_person_last_name ON person (CAST(JSON_EXTRACT(data, '$."last_name"') AS VARCHAR));
 
 CREATE TABLE contract (
-	id INTEGER NOT NULL, 
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
 	data JSON NOT NULL, 
 	record_fields JSON NOT NULL, 
@@ -69,7 +66,6 @@ CREATE TABLE contract (
 	updated_by BIGINT, 
 	company BIGINT, 
 	contact BIGINT, 
-	PRIMARY KEY (id), 
 	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
 	FOREIGN KEY(contact) REFERENCES person (id) ON DELETE RESTRICT
 );
@@ -83,7 +79,7 @@ CREATE INDEX ix_contract_end_date ON contract (CAST(JSON_EXTRACT(data, '$."end_d
 CREATE UNIQUE INDEX ix_contract_reference ON contract (CAST(JSON_EXTRACT(data, '$."reference"') AS VARCHAR));
 
 CREATE TABLE opportunity (
-	id INTEGER NOT NULL, 
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
 	data JSON NOT NULL, 
 	record_fields JSON NOT NULL, 
@@ -95,7 +91,6 @@ CREATE TABLE opportunity (
 	company BIGINT, 
 	contact BIGINT, 
 	product BIGINT, 
-	PRIMARY KEY (id), 
 	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
 	FOREIGN KEY(contact) REFERENCES person (id) ON DELETE RESTRICT, 
 	FOREIGN KEY(product) REFERENCES product (id) ON DELETE RESTRICT
@@ -114,7 +109,7 @@ CREATE INDEX ix_opportunity_product ON opportunity (product);
 CREATE INDEX ix_opportunity_stage ON opportunity (CAST(JSON_EXTRACT(data, '$."stage"') AS VARCHAR));
 
 CREATE TABLE purchase (
-	id INTEGER NOT NULL, 
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
 	data JSON NOT NULL, 
 	record_fields JSON NOT NULL, 
@@ -126,7 +121,6 @@ CREATE TABLE purchase (
 	company BIGINT, 
 	product BIGINT, 
 	opportunity BIGINT, 
-	PRIMARY KEY (id), 
 	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
 	FOREIGN KEY(product) REFERENCES product (id) ON DELETE RESTRICT, 
 	FOREIGN KEY(opportunity) REFERENCES opportunity (id) ON DELETE RESTRICT
@@ -141,7 +135,7 @@ CREATE UNIQUE INDEX ix_purchase_order_number ON purchase (CAST(JSON_EXTRACT(data
 CREATE INDEX ix_purchase_product ON purchase (product);
 
 CREATE TABLE support_request (
-	id INTEGER NOT NULL, 
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
 	data JSON NOT NULL, 
 	record_fields JSON NOT NULL, 
@@ -154,7 +148,6 @@ CREATE TABLE support_request (
 	person BIGINT, 
 	product BIGINT, 
 	contract BIGINT, 
-	PRIMARY KEY (id), 
 	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
 	FOREIGN KEY(person) REFERENCES person (id) ON DELETE RESTRICT, 
 	FOREIGN KEY(product) REFERENCES product (id) ON DELETE RESTRICT, 
@@ -174,7 +167,7 @@ CREATE INDEX ix_support_request_severity ON support_request (CAST(JSON_EXTRACT(d
 CREATE INDEX ix_support_request_status ON support_request (CAST(JSON_EXTRACT(data, '$."status"') AS VARCHAR));
 
 CREATE TABLE shipment (
-	id INTEGER NOT NULL, 
+	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
 	data JSON NOT NULL, 
 	record_fields JSON NOT NULL, 
@@ -186,7 +179,6 @@ CREATE TABLE shipment (
 	company BIGINT, 
 	product BIGINT, 
 	purchase BIGINT, 
-	PRIMARY KEY (id), 
 	FOREIGN KEY(company) REFERENCES company (id) ON DELETE RESTRICT, 
 	FOREIGN KEY(product) REFERENCES product (id) ON DELETE RESTRICT, 
 	FOREIGN KEY(purchase) REFERENCES purchase (id) ON DELETE RESTRICT
