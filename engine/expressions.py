@@ -166,11 +166,23 @@ def check(template: Template, scope: Scope, *, expression: bool = False) -> list
     return problems
 
 
+# Compiling is most of the cost of a render (Jinja2 caches only templates it loads by name, not
+# from_string); compiled templates are immutable and safe to share between threads.
+@lru_cache(maxsize=4096)
+def _template(source: str):
+    return ENV.from_string(source)
+
+
+@lru_cache(maxsize=4096)
+def _expression(source: str):
+    return ENV.compile_expression(source, undefined_to_none=False)
+
+
 def render(source: str, context: Mapping[str, Any]) -> str:
     """Render a template in the sandbox."""
-    return ENV.from_string(source).render(**context)
+    return _template(source).render(**context)
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a condition in the sandbox."""
-    return ENV.compile_expression(source, undefined_to_none=False)(**context)
+    return _expression(source)(**context)

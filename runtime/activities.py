@@ -1,12 +1,15 @@
 """Temporal activities: the only place processes touch the database and the mail server.
 
 Each one is idempotent (keyed writes), so Temporal may retry it after a crash,
-a timeout or a database outage without creating anything twice.
+a timeout or a database outage without creating anything twice. The writes run as
+local activities (see `runtime/workflows.py`); email is a regular activity.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import Any
+import threading
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 from temporalio import activity
@@ -21,6 +24,28 @@ def _when(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
 
+def write(name: str) -> Callable:
+    """A database write, run by the interpreter as a local activity: `fn(self, conn, req)` in one transaction.
+
+    The process's first write also carries its instance row, recorded in the same commit. The result comes back
+    with the time the write committed: a workflow's clock stands still for a whole workflow task, so a timer
+    started after a write that queued for the database would otherwise be late by that wait.
+    """
+    def decorate(fn: Callable[[Any, sa.Connection, dict], Any]) -> Callable:
+        def run(self, req: dict) -> dict:
+            with self.transaction() as conn:
+                if (inst := req.get("instance")) is not None:
+                    task_service.register_instance(conn, inst["workflow_id"], inst["process"], inst["version"], inst.get("entity"),
+                                                   inst.get("record_id"), inst.get("inputs") or {}, inst.get("started_by"),
+                                                   _when(inst["started_at"]))
+                result = fn(self, conn, req)
+            return {"result": result, "at": task_service.utcnow().isoformat()}
+
+        run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+        return activity.defn(name=name)(run)
+    return decorate
+
+
 class Activities:
     """Activities bound to one database engine, compiled model and mail server."""
 
@@ -28,9 +53,20 @@ class Activities:
         self.engine = engine
         self.compiled = compiled
         self.mail = mail
+        # SQLite lets one transaction write at a time (ours all begin IMMEDIATE) and makes the others poll for the lock
+        # with growing sleeps, up to 100 ms each, failing after the busy timeout: with every activity thread writing at
+        # once (a burst of deadlines), they would wait on those sleeps rather than on each other, and an unlucky one for
+        # the whole timeout. Taking turns on a lock in the process hands the database over the moment it is free.
+        self._turn = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction on the store, in turn with this worker's other writers on SQLite."""
+        with self._turn, self.engine.begin() as conn:
+            yield conn
 
     def all(self) -> list:
-        return [self.register_instance, self.open_project, self.create_task, self.set_task_state, self.reassign_task,
+        return [self.open_project, self.create_task, self.set_task_state, self.reassign_task,
                 self.raise_alert, self.email_alert, self.send_reminder, self.finish_instance, self.add_comment]
 
     def _owner(self, conn: sa.Connection, entity: str | None, record_id: int | None) -> int | None:
@@ -52,63 +88,52 @@ class Activities:
             return []
         return [e for e in conn.execute(sa.select(users.c.email).where(users.c.id.in_(user_ids))).scalars() if e]
 
-    @activity.defn(name="tailor.register_instance")
-    def register_instance(self, req: dict) -> None:
-        with self.engine.begin() as conn:
-            task_service.register_instance(conn, req["workflow_id"], req["process"], req["version"], req.get("entity"),
-                                           req.get("record_id"), req.get("inputs") or {}, req.get("started_by"), _when(req["started_at"]))
+    @write("tailor.open_project")
+    def open_project(self, conn: sa.Connection, req: dict) -> int:
+        manager = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
+        return task_service.open_project(conn, req["key"], req["title"], req.get("entity"), req.get("record_id"),
+                                         manager[0] if manager else req.get("started_by"))
 
-    @activity.defn(name="tailor.open_project")
-    def open_project(self, req: dict) -> int:
-        with self.engine.begin() as conn:
-            manager = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
-            return task_service.open_project(conn, req["key"], req["title"], req.get("entity"), req.get("record_id"),
-                                             manager[0] if manager else req.get("started_by"))
+    @write("tailor.create_task")
+    def create_task(self, conn: sa.Connection, req: dict) -> dict:
+        values = {k: req.get(k) for k in ("workflow_id", "process", "step_id", "title", "description", "entity", "record_id",
+                                          "project_id", "form", "approver")}
+        values["due_at"] = _when(req.get("due_at"))
+        values["created_by"] = req.get("started_by")
+        row = task_service.create_task(conn, req["key"], values, req.get("assign"), req.get("strategy", "round_robin"), self._ctx(conn, req))
+        return {"task_id": row["id"], "assignee_id": row["assignee_id"], "group": row["group_name"]}
 
-    @activity.defn(name="tailor.create_task")
-    def create_task(self, req: dict) -> dict:
-        with self.engine.begin() as conn:
-            values = {k: req.get(k) for k in ("workflow_id", "process", "step_id", "title", "description", "entity", "record_id",
-                                              "project_id", "form", "approver")}
-            values["due_at"] = _when(req.get("due_at"))
-            values["created_by"] = req.get("started_by")
-            row = task_service.create_task(conn, req["key"], values, req.get("assign"), req.get("strategy", "round_robin"), self._ctx(conn, req))
-            return {"task_id": row["id"], "assignee_id": row["assignee_id"], "group": row["group_name"]}
+    @write("tailor.set_task_state")
+    def set_task_state(self, conn: sa.Connection, req: dict) -> None:
+        task_service.set_task_state(conn, req["task_id"], req["status"], req.get("user_id"), req.get("outcome"), req.get("data"),
+                                    req.get("comment", ""), key=req.get("key"))
 
-    @activity.defn(name="tailor.set_task_state")
-    def set_task_state(self, req: dict) -> None:
-        with self.engine.begin() as conn:
-            task_service.set_task_state(conn, req["task_id"], req["status"], req.get("user_id"), req.get("outcome"), req.get("data"),
-                                        req.get("comment", ""))
+    @write("tailor.reassign_task")
+    def reassign_task(self, conn: sa.Connection, req: dict) -> dict:
+        if req.get("user_id"):
+            user, group = req["user_id"], None
+        else:
+            user, group = task_service.pick_assignee(conn, req.get("party"), req.get("strategy", "round_robin"), self._ctx(conn, req))
+        task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"), key=req.get("key"))
+        return {"assignee_id": user, "group": group}
 
-    @activity.defn(name="tailor.reassign_task")
-    def reassign_task(self, req: dict) -> dict:
-        with self.engine.begin() as conn:
-            if req.get("user_id"):
-                user, group = req["user_id"], None
-            else:
-                user, group = task_service.pick_assignee(conn, req.get("party"), req.get("strategy", "round_robin"), self._ctx(conn, req))
-            task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"))
-            return {"assignee_id": user, "group": group}
-
-    @activity.defn(name="tailor.raise_alert")
-    def raise_alert(self, req: dict) -> dict:
+    @write("tailor.raise_alert")
+    def raise_alert(self, conn: sa.Connection, req: dict) -> dict:
         """Raise escalation level N of a task exactly once: the alert row and its history entry."""
-        with self.engine.begin() as conn:
-            task = task_service.get_task(conn, req["task_id"])
-            assert task is not None
-            ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
-                                   "entity": task["entity"], "record_id": task["record_id"]})
-            recipients: list[int] = []
-            for party in req.get("alert") or []:
-                recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
-            alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, req["message"])
+        task = task_service.get_task(conn, req["task_id"])
+        assert task is not None
+        ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
+                               "entity": task["entity"], "record_id": task["record_id"]})
+        recipients: list[int] = []
+        for party in req.get("alert") or []:
+            recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
+        alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, req["message"])
         return {"alert_id": alert["id"], "recipients": alert["recipients"]}
 
     @activity.defn(name="tailor.email_alert")
     def email_alert(self, req: dict) -> None:
         """Email an alert's recipients unless that was done; retried on its own, it never holds up the ladder."""
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn:  # a read: deferred on SQLite, it needs no turn
             alert = conn.execute(sa.select(alerts).where(alerts.c.id == req["alert_id"])).mappings().one()
             task = task_service.get_task(conn, alert["task_id"])
             emails = self._emails(conn, alert["recipients"])
@@ -116,12 +141,12 @@ class Activities:
             return
         self.mail.send(emails, f"[Tailor] Overdue: {task['title']}",
                        f"{alert['message']}\n\nTask: {task['title']}\nDue: {task['due_at']}\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             task_service.mark_emailed(conn, alert["id"])
 
     @activity.defn(name="tailor.send_reminder")
     def send_reminder(self, req: dict) -> None:
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             key = f"reminder:{req['key']}"
             if conn.execute(sa.select(idempotency_keys.c.key).where(idempotency_keys.c.key == key)).first():
                 return
@@ -130,20 +155,17 @@ class Activities:
         if task and task["status"] in ("open", "awaiting_approval") and emails:
             self.mail.send(emails, f"[Tailor] Reminder: {task['title']}",
                            f"This task is due {task['due_at']}.\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             try:
                 with conn.begin_nested():
                     conn.execute(idempotency_keys.insert().values(key=key, scope="reminder", result={}, created_at=task_service.utcnow()))
             except sa.exc.IntegrityError:
                 pass
 
-    @activity.defn(name="tailor.add_comment")
-    def add_comment(self, req: dict) -> None:
-        with self.engine.begin() as conn:
-            task_service.add_comment(conn, req["task_id"], req["user_id"], req["comment"], key=activity.info().workflow_id + ":" +
-                                     activity.info().activity_id)
+    @write("tailor.add_comment")
+    def add_comment(self, conn: sa.Connection, req: dict) -> None:
+        task_service.add_comment(conn, req["task_id"], req["user_id"], req["comment"], key=req["key"])
 
-    @activity.defn(name="tailor.finish_instance")
-    def finish_instance(self, req: dict) -> None:
-        with self.engine.begin() as conn:
-            task_service.finish_instance(conn, req["workflow_id"], req["status"], req.get("project_id"))
+    @write("tailor.finish_instance")
+    def finish_instance(self, conn: sa.Connection, req: dict) -> None:
+        task_service.finish_instance(conn, req["workflow_id"], req["status"], req.get("project_id"))

@@ -14,8 +14,8 @@ import re
 from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .keyed import insert_new
 from .schema import process_starts
 
 PENDING, STARTED, ABANDONED = "pending", "started", "abandoned"
@@ -34,19 +34,14 @@ def workflow_id(process: str, key: str) -> str:
     return f"{process}/{re.sub(r'[^A-Za-z0-9_.:-]', '-', key)}"
 
 
-# built once per dialect: SQLAlchemy then finds its compiled form at once (values come as parameters)
-_ENQUEUE = {name: insert(process_starts).on_conflict_do_nothing(index_elements=["workflow_id"])
-            for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
-
-
 def enqueue(conn: sa.Connection, process: str, key: str, *, entity: str | None = None, record_id: int | None = None,
             inputs: Mapping[str, Any] | None = None, started_by: int | None = None, at: dt.datetime | None = None) -> str:
     """Add a start to the caller's transaction (once per workflow id); returns the workflow id."""
     wid = workflow_id(process, key)
     now = at or utcnow()
-    conn.execute(_ENQUEUE[conn.dialect.name], dict(
+    insert_new(conn, process_starts, dict(
         workflow_id=wid, process=process, key=key, entity=entity, record_id=record_id, inputs=dict(inputs or {}),
-        started_by=started_by, status=PENDING, created_at=now, next_attempt_at=now + GRACE, attempts=0))
+        started_by=started_by, status=PENDING, created_at=now, next_attempt_at=now + GRACE, attempts=0), ("workflow_id",))
     return wid
 
 

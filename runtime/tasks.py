@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from . import parties
 from .history import add_history
+from .keyed import insert_new
 from .schema import alerts, assignment_cursor, group_members, process_instances, projects, tasks
 
 
@@ -21,29 +22,16 @@ def utcnow() -> dt.datetime:
 
 def _insert_once(conn: sa.Connection, table: sa.Table, key: str, values: dict) -> tuple[dict, bool]:
     """Insert a row keyed by `key` unless it exists; returns (row, inserted)."""
-    existing = conn.execute(sa.select(table).where(table.c.key == key)).mappings().first()
-    if existing:
-        return dict(existing), False
-    try:
-        with conn.begin_nested():
-            conn.execute(table.insert().values(key=key, **values))
-    except sa.exc.IntegrityError:
-        pass  # a concurrent retry won the race; its row is the row
-    row = conn.execute(sa.select(table).where(table.c.key == key)).mappings().one()
-    return dict(row), True
+    row = insert_new(conn, table, {"key": key, **values}, ("key",))
+    if row is not None:
+        return dict(row._mapping), True
+    return dict(conn.execute(sa.select(table).where(table.c.key == key)).mappings().one()), False  # a retry: the first write's row
 
 
 def register_instance(conn: sa.Connection, workflow_id: str, process: str, version: str, entity: str | None,
                       record_id: int | None, inputs: dict, started_by: int | None, started_at: dt.datetime) -> None:
-    if conn.execute(sa.select(process_instances.c.workflow_id).where(process_instances.c.workflow_id == workflow_id)).first():
-        return
-    try:
-        with conn.begin_nested():
-            conn.execute(process_instances.insert().values(
-                workflow_id=workflow_id, process=process, version=version, entity=entity, record_id=record_id,
-                status="running", inputs=inputs, started_by=started_by, started_at=started_at))
-    except sa.exc.IntegrityError:
-        pass
+    insert_new(conn, process_instances, dict(workflow_id=workflow_id, process=process, version=version, entity=entity, record_id=record_id,
+                                             status="running", inputs=inputs, started_by=started_by, started_at=started_at), ("workflow_id",))
 
 
 def finish_instance(conn: sa.Connection, workflow_id: str, status: str, project_id: int | None = None) -> None:
@@ -112,8 +100,8 @@ def get_task(conn: sa.Connection, task_id: int) -> dict | None:
 
 
 def set_task_state(conn: sa.Connection, task_id: int, status: str, user_id: int | None, outcome: str | None = None,
-                   data: dict | None = None, comment: str = "") -> dict:
-    """Record a task's new state (done, awaiting_approval, open again, skipped) and its history entry."""
+                   data: dict | None = None, comment: str = "", key: str | None = None) -> dict:
+    """Record a task's new state (done, awaiting_approval, open again, skipped) and its history entry (once per `key`)."""
     values: dict[str, Any] = {"status": status}
     if outcome is not None:
         values["outcome"] = outcome
@@ -128,17 +116,19 @@ def set_task_state(conn: sa.Connection, task_id: int, status: str, user_id: int 
         words = {"done": "completed", "awaiting_approval": "submitted for approval", "open": "reopened", "skipped": "skipped"}
         summary = f"Task {words.get(status, status)}: {task['title']}" + (f" ({outcome})" if outcome and outcome != "done" else "")
         add_history(conn, task["entity"], task["record_id"], "task", summary, {"task_id": task_id, "data": data, "comment": comment or None},
-                    user_id)
+                    user_id, key=f"task-state:{key}" if key else None)
     return task
 
 
-def reassign_task(conn: sa.Connection, task_id: int, user_id: int | None, group: str | None, by: int | None) -> dict:
+def reassign_task(conn: sa.Connection, task_id: int, user_id: int | None, group: str | None, by: int | None,
+                  key: str | None = None) -> dict:
+    """Move a task to another person or group, with its history entry (once per `key`)."""
     conn.execute(tasks.update().where(tasks.c.id == task_id).values(assignee_id=user_id, group_name=group))
     task = get_task(conn, task_id)
     assert task is not None
     if task["entity"] and task["record_id"]:
         add_history(conn, task["entity"], task["record_id"], "task", f"Task reassigned: {task['title']}",
-                    {"task_id": task_id, "assignee_id": user_id, "group": group}, by)
+                    {"task_id": task_id, "assignee_id": user_id, "group": group}, by, key=f"task-reassigned:{key}" if key else None)
     return task
 
 

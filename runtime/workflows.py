@@ -5,12 +5,14 @@ keeps its version when definitions change. Due times are absolute, computed from
 the spec's business calendar at the moment each step starts, and enforced with
 Temporal timers; staff actions arrive as updates whose validators keep invalid
 input out of history.
-"""
-from __future__ import annotations
 
+Database writes (the instance, projects, tasks, task states, alerts, reassignments,
+comments) are local activities: short, idempotent keyed writes that the worker running
+the workflow does within the same workflow task, with no extra round trip through the
+server. Email and webhooks stay regular activities, retried on their own for a day.
+"""
 import asyncio
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
@@ -18,78 +20,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    import jsonschema
-
-    from engine import expressions
-    from engine.calendars import BusinessCalendar
+    from .interpreter import (Calendar, ProcessInput, StepState, TaskAction, condition, deadlines, form_errors, render,
+                              template_context, walk)
 
 ACTIVITY_TIMEOUT = dt.timedelta(seconds=30)
 RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), maximum_interval=dt.timedelta(seconds=30))
 OPEN = ("open", "awaiting_approval")
-
-
-@dataclass
-class ProcessInput:
-    spec: dict
-    entity: str | None = None
-    record_id: int | None = None
-    record: dict = field(default_factory=dict)  # the record's data when the process started, for templates
-    inputs: dict = field(default_factory=dict)
-    started_by: int | None = None
-    started_at: str | None = None  # ISO time; defaults to the workflow's start
-    announce: bool = False  # send webhook events (only when receivers are configured)
-
-
-@dataclass
-class TaskAction:
-    """A staff action on a step: complete (with form data), decide (approve/reject), reassign, comment."""
-
-    step: str
-    user_id: int
-    data: dict = field(default_factory=dict)
-    approve: bool | None = None
-    to_user: int | None = None
-    comment: str = ""
-
-
-@dataclass
-class StepState:
-    status: str = "pending"  # pending, open, awaiting_approval, done, rejected, skipped
-    task_id: int | None = None
-    assignee_id: int | None = None
-    group: str | None = None
-    due_at: str | None = None
-    outcome: str | None = None
-    data: dict = field(default_factory=dict)
-    completed_by: int | None = None
-    completed_at: str | None = None
-    alerts_raised: list[int] = field(default_factory=list)
-
-
-def _walk(steps: list[dict]):
-    for s in steps:
-        yield s
-        for branch in s.get("branches", ()):
-            yield from _walk(branch["steps"])
-
-
-class _SandboxCalendar:
-    """Business-time arithmetic outside the sandbox's restrictions.
-
-    The `holidays` package reads its translation catalogues through gettext/locale
-    when a country is first used; the result is pure data, so this is deterministic.
-    """
-
-    def __init__(self, calendar: BusinessCalendar):
-        self.calendar = calendar
-
-    def add(self, when: dt.datetime, duration: dict) -> dt.datetime:
-        with workflow.unsafe.sandbox_unrestricted():
-            return self.calendar.add(when, duration)
-
-    def subtract(self, when: dt.datetime, duration: dict) -> dt.datetime:
-        with workflow.unsafe.sandbox_unrestricted():
-            return self.calendar.subtract(when, duration)
 
 
 @workflow.defn(name="TailorProcess")
@@ -101,26 +37,27 @@ class ProcessWorkflow:
         self.project_id: int | None = None
         self.input: ProcessInput | None = None
         self.background: list = []  # email activities still running
+        self.instance: dict | None = None  # the instance row, until the first write has carried it
+        self.clock: dt.datetime | None = None  # when the latest write committed (see _now)
 
     # -- run -------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: ProcessInput) -> dict:
         self.input = inp
         spec = inp.spec
-        self.specs = {s["id"]: s for s in _walk(spec["steps"])}
+        self.specs = {s["id"]: s for s in walk(spec["steps"])}
         self.states = {sid: StepState() for sid in self.specs}
-        self.calendar = _SandboxCalendar(BusinessCalendar(spec["calendar"]))
+        self.calendar = Calendar(spec["calendar"])
         started = dt.datetime.fromisoformat(inp.started_at) if inp.started_at else workflow.now()
         self.started_at = started
         wid = workflow.info().workflow_id
-        await self._local("tailor.register_instance", {
-            "workflow_id": wid, "process": spec["name"], "version": spec["version"], "entity": inp.entity, "record_id": inp.record_id,
-            "inputs": inp.inputs, "started_by": inp.started_by, "started_at": started.isoformat()})
+        self.instance = {"workflow_id": wid, "process": spec["name"], "version": spec["version"], "entity": inp.entity,
+                         "record_id": inp.record_id, "inputs": inp.inputs, "started_by": inp.started_by, "started_at": started.isoformat()}
         self.ctx = {"record": {**inp.record, "id": inp.record_id}, "inputs": inp.inputs,
                     "process": {"name": spec["name"], "label": spec["label"], "id": wid}, "project": {}, "steps": {}}
         if spec.get("project"):
             title = self._render(spec["project"]["title"], spec["label"])
-            self.project_id = await self._act("tailor.open_project", {
+            self.project_id = await self._write("tailor.open_project", {
                 "key": wid, "title": title, "entity": inp.entity, "record_id": inp.record_id, "manager": spec["project"]["manager"],
                 "started_by": inp.started_by})
             self.ctx["project"] = {"title": title, "id": self.project_id}
@@ -131,7 +68,7 @@ class ProcessWorkflow:
                 await handle
             except Exception:  # noqa: BLE001 - a mail that could not be sent must not fail the process
                 workflow.logger.warning("an email activity gave up")
-        await self._act("tailor.finish_instance", {"workflow_id": wid, "status": "completed", "project_id": self.project_id})
+        await self._write("tailor.finish_instance", {"workflow_id": wid, "status": "completed", "project_id": self.project_id})
         return {"steps": {sid: s.status for sid, s in self.states.items()}}
 
     async def _sequence(self, steps: list[dict]) -> None:
@@ -147,7 +84,7 @@ class ProcessWorkflow:
                 await self._task(step)
 
     async def _skip(self, step: dict) -> None:
-        for s in _walk([step]):
+        for s in walk([step]):
             self.states[s["id"]].status = "skipped"
             self.states[s["id"]].outcome = "skipped"
             self._publish(s["id"])
@@ -160,7 +97,7 @@ class ProcessWorkflow:
         title = self._render(step["title"], step["id"])
         # open before the row exists: someone may act on the row the moment the activity commits it
         state.status = "open"
-        created = await self._act("tailor.create_task", {
+        created = await self._write("tailor.create_task", {
             "key": f"{workflow.info().workflow_id}:{step['id']}", "workflow_id": workflow.info().workflow_id,
             "process": self.input.spec["name"], "step_id": step["id"], "title": title,
             "description": self._render(step["description"], "") if step.get("description") else None,
@@ -176,18 +113,10 @@ class ProcessWorkflow:
 
     async def _watch(self, step: dict, state: StepState, due_at: dt.datetime | None) -> None:
         """Wait for the step to finish, firing reminders and escalation levels at their times, once each."""
-        events: list[tuple[dt.datetime, str, dict]] = []
-        if due_at:
-            for i, r in enumerate(step.get("reminders") or ()):
-                events.append((self.calendar.subtract(due_at, r), "reminder", {"index": i}))
-            for level in step.get("escalate") or ():
-                at = self.calendar.add(due_at, level["after_due"]) if level.get("after_due") else due_at
-                events.append((at, "escalate", level))
-        events.sort(key=lambda e: e[0])
-        for at, kind, detail in events:
+        for at, kind, detail in deadlines(step, due_at, self.calendar):
             if state.status not in OPEN:
                 return
-            wait = (at - workflow.now()).total_seconds()
+            wait = (at - self._now()).total_seconds()
             if wait > 0:
                 try:
                     await workflow.wait_condition(lambda: state.status not in OPEN, timeout=wait)
@@ -208,7 +137,7 @@ class ProcessWorkflow:
         message = self._render(level["message"], "", task=task) if level.get("message") else ""
         message = message or f"'{title}' is overdue (escalation level {n})"
         if level.get("alert"):
-            result = await self._act("tailor.raise_alert", {
+            result = await self._write("tailor.raise_alert", {
                 "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "level": n, "alert": level["alert"],
                 "message": message, "entity": self.input.entity, "record_id": self.input.record_id, "completers": self._completers()})
             state.alerts_raised.append(result["alert_id"])
@@ -217,8 +146,8 @@ class ProcessWorkflow:
                 "alert_id": result["alert_id"], "task_id": state.task_id, "level": n, "message": message, "recipients": result["recipients"],
                 "entity": self.input.entity, "record_id": self.input.record_id})
         if level.get("reassign"):
-            moved = await self._act("tailor.reassign_task", {
-                "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
+            moved = await self._write("tailor.reassign_task", {
+                "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
                 "assignee_id": state.assignee_id, "group": state.group, "project_id": self.project_id, "completers": self._completers()})
             state.assignee_id, state.group = moved["assignee_id"], moved["group"]
 
@@ -240,11 +169,12 @@ class ProcessWorkflow:
         state.status = "awaiting_approval" if approval else "done"
         state.data, state.completed_by = action.data, action.user_id
         state.completed_at = workflow.now().isoformat()
-        await self._act("tailor.set_task_state", {"task_id": state.task_id, "status": state.status, "user_id": action.user_id,
-                                                   "outcome": None if approval else "done", "data": action.data, "comment": action.comment})
+        await self._write("tailor.set_task_state", {"key": self._request(), "task_id": state.task_id, "status": state.status,
+                                                    "user_id": action.user_id, "outcome": None if approval else "done", "data": action.data,
+                                                    "comment": action.comment})
         if not approval:
             state.outcome = "done"
-        self._announce("task.completed", f"{workflow.info().workflow_id}:{action.step}:completed:{workflow.info().get_current_history_length()}",
+        self._announce("task.completed", f"{self._request()}:completed",
                        {"task_id": state.task_id, "step": action.step, "status": state.status, "by": action.user_id, "data": action.data})
         return {"step": action.step, "status": state.status}
 
@@ -252,13 +182,8 @@ class ProcessWorkflow:
     def _validate_complete(self, action: TaskAction) -> None:
         self._open_step(action, ("open",))
         schema = self.specs[action.step].get("form_schema")
-        if schema:
-            with workflow.unsafe.sandbox_unrestricted():
-                errors = sorted(jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-                                .iter_errors(action.data), key=lambda e: [str(p) for p in e.absolute_path])
-            if errors:
-                details = {".".join(str(p) for p in e.absolute_path) or "_": e.message for e in errors}
-                raise ApplicationError("the form has errors", details, type="Invalid", non_retryable=True)
+        if schema and (errors := form_errors(schema, action.data)):
+            raise ApplicationError("the form has errors", errors, type="Invalid", non_retryable=True)
 
     @workflow.update
     async def decide(self, action: TaskAction) -> dict:
@@ -267,8 +192,8 @@ class ProcessWorkflow:
         approved = bool(action.approve)
         state.status = "done" if approved else "open"
         state.outcome = "approved" if approved else "rejected"
-        await self._act("tailor.set_task_state", {"task_id": state.task_id, "status": state.status, "user_id": action.user_id,
-                                                   "outcome": state.outcome, "comment": action.comment})
+        await self._write("tailor.set_task_state", {"key": self._request(), "task_id": state.task_id, "status": state.status,
+                                                    "user_id": action.user_id, "outcome": state.outcome, "comment": action.comment})
         return {"step": action.step, "status": state.status, "outcome": state.outcome}
 
     @decide.validator
@@ -281,7 +206,8 @@ class ProcessWorkflow:
     async def reassign(self, action: TaskAction) -> dict:
         state = self._open_step(action, OPEN)
         await workflow.wait_condition(lambda: state.task_id is not None)
-        moved = await self._act("tailor.reassign_task", {"task_id": state.task_id, "user_id": action.to_user, "by": action.user_id})
+        moved = await self._write("tailor.reassign_task", {"key": self._request(), "task_id": state.task_id, "user_id": action.to_user,
+                                                           "by": action.user_id})
         state.assignee_id, state.group = moved["assignee_id"], moved["group"]
         return {"step": action.step, "assignee_id": state.assignee_id}
 
@@ -294,7 +220,7 @@ class ProcessWorkflow:
     @workflow.update
     async def comment(self, action: TaskAction) -> dict:
         state = self.states[action.step]
-        await self._act("tailor.add_comment", {"task_id": state.task_id, "user_id": action.user_id, "comment": action.comment})
+        await self._write("tailor.add_comment", {"key": self._request(), "task_id": state.task_id, "user_id": action.user_id, "comment": action.comment})
         return {"step": action.step}
 
     @comment.validator
@@ -311,6 +237,11 @@ class ProcessWorkflow:
                 "steps": {sid: vars(s) for sid, s in self.states.items()}}
 
     # -- helpers -------------------------------------------------------------------
+    def _request(self) -> str:
+        """The key of the staff action being handled: its update id, which Temporal deduplicates, so a write keyed by it
+        happens once however often the request or the write is retried."""
+        return f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"
+
     def _announce(self, event: str, delivery_id: str, payload: dict) -> None:
         """A webhook event (delivered by its own retried activity; the worker knows the receivers)."""
         if not self.input.announce:
@@ -325,12 +256,24 @@ class ProcessWorkflow:
                                          schedule_to_close_timeout=dt.timedelta(days=1))
         self.background.append(handle)
 
-    async def _local(self, name: str, arg: dict) -> Any:
-        """A short, idempotent write run by the worker that runs the workflow: no extra round trip to the server."""
-        return await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+    async def _write(self, name: str, arg: dict) -> Any:
+        """A short, idempotent keyed write, as a local activity: run by the worker that runs the workflow, inside the same
+        workflow task, so no extra round trips through the server. Retried with backoff while the database is away
+        (the workflow task is kept alive meanwhile); a worker crash before the task completes re-runs it, and its key
+        finds what the first run wrote."""
+        if self.instance is not None:  # the instance row travels with the first write instead of costing one of its own
+            arg, self.instance = {**arg, "instance": self.instance}, None
+        out = await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+        at = dt.datetime.fromisoformat(out["at"])
+        self.clock = at if self.clock is None else max(self.clock, at)
+        return out["result"]
 
-    async def _act(self, name: str, arg: dict) -> Any:
-        return await workflow.execute_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+    def _now(self) -> dt.datetime:
+        """The time to start timers from. workflow.now() is when the current workflow task began and stands still
+        until it ends, while a write inside it may have waited for the database; the timer only starts when the
+        task ends, so it counts from the later of the two (recorded with the write's result: replay sees the same)."""
+        now = workflow.now()
+        return now if self.clock is None or self.clock < now else self.clock
 
     def _due(self, step: dict) -> dt.datetime | None:
         due = step.get("due")
@@ -350,25 +293,8 @@ class ProcessWorkflow:
         self.ctx["steps"][sid] = {"outcome": s.outcome or s.status, "data": s.data, "completed_by": s.completed_by,
                                   "completed_at": s.completed_at}
 
-    def _context(self) -> dict:
-        now = workflow.now()
-        steps = {sid: self.ctx["steps"].get(sid, {"outcome": "pending", "data": {}, "completed_by": None, "completed_at": None})
-                 for sid in self.specs}
-        return {**self.ctx, "steps": steps, "now": now, "today": now.date()}
-
     def _render(self, source: str, fallback: str, **extra: Any) -> str:
-        try:
-            # Jinja2's template cache takes a lock, which the sandbox refuses; rendering itself is deterministic
-            with workflow.unsafe.sandbox_unrestricted():
-                return expressions.render(source, {**self._context(), **extra})
-        except Exception as exc:  # a template that fails at run time must not wedge the process
-            workflow.logger.warning("template %r failed: %s", source, exc)
-            return fallback or source
+        return render(source, {**template_context(self.ctx, self.specs, workflow.now()), **extra}, fallback)
 
     def _condition(self, source: str) -> bool:
-        try:
-            with workflow.unsafe.sandbox_unrestricted():
-                return bool(expressions.evaluate(source, self._context()))
-        except Exception as exc:
-            workflow.logger.warning("condition %r failed: %s; treated as false", source, exc)
-            return False
+        return condition(source, template_context(self.ctx, self.specs, workflow.now()))
