@@ -6,6 +6,7 @@ Errors are RFC 9457 problem details, with a message per field where a value is w
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -64,7 +65,7 @@ def _task(row: dict) -> dict:
     return {k: _json(v) for k, v in row.items() if k not in ("key",)}
 
 
-def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | None, task_queue: str, webhooks: bool = False) -> APIRouter:
+def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | None, task_queue: str, webhooks: Sequence[str] = ()) -> APIRouter:
     router = APIRouter(prefix="/api")
     model = compiled.model
 
@@ -135,7 +136,7 @@ def build_router(engine: sa.Engine, compiled: CompiledModel, client: Client | No
                 raise Problem(422, "Invalid submission", errors=exc.errors) from None
         if client:
             await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
-        if client and webhooks:
+        if client and "submission.created" in webhooks:
             from .web import announce_submission
 
             await announce_submission(client, task_queue, form, result, values, user)

@@ -12,6 +12,7 @@ import secrets
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ class LoginThrottle:
 
 
 def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None, *, secret_key: str, task_queue: str = "tailor",
-               temporal_ui: str | None = None, secure_cookies: bool = False, webhooks: bool = False) -> FastAPI:
+               temporal_ui: str | None = None, secure_cookies: bool = False, webhooks: Sequence[str] = ()) -> FastAPI:
     app = FastAPI(title="Tailor", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="tailor_session", same_site="lax",
                        https_only=secure_cookies, max_age=12 * 3600)
@@ -268,7 +269,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
                         options=options_for(name, user), record=record, submission_id=submission_id)
         if client is not None:
             await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
-            if webhooks:
+            if "submission.created" in webhooks:
                 await announce_submission(client, task_queue, form, result, values, user)
         request.session["flash"] = f"{form.label} saved." if not result.replayed else f"{form.label} was already saved."
         return RedirectResponse(f"/records/{form.entity}/{record.id}" if record else "/", status_code=303)
@@ -506,7 +507,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
                         options=allowed, record=None, submission_id=submission_id, action=f"/portal/forms/{name}")
         if client is not None:
             await start_enqueued(client, engine, compiled, task_queue, result.starts, announce=webhooks)
-            if webhooks:
+            if "submission.created" in webhooks:
                 await announce_submission(client, task_queue, form, result, values, user)
         request.session["flash"] = "Thank you: we have your request."
         return RedirectResponse("/portal", status_code=303)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from temporalio.client import Client
@@ -24,7 +25,7 @@ BATCH = 100
 log = logging.getLogger(__name__)
 
 
-async def drain(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, *, announce: bool = False,
+async def drain(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, *, announce: Sequence[str] = (),
                 now: dt.datetime | None = None, limit: int = BATCH) -> list[str]:
     """Start the pending starts whose turn has come (at `now`); returns the workflow ids started."""
     now = now or outbox.utcnow()
@@ -36,7 +37,7 @@ async def drain(client: Client, engine: sa.Engine, compiled: CompiledModel, task
     return await start_rows(client, engine, compiled, task_queue, await asyncio.to_thread(due), announce=announce, now=now)
 
 
-async def run(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, *, announce: bool = False,
+async def run(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, *, announce: Sequence[str] = (),
               poll: float = POLL_SECONDS) -> None:
     """Drain every `poll` seconds until cancelled; while the database fails, wait twice as long each time."""
     delay = poll

@@ -28,7 +28,7 @@ class ProcessInput:
     inputs: dict = field(default_factory=dict)
     started_by: int | None = None
     started_at: str | None = None  # ISO time; defaults to the workflow's start
-    announce: bool = False  # send webhook events (only when receivers are configured)
+    announce: list[str] = field(default_factory=list)  # the webhook events someone receives (none: send nothing)
 
 
 @dataclass

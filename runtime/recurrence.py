@@ -10,7 +10,8 @@ nothing at an instant dateutil does not name an occurrence.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from temporalio import activity, workflow
 from temporalio.common import SearchAttributeKey
@@ -29,7 +30,7 @@ class SweepInput:
     for_each: str | None
     when: str | None
     task_queue: str
-    announce: bool = False
+    announce: list[str] = field(default_factory=list)  # the webhook events someone receives
     # set only for rules the schedule runs as a superset: the sweep keeps the rule's occurrences
     rrule: str | None = None
     starts: str | None = None
@@ -89,7 +90,7 @@ class SweepWorkflow:
         return started
 
 
-async def sync_schedules(client, compiled, task_queue: str, announce: bool = False) -> list[str]:
+async def sync_schedules(client, compiled, task_queue: str, announce: Sequence[str] = ()) -> list[str]:
     """Create or update one Temporal Schedule per recurring trigger; returns their ids."""
     from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, ScheduleUpdate
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Iterable
 
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 async def start_process(client: Client, spec: dict, *, key: str, task_queue: str, entity: str | None = None,
                         record_id: int | None = None, record: dict | None = None, inputs: dict | None = None,
-                        started_by: int | None = None, search_attributes: bool = True, announce: bool = False) -> WorkflowHandle:
+                        started_by: int | None = None, search_attributes: bool = True, announce: Sequence[str] = ()) -> WorkflowHandle:
     """Start (or find, if `key` already started it) the process instance for `key`."""
     wid = workflow_id(spec["name"], key)
     attrs = None
@@ -49,7 +50,7 @@ async def start_process(client: Client, spec: dict, *, key: str, task_queue: str
 
 
 async def start_enqueued(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, workflow_ids: Iterable[str],
-                         *, announce: bool = False) -> list[str]:
+                         *, announce: Sequence[str] = ()) -> list[str]:
     """Start the outbox rows a request just committed (those still pending); returns the workflow ids started.
 
     Never raises: the change is committed, and whatever did not start here stays in the outbox for the drainer.
@@ -66,7 +67,7 @@ async def start_enqueued(client: Client, engine: sa.Engine, compiled: CompiledMo
 
 
 async def start_rows(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, rows: list[sa.Row], *,
-                     announce: bool = False, now: dt.datetime | None = None) -> list[str]:
+                     announce: Sequence[str] = (), now: dt.datetime | None = None) -> list[str]:
     """Start outbox rows, their record's data read as it is now, and write each outcome (as of `now`) back to its row."""
     if not rows:
         return []

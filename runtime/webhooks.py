@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
+from engine.model import WEBHOOK_EVENTS
+
 if TYPE_CHECKING:
     from engine.model import Model
     from .settings import Settings
@@ -63,9 +65,11 @@ class WebhookSettings:
                    tuple(Receiver(w.name, w.url, settings.secret(w.secret_env) or "", frozenset(w.events)) for w in model.webhooks))
 
 
-def announcing(settings: "Settings", model: "Model") -> bool:
-    """Whether processes and the web send events at all (only when someone receives them)."""
-    return bool(settings.webhook_urls or model.webhooks)
+def announcing(settings: "Settings", model: "Model") -> list[str]:
+    """The events someone receives (installation receivers take all): processes and the web send only these."""
+    if settings.webhook_urls:
+        return list(WEBHOOK_EVENTS)
+    return [e for e in WEBHOOK_EVENTS if any(e in w.events for w in model.webhooks)]
 
 
 def sign(secret: str, body: bytes) -> str:

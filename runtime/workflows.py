@@ -243,8 +243,8 @@ class ProcessWorkflow:
         return f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"
 
     def _announce(self, event: str, delivery_id: str, payload: dict) -> None:
-        """A webhook event (delivered by its own retried activity; the worker knows the receivers)."""
-        if not self.input.announce:
+        """A webhook event (delivered by its own retried activity; the worker knows the receivers), if anyone receives it."""
+        if event not in self.input.announce:
             return
         self._background("tailor.webhook", {"id": delivery_id, "event": event, "payload": payload})
 

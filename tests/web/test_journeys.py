@@ -181,10 +181,16 @@ def test_a_manager_sees_an_alert_once_a_short_deadline_passes(packs, page: Page)
                 urllib.request.urlopen(f"{base}/health", timeout=2)
                 break
             except OSError:
+                assert proc.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.5)
+        for _ in range(180):  # the worker is a process of its own: it raises the alert, so wait until it runs
+            if "[worker] worker running" in log.read_text():
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None and "[worker] worker running" in log.read_text(), log.read_text()[-3000:]
         log_in(page, base, "lee")
         alert = page.get_by_text("Triage: Reports will not print has not been triaged")
-        for _ in range(40):  # the demo support request's triage is due 5 s after the start
+        for _ in range(120):  # the demo support request's triage is due 5 s after the start
             if alert.count():
                 break
             page.wait_for_timeout(500)
