@@ -1,6 +1,9 @@
 """The Tailor worker: the interpreter workflow and its activities on one task queue."""
 from __future__ import annotations
 
+import importlib.util
+import py_compile
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
@@ -21,12 +24,29 @@ PASSTHROUGH = ("engine", "jinja2", "markupsafe", "jsonschema", "jsonschema_speci
                "holidays", "dateutil", "six", "zoneinfo", "tzdata")
 
 
+def compile_workflow_modules() -> None:
+    """Write the bytecode of the modules the sandbox re-imports for every workflow run, if it is missing or stale.
+
+    The sandbox runs each workflow in fresh copies of its modules; without a .pyc (editable installs, or
+    PYTHONDONTWRITEBYTECODE set, as container images often do) every copy compiles the source again, a few
+    ms of CPU per workflow task. py_compile writes the cache whatever that setting says.
+    """
+    for cls in (ProcessWorkflow, SweepWorkflow, WebhookWorkflow):
+        source = sys.modules[cls.__module__].__file__
+        cached = importlib.util.cache_from_source(source)
+        try:
+            py_compile.compile(source, cfile=cached, doraise=True)
+        except (OSError, py_compile.PyCompileError):
+            pass  # a read-only install: the sandbox compiles the source as it always did
+
+
 def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
 def make_worker(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, mail: MailSettings,
                 pool: ThreadPoolExecutor, hooks: WebhookSettings = WebhookSettings()) -> Worker:
+    compile_workflow_modules()
     acts = Activities(engine, compiled, mail)
     sweep = SweepActivities(engine, compiled)
     return Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow, SweepWorkflow, WebhookWorkflow],
