@@ -140,7 +140,8 @@ class Activities:
         if alert["emailed_at"] is not None or not emails or task is None:
             return
         self.mail.send(emails, f"[Tailor] Overdue: {task['title']}",
-                       f"{alert['message']}\n\nTask: {task['title']}\nDue: {task['due_at']}\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
+                       f"{alert['message']}\n\nTask: {task['title']}\nDue: {task['due_at']}\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n",
+                       key=f"tailor-alert-{alert['id']}")
         with self.transaction() as conn:
             task_service.mark_emailed(conn, alert["id"])
 
@@ -154,7 +155,7 @@ class Activities:
             emails = self._emails(conn, [task["assignee_id"]] if task and task["assignee_id"] else [])
         if task and task["status"] in ("open", "awaiting_approval") and emails:
             self.mail.send(emails, f"[Tailor] Reminder: {task['title']}",
-                           f"This task is due {task['due_at']}.\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n")
+                           f"This task is due {task['due_at']}.\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n", key=f"tailor-{key}")
         with self.transaction() as conn:
             try:
                 with conn.begin_nested():
