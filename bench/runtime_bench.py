@@ -67,7 +67,7 @@ from runtime.plan import apply, plan  # noqa: E402
 from runtime.schema import alerts, tasks, users  # noqa: E402
 from runtime.settings import Settings  # noqa: E402
 from runtime.starter import start_process  # noqa: E402
-from runtime.worker import make_worker, workflow_runner  # noqa: E402
+from runtime.worker import WORKFLOW_TASK_POLLS, make_worker, workflow_runner  # noqa: E402
 from runtime.workflows import ProcessWorkflow, TaskAction  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -529,7 +529,8 @@ async def processes(tmp: Path, pack: Path, sizes: Sizes) -> dict:
             bare = BareActivities(bare_engine)
             bare_worker = Worker(client, task_queue="bench-bare", workflows=[BareWorkflow, BareLocalWorkflow],
                                  activities=[bare.create_row, bare.complete_row],
-                                 activity_executor=bpool, max_concurrent_activities=POOL, workflow_runner=workflow_runner())
+                                 activity_executor=bpool, max_concurrent_activities=POOL,
+                                 max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS, workflow_runner=workflow_runner())
             async with tailor_worker, bare_worker:
                 say("[1/5] warm-up, then Tailor vs bare (regular activity) vs bare (local activity) ...")
                 sides = {"tailor": Throughput(), "bare": Throughput(), "bare_local": Throughput()}

@@ -94,7 +94,7 @@ async def serve_worker(address: str, db: str, queue: str) -> None:
     from temporalio.worker import Worker
 
     from bare_workflow import BareWorkflow
-    from runtime.worker import workflow_runner
+    from runtime.worker import WORKFLOW_TASK_POLLS, workflow_runner
 
     engine = make_engine(f"sqlite:///{db}")
     meta.create_all(engine)
@@ -118,9 +118,10 @@ async def serve_worker(address: str, db: str, queue: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(POOL) as pool:
-        # the same settings as runtime.worker.make_worker: 8 activity threads, the same sandboxed runner
+        # the same settings as runtime.worker.make_worker: 8 activity threads, as many workflow-task polls, the same sandboxed runner
         worker = Worker(client, task_queue=queue, workflows=[BareWorkflow], activities=[create_row, complete_row], activity_executor=pool,
-                        max_concurrent_activities=POOL, workflow_runner=workflow_runner())
+                        max_concurrent_activities=POOL, max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
+                        workflow_runner=workflow_runner())
         async with worker:
             print("bare worker running", flush=True)
             await stop.wait()

@@ -22,6 +22,11 @@ from .workflows import ProcessWorkflow
 # imported once outside the sandbox instead of re-imported, and restricted, per workflow run.
 PASSTHROUGH = ("engine", "jinja2", "markupsafe", "jsonschema", "jsonschema_specifications", "referencing", "rpds", "attrs",
                "holidays", "dateutil", "six", "zoneinfo", "tzdata")
+# Workflow-task long polls kept open at once (the SDK's default is 5). Each poll brings one workflow task and is
+# re-issued only after that, so when many timers fire in the same second (a burst of deadlines) the woken workflows
+# queue at the server behind those few polls: 100 alerts due at once were raised up to 1.6 s late with 5, under
+# 0.9 s with 50 (bench/runtime_bench.py). An idle poll is an open request, nothing more.
+WORKFLOW_TASK_POLLS = 50
 
 
 def compile_workflow_modules() -> None:
@@ -52,4 +57,5 @@ def make_worker(client: Client, engine: sa.Engine, compiled: CompiledModel, task
     return Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow, SweepWorkflow, WebhookWorkflow],
                   activities=[*acts.all(), sweep.list_records, WebhookActivities(hooks).deliver],
                   activity_executor=pool,
-                  max_concurrent_activities=pool._max_workers, workflow_runner=workflow_runner())
+                  max_concurrent_activities=pool._max_workers, max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
+                  workflow_runner=workflow_runner())
