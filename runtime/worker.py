@@ -24,8 +24,8 @@ PASSTHROUGH = ("engine", "jinja2", "markupsafe", "jsonschema", "jsonschema_speci
                "holidays", "dateutil", "six", "zoneinfo", "tzdata")
 # Workflow-task long polls kept open at once (the SDK's default is 5). Each poll brings one workflow task and is
 # re-issued only after that, so when many timers fire in the same second (a burst of deadlines) the woken workflows
-# queue at the server behind those few polls: 100 alerts due at once were raised up to 1.6 s late with 5, under
-# 0.9 s with 50 (bench/runtime_bench.py). An idle poll is an open request, nothing more.
+# queue at the server behind those few polls: 100 alerts due at once were raised up to 1.8 s late with 5, under
+# 0.96 s with 50 (bench/runtime_bench.py). An idle poll is an open request, nothing more.
 WORKFLOW_TASK_POLLS = 50
 
 
