@@ -28,6 +28,10 @@ _BOOLS = yaml.constructor.SafeConstructor.bool_values
 _ScalarNode, _MappingNode = yaml.ScalarNode, yaml.MappingNode
 
 
+# The tag each plain scalar's text resolves to (a pure function of the text), shared by every load; bounded.
+_PLAIN_TAGS: dict[str, str] = {}
+
+
 class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
     """The safe loader, minus per-node Python work whose answer never changes.
 
@@ -38,17 +42,16 @@ class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
 
     _PLAIN_TAGS_MAX = 50_000
 
-    def resolve(self, kind: type, value: Any, implicit: Any, _plain_tags: dict[str, str] = {}) -> str:  # noqa: B006
-        # `_plain_tags` is shared by all loaders on purpose (a default argument is the cheapest lookup); bounded below
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
         if kind is not _ScalarNode:
             return _MAP if kind is _MappingNode else _SEQ  # the safe resolver's defaults: it has no path resolvers
         if not implicit[0]:
             return _STR  # quoted text, or a plain scalar with the non-specific tag "!"
-        tag = _plain_tags.get(value)
+        tag = _PLAIN_TAGS.get(value)
         if tag is None:
             tag = super().resolve(kind, value, implicit)
-            if len(_plain_tags) < self._PLAIN_TAGS_MAX:
-                _plain_tags[value] = tag
+            if len(_PLAIN_TAGS) < self._PLAIN_TAGS_MAX:
+                _PLAIN_TAGS[value] = tag
         return tag
 
     # Path resolvers are the only reason to track the path; the safe loader has none.

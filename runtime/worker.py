@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import py_compile
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,8 @@ def compile_workflow_modules() -> None:
         source = sys.modules[cls.__module__].__file__
         cached = importlib.util.cache_from_source(source)
         try:
+            if os.path.exists(cached) and os.path.getmtime(cached) >= os.path.getmtime(source):
+                continue
             py_compile.compile(source, cfile=cached, doraise=True)
         except (OSError, py_compile.PyCompileError):
             pass  # a read-only install: the sandbox compiles the source as it always did
