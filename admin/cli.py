@@ -203,7 +203,7 @@ def user_create(username: str, name: str | None, email: str | None, roles: tuple
             conn.execute(users.insert().values(username=username, name=name or username, email=email, roles=list(roles),
                                                password_hash=PasswordHasher().hash(password) if password else None,
                                                api_token_hash=token_hash, company_id=company_id,
-                                               created_at=dt.datetime.now(dt.timezone.utc)))
+                                               created_at=dt.datetime.now(dt.UTC)))
     except sa.exc.IntegrityError:
         click.secho(f"a user named '{username}' already exists", fg="red", err=True)
         sys.exit(1)

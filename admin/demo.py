@@ -20,7 +20,7 @@ MARKER = "demo:crm"
 def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> list[str]:
     """Insert the demo data unless it is there already; returns the workflow ids of the processes it enqueued."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         done = conn.execute(sa.select(idempotency_keys.c.result).where(idempotency_keys.c.key == MARKER)).scalar()
         if done is not None:

@@ -24,9 +24,9 @@ from engine.compiler import CompiledModel, compile_model
 from engine.errors import TailorError
 from engine.loader import load
 from runtime import drainer
-from runtime.mail import MailSettings
 from runtime.db import make_engine, upgrade
 from runtime.devserver import DevServer
+from runtime.mail import MailSettings
 from runtime.plan import apply, plan
 from runtime.recurrence import sync_schedules
 from runtime.settings import Settings

@@ -31,6 +31,16 @@ users = sa.Table(
     sa.Index("ix_users_api_token_hash", "api_token_hash"),  # every API request finds its user by the token's digest
 )
 
+sessions = sa.Table(  # web log-ins, so logout, a password change or deactivation ends them on the server
+    "sessions", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # sha256 of the random id the signed cookie carries
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", When, nullable=False),
+    sa.Column("expires_at", When, nullable=False),
+    sa.Column("revoked_at", When),
+    sa.Index("ix_sessions_user", "user_id"),
+)
+
 group_members = sa.Table(
     "group_members", metadata,
     sa.Column("group_name", sa.String(64), primary_key=True),

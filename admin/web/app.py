@@ -1,0 +1,128 @@
+"""The web app: staff workspace, customer portal and REST API in one FastAPI application.
+
+Server-rendered HTML that works without scripts. Every POST carries a CSRF token; sessions are
+signed, HttpOnly, SameSite=Lax cookies backed by a server-side record; every page and endpoint
+checks the user's role permissions from the definitions (see `deps.py`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from temporalio.client import Client
+
+from engine.compiler import CompiledModel
+
+from ..api import api_router
+from ..api.auth import ApiAuthentication
+from ..api.problems import Problem, problem_response, validation_problem
+from ..sessions import LIFETIME
+from .deps import Services, session_user
+from .limits import DEFAULT_MAX_BODY, BodyLimit
+from .pages import render
+from .routes import (
+    alerts,
+    auth,
+    directory,
+    forms,
+    health,
+    portal,
+    projects,
+    records,
+    tasks,
+    work,
+)
+
+HERE = Path(__file__).resolve().parent
+AREAS = (auth, work, forms, tasks, alerts, portal, directory, records, projects, health)
+ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
+                  409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts"}
+
+
+def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None, *, secret_key: str, task_queue: str = "tailor",
+               temporal_ui: str | None = None, secure_cookies: bool = False, webhooks: Sequence[str] = (),
+               max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+    """The app over `engine`, running processes through `client` (None: pages and API without a process engine)."""
+    app = FastAPI(title="Tailor", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.compiled = compiled  # the active configuration: swap it with one assignment
+    app.state.services = Services(engine=engine, client=client, templates=Jinja2Templates(directory=HERE / "templates"),
+                                  task_queue=task_queue, webhooks=tuple(webhooks), temporal_ui=temporal_ui)
+    # outermost first: the size limit, then the session cookie, then the API's token check
+    app.add_middleware(ApiAuthentication)
+    app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="tailor_session", same_site="lax",
+                       https_only=secure_cookies, max_age=int(LIFETIME.total_seconds()))
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    for area in AREAS:
+        app.include_router(area.router)
+    app.include_router(api_router())
+
+    @app.exception_handler(Problem)
+    async def api_problem(request: Request, exc: Problem) -> Response:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if is_api(request):
+            return problem_response(validation_problem(exc))
+        return await error_page(request, 404 if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()) else 400,
+                          "Part of the address or the form is not in the expected format.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_api(request):
+            detail = exc.detail if isinstance(exc.detail, str) and exc.detail != _phrase(exc.status_code) else ""
+            return problem_response(Problem(exc.status_code, _phrase(exc.status_code), detail), headers=dict(exc.headers or {}) or None)
+        if exc.status_code == 401:
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        return await error_page(request, exc.status_code, exc.detail if isinstance(exc.detail, str) else "", dict(exc.headers or {}) or None)
+
+    return app
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path == "/api" or request.url.path.startswith("/api/")
+
+
+def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+async def error_page(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
+    """A styled error page that says what happened and offers a way back."""
+    try:
+        user = await run_in_threadpool(session_user, request, request.app.state.services.engine)
+    except Exception:  # an error page must render even when the database does not answer
+        user = None
+    generic = {404: "There is nothing at this address. It may have been deleted, or the link is wrong.",
+               405: "This page cannot be used that way."}
+    portal = user is not None and user.get("company_id") and "access" not in _perms(request, user)
+    back = ("/portal", "Back to your requests") if portal else ("/", "Back to My work") if user else ("/login", "Log in")
+    response = render(request, "errors/error.html", user=user, status=status, heading=ERROR_HEADINGS.get(status, _phrase(status)),
+                      message=message if message and message != _phrase(status) else generic.get(status, "Something went wrong."),
+                      back_url=back[0], back_label=back[1])
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    return response
+
+
+def _perms(request: Request, user: dict) -> set[str]:
+    from ..access import permissions_of
+
+    perms = permissions_of(request.app.state.compiled.model, user)
+    return perms | ({"access"} if "admin" in perms else set())

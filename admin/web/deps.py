@@ -1,0 +1,129 @@
+"""The web app's dependencies: every route reads its user, connection and model through these aliases.
+
+The compiled model lives on `app.state.compiled`, so the admin console can switch the active configuration
+with one assignment; nothing captures it at start.
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from fastapi import Depends, HTTPException, Request
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+from temporalio.client import Client
+
+from engine.compiler import CompiledModel
+
+from .. import sessions
+from ..access import allowed
+from .throttle import LoginThrottle
+
+
+@dataclass
+class Services:
+    """What the app was started with (the compiled model is not here: it is swappable on app.state)."""
+
+    engine: sa.Engine
+    client: Client | None
+    templates: Jinja2Templates
+    task_queue: str = "tailor"
+    webhooks: tuple[str, ...] = ()
+    temporal_ui: str | None = None
+    hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_compiled(request: Request) -> CompiledModel:
+    return request.app.state.compiled
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+CompiledDep = Annotated[CompiledModel, Depends(get_compiled)]
+
+
+def get_engine(services: ServicesDep) -> sa.Engine:
+    return services.engine
+
+
+EngineDep = Annotated[sa.Engine, Depends(get_engine)]
+
+
+def get_conn(engine: EngineDep) -> Iterator[sa.Connection]:
+    """A read connection for the request (writes open their own transaction with `engine.begin()`)."""
+    with engine.connect() as conn:
+        yield conn
+
+
+Conn = Annotated[sa.Connection, Depends(get_conn)]
+
+
+# -- the logged-in user (web pages) -----------------------------------------------------
+def session_user(request: Request, engine: EngineDep) -> dict | None:
+    """The user of the request's session if it is still live on the server, else None."""
+    session_id = request.session.get("sid")
+    if not session_id:
+        return None
+    with engine.connect() as conn:
+        return sessions.session_user(conn, session_id)
+
+
+MaybeUser = Annotated[dict | None, Depends(session_user)]
+
+
+def current_user(user: MaybeUser) -> dict:
+    """The logged-in user; anyone else is sent to the login page (see the 401 handler)."""
+    if user is None:
+        raise HTTPException(401)
+    return user
+
+
+CurrentUser = Annotated[dict, Depends(current_user)]
+
+
+def require(permission: str):
+    """A dependency giving the current user if their roles grant `permission` (admin grants all), else 403."""
+
+    def check(user: CurrentUser, compiled: CompiledDep) -> dict:
+        if not allowed(compiled.model, user, permission):
+            raise HTTPException(403, f"You do not have permission to do this ({permission.replace('_', ' ')}).")
+        return user
+
+    check.__name__ = f"require_{permission}"
+    return Depends(check)
+
+
+Staff = Annotated[dict, require("access")]
+
+
+def Permitted(permission: str):
+    """`Annotated[dict, require(permission)]`: the current user, who has `permission`."""
+    return Annotated[dict, require(permission)]
+
+
+# -- forms: every POST carries the session's CSRF token ---------------------------------------
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, made on first use."""
+    if "csrf" not in request.session:
+        request.session["csrf"] = secrets.token_urlsafe(32)
+    return request.session["csrf"]
+
+
+async def csrf_form(request: Request) -> FormData:
+    """The posted form, once its CSRF token matches the session's."""
+    data = await request.form()
+    expected = request.session.get("csrf")
+    if not expected or not secrets.compare_digest(str(data.get("csrf_token", "")), expected):
+        raise HTTPException(403, "This form has expired or did not come from Tailor. Go back, reload the page and try again.")
+    return data
+
+
+CsrfForm = Annotated[FormData, Depends(csrf_form)]

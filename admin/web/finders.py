@@ -1,0 +1,65 @@
+"""Finding what a page names: a record by entity and id, a task the user may see, the staff to pick from.
+
+Each raises the HTTP error a person should see (404 for what is not there, 403 for what is not theirs).
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import HTTPException
+
+from engine.compiler import CompiledModel
+from forms import submit as forms
+from runtime import records
+from runtime import tasks as task_service
+from runtime.schema import users
+
+from ..access import may_see_task
+
+MAX_ID = 2**63 - 1  # the largest id a database column holds; a larger number names nothing
+
+
+def entity_or_404(compiled: CompiledModel, entity: str):
+    """The entity definition a URL names."""
+    if entity not in compiled.model.entities:
+        raise HTTPException(404, "There is no such kind of record.")
+    return compiled.model.entities[entity]
+
+
+def record_or_404(conn: sa.Connection, compiled: CompiledModel, entity: str, record_id) -> records.Record:
+    """The record a URL or a form names (`record_id` as typed: a bad number is 'not found', never an error)."""
+    entity_or_404(compiled, entity)
+    try:
+        number = int(str(record_id))
+    except ValueError:
+        number = -1
+    if not 0 < number <= MAX_ID:
+        raise HTTPException(404, f"There is no {compiled.model.entities[entity].label.lower()} with that number.")
+    try:
+        return records.get_record(conn, compiled, entity, number)
+    except records.RecordNotFound:
+        raise HTTPException(404, f"There is no {compiled.model.entities[entity].label.lower()} with that number.") from None
+
+
+def task_or_404(conn: sa.Connection, compiled: CompiledModel, task_id: int, user: dict | None = None) -> dict:
+    """The task, if `user` may see it (assignee, its group, project manager, approver, or a monitor)."""
+    task = task_service.get_task(conn, task_id) if 0 < task_id <= MAX_ID else None
+    if task is None:
+        raise HTTPException(404, "There is no such task.")
+    task = dict(task)
+    task["_groups"], task["_pm"] = task_service.access_context(conn, user["id"], task) if user else (set(), None)
+    if user is not None and not may_see_task(compiled.model, user, task, task["_groups"], task["_pm"]):
+        raise HTTPException(403, "This task is assigned to someone else.")
+    return task
+
+
+def staff_list(conn: sa.Connection) -> list[dict]:
+    """Active staff (not portal users), by name: who a task may go to."""
+    return [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name, users.c.roles).where(users.c.active).order_by(users.c.name))
+            .mappings() if "portal" not in (r.roles or [])]
+
+
+def options_for(conn: sa.Connection, compiled: CompiledModel, form_name: str) -> dict[str, list]:
+    """The choices each field of a staff form offers (records, users, choice labels)."""
+    form = compiled.model.forms[form_name]
+    staff = staff_list(conn)
+    return {f.name: forms.choices_for(compiled, conn, f, staff) for f in form.fields}

@@ -1,0 +1,136 @@
+"""A record's page (the customer's single view), its own fields, and deleting it."""
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+from engine import expressions
+from engine.compiler import CompiledModel
+from engine.errors import Loc
+from engine.model import Field
+from runtime import records, values
+from runtime.history import list_history
+from runtime.referrers import referrers as find_referrers
+from runtime.schema import projects, tasks
+
+from ...access import allowed
+from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff
+from ..finders import entity_or_404, record_or_404
+from ..pages import due_text, flash, redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+
+def record_view(request: Request, conn: sa.Connection, compiled: CompiledModel, user: dict, entity: str, record_id,
+                status: int = 200, errors: dict | None = None, typed: dict | None = None) -> HTMLResponse:
+    """The record's page: its fields by scope, links, forms, open tasks, projects and contact history."""
+    model = compiled.model
+    ent = entity_or_404(compiled, entity)
+    rec = record_or_404(conn, compiled, entity, record_id)
+    history = list_history(conn, entity, rec.id)
+    open_tasks = conn.execute(sa.select(tasks).where(tasks.c.entity == entity, tasks.c.record_id == rec.id,
+                                                    tasks.c.status.in_(("open", "awaiting_approval")))).mappings().all()
+    record_projects = conn.execute(sa.select(projects).where(projects.c.entity == entity, projects.c.record_id == rec.id)
+                                   .order_by(projects.c.created_at.desc())).mappings().all()
+    scopes = [("For every " + ent.label.lower(), [(f.label, rec.data[f.name]) for f in ent.fields if rec.data.get(f.name) not in (None, "", [])])]
+    for g in ent.groups:
+        shown = [(f.label, rec.data[f.name]) for f in g.fields if rec.data.get(f.name) not in (None, "", [])]
+        if shown:
+            scopes.append((g.label, shown))
+    own = [(v.get("label") or k, v.get("value")) for k, v in rec.record_fields.items()]
+    if own:
+        scopes.append(("This " + ent.label.lower() + " only", own))
+    links = []
+    for link in ent.links:
+        try:
+            links.append((link.label, expressions.render(link.url.source, {"record": rec.context(ent)})))
+        except Exception:  # a link whose fields are empty on this record is left out
+            continue
+    shown_forms = [f for f in model.forms.values() if f.entity == entity and f.contact]
+    return render(request, "records/record.html", user=user, status=status, record=rec, entity=ent, scopes=scopes, forms=shown_forms,
+                  tasks=open_tasks, projects=record_projects, links=links, errors=errors or {}, typed=typed or {},
+                  can_add_field=ent.record_fields.allowed and allowed(model, user, "add_record_fields"),
+                  can_delete=allowed(model, user, "delete_records"), field_types=ent.record_fields.types,
+                  history=[{"when": due_text(h.occurred_at), "kind": h.kind, "summary": h.summary} for h in history])
+
+
+@router.get("/records/{entity}/{record_id}", response_class=HTMLResponse)
+def record_page(request: Request, entity: str, record_id: str, user: Staff, conn: Conn, compiled: CompiledDep):
+    return record_view(request, conn, compiled, user, entity, record_id)
+
+
+@router.post("/records/{entity}/{record_id}/fields", response_class=HTMLResponse)
+def add_own_field(request: Request, entity: str, record_id: str, user: Permitted("add_record_fields"), data: CsrfForm, engine: EngineDep,
+                  compiled: CompiledDep):
+    ent = entity_or_404(compiled, entity)
+    with engine.connect() as conn:
+        rec = record_or_404(conn, compiled, entity, record_id)
+    label = str(data.get("label", "")).strip()
+    name = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+    ftype = str(data.get("type", "string"))
+    errors: dict[str, str] = {}
+    if not name:
+        errors["label"] = "Give the field a name"
+    else:
+        name = name if name[0].isalpha() else "f_" + name
+        try:
+            raw = str(data.get("value", "")).strip()
+            value = values.convert(raw, Field(name, ftype, Loc("web"), label)) if raw and ftype in values.CONVERTERS else raw
+            with engine.begin() as conn:
+                records.add_record_field(conn, compiled, entity, rec.id, name, ftype, label, value, user["id"])
+        except (values.NotConvertible, KeyError) as exc:
+            errors = {"value": f"{label} {exc}" if str(exc).startswith("must") else f"{label} is not a valid {ftype}"}
+        except records.RecordInvalid as exc:
+            errors = {"value" if k not in ("label", "type") else k: v for k, v in exc.errors.items()} or {"value": "not accepted"}
+        except records.RecordNotFound:
+            raise HTTPException(404, f"There is no {ent.label.lower()} with that number.") from None
+    if errors:
+        with engine.connect() as conn:
+            return record_view(request, conn, compiled, user, entity, rec.id, 422, errors, {k: data.get(k) for k in ("label", "type", "value")})
+    flash(request, f"Added '{label}' to this {ent.label.lower()}.")
+    return redirect(f"/records/{entity}/{rec.id}")
+
+
+def delete_view(request: Request, conn, compiled: CompiledModel, user: dict, entity: str, record_id, status: int = 200,
+                problem: str | None = None, referrers: list[str] | None = None) -> HTMLResponse:
+    """Ask before deleting, and say up front what would stop it."""
+    rec = record_or_404(conn, compiled, entity, record_id)
+    if referrers is None:
+        referrers = find_referrers(conn, compiled, entity, rec.id)
+    return render(request, "records/record_delete.html", user=user, status=status, record=rec, entity=compiled.model.entities[entity],
+                  problem=problem, referrers=referrers)
+
+
+@router.get("/records/{entity}/{record_id}/delete", response_class=HTMLResponse)
+def record_delete_page(request: Request, entity: str, record_id: str, user: Permitted("delete_records"), conn: Conn, compiled: CompiledDep):
+    entity_or_404(compiled, entity)
+    return delete_view(request, conn, compiled, user, entity, record_id)
+
+
+@router.post("/records/{entity}/{record_id}/delete", response_class=HTMLResponse)
+def record_delete(request: Request, entity: str, record_id: str, user: Permitted("delete_records"), data: CsrfForm, engine: EngineDep,
+                  compiled: CompiledDep):
+    ent = entity_or_404(compiled, entity)
+    with engine.connect() as conn:
+        rec = record_or_404(conn, compiled, entity, record_id)
+    try:
+        version = int(str(data.get("row_version", "")))
+    except ValueError:
+        raise HTTPException(400, "Open the record's delete page and confirm there.") from None
+    try:
+        with engine.begin() as conn:
+            gone = records.delete_record(conn, compiled, entity, rec.id, user["id"], expected_version=version)
+    except records.RecordNotFound:
+        raise HTTPException(404, f"There is no {ent.label.lower()} with that number (it may have been deleted already).") from None
+    except records.Conflict:
+        with engine.connect() as conn:
+            return delete_view(request, conn, compiled, user, entity, rec.id, 409, f"Someone changed this {ent.label.lower()} while you were "
+                               "looking at it. Nothing was deleted; check the details again.")
+    except records.DeletionRefused as exc:
+        with engine.connect() as conn:
+            return delete_view(request, conn, compiled, user, entity, rec.id, 409, str(exc), exc.referrers)
+    flash(request, f"Deleted {ent.label.lower()} '{gone.title}'. Its last details are kept in the audit log.")
+    return redirect(f"/directory/{entity}")
