@@ -12,7 +12,7 @@ from typing import Any, Callable
 from . import durations
 from .errors import Loc, Problem
 from .model import (
-    Calendar, Choice, CreateAction, Due, Duration, Entity, Escalation, Field, Form, FormTrigger, Group, GroupDef, Link,
+    Calendar, Choice, CreateAction, Due, Duration, Entity, EntityPages, Escalation, Field, Form, FormTrigger, Group, GroupDef, Link,
     ManualTrigger, Overlay, Pack, ParallelStep, Party, Process, ProjectSpec, RecordFieldRules, RecordTrigger, Role,
     ScheduleTrigger, Section, Source, StartAction, TaskStep, Template, UpdateAction, Webhook, WorkingPeriod,
 )
@@ -117,7 +117,18 @@ class Builder:
                       plural=d.get("plural", d.get("label", humanise(d["name"])) + "s"),
                       fields=self.fields(d.get("fields"), "/fields"), description=d.get("description", ""),
                       title=self.template(d.get("title"), "/title"), customer=d.get("customer", False), groups=groups,
-                      record_fields=rules, links=self.links(d.get("links"), "/links"))
+                      record_fields=rules, links=self.links(d.get("links"), "/links"), pages=self.pages(d.get("pages")))
+
+    def pages(self, raw: dict | None) -> EntityPages:
+        if not raw:
+            return EntityPages()
+        locs = tuple((f"{option}/{i}", self.loc(f"/pages/{option}/{i}")) for option in ("columns", "filters", "search")
+                     for i in range(len(raw.get(option) or ())))
+        if "stages" in raw:
+            locs += (("stages", self.loc("/pages/stages")),)
+        return EntityPages(loc=self.key("/pages"), navigation=raw.get("navigation", True), columns=tuple(raw.get("columns", ())),
+                           filters=tuple(raw.get("filters", ())), search=tuple(raw.get("search", ())),
+                           sections=self.sections(raw.get("sections"), "/pages/sections"), stages=raw.get("stages"), locs=locs)
 
     def links(self, raw: dict | None, ptr: str) -> tuple[Link, ...]:
         return tuple(Link(n, spec.get("label", humanise(n)), Template(spec["url"], self.loc(J(J(ptr, n), "url"))), self.key(J(ptr, n)))

@@ -116,9 +116,39 @@ class Checker:
             yield from self.template(g.when, Scope({**scope.names, "today": ANY}, f"{where} group '{g.name}'"), expression=True)
         for link in e.links:
             yield from self.template(link.url, Scope(scope.names, f"{where} link '{link.name}'"))
+        yield from self.pages(e, where)
         for t in e.record_fields.types:
             if t in ("reference", "choice", "multichoice", "group"):
                 yield Problem(e.loc, "entity.record-fields", f"{where}: single-record fields cannot be of type {t} (they have no place to define its options)")
+
+    def pages(self, e: Entity, where: str) -> Iterator[Problem]:
+        """Every field the entity's `pages:` names exists; stages is a choice field; sections list each field once."""
+        p = e.pages
+        if p.loc is None:
+            return
+        fields = {f.name: f for f in e.all_fields()}
+        system = {"title", "created_at", "updated_at"}
+        for option, names in (("columns", p.columns), ("filters", p.filters), ("search", p.search)):
+            for i, name in enumerate(names):
+                if name not in fields and name not in system:
+                    yield Problem(p.loc_of(f"{option}/{i}"), "entity.pages", f"{where} pages.{option} names '{name}', which is not a field of the entity "
+                                  f"(fields: {', '.join(fields)})")
+        if p.stages is not None and (p.stages not in fields or fields[p.stages].type != "choice"):
+            found = f"a {fields[p.stages].type} field" if p.stages in fields else "not a field of the entity"
+            yield Problem(p.loc_of("stages"), "entity.pages", f"{where} pages.stages must name a choice field; '{p.stages}' is {found}")
+        seen: set[str] = set()
+        own = {f.name for f in e.fields}
+        for s in p.sections:
+            for name in s.fields:
+                if name not in own:
+                    yield Problem(s.loc, "entity.pages", f"section '{s.title}' of {where} lists '{name}', which is not a field for all "
+                                  f"{e.plural.lower()} (group fields have sections of their own)")
+                elif name in seen:
+                    yield Problem(s.loc, "entity.pages", f"field '{name}' appears twice in the sections of {where}")
+                seen.add(name)
+        if p.sections:
+            for name in sorted(own - seen):
+                yield Problem(p.loc, "entity.pages", f"field '{name}' of {where} is in no section of pages.sections")
 
     # -- forms ---------------------------------------------------------------
     def form(self, form: Form) -> Iterator[Problem]:

@@ -142,6 +142,24 @@ class RecordFieldRules:
 
 
 @dataclass(frozen=True, slots=True)
+class EntityPages:
+    """What an entity's generated pages show, where it differs from the defaults (see `engine.pages`)."""
+
+    loc: Loc | None = None
+    navigation: bool = True               # listed in the main menu
+    columns: tuple[str, ...] = ()         # directory columns (default: the first few fields)
+    filters: tuple[str, ...] = ()         # directory filters offered first
+    search: tuple[str, ...] = ()          # fields the directory's search box looks in (default: the title)
+    sections: tuple["Section", ...] = ()  # the edit page's sections (default: one for all fields)
+    stages: str | None = None             # a choice field whose values are the pipeline board's columns
+    locs: tuple[tuple[str, Loc], ...] = ()  # ("columns/1", where it is written), for problems that point at the entry
+
+    def loc_of(self, pointer: str) -> Loc | None:
+        """Where the entry at `pointer` (e.g. "columns/1") is written; the `pages:` key when unknown."""
+        return dict(self.locs).get(pointer, self.loc)
+
+
+@dataclass(frozen=True, slots=True)
 class Entity:
     name: str
     loc: Loc
@@ -155,6 +173,7 @@ class Entity:
     groups: tuple[Group, ...] = ()
     record_fields: RecordFieldRules = RecordFieldRules()
     links: tuple[Link, ...] = ()
+    pages: EntityPages = EntityPages()
     kind: str = field(default="entity", init=False)
 
     def field(self, name: str) -> Field | None:

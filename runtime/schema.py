@@ -27,6 +27,7 @@ users = sa.Table(
     sa.Column("person_id", sa.BigInteger),               # their personnel record, if any
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("api_token_hash", sa.String(200)),
+    sa.Column("time_zone", sa.String(64)),                # IANA name the user chose; empty: the organisation's
     sa.Column("created_at", When, nullable=False),
     sa.Index("ix_users_api_token_hash", "api_token_hash"),  # every API request finds its user by the token's digest
 )

@@ -47,7 +47,7 @@ def test_all_problems_are_reported_at_once_sorted_by_place(packs):
 @pytest.mark.parametrize("doc, expected", [
     ("kind: entity\nname: company\nfields: {name: string}\ncolour: red\n",
      "x.yaml:4:1: unknown key 'colour' (expected one of: customer, description, fields, groups, kind, label, links, name, "
-     "plural, record_fields, title) [schema.unknown-key]"),
+     "pages, plural, record_fields, title) [schema.unknown-key]"),
     ("kind: entity\nname: company\n", "x.yaml:1:1: missing required key 'fields' [schema.missing-key]"),
     ("kind: entity\nname: Company\nfields: {name: string}\n",
      "x.yaml:2:7: expected a lower_snake_case name (a-z, 0-9 and _, starting with a letter) in 'name', found 'Company' [schema.pattern]"),
@@ -342,3 +342,34 @@ def test_templates_may_read_earlier_steps_form_data_only_by_real_field_names(pac
         "p/f.yaml:11:12: 'steps.call.data.reslt' in step 'next' title template: 'steps.call.data' has no field 'reslt' "
         "(known: result) [expression.unknown-field]",
     ]
+
+
+def test_entity_page_options_name_real_fields(packs):
+    base = packs.write("base", {"company.yaml": ENTITY + """
+pages:
+  columns: [industry, colour]
+  stages: owner
+  sections:
+    - section: Main
+      fields: [name, name]
+"""})
+    assert problems(base) == [
+        "base/company.yaml:8:1: field 'industry' of entity 'company' is in no section of pages.sections [entity.pages]",
+        "base/company.yaml:8:1: field 'owner' of entity 'company' is in no section of pages.sections [entity.pages]",
+        "base/company.yaml:9:23: entity 'company' pages.columns names 'colour', which is not a field of the entity "
+        "(fields: name, industry, owner) [entity.pages]",
+        "base/company.yaml:10:11: entity 'company' pages.stages must name a choice field; 'owner' is a user field [entity.pages]",
+        "base/company.yaml:12:7: field 'name' appears twice in the sections of entity 'company' [entity.pages]",
+    ]
+
+
+def test_entity_pages_default_to_good_choices(packs):
+    from engine import pages
+
+    model = load([packs.write("base", {"company.yaml": ENTITY})])
+    company = model.entities["company"]
+    assert [f.name for f in pages.columns(company)] == ["name", "industry", "owner"]
+    assert [f.name for f in pages.filters(company)] == ["industry", "owner"]
+    assert pages.search_fields(company) == ("title",)
+    assert [s.fields for s in pages.edit_sections(company)] == [("name", "industry", "owner")]
+    assert pages.stages(company) is None and [e.name for e in pages.navigation(model)] == ["company"]

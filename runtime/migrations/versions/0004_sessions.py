@@ -1,4 +1,4 @@
-"""Server-side web sessions (`sessions`): logout, a password change or deactivation revokes them.
+"""Server-side web sessions (`sessions`), revoked at logout, password change or deactivation; users.time_zone.
 
 Revision ID: 0004
 Revises: 0003
@@ -29,8 +29,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id_hash", name="pk_sessions"),
     )
     op.create_index("ix_sessions_user", "sessions", ["user_id"])
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("time_zone", sa.String(64)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("time_zone")
     op.drop_index("ix_sessions_user", table_name="sessions")
     op.drop_table("sessions")
