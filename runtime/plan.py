@@ -468,11 +468,17 @@ def plan(conn: sa.Connection, compiled: CompiledModel) -> list[Op]:
     for name in compiled.model.entities:
         if name not in states and name in tables:
             states[name] = inspected_state(conn, compiled, name)
-    ops = diff(states, compiled)
+    ops = diff(states, compiled) + _missing_title_indexes(conn, compiled, tables)
     refused = [r for op in ops if hasattr(op, "check") and (r := op.check(conn, compiled))]
     if refused:
         raise MigrationRefused(refused)
     return ops
+
+
+def _missing_title_indexes(conn: sa.Connection, compiled: CompiledModel, tables: set[str]) -> list[Op]:
+    """The title index of every existing entity table that lacks it (tables made before the title was indexed)."""
+    return [AddIndex(name, "title") for name in compiled.model.entities
+            if name in tables and f"ix_{name}_title" not in index_names(conn, name)]
 
 
 def apply(conn: sa.Connection, compiled: CompiledModel, ops: Iterable[Op]) -> None:

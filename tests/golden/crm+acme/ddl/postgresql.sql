@@ -21,6 +21,8 @@ CREATE INDEX ix_company_owner ON company ((CAST(data ->> 'owner' AS INTEGER)));
 
 CREATE INDEX ix_company_status ON company ((CAST(data ->> 'status' AS VARCHAR)));
 
+CREATE INDEX ix_company_title ON company (title);
+
 CREATE TABLE product (
 	id BIGSERIAL NOT NULL, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
@@ -35,6 +37,8 @@ CREATE TABLE product (
 );
 
 CREATE UNIQUE INDEX ix_product_sku ON product ((CAST(data ->> 'sku' AS VARCHAR)));
+
+CREATE INDEX ix_product_title ON product (title);
 
 CREATE TABLE person (
 	id BIGSERIAL NOT NULL, 
@@ -56,6 +60,8 @@ CREATE INDEX ix_person_company ON person (company);
 CREATE INDEX ix_person_email ON person ((CAST(data ->> 'email' AS VARCHAR)));
 
 CREATE INDEX ix_person_last_name ON person ((CAST(data ->> 'last_name' AS VARCHAR)));
+
+CREATE INDEX ix_person_title ON person (title);
 
 CREATE TABLE contract (
 	id BIGSERIAL NOT NULL, 
@@ -81,6 +87,8 @@ CREATE INDEX ix_contract_contact ON contract (contact);
 CREATE INDEX ix_contract_end_date ON contract ((CAST(data ->> 'end_date' AS VARCHAR)));
 
 CREATE UNIQUE INDEX ix_contract_reference ON contract ((CAST(data ->> 'reference' AS VARCHAR)));
+
+CREATE INDEX ix_contract_title ON contract (title);
 
 CREATE TABLE opportunity (
 	id BIGSERIAL NOT NULL, 
@@ -113,6 +121,8 @@ CREATE INDEX ix_opportunity_product ON opportunity (product);
 
 CREATE INDEX ix_opportunity_stage ON opportunity ((CAST(data ->> 'stage' AS VARCHAR)));
 
+CREATE INDEX ix_opportunity_title ON opportunity (title);
+
 CREATE TABLE purchase (
 	id BIGSERIAL NOT NULL, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
@@ -139,6 +149,8 @@ CREATE INDEX ix_purchase_opportunity ON purchase (opportunity);
 CREATE UNIQUE INDEX ix_purchase_order_number ON purchase ((CAST(data ->> 'order_number' AS VARCHAR)));
 
 CREATE INDEX ix_purchase_product ON purchase (product);
+
+CREATE INDEX ix_purchase_title ON purchase (title);
 
 CREATE TABLE support_request (
 	id BIGSERIAL NOT NULL, 
@@ -173,6 +185,8 @@ CREATE INDEX ix_support_request_severity ON support_request ((CAST(data ->> 'sev
 
 CREATE INDEX ix_support_request_status ON support_request ((CAST(data ->> 'status' AS VARCHAR)));
 
+CREATE INDEX ix_support_request_title ON support_request (title);
+
 CREATE TABLE shipment (
 	id BIGSERIAL NOT NULL, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
@@ -199,3 +213,5 @@ CREATE INDEX ix_shipment_product ON shipment (product);
 CREATE INDEX ix_shipment_purchase ON shipment (purchase);
 
 CREATE INDEX ix_shipment_serial_number ON shipment ((CAST(data ->> 'serial_number' AS VARCHAR)));
+
+CREATE INDEX ix_shipment_title ON shipment (title);

@@ -20,6 +20,8 @@ CREATE INDEX ix_company_owner ON company (CAST(JSON_EXTRACT(data, '$."owner"') A
 
 CREATE INDEX ix_company_status ON company (CAST(JSON_EXTRACT(data, '$."status"') AS VARCHAR));
 
+CREATE INDEX ix_company_title ON company (title);
+
 CREATE TABLE product (
 	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
@@ -33,6 +35,8 @@ CREATE TABLE product (
 );
 
 CREATE UNIQUE INDEX ix_product_sku ON product (CAST(JSON_EXTRACT(data, '$."sku"') AS VARCHAR));
+
+CREATE INDEX ix_product_title ON product (title);
 
 CREATE TABLE person (
 	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
@@ -53,6 +57,8 @@ CREATE INDEX ix_person_company ON person (company);
 CREATE INDEX ix_person_email ON person (CAST(JSON_EXTRACT(data, '$."email"') AS VARCHAR));
 
 CREATE INDEX ix_person_last_name ON person (CAST(JSON_EXTRACT(data, '$."last_name"') AS VARCHAR));
+
+CREATE INDEX ix_person_title ON person (title);
 
 CREATE TABLE contract (
 	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
@@ -77,6 +83,8 @@ CREATE INDEX ix_contract_contact ON contract (contact);
 CREATE INDEX ix_contract_end_date ON contract (CAST(JSON_EXTRACT(data, '$."end_date"') AS VARCHAR));
 
 CREATE UNIQUE INDEX ix_contract_reference ON contract (CAST(JSON_EXTRACT(data, '$."reference"') AS VARCHAR));
+
+CREATE INDEX ix_contract_title ON contract (title);
 
 CREATE TABLE opportunity (
 	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
@@ -108,6 +116,8 @@ CREATE INDEX ix_opportunity_product ON opportunity (product);
 
 CREATE INDEX ix_opportunity_stage ON opportunity (CAST(JSON_EXTRACT(data, '$."stage"') AS VARCHAR));
 
+CREATE INDEX ix_opportunity_title ON opportunity (title);
+
 CREATE TABLE purchase (
 	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
@@ -133,6 +143,8 @@ CREATE INDEX ix_purchase_opportunity ON purchase (opportunity);
 CREATE UNIQUE INDEX ix_purchase_order_number ON purchase (CAST(JSON_EXTRACT(data, '$."order_number"') AS VARCHAR));
 
 CREATE INDEX ix_purchase_product ON purchase (product);
+
+CREATE INDEX ix_purchase_title ON purchase (title);
 
 CREATE TABLE support_request (
 	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
@@ -166,6 +178,8 @@ CREATE INDEX ix_support_request_severity ON support_request (CAST(JSON_EXTRACT(d
 
 CREATE INDEX ix_support_request_status ON support_request (CAST(JSON_EXTRACT(data, '$."status"') AS VARCHAR));
 
+CREATE INDEX ix_support_request_title ON support_request (title);
+
 CREATE TABLE shipment (
 	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, 
 	title VARCHAR(500) DEFAULT '' NOT NULL, 
@@ -191,3 +205,5 @@ CREATE INDEX ix_shipment_product ON shipment (product);
 CREATE INDEX ix_shipment_purchase ON shipment (purchase);
 
 CREATE INDEX ix_shipment_serial_number ON shipment (CAST(JSON_EXTRACT(data, '$."serial_number"') AS VARCHAR));
+
+CREATE INDEX ix_shipment_title ON shipment (title);
