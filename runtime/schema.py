@@ -190,6 +190,17 @@ process_starts = sa.Table(  # the outbox: processes to start, written in the tra
     sa.Index("ix_process_starts_due", "status", "next_attempt_at"),
 )
 
+saved_views = sa.Table(  # a user's named directory views: the columns, filters and sort they chose, as a query string
+    "saved_views", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("created_at", When, nullable=False),
+    sa.UniqueConstraint("user_id", "entity", "name"),  # saving under a name already used replaces that view
+)
+
 definition_state = sa.Table(  # what `tailor migrate` last applied, to diff against
     "definition_state", metadata,
     sa.Column("entity", sa.String(64), primary_key=True),

@@ -39,12 +39,13 @@ from .routes import (
     portal,
     projects,
     records,
+    search,
     tasks,
     work,
 )
 
 HERE = Path(__file__).resolve().parent
-AREAS = (auth, work, forms, tasks, alerts, portal, directory, records, projects, health)
+AREAS = (auth, work, forms, tasks, alerts, portal, directory, search, records, projects, health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
                   409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts"}
 

@@ -72,6 +72,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/portal/forms/{name}"): Rule("portal", "/portal/forms/support_request", {}),
     ("GET", "/directory/{entity}"): Rule("access", "/directory/company"),
     ("GET", "/lookup/{entity}"): Rule("access", "/lookup/company?q=a"),
+    ("GET", "/search"): Rule("access", "/search?q=acme"),
+    # views are per user: a permitted caller saves one, and opening or deleting view 1 may be someone else's (404)
+    ("POST", "/directory/{entity}/views"): Rule("access", "/directory/company/views", {"name": "Mine", "query": "q=a"}),
+    ("GET", "/directory/{entity}/views/{view_id}"): Rule("access", "/directory/company/views/1"),
+    ("POST", "/directory/{entity}/views/{view_id}/delete"): Rule("access", "/directory/company/views/1/delete"),
     ("GET", "/alerts"): Rule("access", "/alerts"),
     ("POST", "/projects/{project_id}/members"): Rule("project_access", "/projects/{project}/members", {"username": "staff"}),
     ("GET", "/api/projects"): Rule("project_access", "/api/projects"),

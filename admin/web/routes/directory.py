@@ -1,72 +1,105 @@
-"""The directory of each entity: search and filter, CSV export, mail merge, and search-as-you-type for pickers."""
+"""The directory of each entity: columns, filters, sort and pages; saved views; CSV export, mail merge; lookups for pickers."""
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
-import re
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.datastructures import QueryParams
 
 from engine import expressions
 from engine.compiler import CompiledModel
 from engine.errors import Loc
 from engine.expressions import Scope
-from engine.model import Template
-from runtime import records
+from engine.model import Entity, Template
+from forms import widgets
+from runtime import records, saved_views
 
-from ..deps import CompiledDep, Conn, CsrfForm, Permitted, Staff
-from ..finders import entity_or_404
-from ..pages import render
+from ...access import allowed
+from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff
+from ..finders import MAX_ID, entity_or_404
+from ..listing import MAX_FILTERS, OPERATORS, PAGE_SIZES, Catalogue, Listing, Resolved, cell, own_fields_in, resolve
+from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
-PAGE_SIZE = 50
+EXPORT_BATCH = 500
+MAX_LETTERS = 500
 
 
-def directory_query(request: Request, compiled: CompiledModel, entity: str) -> tuple[dict, dict]:
-    """Filters and sort from the query string, as the directory form sends them."""
-    q, field, value = (request.query_params.get(k, "").strip() for k in ("q", "field", "value"))
-    own = re.sub(r"[^a-z0-9]+", "_", request.query_params.get("own", "").strip().lower()).strip("_")
-    if own and not field:
-        field = f"record_fields.{own}"
-    ent = compiled.model.entities[entity]
-    filters: dict[str, Any] = {}
-    if q:
-        filters["title"] = {"contains": q}
-    if field and value:
-        f = ent.field(field) or next((x for x in ent.all_fields() if x.name == field), None)
-        textual = f is not None and f.type in ("string", "text", "email", "phone", "url")
-        filters[field] = {"contains": value} if textual or f is None else value
-    if own:
-        filters.setdefault(f"record_fields.{own}", {"contains": value} if value else {"empty": False})
-    sort = request.query_params.get("sort") or "title"
-    return filters, {"q": q, "field": field if not field.startswith("record_fields.") else "", "value": value, "sort": sort, "own": own}
+@dataclass
+class Query:
+    """One directory request: the entity, what the URL asks for, and that checked against the entity."""
+
+    entity: Entity
+    catalogue: Catalogue
+    listing: Listing
+    resolved: Resolved
+    zone: Any
+
+    def search(self, conn, compiled: CompiledModel, page: int, per: int) -> records.Page:
+        return records.search_records(conn, compiled, self.entity.name, self.resolved.filters, sort=self.resolved.sort, page=page,
+                                      page_size=per, as_shown=True)
 
 
-def page_number(raw: str | None) -> int:
-    """The page asked for; anything that is not a page number is page 1."""
+def directory_query(request: Request, conn, compiled: CompiledModel, user: dict, entity: str) -> Query:
+    """The directory query a request's URL asks for, checked against the entity (problems kept, never raised)."""
+    ent = entity_or_404(compiled, entity)
+    catalogue = Catalogue(ent)
+    listing = Listing.parse(request.query_params)
+    zone = widgets.zone_of(compiled.model, user)
+    return Query(ent, catalogue, listing, resolve(conn, compiled, catalogue, listing, zone), zone)
+
+
+def fetch_page(conn, compiled: CompiledModel, query: Query) -> tuple[records.Page, list[str]]:
+    """The page asked for; past the last page, the last page (with a note saying so)."""
+    listing, notes = query.listing, []
     try:
-        return min(max(1, int(raw or "1")), 10**9)
-    except ValueError:
-        return 1
+        page = query.search(conn, compiled, listing.page, listing.per)
+    except records.BadQuery as exc:
+        query.resolved.problems.append(str(exc))
+        return records.Page([], 0, 1, listing.per), notes
+    if listing.page > page.pages and not page.more:
+        notes.append(f"There {'is' if page.pages == 1 else 'are'} only {page.pages} page{'s' if page.pages != 1 else ''} of these "
+                     f"{query.entity.plural.lower()}; this is the last.")
+        page = query.search(conn, compiled, page.pages, listing.per)
+    elif not page.items and listing.page > 1:
+        notes.append(f"Page {listing.page:,} is past the last of these {query.entity.plural.lower()}.")
+    return page, notes
+
+
+def show(request: Request, conn, compiled: CompiledModel, user: dict, query: Query, page: records.Page | None = None,
+         notes: list[str] | None = None, status: int | None = None):
+    """The directory page of a query (its problems shown, with status 400, when it could not be run)."""
+    resolved, ent = query.resolved, query.entity
+    if page is None:
+        page = records.Page([], 0, 1, query.listing.per)
+    for name, (type_name, label) in own_fields_in(page.items).items():
+        query.catalogue.add_own(name, type_name, label)
+    names = widgets.Names(conn, compiled, query.zone)
+    names.prefetch([c.field for c in resolved.columns if not c.own], [r.data for r in page.items])
+    rows = [(r, [widgets.html(*cell(r, c), names) for c in resolved.columns]) for r in page.items]
+    views = saved_views.views_of(conn, user["id"], ent.name)
+    current = next((v for v in views if str(v["id"]) == request.query_params.get("view")), None)
+    given = list(query.listing.filters)
+    filters = given + [None] * (min(MAX_FILTERS, max(len(given) + 1, 2)) - len(given))  # room for one more, two at first
+    return render(request, "directory/directory.html", user=user, status=status or (400 if resolved.problems else 200), entity=ent,
+                  catalogue=query.catalogue, listing=query.listing, columns=resolved.columns, sort=resolved.sort, rows=rows, page=page,
+                  filters=filters, operators=OPERATORS, page_sizes=PAGE_SIZES, problems=resolved.problems,
+                  notes=resolved.notes + (notes or []), views=views, current=current, query=query.listing.query(),
+                  may_export=allowed(compiled.model, user, "export"))
 
 
 @router.get("/directory/{entity}", response_class=HTMLResponse)
 def directory(request: Request, entity: str, user: Staff, conn: Conn, compiled: CompiledDep):
-    ent = entity_or_404(compiled, entity)
-    filters, shown = directory_query(request, compiled, entity)
-    error = None
-    try:
-        result = records.search_records(conn, compiled, entity, filters, sort=shown["sort"], page=page_number(request.query_params.get("page")),
-                                        page_size=PAGE_SIZE)
-    except records.BadQuery as exc:
-        error, result = str(exc), records.Page([], 0, 1, PAGE_SIZE)
-    query = "&".join(f"{k}={v}" for k, v in shown.items() if v)
-    sorts = [("title", "Name"), ("-created_at", "Newest first")] + [(f.name, f.label) for f in ent.fields[:8] if f.type not in ("multichoice", "text")]
-    return render(request, "directory/directory.html", user=user, entity=ent, page=result, columns=[f for f in ent.fields[:5] if f.type != "text"],
-                  filterable=ent.all_fields(), error=error, query=query, **shown, sorts=sorts)
+    query = directory_query(request, conn, compiled, user, entity)
+    if query.resolved.problems:
+        return show(request, conn, compiled, user, query)
+    page, notes = fetch_page(conn, compiled, query)
+    return show(request, conn, compiled, user, query, page, notes)
 
 
 @router.get("/lookup/{entity}")
@@ -78,6 +111,58 @@ def lookup(request: Request, entity: str, user: Staff, conn: Conn, compiled: Com
     return JSONResponse([{"id": r.id, "title": r.title} for r in found.items])
 
 
+# -- saved views ---------------------------------------------------------------------------------
+
+
+def _view_id(raw: str) -> int:
+    try:
+        number = int(raw)
+    except ValueError:
+        number = -1
+    if not 0 < number <= MAX_ID:
+        raise HTTPException(404, "There is no saved view with that number.")
+    return number
+
+
+@router.post("/directory/{entity}/views")
+def save_view(request: Request, entity: str, user: Staff, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    ent = entity_or_404(compiled, entity)
+    listing = Listing.parse(QueryParams(str(data.get("query", ""))))
+    query = listing.query()  # as the directory writes it: only what the form can say, no page
+    try:
+        with engine.begin() as conn:
+            view_id = saved_views.save(conn, user["id"], ent.name, str(data.get("name", "")), query)
+    except saved_views.ViewInvalid as exc:
+        flash(request, str(exc))
+        return redirect(f"/directory/{ent.name}?{query}")
+    flash(request, f"Saved the view “{' '.join(str(data.get('name', '')).split())}”.")
+    return redirect(f"/directory/{ent.name}?{query}{'&' if query else ''}view={view_id}")
+
+
+@router.get("/directory/{entity}/views/{view_id}")
+def open_view(entity: str, view_id: str, user: Staff, conn: Conn, compiled: CompiledDep):
+    ent = entity_or_404(compiled, entity)
+    view = saved_views.view_of(conn, user["id"], _view_id(view_id))
+    if view is None or view["entity"] != ent.name:
+        raise HTTPException(404, "There is no saved view with that number among yours.")
+    return redirect(f"/directory/{ent.name}?{view['query']}{'&' if view['query'] else ''}view={view['id']}")
+
+
+@router.post("/directory/{entity}/views/{view_id}/delete")
+def delete_view(request: Request, entity: str, view_id: str, user: Staff, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    ent = entity_or_404(compiled, entity)
+    number = _view_id(view_id)
+    with engine.begin() as conn:
+        view = saved_views.view_of(conn, user["id"], number)
+        if view is None or view["entity"] != ent.name or not saved_views.delete(conn, user["id"], number):
+            raise HTTPException(404, "There is no saved view with that number among yours.")
+    flash(request, f"Deleted the view “{view['name']}”.")
+    return redirect(f"/directory/{ent.name}")
+
+
+# -- CSV export and mail merge (permission 'export') ----------------------------------------------
+
+
 def spreadsheet_safe(value: Any) -> Any:
     """A cell a spreadsheet will not run as a formula (OWASP: prefix = + - @ tab CR with a quote)."""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -87,47 +172,73 @@ def spreadsheet_safe(value: Any) -> Any:
 
 @router.get("/directory/{entity}/export.csv")
 def directory_csv(request: Request, entity: str, user: Permitted("export"), conn: Conn, compiled: CompiledDep):
-    ent = entity_or_404(compiled, entity)
-    filters, shown = directory_query(request, compiled, entity)
-    fields = list(ent.all_fields())
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["id", ent.label, *(f.label for f in fields)])
+    """Every field of the records the directory shows, as people read them, and a column per field of their own."""
+    query = directory_query(request, conn, compiled, user, entity)
+    if query.resolved.problems:
+        return show(request, conn, compiled, user, query)
+    ent, catalogue = query.entity, query.catalogue
+    fields = catalogue.fields
+    names = widgets.Names(conn, compiled, query.zone)
+    rows: list[tuple[list[str], dict[str, str]]] = []
+    own: dict[str, str] = {}  # name -> label, in the order first met
     page_no = 1
     while True:
         try:
-            result = records.search_records(conn, compiled, entity, filters, sort=shown["sort"], page=page_no, page_size=500)
+            result = query.search(conn, compiled, page_no, EXPORT_BATCH)
         except records.BadQuery as exc:
-            return render(request, "directory/directory.html", user=user, status=400, entity=ent, page=records.Page([], 0, 1, PAGE_SIZE),
-                          columns=[], filterable=ent.all_fields(), error=str(exc), query="", **shown, sorts=[])
+            query.resolved.problems.append(str(exc))
+            return show(request, conn, compiled, user, query)
+        names.prefetch([c.field for c in fields], [r.data for r in result.items])
         for r in result.items:
-            cells = ("; ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v) for v in (r.data.get(f.name) for f in fields))
-            writer.writerow([r.id, spreadsheet_safe(r.title), *(spreadsheet_safe(c) for c in cells)])
+            cells = [str(r.id), r.title, *(widgets.text(*cell(r, c), names) for c in [*fields, *catalogue.system])]
+            mine = {}
+            for name, (type_name, label) in own_fields_in([r]).items():
+                own.setdefault(name, label)
+                column = catalogue.add_own(name, type_name, label)
+                mine[name] = widgets.text(*cell(r, column), names)
+            rows.append((cells, mine))
         if page_no >= result.pages:
             break
         page_no += 1
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(spreadsheet_safe(h) for h in ["id", ent.label, *(c.label for c in [*fields, *catalogue.system]), *own.values()])
+    for cells, mine in rows:
+        writer.writerow(spreadsheet_safe(c) for c in [*cells, *(mine.get(name, "") for name in own)])
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{ent.plural.lower().replace(" ", "-")}.csv"'})
 
 
 @router.post("/directory/{entity}/merge", response_class=HTMLResponse)
 def mail_merge(request: Request, entity: str, user: Permitted("export"), data: CsrfForm, conn: Conn, compiled: CompiledDep):
-    ent = entity_or_404(compiled, entity)
+    """A letter per record the directory shows, the template given display values (names, labels, local times)."""
+    query = directory_query(request, conn, compiled, user, entity)
+    ent = query.entity
     template = str(data.get("template", ""))
-    filters, shown = directory_query(request, compiled, entity)
     problems = expressions.check(Template(template, Loc("letter")), Scope({"record": frozenset(f.name for f in ent.all_fields()) |
                                                                                    {"id", "title"}, "today": None}, "letter"))
     if problems or not template.strip():
-        return render(request, "directory/merge.html", user=user, status=422, entity=ent, letters=[], template=template,
-                      error="; ".join(p.message for p in problems) or "Write the letter first.")
+        return render(request, "directory/merge.html", user=user, status=422, entity=ent, letters=[], template=template, note=None,
+                      error="; ".join(p.message for p in problems) or "Write the letter first.", query=query.listing.query())
+    if query.resolved.problems:
+        return render(request, "directory/merge.html", user=user, status=400, entity=ent, letters=[], template=template, note=None,
+                      error=" ".join(query.resolved.problems), query=query.listing.query())
     try:
-        result = records.search_records(conn, compiled, entity, filters, sort=shown["sort"], page=1, page_size=500)
+        result = query.search(conn, compiled, 1, MAX_LETTERS)
     except records.BadQuery as exc:
-        return render(request, "directory/merge.html", user=user, status=400, entity=ent, letters=[], template=template, error=str(exc))
+        return render(request, "directory/merge.html", user=user, status=400, entity=ent, letters=[], template=template, note=None,
+                      error=str(exc), query=query.listing.query())
+    names = widgets.Names(conn, compiled, query.zone)
+    names.prefetch(ent.all_fields(), [r.data for r in result.items])
+    today = dt.datetime.now(query.zone).date()
     letters = []
     for r in result.items:
+        context = widgets.display_context(r.context(ent), ent.all_fields(), names)
         try:
-            letters.append((r.title, expressions.render(template, {"record": r.context(ent), "today": dt.date.today()})))
+            letters.append((r.title, expressions.render(template, {"record": context, "today": today})))
         except Exception as exc:  # one record's missing value must not stop the rest
             letters.append((r.title, f"(not produced: {exc})"))
-    return render(request, "directory/merge.html", user=user, entity=ent, letters=letters, template=template, error=None)
+    note = (f"Letters for the first {MAX_LETTERS:,} of {'more than ' if result.more else ''}{result.total:,} "
+            f"{ent.plural.lower()}; narrow the filters for the rest.") if result.total > len(result.items) else None
+    return render(request, "directory/merge.html", user=user, entity=ent, letters=letters, template=template, error=None, note=note,
+                  query=query.listing.query())
