@@ -90,7 +90,7 @@ def show(request: Request, conn, compiled: CompiledModel, user: dict, query: Que
                   catalogue=query.catalogue, listing=query.listing, columns=resolved.columns, sort=resolved.sort, rows=rows, page=page,
                   filters=filters, operators=OPERATORS, page_sizes=PAGE_SIZES, problems=resolved.problems,
                   notes=resolved.notes + (notes or []), views=views, current=current, query=query.listing.query(),
-                  may_export=allowed(compiled.model, user, "export"))
+                  may_export=allowed(compiled.model, user, "export"), chose_columns=resolved.columns != query.catalogue.defaults())
 
 
 @router.get("/directory/{entity}", response_class=HTMLResponse)
