@@ -6,7 +6,7 @@
 2. The same with lead_enquiry (creates an opportunity, starts lead_follow_up) on the dev server `tailor run`
    embeds, next to the bare temporalio start rate on that same dev server (bench/bare_workflow.py with its
    worker in its own process, bench/web_bare.py).
-3. Directory search over 100,000 companies: p95 of GET /directory/company?field=industry&value=… (logged in
+3. Directory search over 100,000 companies: p95 of GET /directory/company?f1=industry&o1=eq&v1=… (logged in
    through the login form) and of GET /api/records/company?industry=… (bearer token).
 
 Everything runs on loopback: the servers are subprocesses, the client is an httpx.AsyncClient with a bounded
@@ -423,12 +423,15 @@ def directory(base: str, token: str, engine: sa.Engine, compiled: CompiledModel,
     with httpx.Client(timeout=60, follow_redirects=False) as http:
         login(http, base)
 
+        labels = {c.value: c.label for c in compiled.model.entities["company"].field("industry").choices}
+
         def page_ok(r: httpx.Response, url: str) -> None:
             value = url.rsplit("=", 1)[1]
             assert r.status_code == 200, (r.status_code, r.text[:300])
-            assert re.search(r"<p>(more than [\d,]+|\d+) found", r.text) and f"<td>{value}</td>" in r.text, r.text[-2000:]
+            assert re.search(r'<p class="count">(More than [\d,]+|[\d,]+) found', r.text) and f"<td>{labels[value]}</td>" in r.text, \
+                r.text[-2000:]
 
-        times = timed_gets(http, [f"{base}/directory/company?field=industry&value={v}" for v in values], page_ok)
+        times = timed_gets(http, [f"{base}/directory/company?f1=industry&o1=eq&v1={v}" for v in values], page_ok)
         out["page"] = {"p50": pct(times, 50), "p95": pct(times, 95), "max": max(times), "n": len(times)}
         api = {"Authorization": f"Bearer {token}"}
 
@@ -639,7 +642,7 @@ def markdown(res: dict, sizes: Sizes, quick: bool, info: dict[str, str], when: s
               f"checked, the rest bulk-inserted in {res['seeded']['seconds']:.1f} s with the entity's expression indexes built "
               f"afterwards, then `ANALYZE`), {len(INDUSTRIES)} industries, so about {q['matches']:,} match each search (counts stop "
               f"at 10,000). One logged-in session (GET /login for the CSRF token, POST /login; argon2 password hash) asks for "
-              f"`/directory/company?field=industry&value=…` {q['page']['n']} times one after another after 5 warm-ups, cycling "
+              f"`/directory/company?f1=industry&o1=eq&v1=…` {q['page']['n']} times one after another after 5 warm-ups, cycling "
               f"through the industries: the count, the first page of 50 sorted by name (the directory's default) and the rendered "
               f"HTML. The same for `GET /api/records/company?industry=…` with the bearer token (sorted by id, JSON). The last row "
               f"is `records.search_records` called in this process on the same database: the part of each figure that is the "
