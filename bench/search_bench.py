@@ -133,8 +133,9 @@ def seed(engine: sa.Engine, compiled: CompiledModel, sizes: Sizes, names: list[s
             chunk = []
             for surname in rng.choices(names, weights, k=min(sizes.people, start + BATCH) - start):
                 first = rng.choice(FIRST)
-                chunk.append({"title": f"{first} {surname}", "company": rng.randint(1, sizes.companies), "data": person_data(first, surname),
-                              "record_fields": {}, "row_version": 1, "created_at": now, "updated_at": now})
+                chunk.append({"title": f"{first} {surname}", "company": rng.randint(1, sizes.companies),
+                              "data": person_data(first, surname), "record_fields": {}, "row_version": 1, "created_at": now,
+                              "updated_at": now})
             conn.execute(person.insert(), chunk)
         for table in (company, person):
             for ix in table.indexes:
@@ -222,7 +223,7 @@ def rows(res: dict, sizes: Sizes) -> list[tuple[str, str, str, str]]:
         ("  the search alone (records.quick_search, every entity in the navigation)", fig(service), "", ""),
         ("  bare SQL `SELECT id, title … WHERE title LIKE ? ORDER BY title LIMIT 9`, every entity table", fig(bare),
          "", f"page p95 {page['p95'] / bare['p95']:.1f}× bare"),
-        (f"GET /directory/person?q=<surname prefix> (information: title and search fields, counted)", fig(res["directory"]), "", ""),
+        ("GET /directory/person?q=<surname prefix> (information: title and search fields, counted)", fig(res["directory"]), "", ""),
     ]
 
 

@@ -694,7 +694,7 @@ class _Target:
             if not RECORD_FIELD_NAME.match(key):
                 raise BadQuery(f"'{key}' is not a possible name of a field of its own")
             self.expr = table.c.record_fields[(key, "value")].as_string()
-            self.number = table.c.record_fields[(key, "value")].as_float()  # for comparing amounts, not texts
+            self.own_key = key
             self.kind = "string"
         elif name in ent.fields:
             f = self.field = ent.fields[name]
@@ -723,6 +723,16 @@ def _ilike(conn: sa.Connection, expr: sa.ColumnElement, pattern: str) -> sa.Colu
     if conn.dialect.name == "sqlite":
         return expr.like(pattern, escape="\\")
     return expr.ilike(pattern, escape="\\")
+
+
+def _own_number(conn: sa.Connection, table: sa.Table, key: str) -> sa.ColumnElement:
+    """A record's own field as a number where it holds one, else NULL (CASE: PostgreSQL would refuse to cast 'Bay 7')."""
+    element = table.c.record_fields[(key, "value")]
+    if conn.dialect.name == "postgresql":
+        is_number = sa.func.jsonb_typeof(element) == "number"
+    else:
+        is_number = sa.func.json_type(table.c.record_fields, f'$."{key}"."value"').in_(("integer", "real"))
+    return sa.case((is_number, element.as_float()))
 
 
 def _membership(conn: sa.Connection, table: sa.Table, name: str, value: Any) -> sa.ColumnElement:
@@ -756,7 +766,7 @@ def _condition(conn: sa.Connection, ent: _Entity, target: _Target, op: str, valu
     if target.field is not None and target.field.type == "money" and op in ("lt", "lte", "gt", "gte") and not is_column(target.field):
         expr, compared = sa.cast(expr, sa.Numeric(18, 2)), Decimal(str(_coerce(target.field, value)))  # text order is not amount order
     elif target.name.startswith(RECORD_FIELD_PREFIX) and op in ("lt", "lte", "gt", "gte") and V.NUMBER_TEXT.match(str(value).strip()):
-        expr, compared = target.number, float(value)  # "99" < "100" as numbers; a record's own field has no declared type
+        expr, compared = _own_number(conn, ent.table, target.own_key), float(value)  # "99" < "100" as numbers, not as texts
     else:
         compared = target.value(value)
     return {"eq": expr.__eq__, "ne": expr.__ne__, "lt": expr.__lt__, "lte": expr.__le__, "gt": expr.__gt__,

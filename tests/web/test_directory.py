@@ -272,11 +272,11 @@ def test_mail_merge_letters_read_names_and_labels(site):
     action = html.unescape(re.search(r'<form method="post" action="(/directory/company/merge[^"]*)"', page.text).group(1))
     letters = mia.post(action, data={"csrf_token": token(page.text),
                                      "template": "Dear {{ record.title }}, {{ record.owner }} looks after your {{ record.industry }} "
-                                                 "account ({{ record.organisation_type }})."})
+                                                 "account ({{ record.organisation_type }}, {{ record.raw.industry }})."})
     assert letters.status_code == 200
     said = text_of(letters.text)
-    assert "Dear Bayside Clinic, Ann Sales looks after your Healthcare account (GP practice)." in said
-    assert "Dear Riverside Trust, Zed Zimmer looks after your Healthcare account (NHS trust)." in said
+    assert "Dear Bayside Clinic, Ann Sales looks after your Healthcare account (GP practice, healthcare)." in said
+    assert "Dear Riverside Trust, Zed Zimmer looks after your Healthcare account (NHS trust, healthcare)." in said
     assert "Corner Shop" not in said and "2 letters" in said
 
 

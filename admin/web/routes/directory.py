@@ -215,8 +215,8 @@ def mail_merge(request: Request, entity: str, user: Permitted("export"), data: C
     query = directory_query(request, conn, compiled, user, entity)
     ent = query.entity
     template = str(data.get("template", ""))
-    problems = expressions.check(Template(template, Loc("letter")), Scope({"record": frozenset(f.name for f in ent.all_fields()) |
-                                                                                   {"id", "title"}, "today": None}, "letter"))
+    known = frozenset(f.name for f in ent.all_fields()) | {"id", "title", "raw"}  # raw: the stored values, for whoever needs an id
+    problems = expressions.check(Template(template, Loc("letter")), Scope({"record": known, "today": None}, "letter"))
     if problems or not template.strip():
         return render(request, "directory/merge.html", user=user, status=422, entity=ent, letters=[], template=template, note=None,
                       error="; ".join(p.message for p in problems) or "Write the letter first.", query=query.listing.query())
