@@ -58,6 +58,7 @@ KINDS = {**dict.fromkeys(("string", "text", "email", "phone", "url"), "text"),
 LISTABLE = pages.LISTABLE | {"multichoice"}
 SYSTEM = {"created_at": "Created", "updated_at": "Last changed"}
 _ONLY_FIELD = re.compile(r"^\{\{\s*record\.([a-z][a-z0-9_]*)\s*\}\}$")
+_SHOWN_AS_IS = re.compile(r"\{\{\s*record\.([a-z][a-z0-9_]*)\s*\}\}")
 
 
 def kind_of(f: Field) -> str:
@@ -129,11 +130,15 @@ class Catalogue:
         return [c for f in pages.columns(self.entity) if (c := self.get(f.name)) is not None and c is not self.title]
 
     def search_targets(self) -> tuple[str, ...]:
-        """What 'any field' and the search box look in: the title and the entity's text search fields."""
+        """What 'any field' and the search box look in: the title and the entity's text search fields.
+
+        A field the title shows as it is ('{{ record.last_name }}') is found through the title already: looking
+        in it again would only read every record's data for nothing."""
+        shown = set(_SHOWN_AS_IS.findall(self.entity.title.source)) if self.entity.title else set()
         names = ["title"]
         for name in pages.search_fields(self.entity):
             c = self.get(name)
-            if c is not None and c.kind == "text" and c.name not in names:
+            if c is not None and c.kind == "text" and c.name not in names and c.name not in shown:
                 names.append(c.name)
         return tuple(names)
 
