@@ -37,6 +37,10 @@ PACK = {
         """,
     "people.yaml": """
         kind: role
+        name: staff
+        permissions: [access, manage_own_tasks]
+        ---
+        kind: role
         name: director
         permissions: [access, approve_tasks]
         ---
@@ -117,8 +121,10 @@ def _world(packs, tmp_path, smtp, pack):
     compiled.metadata.create_all(engine)
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as conn:
-        for name, roles in [("ann", []), ("bob", []), ("mia", []), ("dave", ["director"]), ("lee", [])]:
-            conn.execute(users.insert().values(username=name, name=name.title(), email=f"{name}@example.com", roles=roles, created_at=now))
+        # staff who may hold tasks (they can log in and work on tasks: runtime/holders.py); dave only approves
+        for name, roles in [("ann", ["staff"]), ("bob", ["staff"]), ("mia", ["staff"]), ("dave", ["director"]), ("lee", ["staff"])]:
+            conn.execute(users.insert().values(username=name, name=name.title(), email=f"{name}@example.com", roles=roles,
+                                               password_hash="argon2-hash", created_at=now))
         ids = dict(conn.execute(sa.select(users.c.username, users.c.id)).all())
         conn.execute(group_members.insert(), [{"group_name": g, "user_id": ids[u], "manager": m} for g, u, m in
                                               [("sales", "ann", False), ("sales", "bob", False), ("sales", "mia", True), ("leads", "lee", False)]])
