@@ -8,7 +8,6 @@ import asyncio
 import datetime as dt
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +16,6 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from runtime import records
-from runtime.activities import Activities
 from runtime.db import make_engine, upgrade
 from runtime.mail import MailSettings
 from runtime.plan import apply, plan
@@ -26,7 +24,7 @@ from runtime.starter import start_process
 from runtime.taskactions import ActionRefused, TaskActions, update_id
 from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
-from tests.runtime.test_workflows import PACK, TEST_SERVER, _with_worker, _world, rows, smtp  # noqa: F401 - smtp is a fixture
+from tests.runtime.test_workflows import PACK, TEST_SERVER, _with_worker, _world, rows
 
 GUARD = 60  # seconds: a refusal answers at once; this only turns a hang (the bug) into a failure instead of a stuck run
 
