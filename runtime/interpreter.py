@@ -40,6 +40,7 @@ class TaskAction:
     data: dict = field(default_factory=dict)
     approve: bool | None = None
     to_user: int | None = None
+    to_name: str = ""  # the new assignee's name: set once `runtime.taskactions` has checked they may hold the task
     comment: str = ""
 
 
