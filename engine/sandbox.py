@@ -17,7 +17,6 @@ import math
 import re
 import time
 import types
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import update_wrapper
@@ -35,6 +34,10 @@ from .errors import TailorError
 
 class TemplateLimit(TailorError):
     """A template went past one of its limits; the message says which, for the person who wrote it."""
+
+
+class TemplateTimeout(TemplateLimit):
+    """A template ran past its deadline."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,9 @@ class Budget:
         self.steps = 0
         self.work = 0
 
-    def refuse(self, message: str) -> TemplateLimit:
+    def refuse(self, message: str, error: type[TemplateLimit] = TemplateLimit) -> TemplateLimit:
         """The error for one of the messages above, in this render's words."""
-        return TemplateLimit(message.format(what=self.what, **vars(self.limits)))
+        return error(message.format(what=self.what, **vars(self.limits)))
 
     def step(self) -> None:
         """Count one step; past the steps or the deadline the render stops."""
@@ -86,7 +89,7 @@ class Budget:
         if self.steps > self.limits.steps:
             raise self.refuse(STEPS)
         if self.deadline is not None and time.monotonic() > self.deadline:
-            raise self.refuse(TIME)
+            raise self.refuse(TIME, TemplateTimeout)
 
     def spend(self, characters: int) -> None:
         """Count characters (or items) handled."""
@@ -96,7 +99,7 @@ class Budget:
                 raise self.refuse(WORK)
 
 
-_UNCOUNTED = Budget(counting=False)  # outside a render (compile-time folding): sizes checked, nothing counted
+_UNCOUNTED = Budget(counting=False)  # outside any render: sizes still checked, nothing counted
 _CURRENT: ContextVar[Budget | None] = ContextVar("tailor_template_budget", default=None)
 
 
@@ -105,21 +108,29 @@ def current() -> Budget:
     return _CURRENT.get() or _UNCOUNTED
 
 
-@contextmanager
-def spending(limits: Limits = LIMITS, what: str = "template", deadline: float | None = None) -> Iterator[Budget]:
-    """Run a render within `limits` (and by `deadline`, a time.monotonic() value); errors name it `what`."""
-    budget = Budget(limits, what, deadline)
-    token = _CURRENT.set(budget)
-    try:
-        yield budget
-    except RecursionError:
-        raise budget.refuse(DEPTH) from None
-    except (OverflowError, decimal.Overflow):
-        raise budget.refuse(NUMBER) from None
-    except MemoryError:
-        raise budget.refuse(TEXT) from None
-    finally:
-        _CURRENT.reset(token)
+class spending:
+    """Run a render within `limits` (and by `deadline`, a time.monotonic() value); errors name it `what`.
+
+    A class rather than a @contextmanager: it wraps every render, which itself takes only microseconds.
+    """
+
+    __slots__ = ("budget", "token")
+
+    def __init__(self, limits: Limits = LIMITS, what: str = "template", deadline: float | None = None):
+        self.budget = Budget(limits, what, deadline)
+
+    def __enter__(self) -> Budget:
+        self.token = _CURRENT.set(self.budget)
+        return self.budget
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: types.TracebackType | None) -> None:
+        _CURRENT.reset(self.token)
+        if kind is not None and issubclass(kind, RecursionError):
+            raise self.budget.refuse(DEPTH) from None
+        if kind is not None and issubclass(kind, (OverflowError, decimal.Overflow)):
+            raise self.budget.refuse(NUMBER) from None
+        if kind is not None and issubclass(kind, MemoryError):
+            raise self.budget.refuse(TEXT) from None
 
 
 # -- sizes ------------------------------------------------------------------------------------
@@ -241,9 +252,9 @@ def _printf(fmt: str, args: Any) -> None:
 
 
 def _power(left: Any, right: Any) -> None:
-    if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
-        if right * math.log10(abs(left)) > current().limits.digits:
-            raise current().refuse(NUMBER)
+    if (isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+            and right * math.log10(abs(left)) > current().limits.digits):
+        raise current().refuse(NUMBER)
 
 
 def _product(left: Any, right: Any) -> None:
@@ -280,14 +291,14 @@ def _expandtabs(s: str, tabsize: int = 8) -> None:
 
 
 def _replaced(s: Any, old: Any, new: Any, count: int | None = None) -> None:
-    s, old, new = str(s), str(old), str(new)
+    s, old, new = (x if isinstance(x, _TEXTS) else str(x) for x in (s, old, new))
     times = len(s) + 1 if not old else s.count(old)
     if count is not None and isinstance(count, int) and count >= 0:
         times = min(times, count)
     _text_over(len(s) + times * (len(new) - len(old)))
 
 
-def _joined(sep: Any, items: list, attribute: Any = None) -> None:
+def _joined(sep: Any, items: list) -> None:
     _items_over(len(items))
     limit = current().limits.text
     total = len(str(sep)) * max(len(items) - 1, 0)
@@ -309,10 +320,29 @@ def _translate(s: str, table: Any) -> None:
     _text_over(len(s) * max(longest, 1))
 
 
-_STR_METHOD_CHECKS: dict[str, Callable[..., Any]] = {
+def _to_bytes(n: int, length: Any = 1, *args: Any, **kwargs: Any) -> None:
+    if isinstance(length, int):
+        _text_over(length)
+
+
+_TEXT_METHOD_CHECKS: dict[str, Callable[..., Any]] = {
     "ljust": _pad, "rjust": _pad, "center": _pad, "zfill": _pad, "expandtabs": _expandtabs,
     "replace": _replaced, "join": _str_join, "translate": _translate,
 }
+# (kind of object, method) -> check; bytes have the methods of str
+_METHOD_CHECKS: dict[tuple[type, str], Callable[..., Any]] = {
+    **{(kind, name): check for kind in (str, bytes) for name, check in _TEXT_METHOD_CHECKS.items()},
+    (int, "to_bytes"): _to_bytes,
+}
+
+
+def _method_check(method: Any) -> Callable[..., Any] | None:
+    """The check for a call of `method`, a method of a text or a number, if it has one."""
+    owner, name = getattr(method, "__self__", None), getattr(method, "__name__", "")
+    for kind in (str, bytes, int):
+        if isinstance(owner, kind):
+            return _METHOD_CHECKS.get((kind, name))
+    return None
 
 
 def _filter_join(context, value: Any, d: str = "", attribute: Any = None) -> tuple:
@@ -375,7 +405,7 @@ def _filter_slice(context, value: Any, slices: Any, fill_with: Any = None) -> No
 
 
 def _filter_sum(context, iterable: Any, attribute: Any = None, start: Any = 0) -> tuple | None:
-    if isinstance(start, (int, float, decimal.Decimal)):
+    if not isinstance(start, _LISTS):
         return None
     items = list(iterable)  # adding up lists copies each partial sum again: count it all
     total = len(start) + sum(len(x) for x in items if isinstance(x, _LISTS))
@@ -401,6 +431,14 @@ _FILTER_COST = {"urlize": 10, "wordwrap": 4, "wordcount": 2, "title": 2}
 _LOOP_KWARGS = ("_loop_vars", "_block_vars")  # what Jinja2 adds to calls inside loops and blocks
 
 
+def _call(func: Callable[..., Any], pass_arg: str | None, context: Any, value: Any, args: Any, kwargs: Any) -> Any:
+    """Call a filter or test as Jinja2 would, with the context, eval context or environment it asks for."""
+    if pass_arg is None:
+        return func(value, *args, **kwargs)
+    first = {"context": context, "eval_context": context.eval_ctx, "environment": context.environment}[pass_arg]
+    return func(first, value, *args, **kwargs)
+
+
 def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """`func` as a filter that counts a step, checks its arguments before it runs and its result after.
 
@@ -421,12 +459,24 @@ def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             replaced = precheck(context, value, *args, **kwargs)
             if replaced is not None:
                 (value, *args), kwargs = replaced
-        first = {"context": context, "eval_context": context.eval_ctx, "environment": context.environment}.get(pass_arg)
-        result = func(value, *args, **kwargs) if first is None else func(first, value, *args, **kwargs)
-        return checked(result)
+        return checked(_call(func, pass_arg, context, value, args, kwargs))
 
     update_wrapper(bounded, func)
     return pass_context(bounded)  # after update_wrapper, which copies the filter's own pass_* mark
+
+
+def bounded_test(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` as a test that counts a step and the work of reading its operands (`'x' is in long_text`)."""
+    pass_arg = getattr(getattr(func, "jinja_pass_arg", None), "name", None)
+
+    def bounded(context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        budget = current()
+        budget.step()
+        budget.spend(cost(value) + sum(cost(a) for a in args))
+        return _call(func, pass_arg, context, value, args, kwargs)
+
+    update_wrapper(bounded, func)
+    return pass_context(bounded)
 
 
 def bounded_range(*args: int) -> range:
@@ -437,7 +487,9 @@ def bounded_range(*args: int) -> range:
 
 
 # -- hooks the compiled template calls ----------------------------------------------------------
-# Placed into every compiled template by `_Metering`, as names no template can write.
+# `_Metering` places them into every compiled template as filters under names no template can write
+# (a filter name is an identifier); as filters they are called directly, not through the sandbox's `call`.
+# Each takes the context, so that Jinja2 never runs one at compile time, outside any budget.
 
 class _Metered:
     """An iterable a `for` loop runs over, counting a step per turn."""
@@ -457,26 +509,40 @@ class _Metered:
         return len(self.source)  # a TypeError for generators, which Jinja2's loop object expects
 
 
-def loop_items(iterable: Any) -> _Metered:
+@pass_context
+def _loop_items(context, iterable: Any) -> _Metered:
     """What a `for` loop iterates: its iterable, one step per turn."""
     return _Metered(iterable)
 
 
-def text_part(value: Any) -> Any:
+@pass_context
+def _text_part(context, value: Any) -> Any:
     """A part of `a ~ b`, refused before it is printed if it would print too long."""
     _refuse_big_text(value)
     return value
 
 
-def compared(value: Any) -> Any:
+@pass_context
+def _checked(context, value: Any) -> Any:
+    """What `a ~ b` or a slice made, checked and counted."""
+    return checked(value)
+
+
+@pass_context
+def _compared(context, value: Any) -> Any:
     """An operand of a comparison, counted as work: comparing long texts reads them."""
     current().spend(cost(value))
     return value
 
 
-def spend_text(characters: int) -> None:
+@pass_context
+def _spend_text(context, characters: int) -> None:
     """Count the template's own text an output writes (it may run once per loop turn)."""
     current().spend(characters)
+
+
+_HOOKS = {"tailor:loop": _loop_items, "tailor:part": _text_part, "tailor:checked": _checked,
+          "tailor:compared": _compared, "tailor:spend": _spend_text}
 
 
 @pass_context
@@ -494,9 +560,8 @@ def finalize(context, value: Any) -> Any:
     return value
 
 
-def _hook(name: str, *args: nodes.Expr, lineno: int) -> nodes.Call:
-    call = nodes.Call(nodes.ImportedName(f"{__name__}.{name}"), list(args), [], None, None)
-    return call.set_lineno(lineno)
+def _hook(name: str, arg: nodes.Expr, lineno: int) -> nodes.Filter:
+    return nodes.Filter(arg, f"tailor:{name}", [], [], None, None, lineno=lineno)
 
 
 class _Metering(NodeTransformer):
@@ -504,25 +569,25 @@ class _Metering(NodeTransformer):
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
-        node.iter = _hook("loop_items", node.iter, lineno=node.lineno)
+        node.iter = _hook("loop", node.iter, node.lineno)
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
-        node.nodes = [_hook("text_part", n, lineno=node.lineno) for n in node.nodes]
-        return _hook("checked", node, lineno=node.lineno)
+        node.nodes = [_hook("part", n, node.lineno) for n in node.nodes]
+        return _hook("checked", node, node.lineno)
 
     def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
         self.generic_visit(node)
-        node.expr = _hook("compared", node.expr, lineno=node.lineno)
+        node.expr = _hook("compared", node.expr, node.lineno)
         for op in node.ops:
-            op.expr = _hook("compared", op.expr, lineno=node.lineno)
+            op.expr = _hook("compared", op.expr, node.lineno)
         return node
 
     def visit_Getitem(self, node: nodes.Getitem) -> nodes.Node:
         self.generic_visit(node)
         if isinstance(node.arg, nodes.Slice):  # Jinja2 slices in plain Python, not through the sandbox's getitem
-            return _hook("checked", node, lineno=node.lineno)
+            return _hook("checked", node, node.lineno)
         return node
 
     def visit_Output(self, node: nodes.Output) -> nodes.Node | list[nodes.Node]:
@@ -530,7 +595,7 @@ class _Metering(NodeTransformer):
         static = sum(len(n.data) for n in node.nodes if isinstance(n, nodes.TemplateData))
         if not static:
             return node
-        return [node, nodes.ExprStmt(_hook("spend_text", nodes.Const(static, lineno=node.lineno), lineno=node.lineno),
+        return [node, nodes.ExprStmt(_hook("spend", nodes.Const(static, lineno=node.lineno), node.lineno),
                                      lineno=node.lineno)]
 
 
@@ -571,6 +636,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.globals["range"] = bounded_range
         self.globals.pop("lipsum")  # paragraphs of filler text on request: nothing a CRM template needs
         self.add_filters(dict(self.filters))
+        self.tests = {name: bounded_test(func) for name, func in self.tests.items()}
+        self.filters.update(_HOOKS)
 
     def add_filters(self, filters: Mapping[str, Callable[..., Any]]) -> None:
         """Register filters, each bounded."""
@@ -584,19 +651,18 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             check(left, right)
         return checked(super().call_binop(context, operator, left, right))
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja2's signature)
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = current()
         budget.step()
         owner = getattr(__obj, "__self__", None)
         budget.spend(cost(owner))
-        if isinstance(owner, str):
-            precheck = _STR_METHOD_CHECKS.get(getattr(__obj, "__name__", ""))
-            if precheck is not None:
-                plain = {k: v for k, v in kwargs.items() if k not in _LOOP_KWARGS}
-                replaced = precheck(owner, *args, **plain)
-                if replaced is not None:
-                    args, plain = replaced
-                    kwargs = {**plain, **{k: v for k, v in kwargs.items() if k in _LOOP_KWARGS}}
+        precheck = _method_check(__obj)
+        if precheck is not None:
+            plain = {k: v for k, v in kwargs.items() if k not in _LOOP_KWARGS}
+            replaced = precheck(owner, *args, **plain)
+            if replaced is not None:
+                args, plain = replaced
+                kwargs = {**plain, **{k: v for k, v in kwargs.items() if k in _LOOP_KWARGS}}
         return checked(super().call(__context, __obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
