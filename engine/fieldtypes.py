@@ -183,13 +183,15 @@ class MoneyType(FieldType):
         # a decimal string has no `minimum` in JSON Schema: a bound of zero or more becomes the unsigned pattern, which
         # every validator enforces and a renderer can show; the exact bounds travel as x-tailor-minimum/maximum
         unsigned = f.min is not None and f.min >= 0
-        schema = {"type": "string", "pattern": UNSIGNED_MONEY_PATTERN if unsigned else MONEY_PATTERN}
-        if f.currency:
-            schema["x-tailor-currency"] = f.currency
+        schema: dict[str, Any] = {"type": "string"}
+        # the bounds before the pattern: validators report in this order, and "-5.00" is better told "at least 0"
         if f.min is not None:
             schema["x-tailor-minimum"] = f.min
         if f.max is not None:
             schema["x-tailor-maximum"] = f.max
+        schema["pattern"] = UNSIGNED_MONEY_PATTERN if unsigned else MONEY_PATTERN
+        if f.currency:
+            schema["x-tailor-currency"] = f.currency
         return _annotate(f, schema)
 
     def sql_type(self, f):

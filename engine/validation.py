@@ -9,7 +9,7 @@ vocabulary's meta-schema describes.
 """
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Iterator
 
 import jsonschema
@@ -47,12 +47,12 @@ def _one_of(validator: Any, one_of: list, instance: Any, schema: dict) -> Iterat
     yield from _ONE_OF(validator, one_of, instance, schema)
 
 
+_DECIMAL = patterns.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+
+
 def _amount(value: Any) -> Decimal | None:
-    try:
-        amount = Decimal(value) if isinstance(value, str) else None
-    except InvalidOperation:
-        return None
-    return amount if amount is not None and amount.is_finite() else None
+    """The amount a money bound applies to: a string spelling a plain decimal (Decimal() alone also takes ' 1_0 ', '1e3')."""
+    return Decimal(value) if isinstance(value, str) and _DECIMAL.search(value) else None
 
 
 def _money_bound(below: bool):
