@@ -310,6 +310,8 @@ def message(f: Field | None, error: jsonschema.ValidationError) -> str:
     if kind == "oneOf" and all(isinstance(s, dict) and "const" in s for s in error.validator_value):  # labelled choices
         return f"must be one of: {', '.join(str(s.get('title', s['const'])) for s in error.validator_value)}"
     if kind in ("pattern", "format"):
+        if ftype == "datetime" and (problem := datetime_problem(error.instance)):
+            return problem  # "must include a time zone" says more than "must be a date and time like"
         if ftype in PATTERN_WORDS:
             return f"must be {PATTERN_WORDS[ftype]}"
         example = f" (for example {f.placeholder})" if f and f.placeholder else ""
