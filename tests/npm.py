@@ -1,7 +1,8 @@
 """npm packages for tests that compare with or render through JavaScript tools (ajv, RJSF, JSON Forms).
 
-`tests/js/package.json` pins them; they are installed once with npm into `.cache/npm/<hash of package.json>/`
-(git-ignored) and reused while the pins stay the same. Nothing built is committed.
+`tests/js/package.json` pins them and `tests/js/package-lock.json` what they depend on; they are installed once
+with `npm ci` into `.cache/npm/<hash of both>/` (git-ignored) and reused while the pins stay the same. Nothing
+built is committed.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def node() -> str:
 
 def packages() -> Path:
     """The folder holding node_modules with the pinned packages, installing them first if they are missing."""
-    spec = (JS / "package.json").read_bytes()
-    folder = CACHE / hashlib.sha256(spec).hexdigest()[:16]
+    files = {name: (JS / name).read_bytes() for name in ("package.json", "package-lock.json")}
+    folder = CACHE / hashlib.sha256(b"\0".join(files.values())).hexdigest()[:16]
     done = folder / ".installed"
     if done.exists():
         return folder
@@ -35,13 +36,14 @@ def packages() -> Path:
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two test processes installing at once would trample each other
         if not done.exists():
-            (folder / "package.json").write_bytes(spec)
+            for name, content in files.items():
+                (folder / name).write_bytes(content)
             npm = shutil.which("npm")
             if not npm:
                 raise RuntimeError("these tests need npm to install their packages (Debian: apt-get install npm)")
-            result = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder,
+            result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder,
                                     capture_output=True, text=True, timeout=600)
             if result.returncode:
-                raise RuntimeError(f"npm install failed in {folder}:\n{result.stdout}\n{result.stderr}")
+                raise RuntimeError(f"npm ci failed in {folder}:\n{result.stdout}\n{result.stderr}")
             done.write_text("ok\n")
     return folder
