@@ -157,7 +157,7 @@ def translate(src: str) -> str:
 
 
 @lru_cache(maxsize=2048)
-def compile(src: str, ignore_case: bool = False) -> re.Pattern[str]:  # noqa: A001 - the module's one verb, as re's
+def compile(src: str, ignore_case: bool = False) -> re.Pattern[str]:  # the module's one verb, as in re
     """`src`, an ECMA-262 pattern, compiled so that `.search` answers as JavaScript's `RegExp(src, "u").test` does."""
     try:
         return re.compile(translate(src), re.ASCII | (re.IGNORECASE if ignore_case else 0))

@@ -47,5 +47,5 @@ def test_a_step_form_refuses_a_moment_without_its_offset(compiled, sent_at):
 
 def test_a_step_form_refuses_a_pattern_match_with_a_trailing_newline(compiled):
     schema = compiled.form_schemas["account_setup"]
-    name, prop = next((n, p) for n, p in schema["properties"].items() if p.get("pattern") == "^[A-Z]{3}[0-9]{4}$")
+    name = next(n for n, p in schema["properties"].items() if p.get("pattern") == "^[A-Z]{3}[0-9]{4}$")
     assert list(form_errors(schema, {name: "ACM0001\n"})) == [name]
