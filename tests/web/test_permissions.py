@@ -84,6 +84,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/records/{entity}/{record_id}/delete"): Rule("delete_records", "/records/company/{company}/delete", {"row_version": "1"}),
     ("GET", "/api/forms"): Rule("access", "/api/forms"),
     ("GET", "/api/forms/{name}/schema"): Rule("access", "/api/forms/lead_enquiry/schema"),
+    ("GET", "/api/forms/{name}/ui-schema"): Rule("access", "/api/forms/lead_enquiry/ui-schema?for=jsonforms"),
     ("POST", "/api/forms/{name}/submissions"): Rule("generate_tasks", "/api/forms/lead_enquiry/submissions",
                                                     {"record_id": Id("company"), "values": {}}, {"Idempotency-Key": "matrix"}),
     ("GET", "/api/records/{entity}"): Rule("access", "/api/records/company"),
