@@ -230,7 +230,7 @@ def _open_tasks(conn: sa.Connection, compiled: CompiledModel, ent: Entity, rec: 
         shown.append({
             "id": r["id"], "title": r["title"], "status_text": STATUS_TEXT.get(r["status"], r["status"]),
             "assignee": widgets.text(r["assignee_id"], _ASSIGNEE, names) if r["assignee_id"] else
-            (f"waiting in {group.label if group else r['group_name']}'s queue" if r["group_name"] else "nobody yet"),
+            (f"in the {group.label if group else r['group_name']} queue" if r["group_name"] else "nobody yet"),
             "due_text": widgets.when_text(due, names.zone) if due else "no due date",
             "overdue": due is not None and due < now, "about": about_text,
             "about_url": f"/records/{other[0]}/{other[1]}" if about_text else None})
@@ -264,7 +264,7 @@ def history(conn: sa.Connection, compiled: CompiledModel, ent: Entity, rec: reco
     rows = [{"user_id": e.user_id} for e in entries]
     names.prefetch([_WHO], rows)
     task_ids = {int(e.data["task_id"]) for e in entries if isinstance(e.data, dict) and isinstance(e.data.get("task_id"), int)}
-    task_forms = dict(conn.execute(sa.select(tasks_table.c.id, tasks_table.c.form).where(tasks_table.c.id.in_(task_ids)))) \
+    task_forms = dict(conn.execute(sa.select(tasks_table.c.id, tasks_table.c.form).where(tasks_table.c.id.in_(task_ids))).all()) \
         if task_ids else {}
     changed = [e.data for e in entries if e.kind == "change" and isinstance(e.data, dict)]
     names.prefetch(ent.all_fields(), [side for d in changed for side in (d.get("before"), d.get("after")) if isinstance(side, dict)])
