@@ -22,7 +22,8 @@ from engine.model import Entity, Field, Group
 from forms import widgets
 from runtime import records
 from runtime.history import HistoryEntry, list_history
-from runtime.schema import projects as projects_table, tasks as tasks_table
+from runtime.schema import projects as projects_table
+from runtime.schema import tasks as tasks_table
 
 from .pages import STATUS_TEXT
 
@@ -47,7 +48,6 @@ class Section:
 
     heading: str
     fields: list[tuple[str, Markup]]
-    group: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -112,7 +112,7 @@ def sections(ent: Entity, rec: records.Record, names: widgets.Names, today: dt.d
     for g in ent.groups:
         pairs = _pairs(g.fields, rec.data, names)
         if pairs or _applies(g, context, today):
-            shown.append(Section(g.label, pairs, group=g.name))
+            shown.append(Section(g.label, pairs))
     own = [(v.get("label") or k, widgets.html(v.get("value"), _own_field(k, v), names))
            for k, v in rec.record_fields.items() if _filled(v.get("value"))]
     if own:
@@ -283,11 +283,12 @@ def _changes(ent: Entity, data: dict, names: widgets.Names) -> list[tuple[str, s
 
 def _entry_view(e: HistoryEntry, ent: Entity, model, names: widgets.Names, task_forms: dict[int, str | None]) -> dict:
     data = e.data if isinstance(e.data, dict) else {}
-    changes = _changes(ent, data, names) if e.kind == "change" else []
-    summary = e.summary
-    if changes and summary.startswith("Changed "):
-        # the store's own summary spells raw values (choice values, ids); the changes below say it in display text
-        summary = "Changed"
+    summary, changes = e.summary, []
+    if e.kind == "change" and summary.startswith("Changed "):
+        # the store's own summary spells raw values (choice values, ids): say it again in display text; a summary
+        # its writer chose (a board move, a form's "Created from ...") is shown as written
+        changes = _changes(ent, data, names)
+        summary = "Changed" if changes else summary
     task_id = data.get("task_id") if isinstance(data.get("task_id"), int) else None
     form_name = e.form or (data.get("form") if isinstance(data.get("form"), str) else None) or task_forms.get(task_id)
     form = model.forms.get(form_name) if form_name else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -21,9 +22,12 @@ from engine.loader import load
 from forms import submit as forms
 from runtime import records
 from runtime import tasks as task_service
+from runtime.db import make_engine
 from runtime.history import list_audit, list_history
-from runtime.schema import metadata as platform, process_starts, projects, tasks, users
+from runtime.schema import metadata as platform
+from runtime.schema import process_starts, projects, tasks, users
 from tests.conftest import CRM, PackWriter
+from tests.runtime.conftest import PG_URL, postgres_unreachable
 
 UTC = dt.timezone.utc
 ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -64,9 +68,9 @@ def compiled(tmp_path_factory):
 class Site:
     """An app on its own SQLite database with Ann and Bob (staff), Mia (sales manager) and Vic (viewer)."""
 
-    def __init__(self, compiled, path):
+    def __init__(self, compiled, engine: sa.Engine):
         self.compiled = compiled
-        self.engine = sa.create_engine(f"sqlite:///{path}")
+        self.engine = engine
         platform.create_all(self.engine)
         compiled.metadata.create_all(self.engine)
         hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -100,9 +104,28 @@ class Site:
                 created_at=dt.datetime.now(UTC))).inserted_primary_key[0]
 
 
-@pytest.fixture
-def site(compiled, tmp_path):
-    return Site(compiled, tmp_path / "customer.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request, compiled, tmp_path):
+    """The site on a SQLite file, and on a fresh PostgreSQL schema (the board sums amounts stored as JSON text)."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'customer.db'}")
+        yield Site(compiled, engine)
+        engine.dispose()
+        return
+    if (reason := postgres_unreachable()):
+        pytest.skip(reason)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"}, poolclass=sa.pool.NullPool)
+    try:
+        yield Site(compiled, engine)
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
 
 
 def token(text: str) -> str:
@@ -306,7 +329,8 @@ def move(client: TestClient, page_text: str, record_id: int, stage: str, **overr
 def test_the_board_has_a_column_per_stage_with_cards_counts_and_totals(site):
     acme = site.create("company", {"name": "Acme", "status": "customer"})
     site.create("opportunity", {"name": "Big deal", "company": acme.id, "stage": "proposal", "value": "12000", "owner": site.users["ann"]})
-    site.create("opportunity", {"name": "Small deal", "company": acme.id, "stage": "proposal", "value": "500.50", "owner": site.users["bob"]})
+    site.create("opportunity", {"name": "Small deal", "company": acme.id, "stage": "proposal", "value": "500.50",
+                                "owner": site.users["bob"]})
     site.create("opportunity", {"name": "New lead", "company": acme.id, "stage": "lead"})
     page = site.client("vic").get("/board/opportunity")
     assert page.status_code == 200
@@ -377,9 +401,10 @@ def test_bad_moves_get_a_message_not_an_error(site):
     unknown = move(ann, board.text, deal.id, "bogus")
     assert unknown.status_code == 422 and "Not moved: &#39;bogus&#39; is not a stage" in unknown.text
     assert move(ann, board.text, deal.id, "won", row_version="x").status_code == 400
-    assert ann.post("/board/opportunity/999/move", data={"csrf_token": token(board.text), "row_version": "1", "stage": "won"}).status_code == 404
-    assert ann.post("/board/opportunity/abc/move", data={"csrf_token": token(board.text), "row_version": "1", "stage": "won"}).status_code == 404
-    assert ann.post(f"/board/opportunity/{deal.id}/move", data={"csrf_token": "forged", "row_version": "1", "stage": "won"}).status_code == 403
+    form = {"csrf_token": token(board.text), "row_version": "1", "stage": "won"}
+    assert ann.post("/board/opportunity/999/move", data=form).status_code == 404
+    assert ann.post("/board/opportunity/abc/move", data=form).status_code == 404
+    assert ann.post(f"/board/opportunity/{deal.id}/move", data={**form, "csrf_token": "forged"}).status_code == 403
 
 
 def test_a_role_without_edit_records_sees_the_board_but_may_not_move(site):
