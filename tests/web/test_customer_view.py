@@ -339,7 +339,7 @@ def test_the_board_has_a_column_per_stage_with_cards_counts_and_totals(site):
     assert columns["proposal"].startswith("Proposal 2 · £12,500.50")
     assert "Big deal £12,000.00 Ann Sales" in columns["proposal"] and "Small deal £500.50 Bob Sales" in columns["proposal"]
     assert columns["lead"].startswith("Lead 1 · £0.00") and "New lead no value yet no owner" in columns["lead"]
-    assert columns["won"] == "Closed – won 0 · £0.00 None"
+    assert columns["won"] == "Closed – won 0 · £0.00 Nothing at this stage"
     assert "<form" not in main(page.text).split('class="board"', 1)[1]  # a viewer gets no move forms
     globex = site.create("company", {"name": "Globex", "status": "customer"})
     site.create("opportunity", {"name": "Globex deal", "company": globex.id, "stage": "proposal", "value": "1"})

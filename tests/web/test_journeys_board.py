@@ -65,6 +65,7 @@ def test_an_opportunity_moves_on_the_board_by_drag_and_drop_and_by_the_plain_for
     page.get_by_role("link", name="The whole board").click()
     expect(card(page, "lead")).to_be_visible()
     expect(card(page, "lead")).to_contain_text("Ann Sales")
+    expect(page.locator("main")).not_to_contain_text("None")
 
     # with scripts: drag the card from Lead onto Qualified
     expect(page.get_by_text("or drag it to another column")).to_be_visible()
@@ -102,3 +103,5 @@ def test_an_opportunity_moves_on_the_board_by_drag_and_drop_and_by_the_plain_for
     expect(history).to_contain_text("Moved on the pipeline board: Qualified → Proposal")
     expect(history).to_contain_text("Moved on the pipeline board: Lead → Qualified")
     expect(history.locator("> li", has_text="Qualified → Proposal")).to_contain_text("by Ann Sales")
+    expect(page.get_by_role("link", name="See it on the pipeline board")).to_have_attribute("href", re.compile(r"^/board/opportunity#card-\d+$"))
+    shoot(page, "opportunity")
