@@ -31,6 +31,8 @@ from runtime import records
 from runtime import values as V
 from runtime.schema import users
 
+from .finders import MAX_ID
+
 MAX_FILTERS = 10
 PAGE_SIZES = (10, 25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
@@ -222,6 +224,11 @@ class Listing:
         return urlencode(self.pairs(**kw))
 
 
+def directory_url(entity: str, field_name: str, value: Any) -> str:
+    """The directory of `entity` showing the records whose `field_name` is `value` (a reference by its record's id)."""
+    return f"/directory/{entity}?{Listing(filters=(Filter(field_name, 'eq', (str(value),)),)).query()}"
+
+
 def _split(raw: str, op: str) -> list[str]:
     return raw.split(",") if op == "in" else [raw]
 
@@ -238,6 +245,7 @@ class Resolved:
     filters: list[tuple[Any, Any]]   # for records.search_records
     problems: list[str]              # the query cannot be run as asked: shown, with status 400
     notes: list[str]                 # read otherwise than written (a bad page number or sort): shown, status 200
+    shown: dict[int, str] = field(default_factory=dict)  # filter index -> what its value box shows, where not as typed
 
 
 def resolve(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, listing: Listing, zone: ZoneInfo) -> Resolved:
@@ -263,12 +271,18 @@ def resolve(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, 
     filters: list[tuple[Any, Any]] = []
     if listing.q:
         filters.append((catalogue.search_targets(), {"contains": listing.q}))
-    for f in listing.filters:
+    shown: dict[int, str] = {}
+    for i, f in enumerate(listing.filters):
         try:
             filters.append(_filter(conn, compiled, catalogue, f, zone))
         except Unreadable as exc:
             problems.append(str(exc))
-    return Resolved(columns, sort, filters, problems, notes)
+            continue
+        column = catalogue.get(f.field)
+        if column is not None and column.kind == "reference" and f.values and all(v.isdigit() for v in f.values):
+            titles = records.get_records(conn, compiled, column.field.entity, filters[-1][1]["in"])
+            shown[i] = ", ".join(r.title for r in titles.values())  # names, not the ids a link used
+    return Resolved(columns, sort, filters, problems, notes, shown)
 
 
 class Unreadable(ValueError):
@@ -359,6 +373,8 @@ def _reference(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: st
     how = "contains" if op == "contains" else "startswith"
     page = records.search_records(conn, compiled, target.name, {"title": {how: text}}, sort="title", page_size=MAX_MATCHES)
     found = [r.id for r in page.items if op == "contains" or r.title.casefold() == text.casefold()]
+    if not found and op != "contains" and text.isdigit() and int(text) <= MAX_ID:
+        found = list(records.get_records(conn, compiled, target.name, [int(text)]))  # a link from a record page names it by id
     if op == "contains" and page.total > MAX_MATCHES:
         raise Unreadable(f"{column.label}: more than {MAX_MATCHES} {target.plural.lower()} contain “{text[:60]}”; type more of the name.")
     if not found:

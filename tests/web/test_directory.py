@@ -148,6 +148,19 @@ def test_any_field_with_a_value_searches_the_title_and_the_search_fields(site):
     assert titles(people.text) == ["Jane Doe"]
 
 
+def test_a_link_from_a_record_page_names_the_record_by_id_and_the_box_shows_its_name(site):
+    from admin.web.listing import directory_url
+
+    ann = site.client("ann")
+    page = ann.get(directory_url("person", "company", site.ids["Bayside Clinic"]))
+    assert page.status_code == 200 and titles(page.text) == ["Jane Doe"]
+    assert 'name="v1" value="Bayside Clinic"' in page.text  # the company's name, not its id
+    by_name = ann.get("/directory/person", params={"f1": "company", "o1": "eq", "v1": "corner shop"})
+    assert titles(by_name.text) == ["Raj Patel"]
+    by_part = ann.get("/directory/person", params={"f1": "company", "o1": "contains", "v1": "side"})
+    assert titles(by_part.text) == ["Jane Doe"]
+
+
 # -- columns, sort, pages ------------------------------------------------------------------------
 
 

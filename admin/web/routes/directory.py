@@ -88,7 +88,7 @@ def show(request: Request, conn, compiled: CompiledModel, user: dict, query: Que
     filters = given + [None] * (min(MAX_FILTERS, max(len(given) + 1, 2)) - len(given))  # room for one more, two at first
     return render(request, "directory/directory.html", user=user, status=status or (400 if resolved.problems else 200), entity=ent,
                   catalogue=query.catalogue, listing=query.listing, columns=resolved.columns, sort=resolved.sort, rows=rows, page=page,
-                  filters=filters, operators=OPERATORS, page_sizes=PAGE_SIZES, problems=resolved.problems,
+                  filters=filters, shown=resolved.shown, operators=OPERATORS, page_sizes=PAGE_SIZES, problems=resolved.problems,
                   notes=resolved.notes + (notes or []), views=views, current=current, query=query.listing.query(),
                   may_export=allowed(compiled.model, user, "export"), chose_columns=resolved.columns != query.catalogue.defaults())
 
