@@ -2,9 +2,9 @@
 
 `Listing.parse(params)` reads the query string the directory form sends and never raises: a page number
 that is not one becomes a note. `Catalogue(entity)` knows what a directory can show, filter and sort on.
-`search_filters(...)` turns the filters into `runtime.records.search_records` filters, reading what people
-type as they see it (a choice's label, a user's name, a company's name, a date in their time zone); what it
-cannot read becomes a problem to show on the page.
+`resolve(...)` checks a listing against the entity and turns its filters into `runtime.records.search_records`
+filters, reading values as people type them (a choice's label, a user's name, a company's name, a date in
+their time zone); what it cannot read becomes a problem to show on the page.
 
 The form sends one row per filter: `f1` (field; empty: any field), `o1` (operator), `v1` (value), up to
 MAX_FILTERS; `own=NAME` (a record has a field of its own by that name); `cols=1` with `col=NAME` for each

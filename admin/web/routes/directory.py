@@ -6,6 +6,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -38,7 +39,7 @@ class Query:
     catalogue: Catalogue
     listing: Listing
     resolved: Resolved
-    zone: Any
+    zone: ZoneInfo
 
     def search(self, conn, compiled: CompiledModel, page: int, per: int) -> records.Page:
         return records.search_records(conn, compiled, self.entity.name, self.resolved.filters, sort=self.resolved.sort, page=page,
@@ -72,7 +73,7 @@ def fetch_page(conn, compiled: CompiledModel, query: Query) -> tuple[records.Pag
 
 
 def show(request: Request, conn, compiled: CompiledModel, user: dict, query: Query, page: records.Page | None = None,
-         notes: list[str] | None = None, status: int | None = None):
+         notes: list[str] | None = None):
     """The directory page of a query (its problems shown, with status 400, when it could not be run)."""
     resolved, ent = query.resolved, query.entity
     if page is None:
@@ -86,7 +87,7 @@ def show(request: Request, conn, compiled: CompiledModel, user: dict, query: Que
     current = next((v for v in views if str(v["id"]) == request.query_params.get("view")), None)
     given = list(query.listing.filters)
     filters = given + [None] * (min(MAX_FILTERS, max(len(given) + 1, 2)) - len(given))  # room for one more, two at first
-    return render(request, "directory/directory.html", user=user, status=status or (400 if resolved.problems else 200), entity=ent,
+    return render(request, "directory/directory.html", user=user, status=400 if resolved.problems else 200, entity=ent,
                   catalogue=query.catalogue, listing=query.listing, columns=resolved.columns, sort=resolved.sort, rows=rows, page=page,
                   filters=filters, shown=resolved.shown, operators=OPERATORS, page_sizes=PAGE_SIZES, problems=resolved.problems,
                   notes=resolved.notes + (notes or []), views=views, current=current, query=query.listing.query(),
