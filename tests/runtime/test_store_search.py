@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from runtime.db import upgrade
-from tests.runtime.conftest import add_user
 from runtime.plan import apply, describe, index_names, plan
+from tests.runtime.conftest import add_user
 
 
 def test_migrate_adds_the_title_index_to_tables_made_without_it_then_has_nothing_to_do(db, crm):
