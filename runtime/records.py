@@ -848,10 +848,10 @@ def search_records(conn: sa.Connection, compiled: CompiledModel, entity: str,
 
 def quick_search(conn: sa.Connection, compiled: CompiledModel, entity: str, text: str, limit: int = 10,
                  exact: Iterable[str] = ()) -> list[tuple[int, str]]:
-    """(id, title) of records whose title contains `text` or whose field in `exact` is exactly `text`, by title.
+    """(id, title) of records whose title contains `text` or whose indexed field in `exact` is exactly `text`, by title.
 
-    Made for the global search over every entity: it reads only the title index (and the `exact` fields'
-    indexes), never the records' data, and counts nothing.
+    Made for the global search over every entity: it reads only the title index and the indexes of the `exact`
+    fields (one without an index is left out: looking in it would read every record), and counts nothing.
     """
     ent = _entity(compiled, entity)
     text = text.strip()
@@ -863,7 +863,7 @@ def quick_search(conn: sa.Connection, compiled: CompiledModel, entity: str, text
     found = {row.id: row.title for row in conn.execute(by_title)}
     for name in exact:
         f = ent.fields.get(name)
-        if f is None or f.type not in ("string", "email", "phone", "url"):
+        if f is None or f.type not in ("string", "email", "phone", "url") or not (f.indexed or f.unique):
             continue
         rows = conn.execute(sa.select(table.c.id, table.c.title).where(field_expression(table, f) == text).limit(limit))
         found.update({row.id: row.title for row in rows})
