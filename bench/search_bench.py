@@ -116,9 +116,9 @@ def seed(engine: sa.Engine, compiled: CompiledModel, sizes: Sizes, names: list[s
                             ).inserted_primary_key[0]
         first_company = records.create_record(conn, compiled, "company", {"name": "Company 000000", "status": "customer"}, user)
         first_person = records.create_record(conn, compiled, "person", {"company": first_company.id, "first_name": "Olivia",
-                                                                        "last_name": names[0]}, user)
+                                                                        "last_name": names[0], "email": email("Olivia", names[0], 0)}, user)
         stored = conn.execute(sa.select(person.c.data).where(person.c.id == first_person.id)).scalar_one()
-        assert stored == person_data("Olivia", names[0]), stored
+        assert stored == person_data("Olivia", names[0], 0), stored
         for table in (company, person):
             for ix in table.indexes:  # building them once afterwards is much faster than updating each on every insert
                 ix.drop(conn)
@@ -131,10 +131,10 @@ def seed(engine: sa.Engine, compiled: CompiledModel, sizes: Sizes, names: list[s
                                             for i in range(start, min(sizes.companies, start + BATCH))])
         for start in range(1, sizes.people, BATCH):
             chunk = []
-            for surname in rng.choices(names, weights, k=min(sizes.people, start + BATCH) - start):
+            for i, surname in enumerate(rng.choices(names, weights, k=min(sizes.people, start + BATCH) - start), start):
                 first = rng.choice(FIRST)
                 chunk.append({"title": f"{first} {surname}", "company": rng.randint(1, sizes.companies),
-                              "data": person_data(first, surname), "record_fields": {}, "row_version": 1, "created_at": now,
+                              "data": person_data(first, surname, i), "record_fields": {}, "row_version": 1, "created_at": now,
                               "updated_at": now})
             conn.execute(person.insert(), chunk)
         for table in (company, person):
@@ -144,9 +144,13 @@ def seed(engine: sa.Engine, compiled: CompiledModel, sizes: Sizes, names: list[s
     return {"user": user, "seconds": time.perf_counter() - t0}
 
 
-def person_data(first: str, last: str) -> dict:
-    """What create_record stores in `data` for a person with these names (the company is a column of its own)."""
-    return {"first_name": first, "last_name": last, "portal_access": "none"}
+def email(first: str, last: str, i: int) -> str:
+    return f"{first}.{last}.{i}@example.com".lower()
+
+
+def person_data(first: str, last: str, i: int) -> dict:
+    """What create_record stores in `data` for person i with these names (the company is a column of its own)."""
+    return {"first_name": first, "last_name": last, "email": email(first, last, i), "portal_access": "none"}
 
 
 # -- the measurements --------------------------------------------------------------------------------
@@ -239,7 +243,8 @@ def markdown(res: dict, sizes: Sizes, quick: bool, info: dict[str, str], when: s
               f"{sizes.companies:,} companies and {sizes.people:,} people, the first of each through `records.create_record` (its "
               f"stored `data` checked), the rest bulk-inserted in {seeded['seconds']:.1f} s with the indexes built afterwards, then "
               f"`ANALYZE`. People are named from {len(FIRST)} first names and {sizes.surnames:,} made-up surnames drawn with "
-              f"Zipf-like weights (a few common surnames, a long tail of rare ones), with a fixed seed.",
+              f"Zipf-like weights (a few common surnames, a long tail of rare ones), with a fixed seed; each has an email "
+              f"address.",
               f"- **Queries.** {res['n']} surnames picked uniformly from the list (so mostly rare ones), each cut to its first 3 to 6 "
               f"letters and typed in lower case. {res['few']} of the {res['n']} find at most {PER_ENTITY} people, so the search reads "
               f"the whole title index of people for them (title search is `contains`: a surname is not where a title starts); "

@@ -851,7 +851,8 @@ def quick_search(conn: sa.Connection, compiled: CompiledModel, entity: str, text
     """(id, title) of records whose title contains `text` or whose indexed field in `exact` is exactly `text`, by title.
 
     Made for the global search over every entity: it reads only the title index and the indexes of the `exact`
-    fields (one without an index is left out: looking in it would read every record), and counts nothing.
+    fields (one without an index is left out: looking in it would read every record; so is one that `text` is
+    no value of), and counts nothing.
     """
     ent = _entity(compiled, entity)
     text = text.strip()
@@ -865,6 +866,10 @@ def quick_search(conn: sa.Connection, compiled: CompiledModel, entity: str, text
         f = ent.fields.get(name)
         if f is None or f.type not in ("string", "email", "phone", "url") or not (f.indexed or f.unique):
             continue
-        rows = conn.execute(sa.select(table.c.id, table.c.title).where(field_expression(table, f) == text).limit(limit))
+        try:
+            value = V.convert(text, f)
+        except V.NotConvertible:
+            continue  # no value of the field is spelt like that ("oka" is no email address): nothing to look up
+        rows = conn.execute(sa.select(table.c.id, table.c.title).where(field_expression(table, f) == value).limit(limit))
         found.update({row.id: row.title for row in rows})
     return sorted(found.items(), key=lambda item: (item[1], item[0]))[:limit]

@@ -36,7 +36,8 @@ def test_the_global_search_reads_the_title_index_not_the_table(db, crm):
     with db.begin() as conn:
         apply(conn, crm, plan(conn, crm))
         acme = records.create_record(conn, crm, "company", {"name": "Acme"}, None).id
-        records.create_record(conn, crm, "person", {"company": acme, "first_name": "Grace", "last_name": "Okafor"}, None)
+        records.create_record(conn, crm, "person", {"company": acme, "first_name": "Grace", "last_name": "Okafor",
+                                                      "email": "grace@okafor.example"}, None)
     seen = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
@@ -45,16 +46,20 @@ def test_the_global_search_reads_the_title_index_not_the_table(db, crm):
 
     with db.connect() as conn:
         sa.event.listen(conn, "before_cursor_execute", capture)
-        # the person's search fields: first_name (no index: left out), last_name and email (indexed: looked up)
+        # the person's search fields: first_name (no index: left out), last_name (indexed: looked up), email (indexed,
+        # but "OKA" is no email address: left out)
         assert [title for _, title in records.quick_search(conn, crm, "person", "OKA", exact=("first_name", "last_name", "email"))
                 ] == ["Grace Okafor"]  # any case
+        assert [title for _, title in records.quick_search(conn, crm, "person", "grace@okafor.example", exact=("email",))
+                ] == ["Grace Okafor"]  # an exact email address: through the email index
         sa.event.remove(conn, "before_cursor_execute", capture)
         if db.dialect.name == "sqlite":
             plans = [" ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
                      for statement, parameters in seen]
             assert "COVERING INDEX ix_person_title" in plans[0], plans
-            assert [p for p in plans[1:]] == ["SEARCH person USING INDEX ix_person_last_name (<expr>=?)",
-                                              "SEARCH person USING INDEX ix_person_email (<expr>=?)"], plans
+            assert plans[1:] == ["SEARCH person USING INDEX ix_person_last_name (<expr>=?)",
+                                 "SCAN person USING COVERING INDEX ix_person_title",
+                                 "SEARCH person USING INDEX ix_person_email (<expr>=?)"], plans
 
 
 def test_sorting_as_shown_orders_users_by_name_references_by_title_and_choices_as_defined(store):
