@@ -248,7 +248,9 @@ def markdown(res: dict, sizes: Sizes, quick: bool, info: dict[str, str], when: s
               f"- **Queries.** {res['n']} surnames picked uniformly from the list (so mostly rare ones), each cut to its first 3 to 6 "
               f"letters and typed in lower case. {res['few']} of the {res['n']} find at most {PER_ENTITY} people, so the search reads "
               f"the whole title index of people for them (title search is `contains`: a surname is not where a title starts); "
-              f"the others stop after the first {PER_ENTITY + 1} matches in title order.",
+              f"the others stop after the first {PER_ENTITY + 1} matches in title order. Every query reads the whole title "
+              f"index of companies (no company is named like a surname) and looks the text up in the indexed search fields "
+              f"it could be a value of (people's `last_name`, companies' `name`).",
               "- **Sides.** One after another per query, each side first in turn, after 10 warm-up queries: the page through "
               "Starlette's TestClient in this process (one logged-in session; session lookup, 8 entities searched, the HTML "
               "rendered); the same `records.quick_search` calls without HTTP; and the bare SQL through the sqlite3 module on its "
