@@ -58,14 +58,18 @@ def parse(form: Form, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
     """Typed values from submitted text, and a message per field that is wrong (keyed by field name)."""
     out: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    posted = hasattr(data, "getlist")  # an HTML form gives every field as a list; JSON gives each value as it is
     for f in form.fields:
         raw = _raw(data, f.name)
-        if f.type != "multichoice" and isinstance(raw, list):
+        if f.type != "multichoice" and isinstance(raw, list) and posted:
             raw = raw[0] if raw else None
         if f.type == "multichoice":
-            raw = [x for x in (raw or []) if x != ""]
+            raw = [x for x in (raw if isinstance(raw, list) else [] if raw is None else [raw]) if x != ""]
         if f.type == "boolean":
-            out[f.name] = raw in ("on", "true", "1", "yes", True)
+            if isinstance(raw, (list, dict)):
+                errors[f.name] = f"{f.label} must be yes or no"
+            else:
+                out[f.name] = raw in ("on", "true", "1", "yes", True)
             continue
         if V.is_empty(raw):
             if f.required:

@@ -5,10 +5,11 @@ import uuid
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from runtime import tasks as task_service
 from runtime.schema import tasks
@@ -16,30 +17,66 @@ from runtime.workflows import ProcessWorkflow, TaskAction
 
 from ..access import may_act_on_task, may_approve, may_see_task
 from ..web.deps import CompiledDep, Conn, EngineDep, ServicesDep
+from ..web.finders import MAX_ID
 from .auth import ApiPermitted
-from .common import id_or_404, row_json
-from .problems import Problem
+from .common import Text, id_or_404, key_parameter, optional_key, row_json
+from .problems import Problem, problems
+from .routing import ApiRoute
 
-router = APIRouter(tags=["tasks"])
-IdempotencyKey = Annotated[str | None, Header(max_length=200, description="Repeat a request with the same key to get its first answer")]
+router = APIRouter(tags=["tasks"], route_class=ApiRoute)
+IdempotencyKey = Annotated[str | None, Depends(optional_key)]
+Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Scalar = Text | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
+ACTION = {"responses": problems(400, 403, 404, 409, 413, 422, 503), "response_model_exclude_unset": True,
+          "openapi_extra": {"parameters": [key_parameter(required=False)]}}
 
 
 class CompleteBody(BaseModel):
-    data: dict[str, Any] = Field(default_factory=dict, description="the step form's values")
-    comment: str = Field("", max_length=10_000)
+    data: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict, description="the step form's values, by field name")
+    comment: Text = Field("", max_length=10_000)
 
 
 class ApproveBody(BaseModel):
     approve: bool = True
-    comment: str = Field("", max_length=10_000)
+    comment: Text = Field("", max_length=10_000)
 
 
 class ReassignBody(BaseModel):
-    to_user: int = Field(description="the id of the staff user who should do the task")
+    to_user: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] = Field(description="the id of the staff user who should do the task")
 
 
-@router.get("/tasks")
+class TaskOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # every column of the task row
+
+    id: int
+    workflow_id: str
+    process: str
+    step_id: str
+    title: str
+    description: str | None
+    entity: str | None
+    record_id: int | None
+    project_id: int | None
+    form: str | None
+    assignee_id: int | None
+    group_name: str | None
+    status: str = Field(description="open or awaiting_approval")
+    due_at: Moment | None
+    created_at: Moment
+
+
+class ActionResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    step: str
+    status: str | None = None
+    outcome: str | None = None
+    assignee_id: int | None = None
+
+
+@router.get("/tasks", response_model=list[TaskOut], responses=problems(403))
 def my_tasks(user: ApiPermitted("manage_own_tasks"), conn: Conn) -> list[dict]:
+    """The caller's open tasks, soonest due first."""
     rows = conn.execute(sa.select(tasks).where(tasks.c.assignee_id == user["id"], tasks.c.status.in_(("open", "awaiting_approval")))
                         .order_by(tasks.c.due_at.is_(None), tasks.c.due_at)).mappings().all()
     return [row_json(dict(r)) for r in rows]
@@ -74,24 +111,28 @@ async def act(engine, compiled, services, user: dict, task_id: int, update, acti
         details = getattr(cause, "details", None) or ()
         raise Problem(409 if getattr(cause, "type", "") == "Conflict" else 422, getattr(cause, "message", str(cause)),
                       errors=details[0] if details and isinstance(details[0], dict) else None) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # the task row is open but its process has ended
+            raise Problem(409, "Process not running", "The process this task belongs to is no longer running.") from None
+        raise Problem(503, "Process engine unavailable", "The process engine did not answer; try again.") from None
 
 
-@router.post("/tasks/{task_id}/complete")
+@router.post("/tasks/{task_id}/complete", response_model=ActionResult, **ACTION)
 async def complete(task_id: int, body: CompleteBody, user: ApiPermitted("manage_own_tasks"), engine: EngineDep, compiled: CompiledDep,
-                   services: ServicesDep, idempotency_key: IdempotencyKey = None) -> dict:
+                   services: ServicesDep, idempotency_key: IdempotencyKey) -> dict:
     return await act(engine, compiled, services, user, task_id, ProcessWorkflow.complete,
                      lambda t: TaskAction(step=t["step_id"], user_id=user["id"], data=body.data, comment=body.comment), idempotency_key)
 
 
-@router.post("/tasks/{task_id}/approve")
+@router.post("/tasks/{task_id}/approve", response_model=ActionResult, **ACTION)
 async def approve(task_id: int, body: ApproveBody, user: ApiPermitted("approve_tasks"), engine: EngineDep, compiled: CompiledDep,
-                  services: ServicesDep, idempotency_key: IdempotencyKey = None) -> dict:
+                  services: ServicesDep, idempotency_key: IdempotencyKey) -> dict:
     return await act(engine, compiled, services, user, task_id, ProcessWorkflow.decide,
                      lambda t: TaskAction(step=t["step_id"], user_id=user["id"], approve=body.approve, comment=body.comment), idempotency_key)
 
 
-@router.post("/tasks/{task_id}/reassign")
+@router.post("/tasks/{task_id}/reassign", response_model=ActionResult, **ACTION)
 async def reassign(task_id: int, body: ReassignBody, user: ApiPermitted("monitor_tasks"), engine: EngineDep, compiled: CompiledDep,
-                   services: ServicesDep, idempotency_key: IdempotencyKey = None) -> dict:
+                   services: ServicesDep, idempotency_key: IdempotencyKey) -> dict:
     return await act(engine, compiled, services, user, task_id, ProcessWorkflow.reassign,
                      lambda t: TaskAction(step=t["step_id"], user_id=user["id"], to_user=body.to_user), idempotency_key)
