@@ -39,7 +39,8 @@ class SubmissionBody(BaseModel):
 
 class SubmissionResult(BaseModel):
     submission_id: str
-    created: dict[str, tuple[str, int]] = Field(description="the records its actions created: alias -> [entity, id]")
+    created: dict[str, Annotated[list[str | int], Field(min_length=2, max_length=2)]] = Field(
+        description="the records its actions created: alias -> [entity, id]")
     processes: list[str] = Field(description="workflow ids of the processes it started")
     replayed: bool = Field(description="true when this repeats an earlier submission with the same Idempotency-Key")
 
