@@ -707,6 +707,7 @@ FILTER_VALUES: dict[str, Callable[[Any], bool]] = {
     "money": lambda v: isinstance(v, str) and re.match(fieldtypes.MONEY_PATTERN, v) is not None,
     "date": _iso(dt.date), "datetime": _iso(dt.datetime),
 }
+SPELT_AS_TEXT = ("integer", "reference", "user", "decimal", "money", "boolean", "date", "datetime")  # kinds not stored as text
 SYSTEM_KINDS = {"id": "integer", "title": "string", "created_by": "integer", "updated_by": "integer", "created_at": "datetime",
                 "updated_at": "datetime"}
 
@@ -793,7 +794,11 @@ def _condition(conn: sa.Connection, ent: _Entity, target: _Target, op: str, valu
         raise BadQuery(f"a list of choices ('{target.name}') can be searched with eq, contains, in or empty, not {op}")
     if op in ("contains", "startswith"):
         if not isinstance(value, str):
-            raise BadQuery(f"'{op}' on '{target.name}' needs text, found {value!r}")
+            raise BadQuery(f"'{op}' on '{target.name}' needs text, found {_shown(value)}")
+        if target.kind in ("integer", "reference", "user") and not V.INTEGER_TEXT.match(value.strip()):
+            raise ValueError(value)  # no digits of a whole number spell it
+        if target.kind in SPELT_AS_TEXT:
+            expr = sa.cast(expr, sa.String)  # PostgreSQL has no ILIKE on numbers, dates or times: match their text
         pattern = ("%" if op == "contains" else "") + _like(value) + "%"
         return expr.ilike(pattern, escape="\\")
     if op == "in":

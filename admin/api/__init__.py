@@ -6,7 +6,8 @@ documents the statuses it can answer with (`problems.problems`).
 """
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
+from fastapi.security import HTTPBearer
 
 from . import forms, projects, records, tasks
 from .problems import problems
@@ -14,7 +15,9 @@ from .problems import problems
 
 def api_router() -> APIRouter:
     """Every API area under /api."""
-    router = APIRouter(prefix="/api", responses=problems(401))  # every operation: the token comes first
+    # every operation: the token comes first (ApiAuthentication checks it; the dependency only documents the scheme)
+    bearer = HTTPBearer(auto_error=False, description="A token from `tailor user create NAME --role ROLE --token`.")
+    router = APIRouter(prefix="/api", responses=problems(401), dependencies=[Depends(bearer)])
     for area in (forms, records, tasks, projects):
         router.include_router(area.router)
     return router

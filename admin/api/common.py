@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Annotated, Any
 
 from fastapi import Header, Path
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 from engine.compiler import CompiledModel
 from runtime import records
@@ -14,7 +15,6 @@ from runtime.values import text_problem
 
 from ..web.finders import MAX_ID
 from .problems import Problem
-
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"  # how the definitions name entities and forms
 EntityName = Annotated[str, Path(pattern=NAME_PATTERN, description="the entity's name, e.g. company")]
@@ -62,6 +62,23 @@ def _storable(text: str) -> str:
 
 Text = Annotated[str, AfterValidator(_storable)]
 """A string of a request model that the database can hold (no NUL character, no half surrogate)."""
+
+SCALAR = {"type": ["string", "number", "boolean", "null"]}
+
+
+def _form_value(value: Any) -> Any:
+    for item in value if isinstance(value, list) else (value,):
+        if isinstance(item, (dict, list)):
+            raise ValueError("a form value is text, a number, true or false, null, or a list of those")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("a number must be finite")
+        if isinstance(item, str):
+            _storable(item)
+    return value
+
+
+FormValue = Annotated[Any, AfterValidator(_form_value), WithJsonSchema({"anyOf": [SCALAR, {"type": "array", "items": SCALAR}]})]
+"""One value of a form, as JSON carries it: checked before it travels on (to a process, say)."""
 
 
 # -- Idempotency-Key -------------------------------------------------------------------

@@ -50,7 +50,7 @@ def validation_problem(exc: RequestValidationError) -> Problem:
             reason = str((e.get("ctx") or {}).get("error", "not JSON"))
             return Problem(400, "Malformed JSON", f"The body is not JSON: {reason}" + (f" (at character {where})." if where is not None else "."))
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-        errors.setdefault(where, str(e.get("msg", "is not valid"))[:200])
+        errors.setdefault(where, str(e.get("msg", "is not valid")).removeprefix("Value error, ")[:200])
     return Problem(422, "Invalid request", "Parts of the request are missing or have the wrong type.", errors)
 
 
@@ -81,6 +81,11 @@ MEANINGS = {
 }
 
 
+# Headers an error of that status always carries.
+HEADERS = {401: {"WWW-Authenticate": {"description": "Bearer", "required": True, "schema": {"type": "string"}}}}
+
+
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses` of an operation for the error statuses it can answer with, each a problem document."""
-    return {status: {"description": MEANINGS[status], "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}} for status in statuses}
+    return {status: {"description": MEANINGS[status], "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}},
+                     **({"headers": HEADERS[status]} if status in HEADERS else {})} for status in statuses}

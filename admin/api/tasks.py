@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends
@@ -19,20 +19,19 @@ from ..access import may_act_on_task, may_approve, may_see_task
 from ..web.deps import CompiledDep, Conn, EngineDep, ServicesDep
 from ..web.finders import MAX_ID
 from .auth import ApiPermitted
-from .common import Text, id_or_404, key_parameter, optional_key, row_json
+from .common import FormValue, Text, id_or_404, key_parameter, optional_key, row_json
 from .problems import Problem, problems
 from .routing import ApiRoute
 
 router = APIRouter(tags=["tasks"], route_class=ApiRoute)
 IdempotencyKey = Annotated[str | None, Depends(optional_key)]
 Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
-Scalar = Text | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
 ACTION = {"responses": problems(400, 403, 404, 409, 413, 422, 503), "response_model_exclude_unset": True,
           "openapi_extra": {"parameters": [key_parameter(required=False)]}}
 
 
 class CompleteBody(BaseModel):
-    data: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict, description="the step form's values, by field name")
+    data: dict[str, FormValue] = Field(default_factory=dict, description="the step form's values, by field name")
     comment: Text = Field("", max_length=10_000)
 
 

@@ -8,14 +8,12 @@ what exists (entity and form names, record ids), so requests get past "not found
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import hypothesis
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
-import sqlalchemy as sa
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -29,10 +27,8 @@ from admin.web import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records
-from runtime.db import make_engine
 from runtime.schema import metadata as platform, users
 from tests.conftest import CRM
-from tests.runtime.conftest import DIALECTS, PG_URL, postgres_unreachable
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
@@ -47,34 +43,10 @@ def compiled():
     return compile_model(load([CRM]))
 
 
-@pytest.fixture(scope="module", params=DIALECTS)
-def database(request, tmp_path_factory):
-    """An empty database for the module: a SQLite file, or a fresh PostgreSQL schema (as the store tests make them)."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}")
-        yield engine
-        engine.dispose()
-        return
-    if (reason := postgres_unreachable()):
-        pytest.skip(reason)
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {name}")
-    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
-        admin.dispose()
-
-
 @pytest.fixture(scope="module")
-def site(compiled, database):
+def site(compiled, module_database):
     """The app with a staff user, an admin (each with a token) and a few records."""
-    engine = database
+    engine = module_database
     platform.create_all(engine)
     compiled.metadata.create_all(engine)
     tokens, ids = {}, {}
