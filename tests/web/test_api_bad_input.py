@@ -6,23 +6,27 @@ is compared, a number no column holds, an over-long Idempotency-Key, a sort key 
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import json
 import re
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from temporalio.client import Client
 
 from admin.access import new_token
 from admin.web import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records
+from runtime.devserver import DevServer
 from runtime.schema import contact_history, idempotency_keys, metadata as platform, tasks, users
-from tests.conftest import CRM
+from tests.conftest import CRM, free_port
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PROBLEM = "application/problem+json"
@@ -314,3 +318,27 @@ def test_the_openapi_documents_problems_headers_and_bodies_as_the_api_answers(ap
             assert "401" in errors and "500" not in errors, (method, path)
             assert all(list(r["content"]) == [PROBLEM] for r in errors.values()), (method, path)
             assert all(r["content"]["application/json"]["schema"] for s, r in operation["responses"].items() if s < "300" and s != "204")
+
+
+def test_an_action_on_a_task_whose_process_has_ended_is_a_409(compiled, tmp_path):
+    """A task row still open while Temporal no longer knows its workflow: a conflict the caller can act on, not a 500."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ended.db'}")
+    platform.create_all(engine)
+    compiled.metadata.create_all(engine)
+    token, digest = new_token()
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        mia = conn.execute(users.insert().values(username="mia", name="Mia", roles=["staff"], api_token_hash=digest,
+                                                 created_at=now)).inserted_primary_key[0]
+        task = conn.execute(tasks.insert().values(key="ended:task", workflow_id="lead_follow_up/ended", process="lead_follow_up",
+                                                  step_id="qualify", title="Qualify", status="open", assignee_id=mia,
+                                                  created_at=now)).inserted_primary_key[0]
+
+    async def scenario():
+        with DevServer(tmp_path / "temporal", port=free_port(), ui_port=free_port()) as server:
+            app = create_app(engine, compiled, await Client.connect(server.address), secret_key="ended")
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tailor") as client:
+                return await client.post(f"/api/tasks/{task}/complete", json={"data": {}}, headers={"Authorization": f"Bearer {token}"})
+
+    body = problem(asyncio.run(scenario()), 409)
+    assert body["title"] == "Process not running" and body["detail"] == "The process this task belongs to is no longer running."
