@@ -83,8 +83,9 @@ FormValue = Annotated[Any, AfterValidator(_form_value), WithJsonSchema({"anyOf":
 
 # -- Idempotency-Key -------------------------------------------------------------------
 
-# A key travels into workflow ids (process_instances.workflow_id holds 200 characters, with the process name and
-# the user's id around the key) and into 300-character key columns: 100 leaves room for both.
+# A submission's key travels into workflow ids (process_instances.workflow_id holds 200 characters, with the
+# process name and the user's id around the key) and into 300-character key columns: 100 leaves room for both.
+# Task actions hash theirs (runtime.taskactions.update_id) but take the same keys, so a client has one rule.
 MAX_KEY = 100
 KEY_PATTERN = re.compile(r"^[!-~]+$")  # visible ASCII: what an HTTP header carries unchanged
 
