@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Header, Path
-from pydantic import AfterValidator, WithJsonSchema
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from engine.compiler import CompiledModel
 from runtime import records
@@ -20,6 +20,7 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]*$"  # how the definitions name entities and for
 EntityName = Annotated[str, Path(pattern=NAME_PATTERN, description="the entity's name, e.g. company")]
 FormName = Annotated[str, Path(pattern=NAME_PATTERN, description="the form's name, e.g. lead_enquiry")]
 RecordId = Annotated[int, Path(description="the record's id")]
+Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]  # as `jsonable` writes it: ISO 8601 with its offset
 
 
 def jsonable(value: Any) -> Any:

@@ -1,8 +1,6 @@
 """Projects and alerts over the API."""
 from __future__ import annotations
 
-from typing import Annotated
-
 import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,12 +10,11 @@ from runtime.schema import alerts, project_members, projects, tasks
 from ..access import allowed
 from ..web.deps import CompiledDep, Conn
 from .auth import ApiPermitted, ApiUser
-from .common import row_json
+from .common import Moment, row_json
 from .problems import problems
 from .routing import ApiRoute
 
 router = APIRouter(tags=["projects and alerts"], route_class=ApiRoute)
-Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class ProjectOut(BaseModel):

@@ -13,21 +13,12 @@ from runtime import records
 from ..web.deps import CompiledDep, Conn, EngineDep, ServicesDep
 from ..web.processes import started
 from .auth import ApiPermitted, ApiUser
-from .common import (
-    EntityName,
-    RecordId,
-    entity_or_404,
-    id_or_404,
-    if_match_parameter,
-    record_json,
-    required_row_version,
-    row_version,
-)
+from .common import (EntityName, Moment, RecordId, entity_or_404, id_or_404, if_match_parameter, record_json,
+                     required_row_version, row_version)
 from .problems import Problem, problems
 from .routing import ApiRoute
 
 router = APIRouter(tags=["records"], route_class=ApiRoute)
-Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class RecordOut(BaseModel):

@@ -16,13 +16,12 @@ from ..access import may_act_on_task, may_approve, may_see_task
 from ..web.deps import CompiledDep, Conn, EngineDep, TaskActionsDep
 from ..web.finders import MAX_ID
 from .auth import ApiPermitted
-from .common import FormValue, Text, id_or_404, key_parameter, optional_key, row_json
+from .common import FormValue, Moment, Text, id_or_404, key_parameter, optional_key, row_json
 from .problems import Problem, problems
 from .routing import ApiRoute
 
 router = APIRouter(tags=["tasks"], route_class=ApiRoute)
 IdempotencyKey = Annotated[str | None, Depends(optional_key)]
-Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 ACTION = {"responses": problems(400, 403, 404, 409, 413, 422, 503), "response_model_exclude_unset": True,
           "openapi_extra": {"parameters": [key_parameter(required=False)]}}
 

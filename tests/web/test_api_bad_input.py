@@ -341,3 +341,13 @@ def test_an_action_on_a_task_whose_process_has_ended_is_a_409(compiled, tmp_path
                 return await client.post(f"/api/tasks/{task}/complete", json={"data": {}}, headers={"Authorization": f"Bearer {token}"})
 
     assert problem(asyncio.run(scenario()), 409)["title"] == "The process this task belongs to has ended."
+
+
+def test_times_in_answers_carry_their_offset_on_either_database(site, api):
+    """The OpenAPI says date-time (RFC 3339, with an offset); SQLite hands back naive times, which are UTC."""
+    client, auth = api
+    mine = client.get("/api/tasks", headers=auth).json()
+    assert [t["id"] for t in mine] == [site[4]]
+    assert dt.datetime.fromisoformat(mine[0]["created_at"]).utcoffset() == dt.timedelta(0)
+    company = client.get(f"/api/records/company/{site[3]}", headers=auth).json()
+    assert dt.datetime.fromisoformat(company["updated_at"]).utcoffset() == dt.timedelta(0)
