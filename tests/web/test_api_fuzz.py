@@ -3,7 +3,9 @@
 Every operation of /api/openapi.json is called with generated requests (valid and invalid ones), as a staff user
 and as an admin, and each answer is checked: not a 5xx, a status the operation documents, the documented content
 type, a body that matches the documented schema, the documented headers. Path parameters are drawn partly from
-what exists (entity and form names, record ids), so requests get past "not found" into validation and storage.
+what exists (entity and form names, record ids), and bodies partly from the entity's or form's own fields, so
+requests get past "not found" into validation and storage. The app has no process engine here and no task to act
+on, so task actions are checked up to their 404 (tests/web/test_api_bad_input.py follows them further).
 """
 from __future__ import annotations
 
