@@ -53,8 +53,9 @@ def task_or_404(conn: sa.Connection, compiled: CompiledModel, task_id: int, user
 
 
 def staff_list(conn: sa.Connection) -> list[dict]:
-    """Active staff (not portal users), by name: who a task may go to."""
-    return [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name, users.c.roles).where(users.c.active).order_by(users.c.name))
+    """Active staff (not portal users, nor API-only accounts: those have no password), by name: who a task may go to."""
+    return [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name, users.c.roles)
+                                          .where(users.c.active, users.c.password_hash.is_not(None)).order_by(users.c.name))
             .mappings() if "portal" not in (r.roles or [])]
 
 

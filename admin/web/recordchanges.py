@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,8 @@ from runtime import values as V
 from runtime.history import add_history, list_audit
 
 from .recordforms import OWN, Typed, own_field
+
+UNKNOWN = object()  # a value the audit log cannot tell
 
 
 class OwnFieldInvalid(Exception):
@@ -57,6 +60,7 @@ def update(conn: sa.Connection, compiled: CompiledModel, e: Entity, record_id: i
     by_name = {f.name: f for f in e.all_fields()}
     changes = {k: v for k, v in typed.values.items() if not _same(by_name[k], current.data.get(k), v)}
     rec = records.update_record(conn, compiled, e.name, record_id, changes, user["id"], expected_version=version)
+    starts = rec.starts  # the processes the change enqueued; the own fields' writes start none
     before = {k: current.data.get(k) for k in rec.changed}
     after = {k: rec.data.get(k) for k in rec.changed}
     parts = [f"{by_name[k].label}: {_text(before[k], by_name[k], names)} → {_text(after[k], by_name[k], names)}" for k in rec.changed]
@@ -75,7 +79,7 @@ def update(conn: sa.Connection, compiled: CompiledModel, e: Entity, record_id: i
                      f"{_text(rec.record_fields[name].get('value'), f, names)}")
     if parts:
         add_history(conn, e.name, record_id, "change", "Changed " + "; ".join(parts), {"before": before, "after": after}, user["id"])
-    return rec
+    return replace(rec, starts=starts)
 
 
 def own_field_name(label: str) -> str:
@@ -124,39 +128,69 @@ def remove_own_field(conn: sa.Connection, compiled: CompiledModel, e: Entity, re
     return f.label
 
 
-def other_changes(conn: sa.Connection, compiled: CompiledModel, e: Entity, current: records.Record, version: int,
-                  names: widgets.Names, typed: Mapping[str, Any] | None = None) -> list[dict]:
-    """What someone else changed since `version`: each field's label, its value now and who changed it.
+@dataclass
+class OtherChange:
+    """A field someone else changed since the page was opened."""
 
-    Every write of a record adds one audit entry and one version, so the entries past the first `version`
-    are the changes made since; where the log does not line up (older data), the fields whose stored value
-    differs from what was typed are named instead.
+    name: str              # its input on the page (own fields: own-NAME)
+    label: str
+    now: str               # its value now, as people read it
+    by: str                # who changed it
+    before: Any = UNKNOWN  # its value when the page was opened
+    mine: str | None = None  # what this person typed instead, where both changed it
+
+
+def other_changes(conn: sa.Connection, compiled: CompiledModel, e: Entity, current: records.Record, version: int,
+                  names: widgets.Names) -> list[OtherChange]:
+    """What someone else changed since `version`: each field's label, its value now and then, and who changed it.
+
+    Every write of a record adds one audit entry and one version, so the entries past the first `version` are
+    the changes made since. Where the log does not line up (older data) the values then are unknown, and
+    every field's typed input counts as a clash.
     """
     entries = list_audit(conn, e.name, current.id)
     by_name = {f.name: f for f in e.all_fields()}
-    who: dict[str, set[str]] = {}
-    labels: dict[str, str] = {}  # own fields by name: their label, also of one removed meanwhile
+    found: dict[str, dict] = {}
     if len(entries) == current.row_version:
         for entry in entries[version:]:
             author = names.user(entry.user_id) if entry.user_id else "the system"
-            for key, value in {**(entry.before or {}), **(entry.after or {})}.items():
+            for key in {**(entry.before or {}), **(entry.after or {})}:
                 if key in records.SYSTEM_COLUMNS:
                     continue
-                if key not in by_name and isinstance(value, Mapping) and "label" in value:
-                    labels[key] = str(value["label"])
-                who.setdefault(key, set()).add(author)
-    else:
-        for key, value in (typed or {}).items():
-            if key in by_name and not _same(by_name[key], current.data.get(key), value):
-                who[key] = set()
+                then = (entry.before or {}).get(key)
+                seen = found.setdefault(key, {"by": set(), "before": then.get("value") if isinstance(then, Mapping) else then})
+                seen["by"].add(author)
+                after = (entry.after or {}).get(key)
+                if isinstance(after, Mapping) and "label" in after or isinstance(then, Mapping) and "label" in then:
+                    seen["label"] = str((after if isinstance(after, Mapping) else then)["label"])  # an own field added or removed
     out = []
-    for key, authors in who.items():
-        by = ", ".join(sorted(authors))
+    for key, seen in found.items():
+        by = ", ".join(sorted(seen["by"]))
         if key in by_name:
-            out.append({"label": by_name[key].label, "now": _text(current.data.get(key), by_name[key], names), "by": by})
+            f = by_name[key]
+            out.append(OtherChange(key, f.label, _text(current.data.get(key), f, names), by, seen["before"]))
             continue
         entry = current.record_fields.get(key)
-        f = own_field(key, entry or {"label": labels.get(key, key)})
+        f = own_field(key, entry or {"label": seen.get("label", key)})
         now = _text(entry.get("value"), f, names) if entry else "(removed)"
-        out.append({"label": f"{f.label} (this {e.label.lower()} only)", "now": now, "by": by})
+        out.append(OtherChange(OWN + key, f"{f.label} (this {e.label.lower()} only)", now, by, seen["before"]))
     return out
+
+
+def keep_theirs(e: Entity, current: records.Record, typed: Typed, changes: list[OtherChange], names: widgets.Names) -> None:
+    """Merge what someone else changed into what was typed: a field this person left as it was takes their value;
+    where both changed a field, this person's input stays and `mine` says what it is."""
+    by_name = {f.name: f for f in e.all_fields()}
+    for change in changes:
+        own = change.name.startswith(OWN)
+        key = change.name.removeprefix(OWN)
+        entry = current.record_fields.get(key) if own else None
+        f = own_field(key, entry) if entry else by_name.get(key)
+        typed_values = typed.own if own else typed.values
+        if f is None or key not in typed_values:
+            continue
+        if change.before is not UNKNOWN and _same(f, change.before, typed_values[key]):
+            typed_values.pop(key)
+            typed.raw.pop(change.name, None)
+        elif not _same(f, (entry or {}).get("value") if own else current.data.get(key), typed_values[key]):
+            change.mine = _text(typed_values[key], f, names)

@@ -220,6 +220,12 @@ def test_which_groups_hold_is_answered_for_the_values_typed_so_far(site):
 # -- someone else changed it meanwhile ------------------------------------------------------------
 
 
+def rows(page: str) -> list[tuple[str, ...]]:
+    """The rows of the 'changed meanwhile' table."""
+    body = re.search(r"<tbody>(.*?)</tbody>", page, re.S).group(1)
+    return [tuple(html.unescape(c) for c in re.findall(r"<td>([^<]*)</td>", row)) for row in re.findall(r"<tr>(.*?)</tr>", body)]
+
+
 def test_a_change_to_a_version_someone_else_changed_is_refused_with_the_input_kept_and_their_change_shown(site, compiled):
     client, engine, ids = site
     log_in(client, "ann")
@@ -227,21 +233,23 @@ def test_a_change_to_a_version_someone_else_changed_is_refused_with_the_input_ke
     page = client.get(url)
     with engine.begin() as conn:  # Mia saves first
         records.update_record(conn, compiled, "company", ids["acme"], {"status": "former", "owner": ids["mia"]}, ids["mia"])
-    mine = {**inputs(page.text), "csrf_token": token(page.text), "town": "Leeds", "employees": "40"}
+    mine = {**inputs(page.text), "csrf_token": token(page.text), "town": "Leeds", "employees": "40", "status": "prospect"}
     refused = client.post(url, data=mine)
     assert refused.status_code == 409
     assert "Someone else changed this company while you were editing it, so nothing was saved." in refused.text
-    changed = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", refused.text)
-    assert sorted(changed) == [("Account manager", "Mia Manager", "Mia Manager"), ("Status", "Former customer", "Mia Manager")]
+    assert sorted(rows(refused.text)) == [("Account manager", "Mia Manager", "Mia Manager", ""),
+                                          ("Status", "Former customer", "Mia Manager", "Prospect")]
     shown = inputs(refused.text)
-    assert (shown["town"], shown["employees"], shown["status"]) == ("Leeds", "40", "customer")  # what Ann typed
+    # what Ann typed is kept; the field she left as it was (the account manager) shows Mia's change
+    assert (shown["town"], shown["employees"], shown["status"], shown["owner"]) == ("Leeds", "40", "prospect", str(ids["mia"]))
     with engine.connect() as conn:
         rec = records.get_record(conn, compiled, "company", ids["acme"])
-    assert "town" not in rec.data and shown["row_version"] == str(rec.row_version)
-    # saving again, having seen it, applies Ann's input
+    assert "town" not in rec.data and rec.data["status"] == "former" and shown["row_version"] == str(rec.row_version)
+    # saving again, having seen it, applies Ann's input over Mia's change
     assert client.post(url, data={**shown, "csrf_token": token(refused.text)}, follow_redirects=False).status_code == 303
     with engine.connect() as conn:
-        assert records.get_record(conn, compiled, "company", ids["acme"]).data["town"] == "Leeds"
+        rec = records.get_record(conn, compiled, "company", ids["acme"])
+    assert (rec.data["town"], rec.data["status"], rec.data["owner"]) == ("Leeds", "prospect", ids["mia"])
 
 
 def test_an_edit_without_its_version_is_refused(site):
@@ -295,8 +303,7 @@ def test_removing_an_own_field_from_a_stale_page_is_refused(site, compiled):
     refused = client.post(f"/records/company/{ids['acme']}/fields/gate_code/remove",
                           data={"csrf_token": token(page.text), "row_version": inputs(page.text)["row_version"]})
     assert refused.status_code == 409
-    assert re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", refused.text) == [
-        ("Gate code (this company only)", "9999", "Ann Sales")]
+    assert rows(refused.text) == [("Gate code (this company only)", "9999", "Ann Sales")]
     with engine.connect() as conn:
         assert records.get_record(conn, compiled, "company", ids["acme"]).record_fields["gate_code"]["value"] == "9999"
 

@@ -6,9 +6,12 @@ they work without scripts (a group's section appears once the page is saved or s
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
 from engine.model import Entity
@@ -16,9 +19,18 @@ from forms import widgets
 from runtime import records
 
 from .. import recordchanges, recordforms
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted
+from ..deps import (
+    CompiledDep,
+    Conn,
+    CsrfForm,
+    EngineDep,
+    Permitted,
+    Services,
+    ServicesDep,
+)
 from ..finders import MAX_ID, entity_or_404, record_or_404
 from ..pages import flash, redirect, render
+from ..processes import started
 
 router = APIRouter(include_in_schema=False)
 Editor = Permitted("edit_records")
@@ -37,6 +49,22 @@ def _version(data) -> int:
         return int(str(data.get("row_version", "")))
     except ValueError:
         raise HTTPException(400, "Open the record's edit page and save it from there.") from None
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A saved record and the page to go to next."""
+
+    record: records.Record
+    url: str
+
+
+async def _saved(services: Services, compiled: CompiledModel, outcome: Response | Saved) -> Response:
+    """The page again when it was refused; else start the processes the change enqueued and go on."""
+    if isinstance(outcome, Response):
+        return outcome
+    await started(services, compiled, outcome.record.starts)
+    return redirect(outcome.url)
 
 
 def _after_save(request: Request, e: Entity, rec: records.Record, typed: recordforms.Typed, said: str) -> str:
@@ -59,14 +87,19 @@ def new_page(request: Request, entity: str, user: Editor, conn: Conn, compiled: 
 
 
 @router.post("/records/{entity}/new", response_class=HTMLResponse)
-def new_save(request: Request, entity: str, user: Editor, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+async def new_save(request: Request, entity: str, user: Editor, data: CsrfForm, engine: EngineDep, compiled: CompiledDep,
+                   services: ServicesDep):
     e = entity_or_404(compiled, entity)
+    return await _saved(services, compiled, await run_in_threadpool(_create, request, engine, compiled, user, e, data))
+
+
+def _create(request: Request, engine: sa.Engine, compiled: CompiledModel, user: dict, e: Entity, data) -> Response | Saved:
     typed = recordforms.read(e, data, widgets.zone_of(compiled.model, user))
     if not typed.errors:
         try:
             with engine.begin() as conn:
                 rec = recordchanges.create(conn, compiled, e, typed, user)
-            return redirect(_after_save(request, e, rec, typed, f"Added {e.label.lower()} '{rec.title}'."))
+            return Saved(rec, _after_save(request, e, rec, typed, f"Added {e.label.lower()} '{rec.title}'."))
         except records.RecordInvalid as exc:
             typed.errors.update(exc.errors)
     with engine.connect() as conn:
@@ -104,18 +137,23 @@ def edit_page(request: Request, entity: str, record_id: str, user: Editor, conn:
 
 
 @router.post("/records/{entity}/{record_id}/edit", response_class=HTMLResponse)
-def edit_save(request: Request, entity: str, record_id: str, user: Editor, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+async def edit_save(request: Request, entity: str, record_id: str, user: Editor, data: CsrfForm, engine: EngineDep,
+                    compiled: CompiledDep, services: ServicesDep):
     e = entity_or_404(compiled, entity)
+    return await _saved(services, compiled, await run_in_threadpool(_update, request, engine, compiled, user, e, record_id, data))
+
+
+def _update(request: Request, engine: sa.Engine, compiled: CompiledModel, user: dict, e: Entity, record_id: str, data) -> Response | Saved:
     zone = widgets.zone_of(compiled.model, user)
     with engine.connect() as conn:
-        rec = record_or_404(conn, compiled, entity, record_id)
+        rec = record_or_404(conn, compiled, e.name, record_id)
     version = _version(data)
     typed = recordforms.read(e, data, zone, rec)
     if not typed.errors:
         try:
             with engine.begin() as conn:
                 saved = recordchanges.update(conn, compiled, e, rec.id, typed, version, user, widgets.Names(conn, compiled, zone))
-            return redirect(_after_save(request, e, saved, typed, f"Saved {e.label.lower()} '{saved.title}'."))
+            return Saved(saved, _after_save(request, e, saved, typed, f"Saved {e.label.lower()} '{saved.title}'."))
         except records.RecordInvalid as exc:
             typed.errors.update(exc.errors)
         except records.Conflict:
@@ -129,14 +167,15 @@ def edit_save(request: Request, entity: str, record_id: str, user: Editor, data:
 
 def conflict_page(request: Request, engine: sa.Engine, compiled: CompiledModel, user: dict, e: Entity, record_id: int, version: int,
                   typed: recordforms.Typed | None = None) -> HTMLResponse:
-    """The edit page refused because someone else saved first: what they changed, and what this person typed, kept."""
+    """The edit page refused because someone else saved first: what they changed, merged with what this person typed."""
     with engine.connect() as conn:
         current = record_or_404(conn, compiled, e.name, record_id)
         names = widgets.Names(conn, compiled, widgets.zone_of(compiled.model, user))
-        changes = recordchanges.other_changes(conn, compiled, e, current, version, names, typed.values if typed else None)
-        values = {**current.data, **(typed.values if typed else {})}
-        return _show(request, conn, compiled, user, e, current, 409, values=values, inputs=typed.raw if typed else None,
-                     conflict=changes, version=current.row_version)
+        changes = recordchanges.other_changes(conn, compiled, e, current, version, names)
+        if typed is not None:
+            recordchanges.keep_theirs(e, current, typed, changes, names)
+        return _show(request, conn, compiled, user, e, current, 409, values={**current.data, **(typed.values if typed else {})},
+                     inputs=typed.raw if typed else None, conflict=changes, version=current.row_version)
 
 
 @router.post("/records/{entity}/{record_id}/fields", response_class=HTMLResponse)
