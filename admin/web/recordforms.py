@@ -255,19 +255,6 @@ def options(conn: sa.Connection, compiled: CompiledModel, e: Entity, values: Map
     return out
 
 
-# -- links to the pages ----------------------------------------------------------------------
-
-
-def new_links(model: Model, e: Entity, record_id: int) -> list[tuple[str, str]]:
-    """(label, url) of a new record of each entity that refers to `e`, prefilled with this record ('New person')."""
-    out = []
-    for other in model.entities.values():
-        ref = next((f for f in other.fields if f.type == "reference" and f.entity == e.name), None)
-        if ref is not None:
-            out.append((f"New {other.label.lower()}", f"/records/{other.name}/new?{ref.name}={record_id}"))
-    return out
-
-
 # -- the whole page ----------------------------------------------------------------------------
 
 
