@@ -149,6 +149,7 @@ def test_a_company_is_created_edited_with_its_group_guarded_against_a_concurrent
     expect(page.get_by_role("status")).to_have_text("Added 'Parking bays' to this company.")
     own = page.locator("#f-own-parking_bays")
     expect(own).to_have_value("3")
+    shoot(page, "edit-own-field")
     own.fill("5")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_have_text("Saved company 'Harbour Clinic'.")
