@@ -10,13 +10,14 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from admin.web import create_app
+from admin.web import create_app, recordforms
 from engine.compiler import compile_model
 from engine.loader import load
 from forms import submit as forms
 from runtime import records
 from runtime.history import list_audit, list_history
-from runtime.schema import metadata as platform, tasks, users
+from runtime.schema import metadata as platform
+from runtime.schema import tasks, users
 from tests.conftest import CRM
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -32,7 +33,7 @@ def site(compiled, tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'edit.db'}")
     platform.create_all(engine)
     compiled.metadata.create_all(engine)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ids = {}
     with engine.begin() as conn:
         for name, full, roles, extra in [("ann", "Ann Sales", ["staff"], {}), ("mia", "Mia Manager", ["staff", "sales_manager"], {}),
@@ -65,16 +66,16 @@ def inputs(page: str) -> dict[str, str]:
     out = {}
     for name, value in re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form):
         out[name] = html.unescape(value)
-    for name, body in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+    for name, body in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', form, re.DOTALL):
         chosen = re.search(r'<option value="([^"]*)" selected>', body)
         out[name] = chosen.group(1) if chosen else ""
-    for name, body in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
+    for name, body in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.DOTALL):
         out[name] = html.unescape(body)
     return out
 
 
 def options(page: str, name: str) -> list[str]:
-    body = re.search(rf'<select[^>]*name="{name}"[^>]*>(.*?)</select>', page, re.S).group(1)
+    body = re.search(rf'<select[^>]*name="{name}"[^>]*>(.*?)</select>', page, re.DOTALL).group(1)
     return [html.unescape(label) for label in re.findall(r"<option value=\"[^\"]+\"[^>]*>([^<]*)</option>", body)]
 
 
@@ -222,7 +223,7 @@ def test_which_groups_hold_is_answered_for_the_values_typed_so_far(site):
 
 def rows(page: str) -> list[tuple[str, ...]]:
     """The rows of the 'changed meanwhile' table."""
-    body = re.search(r"<tbody>(.*?)</tbody>", page, re.S).group(1)
+    body = re.search(r"<tbody>(.*?)</tbody>", page, re.DOTALL).group(1)
     return [tuple(html.unescape(c) for c in re.findall(r"<td>([^<]*)</td>", row)) for row in re.findall(r"<tr>(.*?)</tr>", body)]
 
 
@@ -335,7 +336,11 @@ def test_a_contact_picker_lists_the_people_of_the_chosen_company_and_everyone_wh
 
 
 def test_user_pickers_offer_active_staff_only(site, compiled):
+    """Not Pat (portal), not Sync Bot (API only: no password), not Old Timer (deactivated)."""
     client, engine, _ = site
+    with engine.begin() as conn:
+        conn.execute(users.insert().values(username="old", name="Old Timer", roles=["staff"], password_hash=FAST.hash("old"), active=False,
+                                           created_at=dt.datetime.now(dt.UTC)))
     log_in(client, "ann")
     assert [r["title"] for r in client.get("/records/company/pick/owner?q=").json()] == ["Ann Sales", "Mia Manager"]
     assert options(client.get("/records/company/new").text, "owner") == ["Ann Sales", "Mia Manager"]
@@ -352,7 +357,7 @@ def test_a_form_starts_from_its_fields_defaults(site, compiled):
         task = conn.execute(tasks.insert().values(key="t:proposal", workflow_id="w", process="lead_follow_up", step_id="proposal",
                                                   title="Send the proposal", entity="opportunity", record_id=deal, form="proposal",
                                                   assignee_id=ids["ann"], status="open",
-                                                  created_at=dt.datetime.now(dt.timezone.utc))).inserted_primary_key[0]
+                                                  created_at=dt.datetime.now(dt.UTC))).inserted_primary_key[0]
     log_in(client, "ann")
     page = client.get(f"/tasks/{task}").text
     assert re.search(r'name="discount_percent" type="number"\s+value="0"', page)
@@ -408,3 +413,29 @@ def test_a_record_an_action_cannot_write_is_reported_on_the_form_field_its_value
         forms.submit(conn, compiled, "order_form", values, submission_id="s1", user={"id": None}, record_id=None)
     assert caught.value.errors == {"reference": "Reference must be at most 5 characters", "how_many": "How many must be at least 1"}
     assert count(engine, "purchase_order") == 0
+
+
+def test_a_reference_to_records_that_refer_back_lists_only_this_records_own(packs):
+    """A company's contact is one of its people: person.company refers back to the company being edited."""
+    folder = packs.write("club", {
+        "entities.yaml": """
+            kind: entity
+            name: club
+            title: "{{ record.name }}"
+            fields:
+              name: {type: string, required: true}
+              contact: {type: reference, entity: member}
+            ---
+            kind: entity
+            name: member
+            title: "{{ record.name }}"
+            fields:
+              name: {type: string, required: true}
+              club: {type: reference, entity: club, required: true}
+        """})
+    model = compile_model(load([folder])).model
+    club = model.entities["club"]
+    contact = club.field("contact")
+    assert recordforms.scope_pairs(model, club, contact) == [("club", "id")]
+    assert recordforms.scope_of(model, club, contact, {}, 7) == {"club": 7}
+    assert recordforms.scope_of(model, club, contact, {}, None) == {}  # a new club has no people yet: anyone
