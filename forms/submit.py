@@ -11,16 +11,14 @@ could not.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from jinja2 import TemplateError
 
-from engine import expressions, fieldtypes
+from engine import expressions
 from engine.compiler import CompiledModel
 from engine.model import CreateAction, Field, Form, Source, StartAction, UpdateAction
 from engine.sandbox import TemplateLimit
@@ -68,9 +66,9 @@ def parse(form: Form, data: Mapping[str, Any], zone: ZoneInfo | None = None) -> 
 
 def parse_fields(fields: Iterable[Field], data: Mapping[str, Any], zone: ZoneInfo | None = None, *,
                  names: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-    """Typed values of `fields` from what a browser (or an API client) sent, each through its widget, with every
-    constraint of the field checked: a message per wrong field, keyed by field name. `names` maps a field
-    to the input it was sent in, where that differs (a record's own fields)."""
+    """Typed values of `fields` from what a browser (or an API client) sent, each through its widget, which checks
+    every constraint of the field (the field's schema, money bounds included): a message per wrong field, keyed
+    by field name. `names` maps a field to the input it was sent in, where that differs (a record's own fields)."""
     out: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for f in fields:
@@ -91,24 +89,8 @@ def parse_fields(fields: Iterable[Field], data: Mapping[str, Any], zone: ZoneInf
         except V.NotConvertible as exc:
             errors[f.name] = field_message(f, str(exc))
             continue
-        if (problem := constraint_problem(f, value)):
-            errors[f.name] = f"{f.label} {problem}"
-            continue
         out[f.name] = value
     return out, errors
-
-
-def constraint_problem(f: Field, value: Any) -> str | None:
-    """What JSON Schema cannot say about a typed value: money bounds (amounts are text) and moments without a zone."""
-    if f.type == "money" and isinstance(value, str) and re.match(fieldtypes.MONEY_PATTERN, value):
-        amount = Decimal(value)
-        if f.min is not None and amount < Decimal(str(f.min)):
-            return f"must be at least {V._number(f.min)}"
-        if f.max is not None and amount > Decimal(str(f.max)):
-            return f"must be at most {V._number(f.max)}"
-    if f.type == "datetime":
-        return V.datetime_problem(value)
-    return None
 
 
 EXPECTED = {**V.PATTERN_WORDS, "integer": "a whole number", "decimal": "a number", "reference": "one of the listed records",
@@ -147,7 +129,7 @@ def _mapped(pairs, targets: Mapping[str, Field], form_values, form, context, cre
         try:
             value = _value(src, targets[name], form_values, form, context, created)
         except V.NotConvertible as exc:
-            errors[name] = f"{targets[name].label} {exc}" if str(exc).startswith("must") else f"{targets[name].label}: {exc}"
+            errors[name] = field_message(targets[name], str(exc))
             continue
         if value is not None:
             out[name] = value
