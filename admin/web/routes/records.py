@@ -11,6 +11,7 @@ from engine import expressions
 from engine.compiler import CompiledModel
 from engine.errors import Loc
 from engine.model import Field
+from forms.widgets import zone_of
 from runtime import records, values
 from runtime.history import list_history
 from runtime.referrers import referrers as find_referrers
@@ -54,7 +55,7 @@ def record_view(request: Request, conn: sa.Connection, compiled: CompiledModel, 
                   tasks=open_tasks, projects=record_projects, links=links, errors=errors or {}, typed=typed or {},
                   can_add_field=ent.record_fields.allowed and allowed(model, user, "add_record_fields"),
                   can_delete=allowed(model, user, "delete_records"), field_types=ent.record_fields.types,
-                  history=[{"when": due_text(h.occurred_at), "kind": h.kind, "summary": h.summary} for h in history])
+                  history=[{"when": due_text(h.occurred_at, zone_of(model, user)), "kind": h.kind, "summary": h.summary} for h in history])
 
 
 @router.get("/records/{entity}/{record_id}", response_class=HTMLResponse)
