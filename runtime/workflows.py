@@ -133,7 +133,8 @@ class ProcessWorkflow:
     async def _escalate(self, step: dict, state: StepState, level: dict) -> None:
         n = level["level"]
         title = self._render(step["title"], step["id"])
-        task = {"id": state.task_id, "title": title, "due": state.due_at, "assignee": state.assignee_id}
+        task = {"id": state.task_id, "title": title, "due": state.due_at, "due_at": state.due_at, "assignee": state.assignee_id,
+                "assignee_id": state.assignee_id}
         message = self._render(level["message"], "", task=task) if level.get("message") else ""
         message = message or f"'{title}' is overdue (escalation level {n})"
         if level.get("alert"):

@@ -136,11 +136,11 @@ async def error_page(request: Request, status: int, message: str, headers: dict 
         user = None
     portal = user is not None and "access" not in _perms(request, user)
     back = ("/portal", "Back to your requests") if portal else ("/", "Back to My work") if user else ("/login", "Log in")
-    context = {"status": status, "heading": ERROR_HEADINGS.get(status, _phrase(status)),
+    context = {"code": status, "heading": ERROR_HEADINGS.get(status, _phrase(status)),
                "message": message if message and message != _phrase(status) else ERROR_TEXTS.get(status, ERROR_TEXTS[500]),
                "back_url": back[0], "back_label": back[1], "previous": _previous_page(request, back[0]), "reference": reference}
     try:
-        response = render(request, "errors/error.html", user=user, **context)
+        response = render(request, "errors/error.html", user=user, status=status, **context)
     except Exception:  # e.g. the failure was in the session itself: the same page without the user's navigation
         logger.exception("the error page could not be rendered with the user's session")
         template = request.app.state.services.templates.get_template("errors/error.html")
