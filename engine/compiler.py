@@ -2,8 +2,9 @@
 
 Pure and deterministic: the same definitions give byte-identical output.
 Per entity: a SQLAlchemy table (core columns plus one JSON column holding the
-variable fields) and JSON Schemas; per form: a JSON Schema and its layout; per
-process: a serializable spec whose content hash is its version.
+variable fields) and JSON Schemas; per form: a JSON Schema, its layout and its UI
+schemas for third-party renderers; per process: a serializable spec whose content
+hash is its version.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from . import collector, fieldtypes
+from . import collector, fieldtypes, uischema
 from .model import (
     Calendar, CreateAction, Duration, Entity, Escalation, Field, Form, FormTrigger, ManualTrigger, Model, ParallelStep, Party,
     Process, RecordTrigger, ScheduleTrigger, Source, StartAction, Step, TaskStep, UpdateAction,
@@ -89,19 +90,26 @@ def entity_table(e: Entity, metadata: sa.MetaData) -> sa.Table:
     return table
 
 
-def _field_schemas(fields: tuple[Field, ...], groups: tuple[str, ...]) -> dict[str, dict]:
+Groups = tuple[tuple[str, str], ...]  # the model's groups as (name, label), by name: the options of a `group` field
+
+
+def group_options(model: Model) -> Groups:
+    return tuple((name, model.groups[name].label) for name in sorted(model.groups))
+
+
+def _field_schemas(fields: tuple[Field, ...], groups: Groups) -> dict[str, dict]:
     out = {}
     for f in fields:
         schema = fieldtypes.get(f.type).json_schema(f)
         if f.type == "group":
-            schema["enum"] = list(groups)
+            schema.update(fieldtypes.labelled(list(groups)))
         if f.scope != "all":
             schema["x-tailor-scope"] = f.scope
         out[f.name] = schema
     return out
 
 
-def entity_schema(e: Entity, groups: tuple[str, ...]) -> dict:
+def entity_schema(e: Entity, groups: Groups) -> dict:
     """Schema of a record's `data`: every field (group fields optional here), nothing else."""
     return {
         "$schema": SCHEMA_DIALECT,
@@ -120,7 +128,7 @@ def entity_schema(e: Entity, groups: tuple[str, ...]) -> dict:
     }
 
 
-def group_schema(e: Entity, group_name: str, groups: tuple[str, ...]) -> dict:
+def group_schema(e: Entity, group_name: str, groups: Groups) -> dict:
     """What a record in the group must also satisfy: its group fields and their requirements."""
     g = next(g for g in e.groups if g.name == group_name)
     return {
@@ -138,7 +146,7 @@ def group_schema(e: Entity, group_name: str, groups: tuple[str, ...]) -> dict:
 # -- forms ---------------------------------------------------------------------
 
 
-def form_schema(form: Form, groups: tuple[str, ...]) -> dict:
+def form_schema(form: Form, groups: Groups) -> dict:
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": f"tailor:form/{form.name}",
@@ -253,7 +261,7 @@ def process_spec(p: Process, model: Model, form_schemas: Mapping[str, dict]) -> 
     spec = {
         "format": SPEC_FORMAT, "name": p.name, "label": p.label, "description": p.description, "pack": p.pack,
         "entity": p.entity, "calendar": calendar_spec(cal),
-        "inputs": {"type": "object", "properties": _field_schemas(p.inputs, tuple(model.groups)),
+        "inputs": {"type": "object", "properties": _field_schemas(p.inputs, group_options(model)),
                    "required": sorted(f.name for f in p.inputs if f.required)},
         "triggers": [_trigger(t) for t in p.triggers] or [{"kind": "manual"}],
         "project": {"title": p.project.title.source, "manager": _party(p.project.manager)} if p.project else None,
@@ -275,6 +283,8 @@ class CompiledModel:
     form_schemas: Mapping[str, dict]
     form_layouts: Mapping[str, dict]
     process_specs: Mapping[str, dict]
+    #: per form, its UI schema for each renderer dialect (engine.uischema): form_ui_schemas[name]["rjsf" | "jsonforms"]
+    form_ui_schemas: Mapping[str, Mapping[str, dict]]
 
     def ddl(self, dialect: str) -> str:
         """CREATE statements for the entity tables in a dialect ('sqlite' or 'postgresql')."""
@@ -289,7 +299,7 @@ class CompiledModel:
     def manifest(self) -> dict:
         return {
             "packs": [{"name": p.name, "version": p.version} for p in self.model.packs],
-            "entities": sorted(self.entity_schemas), "forms": sorted(self.form_schemas),
+            "entities": sorted(self.entity_schemas), "forms": sorted(self.form_schemas), "form_ui_dialects": list(uischema.dialects()),
             "processes": {n: s["version"] for n, s in sorted(self.process_specs.items())},
             **({"webhooks": [{"name": w.name, "pack": w.pack, "url": w.url, "events": list(w.events), "secret_env": w.secret_env}
                              for w in self.model.webhooks]} if self.model.webhooks else {}),
@@ -304,7 +314,7 @@ def compile_model(model: Model) -> CompiledModel:
 
 def _compile_model(model: Model) -> CompiledModel:
     metadata = sa.MetaData()
-    groups = tuple(sorted(model.groups))
+    groups = group_options(model)
     entities = sorted(model.entities.values(), key=lambda e: e.name)
     for e in entities:
         entity_table(e, metadata)
@@ -317,6 +327,7 @@ def _compile_model(model: Model) -> CompiledModel:
         form_schemas=form_schemas,
         form_layouts=MappingProxyType({n: form_layout(f) for n, f in sorted(model.forms.items())}),
         process_specs=MappingProxyType({n: process_spec(p, model, form_schemas) for n, p in sorted(model.processes.items())}),
+        form_ui_schemas=MappingProxyType({n: MappingProxyType(uischema.ui_schemas(f)) for n, f in sorted(model.forms.items())}),
     )
 
 
@@ -326,6 +337,7 @@ def outputs(c: CompiledModel) -> dict[str, str]:
     files.update({f"entities/{e}.{g}.schema.json": pretty_json(s) for (e, g), s in c.group_schemas.items()})
     files.update({f"forms/{n}.schema.json": pretty_json(s) for n, s in c.form_schemas.items()})
     files.update({f"forms/{n}.layout.json": pretty_json(s) for n, s in c.form_layouts.items()})
+    files.update({f"forms/{n}.ui.{d}.json": pretty_json(s) for n, uis in c.form_ui_schemas.items() for d, s in uis.items()})
     files.update({f"processes/{n}.json": pretty_json(s) for n, s in c.process_specs.items()})
     files["ddl/sqlite.sql"] = c.ddl("sqlite")
     files["ddl/postgresql.sql"] = c.ddl("postgresql")

@@ -2,6 +2,8 @@
 
 Definitions never carry Python; a template may only use the names its place
 provides (`record`, `form`, `inputs`, ...), and `record.X` must be a real field.
+Every render runs within the limits of `engine.sandbox` (sizes, numbers, steps; a
+deadline when the caller gives one).
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from functools import lru_cache
 from typing import Any, Mapping, Union
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from . import sandbox
 from .errors import Problem
 from .model import Template
+from .sandbox import LIMITS, SOURCE, Limits
 
 ANY = None  # an allowed root name whose attributes are not checked
 
@@ -36,11 +39,10 @@ def days_since(value: Any, today: _dt.date | None = None) -> int:
     return -days_until(value, today)
 
 
-def environment() -> ImmutableSandboxedEnvironment:
+def environment() -> sandbox.BoundedEnvironment:
     """The one sandboxed Jinja2 environment every template and condition runs in."""
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
-    env.filters["days_until"] = days_until
-    env.filters["days_since"] = days_since
+    env = sandbox.BoundedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+    env.add_filters({"days_until": days_until, "days_since": days_since})
     return env
 
 
@@ -178,11 +180,30 @@ def _expression(source: str):
     return ENV.compile_expression(source, undefined_to_none=False)
 
 
-def render(source: str, context: Mapping[str, Any]) -> str:
-    """Render a template in the sandbox."""
-    return _template(source).render(**context)
+def render(source: str, context: Mapping[str, Any], *, limits: Limits = LIMITS, deadline: float | None = None,
+           what: str = "template") -> str:
+    """Render a template in the sandbox within `limits` (and by `deadline`, a time.monotonic() value, if given).
+
+    Past a limit it raises TemplateLimit, whose message names the template `what` ("letter", ...).
+    Workflows give no deadline: counted limits keep a render deterministic, a clock would not.
+    """
+    with sandbox.spending(limits, what, deadline) as budget:
+        if len(source) > limits.source:
+            raise budget.refuse(SOURCE)
+        parts, size = [], 0
+        # generate(), not render(): the output is counted as it is made, and a render past the limit stops there
+        for part in _template(source).generate(**context):
+            size += len(part)
+            if size > limits.output:
+                raise budget.refuse(sandbox.OUTPUT)
+            parts.append(part)
+        return "".join(parts)
 
 
-def evaluate(source: str, context: Mapping[str, Any]) -> Any:
-    """Evaluate a condition in the sandbox."""
-    return _expression(source)(**context)
+def evaluate(source: str, context: Mapping[str, Any], *, limits: Limits = LIMITS, deadline: float | None = None) -> Any:
+    """Evaluate a condition in the sandbox, within `limits` (see `render`)."""
+    with sandbox.spending(limits, "condition", deadline) as budget:
+        if len(source) > limits.source:
+            raise budget.refuse(SOURCE)
+        return _expression(source)(**context)
+

@@ -6,17 +6,18 @@ which options make sense for it, and which other types it can be copied into.
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from typing import Any, Callable, ClassVar
 
 import sqlalchemy as sa
 
+from . import patterns
 from .model import Field
 
 _REGISTRY: dict[str, "FieldType"] = {}
 
 MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]{1,2})?$"
+UNSIGNED_MONEY_PATTERN = r"^[0-9]+(\.[0-9]{1,2})?$"
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 PHONE_PATTERN = r"^\+?[0-9 ()./-]{3,32}$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -70,19 +71,21 @@ class FieldType:
 
 
 _ANNOTATIONS = frozenset({"title", "description", "default"})
+_CHECKED_EXTRAS = frozenset({"x-tailor-minimum", "x-tailor-maximum"})  # x-tailor keywords that change a verdict
 
 
 def _checked_part(schema: dict) -> str:
     """The schema without its annotations (they never change a verdict or a message), as canonical JSON."""
-    return json.dumps({k: v for k, v in schema.items() if k not in _ANNOTATIONS and not k.startswith("x-tailor-")}, sort_keys=True)
+    return json.dumps({k: v for k, v in schema.items() if k not in _ANNOTATIONS and (not k.startswith("x-tailor-") or k in _CHECKED_EXTRAS)},
+                      sort_keys=True)
 
 
 @lru_cache(maxsize=1024)
 def _default_validator(schema: str) -> Any:
     """One validator per distinct checked schema: fields repeat them, and making a validator costs far more than using it."""
-    import jsonschema
+    from . import validation
 
-    return jsonschema.Draft202012Validator(json.loads(schema), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return validation.validator(json.loads(schema))
 
 
 def _annotate(f: Field, schema: dict) -> dict:
@@ -177,13 +180,18 @@ class MoneyType(FieldType):
     accepts = frozenset({"integer"})
 
     def json_schema(self, f):
-        schema = {"type": "string", "pattern": MONEY_PATTERN}
-        if f.currency:
-            schema["x-tailor-currency"] = f.currency
+        # a decimal string has no `minimum` in JSON Schema: a bound of zero or more becomes the unsigned pattern, which
+        # every validator enforces and a renderer can show; the exact bounds travel as x-tailor-minimum/maximum
+        unsigned = f.min is not None and f.min >= 0
+        schema: dict[str, Any] = {"type": "string"}
+        # the bounds before the pattern: validators report in this order, and "-5.00" is better told "at least 0"
         if f.min is not None:
             schema["x-tailor-minimum"] = f.min
         if f.max is not None:
             schema["x-tailor-maximum"] = f.max
+        schema["pattern"] = UNSIGNED_MONEY_PATTERN if unsigned else MONEY_PATTERN
+        if f.currency:
+            schema["x-tailor-currency"] = f.currency
         return _annotate(f, schema)
 
     def sql_type(self, f):
@@ -258,8 +266,21 @@ class UrlType(FieldType):
         return sa.String(2048)
 
 
+def labelled(options: list[tuple[Any, str]]) -> dict:
+    """Labelled choices in JSON Schema's own idiom, `oneOf` of `{const, title}`, which renderers show by their titles."""
+    if not options:
+        return {"enum": []}  # nothing is valid; `oneOf` may not be empty
+    schema: dict[str, Any] = {"oneOf": [{"const": value, "title": label} for value, label in options]}
+    kinds = {type(value) for value, _ in options}
+    if kinds == {str}:
+        schema["type"] = "string"
+    elif kinds == {int}:
+        schema["type"] = "integer"
+    return schema
+
+
 def _choice_schema(f: Field) -> dict:
-    return {"enum": [c.value for c in f.choices], "x-tailor-choices": [{"value": c.value, "label": c.label} for c in f.choices]}
+    return labelled([(c.value, c.label) for c in f.choices])
 
 
 @field_type("choice")
@@ -283,9 +304,7 @@ class MultiChoiceType(FieldType):
     options = frozenset({"choices"})
 
     def json_schema(self, f):
-        item = _choice_schema(f)
-        schema = {"type": "array", "uniqueItems": True, "items": {"enum": item["enum"]}, "x-tailor-choices": item["x-tailor-choices"]}
-        return _annotate(f, schema)
+        return _annotate(f, {"type": "array", "uniqueItems": True, "items": _choice_schema(f)})
 
     def sql_type(self, f):
         return sa.JSON()
@@ -324,7 +343,7 @@ class UserType(FieldType):
 
 @field_type("group")
 class GroupType(FieldType):
-    """A group definition's name; the compiler fills the enum with the defined groups."""
+    """A group definition's name; the compiler lists the defined groups as its choices."""
 
     widget = "select"
 
@@ -339,8 +358,5 @@ COMMON_OPTIONS = frozenset({"type", "label", "help", "required", "default", "uni
 
 
 def is_valid_regex(pattern: str) -> str | None:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return str(exc)
-    return None
+    """Why `pattern` is not an ECMA-262 pattern every validator matches alike (None when it is)."""
+    return patterns.problem(pattern)

@@ -14,6 +14,7 @@ from fastjsonschema.ref_resolver import RefResolver
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
+from . import patterns, validation
 from .errors import Problem
 from .source import Document, pointer_join
 
@@ -50,12 +51,12 @@ def _inlined(kind: str) -> dict[str, Any]:
 @lru_cache(maxsize=None)
 def validator(kind: str) -> jsonschema.Draft202012Validator:
     """The kind's published schema as a jsonschema validator: the reference, and the source of every message."""
-    return jsonschema.Draft202012Validator(_inlined(kind))
+    return validation.validator(_inlined(kind))
 
 
-# Keywords on which fastjsonschema and jsonschema (Draft 2020-12) agree, given YAML-built data. Where they
-# differ they differ towards "invalid" (fastjsonschema reads `$` in a pattern as end of text, `minimum` also
-# checks booleans), which only sends a document down the slow path, whose errors are then the answer.
+# Keywords on which fastjsonschema and jsonschema (Draft 2020-12) agree, given YAML-built data (patterns are
+# compiled as ECMA-262 on both paths, see `_YesNoCode.generate_pattern`). Where they differ they differ towards
+# "invalid" (`minimum` also checks booleans), which only sends a document down the slow path, whose errors are then the answer.
 _FAST_KEYWORDS = frozenset({
     "$schema", "$id", "$defs", "$ref", "title", "description", "type", "enum", "const", "properties", "required",
     "additionalProperties", "propertyNames", "items", "minItems", "uniqueItems", "minProperties", "minLength",
@@ -125,6 +126,14 @@ class _YesNoCode(CodeGeneratorDraft2019):
 
     def exc(self, msg: str, *args: Any, append_to_msg: str | None = None, rule: str | None = None) -> None:
         self.l('raise JsonSchemaValueException("invalid")')
+
+    def generate_pattern(self) -> None:
+        """fastjsonschema's pattern check, with the pattern compiled as ECMA-262 like the slow path's (engine.patterns)."""
+        pattern = self._definition["pattern"]
+        self._compile_regexps[pattern] = patterns.compile(pattern)
+        with self.l("if isinstance({variable}, str):"):
+            with self.l("if not REGEX_PATTERNS[{}].search({variable}):", repr(pattern)):
+                self.exc("invalid")
 
     def generate_ref(self) -> None:
         name, self._variable_name = self._variable_name, "data"  # the path is only ever used in messages

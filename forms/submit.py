@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
+from jinja2 import TemplateError
 
 from engine import expressions
 from engine.compiler import CompiledModel
 from engine.model import CreateAction, Field, Form, Source, StartAction, UpdateAction
+from engine.sandbox import TemplateLimit
 from runtime import outbox, records, values as V
 from runtime.history import add_history
 from runtime.schema import idempotency_keys
@@ -100,7 +102,10 @@ def _value(src: Source, target: Field, form_values: Mapping[str, Any], form: For
     if src.kind == "created":
         return created[src.value][1]
     if src.kind == "template":
-        return expressions.render(src.value, context["template"])
+        try:
+            return expressions.render(src.value, context["template"])
+        except (TemplateLimit, TemplateError) as exc:  # what was typed into the form may take a template past its limits
+            raise SubmissionInvalid({"": f"could not fill in {target.label}: {exc}"}) from exc
     return src.value
 
 

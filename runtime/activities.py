@@ -13,11 +13,13 @@ from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from engine.compiler import CompiledModel
-from . import messages, parties, tasks as task_service
+from . import holders, messages, parties, tasks as task_service
 from .mail import MailSettings
 from .schema import alerts, idempotency_keys, users
+from .workflows import DATA_ERROR, NOT_A_HOLDER
 
 
 def _when(text: str | None) -> dt.datetime | None:
@@ -33,12 +35,21 @@ def write(name: str) -> Callable:
     """
     def decorate(fn: Callable[[Any, sa.Connection, dict], Any]) -> Callable:
         def run(self, req: dict) -> dict:
-            with self.transaction() as conn:
-                if (inst := req.get("instance")) is not None:
-                    task_service.register_instance(conn, inst["workflow_id"], inst["process"], inst["version"], inst.get("entity"),
-                                                   inst.get("record_id"), inst.get("inputs") or {}, inst.get("started_by"),
-                                                   _when(inst["started_at"]))
-                result = fn(self, conn, req)
+            try:
+                with self.transaction() as conn:
+                    if (inst := req.get("instance")) is not None:
+                        task_service.register_instance(conn, inst["workflow_id"], inst["process"], inst["version"], inst.get("entity"),
+                                                       inst.get("record_id"), inst.get("inputs") or {}, inst.get("started_by"),
+                                                       _when(inst["started_at"]))
+                    result = fn(self, conn, req)
+            except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+                # The database refused what was written, not the connection: a staff action's write must fail its
+                # update at once (the workflow stops retrying DATA_ERROR there). The process's own writes retry
+                # it as an outage, since on PostgreSQL a constraint error can be a race a second attempt wins.
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+                raise ApplicationError(f"the database refused this change ({reason})", type=DATA_ERROR) from exc
+            except holders.NotAHolder as exc:
+                raise ApplicationError(str(exc), type=NOT_A_HOLDER, non_retryable=True) from exc
             return {"result": result, "at": task_service.utcnow().isoformat()}
 
         run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
@@ -83,6 +94,15 @@ class Activities:
                 "group": req.get("group"), "project_id": req.get("project_id"), "completers": req.get("completers") or {},
                 "started_by": req.get("started_by")}
 
+    def _recipients(self, conn: sa.Connection, req: dict, task: dict, named: list[dict]) -> list[int]:
+        """The active users the parties of an alert name, as the task is now (its assignee, group and project)."""
+        ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
+                               "entity": task["entity"], "record_id": task["record_id"]})
+        recipients: list[int] = []
+        for party in named:
+            recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
+        return parties.active(conn, recipients)  # an owner or a project's manager may have left since
+
     def _emails(self, conn: sa.Connection, user_ids: list[int]) -> list[str]:
         if not user_ids:
             return []
@@ -110,23 +130,45 @@ class Activities:
 
     @write("tailor.reassign_task")
     def reassign_task(self, conn: sa.Connection, req: dict) -> dict:
-        if req.get("user_id"):
+        """Hand a task to the user a staff member chose, or to the party an escalation level names.
+
+        The target is checked again here, in the transaction that writes it: they may have been deactivated since
+        the request was checked. A level whose party names nobody who may hold the task (a portal user, someone
+        deactivated) leaves the task where it is and raises an alert saying so; a group with nobody eligible takes
+        the task into its queue, as a group with no members does.
+        """
+        task = task_service.get_task(conn, req["task_id"])
+        assert task is not None
+        if req.get("user_id") is not None:
+            holders.check(conn, self.compiled.model, req["user_id"], task)
             user, group = req["user_id"], None
         else:
-            user, group = task_service.pick_assignee(conn, req.get("party"), req.get("strategy", "round_robin"), self._ctx(conn, req))
+            party = req.get("party") or {}
+            user, group = task_service.pick_assignee(conn, party, req.get("strategy", "round_robin"), self._ctx(conn, req),
+                                                     keep=lambda ids: holders.eligible(conn, self.compiled.model, ids, task))
+            if user is None and party.get("kind") != "group":
+                return self._unmoved(conn, req, task, party)
         task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"), key=req.get("key"))
         return {"assignee_id": user, "group": group}
+
+    def _unmoved(self, conn: sa.Connection, req: dict, task: dict, party: dict) -> dict:
+        """An escalation's reassignment that found nobody: the task stays, and the level's alert recipients (or the
+        managers) hear why."""
+        recipients = self._recipients(conn, req, task, req.get("alert") or [{"kind": "manager"}, {"kind": "project_manager"}])
+        holder = conn.execute(sa.select(users.c.name).where(users.c.id == task["assignee_id"])).scalar() if task["assignee_id"] else None
+        named = party["kind"] + (f":{party['name']}" if party.get("name") else "")
+        message = (f"'{task['title']}' could not be handed to {named}: nobody there may hold it, so it stays "
+                   f"{f'with {holder}' if holder else 'where it is'}.")
+        alert, _ = task_service.raise_alert(conn, f"{req['key']}:unmoved", task, req.get("level") or 0, recipients, message)
+        return {"assignee_id": task["assignee_id"], "group": task["group_name"], "alert_id": alert["id"], "recipients": alert["recipients"],
+                "message": message}
 
     @write("tailor.raise_alert")
     def raise_alert(self, conn: sa.Connection, req: dict) -> dict:
         """Raise escalation level N of a task exactly once: the alert row and its history entry."""
         task = task_service.get_task(conn, req["task_id"])
         assert task is not None
-        ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
-                               "entity": task["entity"], "record_id": task["record_id"]})
-        recipients: list[int] = []
-        for party in req.get("alert") or []:
-            recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
+        recipients = self._recipients(conn, req, task, req.get("alert") or [])
         alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients,
                                             messages.alert_text(conn, self.compiled.model, req, task))
         return {"alert_id": alert["id"], "recipients": alert["recipients"], "message": alert["message"]}

@@ -12,10 +12,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-import jsonschema
 from temporalio import workflow
 
-from engine import expressions
+from engine import expressions, validation
 from engine.calendars import BusinessCalendar
 
 
@@ -40,6 +39,7 @@ class TaskAction:
     data: dict = field(default_factory=dict)
     approve: bool | None = None
     to_user: int | None = None
+    to_name: str = ""  # the new assignee's name: set once `runtime.taskactions` has checked they may hold the task
     comment: str = ""
 
 
@@ -129,6 +129,6 @@ def condition(source: str, context: dict) -> bool:
 def form_errors(schema: dict, data: Any) -> dict[str, str]:
     """Form data checked against the step form's JSON Schema: {field path (or "_"): message}, empty when valid."""
     with workflow.unsafe.sandbox_unrestricted():
-        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        validator = validation.validator(schema)
         errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     return {".".join(str(p) for p in e.absolute_path) or "_": e.message for e in errors}

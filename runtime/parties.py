@@ -20,12 +20,23 @@ def group_users(conn: sa.Connection, group: str) -> list[int]:
 
 
 def group_managers(conn: sa.Connection, group: str) -> list[int]:
-    q = sa.select(group_members.c.user_id).where(group_members.c.group_name == group, group_members.c.manager).order_by(group_members.c.user_id)
+    """The group's managers who are still active (a deactivated one hears of nothing and is handed nothing)."""
+    q = sa.select(group_members.c.user_id).join(users, users.c.id == group_members.c.user_id).where(
+        group_members.c.group_name == group, group_members.c.manager, users.c.active).order_by(group_members.c.user_id)
     return list(conn.execute(q).scalars())
 
 
 def user_id(conn: sa.Connection, username: str) -> int | None:
-    return conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar()
+    """The active user of that name, if there is one."""
+    return conn.execute(sa.select(users.c.id).where(users.c.username == username, users.c.active)).scalar()
+
+
+def active(conn: sa.Connection, user_ids: list[int]) -> list[int]:
+    """Those of `user_ids` who are still active, in the order given."""
+    if not user_ids:
+        return []
+    found = set(conn.execute(sa.select(users.c.id).where(users.c.id.in_(user_ids), users.c.active)).scalars())
+    return [u for u in user_ids if u in found]
 
 
 def project_manager(conn: sa.Connection, project_id: int | None) -> int | None:

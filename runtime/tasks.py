@@ -6,7 +6,7 @@ activity retried after a crash finds the row it already wrote instead of adding 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
@@ -49,12 +49,16 @@ def open_project(conn: sa.Connection, key: str, title: str, entity: str | None, 
     return row["id"]
 
 
-def pick_assignee(conn: sa.Connection, party: dict | None, strategy: str, ctx: dict[str, Any]) -> tuple[int | None, str | None]:
-    """(user id, group name) for a task: groups by round robin or least busy, others as named."""
+def pick_assignee(conn: sa.Connection, party: dict | None, strategy: str, ctx: dict[str, Any],
+                  keep: Callable[[list[int]], list[int]] | None = None) -> tuple[int | None, str | None]:
+    """(user id, group name) for a task: groups by round robin or least busy, others as named.
+
+    `keep` narrows the people a party names to those who may hold the task (`runtime.holders.eligible`)."""
     if not party:
         return ctx.get("started_by"), None
     if party["kind"] in ("group", "role"):
         candidates = parties.resolve(conn, party, ctx)
+        candidates = keep(candidates) if keep else candidates
         group = party["name"] if party["kind"] == "group" else None
         if not candidates:
             return None, group  # nobody yet: the task waits in the group's queue
@@ -70,6 +74,7 @@ def pick_assignee(conn: sa.Connection, party: dict | None, strategy: str, ctx: d
             conn.execute(assignment_cursor.update().where(assignment_cursor.c.group_name == cursor_key).values(last_user_id=nxt))
         return nxt, group
     users = parties.resolve(conn, party, ctx)
+    users = keep(users) if keep else users
     return (users[0] if users else None), None
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import jsonschema
 
-from engine import fieldtypes
+from engine import fieldtypes, validation
 from engine.model import Field
 
 CENT = Decimal("0.01")
@@ -243,8 +243,8 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 
 
 def validator(schema: dict) -> jsonschema.Draft202012Validator:
-    """A validator of `schema` that also checks formats (email, date, ...)."""
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    """A validator of `schema` that also checks formats (email, date, ...): the engine's, shared by every check."""
+    return validation.validator(schema)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -307,7 +307,11 @@ def message(f: Field | None, error: jsonschema.ValidationError) -> str:
         return f"must be {' or '.join(words)}"
     if kind == "enum":
         return f"must be one of: {_choices(f, list(error.validator_value))}"
+    if kind == "oneOf" and all(isinstance(s, dict) and "const" in s for s in error.validator_value):  # labelled choices
+        return f"must be one of: {', '.join(str(s.get('title', s['const'])) for s in error.validator_value)}"
     if kind in ("pattern", "format"):
+        if ftype == "datetime" and (problem := datetime_problem(error.instance)):
+            return problem  # "must include a time zone" says more than "must be a date and time like"
         if ftype in PATTERN_WORDS:
             return f"must be {PATTERN_WORDS[ftype]}"
         example = f" (for example {f.placeholder})" if f and f.placeholder else ""

@@ -17,7 +17,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from .interpreter import (Calendar, ProcessInput, StepState, TaskAction, condition, deadlines, form_errors, render,
@@ -25,7 +25,28 @@ with workflow.unsafe.imports_passed_through():
 
 ACTIVITY_TIMEOUT = dt.timedelta(seconds=30)
 RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), maximum_interval=dt.timedelta(seconds=30))
+DATA_ERROR = "DataError"  # the database refused a write's data (a constraint, a value out of range)
+NOT_A_HOLDER = "NotAHolder"  # a reassignment's target may not hold the task (runtime/holders.py)
+# A staff action's write that the database refuses will be refused again: its update fails at once, with the reason,
+# instead of the workflow task retrying it while every later action on the process waits behind it.
+UPDATE_RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), maximum_interval=dt.timedelta(seconds=30),
+                           non_retryable_error_types=[DATA_ERROR, NOT_A_HOLDER])
 OPEN = ("open", "awaiting_approval")
+STATE_AFTER_WRITE = "state-after-write"  # workflow.patched: a step takes its new state once the write is in (see _settle)
+
+
+def _storable(*values: Any) -> None:
+    """Refuse text no database stores (a NUL character; half of a surrogate pair): it would fail every write attempt."""
+    stack = list(values)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, str) and ("\x00" in v or any("\ud800" <= c <= "\udfff" for c in v)):
+            raise ApplicationError("text may not contain NUL characters or unpaired surrogates", type="Invalid", non_retryable=True)
 
 
 @workflow.defn(name="TailorProcess")
@@ -39,6 +60,7 @@ class ProcessWorkflow:
         self.background: list = []  # email activities still running
         self.instance: dict | None = None  # the instance row, until the first write has carried it
         self.clock: dt.datetime | None = None  # when the latest write committed (see _now)
+        self.settling: set[str] = set()  # steps whose completion or decision is being written
 
     # -- run -------------------------------------------------------------------
     @workflow.run
@@ -151,32 +173,59 @@ class ProcessWorkflow:
                 "alert_id": result["alert_id"], "task_id": state.task_id, "level": n, "message": message, "recipients": result["recipients"],
                 "entity": self.input.entity, "record_id": self.input.record_id})
         if level.get("reassign"):
+            key = f"{workflow.info().workflow_id}:{step['id']}:L{n}"
             moved = await self._write("tailor.reassign_task", {
-                "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
-                "assignee_id": state.assignee_id, "group": state.group, "project_id": self.project_id, "completers": self._completers()})
+                "key": key, "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
+                "assignee_id": state.assignee_id, "group": state.group, "project_id": self.project_id, "completers": self._completers(),
+                "level": n, "alert": level.get("alert")})
             state.assignee_id, state.group = moved["assignee_id"], moved["group"]
+            if moved.get("alert_id"):  # nobody the level names may hold the task: it stayed, and the alert says so
+                state.alerts_raised.append(moved["alert_id"])
+                self._background("tailor.email_alert", {"alert_id": moved["alert_id"]})
+                self._announce("alert.raised", f"{key}:unmoved", {
+                    "alert_id": moved["alert_id"], "task_id": state.task_id, "level": n, "message": moved["message"],
+                    "recipients": moved["recipients"], "entity": self.input.entity, "record_id": self.input.record_id})
 
     # -- staff actions (updates) ---------------------------------------------------
     def _open_step(self, action: TaskAction, statuses: tuple[str, ...]) -> StepState:
         state = self.states.get(action.step)
         if state is None:
             raise ApplicationError(f"no step '{action.step}' in this process", type="NotFound", non_retryable=True)
+        if action.step in self.settling:
+            raise ApplicationError(f"step '{action.step}' is being changed by another request; try again", type="Conflict",
+                                   non_retryable=True)
         if state.status not in statuses:
             raise ApplicationError(f"step '{action.step}' is {state.status}, not {' or '.join(statuses)}", type="Conflict", non_retryable=True)
         return state
 
+    async def _settle(self, action: TaskAction, state: StepState, changes: dict[str, Any], write: dict) -> None:
+        """Write a step's new state, then take it: a write the database refuses fails the update and leaves the step (and
+        the process, which moves on when the step does) as it was. Other actions on the step wait for the outcome."""
+        if not workflow.patched(STATE_AFTER_WRITE):  # a history recorded before: the state changed first, as it did then
+            vars(state).update(changes)
+            await self._write("tailor.set_task_state", write)
+            return
+        self.settling.add(action.step)
+        try:
+            await self._write("tailor.set_task_state", write)
+        finally:
+            self.settling.discard(action.step)
+        vars(state).update(changes)
+
     @workflow.update
     async def complete(self, action: TaskAction) -> dict:
         state = self._open_step(action, ("open",))  # re-checked: another update may have won meanwhile
-        await workflow.wait_condition(lambda: state.task_id is not None)
-        step = self.specs[action.step]
-        approval = bool(step.get("approval"))
-        state.status = "awaiting_approval" if approval else "done"
-        state.data, state.completed_by = action.data, action.user_id
-        state.completed_at = workflow.now().isoformat()
-        await self._write("tailor.set_task_state", {"key": self._request(), "task_id": state.task_id, "status": state.status,
-                                                    "user_id": action.user_id, "outcome": None if approval else "done", "data": action.data,
-                                                    "comment": action.comment})
+        self.settling.add(action.step)  # until _settle takes over: nobody else acts on the step while we wait for its task
+        try:
+            await workflow.wait_condition(lambda: state.task_id is not None)
+        finally:
+            self.settling.discard(action.step)
+        approval = bool(self.specs[action.step].get("approval"))
+        status = "awaiting_approval" if approval else "done"
+        changes = {"status": status, "data": action.data, "completed_by": action.user_id, "completed_at": workflow.now().isoformat()}
+        await self._settle(action, state, changes, {
+            "key": self._request(), "task_id": state.task_id, "status": status, "user_id": action.user_id,
+            "outcome": None if approval else "done", "data": action.data, "comment": action.comment})
         if not approval:
             state.outcome = "done"
         self._announce("task.completed", f"{self._request()}:completed",
@@ -186,6 +235,7 @@ class ProcessWorkflow:
     @complete.validator
     def _validate_complete(self, action: TaskAction) -> None:
         self._open_step(action, ("open",))
+        _storable(action.data, action.comment)
         schema = self.specs[action.step].get("form_schema")
         if schema and (errors := form_errors(schema, action.data)):
             raise ApplicationError("the form has errors", errors, type="Invalid", non_retryable=True)
@@ -195,15 +245,16 @@ class ProcessWorkflow:
         state = self._open_step(action, ("awaiting_approval",))
         await workflow.wait_condition(lambda: state.task_id is not None)
         approved = bool(action.approve)
-        state.status = "done" if approved else "open"
-        state.outcome = "approved" if approved else "rejected"
-        await self._write("tailor.set_task_state", {"key": self._request(), "task_id": state.task_id, "status": state.status,
-                                                    "user_id": action.user_id, "outcome": state.outcome, "comment": action.comment})
+        status, outcome = ("done", "approved") if approved else ("open", "rejected")
+        await self._settle(action, state, {"status": status, "outcome": outcome}, {
+            "key": self._request(), "task_id": state.task_id, "status": status, "user_id": action.user_id, "outcome": outcome,
+            "comment": action.comment})
         return {"step": action.step, "status": state.status, "outcome": state.outcome}
 
     @decide.validator
     def _validate_decide(self, action: TaskAction) -> None:
         self._open_step(action, ("awaiting_approval",))
+        _storable(action.comment)
         if action.approve is None:
             raise ApplicationError("say approve: true or false", type="Invalid", non_retryable=True)
 
@@ -214,13 +265,20 @@ class ProcessWorkflow:
         moved = await self._write("tailor.reassign_task", {"key": self._request(), "task_id": state.task_id, "user_id": action.to_user,
                                                            "by": action.user_id})
         state.assignee_id, state.group = moved["assignee_id"], moved["group"]
-        return {"step": action.step, "assignee_id": state.assignee_id}
+        return {"step": action.step, "assignee_id": state.assignee_id, "assignee": action.to_name}
 
     @reassign.validator
     def _validate_reassign(self, action: TaskAction) -> None:
+        """The workflow cannot read the database, so `runtime.taskactions.reassign_task` checks the target there first and
+        names them in the action; what is checked here keeps anything else out of history. The write checks once more."""
         self._open_step(action, OPEN)
-        if not action.to_user:
+        if action.to_user is None:
             raise ApplicationError("say who to reassign to", type="Invalid", non_retryable=True)
+        if not isinstance(action.to_user, int) or isinstance(action.to_user, bool) or not 0 < action.to_user < 2**63:
+            raise ApplicationError("the new assignee must be a user's id", type="Invalid", non_retryable=True)
+        if not action.to_name.strip():
+            raise ApplicationError("the new assignee has not been checked: reassign through runtime.taskactions.reassign_task",
+                                   type="Invalid", non_retryable=True)
 
     @workflow.update
     async def comment(self, action: TaskAction) -> dict:
@@ -235,6 +293,7 @@ class ProcessWorkflow:
             raise ApplicationError(f"step '{action.step}' has no task yet", type="NotFound", non_retryable=True)
         if not action.comment.strip():
             raise ApplicationError("a comment needs some text", type="Invalid", non_retryable=True)
+        _storable(action.comment)
 
     @workflow.query
     def state(self) -> dict:
@@ -265,10 +324,23 @@ class ProcessWorkflow:
         """A short, idempotent keyed write, as a local activity: run by the worker that runs the workflow, inside the same
         workflow task, so no extra round trips through the server. Retried with backoff while the database is away
         (the workflow task is kept alive meanwhile); a worker crash before the task completes re-runs it, and its key
-        finds what the first run wrote."""
-        if self.instance is not None:  # the instance row travels with the first write instead of costing one of its own
-            arg, self.instance = {**arg, "instance": self.instance}, None
-        out = await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+        finds what the first run wrote. In a staff action, a write the database refuses (or a target who may not hold
+        the task) fails the action's update at once with the reason."""
+        instance = self.instance
+        if instance is not None:  # the instance row travels with the first write instead of costing one of its own
+            arg, self.instance = {**arg, "instance": instance}, None
+        in_update = workflow.current_update_info() is not None
+        try:
+            out = await workflow.execute_local_activity(name, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                                        retry_policy=UPDATE_RETRY if in_update else RETRY)
+        except ActivityError as exc:
+            if instance is not None:
+                self.instance = instance  # not written: the next write carries it
+            cause = exc.cause
+            if in_update and isinstance(cause, ApplicationError):
+                # fail the update (not the workflow task) with what the write said, as the validators' refusals read
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from None
+            raise
         at = dt.datetime.fromisoformat(out["at"])
         self.clock = at if self.clock is None else max(self.clock, at)
         return out["result"]

@@ -1,9 +1,9 @@
 """Forms and submissions over the API."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header
+from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -29,6 +29,15 @@ def form_schema(name: str, user: ApiUser, compiled: CompiledDep) -> dict:
     if name not in compiled.form_schemas:
         raise Problem(404, "Not found", f"There is no form '{name}'.")
     return compiled.form_schemas[name]
+
+
+@router.get("/forms/{name}/ui-schema")
+def form_ui_schema(name: str, user: ApiUser, compiled: CompiledDep,
+                   renderer: Annotated[Literal["rjsf", "jsonforms"], Query(alias="for")] = "rjsf") -> dict:
+    """The form's UI schema for react-jsonschema-form (`for=rjsf`) or JSON Forms (`for=jsonforms`): order, widgets, sections."""
+    if name not in compiled.form_ui_schemas:
+        raise Problem(404, "Not found", f"There is no form '{name}'.")
+    return compiled.form_ui_schemas[name][renderer]
 
 
 def submission_input(compiled, name: str, body: dict, idempotency_key: str | None) -> tuple[Form, Any, dict[str, Any]]:

@@ -1,21 +1,19 @@
 """Tasks over the API: my open tasks, and completing, approving and reassigning one."""
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import WorkflowUpdateFailedError
 
 from runtime import tasks as task_service
 from runtime.schema import tasks
-from runtime.workflows import ProcessWorkflow, TaskAction
+from runtime.taskactions import ActionRefused
 
 from ..access import may_act_on_task, may_approve, may_see_task
-from ..web.deps import CompiledDep, Conn, EngineDep, ServicesDep
+from ..web.deps import CompiledDep, Conn, EngineDep, TaskActionsDep
 from .auth import ApiPermitted
 from .common import id_or_404, row_json
 from .problems import Problem
@@ -45,53 +43,44 @@ def my_tasks(user: ApiPermitted("manage_own_tasks"), conn: Conn) -> list[dict]:
     return [row_json(dict(r)) for r in rows]
 
 
-async def act(engine, compiled, services, user: dict, task_id: int, update, action_of, key: str | None) -> dict:
-    """Run a staff action on a task as a workflow update, once its permission is checked."""
-    def load():
-        with engine.connect() as conn:
-            task = task_service.get_task(conn, id_or_404(task_id, "task"))
-            if task is None:
-                raise Problem(404, "Not found", f"There is no task {task_id}.")
-            return task, *task_service.access_context(conn, user["id"], task)
+def _task(engine, task_id: int, user: dict) -> tuple[dict, set[str], int | None]:
+    with engine.connect() as conn:
+        task = task_service.get_task(conn, id_or_404(task_id, "task"))
+        if task is None:
+            raise Problem(404, "Not found", f"There is no task {task_id}.")
+        return task, *task_service.access_context(conn, user["id"], task)
 
-    task, groups, pm = await run_in_threadpool(load)
-    model = compiled.model
-    if update is ProcessWorkflow.decide:
-        permitted = may_approve(model, user, task, groups, pm)
-    elif update is ProcessWorkflow.reassign:
-        permitted = may_see_task(model, user, task, groups, pm)
-    else:
-        permitted = may_act_on_task(user, task, groups)
-    if not permitted:
+
+async def act(engine, user: dict, task_id: int, permitted, action) -> dict:
+    """Run a staff action on a task (through runtime.taskactions) once `permitted(task, groups, pm)` allows it."""
+    task, groups, pm = await run_in_threadpool(_task, engine, task_id, user)
+    if not permitted(task, groups, pm):
         raise Problem(403, "Forbidden", "This task is not yours to act on.")
-    if services.client is None:
-        raise Problem(503, "Process engine unavailable")
-    update_id = f"api-{key}-{user['id']}-{update.__name__}" if key else f"api-{uuid.uuid4()}"
     try:
-        return await services.client.get_workflow_handle(task["workflow_id"]).execute_update(update, action_of(task), id=update_id)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        details = getattr(cause, "details", None) or ()
-        raise Problem(409 if getattr(cause, "type", "") == "Conflict" else 422, getattr(cause, "message", str(cause)),
-                      errors=details[0] if details and isinstance(details[0], dict) else None) from None
+        return await action(task)
+    except ActionRefused as exc:
+        raise Problem(exc.status, exc.message, errors=exc.errors or None) from None
 
 
-@router.post("/tasks/{task_id}/complete")
-async def complete(task_id: int, body: CompleteBody, user: ApiPermitted("manage_own_tasks"), engine: EngineDep, compiled: CompiledDep,
-                   services: ServicesDep, idempotency_key: IdempotencyKey = None) -> dict:
-    return await act(engine, compiled, services, user, task_id, ProcessWorkflow.complete,
-                     lambda t: TaskAction(step=t["step_id"], user_id=user["id"], data=body.data, comment=body.comment), idempotency_key)
+@router.post("/tasks/{task_id}/complete", responses={409: {"description": "The task is no longer open"}})
+async def complete(task_id: int, body: CompleteBody, user: ApiPermitted("manage_own_tasks"), engine: EngineDep,
+                   actions: TaskActionsDep, idempotency_key: IdempotencyKey = None) -> dict:
+    """Complete a task with its step form's values (the form's on-submit actions run as on the web page)."""
+    return await act(engine, user, task_id, lambda t, g, pm: may_act_on_task(user, t, g),
+                     lambda t: actions.complete(t, user, body.data, key=idempotency_key, comment=body.comment))
 
 
-@router.post("/tasks/{task_id}/approve")
+@router.post("/tasks/{task_id}/approve", responses={409: {"description": "The task is not awaiting approval"}})
 async def approve(task_id: int, body: ApproveBody, user: ApiPermitted("approve_tasks"), engine: EngineDep, compiled: CompiledDep,
-                  services: ServicesDep, idempotency_key: IdempotencyKey = None) -> dict:
-    return await act(engine, compiled, services, user, task_id, ProcessWorkflow.decide,
-                     lambda t: TaskAction(step=t["step_id"], user_id=user["id"], approve=body.approve, comment=body.comment), idempotency_key)
+                  actions: TaskActionsDep, idempotency_key: IdempotencyKey = None) -> dict:
+    """Approve, or send back with `approve: false`, a task awaiting the caller's approval."""
+    return await act(engine, user, task_id, lambda t, g, pm: may_approve(compiled.model, user, t, g, pm),
+                     lambda t: actions.decide(t, user, body.approve, key=idempotency_key, comment=body.comment))
 
 
-@router.post("/tasks/{task_id}/reassign")
+@router.post("/tasks/{task_id}/reassign", responses={409: {"description": "The task is no longer open"}})
 async def reassign(task_id: int, body: ReassignBody, user: ApiPermitted("monitor_tasks"), engine: EngineDep, compiled: CompiledDep,
-                   services: ServicesDep, idempotency_key: IdempotencyKey = None) -> dict:
-    return await act(engine, compiled, services, user, task_id, ProcessWorkflow.reassign,
-                     lambda t: TaskAction(step=t["step_id"], user_id=user["id"], to_user=body.to_user), idempotency_key)
+                   actions: TaskActionsDep, idempotency_key: IdempotencyKey = None) -> dict:
+    """Hand a task to another active staff user who may hold it."""
+    return await act(engine, user, task_id, lambda t, g, pm: may_see_task(compiled.model, user, t, g, pm),
+                     lambda t: actions.reassign(t, user, body.to_user, key=idempotency_key))

@@ -35,6 +35,7 @@ from .pages import render
 from .routes import (
     alerts,
     auth,
+    board,
     directory,
     forms,
     health,
@@ -47,7 +48,7 @@ from .routes import (
 )
 
 HERE = Path(__file__).resolve().parent
-AREAS = (auth, work, forms, tasks, alerts, portal, directory, records, projects, profile, health)
+AREAS = (auth, work, forms, tasks, alerts, portal, directory, records, board, projects, profile, health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
                   409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts",
                   500: "Something went wrong", 503: "Not available just now"}

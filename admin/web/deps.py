@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from temporalio.client import Client
 
 from engine.compiler import CompiledModel
+from runtime.taskactions import TaskActions
 
 from .. import sessions
 from ..access import allowed
@@ -127,3 +128,11 @@ async def csrf_form(request: Request) -> FormData:
 
 
 CsrfForm = Annotated[FormData, Depends(csrf_form)]
+
+
+def get_task_actions(services: ServicesDep, compiled: CompiledDep) -> TaskActions:
+    """The staff-action service (complete, decide, reassign, comment) over the active model."""
+    return TaskActions(services.engine, compiled, services.client, services.task_queue, announce=services.webhooks)
+
+
+TaskActionsDep = Annotated[TaskActions, Depends(get_task_actions)]

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 
 from engine.compiler import CompiledModel, compile_model
 from engine.loader import load
 from runtime.db import make_engine, upgrade
 from runtime.plan import apply, plan
 from runtime.schema import users
-from tests.conftest import ACME, CRM
+from tests.conftest import ACME, CRM, free_port
 
 PG_URL = os.environ.get("TAILOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DIALECTS = ("sqlite", "postgresql")
@@ -107,3 +108,25 @@ def store(db, crm) -> Store:
         apply(conn, crm, plan(conn, crm))
         alice, bob = add_user(conn, "alice"), add_user(conn, "bob")
     return Store(db, crm, alice, bob)
+
+
+class Inbox:
+    """A real SMTP server's message handler that keeps what it receives: (recipients, message text)."""
+
+    def __init__(self):
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    """An SMTP server on loopback: (its Inbox, its port)."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()

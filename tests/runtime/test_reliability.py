@@ -14,12 +14,11 @@ from aiosmtpd.controller import Controller
 from temporalio.client import Client
 
 from admin.run import prepare
-from runtime.devserver import DevServer
 from runtime.schema import alerts, contact_history, process_instances, tasks
 from runtime.settings import Settings
 from runtime.starter import start_process
 from runtime.workflows import ProcessWorkflow, TaskAction
-from tests.conftest import free_port
+from tests.conftest import dev_server, free_port
 
 PACK = {
     "company.yaml": "kind: entity\nname: company\nfields:\n  name: {type: string, required: true}\n",
@@ -67,7 +66,10 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 
 def test_killed_worker_and_restarted_server_resume_without_duplicates(packs, tmp_path):
     pack = packs.write("chase", PACK)
-    smtp_port, temporal_port = free_port(), free_port()
+    smtp_port = free_port()
+    # the server first, on ports it could bind (chosen again if another program took one): the worker is told its address
+    server = dev_server(tmp_path / "var" / "temporal")
+    temporal_port = server.port
     inbox = Inbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
@@ -83,8 +85,6 @@ def test_killed_worker_and_restarted_server_resume_without_duplicates(packs, tmp
         conn.execute(users.insert().values(username="dave", name="Dave", email="dave@example.com", roles=["director"],
                                            created_at=dt.datetime.now(dt.timezone.utc)))
         ids = [records.create_record(conn, compiled, "company", {"name": f"Co {i}"}, None).id for i in range(N)]
-    server = DevServer(tmp_path / "var" / "temporal", port=temporal_port, ui_port=free_port())
-    server.start()
     worker = start_worker(env, tmp_path / "worker.log")
     try:
         async def start_all() -> None:

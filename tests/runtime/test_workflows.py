@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -22,7 +21,7 @@ from runtime.mail import MailSettings
 from runtime.schema import alerts, contact_history, group_members, metadata as platform, process_instances, projects, tasks, users
 from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
-from tests.conftest import free_port
+from tests.runtime.conftest import Inbox  # noqa: F401 - test_mail imports it from here
 
 TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
 
@@ -36,6 +35,10 @@ PACK = {
           owner: user
         """,
     "people.yaml": """
+        kind: role
+        name: staff
+        permissions: [access, manage_own_tasks]
+        ---
         kind: role
         name: director
         permissions: [access, approve_tasks]
@@ -86,25 +89,6 @@ PACK = {
 }
 
 
-class Inbox:
-    def __init__(self):
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
-
-
 @pytest.fixture
 def world(packs, tmp_path, smtp):
     return _world(packs, tmp_path, smtp, PACK)
@@ -117,8 +101,10 @@ def _world(packs, tmp_path, smtp, pack):
     compiled.metadata.create_all(engine)
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as conn:
-        for name, roles in [("ann", []), ("bob", []), ("mia", []), ("dave", ["director"]), ("lee", [])]:
-            conn.execute(users.insert().values(username=name, name=name.title(), email=f"{name}@example.com", roles=roles, created_at=now))
+        # staff who may hold tasks (they can log in and work on tasks: runtime/holders.py); dave only approves
+        for name, roles in [("ann", ["staff"]), ("bob", ["staff"]), ("mia", ["staff"]), ("dave", ["director"]), ("lee", ["staff"])]:
+            conn.execute(users.insert().values(username=name, name=name.title(), email=f"{name}@example.com", roles=roles,
+                                               password_hash="argon2-hash", created_at=now))
         ids = dict(conn.execute(sa.select(users.c.username, users.c.id)).all())
         conn.execute(group_members.insert(), [{"group_name": g, "user_id": ids[u], "manager": m} for g, u, m in
                                               [("sales", "ann", False), ("sales", "bob", False), ("sales", "mia", True), ("leads", "lee", False)]])

@@ -178,3 +178,13 @@ def test_records_created_or_changed_through_the_api_start_the_processes_their_tr
     with engine.connect() as conn:
         assert conn.execute(sa.select(process_starts.c.workflow_id, process_starts.c.status).order_by(process_starts.c.id)).all() == [
             (w, "started") for w in status]
+
+
+def test_forms_publish_ui_schemas_for_rjsf_and_json_forms(api):
+    client, _, tokens, _ = api
+    rjsf = client.get("/api/forms/lead_enquiry/ui-schema?for=rjsf", headers=auth(tokens["erp"]))
+    assert rjsf.status_code == 200 and rjsf.json()["ui:order"][0] != "*"
+    forms = client.get("/api/forms/lead_enquiry/ui-schema?for=jsonforms", headers=auth(tokens["erp"])).json()
+    assert forms["type"] == "VerticalLayout" and {e["type"] for e in forms["elements"]} == {"Group"}
+    assert client.get("/api/forms/lead_enquiry/ui-schema?for=angular", headers=auth(tokens["erp"])).status_code == 422
+    assert client.get("/api/forms/nosuch/ui-schema", headers=auth(tokens["erp"])).status_code == 404

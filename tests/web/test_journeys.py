@@ -145,7 +145,8 @@ def test_a_portal_user_reports_a_problem_and_another_company_cannot_see_it(platf
     expect(page.get_by_role("heading", name="Northwind Retail")).to_be_visible()
     expect(page.get_by_text("Invoices show the wrong VAT")).to_have_count(0)
     page.goto(f"{platform}/")
-    expect(page.get_by_role("heading", name="403")).to_be_visible()  # staff pages are not for portal users
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()  # staff pages are not for portal users
+    expect(page.get_by_role("link", name="Back to your requests")).to_have_attribute("href", "/portal")
 
 
 FAST_PACK = {

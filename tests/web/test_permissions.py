@@ -85,8 +85,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # every account is linked to the company, so a permitted delete is refused (409) and the company stays
     ("GET", "/records/{entity}/{record_id}/delete"): Rule("delete_records", "/records/company/{company}/delete"),
     ("POST", "/records/{entity}/{record_id}/delete"): Rule("delete_records", "/records/company/{company}/delete", {"row_version": "1"}),
+    ("GET", "/board/{entity}"): Rule("access", "/board/opportunity"),
+    # no opportunity exists here, so a permitted move finds nothing (404) and the board stays as it is
+    ("POST", "/board/{entity}/{record_id}/move"): Rule("edit_records", "/board/opportunity/1/move", {"row_version": "1", "stage": "won"}),
     ("GET", "/api/forms"): Rule("access", "/api/forms"),
     ("GET", "/api/forms/{name}/schema"): Rule("access", "/api/forms/lead_enquiry/schema"),
+    ("GET", "/api/forms/{name}/ui-schema"): Rule("access", "/api/forms/lead_enquiry/ui-schema?for=jsonforms"),
     ("POST", "/api/forms/{name}/submissions"): Rule("generate_tasks", "/api/forms/lead_enquiry/submissions",
                                                     {"record_id": Id("company"), "values": {}}, {"Idempotency-Key": "matrix"}),
     ("GET", "/api/records/{entity}"): Rule("access", "/api/records/company"),

@@ -7,55 +7,34 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from engine import expressions
 from engine.compiler import CompiledModel
 from engine.errors import Loc
 from engine.model import Field
-from forms.widgets import zone_of
+from forms import widgets
 from runtime import records, values
-from runtime.history import list_history
 from runtime.referrers import referrers as find_referrers
-from runtime.schema import projects, tasks
 
 from ...access import allowed
+from ..customer import single_view
 from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff
 from ..finders import entity_or_404, record_or_404
-from ..pages import due_text, flash, redirect, render
+from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
 
 def record_view(request: Request, conn: sa.Connection, compiled: CompiledModel, user: dict, entity: str, record_id,
                 status: int = 200, errors: dict | None = None, typed: dict | None = None) -> HTMLResponse:
-    """The record's page: its fields by scope, links, forms, open tasks, projects and contact history."""
+    """The record's page, the customer's single view: its fields, links, related records, open work and contact history."""
     model = compiled.model
     ent = entity_or_404(compiled, entity)
     rec = record_or_404(conn, compiled, entity, record_id)
-    history = list_history(conn, entity, rec.id)
-    open_tasks = conn.execute(sa.select(tasks).where(tasks.c.entity == entity, tasks.c.record_id == rec.id,
-                                                    tasks.c.status.in_(("open", "awaiting_approval")))).mappings().all()
-    record_projects = conn.execute(sa.select(projects).where(projects.c.entity == entity, projects.c.record_id == rec.id)
-                                   .order_by(projects.c.created_at.desc())).mappings().all()
-    scopes = [("For every " + ent.label.lower(), [(f.label, rec.data[f.name]) for f in ent.fields if rec.data.get(f.name) not in (None, "", [])])]
-    for g in ent.groups:
-        shown = [(f.label, rec.data[f.name]) for f in g.fields if rec.data.get(f.name) not in (None, "", [])]
-        if shown:
-            scopes.append((g.label, shown))
-    own = [(v.get("label") or k, v.get("value")) for k, v in rec.record_fields.items()]
-    if own:
-        scopes.append(("This " + ent.label.lower() + " only", own))
-    links = []
-    for link in ent.links:
-        try:
-            links.append((link.label, expressions.render(link.url.source, {"record": rec.context(ent)})))
-        except Exception:  # a link whose fields are empty on this record is left out
-            continue
+    view = single_view(conn, compiled, ent, rec, widgets.zone_of(model, user))
     shown_forms = [f for f in model.forms.values() if f.entity == entity and f.contact]
-    return render(request, "records/record.html", user=user, status=status, record=rec, entity=ent, scopes=scopes, forms=shown_forms,
-                  tasks=open_tasks, projects=record_projects, links=links, errors=errors or {}, typed=typed or {},
+    return render(request, "records/record.html", user=user, status=status, record=rec, entity=ent, view=view, forms=shown_forms,
+                  errors=errors or {}, typed=typed or {}, can_edit=allowed(model, user, "edit_records"),
                   can_add_field=ent.record_fields.allowed and allowed(model, user, "add_record_fields"),
-                  can_delete=allowed(model, user, "delete_records"), field_types=ent.record_fields.types,
-                  history=[{"when": due_text(h.occurred_at, zone_of(model, user)), "kind": h.kind, "summary": h.summary} for h in history])
+                  can_delete=allowed(model, user, "delete_records"), field_types=ent.record_fields.types)
 
 
 @router.get("/records/{entity}/{record_id}", response_class=HTMLResponse)

@@ -9,16 +9,15 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
-from forms import submit as forms
 from forms.widgets import zone_of
+from runtime import holders
 from runtime.schema import group_members
-from runtime.workflows import ProcessWorkflow, TaskAction
+from runtime.taskactions import ActionRefused
 
 from ...access import allowed, may_act_on_task, may_approve
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep
+from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, TaskActionsDep
 from ..finders import options_for, record_or_404, staff_list, task_or_404
 from ..pages import flash, redirect, render, task_view
-from ..processes import send, started
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,7 +35,14 @@ def task_page(request: Request, conn, compiled: CompiledModel, user: dict, task:
                   can_complete=task["status"] == "open" and may_act_on_task(user, task, task["_groups"]),
                   can_decide=task["status"] == "awaiting_approval" and may_approve(model, user, task, task["_groups"], task["_pm"]),
                   can_reassign=task["status"] in ("open", "awaiting_approval") and allowed(model, user, "monitor_tasks"),
-                  staff=staff_list(conn), request_id=str(uuid.uuid4()))
+                  staff=holders_of(conn, compiled, task), request_id=str(uuid.uuid4()))
+
+
+def holders_of(conn, compiled: CompiledModel, task: dict) -> list[dict]:
+    """The staff who may hold this task: whom the reassign picker offers."""
+    staff = staff_list(conn)
+    fine = set(holders.eligible(conn, compiled.model, [s["id"] for s in staff], task))
+    return [s for s in staff if s["id"] in fine]
 
 
 async def refused(request, engine, compiled, user, task, status, problem, values=None):
@@ -53,93 +59,81 @@ def _load(engine, compiled, task_id: int, user: dict) -> dict:
         return task_or_404(conn, compiled, task_id, user)
 
 
-def _request_id(data) -> str:
-    return str(data.get("request_id") or uuid.uuid4())[:100]
-
-
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
 def task_detail(request: Request, task_id: int, user: Permitted("manage_own_tasks"), conn: Conn, compiled: CompiledDep):
     return task_page(request, conn, compiled, user, task_or_404(conn, compiled, task_id, user))
 
 
+def _key(data) -> str | None:
+    """The form's request id: a double click or a retried POST repeats it, so the action is done once."""
+    value = str(data.get("request_id") or "").strip()
+    return value[:200] or None
+
+
+async def _act(request, engine, compiled, user, task, status, action, values=None):
+    """Run a staff action; on refusal, the task page again with the reason (and per-field messages) on it."""
+    try:
+        await action
+    except ActionRefused as exc:
+        return await refused(request, engine, compiled, user, task, exc.status if exc.status != 422 else status,
+                             exc.errors or exc.message, values)
+    return None
+
+
 @router.post("/tasks/{task_id}/complete", response_class=HTMLResponse)
 async def task_complete(request: Request, task_id: int, user: Permitted("manage_own_tasks"), data: CsrfForm, engine: EngineDep,
-                        compiled: CompiledDep, services: ServicesDep):
+                        compiled: CompiledDep, actions: TaskActionsDep):
     task = await run_in_threadpool(_load, engine, compiled, task_id, user)
     if not may_act_on_task(user, task, task["_groups"]):
         raise HTTPException(403, "This task is assigned to someone else.")
-    form = compiled.model.forms[task["form"]] if task["form"] else None
-    values, errors = forms.parse(form, data) if form else ({}, {})
-    request_id = _request_id(data)
-    if not errors:
-        problem = await send(services, task, ProcessWorkflow.complete,
-                             TaskAction(step=task["step_id"], user_id=user["id"], data=forms.jsonable(values)), f"web-{request_id}")
-        if problem:
-            errors = {"": problem}
-    if errors:
-        return await refused(request, engine, compiled, user, task, 422, errors, {k: data.get(k) for k in data.keys()})
-    if form and form.actions:
-        # the step's form acts like any other submission (e.g. moves the opportunity on), keyed by this request
-        def submit():
-            with engine.begin() as conn:
-                return forms.submit(conn, compiled, task["form"], values, submission_id=f"task-{task_id}-{request_id}",
-                                    user=user, record_id=task["record_id"])
-
-        result = await run_in_threadpool(submit)
-        await started(services, compiled, result.starts)
+    typed = {k: (data.getlist(k) if len(data.getlist(k)) > 1 else data.get(k)) for k in data}
+    page = await _act(request, engine, compiled, user, task, 422, actions.complete(task, user, data, key=_key(data)), typed)
+    if page is not None:
+        return page
     flash(request, f"Done: {task['title']}")
     return redirect("/")
 
 
 @router.post("/tasks/{task_id}/decide", response_class=HTMLResponse)
 async def task_decide(request: Request, task_id: int, user: Permitted("approve_tasks"), data: CsrfForm, engine: EngineDep,
-                      compiled: CompiledDep, services: ServicesDep):
+                      compiled: CompiledDep, actions: TaskActionsDep):
     task = await run_in_threadpool(_load, engine, compiled, task_id, user)
     if not may_approve(compiled.model, user, task, task["_groups"], task["_pm"]):
         raise HTTPException(403, "You are not the approver of this task.")
     approve = data.get("decision") == "approve"
-    problem = await send(services, task, ProcessWorkflow.decide, TaskAction(step=task["step_id"], user_id=user["id"], approve=approve,
-                         comment=str(data.get("comment", ""))), f"web-{_request_id(data)}")
-    if problem:
-        return await refused(request, engine, compiled, user, task, 409, problem)
+    page = await _act(request, engine, compiled, user, task, 409,
+                      actions.decide(task, user, approve, key=_key(data), comment=str(data.get("comment", ""))))
+    if page is not None:
+        return page
     flash(request, f"{'Approved' if approve else 'Sent back'}: {task['title']}")
     return redirect("/")
 
 
 @router.post("/tasks/{task_id}/comment", response_class=HTMLResponse)
 async def task_comment(request: Request, task_id: int, user: Permitted("manage_own_tasks"), data: CsrfForm, engine: EngineDep,
-                       compiled: CompiledDep, services: ServicesDep):
+                       compiled: CompiledDep, actions: TaskActionsDep):
     task = await run_in_threadpool(_load, engine, compiled, task_id, user)
-    text = str(data.get("comment", "")).strip()
-    if not text:
-        return await refused(request, engine, compiled, user, task, 422, "Write a comment first.")
-    problem = await send(services, task, ProcessWorkflow.comment, TaskAction(step=task["step_id"], user_id=user["id"], comment=text),
-                         f"web-{_request_id(data)}")
-    if problem:
-        return await refused(request, engine, compiled, user, task, 409, problem)
+    page = await _act(request, engine, compiled, user, task, 422, actions.comment(task, user, str(data.get("comment", "")), key=_key(data)))
+    if page is not None:
+        return page
     flash(request, "Comment added.")
     return redirect(f"/tasks/{task_id}")
 
 
 @router.post("/tasks/{task_id}/reassign", response_class=HTMLResponse)
 async def task_reassign(request: Request, task_id: int, user: Permitted("monitor_tasks"), data: CsrfForm, engine: EngineDep,
-                        compiled: CompiledDep, services: ServicesDep):
+                        compiled: CompiledDep, actions: TaskActionsDep):
     task = await run_in_threadpool(_load, engine, compiled, task_id, user)
-    try:
-        to_user = int(str(data.get("to_user", "")))
-    except ValueError:
-        return await refused(request, engine, compiled, user, task, 422, "Choose who should do the task.")
-    problem = await send(services, task, ProcessWorkflow.reassign, TaskAction(step=task["step_id"], user_id=user["id"], to_user=to_user),
-                         f"web-{_request_id(data)}")
-    if problem:
-        return await refused(request, engine, compiled, user, task, 409, problem)
+    page = await _act(request, engine, compiled, user, task, 422, actions.reassign(task, user, data.get("to_user"), key=_key(data)))
+    if page is not None:
+        return page
     flash(request, "Task reassigned.")
     return redirect(f"/tasks/{task_id}")
 
 
 @router.post("/tasks/{task_id}/claim")
 async def task_claim(request: Request, task_id: int, user: Permitted("manage_own_tasks"), data: CsrfForm, engine: EngineDep,
-                     compiled: CompiledDep, services: ServicesDep):
+                     compiled: CompiledDep, actions: TaskActionsDep):
     def load():
         with engine.connect() as conn:
             task = task_or_404(conn, compiled, task_id)
@@ -149,9 +143,9 @@ async def task_claim(request: Request, task_id: int, user: Permitted("manage_own
     task, groups = await run_in_threadpool(load)
     if task["assignee_id"] is not None or task["group_name"] not in groups:
         raise HTTPException(403, "Only a waiting task of one of your groups can be claimed.")
-    problem = await send(services, task, ProcessWorkflow.reassign, TaskAction(step=task["step_id"], user_id=user["id"], to_user=user["id"]),
-                         f"web-{_request_id(data)}")
-    if problem:
-        raise HTTPException(409, problem)
+    try:
+        await actions.reassign(task, user, user["id"], key=_key(data))
+    except ActionRefused as exc:
+        raise HTTPException(exc.status, exc.message) from None
     flash(request, f"It's yours: {task['title']}")
     return redirect(f"/tasks/{task_id}")

@@ -1,0 +1,27 @@
+"""Histories recorded by earlier workflow code replay under the current code: processes running when a worker is
+upgraded carry on instead of failing on nondeterminism.
+
+`histories/follow_up-35cbec9.json` was recorded at commit 35cbec9 (before a step took its new state only once its
+write was in, `STATE_AFTER_WRITE`): the follow_up process of test_workflows.py through a comment, a reassignment,
+both escalation levels, a completion, a rejected and an approved approval, and the last step.
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from runtime.worker import workflow_runner
+from runtime.workflows import ProcessWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+def test_a_recorded_history_replays_under_the_current_code(path):
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=[ProcessWorkflow], workflow_runner=workflow_runner())
+    asyncio.run(replayer.replay_workflow(history))  # raises on any nondeterminism
