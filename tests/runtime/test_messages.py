@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from forms.widgets import when_text
 from runtime.schema import alerts, tasks, users
 from runtime.workflows import ProcessInput, ProcessWorkflow
-from tests.runtime.test_workflows import PACK, _with_worker, _world, rows, smtp  # noqa: F401 - the SMTP fixture
+from tests.runtime.test_workflows import PACK, _with_worker, _world, rows
 
 LONDON = ZoneInfo("Europe/London")  # the pack's calendar: the organisation's zone
 HUMAN = r"[A-Z][a-z]{2} \d{1,2} [A-Z][a-z]{2}( \d{4})?, \d{2}:\d{2}"  # 'Thu 3 Dec, 09:00'
