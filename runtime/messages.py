@@ -31,7 +31,7 @@ def _moment(value: Any) -> dt.datetime | None:
     if isinstance(value, str) and value:
         value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)  # the store keeps UTC
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # the store keeps UTC
     return None
 
 
@@ -57,7 +57,7 @@ def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo) 
     """`task` in a message template: human `due` and `assignee`, raw `due_at` and `assignee_id` beside them."""
     due = _moment(task.get("due_at"))
     return {"id": task.get("id"), "title": task.get("title") or "", "due": when_text(due, zone) if due else "no set time",
-            "due_at": due.astimezone(dt.timezone.utc).isoformat() if due else None,
+            "due_at": due.astimezone(dt.UTC).isoformat() if due else None,
             "assignee": holder_text(conn, model, task), "assignee_id": task.get("assignee_id")}
 
 

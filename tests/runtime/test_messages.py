@@ -8,8 +8,6 @@ import email
 import re
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-
 from forms.widgets import when_text
 from runtime.schema import alerts, tasks, users
 from runtime.workflows import ProcessInput, ProcessWorkflow
@@ -54,7 +52,7 @@ def test_alerts_and_reminders_name_the_assignee_and_give_the_due_time_in_local_t
 
     asyncio.run(_with_worker(world, body))
     [task] = rows(world, tasks)
-    due = task["due_at"].replace(tzinfo=dt.timezone.utc)
+    due = task["due_at"].replace(tzinfo=dt.UTC)
     [alert] = rows(world, alerts)
     assert alert["message"] == (f"Call Acme was due {when_text(due, LONDON)} and is still with Bob ({ids['bob']}, {due.isoformat()})")
     assert re.fullmatch(HUMAN, when_text(due, LONDON))

@@ -13,7 +13,8 @@ from admin.access import new_token
 from admin.web import create_app
 from engine.compiler import compile_model
 from engine.loader import load
-from runtime.schema import metadata as platform, users
+from runtime.schema import metadata as platform
+from runtime.schema import users
 from tests.conftest import CRM
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -32,7 +33,7 @@ def site(compiled, tmp_path):
     with engine.begin() as conn:
         for name, roles in [("ann", ["staff"]), ("pat", ["portal"])]:
             conn.execute(users.insert().values(username=name, name=name.title(), roles=roles, password_hash=FAST.hash(name),
-                                               created_at=dt.datetime.now(dt.timezone.utc)))
+                                               created_at=dt.datetime.now(dt.UTC)))
     return create_app(engine, compiled, None, secret_key="errors-secret", max_body_bytes=4096), engine
 
 

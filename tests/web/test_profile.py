@@ -13,11 +13,12 @@ from admin.web import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records
-from runtime.schema import metadata as platform, tasks, users
+from runtime.schema import metadata as platform
+from runtime.schema import tasks, users
 from tests.conftest import CRM
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-DUE = dt.datetime(2030, 7, 1, 8, 0, tzinfo=dt.timezone.utc)  # a summer Monday: London is UTC+1 then
+DUE = dt.datetime(2030, 7, 1, 8, 0, tzinfo=dt.UTC)  # a summer Monday: London is UTC+1 then
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def site(compiled, tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'profile.db'}")
     platform.create_all(engine)
     compiled.metadata.create_all(engine)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         ann = conn.execute(users.insert().values(username="ann", name="Ann Sales", roles=["staff"], password_hash=FAST.hash("ann-secret"),
                                                  created_at=now)).inserted_primary_key[0]

@@ -5,7 +5,6 @@ import datetime as dt
 import zoneinfo
 from functools import lru_cache
 
-import sqlalchemy as sa
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
