@@ -288,12 +288,12 @@ def _reference_errors(conn: sa.Connection, compiled: CompiledModel, ent: _Entity
                 errors[name] = f"{f.label}: there is no user with id {value}"
         if f.unique and name not in errors:
             expr = field_expression(ent.table, f)
-            q = sa.select(ent.table.c.id).where(expr == _comparable(f, value))
+            q = sa.select(ent.table.c.id, ent.table.c.title).where(expr == _comparable(f, value))
             if record_id is not None:
                 q = q.where(ent.table.c.id != record_id)
-            other = conn.execute(q.limit(1)).scalar()
-            if other is not None:
-                errors[name] = f"{f.label} {value!r} is already used by {ent.e.label.lower()} {other}"
+            other = conn.execute(q.limit(1)).first()
+            if other is not None:  # named by its title: the message is read by people, who do not know ids
+                errors[name] = f"{f.label} {value!r} is already used by {ent.e.label.lower()} '{other.title}'"
 
 
 def _normalized(ent: _Entity, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -42,13 +42,15 @@ from .routes import (
     portal,
     profile,
     projects,
+    record_edit,
     records,
     tasks,
     work,
 )
 
 HERE = Path(__file__).resolve().parent
-AREAS = (auth, work, forms, tasks, alerts, portal, directory, records, board, projects, profile, health)
+# record_edit before records: its /records/{entity}/new must not be read as the record numbered 'new'
+AREAS = (auth, work, forms, tasks, alerts, portal, directory, record_edit, records, board, projects, profile, health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
                   409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts",
                   500: "Something went wrong", 503: "Not available just now"}
