@@ -43,7 +43,7 @@
   }
 
   function reachable() {
-    var boxes = document.querySelectorAll("main .table-wrap, main .table-box, main > table, main :not(.table-wrap, .table-box) > table");
+    var boxes = document.querySelectorAll("main .table-wrap, main .table-box, main .scroll, main > table, main :not(.table-wrap, .table-box, .scroll) > table");
     Array.prototype.forEach.call(boxes, function (box) {
       var scrolls = box.scrollWidth > box.clientWidth + 1;
       if (scrolls && !box.hasAttribute("tabindex")) {
