@@ -292,7 +292,7 @@ def test_the_project_manager_builds_the_team_and_members_see_the_project(site):
     log_in(client, "pam")
     page = client.get(f"/projects/{project}")
     added = client.post(f"/projects/{project}/members", data={"csrf_token": token(page.text), "username": "joe"}, follow_redirects=True)
-    assert "joe is on the project." in added.text and "members: Joe" in added.text
+    assert "joe is on the project." in added.text and "<dt>Members</dt><dd>Joe</dd>" in added.text
     client.cookies.clear()
     log_in(client, "joe")
     assert client.get(f"/projects/{project}").status_code == 200

@@ -55,6 +55,9 @@ class Rule:
 # (method, route path) -> what it needs and one concrete request to it.
 ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/logout"): Rule(ANY_SESSION, "/logout"),
+    ("GET", "/profile"): Rule(ANY_SESSION, "/profile"),
+    ("POST", "/profile"): Rule(ANY_SESSION, "/profile", {"time_zone": "Europe/Paris"}),
+    ("POST", "/profile/password"): Rule(ANY_SESSION, "/profile/password", {"current_password": "wrong"}),
     ("GET", "/"): Rule("access", "/"),
     ("GET", "/forms"): Rule("access", "/forms"),
     ("GET", "/forms/{name}"): Rule("generate_tasks", "/forms/call_note?record={company}"),

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
+from forms.widgets import zone_of
 from runtime import holders
 from runtime.schema import group_members
 from runtime.taskactions import ActionRefused
@@ -24,7 +25,7 @@ router = APIRouter(include_in_schema=False)
 def task_page(request: Request, conn, compiled: CompiledModel, user: dict, task: dict, status: int = 200, values=None, errors=None):
     """The task page as `user` may see it: only the actions they may take."""
     model = compiled.model
-    view = task_view(task)
+    view = task_view(task, zone_of(model, user))
     rec = None
     if task["entity"] and task["record_id"]:
         rec = record_or_404(conn, compiled, task["entity"], task["record_id"])
