@@ -327,7 +327,7 @@ class Checker:
         if (t.reminders or t.escalate) and not t.due:
             yield Problem(t.loc, "step.no-due", f"{what} has reminders or escalations but no 'due:'")
         last = -1
-        esc_scope = Scope({**scope.names, "task": frozenset({"title", "due", "assignee", "id"})}, f"{what} escalation")
+        esc_scope = Scope({**scope.names, "task": frozenset({"title", "due", "due_at", "assignee", "assignee_id", "id"})}, f"{what} escalation")
         for e in t.escalate:
             offset = _seconds(e.after_due)
             if offset <= last:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from jinja2 import TemplateError
@@ -25,6 +26,8 @@ from runtime import outbox, records, values as V
 from runtime.history import add_history
 from runtime.schema import idempotency_keys
 from runtime.triggers import form_starts
+
+from . import widgets
 
 
 @dataclass
@@ -56,27 +59,41 @@ def _raw(data: Mapping[str, Any], name: str) -> Any:
     return getlist(name) if getlist else data.get(name)
 
 
-def parse(form: Form, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def parse(form: Form, data: Mapping[str, Any], zone: ZoneInfo | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """Typed values from submitted text, and a message per field that is wrong (keyed by field name)."""
+    return parse_fields(form.fields, data, zone)
+
+
+def parse_fields(fields: Iterable[Field], data: Mapping[str, Any], zone: ZoneInfo | None = None, *,
+                 names: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Typed values of `fields` from what a browser (or an API client) sent, each through its widget, which checks
+    every constraint of the field (the field's schema, money bounds included): a message per wrong field, keyed
+    by field name. `names` maps a field to the input it was sent in, where that differs (a record's own fields)."""
     out: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for f in form.fields:
-        raw = _raw(data, f.name)
-        if f.type != "multichoice" and isinstance(raw, list):
+    posted = hasattr(data, "getlist")  # an HTML form gives every field as a list; JSON gives each value as it is
+    for f in fields:
+        raw = _raw(data, (names or {}).get(f.name, f.name))
+        if f.type != "multichoice" and isinstance(raw, list) and posted:
             raw = raw[0] if raw else None
         if f.type == "multichoice":
-            raw = [x for x in (raw or []) if x != ""]
+            raw = [x for x in (raw if isinstance(raw, list) else [raw] if raw is not None else []) if x != ""]
         if f.type == "boolean":
-            out[f.name] = raw in ("on", "true", "1", "yes", True)
+            if isinstance(raw, (list, dict)):
+                errors[f.name] = f"{f.label} must be yes or no"
+            else:
+                out[f.name] = widgets.get("boolean").parse(raw, f, zone)
             continue
-        if V.is_empty(raw):
+        if V.is_empty(raw) or (isinstance(raw, str) and not raw.strip()):
             if f.required:
                 errors[f.name] = f"{f.label} is required"
             continue
         try:
-            out[f.name] = V.convert(raw.strip() if isinstance(raw, str) else raw, f)
+            value = widgets.get(f.type).parse(raw, f, zone)
         except V.NotConvertible as exc:
-            errors[f.name] = _message(f, str(exc))
+            errors[f.name] = field_message(f, str(exc))
+            continue
+        out[f.name] = value
     return out, errors
 
 
@@ -84,9 +101,9 @@ EXPECTED = {**V.PATTERN_WORDS, "integer": "a whole number", "decimal": "a number
             "user": "one of the listed people"}
 
 
-def _message(f: Field, problem: str) -> str:
+def field_message(f: Field, problem: str) -> str:
     """'Budget must be an amount like 1250.00' rather than the converter's terse reason."""
-    if problem.startswith("must "):
+    if problem.startswith(("must ", "is ", "lists ")):  # the validator's words read on from the label
         return f"{f.label} {problem}"
     if f.type in EXPECTED:
         return f"{f.label} must be {EXPECTED[f.type]}"
@@ -109,12 +126,38 @@ def _value(src: Source, target: Field, form_values: Mapping[str, Any], form: For
     return src.value
 
 
-def _mapped(pairs, targets: Mapping[str, Field], form_values, form, context, created) -> dict[str, Any]:
+def _mapped(pairs, targets: Mapping[str, Field], form_values, form, context, created, what: str) -> dict[str, Any]:
     out = {}
+    errors: dict[str, str] = {}
     for name, src in pairs:
-        value = _value(src, targets[name], form_values, form, context, created)
+        try:
+            value = _value(src, targets[name], form_values, form, context, created)
+        except V.NotConvertible as exc:
+            errors[name] = field_message(targets[name], str(exc))
+            continue
         if value is not None:
             out[name] = value
+    if errors:
+        raise SubmissionInvalid(_on_form_fields(form, pairs, targets, errors, what))
+    return out
+
+
+def _on_form_fields(form: Form, pairs, targets: Mapping[str, Field], errors: Mapping[str, str], what: str) -> dict[str, str]:
+    """Problems of the record an action writes, each on the form field its value came from (what the person typed),
+    worded with that field's label; the rest, on no field, say which record they are about."""
+    fields = {f.name: f for f in form.fields}
+    source = {name: fields[src.value] for name, src in pairs if src.kind == "field" and src.value in fields}
+    out: dict[str, str] = {}
+    rest = []
+    for name, message in errors.items():
+        typed = source.get(name)
+        if typed is None:
+            rest.append(message)
+            continue
+        label = targets[name].label if name in targets else name
+        out.setdefault(typed.name, typed.label + message[len(label):] if message.startswith(label) else f"{typed.label}: {message}")
+    if rest:
+        out[""] = f"could not {what}: " + "; ".join(rest)
     return out
 
 
@@ -142,26 +185,31 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
     for i, action in enumerate(form.actions):
         if isinstance(action, CreateAction):
             entity = compiled.model.entities[action.entity]
-            values = _mapped(action.set, {f.name: f for f in entity.all_fields()}, form_values, form, context, result.created)
+            targets = {f.name: f for f in entity.all_fields()}
+            what = f"create the {entity.label.lower()}"
+            values = _mapped(action.set, targets, form_values, form, context, result.created, what)
             try:
                 rec = records.create_record(conn, compiled, action.entity, values, user["id"], history=f"Created from {form.label}")
             except records.RecordInvalid as exc:
-                raise SubmissionInvalid({"": f"could not create the {entity.label.lower()}: " + "; ".join(exc.errors.values())}) from exc
+                raise SubmissionInvalid(_on_form_fields(form, action.set, targets, exc.errors, what)) from exc
             result.created[action.alias] = [action.entity, rec.id]
             result.starts += rec.starts
         elif isinstance(action, UpdateAction) and form.entity and record_id:
             entity = compiled.model.entities[form.entity]
-            changes = _mapped(action.set, {f.name: f for f in entity.all_fields()}, form_values, form, context, result.created)
+            targets = {f.name: f for f in entity.all_fields()}
+            what = f"update the {entity.label.lower()}"
+            changes = _mapped(action.set, targets, form_values, form, context, result.created, what)
             try:
                 rec = records.update_record(conn, compiled, form.entity, record_id, changes, user["id"], history=f"Updated by {form.label}")
             except records.RecordInvalid as exc:
-                raise SubmissionInvalid({"": "could not update the record: " + "; ".join(exc.errors.values())}) from exc
+                raise SubmissionInvalid(_on_form_fields(form, action.set, targets, exc.errors, what)) from exc
             result.starts += rec.starts
         elif isinstance(action, StartAction):
             proc = compiled.model.processes[action.process]
             given = dict(action.inputs)
             target = given.pop("record", None)
-            inputs = _mapped(tuple(given.items()), {f.name: f for f in proc.inputs}, form_values, form, context, result.created)
+            inputs = _mapped(tuple(given.items()), {f.name: f for f in proc.inputs}, form_values, form, context, result.created,
+                             f"start {proc.label.lower()}")
             if target is not None and target.kind == "created":
                 entity, rid = result.created[target.value]
             else:

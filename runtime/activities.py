@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.compiler import CompiledModel
-from . import holders, parties, tasks as task_service
+from . import holders, messages, parties, tasks as task_service
 from .mail import MailSettings
 from .schema import alerts, idempotency_keys, users
 from .workflows import DATA_ERROR, NOT_A_HOLDER
@@ -169,8 +169,9 @@ class Activities:
         task = task_service.get_task(conn, req["task_id"])
         assert task is not None
         recipients = self._recipients(conn, req, task, req.get("alert") or [])
-        alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, req["message"])
-        return {"alert_id": alert["id"], "recipients": alert["recipients"]}
+        alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients,
+                                            messages.alert_text(conn, self.compiled.model, req, task))
+        return {"alert_id": alert["id"], "recipients": alert["recipients"], "message": alert["message"]}
 
     @activity.defn(name="tailor.email_alert")
     def email_alert(self, req: dict) -> None:
@@ -179,11 +180,11 @@ class Activities:
             alert = conn.execute(sa.select(alerts).where(alerts.c.id == req["alert_id"])).mappings().one()
             task = task_service.get_task(conn, alert["task_id"])
             emails = self._emails(conn, alert["recipients"])
+            if task is not None:
+                subject, body = messages.alert_mail(conn, self.compiled.model, alert, task, f"{self.mail.base_url}/tasks/{task['id']}")
         if alert["emailed_at"] is not None or not emails or task is None:
             return
-        self.mail.send(emails, f"[Tailor] Overdue: {task['title']}",
-                       f"{alert['message']}\n\nTask: {task['title']}\nDue: {task['due_at']}\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n",
-                       key=f"tailor-alert-{alert['id']}")
+        self.mail.send(emails, subject, body, key=f"tailor-alert-{alert['id']}")
         with self.transaction() as conn:
             task_service.mark_emailed(conn, alert["id"])
 
@@ -195,9 +196,10 @@ class Activities:
                 return
             task = task_service.get_task(conn, req["task_id"])
             emails = self._emails(conn, [task["assignee_id"]] if task and task["assignee_id"] else [])
+            if task and task["status"] in ("open", "awaiting_approval") and emails:
+                subject, body = messages.reminder_mail(conn, self.compiled.model, task, f"{self.mail.base_url}/tasks/{task['id']}")
         if task and task["status"] in ("open", "awaiting_approval") and emails:
-            self.mail.send(emails, f"[Tailor] Reminder: {task['title']}",
-                           f"This task is due {task['due_at']}.\nOpen it: {self.mail.base_url}/tasks/{task['id']}\n", key=f"tailor-{key}")
+            self.mail.send(emails, subject, body, key=f"tailor-{key}")
         with self.transaction() as conn:
             try:
                 with conn.begin_nested():

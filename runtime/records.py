@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import jsonschema
 import sqlalchemy as sa
@@ -244,12 +244,14 @@ def _schema_errors(ent: _Entity, group: str | None, values: Mapping[str, Any], e
 
 
 def _extra_errors(ent: _Entity, values: Mapping[str, Any], errors: dict[str, str]) -> None:
-    """Rules JSON Schema cannot say: money bounds and datetimes with a time zone."""
+    """Rules JSON Schema cannot say: what the database can hold, money bounds and datetimes with a time zone."""
     for name, value in values.items():
         f = ent.fields.get(name)
         if f is None or name in errors:
             continue
-        if f.type == "money" and isinstance(value, str) and re.match(fieldtypes.MONEY_PATTERN, value):
+        if (problem := V.storage_problem(f, value)):
+            errors[name] = f"{f.label} {problem}"
+        elif f.type == "money" and isinstance(value, str) and re.match(fieldtypes.MONEY_PATTERN, value):
             amount = Decimal(value)
             if f.min is not None and amount < Decimal(str(f.min)):
                 errors[name] = f"{f.label} must be at least {V._number(f.min)}"
@@ -288,12 +290,12 @@ def _reference_errors(conn: sa.Connection, compiled: CompiledModel, ent: _Entity
                 errors[name] = f"{f.label}: there is no user with id {value}"
         if f.unique and name not in errors:
             expr = field_expression(ent.table, f)
-            q = sa.select(ent.table.c.id).where(expr == _comparable(f, value))
+            q = sa.select(ent.table.c.id, ent.table.c.title).where(expr == _comparable(f, value))
             if record_id is not None:
                 q = q.where(ent.table.c.id != record_id)
-            other = conn.execute(q.limit(1)).scalar()
-            if other is not None:
-                errors[name] = f"{f.label} {value!r} is already used by {ent.e.label.lower()} {other}"
+            other = conn.execute(q.limit(1)).first()
+            if other is not None:  # named by its title: the message is read by people, who do not know ids
+                errors[name] = f"{f.label} {value!r} is already used by {ent.e.label.lower()} '{other.title}'"
 
 
 def _normalized(ent: _Entity, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -505,6 +507,8 @@ def _record_field_error(name: str, f: Field, value: Any) -> str | None:
     errors = list(V.field_validator(f).iter_errors(value))
     if errors:
         return f"{f.label} {V.message(f, errors[0])}"
+    if (problem := V.storage_problem(f, value)):
+        return f"{f.label} {problem}"
     if f.type == "datetime" and (problem := V.datetime_problem(value)):
         return f"{f.label} {problem}"
     return None
@@ -533,6 +537,8 @@ def add_record_field(conn: sa.Connection, compiled: CompiledModel, entity: str, 
         raise Conflict(entity, record_id, expected_version, row.row_version)
     existing = dict(row.record_fields or {})
     label = (label or "").strip() or name.replace("_", " ").capitalize()
+    if (problem := V.text_problem(label)):
+        raise RecordInvalid(entity, {name: f"the label {problem}"})
     plural = ent.e.plural.lower()
     if not rules.allowed:
         raise RecordInvalid(entity, {name: f"{plural} cannot have fields of their own"})
@@ -678,6 +684,43 @@ def _coerce(f: Field, value: Any) -> Any:
     return V.normalize(f.type, value)
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _iso(kind: type) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        try:
+            return isinstance(value, kind) or isinstance(value, str) and kind.fromisoformat(value) is not None
+        except ValueError:
+            return False
+
+    return check
+
+
+# What a filter value of each kind must be once coerced to its stored spelling; a kind not named takes any value.
+# Without it the database would be asked to compare a number column with text (an error on PostgreSQL).
+FILTER_VALUES: dict[str, Callable[[Any], bool]] = {
+    "integer": _whole, "reference": _whole, "user": _whole,
+    "decimal": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "money": lambda v: isinstance(v, str) and re.match(fieldtypes.MONEY_PATTERN, v) is not None,
+    "date": _iso(dt.date), "datetime": _iso(dt.datetime),
+}
+SPELT_AS_TEXT = ("integer", "reference", "user", "decimal", "money", "boolean", "date", "datetime")  # kinds not stored as text
+SYSTEM_KINDS = {"id": "integer", "title": "string", "created_by": "integer", "updated_by": "integer", "created_at": "datetime",
+                "updated_at": "datetime"}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)  # escapes what a message cannot carry (NUL, half surrogates)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _unstorable(name: str, problem: str, value: Any) -> BadQuery:
+    return BadQuery(f"a filter on '{name}' {problem} (found {_shown(value)})")
+
+
 class _Target:
     """What one filter or sort key refers to: a field, a system column or a single-record field."""
 
@@ -688,7 +731,7 @@ class _Target:
         self.multi = False
         if name in SYSTEM_COLUMNS:
             self.expr = table.c[name]
-            self.kind = {"id": "integer", "title": "string", "created_by": "integer", "updated_by": "integer"}.get(name, "datetime")
+            self.kind = SYSTEM_KINDS[name]
         elif name.startswith(RECORD_FIELD_PREFIX):
             key = name[len(RECORD_FIELD_PREFIX):]
             if not RECORD_FIELD_NAME.match(key):
@@ -707,14 +750,28 @@ class _Target:
                            f"or {RECORD_FIELD_PREFIX}NAME for a record's own field)")
 
     def value(self, value: Any) -> Any:
+        """`value` as its expression compares it: ValueError or TypeError when it is not a value of this kind,
+        BadQuery when it is one the database cannot hold."""
         if self.field is not None:
             value = _coerce(self.field, value)
+            if not FILTER_VALUES.get(self.kind, lambda v: True)(value):
+                raise ValueError(value)
+            if (problem := V.storage_problem(self.field, value)):
+                raise _unstorable(self.name, problem, value)
             return _comparable(self.field, value)
-        if self.kind == "datetime" and isinstance(value, str):
-            return dt.datetime.fromisoformat(value)
-        if self.name.startswith(RECORD_FIELD_PREFIX) and not isinstance(value, str):
-            return str(value)  # a record's own fields are compared as text
-        return value
+        if self.kind == "integer":
+            number = int(value) if isinstance(value, str) and V.INTEGER_TEXT.match(value.strip()) else value
+            if not _whole(number):
+                raise ValueError(value)
+            if not -V.INT64 - 1 <= number <= V.INT64:
+                raise _unstorable(self.name, f"must be between {-V.INT64 - 1} and {V.INT64}", value)
+            return number
+        if self.kind == "datetime":
+            moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+            if not isinstance(moment, dt.datetime):
+                raise TypeError(value)
+            return moment.astimezone(dt.timezone.utc) if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)  # stored in UTC
+        return value if isinstance(value, str) else str(value)  # titles and a record's own fields are compared as text
 
 
 def _ilike(conn: sa.Connection, expr: sa.ColumnElement, pattern: str) -> sa.ColumnElement:
@@ -756,19 +813,22 @@ def _condition(conn: sa.Connection, ent: _Entity, target: _Target, op: str, valu
         raise BadQuery(f"a list of choices ('{target.name}') can be searched with eq, contains, in or empty, not {op}")
     if op in ("contains", "startswith"):
         if not isinstance(value, str):
-            raise BadQuery(f"'{op}' on '{target.name}' needs text, found {value!r}")
+            raise BadQuery(f"'{op}' on '{target.name}' needs text, found {_shown(value)}")
+        if target.kind in ("integer", "reference", "user") and not V.INTEGER_TEXT.match(value.strip()):
+            raise ValueError(value)  # no digits of a whole number spell it
+        if target.kind in SPELT_AS_TEXT:
+            expr = sa.cast(expr, sa.String)  # PostgreSQL has no ILIKE on numbers, dates or times: match their text
         pattern = ("%" if op == "contains" else "") + _like(value) + "%"
         return _ilike(conn, expr, pattern)
     if op == "in":
         if not isinstance(value, (list, tuple, set)):
             raise BadQuery(f"'in' on '{target.name}' needs a list of values")
         return expr.in_([target.value(v) for v in value])
+    compared = target.value(value)
     if target.field is not None and target.field.type == "money" and op in ("lt", "lte", "gt", "gte") and not is_column(target.field):
-        expr, compared = sa.cast(expr, sa.Numeric(18, 2)), Decimal(str(_coerce(target.field, value)))  # text order is not amount order
+        expr, compared = sa.cast(expr, sa.Numeric(18, 2)), Decimal(str(compared))  # text order is not amount order
     elif target.name.startswith(RECORD_FIELD_PREFIX) and op in ("lt", "lte", "gt", "gte") and V.NUMBER_TEXT.match(str(value).strip()):
         expr, compared = _own_number(conn, ent.table, target.own_key), float(value)  # "99" < "100" as numbers, not as texts
-    else:
-        compared = target.value(value)
     return {"eq": expr.__eq__, "ne": expr.__ne__, "lt": expr.__lt__, "lte": expr.__le__, "gt": expr.__gt__,
             "gte": expr.__ge__}[op](compared)
 
@@ -783,6 +843,9 @@ def _one_condition(conn: sa.Connection, ent: _Entity, name: str, spec: Any) -> s
             raise BadQuery(f"unknown operator '{op}' for '{name}' (known: {', '.join(OPERATORS)})")
         if value is None and op in ("eq", "ne"):
             op, value = "empty", op == "eq"
+        for item in value if isinstance(value, (list, tuple, set)) else (value,):
+            if isinstance(item, str) and (problem := V.text_problem(item)):
+                raise _unstorable(targets[0].name, problem, item)
         either = []
         for target in targets:
             try:
@@ -837,11 +900,13 @@ def search_records(conn: sa.Connection, compiled: CompiledModel, entity: str,
     order.append(ent.table.c.id.asc())
     page = max(1, int(page))
     page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    offset = (page - 1) * page_size
     where = sa.and_(sa.true(), *conditions)
     # Counting stops at COUNT_LIMIT: an exact count of 50,000 matches costs more than the page itself.
     capped = sa.select(sa.literal(1)).select_from(ent.table).where(where).limit(COUNT_LIMIT + 1).subquery()
     total = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
-    rows = conn.execute(sa.select(ent.table).where(where).order_by(*order).limit(page_size).offset((page - 1) * page_size))
+    # a page past what an OFFSET can say is past the last record, like any page after the last
+    rows = [] if offset > V.INT64 else conn.execute(sa.select(ent.table).where(where).order_by(*order).limit(page_size).offset(offset))
     return Page(items=[_to_record(ent, r) for r in rows], total=total, page=page, page_size=page_size,
                 more=total > COUNT_LIMIT)
 
@@ -856,8 +921,8 @@ def quick_search(conn: sa.Connection, compiled: CompiledModel, entity: str, text
     """
     ent = _entity(compiled, entity)
     text = text.strip()
-    if not text:
-        return []
+    if not text or V.text_problem(text):
+        return []  # no title can hold a NUL character or half a surrogate pair
     table = ent.table
     by_title = (sa.select(table.c.id, table.c.title).where(_ilike(conn, table.c.title, "%" + _like(text) + "%"))
                 .order_by(table.c.title, table.c.id).limit(limit))

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from engine.errors import TailorError
 
+from . import values as V
 from .schema import saved_views
 
 MAX_NAME = 100
@@ -26,6 +27,8 @@ def save(conn: sa.Connection, user_id: int, entity: str, name: str, query: str) 
     name = " ".join(name.split())
     if not name:
         raise ViewInvalid("Give the view a name.")
+    if (problem := V.text_problem(name)):
+        raise ViewInvalid(f"A view's name {problem}.")
     if len(name) > MAX_NAME:
         raise ViewInvalid(f"A view's name has at most {MAX_NAME} characters.")
     if len(query) > MAX_QUERY:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
@@ -14,6 +15,7 @@ from typing import Any, Callable
 import jsonschema
 
 from engine import fieldtypes, validation
+from engine.compiler import is_column
 from engine.model import Field
 
 CENT = Decimal("0.01")
@@ -106,6 +108,71 @@ def datetime_problem(value: Any) -> str | None:
     if parsed.tzinfo is None:
         return "must include a time zone, like 2024-05-31T14:30:00+01:00"
     return None
+
+
+# -- what the database can hold ------------------------------------------------------
+# A value can fit its field's JSON Schema and still be one the database refuses or cannot compare: text with a
+# NUL character (PostgreSQL's text and JSONB cannot hold one), half of a surrogate pair (not a character: UTF-8
+# has no spelling for it), a number that is not finite, or one past the column or the cast its filters compare with.
+
+INT64 = 2**63 - 1  # BIGINT: ids, references and whole numbers with a column of their own
+INT32 = 2**31 - 1  # whole numbers inside `data`: PostgreSQL compares them as INTEGER (engine.compiler.data_expression)
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why the database cannot hold this text, or None."""
+    if "\x00" in text:
+        return "must not contain a NUL character (U+0000)"
+    if (half := SURROGATE.search(text)):
+        return f"must not contain U+{ord(half.group()):04X}, half of a surrogate pair, which is not a character on its own"
+    return None
+
+
+def _whole_number(f: Field, value: Any) -> str | None:
+    bound = INT64 if is_column(f) else INT32
+    if isinstance(value, int) and not isinstance(value, bool) and not -bound - 1 <= value <= bound:
+        return f"must be between {-bound - 1} and {bound}"
+    return None
+
+
+def _digits(whole: int) -> Callable[[Any], str | None]:
+    """A check that an amount has at most `whole` digits before the point (NUMERIC(18, 18 - whole))."""
+
+    def check(value: Any) -> str | None:
+        try:
+            amount = Decimal(value) if isinstance(value, str) else Decimal(str(value)) if isinstance(value, (int, float)) else None
+        except InvalidOperation:
+            return None  # not an amount at all: the validator names it
+        if amount is not None and amount.is_finite() and abs(amount) >= 10**whole:
+            return f"must have at most {whole} digits before the decimal point"
+        return None
+
+    return check
+
+
+def _decimal_range(f: Field, value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    return _digits(12)(value) if is_column(f) and not isinstance(value, bool) else None  # NUMERIC(18, 6)
+
+
+RANGES: dict[str, Callable[[Field, Any], str | None]] = {
+    "integer": _whole_number, "reference": _whole_number, "user": _whole_number, "decimal": _decimal_range,
+    # NUMERIC(18, 2): the column, and the cast that compares amounts kept in `data`
+    "money": lambda f, value: _digits(16)(value) if isinstance(value, str) else None,
+}
+
+
+def storage_problem(f: Field, value: Any) -> str | None:
+    """Why the database cannot hold or compare this value of `f` though it may fit the field's schema, or None."""
+    for item in value if isinstance(value, list) else (value,):
+        if isinstance(item, str) and (problem := text_problem(item)):
+            return problem
+        if isinstance(item, float) and not math.isfinite(item):
+            return "must be a finite number"
+    check = RANGES.get(f.type)
+    return check(f, value) if check else None
 
 
 # -- columns -----------------------------------------------------------------------
@@ -272,6 +339,8 @@ def convert(value: Any, target: Field) -> Any:
     errors = list(field_validator(target).iter_errors(new))
     if errors:
         raise NotConvertible(message(target, errors[0]))
+    if (problem := storage_problem(target, new)):
+        raise NotConvertible(problem)
     return new
 
 

@@ -155,13 +155,18 @@ class ProcessWorkflow:
     async def _escalate(self, step: dict, state: StepState, level: dict) -> None:
         n = level["level"]
         title = self._render(step["title"], step["id"])
-        task = {"id": state.task_id, "title": title, "due": state.due_at, "assignee": state.assignee_id}
+        task = {"id": state.task_id, "title": title, "due": state.due_at, "due_at": state.due_at, "assignee": state.assignee_id,
+                "assignee_id": state.assignee_id}
         message = self._render(level["message"], "", task=task) if level.get("message") else ""
         message = message or f"'{title}' is overdue (escalation level {n})"
         if level.get("alert"):
+            # the activity renders the message again with the database at hand (runtime/messages.py: task.due as local
+            # time, task.assignee as a name); this rendering is the fallback, and what replays of older histories used
             result = await self._write("tailor.raise_alert", {
                 "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "level": n, "alert": level["alert"],
-                "message": message, "entity": self.input.entity, "record_id": self.input.record_id, "completers": self._completers()})
+                "message": message, "entity": self.input.entity, "record_id": self.input.record_id, "completers": self._completers(),
+                "template": level.get("message"), "context": self.ctx, "steps": list(self.specs), "now": workflow.now().isoformat()})
+            message = result.get("message") or message
             state.alerts_raised.append(result["alert_id"])
             self._background("tailor.email_alert", {"alert_id": result["alert_id"]})
             self._announce("alert.raised", f"{workflow.info().workflow_id}:{step['id']}:L{n}", {

@@ -1,23 +1,23 @@
 """The REST API under /api: records, forms and submissions, tasks, projects and alerts.
 
 Integrations authenticate with `Authorization: Bearer <token>` (`tailor user create … --token`); the token is
-checked before the body is read (`auth.ApiAuthentication`). Errors are RFC 9457 problem details.
+checked before the body is read (`auth.ApiAuthentication`). Errors are RFC 9457 problem details; each operation
+documents the statuses it can answer with (`problems.problems`).
 """
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
+from fastapi.security import HTTPBearer
 
 from . import forms, projects, records, tasks
-from .problems import PROBLEM, PROBLEM_SCHEMA
-
-ERRORS = {status: {"description": text, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
-          for status, text in {400: "Bad request", 401: "No valid token", 403: "Not permitted", 404: "Not found", 413: "Body too large",
-                               422: "Invalid input"}.items()}
+from .problems import problems
 
 
 def api_router() -> APIRouter:
     """Every API area under /api."""
-    router = APIRouter(prefix="/api", responses=ERRORS)
+    # every operation: the token comes first (ApiAuthentication checks it; the dependency only documents the scheme)
+    bearer = HTTPBearer(auto_error=False, description="A token from `tailor user create NAME --role ROLE --token`.")
+    router = APIRouter(prefix="/api", responses=problems(401), dependencies=[Depends(bearer)])
     for area in (forms, records, tasks, projects):
         router.include_router(area.router)
     return router

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from engine.model import Form
@@ -12,60 +13,84 @@ from forms import submit as forms
 from runtime import records
 
 from ..web.deps import CompiledDep, EngineDep, ServicesDep
+from ..web.finders import MAX_ID
 from ..web.processes import announce_submission, started
 from .auth import ApiPermitted, ApiUser
-from .problems import Problem
+from .common import FormName, key_parameter, required_key
+from .problems import Problem, problems
+from .routing import ApiRoute
 
-router = APIRouter(tags=["forms"])
-
-
-@router.get("/forms")
-def list_forms(user: ApiUser, compiled: CompiledDep) -> list[dict]:
-    return [{"name": f.name, "label": f.label, "entity": f.entity, "contact": f.contact, "portal": f.portal} for f in compiled.model.forms.values()]
+router = APIRouter(tags=["forms"], route_class=ApiRoute)
 
 
-@router.get("/forms/{name}/schema")
-def form_schema(name: str, user: ApiUser, compiled: CompiledDep) -> dict:
+class FormSummary(BaseModel):
+    name: str
+    label: str
+    entity: str | None = Field(description="the entity a submission is recorded against, if any")
+    contact: bool
+    portal: bool
+
+
+class SubmissionBody(BaseModel):
+    record_id: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] | None = Field(
+        None, description="the id of the record this is recorded against (required when the form has an entity)")
+    values: dict[str, Any] = Field(default_factory=dict, description="field name -> value, as the form's JSON Schema describes them")
+
+
+class SubmissionResult(BaseModel):
+    submission_id: str
+    created: dict[str, Annotated[list[str | int], Field(min_length=2, max_length=2)]] = Field(
+        description="the records its actions created: alias -> [entity, id]")
+    processes: list[str] = Field(description="workflow ids of the processes it started")
+    replayed: bool = Field(description="true when this repeats an earlier submission with the same Idempotency-Key")
+
+
+@router.get("/forms", responses=problems(403))
+def list_forms(user: ApiUser, compiled: CompiledDep) -> list[FormSummary]:
+    return [FormSummary(name=f.name, label=f.label, entity=f.entity, contact=f.contact, portal=f.portal) for f in compiled.model.forms.values()]
+
+
+@router.get("/forms/{name}/schema", responses=problems(403, 404, 422))
+def form_schema(name: FormName, user: ApiUser, compiled: CompiledDep) -> dict[str, Any]:
+    """The form's JSON Schema (draft 2020-12)."""
     if name not in compiled.form_schemas:
         raise Problem(404, "Not found", f"There is no form '{name}'.")
     return compiled.form_schemas[name]
 
 
-@router.get("/forms/{name}/ui-schema")
-def form_ui_schema(name: str, user: ApiUser, compiled: CompiledDep,
-                   renderer: Annotated[Literal["rjsf", "jsonforms"], Query(alias="for")] = "rjsf") -> dict:
+@router.get("/forms/{name}/ui-schema", responses=problems(403, 404, 422))
+def form_ui_schema(name: FormName, user: ApiUser, compiled: CompiledDep,
+                   renderer: Annotated[Literal["rjsf", "jsonforms"], Query(alias="for")] = "rjsf") -> dict[str, Any]:
     """The form's UI schema for react-jsonschema-form (`for=rjsf`) or JSON Forms (`for=jsonforms`): order, widgets, sections."""
     if name not in compiled.form_ui_schemas:
         raise Problem(404, "Not found", f"There is no form '{name}'.")
     return compiled.form_ui_schemas[name][renderer]
 
 
-def submission_input(compiled, name: str, body: dict, idempotency_key: str | None) -> tuple[Form, Any, dict[str, Any]]:
+def submission_input(compiled, name: str, body: SubmissionBody) -> tuple[Form, Any, dict[str, Any]]:
     """(form, record id, typed values) of a submission, or the problem with it."""
     if name not in compiled.model.forms:
         raise Problem(404, "Not found", f"There is no form '{name}'.")
-    if not idempotency_key:
-        raise Problem(400, "Idempotency-Key required", "Send a unique Idempotency-Key header so a retry cannot submit twice.")
     form = compiled.model.forms[name]
-    record_id = body.get("record_id")
-    if form.entity and not isinstance(record_id, int):
+    if form.entity and body.record_id is None:
         raise Problem(422, "Invalid submission", errors={"record_id": f"the id of the {form.entity} this is recorded against"})
-    raw = body.get("values") or {}
-    if not isinstance(raw, dict):
-        raise Problem(422, "Invalid submission", errors={"values": "an object of field names and values"})
-    values, errors = forms.parse(form, raw)
-    errors.update({k: f"'{k}' is not a field of this form" for k in set(raw) - {f.name for f in form.fields}})
+    values, errors = forms.parse(form, body.values)
+    errors.update({k: f"'{k}' is not a field of this form" for k in set(body.values) - {f.name for f in form.fields}})
     if errors:
         raise Problem(422, "Invalid submission", errors=errors)
-    return form, record_id, values
+    return form, body.record_id, values
 
 
-@router.post("/forms/{name}/submissions", status_code=201)
-async def submit_form(name: str, body: Annotated[dict, Body()], user: ApiPermitted("generate_tasks"), engine: EngineDep,
-                      compiled: CompiledDep, services: ServicesDep,
-                      idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+@router.post("/forms/{name}/submissions", status_code=201, response_model=SubmissionResult,
+             responses={200: {"model": SubmissionResult, "description": "A repeat of an earlier submission: its first answer"},
+                        **problems(400, 403, 404, 413, 422)},
+             openapi_extra={"parameters": [key_parameter(required=True)]})
+async def submit_form(name: FormName, body: SubmissionBody, user: ApiPermitted("generate_tasks"),
+                      idempotency_key: Annotated[str, Depends(required_key)], engine: EngineDep, compiled: CompiledDep,
+                      services: ServicesDep) -> JSONResponse:
+    """Submit a form: recorded once per Idempotency-Key, its actions run, its processes started."""
     def write():
-        form, record_id, values = submission_input(compiled, name, body, idempotency_key)
+        form, record_id, values = submission_input(compiled, name, body)
         try:
             with engine.begin() as conn:
                 return form, values, forms.submit(conn, compiled, name, values, submission_id=f"api-{user['id']}-{idempotency_key}",

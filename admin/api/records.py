@@ -1,10 +1,11 @@
 """Records over the API: search, read, create, change (If-Match), delete."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from runtime import records
@@ -12,15 +13,49 @@ from runtime import records
 from ..web.deps import CompiledDep, Conn, EngineDep, ServicesDep
 from ..web.processes import started
 from .auth import ApiPermitted, ApiUser
-from .common import entity_or_404, id_or_404, record_json, row_version
-from .problems import Problem
+from .common import (EntityName, Moment, RecordId, entity_or_404, id_or_404, if_match_parameter, record_json,
+                     required_row_version, row_version)
+from .problems import Problem, problems
+from .routing import ApiRoute
 
-router = APIRouter(tags=["records"])
+router = APIRouter(tags=["records"], route_class=ApiRoute)
 
 
-@router.get("/records/{entity}")
-def search(request: Request, entity: str, user: ApiUser, conn: Conn, compiled: CompiledDep, sort: str = "id", page: int = 1,
-           page_size: int = 50) -> dict:
+class RecordOut(BaseModel):
+    id: int
+    title: str
+    data: dict[str, Any] = Field(description="every field that has a value, by name (money as text like '1250.00', dates as ISO text)")
+    row_version: int = Field(description="send it back in If-Match to change or delete exactly what you read")
+    created_at: Moment
+    updated_at: Moment
+
+
+class RecordChanged(RecordOut):
+    processes: list[str] = Field(description="workflow ids of the processes the change started")
+
+
+class RecordPage(BaseModel):
+    items: list[RecordOut]
+    total: int = Field(description="matches, counted up to 10,000 (see `more`)")
+    more: bool = Field(description="true when more than `total` records match")
+    page: int
+    pages: int
+
+
+Values = Annotated[dict[str, Any], Body(description="field name -> value, as the entity's JSON Schema describes them",
+                                        openapi_examples={"company": {"value": {"name": "Globex", "status": "prospect"}}})]
+FILTERS = {"name": "filters", "in": "query", "required": False, "style": "form", "explode": True,
+           "description": "Any other query parameter filters on the field it names (`status=customer`, `id=3`, "
+                          "`record_fields.NAME=...`); an unknown field or a value the field cannot hold answers 400.",
+           "schema": {"type": "object", "additionalProperties": {"type": "string"}}}
+
+
+@router.get("/records/{entity}", response_model=RecordPage, responses=problems(400, 403, 404, 422),
+            openapi_extra={"parameters": [FILTERS]})
+def search(request: Request, entity: EntityName, user: ApiUser, conn: Conn, compiled: CompiledDep,
+           sort: Annotated[str, Query(description="the field to sort by, '-name' for descending; id breaks ties")] = "id",
+           page: Annotated[int, Query(ge=1)] = 1, page_size: Annotated[int, Query(ge=1, le=records.MAX_PAGE_SIZE)] = 50) -> dict:
+    """Records matching every filter, a page at a time."""
     entity_or_404(compiled, entity)
     filters = {k: v for k, v in request.query_params.items() if k not in ("sort", "page", "page_size")}
     try:
@@ -36,9 +71,10 @@ async def changed(services, compiled, rec: records.Record) -> dict:
     return {**record_json(rec), "processes": list(rec.starts)}
 
 
-@router.post("/records/{entity}", status_code=201)
-async def create(entity: str, body: Annotated[dict, Body()], user: ApiPermitted("edit_records"), engine: EngineDep, compiled: CompiledDep,
+@router.post("/records/{entity}", status_code=201, response_model=RecordChanged, responses=problems(400, 403, 404, 413, 422))
+async def create(entity: EntityName, body: Values, user: ApiPermitted("edit_records"), engine: EngineDep, compiled: CompiledDep,
                  services: ServicesDep) -> dict:
+    """Create a record; a message per field that is not accepted."""
     def write() -> records.Record:
         entity_or_404(compiled, entity)
         try:
@@ -50,8 +86,8 @@ async def create(entity: str, body: Annotated[dict, Body()], user: ApiPermitted(
     return await changed(services, compiled, await run_in_threadpool(write))
 
 
-@router.get("/records/{entity}/{record_id}")
-def get(entity: str, record_id: int, user: ApiUser, conn: Conn, compiled: CompiledDep) -> dict:
+@router.get("/records/{entity}/{record_id}", response_model=RecordOut, responses=problems(403, 404, 422))
+def get(entity: EntityName, record_id: RecordId, user: ApiUser, conn: Conn, compiled: CompiledDep) -> dict:
     entity_or_404(compiled, entity)
     try:
         return record_json(records.get_record(conn, compiled, entity, id_or_404(record_id, entity)))
@@ -59,15 +95,18 @@ def get(entity: str, record_id: int, user: ApiUser, conn: Conn, compiled: Compil
         raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
 
 
-@router.patch("/records/{entity}/{record_id}")
-async def update(entity: str, record_id: int, body: Annotated[dict, Body()], user: ApiPermitted("edit_records"), engine: EngineDep,
-                 compiled: CompiledDep, services: ServicesDep, if_match: Annotated[str | None, Header()] = None) -> dict:
+@router.patch("/records/{entity}/{record_id}", response_model=RecordChanged, responses=problems(400, 403, 404, 412, 413, 422),
+              openapi_extra={"parameters": [if_match_parameter(required=False)]})
+async def update(entity: EntityName, record_id: RecordId, body: Values, user: ApiPermitted("edit_records"),
+                 expected: Annotated[int | None, Depends(row_version)], engine: EngineDep, compiled: CompiledDep,
+                 services: ServicesDep) -> dict:
+    """Change the fields the body names (null empties one)."""
     def write() -> records.Record:
         entity_or_404(compiled, entity)
         try:
             with engine.begin() as conn:
                 return records.update_record(conn, compiled, entity, id_or_404(record_id, entity), body, user["id"], history=True,
-                                             expected_version=row_version(if_match))
+                                             expected_version=expected)
         except records.RecordNotFound:
             raise Problem(404, "Not found", f"There is no {entity} {record_id}.") from None
         except records.RecordInvalid as exc:
@@ -78,14 +117,12 @@ async def update(entity: str, record_id: int, body: Annotated[dict, Body()], use
     return await changed(services, compiled, await run_in_threadpool(write))
 
 
-@router.delete("/records/{entity}/{record_id}", status_code=204)
-def delete(entity: str, record_id: int, user: ApiPermitted("delete_records"), engine: EngineDep, compiled: CompiledDep,
-           if_match: Annotated[str | None, Header()] = None) -> Response:
+@router.delete("/records/{entity}/{record_id}", status_code=204, response_class=Response,
+               responses=problems(400, 403, 404, 409, 412, 422, 428), openapi_extra={"parameters": [if_match_parameter(required=True)]})
+def delete(entity: EntityName, record_id: RecordId, user: ApiPermitted("delete_records"), version: Annotated[int, Depends(required_row_version)],
+           engine: EngineDep, compiled: CompiledDep) -> Response:
     """Delete a record nothing refers to; If-Match (its row_version) is required, so you delete what you have seen."""
     entity_or_404(compiled, entity)
-    version = row_version(if_match)
-    if version is None:
-        raise Problem(428, "If-Match required", "Send 'If-Match: ROW_VERSION' of the record you mean to delete.")
     try:
         with engine.begin() as conn:
             records.delete_record(conn, compiled, entity, id_or_404(record_id, entity), user["id"], expected_version=version)

@@ -1,11 +1,11 @@
 """Tasks over the API: my open tasks, and completing, approving and reassigning one."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from runtime import tasks as task_service
@@ -14,30 +14,64 @@ from runtime.taskactions import ActionRefused
 
 from ..access import may_act_on_task, may_approve, may_see_task
 from ..web.deps import CompiledDep, Conn, EngineDep, TaskActionsDep
+from ..web.finders import MAX_ID
 from .auth import ApiPermitted
-from .common import id_or_404, row_json
-from .problems import Problem
+from .common import FormValue, Moment, Text, id_or_404, key_parameter, optional_key, row_json
+from .problems import Problem, problems
+from .routing import ApiRoute
 
-router = APIRouter(tags=["tasks"])
-IdempotencyKey = Annotated[str | None, Header(max_length=200, description="Repeat a request with the same key to get its first answer")]
+router = APIRouter(tags=["tasks"], route_class=ApiRoute)
+IdempotencyKey = Annotated[str | None, Depends(optional_key)]
+ACTION = {"responses": problems(400, 403, 404, 409, 413, 422, 503), "response_model_exclude_unset": True,
+          "openapi_extra": {"parameters": [key_parameter(required=False)]}}
 
 
 class CompleteBody(BaseModel):
-    data: dict[str, Any] = Field(default_factory=dict, description="the step form's values")
-    comment: str = Field("", max_length=10_000)
+    data: dict[str, FormValue] = Field(default_factory=dict, description="the step form's values, by field name")
+    comment: Text = Field("", max_length=10_000)
 
 
 class ApproveBody(BaseModel):
     approve: bool = True
-    comment: str = Field("", max_length=10_000)
+    comment: Text = Field("", max_length=10_000)
 
 
 class ReassignBody(BaseModel):
-    to_user: int = Field(description="the id of the staff user who should do the task")
+    to_user: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] = Field(description="the id of the staff user who should do the task")
 
 
-@router.get("/tasks")
+class TaskOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # every column of the task row
+
+    id: int
+    workflow_id: str
+    process: str
+    step_id: str
+    title: str
+    description: str | None
+    entity: str | None
+    record_id: int | None
+    project_id: int | None
+    form: str | None
+    assignee_id: int | None
+    group_name: str | None
+    status: str = Field(description="open or awaiting_approval")
+    due_at: Moment | None
+    created_at: Moment
+
+
+class ActionResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    step: str
+    status: str | None = None
+    outcome: str | None = None
+    assignee_id: int | None = None
+
+
+@router.get("/tasks", response_model=list[TaskOut], responses=problems(403))
 def my_tasks(user: ApiPermitted("manage_own_tasks"), conn: Conn) -> list[dict]:
+    """The caller's open tasks, soonest due first."""
     rows = conn.execute(sa.select(tasks).where(tasks.c.assignee_id == user["id"], tasks.c.status.in_(("open", "awaiting_approval")))
                         .order_by(tasks.c.due_at.is_(None), tasks.c.due_at)).mappings().all()
     return [row_json(dict(r)) for r in rows]
@@ -62,25 +96,25 @@ async def act(engine, user: dict, task_id: int, permitted, action) -> dict:
         raise Problem(exc.status, exc.message, errors=exc.errors or None) from None
 
 
-@router.post("/tasks/{task_id}/complete", responses={409: {"description": "The task is no longer open"}})
+@router.post("/tasks/{task_id}/complete", response_model=ActionResult, **ACTION)
 async def complete(task_id: int, body: CompleteBody, user: ApiPermitted("manage_own_tasks"), engine: EngineDep,
-                   actions: TaskActionsDep, idempotency_key: IdempotencyKey = None) -> dict:
+                   actions: TaskActionsDep, idempotency_key: IdempotencyKey) -> dict:
     """Complete a task with its step form's values (the form's on-submit actions run as on the web page)."""
     return await act(engine, user, task_id, lambda t, g, pm: may_act_on_task(user, t, g),
                      lambda t: actions.complete(t, user, body.data, key=idempotency_key, comment=body.comment))
 
 
-@router.post("/tasks/{task_id}/approve", responses={409: {"description": "The task is not awaiting approval"}})
+@router.post("/tasks/{task_id}/approve", response_model=ActionResult, **ACTION)
 async def approve(task_id: int, body: ApproveBody, user: ApiPermitted("approve_tasks"), engine: EngineDep, compiled: CompiledDep,
-                  actions: TaskActionsDep, idempotency_key: IdempotencyKey = None) -> dict:
+                  actions: TaskActionsDep, idempotency_key: IdempotencyKey) -> dict:
     """Approve, or send back with `approve: false`, a task awaiting the caller's approval."""
     return await act(engine, user, task_id, lambda t, g, pm: may_approve(compiled.model, user, t, g, pm),
                      lambda t: actions.decide(t, user, body.approve, key=idempotency_key, comment=body.comment))
 
 
-@router.post("/tasks/{task_id}/reassign", responses={409: {"description": "The task is no longer open"}})
+@router.post("/tasks/{task_id}/reassign", response_model=ActionResult, **ACTION)
 async def reassign(task_id: int, body: ReassignBody, user: ApiPermitted("monitor_tasks"), engine: EngineDep, compiled: CompiledDep,
-                   actions: TaskActionsDep, idempotency_key: IdempotencyKey = None) -> dict:
+                   actions: TaskActionsDep, idempotency_key: IdempotencyKey) -> dict:
     """Hand a task to another active staff user who may hold it."""
     return await act(engine, user, task_id, lambda t, g, pm: may_see_task(compiled.model, user, t, g, pm),
                      lambda t: actions.reassign(t, user, body.to_user, key=idempotency_key))

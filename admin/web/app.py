@@ -6,6 +6,8 @@ checks the user's role permissions from the definitions (see `deps.py`).
 """
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -13,7 +15,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -38,7 +40,9 @@ from .routes import (
     forms,
     health,
     portal,
+    profile,
     projects,
+    record_edit,
     records,
     search,
     tasks,
@@ -46,9 +50,24 @@ from .routes import (
 )
 
 HERE = Path(__file__).resolve().parent
-AREAS = (auth, work, forms, tasks, alerts, portal, directory, search, records, board, projects, health)
+# record_edit before records: its /records/{entity}/new must not be read as the record numbered 'new'
+AREAS = (auth, work, forms, tasks, alerts, portal, directory, search, record_edit, records, board, projects, profile, health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
-                  409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts"}
+                  409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts",
+                  500: "Something went wrong", 503: "Not available just now"}
+# what a page says when the code that refused the request gave no reason of its own
+ERROR_TEXTS = {400: "Part of the address or the form is not in the expected format.",
+               403: "Your account does not allow this. If you need it, ask your administrator.",
+               404: "There is nothing at this address. It may have been deleted, or the link is wrong.",
+               405: "This page cannot be used that way.",
+               409: "Someone else changed this while you were working on it. Reload the page to see the latest version.",
+               413: "What you sent is larger than this server accepts.",
+               422: "Some of what you sent could not be accepted.",
+               429: "Too many attempts in a short time. Wait a few minutes and try again.",
+               500: "Tailor could not finish this request. Try again; if it keeps happening, tell your administrator the "
+                    "reference below.",
+               503: "A service Tailor needs is not answering. Try again in a minute."}
+logger = logging.getLogger("tailor.web")
 
 
 def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None, *, secret_key: str, task_queue: str = "tailor",
@@ -77,8 +96,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         if is_api(request):
             return problem_response(validation_problem(exc))
-        return await error_page(request, 404 if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()) else 400,
-                          "Part of the address or the form is not in the expected format.")
+        return await error_page(request, 404 if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()) else 400, "")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -88,6 +106,15 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         if exc.status_code == 401:
             return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
         return await error_page(request, exc.status_code, exc.detail if isinstance(exc.detail, str) else "", dict(exc.headers or {}) or None)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette logs the exception again after this answer; the reference ties what the person sees to the log
+        reference = uuid.uuid4().hex[:8]
+        logger.error("unhandled error %s on %s %s", reference, request.method, request.url.path, exc_info=exc)
+        if is_api(request):
+            return problem_response(Problem(500, "Internal Server Error", f"Something went wrong (reference {reference})."))
+        return await error_page(request, 500, "", reference=reference)
 
     return app
 
@@ -105,22 +132,37 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-async def error_page(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
-    """A styled error page that says what happened and offers a way back."""
+async def error_page(request: Request, status: int, message: str, headers: dict | None = None, reference: str = "") -> Response:
+    """A styled error page that says what happened and offers a way back (never a traceback)."""
     try:
         user = await run_in_threadpool(session_user, request, request.app.state.services.engine)
-    except Exception:  # an error page must render even when the database does not answer
+    except Exception:  # an error page must render even when the database or the session does not answer
         user = None
-    generic = {404: "There is nothing at this address. It may have been deleted, or the link is wrong.",
-               405: "This page cannot be used that way."}
-    portal = user is not None and user.get("company_id") and "access" not in _perms(request, user)
+    portal = user is not None and "access" not in _perms(request, user)
     back = ("/portal", "Back to your requests") if portal else ("/", "Back to My work") if user else ("/login", "Log in")
-    response = render(request, "errors/error.html", user=user, status=status, heading=ERROR_HEADINGS.get(status, _phrase(status)),
-                      message=message if message and message != _phrase(status) else generic.get(status, "Something went wrong."),
-                      back_url=back[0], back_label=back[1])
+    context = {"code": status, "heading": ERROR_HEADINGS.get(status, _phrase(status)),
+               "message": message if message and message != _phrase(status) else ERROR_TEXTS.get(status, ERROR_TEXTS[500]),
+               "back_url": back[0], "back_label": back[1], "previous": _previous_page(request, back[0]), "reference": reference}
+    try:
+        response = render(request, "errors/error.html", user=user, status=status, **context)
+    except Exception:  # e.g. the failure was in the session itself: the same page without the user's navigation
+        logger.exception("the error page could not be rendered with the user's session")
+        template = request.app.state.services.templates.get_template("errors/error.html")
+        response = HTMLResponse(template.render(user=None, nav=[], staff=False, home_url="/", csrf_token="", flash=None, **context),
+                                status_code=status)
     for k, v in (headers or {}).items():
         response.headers[k] = v
     return response
+
+
+def _previous_page(request: Request, back_url: str) -> str:
+    """The page the person came from, if it is on this site and is not where the main way back leads."""
+    referer = request.headers.get("referer", "")
+    here = f"{request.url.scheme}://{request.url.netloc}"
+    if not referer.startswith(here + "/"):
+        return ""
+    path = referer[len(here):]
+    return "" if path in (back_url, str(request.url.path)) or path.startswith("//") else path
 
 
 def _perms(request: Request, user: dict) -> set[str]:

@@ -14,6 +14,7 @@ from runtime import tasks as task_service
 from runtime.schema import users
 
 from ..access import may_see_task
+from .recordforms import record_options, staff_options  # the record pages' pickers: one rule for forms too
 
 MAX_ID = 2**63 - 1  # the largest id a database column holds; a larger number names nothing
 
@@ -53,13 +54,23 @@ def task_or_404(conn: sa.Connection, compiled: CompiledModel, task_id: int, user
 
 
 def staff_list(conn: sa.Connection) -> list[dict]:
-    """Active staff (not portal users), by name: who a task may go to."""
-    return [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name, users.c.roles).where(users.c.active).order_by(users.c.name))
+    """Active staff (not portal users, nor API-only accounts: those have no password), by name: who a task may go to."""
+    return [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name, users.c.roles)
+                                          .where(users.c.active, users.c.password_hash.is_not(None)).order_by(users.c.name))
             .mappings() if "portal" not in (r.roles or [])]
 
 
-def options_for(conn: sa.Connection, compiled: CompiledModel, form_name: str) -> dict[str, list]:
-    """The choices each field of a staff form offers (records, users, choice labels)."""
-    form = compiled.model.forms[form_name]
-    staff = staff_list(conn)
-    return {f.name: forms.choices_for(compiled, conn, f, staff) for f in form.fields}
+def options_for(conn: sa.Connection, compiled: CompiledModel, form_name: str, record: records.Record | None = None) -> dict[str, list]:
+    """The choices each field of a staff form offers: choice labels, groups, active staff, and records — scoped to the
+    record the form is filled in for (the lead form on a company offers that company's people)."""
+    model = compiled.model
+    entity = model.entities.get(record.entity) if record is not None else None
+    out: dict[str, list] = {}
+    for f in model.forms[form_name].fields:
+        if f.type == "reference" and entity is not None:
+            out[f.name] = record_options(conn, compiled, entity, f, dict(record.data), record.id)
+        elif f.type == "user":
+            out[f.name] = staff_options(conn, model)
+        else:
+            out[f.name] = forms.choices_for(compiled, conn, f, [])
+    return out

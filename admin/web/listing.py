@@ -269,7 +269,9 @@ def resolve(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, 
     else:
         sort = ("-" if sort.startswith("-") else "") + sorted_on.name
     filters: list[tuple[Any, Any]] = []
-    if listing.q:
+    if listing.q and (problem := V.text_problem(listing.q)):
+        problems.append(f"What to search for {problem}.")
+    elif listing.q:
         filters.append((catalogue.search_targets(), {"contains": listing.q}))
     shown: dict[int, str] = {}
     for i, f in enumerate(listing.filters):
@@ -292,6 +294,9 @@ class Unreadable(ValueError):
 def _filter(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, f: Filter, zone: ZoneInfo) -> tuple[Any, Any]:
     if f.op not in OPERATORS:
         raise Unreadable(f"“{f.op[:40]}” is not a way to compare; use one of: {', '.join(OPERATORS.values())}.")
+    for text in (f.field, *f.values):
+        if (problem := V.text_problem(text)):
+            raise Unreadable(f"A filter {problem}.")
     if not f.field:
         if f.op != "contains":
             raise Unreadable(f"“— any field —” can only be searched with “contains”, not “{OPERATORS[f.op]}”.")

@@ -1,24 +1,64 @@
-"""Rendering a page: the template with the user, CSRF token, flash message and the model's navigation."""
+"""Rendering a page: the template with the user, CSRF token, flash message, the main navigation and the viewer's clock."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from engine import pages as entity_pages
+from engine.model import Model
+from forms import widgets
+
+from ..access import allowed
 from .deps import csrf_token
 
 STATUS_TEXT = {"open": "Open", "awaiting_approval": "Waiting for approval", "done": "Done", "skipped": "Skipped",
                "cancelled": "Cancelled", "rejected": "Rejected"}
 
 
+@dataclass(frozen=True)
+class NavItem:
+    """One entry of the main navigation; `current` is "page" (this very page), "true" (a page inside it) or ""."""
+
+    url: str
+    label: str
+    current: str = ""
+
+
 def render(request: Request, name: str, *, user: dict | None = None, status: int = 200, **ctx: Any) -> HTMLResponse:
     """The template `name` as a page (templates live in per-area folders: `records/record.html`)."""
     templates = request.app.state.services.templates
-    return templates.TemplateResponse(request, name, {"user": user, "csrf_token": csrf_token(request),
-                                                      "flash": request.session.pop("flash", None),
-                                                      "model": request.app.state.compiled.model, **ctx}, status_code=status)
+    model = request.app.state.compiled.model
+    zone = widgets.zone_of(model, user)
+    staff = user is not None and allowed(model, user, "access")
+    return templates.TemplateResponse(request, name, {
+        "user": user, "csrf_token": csrf_token(request), "flash": request.session.pop("flash", None), "model": model,
+        "staff": staff, "home_url": home_url(model, user), "nav": navigation(model, user, request.url.path) if user else [],
+        "zone": zone, "when": lambda moment: widgets.when_text(moment, zone), "status_text": STATUS_TEXT, **ctx}, status_code=status)
+
+
+def home_url(model: Model, user: dict | None) -> str:
+    """Where the brand link goes: staff to My work, a customer's people to the portal, anyone else to the login."""
+    if user is None:
+        return "/login"
+    return "/" if allowed(model, user, "access") else "/portal"
+
+
+def navigation(model: Model, user: dict, path: str) -> list[NavItem]:
+    """The main menu for `user`: My work, the entities the packs put in the navigation, Forms and Alerts (staff);
+    the portal's requests (a customer's people). The entry `path` belongs to is marked current."""
+    if not allowed(model, user, "access"):
+        entries = [("/portal", "Our requests", ("/portal/",))]
+    else:
+        entries = [("/", "My work", ("/tasks/", "/projects/"))]
+        entries += [(f"/directory/{e.name}", e.plural, (f"/directory/{e.name}/", f"/records/{e.name}/"))
+                    for e in entity_pages.navigation(model)]
+        entries += [("/forms", "Forms", ("/forms/",)), ("/alerts", "Alerts", ("/alerts/",))]
+    return [NavItem(url, label, "page" if path == url else "true" if path.startswith(inside) else "") for url, label, inside in entries]
 
 
 def flash(request: Request, text: str) -> None:
@@ -31,16 +71,19 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def due_text(due: dt.datetime | None) -> str:
-    if due is None:
-        return ""
-    due = due if due.tzinfo else due.replace(tzinfo=dt.UTC)
-    return due.astimezone(dt.UTC).strftime("%a %d %b %Y %H:%M UTC")
+def viewer_zone(request: Request, user: dict | None) -> ZoneInfo:
+    """The time zone the page's viewer reads times in (their own choice, else the organisation's)."""
+    return widgets.zone_of(request.app.state.compiled.model, user)
 
 
-def task_view(row: dict) -> dict:
-    """A task row with what a page shows of it: due text, status label, overdue."""
+def due_text(due: dt.datetime | None, zone: ZoneInfo) -> str:
+    """A moment as the viewer reads it: 'Thu 3 Dec, 09:00' in their zone ('' for none)."""
+    return widgets.when_text(due, zone)
+
+
+def task_view(row: dict, zone: ZoneInfo) -> dict:
+    """A task row with what a page shows of it: due text in the viewer's zone, status label, overdue."""
     due = row["due_at"]
     due = due.replace(tzinfo=dt.UTC) if due is not None and due.tzinfo is None else due
-    return {**row, "due_text": due_text(due), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
+    return {**row, "due_text": due_text(due, zone), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
             "overdue": due is not None and row["status"] in ("open", "awaiting_approval") and due < dt.datetime.now(dt.UTC)}

@@ -318,6 +318,8 @@ def test_without_the_export_permission_there_is_no_export_link_and_the_address_s
     ({"f1": "owner", "o1": "eq", "v1": "Nobody Here"}, "Account manager: nobody is called “Nobody Here”."),
     ({"f1": "", "o1": "empty"}, "“— any field —” can only be searched with “contains”"),
     ({"f1": "record_fields.Bad-Name", "o1": "eq", "v1": "x"}, "Companies have no field “record_fields.Bad-Name”."),
+    ({"f1": "owner", "o1": "eq", "v1": "Ann\x00"}, "A filter must not contain a NUL character"),
+    ({"q": "Ann\x00"}, "What to search for must not contain a NUL character"),
 ])
 def test_bad_filters_get_a_message_on_the_page(site, params, message):
     ann = site.client("ann")
@@ -361,6 +363,7 @@ def test_global_search_finds_records_of_every_kind_by_title_grouped_by_entity(si
     assert re.findall(r'<li><a href="/records/company/\d+">([^<]+)</a>', page.text) == ["Bayside Clinic", "Riverside Trust"]
     # a search field's exact value finds the record too (people search their email)
     assert "Jane Doe" in ann.get("/search", params={"q": "jane@bayside.example"}).text
+    assert ann.get("/search", params={"q": "a\x00b"}).status_code == 200  # text no title can hold finds nothing, calmly
     nothing = ann.get("/search", params={"q": "zzzz"})
     assert "Nothing is called anything like “zzzz”." in text_of(nothing.text)
     assert ann.get("/search").status_code == 200

@@ -292,7 +292,29 @@ def test_the_project_manager_builds_the_team_and_members_see_the_project(site):
     log_in(client, "pam")
     page = client.get(f"/projects/{project}")
     added = client.post(f"/projects/{project}/members", data={"csrf_token": token(page.text), "username": "joe"}, follow_redirects=True)
-    assert "joe is on the project." in added.text and "members: Joe" in added.text
+    assert "joe is on the project." in added.text and "<dt>Members</dt><dd>Joe</dd>" in added.text
     client.cookies.clear()
     log_in(client, "joe")
     assert client.get(f"/projects/{project}").status_code == 200
+
+
+def test_a_form_for_a_company_offers_only_its_people(site, compiled):
+    client, engine, company = site
+    with engine.begin() as conn:
+        other = records.create_record(conn, compiled, "company", {"name": "Other Ltd", "status": "customer"}, None).id
+        records.create_record(conn, compiled, "person", {"company": company, "first_name": "Jane", "last_name": "Doe"}, None)
+        records.create_record(conn, compiled, "person", {"company": other, "first_name": "Sam", "last_name": "Spy"}, None)
+    log_in(client, "ann")
+    page = client.get(f"/forms/lead_enquiry?record={company}")
+    assert page.status_code == 200
+    assert "Jane Doe" in page.text and "Sam Spy" not in page.text
+
+
+def test_user_pickers_of_forms_offer_active_staff_only(site, compiled):
+    from admin.web.finders import options_for
+
+    _, engine, _ = site
+    with engine.connect() as conn:
+        owner = next(f.name for f in compiled.model.forms["qualification"].fields if f.type == "user")
+        offered = [name for _, name in options_for(conn, compiled, "qualification")[owner]]
+    assert offered == ["Ann"]  # not the portal user Pat

@@ -55,6 +55,9 @@ class Rule:
 # (method, route path) -> what it needs and one concrete request to it.
 ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/logout"): Rule(ANY_SESSION, "/logout"),
+    ("GET", "/profile"): Rule(ANY_SESSION, "/profile"),
+    ("POST", "/profile"): Rule(ANY_SESSION, "/profile", {"time_zone": "Europe/Paris"}),
+    ("POST", "/profile/password"): Rule(ANY_SESSION, "/profile/password", {"current_password": "wrong"}),
     ("GET", "/"): Rule("access", "/"),
     ("GET", "/forms"): Rule("access", "/forms"),
     ("GET", "/forms/{name}"): Rule("generate_tasks", "/forms/call_note?record={company}"),
@@ -84,6 +87,14 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/directory/{entity}/merge"): Rule("export", "/directory/company/merge", {"template": "Dear {{ record.title }}"}),
     ("GET", "/records/{entity}/{record_id}"): Rule("access", "/records/company/{company}"),
     ("POST", "/records/{entity}/{record_id}/fields"): Rule("add_record_fields", "/records/company/{company}/fields", {}),
+    ("POST", "/records/{entity}/{record_id}/fields/{name}/remove"): Rule("add_record_fields", "/records/company/{company}/fields/gone/remove",
+                                                                       {"row_version": "1"}),
+    ("GET", "/records/{entity}/new"): Rule("edit_records", "/records/person/new?company={company}"),
+    ("POST", "/records/{entity}/new"): Rule("edit_records", "/records/company/new", {}),
+    ("GET", "/records/{entity}/{record_id}/edit"): Rule("edit_records", "/records/company/{company}/edit"),
+    ("POST", "/records/{entity}/{record_id}/edit"): Rule("edit_records", "/records/company/{company}/edit", {"row_version": "1"}),
+    ("GET", "/records/{entity}/groups"): Rule("edit_records", "/records/company/groups?industry=healthcare"),
+    ("GET", "/records/{entity}/pick/{field}"): Rule("edit_records", "/records/opportunity/pick/contact?company={company}&q=a"),
     # every account is linked to the company, so a permitted delete is refused (409) and the company stays
     ("GET", "/records/{entity}/{record_id}/delete"): Rule("delete_records", "/records/company/{company}/delete"),
     ("POST", "/records/{entity}/{record_id}/delete"): Rule("delete_records", "/records/company/{company}/delete", {"row_version": "1"}),

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from engine.compiler import CompiledModel
+from forms.widgets import zone_of
 from runtime import tasks as task_service
 from runtime.schema import alerts, group_members, projects, tasks
 
@@ -28,8 +29,9 @@ def inbox(conn: sa.Connection, compiled: CompiledModel, user: dict) -> list[dict
     see_all = allowed(compiled.model, user, "set_alerts")
     shown = [dict(a) for a in rows if see_all or user["id"] in (a["recipients"] or []) or a["group_name"] in groups
              or a["project_id"] in managed]
+    zone = zone_of(compiled.model, user)
     for a in shown:
-        a["raised_text"] = due_text(a["raised_at"])
+        a["raised_text"] = due_text(a["raised_at"], zone)
     return shown
 
 

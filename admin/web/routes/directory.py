@@ -108,7 +108,10 @@ def lookup(request: Request, entity: str, user: Staff, conn: Conn, compiled: Com
     """Search-as-you-type for reference fields: the first 20 records whose name contains what was typed."""
     entity_or_404(compiled, entity)
     typed = q.strip()
-    found = records.search_records(conn, compiled, entity, {"title": {"contains": typed}} if typed else {}, sort="title", page_size=20)
+    try:
+        found = records.search_records(conn, compiled, entity, {"title": {"contains": typed}} if typed else {}, sort="title", page_size=20)
+    except records.BadQuery:  # text no title can hold (a NUL character): nothing matches
+        return JSONResponse([])
     return JSONResponse([{"id": r.id, "title": r.title} for r in found.items])
 
 

@@ -37,7 +37,7 @@ def form_page(request: Request, name: str, user: Permitted("generate_tasks"), co
         flash(request, f"Open a {compiled.model.entities[form.entity].label.lower()}'s page and choose the form there.")
         return redirect("/")
     return render(request, "forms/form.html", user=user, layout=compiled.form_layouts[name], values={}, errors={},
-                  options=options_for(conn, compiled, name), record=rec, submission_id=str(uuid.uuid4()))
+                  options=options_for(conn, compiled, name, rec), record=rec, submission_id=str(uuid.uuid4()))
 
 
 @router.post("/forms/{name}", response_class=HTMLResponse)
@@ -68,7 +68,7 @@ async def form_submit(request: Request, name: str, user: Permitted("generate_tas
         def again():
             with engine.connect() as conn:
                 return render(request, "forms/form.html", user=user, status=422, layout=compiled.form_layouts[name], values=typed,
-                              errors=problems, options=options_for(conn, compiled, name), record=rec, submission_id=submission_id)
+                              errors=problems, options=options_for(conn, compiled, name, rec), record=rec, submission_id=submission_id)
 
         return await run_in_threadpool(again)
     await started(services, compiled, result.starts)

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
 from forms import submit as forms
+from forms.widgets import zone_of
 from runtime import records
 
 from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, ServicesDep, require
@@ -35,14 +36,14 @@ def portal_user(user: Annotated[dict, require("portal")]) -> dict:
 PortalUser = Annotated[dict, Depends(portal_user)]
 
 
-def company_requests(conn: sa.Connection, compiled: CompiledModel, company_id: int) -> list[dict]:
+def company_requests(conn: sa.Connection, compiled: CompiledModel, company_id: int, zone) -> list[dict]:
     """The company's support requests, newest first, with status labels."""
     if "support_request" not in compiled.model.entities:
         return []
     found = records.search_records(conn, compiled, "support_request", {"company": company_id}, sort="-created_at", page_size=100)
     status = compiled.model.entities["support_request"].field("status")
     labels = {c.value: c.label for c in status.choices} if status else {}
-    return [{"title": r.title, "status": labels.get(r.data.get("status"), r.data.get("status") or ""), "created": due_text(r.created_at)}
+    return [{"title": r.title, "status": labels.get(r.data.get("status"), r.data.get("status") or ""), "created": due_text(r.created_at, zone)}
             for r in found.items]
 
 
@@ -77,7 +78,7 @@ def portal_form_or_404(compiled: CompiledModel, name: str):
 def portal(request: Request, user: PortalUser, conn: Conn, compiled: CompiledDep):
     company = record_or_404(conn, compiled, "company", user["company_id"])
     return render(request, "portal/portal.html", user=user, company=company, forms=[f for f in compiled.model.forms.values() if f.portal],
-                  requests=company_requests(conn, compiled, user["company_id"]))
+                  requests=company_requests(conn, compiled, user["company_id"], zone_of(compiled.model, user)))
 
 
 @router.get("/portal/forms/{name}", response_class=HTMLResponse)

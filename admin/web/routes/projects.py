@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from forms.widgets import Names, zone_of
 from runtime.schema import alerts, project_members, projects, tasks, users
 
 from ...access import allowed
@@ -35,8 +36,9 @@ def project_page(request: Request, project_id: int, user: CurrentUser, conn: Con
     names = dict(conn.execute(sa.select(users.c.id, users.c.name)).all())
     return render(request, "projects/project.html", user=user, project=project, manager=names.get(project["manager_id"], "nobody yet"),
                   can_add_member=project["manager_id"] == user["id"] or allowed(model, user, "admin"),
-                  members=[names.get(m, m) for m in sorted(members)], tasks=[task_view(dict(t)) for t in project_tasks],
-                  alerts=project_alerts, names=names)
+                  members=[names.get(m, m) for m in sorted(members)], tasks=[task_view(dict(t), zone_of(model, user)) for t in project_tasks],
+                  alerts=project_alerts, names=names,
+                  customer=Names(conn, compiled).title(project["entity"], project["record_id"]) if project["entity"] and project["record_id"] else None)
 
 
 @router.post("/projects/{project_id}/members")

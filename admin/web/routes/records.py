@@ -1,17 +1,13 @@
 """A record's page (the customer's single view), its own fields, and deleting it."""
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from engine.compiler import CompiledModel
-from engine.errors import Loc
-from engine.model import Field
 from forms import widgets
-from runtime import records, values
+from runtime import records
 from runtime.referrers import referrers as find_referrers
 
 from ...access import allowed
@@ -42,36 +38,7 @@ def record_page(request: Request, entity: str, record_id: str, user: Staff, conn
     return record_view(request, conn, compiled, user, entity, record_id)
 
 
-@router.post("/records/{entity}/{record_id}/fields", response_class=HTMLResponse)
-def add_own_field(request: Request, entity: str, record_id: str, user: Permitted("add_record_fields"), data: CsrfForm, engine: EngineDep,
-                  compiled: CompiledDep):
-    ent = entity_or_404(compiled, entity)
-    with engine.connect() as conn:
-        rec = record_or_404(conn, compiled, entity, record_id)
-    label = str(data.get("label", "")).strip()
-    name = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
-    ftype = str(data.get("type", "string"))
-    errors: dict[str, str] = {}
-    if not name:
-        errors["label"] = "Give the field a name"
-    else:
-        name = name if name[0].isalpha() else "f_" + name
-        try:
-            raw = str(data.get("value", "")).strip()
-            value = values.convert(raw, Field(name, ftype, Loc("web"), label)) if raw and ftype in values.CONVERTERS else raw
-            with engine.begin() as conn:
-                records.add_record_field(conn, compiled, entity, rec.id, name, ftype, label, value, user["id"])
-        except (values.NotConvertible, KeyError) as exc:
-            errors = {"value": f"{label} {exc}" if str(exc).startswith("must") else f"{label} is not a valid {ftype}"}
-        except records.RecordInvalid as exc:
-            errors = {"value" if k not in ("label", "type") else k: v for k, v in exc.errors.items()} or {"value": "not accepted"}
-        except records.RecordNotFound:
-            raise HTTPException(404, f"There is no {ent.label.lower()} with that number.") from None
-    if errors:
-        with engine.connect() as conn:
-            return record_view(request, conn, compiled, user, entity, rec.id, 422, errors, {k: data.get(k) for k in ("label", "type", "value")})
-    flash(request, f"Added '{label}' to this {ent.label.lower()}.")
-    return redirect(f"/records/{entity}/{rec.id}")
+# Adding, editing and removing a record's own fields: routes/record_edit.py (with the new and edit pages).
 
 
 def delete_view(request: Request, conn, compiled: CompiledModel, user: dict, entity: str, record_id, status: int = 200,

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
+from forms.widgets import zone_of
 from runtime import holders
 from runtime.schema import group_members
 from runtime.taskactions import ActionRefused
@@ -24,13 +25,14 @@ router = APIRouter(include_in_schema=False)
 def task_page(request: Request, conn, compiled: CompiledModel, user: dict, task: dict, status: int = 200, values=None, errors=None):
     """The task page as `user` may see it: only the actions they may take."""
     model = compiled.model
-    view = task_view(task)
+    view = task_view(task, zone_of(model, user))
+    rec = None
     if task["entity"] and task["record_id"]:
         rec = record_or_404(conn, compiled, task["entity"], task["record_id"])
         view.update(record_link=f"/records/{task['entity']}/{task['record_id']}", record_title=rec.title)
     return render(request, "tasks/task.html", user=user, status=status, task=view,
                   layout=compiled.form_layouts.get(task["form"]) if task["form"] else None,
-                  values=values or {}, errors=errors or {}, options=options_for(conn, compiled, task["form"]) if task["form"] else {},
+                  values=values or {}, errors=errors or {}, options=options_for(conn, compiled, task["form"], rec) if task["form"] else {},
                   can_complete=task["status"] == "open" and may_act_on_task(user, task, task["_groups"]),
                   can_decide=task["status"] == "awaiting_approval" and may_approve(model, user, task, task["_groups"], task["_pm"]),
                   can_reassign=task["status"] in ("open", "awaiting_approval") and allowed(model, user, "monitor_tasks"),

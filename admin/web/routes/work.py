@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from engine.compiler import CompiledModel
+from forms.widgets import zone_of
 from runtime.schema import alerts, group_members, tasks
 
 from ...access import allowed, may_approve
@@ -37,9 +38,10 @@ def my_work(conn: sa.Connection, compiled: CompiledModel, user: dict) -> dict:
                                                                            group_members.c.user_id != user["id"])).scalars())
         monitored = conn.execute(sa.select(tasks).where(tasks.c.assignee_id.in_(members), tasks.c.status.in_(OPEN))
                                  .order_by(*by_due).limit(100)).mappings().all()
+    zone = zone_of(model, user)
     approvals = [t for t in waiting if may_approve(model, user, dict(t), set(groups), None)]
-    return {"mine": [task_view(dict(t)) for t in mine], "approvals": approvals, "assigned": [task_view(dict(t)) for t in assigned],
-            "monitored": [task_view(dict(t)) for t in monitored], "alerts": [a for a in raised if user["id"] in (a["recipients"] or [])],
+    return {"mine": [task_view(dict(t), zone) for t in mine], "approvals": approvals, "assigned": [task_view(dict(t), zone) for t in assigned],
+            "monitored": [task_view(dict(t), zone) for t in monitored], "alerts": [a for a in raised if user["id"] in (a["recipients"] or [])],
             "companies": companies}
 
 

@@ -1,0 +1,28 @@
+"""The API's route class: a 405 names every method the path takes, not only those of the route that matched first."""
+from __future__ import annotations
+
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
+
+
+def allowed_methods(scope: Scope) -> set[str]:
+    """Every method some route of the app takes at the request's path."""
+    root = scope.get("root_path", "")
+    path = scope["path"][len(root):] if root and scope["path"].startswith(root) else scope["path"]
+    allowed: set[str] = set()
+    for route in iter_route_contexts(scope["router"].routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            allowed |= route.methods
+    return allowed
+
+
+class ApiRoute(APIRoute):
+    """Starlette answers a method a path does not take from the first route whose path matched, so
+    `PUT /api/records/company/1` said `Allow: GET, HEAD` though PATCH and DELETE work there too."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods and "router" in scope:
+            raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed_methods(scope)))})
+        await super().handle(scope, receive, send)

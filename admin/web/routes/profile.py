@@ -1,0 +1,106 @@
+"""A user's own profile: the time zone they read times in, and changing their password."""
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from functools import lru_cache
+
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from forms.widgets import organisation_zone, when_text, zone_of
+from runtime.schema import users
+
+from ... import sessions
+from ..deps import CompiledDep, CsrfForm, CurrentUser, EngineDep, ServicesDep
+from ..pages import flash, redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+# The IANA areas people pick a city from; the rest of the database is old aliases (US/Eastern, GB, EST5EDT...).
+AREAS = ("Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # argon2 takes any length; this only keeps a pasted novel from costing a hash
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> tuple[str, ...]:
+    return tuple(sorted(z for z in zoneinfo.available_timezones() if z.split("/")[0] in AREAS))
+
+
+def zone_choices(now: dt.datetime) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The zones to choose from, by area: (area, [(IANA name, 'City (UTC+01:00)')])."""
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for name in _zone_names():
+        area, _, place = name.partition("/")
+        offset = now.astimezone(zoneinfo.ZoneInfo(name)).strftime("%z")
+        grouped.setdefault(area, []).append((name, f"{place.replace('_', ' ').replace('/', ' – ')} (UTC{offset[:3]}:{offset[3:]})"))
+    return list(grouped.items())
+
+
+def profile_page(request: Request, user: dict, compiled, status: int = 200, errors: dict | None = None, chosen: str | None = None):
+    """The profile page; `errors` by field name, `chosen` the zone as typed when it was refused."""
+    now = dt.datetime.now(dt.UTC)
+    zone = zone_of(compiled.model, user)
+    return render(request, "profile/profile.html", user=user, status=status, errors=errors or {},
+                  zones=zone_choices(now), chosen=(user.get("time_zone") or "") if chosen is None else chosen,
+                  listed=set(_zone_names()) | {"", "UTC"},
+                  organisation_zone=organisation_zone(compiled.model).key, now_text=when_text(now, zone), zone_name=zone.key)
+
+
+@router.get("/profile", response_class=HTMLResponse)
+def profile(request: Request, user: CurrentUser, compiled: CompiledDep):
+    return profile_page(request, user, compiled)
+
+
+@router.post("/profile", response_class=HTMLResponse)
+def set_time_zone(request: Request, user: CurrentUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    """Keep the zone the user chose ('' for the organisation's)."""
+    chosen = str(data.get("time_zone", "")).strip()
+    if chosen and chosen not in zoneinfo.available_timezones():
+        return profile_page(request, user, compiled, 422, {"time_zone": "Choose a time zone from the list."}, chosen)
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.id == user["id"]).values(time_zone=chosen or None))
+    shown = chosen or f"the organisation's time zone ({organisation_zone(compiled.model).key})"
+    flash(request, f"Times are now shown in {shown}.")
+    return redirect("/profile")
+
+
+@router.post("/profile/password", response_class=HTMLResponse)
+def change_password(request: Request, user: CurrentUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep,
+                    services: ServicesDep):
+    """A new password, once the current one is confirmed; every other session of the user ends, this one goes on."""
+    current, new, again = (str(data.get(k, "")) for k in ("current_password", "new_password", "confirm_password"))
+    if services.throttle.blocked(user["username"]):
+        return profile_page(request, user, compiled, 429, {"current_password": "Too many wrong passwords. Wait a few minutes and try again."})
+    errors: dict[str, str] = {}
+    if not _verifies(services.hasher, user.get("password_hash"), current):
+        services.throttle.failed(user["username"])  # a left-open session must not become a way to guess the password
+        errors["current_password"] = "That is not your current password."
+    if len(new) < MIN_PASSWORD:
+        errors["new_password"] = f"Choose a new password of at least {MIN_PASSWORD} characters."
+    elif len(new) > MAX_PASSWORD:
+        errors["new_password"] = f"Choose a new password of at most {MAX_PASSWORD} characters."
+    elif new == current and "current_password" not in errors:
+        errors["new_password"] = "The new password must be different from the current one."
+    if new != again:
+        errors["confirm_password"] = "The two new passwords are not the same."
+    if errors:
+        return profile_page(request, user, compiled, 422, errors)
+    digest = services.hasher.hash(new)
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.id == user["id"]).values(password_hash=digest))
+        others = sessions.revoke_all(conn, user["id"]) - 1  # this one included: it is replaced just below
+        request.session["sid"] = sessions.open_session(conn, user["id"])
+    services.throttle.succeeded(user["username"])
+    flash(request, "Your password is changed." + (f" You were logged out of {others} other session{'s' if others != 1 else ''}."
+                                                   if others > 0 else ""))
+    return redirect("/profile")
+
+
+def _verifies(hasher, stored: str | None, password: str) -> bool:
+    try:
+        return bool(stored) and hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
