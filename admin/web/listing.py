@@ -48,6 +48,7 @@ KIND_OPERATORS: dict[str, tuple[str, ...]] = {
     "text": ("contains", "eq", "startswith", "in", "empty", "notempty"),
     "own": ("contains", "eq", "startswith", "lt", "gt", "empty", "notempty"),  # stored as text; ISO dates order as text
     "ordered": ("eq", "lt", "gt", "empty", "notempty"),
+    "number": ("eq", "contains", "in", "lt", "gt"),  # a record's own number: "#12" of a support request, or part of it
     "choice": ("eq", "in", "empty", "notempty"),
     "reference": ("eq", "contains", "in", "empty", "notempty"),
     "boolean": ("eq", "empty", "notempty"),
@@ -101,6 +102,7 @@ class Catalogue:
         self.title = Column("title", e.label, _made_up("title", "string", e.label), "text")
         self.fields = [Column(f.name, _label(e, f), f, kind_of(f)) for f in e.all_fields() if f.name != self.title_field]
         self.system = [Column(n, label, _made_up(n, "datetime", label), "ordered") for n, label in SYSTEM.items()]
+        self.number = Column("id", "Number", _made_up("id", "integer", "Number"), "number")
         self.own: dict[str, Column] = {}
         for name, (type_name, label) in (own_fields or {}).items():
             self.add_own(name, type_name, label)
@@ -120,10 +122,10 @@ class Catalogue:
             return self.title
         if name.startswith(OWN):
             return self.own.get(name[len(OWN):]) or self.add_own(name[len(OWN):])
-        return next((c for c in [*self.fields, *self.system] if c.name == name), None)
+        return next((c for c in [*self.fields, *self.system, self.number] if c.name == name), None)
 
     def filterable(self) -> list[Column]:
-        return [self.title, *self.fields, *self.system, *self.own.values()]
+        return [self.title, *self.fields, *self.system, self.number, *self.own.values()]
 
     def listable(self) -> list[Column]:
         return [*(c for c in self.fields if c.field.type in LISTABLE), *self.system, *self.own.values()]
@@ -264,7 +266,7 @@ def resolve(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, 
     sort = listing.sort
     sorted_on = catalogue.get(sort.removeprefix("-"))
     if sorted_on is None:
-        notes.append(f"{catalogue.entity.plural} cannot be sorted by “{sort[:60]}”; they are sorted by {catalogue.title.label.lower()}.")
+        problems.append(f"{catalogue.entity.plural} cannot be sorted by “{sort[:60]}”: there is no such column.")
         sort = "title"
     else:
         sort = ("-" if sort.startswith("-") else "") + sorted_on.name
@@ -313,7 +315,7 @@ def _filter(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, 
         return column.name, {"empty": f.op == "empty"}
     if not f.values:
         raise Unreadable(f"{column.label} {OPERATORS[f.op]}: type what to compare with.")
-    if column.kind in ("text", "own"):
+    if column.kind in ("text", "own") or (column.kind == "number" and f.op == "contains"):  # digits of a number, as typed
         return column.name, {f.op: list(f.values) if f.op == "in" else f.text}
     read = [_value(conn, compiled, column, v, zone, f.op) for v in f.values]
     if column.kind == "reference" or column.field.type == "user":  # a name may stand for several records or users

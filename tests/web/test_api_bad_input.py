@@ -247,20 +247,20 @@ def test_a_filter_value_the_field_cannot_hold_is_a_bad_query(api, params, says):
 # -- the same on the pages -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("query", "says"), [
-    ("field=id&value=abc", "&#39;id&#39; is an integer field; &#39;abc&#39; is not a value it can be compared with"),
-    (f"field=employees&value={10**30}", "a filter on &#39;employees&#39; must be between -2147483648 and 2147483647"),
-    ("q=a%00b", "a filter on &#39;title&#39; must not contain a NUL character (U+0000)"),
+    ("f1=id&o1=contains&v1=abc", "&#39;id&#39; is an integer field; &#39;abc&#39; is not a value it can be compared with"),
+    (f"f1=employees&o1=eq&v1={10**30}", "Number of employees: “1000000000000000000000000000000” must be between -2147483648 and 2147483647"),
+    ("q=a%00b", "What to search for must not contain a NUL character (U+0000)"),
 ])
 def test_the_directory_says_what_is_wrong_with_a_filter(page, query, says):
     response = page.get(f"/directory/company?{query}")
-    assert response.status_code == 200 and 'role="alert"' in response.text
+    assert response.status_code == 400 and 'role="alert"' in response.text
     assert says in response.text
 
 
 def test_an_export_sorted_by_no_field_says_so_on_the_page(page):
     response = page.get("/directory/company/export.csv?sort=nosuch")
     assert response.status_code == 400 and "text/html" in response.headers["content-type"]
-    assert "cannot search companies by &#39;nosuch&#39;: no such field" in response.text
+    assert "Companies cannot be sorted by “nosuch”: there is no such column." in response.text
 
 
 def test_a_lookup_for_text_no_title_holds_finds_nothing(page):
@@ -269,7 +269,7 @@ def test_a_lookup_for_text_no_title_holds_finds_nothing(page):
 
 
 def test_the_directory_finds_a_record_by_a_part_of_its_number(site, page):
-    response = page.get(f"/directory/company?field=id&value={site[3]}")
+    response = page.get(f"/directory/company?f1=id&o1=contains&v1={site[3]}")
     assert response.status_code == 200 and 'role="alert"' not in response.text and "Acme" in response.text
 
 

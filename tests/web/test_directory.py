@@ -319,6 +319,9 @@ def test_without_the_export_permission_there_is_no_export_link_and_the_address_s
     ({"f1": "", "o1": "empty"}, "“— any field —” can only be searched with “contains”"),
     ({"f1": "record_fields.Bad-Name", "o1": "eq", "v1": "x"}, "Companies have no field “record_fields.Bad-Name”."),
     ({"f1": "owner", "o1": "eq", "v1": "Ann\x00"}, "A filter must not contain a NUL character"),
+    ({"sort": "colour"}, "Companies cannot be sorted by “colour”: there is no such column."),
+    ({"f1": "id", "o1": "contains", "v1": "abc"}, "'id' is an integer field; 'abc' is not a value it can be compared with"),
+    ({"f1": "employees", "o1": "gt", "v1": str(10**30)}, "Number of employees: “1000000000000000000000000000000” must be between"),
     ({"q": "Ann\x00"}, "What to search for must not contain a NUL character"),
 ])
 def test_bad_filters_get_a_message_on_the_page(site, params, message):
@@ -331,13 +334,20 @@ def test_bad_filters_get_a_message_on_the_page(site, params, message):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"sort": "colour"}, "Companies cannot be sorted by “colour”; they are sorted by company."),
     ({"cols": "1", "col": "colour"}, "There is no column “colour” for companies; it is left out."),
     ({"per": "100000"}, ""),
 ])
 def test_unknown_sort_or_column_is_left_out_with_a_note(site, params, message):
     page = site.client("ann").get("/directory/company", params=params)
     assert page.status_code == 200 and message in text_of(page.text) and len(titles(page.text)) == 4
+
+
+def test_a_record_is_found_by_its_number_or_a_part_of_it(site):
+    ann = site.client("ann")
+    number = site.ids["Riverside Trust"]
+    assert titles(ann.get("/directory/company", params={"f1": "id", "o1": "eq", "v1": str(number)}).text) == ["Riverside Trust"]
+    found = titles(ann.get("/directory/company", params={"f1": "id", "o1": "contains", "v1": str(number)}).text)
+    assert "Riverside Trust" in found
 
 
 def test_an_unknown_entity_is_a_styled_not_found_page(site):
