@@ -248,7 +248,8 @@ def test_a_filter_value_the_field_cannot_hold_is_a_bad_query(api, params, says):
 
 @pytest.mark.parametrize(("query", "says"), [
     ("f1=id&o1=contains&v1=abc", "&#39;id&#39; is an integer field; &#39;abc&#39; is not a value it can be compared with"),
-    (f"f1=employees&o1=eq&v1={10**30}", "Number of employees: “1000000000000000000000000000000” must be between -2147483648 and 2147483647"),
+    (f"f1=employees&o1=eq&v1={10**30}",
+     "Number of employees: “1000000000000000000000000000000” must be between -2147483648 and 2147483647"),
     ("q=a%00b", "What to search for must not contain a NUL character (U+0000)"),
 ])
 def test_the_directory_says_what_is_wrong_with_a_filter(page, query, says):
