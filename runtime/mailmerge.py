@@ -1,12 +1,19 @@
 """Mail merge: a letter per record from a template a person wrote, all of them within one time budget.
 
-Rendering is CPU work, so the web app runs `merge_letters` in a worker thread, never on the event loop;
+Rendering is CPU work, so the web app runs `merge_letters` in a process of its own (`MergeProcess`), never on
+the event loop nor in the server's interpreter;
 each letter has the limits of `engine.sandbox`, and the merge as a whole a deadline and a size.
 """
 from __future__ import annotations
 
+import multiprocessing
+import threading
 import time
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from engine import expressions
 from engine.sandbox import LIMITS, Limits, TemplateTimeout
@@ -55,3 +62,36 @@ def merge_letters(template: str, records: Iterable[tuple[str, Mapping[str, Any]]
             continue
         letters.append((title, text))
     return letters
+
+
+class MergeProcess:
+    """Renders merges in a process of their own: a heavy letter then takes another core, not the web server's
+    interpreter (a thread would share its GIL and slow every other request while the merge runs)."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            return self._pool
+
+    def merge(self, template: str, records: list[tuple[str, Mapping[str, Any]]], *, seconds: float = MERGE_SECONDS) -> list[tuple[str, str]]:
+        """`merge_letters` in the merge process (blocking: call it from a worker thread). If that process dies or
+        does not answer well past the budget, it is replaced and the letters say so."""
+        try:
+            return self._executor().submit(merge_letters, template, records, seconds=seconds).result(timeout=seconds + 30)
+        except (BrokenProcessPool, FuturesTimeout, OSError):
+            self.close()
+            return [(title, not_produced("the letters could not be produced; try again")) for title, _ in records]
+
+    def close(self) -> None:
+        """Stop the merge process (at shutdown, or after it failed)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            for process in list(getattr(pool, "_processes", {}).values()):  # a stuck render must not outlive its request
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)

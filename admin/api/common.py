@@ -26,7 +26,7 @@ Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]  # as 
 def jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         # SQLite hands back naive datetimes; everything is stored in UTC, and the API says so
-        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

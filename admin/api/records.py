@@ -13,8 +13,17 @@ from runtime import records
 from ..web.deps import CompiledDep, Conn, EngineDep, ServicesDep
 from ..web.processes import started
 from .auth import ApiPermitted, ApiUser
-from .common import (EntityName, Moment, RecordId, entity_or_404, id_or_404, if_match_parameter, record_json,
-                     required_row_version, row_version)
+from .common import (
+    EntityName,
+    Moment,
+    RecordId,
+    entity_or_404,
+    id_or_404,
+    if_match_parameter,
+    record_json,
+    required_row_version,
+    row_version,
+)
 from .problems import Problem, problems
 from .routing import ApiRoute
 

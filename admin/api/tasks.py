@@ -16,7 +16,15 @@ from ..access import may_act_on_task, may_approve, may_see_task
 from ..web.deps import CompiledDep, Conn, EngineDep, TaskActionsDep
 from ..web.finders import MAX_ID
 from .auth import ApiPermitted
-from .common import FormValue, Moment, Text, id_or_404, key_parameter, optional_key, row_json
+from .common import (
+    FormValue,
+    Moment,
+    Text,
+    id_or_404,
+    key_parameter,
+    optional_key,
+    row_json,
+)
 from .problems import Problem, problems
 from .routing import ApiRoute
 

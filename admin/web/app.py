@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -74,7 +75,12 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
                temporal_ui: str | None = None, secure_cookies: bool = False, webhooks: Sequence[str] = (),
                max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
     """The app over `engine`, running processes through `client` (None: pages and API without a process engine)."""
-    app = FastAPI(title="Tailor", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.services.merges.close()  # the merge process ends with the app
+
+    app = FastAPI(title="Tailor", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.compiled = compiled  # the active configuration: swap it with one assignment
     app.state.services = Services(engine=engine, client=client, templates=Jinja2Templates(directory=HERE / "templates"),
                                   task_queue=task_queue, webhooks=tuple(webhooks), temporal_ui=temporal_ui)

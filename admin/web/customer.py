@@ -217,7 +217,7 @@ def _open_tasks(conn: sa.Connection, compiled: CompiledModel, ent: Entity, rec: 
     names.prefetch([_ASSIGNEE], rows)
     titles = _titles(conn, compiled, {(r["entity"], r["record_id"]) for r in rows
                                       if r["entity"] and r["record_id"] and (r["entity"], r["record_id"]) != (ent.name, rec.id)})
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     model = compiled.model
     shown = []
     for r in rows:
@@ -252,7 +252,7 @@ def _titles(conn: sa.Connection, compiled: CompiledModel, wanted: set[tuple[str,
 
 
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    return moment.replace(tzinfo=dt.timezone.utc) if moment is not None and moment.tzinfo is None else moment
+    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 # -- contact history --------------------------------------------------------------------

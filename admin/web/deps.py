@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from temporalio.client import Client
 
 from engine.compiler import CompiledModel
+from runtime.mailmerge import MergeProcess
 from runtime.taskactions import TaskActions
 
 from .. import sessions
@@ -37,6 +38,7 @@ class Services:
     temporal_ui: str | None = None
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    merges: MergeProcess = field(default_factory=MergeProcess)
 
 
 def get_services(request: Request) -> Services:

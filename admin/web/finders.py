@@ -14,7 +14,10 @@ from runtime import tasks as task_service
 from runtime.schema import users
 
 from ..access import may_see_task
-from .recordforms import record_options, staff_options  # the record pages' pickers: one rule for forms too
+from .recordforms import (  # the record pages' pickers: one rule for forms too
+    record_options,
+    staff_options,
+)
 
 MAX_ID = 2**63 - 1  # the largest id a database column holds; a larger number names nothing
 

@@ -182,7 +182,7 @@ class Listing:
     def parse(cls, params: Any) -> Listing:
         """The query of a request's parameters (a Starlette QueryParams or FormData, or any multi-dict)."""
         notes = []
-        first = lambda key: str(params.get(key) or "").strip()  # noqa: E731
+        first = lambda key: str(params.get(key) or "").strip()
         filters = []
         for i in range(1, MAX_FILTERS + 1):
             name, op = first(f"f{i}"), first(f"o{i}") or "contains"

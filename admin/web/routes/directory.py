@@ -21,9 +21,19 @@ from forms import widgets
 from runtime import records, saved_views
 
 from ...access import allowed
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff
+from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep, Staff
 from ..finders import MAX_ID, entity_or_404
-from ..listing import MAX_FILTERS, OPERATORS, PAGE_SIZES, Catalogue, Listing, Resolved, cell, own_fields_in, resolve
+from ..listing import (
+    MAX_FILTERS,
+    OPERATORS,
+    PAGE_SIZES,
+    Catalogue,
+    Listing,
+    Resolved,
+    cell,
+    own_fields_in,
+    resolve,
+)
 from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -214,7 +224,8 @@ def directory_csv(request: Request, entity: str, user: Permitted("export"), conn
 
 
 @router.post("/directory/{entity}/merge", response_class=HTMLResponse)
-def mail_merge(request: Request, entity: str, user: Permitted("export"), data: CsrfForm, conn: Conn, compiled: CompiledDep):
+def mail_merge(request: Request, entity: str, user: Permitted("export"), data: CsrfForm, conn: Conn, compiled: CompiledDep,
+               services: ServicesDep):
     """A letter per record the directory shows, the template given display values (names, labels, local times)."""
     query = directory_query(request, conn, compiled, user, entity)
     ent = query.entity
@@ -235,13 +246,9 @@ def mail_merge(request: Request, entity: str, user: Permitted("export"), data: C
     names = widgets.Names(conn, compiled, query.zone)
     names.prefetch(ent.all_fields(), [r.data for r in result.items])
     today = dt.datetime.now(query.zone).date()
-    letters = []
-    for r in result.items:
-        context = widgets.display_context(r.context(ent), ent.all_fields(), names)
-        try:
-            letters.append((r.title, expressions.render(template, {"record": context, "today": today})))
-        except Exception as exc:  # one record's missing value must not stop the rest
-            letters.append((r.title, f"(not produced: {exc})"))
+    # bounded (engine.sandbox limits, one time budget for all letters) and rendered in the merge process
+    letters = services.merges.merge(template, [(r.title, {"record": widgets.display_context(r.context(ent), ent.all_fields(), names),
+                                                          "today": today}) for r in result.items])
     note = (f"Letters for the first {MAX_LETTERS:,} of {'more than ' if result.more else ''}{result.total:,} "
             f"{ent.plural.lower()}; narrow the filters for the rest.") if result.total > len(result.items) else None
     return render(request, "directory/merge.html", user=user, entity=ent, letters=letters, template=template, error=None, note=note,
