@@ -225,7 +225,7 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
             return
         if worker:
             child = spawn_worker(replace(settings, base_url=base_url))
-        from admin.web import create_app
+        from admin.app import create_app
 
         app = create_app(engine, compiled, client, secret_key=settings.secret_key, task_queue=settings.task_queue,
                          webhooks=announcing(settings, compiled.model),

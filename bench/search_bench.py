@@ -36,7 +36,7 @@ import sqlalchemy as sa  # noqa: E402
 from argon2 import PasswordHasher  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from admin.web import create_app  # noqa: E402
+from admin.app import create_app  # noqa: E402
 from admin.web.routes.search import PER_ENTITY  # noqa: E402
 from engine import pages  # noqa: E402
 from engine.compiler import CompiledModel, compile_model  # noqa: E402

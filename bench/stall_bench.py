@@ -28,15 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-from argon2 import PasswordHasher  # noqa: E402
+import httpx
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from report import code_state, load_average, machine_basics, write_section
 
-from engine.compiler import compile_model  # noqa: E402
-from engine.loader import load  # noqa: E402
-from report import code_state, load_average, machine_basics, write_section  # noqa: E402
-from runtime import records  # noqa: E402
-from runtime.schema import metadata as platform, users  # noqa: E402
+from engine.compiler import compile_model
+from engine.loader import load
+from runtime import records
+from runtime.schema import metadata as platform
+from runtime.schema import users
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- stall-bench:start -->", "<!-- stall-bench:end -->"
@@ -48,7 +49,10 @@ SERVER = textwrap.dedent("""
     import uvicorn, sqlalchemy as sa
     from engine.compiler import compile_model
     from engine.loader import load
-    from admin.web import create_app
+    try:
+        from admin.app import create_app
+    except ImportError:  # a checkout from before admin/app.py
+        from admin.web import create_app
     from pathlib import Path
     engine = sa.create_engine("sqlite:///" + sys.argv[2])
     app = create_app(engine, compile_model(load([Path(sys.argv[1]) / "definitions" / "crm"])), None, secret_key="bench")
@@ -75,7 +79,7 @@ def seed(path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(users.insert().values(username="mia", name="Mia", roles=["staff", "sales_manager"],
                                            password_hash=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("mia"),
-                                           created_at=dt.datetime.now(dt.timezone.utc)))
+                                           created_at=dt.datetime.now(dt.UTC)))
         for i in range(500):
             records.create_record(conn, compiled, "company", {"name": f"Company {i:04d}", "status": "customer"}, None)
     engine.dispose()
@@ -140,7 +144,7 @@ async def main_async(args) -> str:
     info = machine_basics()
     lines = [
         START, "## Stall: one slow request beside 100 quick ones", "",
-        f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {info['CPU']}, {info['cores']} cores, {info['memory']}; "
+        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {info['CPU']}, {info['cores']} cores, {info['memory']}; "
         f"{info['Python']}; {code_state(('admin', 'engine', 'forms', 'runtime'))}; load {load_average('')}.", "",
         f"{QUICK} concurrent `GET /health` (reads the database) on an idle server (the baseline), then the same while a mail merge "
         "of 500 companies with a CPU-heavy letter is being produced (uvicorn, SQLite, the CRM pack, one process).", "",

@@ -115,6 +115,7 @@ tasks = sa.Table(
     sa.Column("completed_by", sa.BigInteger),
     sa.Index("ix_tasks_inbox", "assignee_id", "status", "due_at"),
     sa.Index("ix_tasks_group", "group_name", "status", "due_at"),
+    sa.Index("ix_tasks_record", "entity", "record_id", "status"),  # a customer page lists the open tasks of its records
 )
 
 alerts = sa.Table(

@@ -14,7 +14,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, name: str) -> set[str]:
+def imports_of(path: Path, name: str) -> set[str]:  # a package's own __init__ runs too: `from admin.web.x` imports admin.web
     """Project modules `path` imports at module level or in functions (relative imports resolved)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
@@ -60,3 +60,10 @@ def test_no_module_imports_a_module_that_imports_it():
 def test_the_engine_imports_nothing_from_the_io_shell():
     edges = graph()
     assert {(m, i) for m, imp in edges.items() if m.startswith("engine") for i in imp if not i.startswith("engine")} == set()
+
+
+def test_the_pages_and_the_api_do_not_import_each_other():
+    edges = graph()
+    across = {(m, i) for m, imp in edges.items() for i in imp
+              if (m.startswith("admin.web") and i.startswith("admin.api")) or (m.startswith("admin.api") and i.startswith("admin.web"))}
+    assert across == set()

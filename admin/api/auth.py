@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from engine.compiler import CompiledModel
 
 from ..access import allowed, token_user
-from ..web.deps import get_compiled
+from ..deps import get_compiled
 from .problems import Problem, problem_response
 
 PUBLIC = {"/api/openapi.json"}

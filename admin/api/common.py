@@ -11,9 +11,9 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 
 from engine.compiler import CompiledModel
 from runtime import records
+from runtime.holders import MAX_ID
 from runtime.values import text_problem
 
-from ..web.finders import MAX_ID
 from .problems import Problem
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"  # how the definitions name entities and forms

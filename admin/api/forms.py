@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from engine.model import Form
 from forms import submit as forms
 from runtime import records
+from runtime.holders import MAX_ID
 
-from ..web.deps import CompiledDep, EngineDep, ServicesDep
-from ..web.finders import MAX_ID
-from ..web.processes import announce_submission, started
+from ..deps import CompiledDep, EngineDep, ServicesDep
+from ..processes import announce_submission, started
 from .auth import ApiPermitted, ApiUser
 from .common import FormName, key_parameter, required_key
 from .problems import Problem, problems

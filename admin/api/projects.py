@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from runtime.schema import alerts, project_members, projects, tasks
 
 from ..access import allowed
-from ..web.deps import CompiledDep, Conn
+from ..deps import CompiledDep, Conn
 from .auth import ApiPermitted, ApiUser
 from .common import Moment, row_json
 from .problems import problems

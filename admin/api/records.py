@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from runtime import records
 
-from ..web.deps import CompiledDep, Conn, EngineDep, ServicesDep
-from ..web.processes import started
+from ..deps import CompiledDep, Conn, EngineDep, ServicesDep
+from ..processes import started
 from .auth import ApiPermitted, ApiUser
 from .common import (
     EntityName,

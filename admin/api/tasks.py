@@ -9,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from runtime import tasks as task_service
+from runtime.holders import MAX_ID
 from runtime.schema import tasks
 from runtime.taskactions import ActionRefused
 
 from ..access import may_act_on_task, may_approve, may_see_task
-from ..web.deps import CompiledDep, Conn, EngineDep, TaskActionsDep
-from ..web.finders import MAX_ID
+from ..deps import CompiledDep, Conn, EngineDep, TaskActionsDep
 from .auth import ApiPermitted
 from .common import (
     FormValue,

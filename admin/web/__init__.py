@@ -1,4 +1,4 @@
-"""The web app: staff workspace (`routes/`), customer portal, and the REST API (`admin.api`)."""
-from .app import create_app
+"""The staff workspace and the customer portal: one router per area in `routes/`, templates per area, static files.
 
-__all__ = ["create_app"]
+The application that serves them (and the REST API, `admin.api`) is made by `admin.app.create_app`.
+"""

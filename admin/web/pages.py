@@ -14,7 +14,7 @@ from engine.model import Model
 from forms import widgets
 
 from ..access import allowed
-from .deps import csrf_token
+from ..deps import csrf_token
 
 STATUS_TEXT = {"open": "Open", "awaiting_approval": "Waiting for approval", "done": "Done", "skipped": "Skipped",
                "cancelled": "Cancelled", "rejected": "Rejected"}
@@ -55,8 +55,10 @@ def navigation(model: Model, user: dict, path: str) -> list[NavItem]:
         entries = [("/portal", "Our requests", ("/portal/",))]
     else:
         entries = [("/", "My work", ("/tasks/", "/projects/"))]
-        entries += [(f"/directory/{e.name}", e.plural, (f"/directory/{e.name}/", f"/records/{e.name}/"))
-                    for e in entity_pages.navigation(model)]
+        for e in entity_pages.navigation(model):
+            entries.append((f"/directory/{e.name}", e.plural, (f"/directory/{e.name}/", f"/records/{e.name}/")))
+            if entity_pages.stages(e) is not None:
+                entries.append((f"/board/{e.name}", f"{e.label} board", (f"/board/{e.name}/",)))
         entries += [("/forms", "Forms", ("/forms/",)), ("/alerts", "Alerts", ("/alerts/",))]
     return [NavItem(url, label, "page" if path == url else "true" if path.startswith(inside) else "") for url, label, inside in entries]
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 import uvicorn
 
 from admin.demo import load_demo
-from admin.web import create_app
+from admin.app import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime.schema import alerts, project_members, projects, tasks, users

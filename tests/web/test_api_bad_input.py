@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from temporalio.client import Client
 
 from admin.access import new_token
-from admin.web import create_app
+from admin.app import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from admin.access import new_token
-from admin.web import create_app
+from admin.app import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records

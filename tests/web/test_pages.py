@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from admin.web import create_app
+from admin.app import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records
@@ -318,3 +318,12 @@ def test_user_pickers_of_forms_offer_active_staff_only(site, compiled):
         owner = next(f.name for f in compiled.model.forms["qualification"].fields if f.type == "user")
         offered = [name for _, name in options_for(conn, compiled, "qualification")[owner]]
     assert offered == ["Ann"]  # not the portal user Pat
+
+
+def test_the_directory_offers_a_new_record_and_the_board_where_they_exist(site):
+    client, _, _ = site
+    log_in(client, "ann")
+    opportunities = client.get("/directory/opportunity").text
+    assert 'href="/board/opportunity"' in opportunities and 'href="/records/opportunity/new"' in opportunities
+    assert 'href="/board/company"' not in client.get("/directory/company").text
+    assert 'href="/board/opportunity"' in client.get("/").text  # the board is in the main menu

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from admin.web import create_app, recordforms
+from admin.app import create_app
+from admin.web import recordforms
 from engine.compiler import compile_model
 from engine.loader import load
 from forms import submit as forms

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from admin.access import new_token
-from admin.web import create_app
+from admin.app import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records

@@ -11,7 +11,7 @@ from runtime import tasks as task_service
 from runtime.schema import alerts, group_members, projects, tasks
 
 from ...access import allowed
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Staff
+from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Staff
 from ..finders import MAX_ID
 from ..pages import due_text, flash, redirect, render
 

@@ -14,7 +14,7 @@ from runtime.schema import users
 
 from ... import sessions
 from ...access import permissions_of
-from ..deps import CompiledDep, CsrfForm, EngineDep, ServicesDep, csrf_token
+from ...deps import CompiledDep, CsrfForm, EngineDep, ServicesDep, csrf_token
 from ..pages import redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)

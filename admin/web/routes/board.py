@@ -12,11 +12,19 @@ from forms import widgets
 from runtime import records
 
 from ...access import allowed
+from ...deps import (
+    CompiledDep,
+    Conn,
+    CsrfForm,
+    EngineDep,
+    Permitted,
+    ServicesDep,
+    Staff,
+)
+from ...processes import started
 from .. import pipeline
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep, Staff
 from ..finders import entity_or_404, record_or_404
 from ..pages import flash, redirect, render
-from ..processes import started
 
 router = APIRouter(include_in_schema=False)
 

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import QueryParams
 
 from engine import expressions
+from engine import pages as entity_pages
 from engine.compiler import CompiledModel
 from engine.errors import Loc
 from engine.expressions import Scope
@@ -21,7 +22,15 @@ from forms import widgets
 from runtime import records, saved_views
 
 from ...access import allowed
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep, Staff
+from ...deps import (
+    CompiledDep,
+    Conn,
+    CsrfForm,
+    EngineDep,
+    Permitted,
+    ServicesDep,
+    Staff,
+)
 from ..finders import MAX_ID, entity_or_404
 from ..listing import (
     MAX_FILTERS,
@@ -101,7 +110,9 @@ def show(request: Request, conn, compiled: CompiledModel, user: dict, query: Que
                   catalogue=query.catalogue, listing=query.listing, columns=resolved.columns, sort=resolved.sort, rows=rows, page=page,
                   filters=filters, shown=resolved.shown, operators=OPERATORS, page_sizes=PAGE_SIZES, problems=resolved.problems,
                   notes=resolved.notes + (notes or []), views=views, current=current, query=query.listing.query(),
-                  may_export=allowed(compiled.model, user, "export"), chose_columns=resolved.columns != query.catalogue.defaults())
+                  may_export=allowed(compiled.model, user, "export"), chose_columns=resolved.columns != query.catalogue.defaults(),
+                  new_url=f"/records/{ent.name}/new" if allowed(compiled.model, user, "edit_records") else None,
+                  board_url=f"/board/{ent.name}" if entity_pages.stages(ent) is not None else None)
 
 
 @router.get("/directory/{entity}", response_class=HTMLResponse)

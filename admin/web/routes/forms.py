@@ -9,10 +9,18 @@ from starlette.concurrency import run_in_threadpool
 
 from forms import submit as forms
 
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep, Staff
+from ...deps import (
+    CompiledDep,
+    Conn,
+    CsrfForm,
+    EngineDep,
+    Permitted,
+    ServicesDep,
+    Staff,
+)
+from ...processes import announce_submission, started
 from ..finders import options_for, record_or_404
 from ..pages import flash, redirect, render
-from ..processes import announce_submission, started
 
 router = APIRouter(include_in_schema=False)
 

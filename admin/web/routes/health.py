@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..deps import ServicesDep
+from ...deps import ServicesDep
 
 router = APIRouter(include_in_schema=False)
 

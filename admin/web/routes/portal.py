@@ -18,10 +18,10 @@ from forms import submit as forms
 from forms.widgets import zone_of
 from runtime import records
 
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, ServicesDep, require
+from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, ServicesDep, require
+from ...processes import announce_submission, started
 from ..finders import record_or_404
 from ..pages import due_text, flash, redirect, render
-from ..processes import announce_submission, started
 
 router = APIRouter(include_in_schema=False)
 

@@ -13,7 +13,7 @@ from forms.widgets import organisation_zone, when_text, zone_of
 from runtime.schema import users
 
 from ... import sessions
-from ..deps import CompiledDep, CsrfForm, CurrentUser, EngineDep, ServicesDep
+from ...deps import CompiledDep, CsrfForm, CurrentUser, EngineDep, ServicesDep
 from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)

@@ -9,7 +9,7 @@ from forms.widgets import Names, zone_of
 from runtime.schema import alerts, project_members, projects, tasks, users
 
 from ...access import allowed
-from ..deps import CompiledDep, Conn, CsrfForm, CurrentUser, EngineDep, Permitted
+from ...deps import CompiledDep, Conn, CsrfForm, CurrentUser, EngineDep, Permitted
 from ..finders import MAX_ID
 from ..pages import flash, redirect, render, task_view
 

@@ -18,8 +18,7 @@ from engine.model import Entity
 from forms import widgets
 from runtime import records
 
-from .. import recordchanges, recordforms
-from ..deps import (
+from ...deps import (
     CompiledDep,
     Conn,
     CsrfForm,
@@ -28,9 +27,10 @@ from ..deps import (
     Services,
     ServicesDep,
 )
+from ...processes import started
+from .. import recordchanges, recordforms
 from ..finders import MAX_ID, entity_or_404, record_or_404
 from ..pages import flash, redirect, render
-from ..processes import started
 
 router = APIRouter(include_in_schema=False)
 Editor = Permitted("edit_records")

@@ -11,8 +11,8 @@ from runtime import records
 from runtime.referrers import referrers as find_referrers
 
 from ...access import allowed
+from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff
 from ..customer import single_view
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff
 from ..finders import entity_or_404, record_or_404
 from ..pages import flash, redirect, render
 

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from engine import pages
 from runtime import records
 
-from ..deps import CompiledDep, Conn, Staff
+from ...deps import CompiledDep, Conn, Staff
 from ..pages import render
 
 router = APIRouter(include_in_schema=False)

@@ -15,7 +15,7 @@ from runtime.schema import group_members
 from runtime.taskactions import ActionRefused
 
 from ...access import allowed, may_act_on_task, may_approve
-from ..deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, TaskActionsDep
+from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, TaskActionsDep
 from ..finders import options_for, record_or_404, staff_list, task_or_404
 from ..pages import flash, redirect, render, task_view
 

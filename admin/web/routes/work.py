@@ -10,7 +10,7 @@ from forms.widgets import zone_of
 from runtime.schema import alerts, group_members, tasks
 
 from ...access import allowed, may_approve
-from ..deps import CompiledDep, Conn, Staff
+from ...deps import CompiledDep, Conn, Staff
 from ..pages import render, task_view
 
 router = APIRouter(include_in_schema=False)

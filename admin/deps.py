@@ -21,8 +21,8 @@ from engine.compiler import CompiledModel
 from runtime.mailmerge import MergeProcess
 from runtime.taskactions import TaskActions
 
-from .. import sessions
-from ..access import allowed
+from . import sessions
+from .access import allowed
 from .throttle import LoginThrottle
 
 

@@ -26,14 +26,14 @@ from temporalio.client import Client
 
 from engine.compiler import CompiledModel
 
-from ..api import api_router
-from ..api.auth import ApiAuthentication
-from ..api.problems import Problem, problem_response, validation_problem
-from ..sessions import LIFETIME
+from .api import api_router
+from .api.auth import ApiAuthentication
+from .api.problems import Problem, problem_response, validation_problem
 from .deps import Services, session_user
 from .limits import DEFAULT_MAX_BODY, BodyLimit
-from .pages import render
-from .routes import (
+from .sessions import LIFETIME
+from .web.pages import render
+from .web.routes import (
     alerts,
     auth,
     board,
@@ -50,7 +50,7 @@ from .routes import (
     work,
 )
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "web"
 # record_edit before records: its /records/{entity}/new must not be read as the record numbered 'new'
 AREAS = (auth, work, forms, tasks, alerts, portal, directory, search, record_edit, records, board, projects, profile, health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
@@ -172,7 +172,7 @@ def _previous_page(request: Request, back_url: str) -> str:
 
 
 def _perms(request: Request, user: dict) -> set[str]:
-    from ..access import permissions_of
+    from .access import permissions_of
 
     perms = permissions_of(request.app.state.compiled.model, user)
     return perms | ({"access"} if "admin" in perms else set())
