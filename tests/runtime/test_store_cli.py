@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from admin.cli import main
+from runtime.db import head_revision
 
 ENTITY = "kind: entity\nname: account\nfields:\n  name: {type: string, indexed: true}\n  size: string\n"
 
@@ -25,7 +26,7 @@ def test_plan_apply_check(run, packs, tmp_path):
     folder = str(packs.write("p", {"account.yaml": ENTITY}))
     result = run(folder, "--check")
     assert result.exit_code == 1
-    assert result.stdout.splitlines() == ["1. upgrade the platform tables from nothing to 0003",
+    assert result.stdout.splitlines() == [f"1. upgrade the platform tables from nothing to {head_revision()}",
                                           "2. create table account (2 fields, indexes on name)"]
     assert "the database has drifted from the definitions: 2 change(s) to apply" in result.stderr
 
@@ -34,7 +35,7 @@ def test_plan_apply_check(run, packs, tmp_path):
 
     applied = run(folder)
     assert applied.exit_code == 0, applied.output
-    assert applied.stdout.splitlines() == ["upgraded the platform tables from nothing to 0003",
+    assert applied.stdout.splitlines() == [f"upgraded the platform tables from nothing to {head_revision()}",
                                            "1. create table account (2 fields, indexes on name)", "applied 1 change(s)"]
     assert (tmp_path / "var" / "tailor.db").exists()
 

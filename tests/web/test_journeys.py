@@ -1,69 +1,38 @@
 """The main journeys in a real browser (headless Chromium) against `tailor run --demo`."""
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
+from tests.web.browser import (
+    demo_platform,
+    launch,
+    log_in,
+    needs_chromium,
+    save_failure,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("platform")
-    web, temporal = free_port(), free_port()
-    env = {**os.environ, "TAILOR_DATA_DIR": str(tmp / "var"), "TAILOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}", "PYTHONUNBUFFERED": "1"}
-    log = tmp / "run.log"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "tailor"), "run", "--demo", "--port", str(web)], cwd=ROOT, env=env,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{web}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise AssertionError(log.read_text()[-3000:])
-    yield base
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    with demo_platform(tmp_path_factory.mktemp("platform")) as (base, _, _):
+        yield base
 
 
 @pytest.fixture
 def page(request):
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                                                      "--disable-component-update", "--disable-sync"])
+        browser = launch(pw)
         pg = browser.new_page()
         yield pg
-        if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        save_failure(request, [pg])
         browser.close()
-
-
-def log_in(page: Page, base: str, who: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("User name").fill(who)
-    page.get_by_label("Password").fill(who)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="My work")).to_be_visible()
 
 
 def test_lead_enquiry_with_an_error_then_corrected_reaches_the_assignee_who_completes_it(platform, page: Page):
@@ -169,26 +138,12 @@ def test_a_manager_sees_an_alert_once_a_short_deadline_passes(packs, page: Page)
     import textwrap
 
     fast = packs.write("fast", {k: textwrap.dedent(v) for k, v in FAST_PACK.items()})
-    web, temporal = free_port(), free_port()
-    env = {**os.environ, "TAILOR_DATA_DIR": str(fast.parent / "var"), "TAILOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
-           "TAILOR_PACKS": f"{ROOT / 'definitions' / 'crm'},{fast}", "PYTHONUNBUFFERED": "1"}
-    log = fast.parent / "run.log"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "tailor"), "run", "--demo", "--port", str(web)], cwd=ROOT, env=env,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{web}"
-    try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None, log.read_text()[-3000:]
-                time.sleep(0.5)
+    with demo_platform(fast.parent, f"{ROOT / 'definitions' / 'crm'},{fast}") as (base, _, log):
         for _ in range(180):  # the worker is a process of its own: it raises the alert, so wait until it runs
             if "[worker] worker running" in log.read_text():
                 break
             time.sleep(0.5)
-        assert proc.poll() is None and "[worker] worker running" in log.read_text(), log.read_text()[-3000:]
+        assert "[worker] worker running" in log.read_text(), log.read_text()[-3000:]
         log_in(page, base, "lee")
         alert = page.get_by_text("Triage: Reports will not print has not been triaged")
         for _ in range(120):  # the demo support request's triage is due 5 s after the start
@@ -200,6 +155,3 @@ def test_a_manager_sees_an_alert_once_a_short_deadline_passes(packs, page: Page)
         page.get_by_role("button", name="Acknowledge").click()
         expect(page.get_by_role("status")).to_have_text("Alert acknowledged.")
         expect(page.get_by_text("has not been triaged")).to_have_count(0)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)

@@ -8,55 +8,34 @@ import csv
 import io
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.conftest import ROOT, free_port
+from tests.web.browser import (
+    demo_platform,
+    launch,
+    log_in,
+    needs_chromium,
+    save_failure,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
 SHOTS = Path(os.environ.get("TAILOR_SHOTS", "/tmp/shots-directory"))
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("platform")
-    web, temporal = free_port(), free_port()
-    env = {**os.environ, "TAILOR_DATA_DIR": str(tmp / "var"), "TAILOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}", "PYTHONUNBUFFERED": "1"}
-    log = tmp / "run.log"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "tailor"), "run", "--demo", "--port", str(web)], cwd=ROOT, env=env,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{web}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise AssertionError(log.read_text()[-3000:])
-    yield base
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    with demo_platform(tmp_path_factory.mktemp("platform")) as (base, _, _):
+        yield base
 
 
 @pytest.fixture
 def browser(request):
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                                                      "--disable-component-update", "--disable-sync"])
+        chromium = launch(pw)
         yield chromium
         chromium.close()
 
@@ -65,18 +44,8 @@ def browser(request):
 def page(browser, request):
     pg = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     yield pg
-    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    save_failure(request, [pg])
     pg.close()
-
-
-def log_in(page: Page, base: str, who: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("User name").fill(who)
-    page.get_by_label("Password").fill(who)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="My work")).to_be_visible()
 
 
 def shoot(page: Page, name: str) -> None:

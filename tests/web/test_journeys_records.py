@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,63 +14,36 @@ from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records
 from runtime.schema import users
-from tests.conftest import CRM, ROOT, free_port
+from tests.conftest import CRM
+from tests.web.browser import (
+    demo_platform,
+    launch,
+    log_in,
+    needs_chromium,
+    save_failure,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
 SHOTS = Path(os.environ.get("TAILOR_SHOTS", "/tmp/shots-recordedit"))
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     """`tailor run --demo` on free ports: its address and its database (for the change someone else makes)."""
-    tmp = tmp_path_factory.mktemp("records")
-    web, temporal = free_port(), free_port()
-    env = {**os.environ, "TAILOR_DATA_DIR": str(tmp / "var"), "TAILOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}", "PYTHONUNBUFFERED": "1"}
-    log = tmp / "run.log"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "tailor"), "run", "--demo", "--port", str(web)], cwd=ROOT, env=env,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{web}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise AssertionError(log.read_text()[-3000:])
-    engine = sa.create_engine(f"sqlite:///{tmp / 'var' / 'tailor.db'}")
-    yield base, engine
-    engine.dispose()
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    with demo_platform(tmp_path_factory.mktemp("records")) as (base, db, _):
+        engine = sa.create_engine(f"sqlite:///{db}")
+        yield base, engine
+        engine.dispose()
 
 
 @pytest.fixture
 def browser(request):
     with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                                                       "--disable-component-update", "--disable-sync"])
+        launched = launch(pw)
         yield launched
-        if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
-            ARTIFACTS.mkdir(exist_ok=True)
-            for i, context in enumerate(launched.contexts):
-                for j, pg in enumerate(context.pages):
-                    pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{i}-{j}.png"), full_page=True)
+        save_failure(request, [pg for context in launched.contexts for pg in context.pages])
         launched.close()
-
-
-def log_in(page: Page, base: str, who: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("User name").fill(who)
-    page.get_by_label("Password").fill(who)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="My work")).to_be_visible()
 
 
 def shoot(page: Page, name: str) -> None:

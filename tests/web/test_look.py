@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from engine.loader import load
-from engine.pages import navigation
+from engine.pages import navigation, stages
 from tests.conftest import CRM
 from tests.web.look import Site, axe_script, start_site
 
@@ -173,7 +173,9 @@ def test_the_menu_lists_the_entities_and_marks_where_you_are(site, contexts):
     try:
         page.goto(site.url("/directory/opportunity"))
         menu = page.get_by_role("navigation", name="Main")
-        names = [e.plural for e in navigation(load([CRM]))]
+        # each entity's directory, then its pipeline board where it has stages (the opportunity's)
+        names = [n for e in navigation(load([CRM])) for n in (e.plural, *([f"{e.label} board"] if stages(e) else []))]
+        assert "Opportunity board" in names
         expect(menu.get_by_role("link")).to_have_text(["My work", *names, "Forms", "Alerts"])
         expect(menu.locator("[aria-current=page]")).to_have_text("Opportunities")
         page.goto(site.url("/records/company/{company}"))
