@@ -92,12 +92,28 @@ def current_user(user: MaybeUser) -> dict:
 CurrentUser = Annotated[dict, Depends(current_user)]
 
 
+# What each permission lets someone do, for the refusal a person reads (the names are the definitions' own).
+PERMISSION_TEXT = {
+    "access": "use the staff workspace", "generate_tasks": "fill in forms that start work", "approve_tasks": "approve tasks",
+    "set_alerts": "manage alerts", "manage_own_tasks": "work on tasks", "monitor_tasks": "look after other people's tasks",
+    "project_access": "open projects", "edit_records": "add or change records", "delete_records": "delete records",
+    "add_record_fields": "add fields to a single record", "export": "export records or write mail merges",
+    "admin": "administer Tailor", "portal": "use the customer portal",
+}
+
+
+def refusal(permission: str) -> str:
+    """The sentence a person reads when their roles lack `permission`."""
+    what = PERMISSION_TEXT.get(permission, permission.replace("_", " "))
+    return f"Your role does not let you {what}. Ask an administrator if you need to."
+
+
 def require(permission: str):
     """A dependency giving the current user if their roles grant `permission` (admin grants all), else 403."""
 
     def check(user: CurrentUser, compiled: CompiledDep) -> dict:
         if not allowed(compiled.model, user, permission):
-            raise HTTPException(403, f"You do not have permission to do this ({permission.replace('_', ' ')}).")
+            raise HTTPException(403, refusal(permission))
         return user
 
     check.__name__ = f"require_{permission}"

@@ -176,3 +176,12 @@ def test_a_page_number_that_is_not_a_number_shows_the_first_page(site):
     log_in(client, "ann")
     response = client.get("/directory/company?page=abc")
     assert response.status_code == 200 and "invalid literal" not in response.text and "HYPERLINK" in response.text
+
+
+def test_a_refused_page_says_in_words_what_the_role_does_not_allow(site):
+    app, _, _, _ = site
+    client = TestClient(app)
+    log_in(client, "ann")  # staff: no export permission
+    page = client.get("/directory/company/export.csv")
+    assert page.status_code == 403
+    assert "Your role does not let you export records or write mail merges" in page.text and "(export)" not in page.text
