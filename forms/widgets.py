@@ -143,18 +143,24 @@ def _as_list(value: Any) -> list:
 # -- times for people --------------------------------------------------------------------
 
 
+def _moment(value: dt.datetime | str) -> dt.datetime | None:
+    """A stored moment as an aware datetime (the store keeps UTC; SQLite gives it back without a zone); None if unreadable."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def when_text(moment: dt.datetime | str | None, zone: ZoneInfo, today: dt.date | None = None) -> str:
     """A moment as people read it in their zone: 'Thu 3 Dec, 09:00' (the year only when it is not this year)."""
     if moment is None or moment == "":
         return ""
-    if isinstance(moment, str):
-        try:
-            moment = dt.datetime.fromisoformat(moment)
-        except ValueError:
-            return moment
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # the store keeps UTC; SQLite gives it back without a zone
-    local = moment.astimezone(zone)
+    aware = _moment(moment)
+    if aware is None:
+        return str(moment)
+    local = aware.astimezone(zone)
     today = today or dt.datetime.now(zone).date()
     year = f" {local.year}" if local.year != today.year else ""
     return f"{local:%a} {local.day} {local:%b}{year}, {local:%H:%M}"
@@ -176,14 +182,8 @@ def local_input(moment: dt.datetime | str | None, zone: ZoneInfo) -> str:
     """A stored moment as a datetime-local input shows it (the viewer's wall clock, no zone)."""
     if not moment:
         return ""
-    if isinstance(moment, str):
-        try:
-            moment = dt.datetime.fromisoformat(moment)
-        except ValueError:
-            return moment
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+    aware = _moment(moment)
+    return aware.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if aware is not None else str(moment)
 
 
 # -- the widgets ----------------------------------------------------------------------------

@@ -119,7 +119,7 @@ def test_an_unknown_user_name_costs_a_password_check_like_a_known_one(site):
     class Counting(PasswordHasher):
         calls = 0
 
-        def verify(self, hash, password):  # noqa: A002 - argon2's own parameter name
+        def verify(self, hash, password):
             Counting.calls += 1
             return super().verify(hash, password)
 
