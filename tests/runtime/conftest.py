@@ -6,9 +6,11 @@ dropped afterwards, so tests never see each other's tables.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +43,16 @@ def postgres_unreachable() -> str | None:
     return None
 
 
-@pytest.fixture(params=DIALECTS)
-def db(request, tmp_path) -> sa.Engine:
-    """An empty database: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'tailor.db'}")
-        yield engine
-        engine.dispose()
+@contextlib.contextmanager
+def empty_database(dialect: str, folder: Path) -> Iterator[sa.Engine]:
+    """An empty database: a SQLite file in `folder`, or a fresh PostgreSQL schema dropped afterwards (skips the test
+    when PostgreSQL is unreachable)."""
+    if dialect == "sqlite":
+        engine = make_engine(f"sqlite:///{folder / 'tailor.db'}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
         return
     if (reason := postgres_unreachable()):
         pytest.skip(reason)
@@ -63,6 +68,13 @@ def db(request, tmp_path) -> sa.Engine:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
         admin.dispose()
+
+
+@pytest.fixture(params=DIALECTS)
+def db(request, tmp_path) -> sa.Engine:
+    """An empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    with empty_database(request.param, tmp_path) as engine:
+        yield engine
 
 
 @functools.cache

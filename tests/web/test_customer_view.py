@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -22,12 +21,11 @@ from engine.loader import load
 from forms import submit as forms
 from runtime import records
 from runtime import tasks as task_service
-from runtime.db import make_engine
 from runtime.history import list_audit, list_history
 from runtime.schema import metadata as platform
 from runtime.schema import process_starts, projects, tasks, users
 from tests.conftest import CRM, PackWriter
-from tests.runtime.conftest import PG_URL, postgres_unreachable
+from tests.runtime.conftest import DIALECTS, empty_database
 
 UTC = dt.timezone.utc
 ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -104,28 +102,11 @@ class Site:
                 created_at=dt.datetime.now(UTC))).inserted_primary_key[0]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DIALECTS)
 def site(request, compiled, tmp_path):
     """The site on a SQLite file, and on a fresh PostgreSQL schema (the board sums amounts stored as JSON text)."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'customer.db'}")
+    with empty_database(request.param, tmp_path) as engine:
         yield Site(compiled, engine)
-        engine.dispose()
-        return
-    if (reason := postgres_unreachable()):
-        pytest.skip(reason)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"}, poolclass=sa.pool.NullPool)
-    try:
-        yield Site(compiled, engine)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
 
 
 def token(text: str) -> str:

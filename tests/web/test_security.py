@@ -18,7 +18,8 @@ from admin.app import create_app
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records
-from runtime.schema import metadata as platform, sessions, users
+from runtime.schema import metadata as platform
+from runtime.schema import sessions, users
 from tests.conftest import CRM
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -58,7 +59,7 @@ def log_in(client: TestClient, who: str, next_page: str | None = None):
 
 
 def test_the_api_refuses_a_caller_without_a_token_before_reading_the_body(site):
-    app, engine, _, _ = site
+    app, _, _, _ = site
     client = TestClient(app)
     for body in (b"[1]", json.dumps(["x" * 100] * 20_000).encode()):  # the second is 2 MB: over the limit too
         response = client.post("/api/records/company", content=body, headers={"content-type": "application/json"})
