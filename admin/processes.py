@@ -1,12 +1,9 @@
-"""What the web app asks of Temporal: start the processes a change enqueued, announce submissions, send staff actions."""
+"""What the web app asks of Temporal besides staff actions (runtime.taskactions): start enqueued processes, announce submissions."""
 from __future__ import annotations
-
-from temporalio.client import WorkflowUpdateFailedError
 
 from engine.compiler import CompiledModel
 from forms import submit as forms
 from runtime.starter import start_enqueued
-from runtime.workflows import TaskAction
 
 from .deps import Services
 
@@ -26,15 +23,3 @@ async def announce_submission(services: Services, form, result, values: dict, us
     await announce(services.client, services.task_queue, "submission.created", f"submission:{result.id}",
                    {"form": form.name, "submission_id": result.id, "values": forms.jsonable(values), "created": result.created,
                     "by": user["id"]})
-
-
-async def send(services: Services, task: dict, update, action: TaskAction, update_id: str) -> str | None:
-    """Run a staff action as a workflow update; the refusal's message, or None when it was taken."""
-    if services.client is None:
-        return "The process engine is not connected."
-    try:
-        await services.client.get_workflow_handle(task["workflow_id"]).execute_update(update, action, id=update_id)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        return getattr(cause, "message", None) or str(cause)
-    return None

@@ -11,7 +11,6 @@ from engine.compiler import CompiledModel
 from forms import submit as forms
 from runtime import records
 from runtime import tasks as task_service
-from runtime.schema import users
 
 from ..access import may_see_task
 from .recordforms import (  # the record pages' pickers: one rule for forms too
@@ -54,13 +53,6 @@ def task_or_404(conn: sa.Connection, compiled: CompiledModel, task_id: int, user
     if user is not None and not may_see_task(compiled.model, user, task, task["_groups"], task["_pm"]):
         raise HTTPException(403, "This task is assigned to someone else.")
     return task
-
-
-def staff_list(conn: sa.Connection) -> list[dict]:
-    """Active staff (not portal users, nor API-only accounts: those have no password), by name: who a task may go to."""
-    return [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name, users.c.roles)
-                                          .where(users.c.active, users.c.password_hash.is_not(None)).order_by(users.c.name))
-            .mappings() if "portal" not in (r.roles or [])]
 
 
 def options_for(conn: sa.Connection, compiled: CompiledModel, form_name: str, record: records.Record | None = None) -> dict[str, list]:

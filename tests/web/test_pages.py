@@ -327,3 +327,23 @@ def test_the_directory_offers_a_new_record_and_the_board_where_they_exist(site):
     assert 'href="/board/opportunity"' in opportunities and 'href="/records/opportunity/new"' in opportunities
     assert 'href="/board/company"' not in client.get("/directory/company").text
     assert 'href="/board/opportunity"' in client.get("/").text  # the board is in the main menu
+
+
+def test_the_reassign_picker_offers_only_who_may_hold_the_task(site):
+    from runtime.schema import tasks
+
+    client, engine, company = site
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(users.insert().values(username="mia", name="Mia", roles=["sales_manager"], password_hash=PasswordHasher().hash("mia"),
+                                           created_at=now))
+        conn.execute(users.insert().values(username="erp", name="Erp Integration", roles=["staff"], created_at=now))  # API only
+        conn.execute(users.insert().values(username="gone", name="Gone Away", roles=["staff"], active=False,
+                                           password_hash=PasswordHasher().hash("gone"), created_at=now))
+        task = conn.execute(tasks.insert().values(key="k2", workflow_id="w2", process="p", step_id="s", title="Call back",
+                                                  entity="company", record_id=company, status="open", created_at=now)).inserted_primary_key[0]
+    log_in(client, "mia")
+    picker = re.search(r'<select id="to-user".*?</select>', client.get(f"/tasks/{task}").text, re.S).group(0)
+    offered = re.findall(r">([^<]+)</option>", picker)
+    assert "Ann" in offered and "Mia" in offered
+    assert not {"Pat", "Erp Integration", "Gone Away"} & set(offered)  # portal, API-only, deactivated

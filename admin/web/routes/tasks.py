@@ -11,12 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from engine.compiler import CompiledModel
 from forms.widgets import zone_of
 from runtime import holders
-from runtime.schema import group_members
+from runtime.schema import group_members, users
 from runtime.taskactions import ActionRefused
 
 from ...access import allowed, may_act_on_task, may_approve
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, TaskActionsDep
-from ..finders import options_for, record_or_404, staff_list, task_or_404
+from ..finders import options_for, record_or_404, task_or_404
 from ..pages import flash, redirect, render, task_view
 
 router = APIRouter(include_in_schema=False)
@@ -40,10 +40,10 @@ def task_page(request: Request, conn, compiled: CompiledModel, user: dict, task:
 
 
 def holders_of(conn, compiled: CompiledModel, task: dict) -> list[dict]:
-    """The staff who may hold this task: whom the reassign picker offers."""
-    staff = staff_list(conn)
-    fine = set(holders.eligible(conn, compiled.model, [s["id"] for s in staff], task))
-    return [s for s in staff if s["id"] in fine]
+    """Whom the reassign picker offers: the active users, by name, whom runtime.holders lets hold this task."""
+    people = [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name).where(users.c.active).order_by(users.c.name)).mappings()]
+    fine = set(holders.eligible(conn, compiled.model, [p["id"] for p in people], task))
+    return [p for p in people if p["id"] in fine]
 
 
 async def refused(request, engine, compiled, user, task, status, problem, values=None):
