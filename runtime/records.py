@@ -24,7 +24,8 @@ from engine.compiler import CompiledModel, data_expression, is_column
 from engine.errors import TailorError
 from engine.model import Entity, Field, Group
 
-from . import outbox, values as V
+from . import outbox
+from . import values as V
 from .history import _aware, add_history, utcnow, write_audit
 from .schema import users
 from .triggers import record_key, record_starts
@@ -210,12 +211,11 @@ def _label(ent: _Entity, name: str) -> str:
     return f.label if f else name
 
 
-def _active_groups(ent: _Entity, values: Mapping[str, Any], today: dt.date, system: Mapping[str, Any]) -> set[str]:
-    record = {f: None for f in ent.fields}
-    record.update(values)
-    record.update(system)
+def groups_holding(entity: Entity, record: Mapping[str, Any], today: dt.date) -> set[str]:
+    """The groups of `entity` whose condition holds for a record with these values (as templates see it: every field,
+    None when empty). The one rule for the store, the edit page and the record page."""
     active = set()
-    for g in ent.e.groups:
+    for g in entity.groups:
         try:
             holds = expressions.evaluate(g.when.source, {"record": record, "today": today})
         except Exception:  # a condition on an empty field (e.g. a date filter on None) does not hold
@@ -223,6 +223,13 @@ def _active_groups(ent: _Entity, values: Mapping[str, Any], today: dt.date, syst
         if holds:
             active.add(g.name)
     return active
+
+
+def _active_groups(ent: _Entity, values: Mapping[str, Any], today: dt.date, system: Mapping[str, Any]) -> set[str]:
+    record = {f: None for f in ent.fields}
+    record.update(values)
+    record.update(system)
+    return groups_holding(ent.e, record, today)
 
 
 def _schema_errors(ent: _Entity, group: str | None, values: Mapping[str, Any], errors: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ from engine import expressions
 from engine import pages as entity_pages
 from engine.compiler import CompiledModel
 from engine.errors import Loc
-from engine.model import Entity, Field, Group
+from engine.model import Entity, Field
 from forms import widgets
 from runtime import records
 from runtime.history import HistoryEntry, list_history
@@ -109,10 +109,10 @@ def sections(ent: Entity, rec: records.Record, names: widgets.Names, today: dt.d
     fields = [f for f in ent.all_fields() if _filled(rec.data.get(f.name))]
     names.prefetch(fields, [rec.data])
     shown = [Section(f"For every {ent.label.lower()}", _pairs(ent.fields, rec.data, names))]
-    context = rec.context(ent)
+    holding = records.groups_holding(ent, rec.context(ent), today or dt.date.today())
     for g in ent.groups:
         pairs = _pairs(g.fields, rec.data, names)
-        if pairs or _applies(g, context, today):
+        if pairs or g.name in holding:
             shown.append(Section(g.label, pairs))
     own = [(v.get("label") or k, widgets.html(v.get("value"), _own_field(k, v), names))
            for k, v in rec.record_fields.items() if _filled(v.get("value"))]
@@ -127,13 +127,6 @@ def _pairs(fields, data, names) -> list[tuple[str, Markup]]:
 
 def _own_field(name: str, spec: dict) -> Field:
     return Field(name, str(spec.get("type") or "string"), Loc("record field"), str(spec.get("label") or name))
-
-
-def _applies(group: Group, context: dict, today: dt.date | None) -> bool:
-    try:
-        return bool(expressions.evaluate(group.when.source, {"record": context, "today": today or dt.date.today()}))
-    except Exception:  # a condition on an empty field (a date compared with None, ...) does not hold
-        return False
 
 
 def links(ent: Entity, rec: records.Record) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from engine import expressions, pages
+from engine import pages
 from engine.compiler import CompiledModel
 from engine.errors import NOWHERE
 from engine.model import Entity, Field, Model
@@ -83,14 +83,7 @@ def holding_groups(e: Entity, values: Mapping[str, Any], record: records.Record 
     """The groups whose condition holds on these values (the record's other fields filled in from `record`)."""
     context: dict[str, Any] = record.context(e) if record else {f.name: None for f in e.all_fields()}
     context.update(values)
-    held = set()
-    for g in e.groups:
-        try:
-            if expressions.evaluate(g.when.source, {"record": context, "today": today or dt.date.today()}):
-                held.add(g.name)
-        except Exception:  # a condition on an empty field (a date filter on None) does not hold, as in the store
-            continue
-    return held
+    return records.groups_holding(e, context, today or dt.date.today())
 
 
 def sections(e: Entity, model: Model, holding: set[str], record_id: int | None = None) -> list[PageSection]:
