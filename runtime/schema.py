@@ -113,6 +113,12 @@ tasks = sa.Table(
     sa.Column("created_by", sa.BigInteger),
     sa.Column("completed_at", When),
     sa.Column("completed_by", sa.BigInteger),
+    # approvals and the fallback (migration 0007)
+    sa.Column("kind", sa.String(20), nullable=False, server_default="task"),  # task, approval
+    sa.Column("round", sa.Integer, nullable=False, server_default="1"),      # 2, 3, ...: resubmitted after a rejection
+    sa.Column("subject", JSON),    # an approval's subject: {"of": step id, "task_id": the approved task, "show": [paths]}
+    sa.Column("reason", sa.Text),  # an approval: why it was rejected; a task sent back: the approver's reason
+    sa.Column("routed", sa.Text),  # why the task went where it did when its party named nobody (the fallback), in words
     sa.Index("ix_tasks_inbox", "assignee_id", "status", "due_at"),
     sa.Index("ix_tasks_group", "group_name", "status", "due_at"),
     sa.Index("ix_tasks_record", "entity", "record_id", "status"),  # a customer page lists the open tasks of its records
@@ -136,6 +142,19 @@ alerts = sa.Table(
     sa.Column("acknowledged_by", sa.BigInteger),
 )
 
+notifications = sa.Table(  # in-app notifications: written with the event's own transaction, once per key
+    "notifications", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(300), nullable=False, unique=True),  # event + recipient: a retried write notifies once
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),   # task, group_task, alert, approval, reply, mention, returned
+    sa.Column("text", sa.String(500), nullable=False),  # in words, names and local times already in
+    sa.Column("link", sa.String(500)),                  # where it leads (/tasks/7, /portal/requests/3)
+    sa.Column("created_at", When, nullable=False),
+    sa.Column("read_at", When),
+    sa.Index("ix_notifications_user_unread", "user_id", "read_at"),
+)
+
 contact_history = sa.Table(
     "contact_history", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
@@ -148,6 +167,7 @@ contact_history = sa.Table(
     sa.Column("data", JSON),
     sa.Column("user_id", sa.BigInteger),
     sa.Column("occurred_at", When, nullable=False),
+    sa.Column("public", sa.Boolean, nullable=False, server_default=sa.false()),  # shown to the customer's portal users
     sa.Index("ix_contact_history_record", "entity", "record_id", "occurred_at"),
 )
 

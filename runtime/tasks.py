@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from . import parties
+from . import notifications, parties
 from .history import add_history
 from .keyed import insert_new
 from .schema import alerts, assignment_cursor, group_members, process_instances, projects, tasks
@@ -89,7 +89,20 @@ def create_task(conn: sa.Connection, key: str, values: dict, assign: dict | None
     if created and row["entity"] and row["record_id"]:
         add_history(conn, row["entity"], row["record_id"], "task", f"Task created: {row['title']}",
                     {"task_id": row["id"], "due_at": row["due_at"].isoformat() if row["due_at"] else None}, None, key=f"task-created:{key}")
+    if created:
+        notify_holders(conn, f"task-created:{key}", row)
     return row
+
+
+def notify_holders(conn: sa.Connection, key: str, task: dict, text: str | None = None) -> None:
+    """Tell whoever now holds `task` (its assignee, else its group's members) that it is theirs, once per `key`."""
+    link = f"/tasks/{task['id']}"
+    if task["assignee_id"]:
+        notifications.notify(conn, key, [task["assignee_id"]], "task", text or f"New task for you: {task['title']}", link)
+    elif task["group_name"]:
+        queue = task["group_name"].replace("_", " ")
+        notifications.notify(conn, key, parties.group_users(conn, task["group_name"]), "group_task",
+                             text or f"New task in the {queue} queue: {task['title']}", link)
 
 
 def access_context(conn: sa.Connection, user_id: int, task: dict) -> tuple[set[str], int | None]:
@@ -134,6 +147,8 @@ def reassign_task(conn: sa.Connection, task_id: int, user_id: int | None, group:
     if task["entity"] and task["record_id"]:
         add_history(conn, task["entity"], task["record_id"], "task", f"Task reassigned: {task['title']}",
                     {"task_id": task_id, "assignee_id": user_id, "group": group}, by, key=f"task-reassigned:{key}" if key else None)
+    if key and user_id != by:
+        notify_holders(conn, f"task-reassigned:{key}", task, f"Handed to you: {task['title']}" if user_id else None)
     return task
 
 
@@ -153,6 +168,8 @@ def raise_alert(conn: sa.Connection, key: str, task: dict, level: int, recipient
     if created and task["entity"] and task["record_id"]:
         add_history(conn, task["entity"], task["record_id"], "alert", f"Alert (level {level}): {message}",
                     {"alert_id": row["id"], "task_id": task["id"], "recipients": recipients}, None, key=f"alert:{key}")
+    if created:
+        notifications.notify(conn, f"alert:{key}", recipients, "alert", message, f"/tasks/{task['id']}")
     return row, created
 
 
