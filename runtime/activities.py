@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.compiler import CompiledModel
-from . import holders, messages, parties, tasks as task_service
+from . import holders, messages, notifications, parties, tasks as task_service
 from .mail import MailSettings
 from .schema import alerts, idempotency_keys, users
 from .workflows import DATA_ERROR, NOT_A_HOLDER
@@ -169,8 +169,8 @@ class Activities:
         task = task_service.get_task(conn, req["task_id"])
         assert task is not None
         recipients = self._recipients(conn, req, task, req.get("alert") or [])
-        alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients,
-                                            messages.alert_text(conn, self.compiled.model, req, task))
+        message, texts = messages.alert_texts(conn, self.compiled, req, task, recipients)
+        alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, message, texts)
         return {"alert_id": alert["id"], "recipients": alert["recipients"], "message": alert["message"]}
 
     @activity.defn(name="tailor.email_alert")
@@ -179,12 +179,13 @@ class Activities:
         with self.engine.connect() as conn:  # a read: deferred on SQLite, it needs no turn
             alert = conn.execute(sa.select(alerts).where(alerts.c.id == req["alert_id"])).mappings().one()
             task = task_service.get_task(conn, alert["task_id"])
-            emails = self._emails(conn, alert["recipients"])
-            if task is not None:
-                subject, body = messages.alert_mail(conn, self.compiled.model, alert, task, f"{self.mail.base_url}/tasks/{task['id']}")
-        if alert["emailed_at"] is not None or not emails or task is None:
-            return
-        self.mail.send(emails, subject, body, key=f"tailor-alert-{alert['id']}")
+            if alert["emailed_at"] is not None or task is None:
+                return
+            texts = notifications.texts(conn, f"alert:{alert['key']}", alert["recipients"] or [])
+            mails = [(self._emails(conn, to), subject, body) for to, subject, body in
+                     messages.alert_mails(conn, self.compiled.model, alert, task, texts, f"{self.mail.base_url}/tasks/{task['id']}")]
+        for i, (emails, subject, body) in enumerate(m for m in mails if m[0]):
+            self.mail.send(emails, subject, body, key=f"tailor-alert-{alert['id']}" + (f"-{i}" if i else ""))
         with self.transaction() as conn:
             task_service.mark_emailed(conn, alert["id"])
 

@@ -2,12 +2,14 @@
 
 An escalation level's `message` template reads `task.due` and `task.assignee`: here they are the due time
 as 'Thu 3 Dec, 09:00' in the reader's time zone and the assignee's name (or the group whose queue holds the
-task), never a UTC ISO string or a user id. The raw values stay available as `task.due_at` (ISO, UTC) and
-`task.assignee_id`. The workflow cannot read the database, so the activity that records an alert renders
-its text with this context; values are shown through `forms.widgets`, like everywhere else.
+task), never a UTC ISO string or a user id; `record.X` is the field's display text (a choice's label, a user's
+name, a referenced record's title, money with its currency, a date in words). The raw values stay available:
+`task.due_at` (ISO, UTC), `task.assignee_id`, `record.raw.X`; step conditions (`when:`) always see raw values.
+The workflow cannot read the database, so the activity that records an alert renders its text with this
+context; values are shown through `forms.widgets`, like everywhere else.
 
-An alert is one text for all its recipients, so it reads in the organisation's time zone (and its email says
-which zone that is); a reminder goes to one person and reads in theirs.
+Each recipient reads an alert in their own time zone: the text is rendered once per zone among the
+recipients (their in-app notification and their email carry it); the alert row keeps the organisation's.
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from engine import expressions
+from engine.compiler import CompiledModel
 from engine.model import Model
-from forms.widgets import organisation_zone, when_text, zone_of
+from forms.widgets import Names, display_context, organisation_zone, when_text, zone_of
 
 from .interpreter import template_context
 from .schema import users
@@ -61,30 +64,60 @@ def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo) 
             "assignee": holder_text(conn, model, task), "assignee_id": task.get("assignee_id")}
 
 
-def alert_text(conn: sa.Connection, model: Model, req: dict, task: dict) -> str:
-    """An escalation level's message for `task`, rendered with the process's context as the workflow saw it
-    (`req`: template, context, steps, now); the workflow's own rendering (`req["message"]`) if that fails."""
+def _zones(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[int, ZoneInfo]:
+    """Each user's time zone (their own choice, else the organisation's)."""
+    if not user_ids:
+        return {}
+    rows = conn.execute(sa.select(users.c.id, users.c.time_zone).where(users.c.id.in_(user_ids))).mappings()
+    return {r["id"]: zone_of(model, dict(r)) for r in rows}
+
+
+def alert_texts(conn: sa.Connection, compiled: CompiledModel, req: dict, task: dict, recipients: list[int]) -> tuple[str, dict[int, str]]:
+    """An escalation level's message for `task`: (in the organisation's zone, {recipient: in their own zone}).
+
+    Rendered with the process's context as the workflow saw it (`req`: template, context, steps, now) and the
+    record's display values; the workflow's own rendering (`req["message"]`) if the template fails."""
+    model = compiled.model
+    org = organisation_zone(model)
+    zones = _zones(conn, model, recipients)
+    texts = {z.key: _alert_text(conn, compiled, req, task, z) for z in {org, *zones.values()}}
+    return texts[org.key], {u: texts[z.key] for u, z in zones.items()}
+
+
+def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: dict, zone: ZoneInfo) -> str:
     fallback = req.get("message") or ""
     if not req.get("template"):
         return fallback
     try:
         now = dt.datetime.fromisoformat(req["now"])
-        scope = {**template_context(req.get("context") or {"steps": {}}, iter(req.get("steps") or ()), now),
-                 "task": task_context(conn, model, task, organisation_zone(model))}
+        ctx = req.get("context") or {"steps": {}}
+        scope = template_context(ctx, iter(req.get("steps") or ()), now)
+        entity = compiled.model.entities.get(task.get("entity") or "")
+        if entity is not None and isinstance(ctx.get("record"), dict):
+            scope["record"] = display_context(ctx["record"], entity.all_fields(), Names(conn, compiled, zone))
+        scope["task"] = task_context(conn, compiled.model, task, zone)
         return expressions.render(req["template"], scope) or fallback
     except Exception:  # noqa: BLE001 - a template that fails at run time must not stop the alert
         return fallback
 
 
-def alert_mail(conn: sa.Connection, model: Model, alert: dict, task: dict, link: str) -> tuple[str, str]:
-    """(subject, body) of an alert's email to all its recipients, times in the organisation's zone; `link` opens the task."""
-    zone = organisation_zone(model)
-    ctx = task_context(conn, model, task, zone)
-    lines = [alert["message"], "", f"Task: {ctx['title']}"]
-    if ctx["due_at"]:
-        lines.append(f"Due: {ctx['due']} ({zone.key})")
-    lines += [f"With: {ctx['assignee']}", f"Open it: {link}"]
-    return f"[Tailor] Overdue: {ctx['title']}", "\n".join(lines) + "\n"
+def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, texts: dict[int, str], link: str) -> list[tuple[list[int], str, str]]:
+    """The emails of an alert: [(recipients, subject, body)], one per text and time zone, each recipient reading the
+    alert's message (`texts`: theirs, else the alert's own) and the due time in their own zone; `link` opens the task."""
+    zones = _zones(conn, model, list(alert["recipients"] or []))
+    groups: dict[tuple[str, str], list[int]] = {}
+    for uid in alert["recipients"] or []:
+        zone = zones.get(uid) or organisation_zone(model)
+        groups.setdefault((texts.get(uid) or alert["message"], zone.key), []).append(uid)
+    mails = []
+    for (message, key), recipients in groups.items():
+        ctx = task_context(conn, model, task, ZoneInfo(key))
+        lines = [message, "", f"Task: {ctx['title']}"]
+        if ctx["due_at"]:
+            lines.append(f"Due: {ctx['due']} ({key})")
+        lines += [f"With: {ctx['assignee']}", f"Open it: {link}"]
+        mails.append((recipients, f"[Tailor] Overdue: {ctx['title']}", "\n".join(lines) + "\n"))
+    return mails
 
 
 def reminder_mail(conn: sa.Connection, model: Model, task: dict, link: str) -> tuple[str, str]:

@@ -36,3 +36,12 @@ def notify(conn: sa.Connection, key: str, user_ids: Iterable[int], kind: str, te
 def unread_count(conn: sa.Connection, user_id: int) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(notifications)
                         .where(notifications.c.user_id == user_id, notifications.c.read_at.is_(None))).scalar_one()
+
+
+def texts(conn: sa.Connection, key: str, user_ids: Iterable[int]) -> dict[int, str]:
+    """What each of `user_ids` was told of the event `key` (their own wording), where they were notified."""
+    wanted = {f"{key}:u{u}"[:300]: u for u in user_ids if u}
+    if not wanted:
+        return {}
+    rows = conn.execute(sa.select(notifications.c.key, notifications.c.text).where(notifications.c.key.in_(list(wanted))))
+    return {wanted[k]: t for k, t in rows}

@@ -160,8 +160,10 @@ def add_comment(conn: sa.Connection, task_id: int, user_id: int, text: str, key:
                     {"task_id": task_id, "comment": text}, user_id, key=f"comment:{key}")
 
 
-def raise_alert(conn: sa.Connection, key: str, task: dict, level: int, recipients: list[int], message: str) -> tuple[dict, bool]:
-    """The alert for (task, level): created once, with its history entry; (row, created)."""
+def raise_alert(conn: sa.Connection, key: str, task: dict, level: int, recipients: list[int], message: str,
+                texts: dict[int, str] | None = None) -> tuple[dict, bool]:
+    """The alert for (task, level): created once, with its history entry and each recipient's notification (in
+    `texts`, their own wording of `message`: times in their zone); (row, created)."""
     row, created = _insert_once(conn, alerts, key, dict(task_id=task["id"], level=level, recipients=recipients, message=message,
                                                         entity=task["entity"], record_id=task["record_id"], project_id=task["project_id"],
                                                         due_at=task["due_at"], raised_at=utcnow()))
@@ -169,7 +171,11 @@ def raise_alert(conn: sa.Connection, key: str, task: dict, level: int, recipient
         add_history(conn, task["entity"], task["record_id"], "alert", f"Alert (level {level}): {message}",
                     {"alert_id": row["id"], "task_id": task["id"], "recipients": recipients}, None, key=f"alert:{key}")
     if created:
-        notifications.notify(conn, f"alert:{key}", recipients, "alert", message, f"/tasks/{task['id']}")
+        by_text: dict[str, list[int]] = {}
+        for uid in recipients:
+            by_text.setdefault((texts or {}).get(uid) or message, []).append(uid)
+        for text, users in by_text.items():
+            notifications.notify(conn, f"alert:{key}", users, "alert", text, f"/tasks/{task['id']}")
     return row, created
 
 
