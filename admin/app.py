@@ -29,7 +29,7 @@ from engine.compiler import CompiledModel
 from .api import api_router
 from .api.auth import ApiAuthentication
 from .api.problems import Problem, problem_response, validation_problem
-from .deps import Services, session_user
+from .deps import MustChangePassword, Services, session_user
 from .limits import DEFAULT_MAX_BODY, BodyLimit
 from .sessions import LIFETIME
 from .web.pages import render
@@ -37,6 +37,7 @@ from .web.routes import (
     alerts,
     auth,
     board,
+    console,
     directory,
     forms,
     health,
@@ -52,7 +53,7 @@ from .web.routes import (
 
 HERE = Path(__file__).resolve().parent / "web"
 # record_edit before records: its /records/{entity}/new must not be read as the record numbered 'new'
-AREAS = (auth, work, forms, tasks, alerts, portal, directory, search, record_edit, records, board, projects, profile, health)
+AREAS = (auth, work, forms, tasks, alerts, portal, directory, search, record_edit, records, board, projects, profile, console, health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
                   409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts",
                   500: "Something went wrong", 503: "Not available just now"}
@@ -103,6 +104,11 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
         if is_api(request):
             return problem_response(validation_problem(exc))
         return await error_page(request, 404 if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()) else 400, "")
+
+    @app.exception_handler(MustChangePassword)
+    async def must_change(request: Request, exc: MustChangePassword) -> Response:
+        request.session["flash"] = "Choose your own password before you go on: the one you were given was temporary."
+        return RedirectResponse("/profile#password", status_code=303)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

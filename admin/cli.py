@@ -166,6 +166,36 @@ def user() -> None:
     """Manage users (staff, portal contacts, integrations)."""
 
 
+def _accounts():
+    """(engine, compiled) of the configured installation, or exit with the definitions' problems."""
+    from admin.run import prepare
+    from runtime.settings import Settings
+
+    try:
+        return prepare(Settings.from_env(), echo=lambda *_: None)
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+
+
+def _refused(exc) -> None:
+    for field_name, text in exc.errors.items():
+        click.secho(f"{field_name + ': ' if field_name else ''}{text}", fg="red", err=True)
+    sys.exit(1)
+
+
+def _user_id(conn, username: str) -> int:
+    import sqlalchemy as sa
+
+    from runtime.schema import users
+
+    found = conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar()
+    if found is None:
+        click.secho(f"no user named '{username}'", fg="red", err=True)
+        sys.exit(1)
+    return found
+
+
 @user.command("create")
 @click.argument("username")
 @click.option("--name", help="full name (default: the user name)")
@@ -177,39 +207,74 @@ def user() -> None:
 def user_create(username: str, name: str | None, email: str | None, roles: tuple[str, ...], password: str | None, with_token: bool,
                 company_id: int | None) -> None:
     """Create a user; with --token, print a bearer token for the REST API."""
-    import datetime as dt
-
-    import sqlalchemy as sa
     from argon2 import PasswordHasher
 
-    from admin.access import new_token
-    from admin.run import prepare
-    from runtime.schema import users
-    from runtime.settings import Settings
+    from admin import accounts
 
-    settings = Settings.from_env()
-    try:
-        engine, compiled = prepare(settings, echo=lambda *_: None)
-    except DefinitionError as exc:
-        _report(exc.problems)
-        sys.exit(1)
-    unknown = [r for r in roles if r not in compiled.model.roles]
-    if unknown:
-        click.secho(f"unknown role(s): {', '.join(unknown)} (known: {', '.join(sorted(compiled.model.roles))})", fg="red", err=True)
-        sys.exit(1)
-    token, token_hash = new_token() if with_token else (None, None)
+    engine, compiled = _accounts()
     try:
         with engine.begin() as conn:
-            conn.execute(users.insert().values(username=username, name=name or username, email=email, roles=list(roles),
-                                               password_hash=PasswordHasher().hash(password) if password else None,
-                                               api_token_hash=token_hash, company_id=company_id,
-                                               created_at=dt.datetime.now(dt.UTC)))
-    except sa.exc.IntegrityError:
-        click.secho(f"a user named '{username}' already exists", fg="red", err=True)
-        sys.exit(1)
+            issued = accounts.create_user(conn, compiled.model, PasswordHasher(), username=username, name=name or username, email=email or "",
+                                          roles=list(roles), actor_id=None, company_id=company_id, password=password,
+                                          login=password is not None, reason="tailor user create")
+            token = accounts.issue_token(conn, issued.user_id, actor_id=None).token if with_token else None
+    except accounts.AccountError as exc:
+        _refused(exc)
     click.echo(f"created user {username} ({', '.join(roles)})")
     if token:
         click.echo(token)
+
+
+@user.command("list")
+@click.option("--all", "everyone", is_flag=True, help="deactivated users too")
+def user_list(everyone: bool) -> None:
+    """List the users: user name, name, roles, whether they can log in."""
+    import sqlalchemy as sa
+
+    from runtime.schema import users
+
+    engine, _ = _accounts()
+    with engine.connect() as conn:
+        q = sa.select(users).order_by(users.c.username)
+        rows = conn.execute(q if everyone else q.where(users.c.active)).mappings().all()
+    for r in rows:
+        state = "deactivated" if not r["active"] else "API only" if r["password_hash"] is None else "must change password" if r["must_change_password"] else "active"
+        click.echo(f"{r['username']:<20} {r['name']:<28} {', '.join(r['roles'] or []):<32} {state}{' · token' if r['api_token_hash'] else ''}")
+
+
+@user.command("reset-password")
+@click.argument("username")
+def user_reset_password(username: str) -> None:
+    """Give a user a temporary password (printed once); they must change it at the next login."""
+    from argon2 import PasswordHasher
+
+    from admin import accounts
+
+    engine, _ = _accounts()
+    with engine.begin() as conn:
+        issued = accounts.reset_password(conn, PasswordHasher(), _user_id(conn, username), actor_id=None, reason="tailor user reset-password")
+    click.echo(issued.password)
+
+
+@user.command("token")
+@click.argument("username")
+@click.option("--revoke", is_flag=True, help="revoke the user's token instead of creating one")
+def user_token(username: str, revoke: bool) -> None:
+    """Create (print once) or revoke a user's API token; a new token replaces the old one at once."""
+    from admin import accounts
+
+    engine, _ = _accounts()
+    try:
+        with engine.begin() as conn:
+            uid = _user_id(conn, username)
+            if revoke:
+                accounts.revoke_token(conn, uid, actor_id=None, reason="tailor user token --revoke")
+            else:
+                click.echo(accounts.issue_token(conn, uid, actor_id=None, reason="tailor user token").token)
+    except accounts.AccountError as exc:
+        _refused(exc)
+    if revoke:
+        click.echo(f"revoked the API token of {username}")
 
 
 if __name__ == "__main__":

@@ -58,8 +58,9 @@ def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> 
                 keys[row["key"]] = (entity, rec.id)
                 starts += rec.starts  # what the records' triggers start
         for u in data["users"]:
-            if u.get("company"):
-                conn.execute(users.update().where(users.c.id == ids[u["username"]]).values(company_id=keys[u["company"]][1]))
+            if u.get("company"):  # a customer's person: their company, and their own record in it
+                conn.execute(users.update().where(users.c.id == ids[u["username"]]).values(
+                    company_id=keys[u["company"]][1], person_id=keys[u["person"]][1] if u.get("person") else None))
         for p in data.get("processes", []):
             entity, key = p["record"].split("/")
             starts.append(outbox.enqueue(conn, p["process"], f"demo:{p['process']}:{key}", entity=entity, record_id=keys[key][1],

@@ -82,10 +82,21 @@ def session_user(request: Request, engine: EngineDep) -> dict | None:
 MaybeUser = Annotated[dict | None, Depends(session_user)]
 
 
-def current_user(user: MaybeUser) -> dict:
-    """The logged-in user; anyone else is sent to the login page (see the 401 handler)."""
+class MustChangePassword(Exception):
+    """The user logs in with a password an administrator set: they choose their own before anything else."""
+
+
+# what someone who must change their password may still reach: the profile (to change it) and the logout
+UNTIL_CHANGED = ("/profile", "/logout")
+
+
+def current_user(request: Request, user: MaybeUser) -> dict:
+    """The logged-in user; anyone else is sent to the login page (see the 401 handler), and someone whose password
+    was set or reset by an administrator to the profile page until they choose their own."""
     if user is None:
         raise HTTPException(401)
+    if user.get("must_change_password") and not request.url.path.startswith(UNTIL_CHANGED):
+        raise MustChangePassword()
     return user
 
 

@@ -28,6 +28,7 @@ users = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("api_token_hash", sa.String(200)),
     sa.Column("time_zone", sa.String(64)),                # IANA name the user chose; empty: the organisation's
+    sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),  # set by a reset (0008)
     sa.Column("created_at", When, nullable=False),
     sa.Index("ix_users_api_token_hash", "api_token_hash"),  # every API request finds its user by the token's digest
 )
@@ -220,6 +221,18 @@ saved_views = sa.Table(  # a user's named directory views: the columns, filters 
     sa.Column("query", sa.Text, nullable=False),
     sa.Column("created_at", When, nullable=False),
     sa.UniqueConstraint("user_id", "entity", "name"),  # saving under a name already used replaces that view
+)
+
+console_log = sa.Table(  # what administrators did in the console (or the CLI): who, what, to whom, why
+    "console_log", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", When, nullable=False),
+    sa.Column("actor_id", sa.BigInteger),                 # the administrator (none: the command line)
+    sa.Column("action", sa.String(40), nullable=False),   # user.create, user.deactivate, group.add_member, ...
+    sa.Column("subject", sa.String(200), nullable=False),  # whom or what, in words: "user ann (Ann Sales)"
+    sa.Column("details", JSON),
+    sa.Column("reason", sa.Text),
+    sa.Index("ix_console_log_at", "at"),
 )
 
 definition_state = sa.Table(  # what `tailor migrate` last applied, to diff against

@@ -60,6 +60,8 @@ def navigation(model: Model, user: dict, path: str) -> list[NavItem]:
             if entity_pages.stages(e) is not None:
                 entries.append((f"/board/{e.name}", f"{e.label} board", (f"/board/{e.name}/",)))
         entries += [("/forms", "Forms", ("/forms/",)), ("/alerts", "Alerts", ("/alerts/",))]
+        if allowed(model, user, "admin"):
+            entries.append(("/admin", "Console", ("/admin/",)))
     return [NavItem(url, label, "page" if path == url else "true" if path.startswith(inside) else "") for url, label, inside in entries]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,31 @@ def test_user_create_prints_a_working_api_token(tmp_path):
     created, token = result.stdout.splitlines()
     assert created == "created user erp (staff)" and token.startswith("tl_")
     again = subprocess.run([*TAILOR, "user", "create", "erp", "--role", "staff"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 1 and "already exists" in again.stderr
-    bad = subprocess.run([*TAILOR, "user", "create", "x", "--role", "wizard"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "unknown role(s): wizard" in bad.stderr
+    assert again.returncode == 1 and "The user name 'erp' is taken" in again.stderr
+    bad = subprocess.run([*TAILOR, "user", "create", "xy", "--role", "wizard"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "Unknown role: wizard." in bad.stderr
+
+
+def test_user_list_reset_password_and_tokens_from_the_command_line(tmp_path):
+    import os
+
+    env = {**os.environ, "TAILOR_DATA_DIR": str(tmp_path / "var"), "TAILOR_PACKS": str(CRM)}
+
+    def tailor(*args):
+        return subprocess.run([*TAILOR, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert tailor("user", "create", "ann", "--name", "Ann Sales", "--role", "staff", "--password", "long enough").returncode == 0
+    assert tailor("user", "create", "erp", "--role", "staff").returncode == 0  # no password: an API-only user
+    listed = tailor("user", "list").stdout
+    assert re.search(r"^ann\s+Ann Sales\s+staff\s+active$", listed, re.M) and re.search(r"^erp\s.*API only$", listed, re.M)
+    reset = tailor("user", "reset-password", "ann")
+    assert reset.returncode == 0 and len(reset.stdout.strip()) >= 12
+    assert re.search(r"^ann\s.*must change password$", tailor("user", "list").stdout, re.M)
+    made = tailor("user", "token", "erp")
+    assert made.returncode == 0 and made.stdout.startswith("tl_")
+    assert "· token" in tailor("user", "list").stdout
+    assert tailor("user", "token", "erp", "--revoke").stdout.strip() == "revoked the API token of erp"
+    again = tailor("user", "token", "erp", "--revoke")
+    assert again.returncode == 1 and "has no API token" in again.stderr
+    nobody = tailor("user", "reset-password", "ghost")
+    assert nobody.returncode == 1 and "no user named 'ghost'" in nobody.stderr

@@ -116,6 +116,24 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/tasks/{task_id}/approve"): Rule("approve_tasks", "/api/tasks/{task}/approve", {"approve": True}),
     ("POST", "/api/tasks/{task_id}/reassign"): Rule("monitor_tasks", "/api/tasks/{task}/reassign", {"to_user": 1}),
     ("GET", "/api/alerts"): Rule("access", "/api/alerts"),
+    # the console: changes name a user or person that does not exist, so a permitted caller gets 404/422 and nobody changes
+    ("GET", "/admin"): Rule("admin", "/admin"),
+    ("GET", "/admin/users"): Rule("admin", "/admin/users?status=all"),
+    ("GET", "/admin/users/new"): Rule("admin", "/admin/users/new"),
+    ("POST", "/admin/users"): Rule("admin", "/admin/users", {"username": ""}),
+    ("GET", "/admin/users/{user_id}"): Rule("admin", "/admin/users/99999"),
+    ("POST", "/admin/users/{user_id}"): Rule("admin", "/admin/users/99999", {"name": "X", "roles": "staff"}),
+    ("POST", "/admin/users/{user_id}/deactivate"): Rule("admin", "/admin/users/99999/deactivate", {"reason": "matrix"}),
+    ("POST", "/admin/users/{user_id}/reactivate"): Rule("admin", "/admin/users/99999/reactivate", {}),
+    ("POST", "/admin/users/{user_id}/reset-password"): Rule("admin", "/admin/users/99999/reset-password", {}),
+    ("POST", "/admin/users/{user_id}/token"): Rule("admin", "/admin/users/99999/token", {}),
+    ("POST", "/admin/users/{user_id}/token/revoke"): Rule("admin", "/admin/users/99999/token/revoke", {}),
+    ("GET", "/admin/groups"): Rule("admin", "/admin/groups"),
+    ("GET", "/admin/groups/{name}"): Rule("admin", "/admin/groups/sales"),
+    ("POST", "/admin/groups/{name}/members"): Rule("admin", "/admin/groups/sales/members", {"user_id": "99999"}),
+    ("POST", "/admin/groups/{name}/members/{user_id}/remove"): Rule("admin", "/admin/groups/sales/members/99999/remove", {}),
+    ("POST", "/admin/people/{person_id}/access"): Rule("admin", "/admin/people/99999/access", {"kind": "portal"}),
+    ("GET", "/admin/log"): Rule("admin", "/admin/log"),
 }
 
 # (caller, method, route path) -> why that cell is a known bug in admin/; strict, so a fix shows up.

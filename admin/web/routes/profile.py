@@ -90,7 +90,7 @@ def change_password(request: Request, user: CurrentUser, data: CsrfForm, engine:
         return profile_page(request, user, compiled, 422, errors)
     digest = services.hasher.hash(new)
     with engine.begin() as conn:
-        conn.execute(users.update().where(users.c.id == user["id"]).values(password_hash=digest))
+        conn.execute(users.update().where(users.c.id == user["id"]).values(password_hash=digest, must_change_password=False))
         others = sessions.revoke_all(conn, user["id"]) - 1  # this one included: it is replaced just below
         request.session["sid"] = sessions.open_session(conn, user["id"])
     services.throttle.succeeded(user["username"])

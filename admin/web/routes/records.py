@@ -15,6 +15,7 @@ from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff
 from ..customer import single_view
 from ..finders import entity_or_404, record_or_404
 from ..pages import flash, redirect, render
+from ..people import person_access
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,7 +31,8 @@ def record_view(request: Request, conn: sa.Connection, compiled: CompiledModel, 
     return render(request, "records/record.html", user=user, status=status, record=rec, entity=ent, view=view, forms=shown_forms,
                   errors=errors or {}, typed=typed or {}, can_edit=allowed(model, user, "edit_records"),
                   can_add_field=ent.record_fields.allowed and allowed(model, user, "add_record_fields"),
-                  can_delete=allowed(model, user, "delete_records"), field_types=ent.record_fields.types)
+                  can_delete=allowed(model, user, "delete_records"), field_types=ent.record_fields.types,
+                  access=person_access(conn, compiled, rec) if entity == "person" and allowed(model, user, "admin") else None)
 
 
 @router.get("/records/{entity}/{record_id}", response_class=HTMLResponse)
