@@ -6,6 +6,8 @@ checks the user's role permissions from the definitions (see `deps.py`).
 """
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import uuid
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client
 
 from engine.compiler import CompiledModel
+from runtime import releases
 
 from .api import api_router
 from .api.auth import ApiAuthentication
@@ -74,11 +77,25 @@ logger = logging.getLogger("tailor.web")
 
 def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None, *, secret_key: str, task_queue: str = "tailor",
                temporal_ui: str | None = None, secure_cookies: bool = False, webhooks: Sequence[str] = (),
-               max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
-    """The app over `engine`, running processes through `client` (None: pages and API without a process engine)."""
+               max_body_bytes: int = DEFAULT_MAX_BODY, releases_root: Path | None = None) -> FastAPI:
+    """The app over `engine`, running processes through `client` (None: pages and API without a process engine).
+
+    With `releases_root` (where release files are unpacked), the app follows the active configuration release: a
+    newly activated one replaces `app.state.compiled` within a second, without a restart."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        follower = None
+        if releases_root is not None:
+            with engine.connect() as conn:
+                seen = releases.version(conn)
+
+            def switch(new: CompiledModel, _row: dict) -> None:
+                app.state.compiled = new
+
+            follower = asyncio.create_task(releases.Follower(engine, releases_root, switch, seen=seen, name="the web app").run())
         yield
+        if follower is not None:
+            follower.cancel()
         app.state.services.merges.close()  # the merge process ends with the app
 
     app = FastAPI(title="Tailor", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)

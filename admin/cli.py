@@ -277,5 +277,117 @@ def user_token(username: str, revoke: bool) -> None:
         click.echo(f"revoked the API token of {username}")
 
 
+@main.group()
+def release() -> None:
+    """Configuration releases: what every node runs (see docs/console.md)."""
+
+
+def _release_env():
+    from runtime.db import make_engine, upgrade
+    from runtime.settings import Settings
+
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    with engine.begin() as conn:
+        upgrade(conn)
+    return settings, engine
+
+
+@release.command("create")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--reason", default="", help="why (kept with the release)")
+@click.option("--activate", "then_activate", is_flag=True, help="activate it at once (every node switches within seconds)")
+def release_create(paths: tuple[Path, ...], reason: str, then_activate: bool) -> None:
+    """Make a release of pack folders (plus the active release's local pack), after checking them."""
+    from engine.compiler import compile_model
+    from engine.loader import load
+    from runtime import releases
+    from runtime.plan import MigrationError
+
+    try:
+        compile_model(load(paths))
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+    settings, engine = _release_env()
+    files, packs = releases.snapshot(paths)
+    try:
+        with engine.begin() as conn:
+            current = releases.active(conn)
+            files, packs = releases.with_local(files, packs, current[0]["files"].get(releases.LOCAL) if current else None)
+            rid = releases.create(conn, files, packs, reason=reason)
+            click.echo(f"release {rid} ({', '.join(packs)})")
+            if then_activate:
+                activation, ops = releases.switch_to(conn, rid, settings.data_dir / "releases", reason=reason or "tailor release create")
+                for line in (op.describe() for op in ops):
+                    click.echo(f"migrated: {line}")
+                click.echo(f"activated: activation {activation}")
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+    except MigrationError as exc:
+        click.secho(str(exc), fg="red", err=True)
+        sys.exit(1)
+
+
+@release.command("list")
+def release_list() -> None:
+    """The activations, newest first."""
+    from runtime import releases
+
+    _, engine = _release_env()
+    with engine.connect() as conn:
+        for i, h in enumerate(releases.history(conn)):
+            mark = "*" if i == 0 else " "  # the latest activation is what runs
+            click.echo(f"{mark} release {h['id']:<5} activated {h['activated_at']:%Y-%m-%d %H:%M} UTC  {h['reason'] or ''}")
+
+
+@release.command("activate")
+@click.argument("release_id", type=int)
+@click.option("--reason", required=True, help="why (kept in the history)")
+def release_activate(release_id: int, reason: str) -> None:
+    """Activate a release (an earlier one: a revert); every node switches within seconds."""
+    from runtime import releases
+    from runtime.plan import MigrationError
+
+    settings, engine = _release_env()
+    try:
+        with engine.begin() as conn:
+            activation, ops = releases.switch_to(conn, release_id, settings.data_dir / "releases", reason=reason)
+    except LookupError as exc:
+        click.secho(str(exc), fg="red", err=True)
+        sys.exit(1)
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+    except MigrationError as exc:
+        click.secho(str(exc), fg="red", err=True)
+        sys.exit(1)
+    for op in ops:
+        click.echo(f"migrated: {op.describe()}")
+    click.echo(f"release {release_id} activated (activation {activation})")
+
+
+@release.command("export")
+@click.argument("release_id", type=int, required=False)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="a folder to write the local pack into")
+def release_export(release_id: int | None, out: Path) -> None:
+    """Write a release's local pack (the console's changes; default: the active release) as files."""
+    from runtime import releases
+
+    _, engine = _release_env()
+    with engine.connect() as conn:
+        row = releases.get(conn, release_id) if release_id else (releases.active(conn) or (None,))[0]
+    if row is None:
+        click.secho("no such release", fg="red", err=True)
+        sys.exit(1)
+    files = releases.export(row)
+    for rel, text in files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text, encoding="utf-8")
+    click.echo(f"wrote {len(files)} file{'s' if len(files) != 1 else ''} of the local pack to {out}")
+
+
 if __name__ == "__main__":
     main()

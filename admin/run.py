@@ -23,7 +23,7 @@ from temporalio.client import Client, TLSConfig
 from engine.compiler import CompiledModel, compile_model
 from engine.errors import TailorError
 from engine.loader import load
-from runtime import drainer
+from runtime import drainer, releases
 from runtime.db import make_engine, upgrade
 from runtime.devserver import DevServer
 from runtime.mail import MailSettings
@@ -40,13 +40,16 @@ def prepare(settings: Settings, echo=print) -> tuple[sa.Engine, CompiledModel]:
 
     The plan never drops data; a change it must refuse (values that do not convert) stops the start.
     """
-    compiled = compile_model(load(settings.packs))
+    compile_model(load(settings.packs))  # the packs' own problems first, before any database is touched
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
         upgrade(conn)
+        release, compiled, new = releases.adopt_disk(conn, settings.packs, settings.data_dir / "releases")
         ops = plan(conn, compiled)
         apply(conn, compiled, ops)
+    if new:
+        echo(f"configuration release {release['id']} activated (the packs on disk)")
     for op in ops:
         echo(f"migrated: {op.describe()}")
     return engine, compiled
@@ -156,8 +159,20 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
     with ThreadPoolExecutor(8) as pool:
         runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool, hooks)
         worker_task = asyncio.create_task(runner.run())
+        current = {"compiled": compiled}
+
+        async def switch(new: CompiledModel, _row: dict) -> None:
+            """A newly activated release: the activities and the drainer use it from now on; its schedules are synced."""
+            for part in runner.tailor_parts:
+                part.compiled = new
+            current["compiled"] = new
+            await sync_schedules(client, new, settings.task_queue, announce=announcing(settings, new.model))
+
+        with engine.connect() as conn:
+            seen = releases.version(conn)
+        follow_task = asyncio.create_task(releases.Follower(engine, settings.data_dir / "releases", switch, seen=seen, name="the worker").run())
         # starts the outbox rows a web request could not (it crashed, or Temporal was briefly down)
-        drain_task = asyncio.create_task(drainer.run(client, engine, compiled, settings.task_queue,
+        drain_task = asyncio.create_task(drainer.run(client, engine, lambda: current["compiled"], settings.task_queue,
                                                      announce=announcing(settings, compiled.model)))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -170,6 +185,7 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         echo("stopping...")
         drain_task.cancel()
+        follow_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await drain_task
         await runner.shutdown()
@@ -228,7 +244,7 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
         from admin.app import create_app
 
         app = create_app(engine, compiled, client, secret_key=settings.secret_key, task_queue=settings.task_queue,
-                         webhooks=announcing(settings, compiled.model),
+                         webhooks=announcing(settings, compiled.model), releases_root=settings.data_dir / "releases",
                          temporal_ui=f"http://{dev.ip}:{dev.ui_port}" if dev else None, secure_cookies=not settings.development)
         echo(f"Tailor is running: {base_url}  (Ctrl-C stops everything)")
         await serve_web(app, host, port, child, echo)

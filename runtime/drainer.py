@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from temporalio.client import Client
@@ -37,13 +37,15 @@ async def drain(client: Client, engine: sa.Engine, compiled: CompiledModel, task
     return await start_rows(client, engine, compiled, task_queue, await asyncio.to_thread(due), announce=announce, now=now)
 
 
-async def run(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, *, announce: Sequence[str] = (),
-              poll: float = POLL_SECONDS) -> None:
-    """Drain every `poll` seconds until cancelled; while the database fails, wait twice as long each time."""
+async def run(client: Client, engine: sa.Engine, compiled: CompiledModel | Callable[[], CompiledModel], task_queue: str, *,
+              announce: Sequence[str] = (), poll: float = POLL_SECONDS) -> None:
+    """Drain every `poll` seconds until cancelled; while the database fails, wait twice as long each time.
+
+    `compiled` may be a function giving the configuration in force (a worker follows the active release)."""
     delay = poll
     while True:
         try:
-            started = await drain(client, engine, compiled, task_queue, announce=announce)
+            started = await drain(client, engine, compiled() if callable(compiled) else compiled, task_queue, announce=announce)
             if started:
                 log.info("started from the outbox: %s", ", ".join(started))
             delay = poll

@@ -235,6 +235,45 @@ console_log = sa.Table(  # what administrators did in the console (or the CLI): 
     sa.Index("ix_console_log_at", "at"),
 )
 
+releases = sa.Table(  # configuration releases: every pack's files, content-addressed and immutable (0009)
+    "releases", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),  # sha256 of the files: the same files are one release
+    sa.Column("files", JSON, nullable=False),                        # {pack folder: {relative path: text}}
+    sa.Column("packs", JSON, nullable=False),                        # the pack folders in load order
+    sa.Column("author_id", sa.BigInteger),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", When, nullable=False),
+)
+
+release_state = sa.Table(  # one row: the active release, and a counter every node polls to see a new one
+    "release_state", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("release_id", sa.ForeignKey("releases.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("activated_at", When, nullable=False),
+    sa.Column("activated_by", sa.BigInteger),
+    sa.Column("reason", sa.Text),
+)
+
+release_log = sa.Table(  # every activation: what was active when, who switched and why (history, revert)
+    "release_log", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("release_id", sa.ForeignKey("releases.id"), nullable=False),
+    sa.Column("activated_at", When, nullable=False),
+    sa.Column("activated_by", sa.BigInteger),
+    sa.Column("reason", sa.Text),
+)
+
+release_drafts = sa.Table(  # the local pack being edited in the console, on top of a release
+    "release_drafts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("base_release_id", sa.ForeignKey("releases.id"), nullable=False),
+    sa.Column("files", JSON, nullable=False),  # {relative path: text} of the local pack
+    sa.Column("updated_at", When, nullable=False),
+    sa.Column("updated_by", sa.BigInteger),
+)
+
 definition_state = sa.Table(  # what `tailor migrate` last applied, to diff against
     "definition_state", metadata,
     sa.Column("entity", sa.String(64), primary_key=True),
