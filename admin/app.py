@@ -49,6 +49,7 @@ from .web.routes import (
     projects,
     record_edit,
     records,
+    releases as release_pages,
     search,
     tasks,
     work,
@@ -56,7 +57,8 @@ from .web.routes import (
 
 HERE = Path(__file__).resolve().parent / "web"
 # record_edit before records: its /records/{entity}/new must not be read as the record numbered 'new'
-AREAS = (auth, work, forms, tasks, alerts, portal, directory, search, record_edit, records, board, projects, profile, console, health)
+AREAS = (auth, work, forms, tasks, alerts, portal, directory, search, record_edit, records, board, projects, profile, console, release_pages,
+         health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
                   409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts",
                   500: "Something went wrong", 503: "Not available just now"}
@@ -100,6 +102,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
 
     app = FastAPI(title="Tailor", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.compiled = compiled  # the active configuration: swap it with one assignment
+    app.state.releases_root = releases_root
     app.state.services = Services(engine=engine, client=client, templates=Jinja2Templates(directory=HERE / "templates"),
                                   task_queue=task_queue, webhooks=tuple(webhooks), temporal_ui=temporal_ui)
     # outermost first: the size limit, then the session cookie, then the API's token check

@@ -324,3 +324,37 @@ def switch_to(conn: sa.Connection, release_id: int, root: Path, *, by: int | Non
 def export(row: dict, pack: str = LOCAL) -> dict[str, str]:
     """One pack's files of a release ({relative path: text}), to put into git or a client pack."""
     return dict(row["files"].get(pack) or {})
+
+
+# -- a draft of the local pack, checked as `tailor check` checks ---------------------------------------
+@dataclass(frozen=True)
+class DraftProblem:
+    pack: str      # the pack folder of the file ('local' for the draft's own files)
+    file: str      # its path inside the pack ('' when the problem has no file)
+    line: int
+    column: int
+    message: str
+    code: str
+
+
+def check_draft(base: dict, local: dict[str, str], root: Path) -> tuple[CompiledModel | None, list[DraftProblem]]:
+    """The active release's base packs with `local` as the local pack: compiled, or every problem at its file and line."""
+    from engine.loader import load_model
+
+    files, packs = with_local(base["files"], base["packs"], local)
+    row = {"files": files, "packs": packs, "digest": digest(files, packs)}
+    folders = materialise(row, root)
+    model, problems = load_model(folders)
+    home = folders[0].parent.resolve()
+    out = []
+    for p in problems:
+        pack, rel = "", p.loc.file
+        try:
+            inside = Path(p.loc.file).resolve().relative_to(home)
+            pack, rel = inside.parts[0], "/".join(inside.parts[1:])
+        except ValueError:
+            pass
+        out.append(DraftProblem(pack, rel, p.loc.line, p.loc.column, p.message, p.code))
+    if model is None or out:
+        return None, out
+    return compile_model(model), []

@@ -134,6 +134,17 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/groups/{name}/members/{user_id}/remove"): Rule("admin", "/admin/groups/sales/members/99999/remove", {}),
     ("POST", "/admin/people/{person_id}/access"): Rule("admin", "/admin/people/99999/access", {"kind": "portal"}),
     ("GET", "/admin/log"): Rule("admin", "/admin/log"),
+    # configuration: this app follows no releases (no data folder), so a permitted caller gets a worded 503, nothing changes
+    ("GET", "/admin/draft"): Rule("admin", "/admin/draft"),
+    ("POST", "/admin/draft/files"): Rule("admin", "/admin/draft/files", {"path": "x.yaml", "text": ""}),
+    ("POST", "/admin/draft/files/delete"): Rule("admin", "/admin/draft/files/delete", {"path": "x.yaml"}),
+    ("POST", "/admin/draft/discard"): Rule("admin", "/admin/draft/discard", {}),
+    ("GET", "/admin/draft/impact"): Rule("admin", "/admin/draft/impact"),
+    ("POST", "/admin/draft/activate"): Rule("admin", "/admin/draft/activate", {"reason": ""}),
+    ("GET", "/admin/releases"): Rule("admin", "/admin/releases"),
+    ("GET", "/admin/releases/diff"): Rule("admin", "/admin/releases/diff?a=1&b=2"),
+    ("POST", "/admin/releases/{release_id}/activate"): Rule("admin", "/admin/releases/99999/activate", {}),
+    ("GET", "/admin/releases/{release_id}/local.zip"): Rule("admin", "/admin/releases/99999/local.zip"),
 }
 
 # (caller, method, route path) -> why that cell is a known bug in admin/; strict, so a fix shows up.

@@ -1,0 +1,258 @@
+"""Configuration in the browser: the draft of the installation's local pack (YAML files checked on every save, every
+problem at its line), what activating it would change (in words, as a diff, the schema plan, the running processes
+that stay on their version), activation with a reason, the history of releases with a diff of any two, revert, and
+export of the local pack as a zip.
+
+The shipped and installed packs are never written: the console's edits are the `local` pack, ordinary definitions
+and overlays that a consultant can take into a client pack.
+"""
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from engine.loader import load
+from forms.widgets import when_text, zone_of
+from runtime import releases
+from runtime.plan import MigrationError, describe, plan
+from runtime.recurrence import sync_schedules
+from runtime.schema import process_instances, users
+
+from ... import accounts
+from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep
+from ..pages import flash, redirect, render
+
+router = APIRouter(include_in_schema=False)
+Admin = Permitted("admin")
+PATH = re.compile(r"^[a-z0-9_][a-z0-9_./-]{0,150}\.ya?ml$")
+MAX_FILE = 200_000
+
+
+def _root(request: Request):
+    root = getattr(request.app.state, "releases_root", None)
+    if root is None:
+        raise HTTPException(503, "This web app does not follow configuration releases (it was started without a data folder).")
+    return root
+
+
+def _active(conn) -> dict:
+    found = releases.active(conn)
+    if found is None:
+        raise HTTPException(503, "There is no active configuration release yet: start Tailor once with `tailor run`.")
+    return found[0]
+
+
+def _draft_files(conn, base: dict, compiled) -> tuple[dict[str, str], dict | None]:
+    """The draft's files: the saved draft, else the active release's local pack, else a new local pack's manifest."""
+    saved = releases.draft(conn)
+    if saved is not None:
+        return dict(saved["files"]), saved
+    return dict(base["files"].get(releases.LOCAL) or {"pack.yaml": releases.local_manifest(compiled.model)}), None
+
+
+def _names(conn, ids) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    return dict(conn.execute(sa.select(users.c.id, users.c.name).where(users.c.id.in_(ids))).all()) if ids else {}
+
+
+def _draft_page(request, conn, compiled, user, *, chosen: str | None = None, text: str | None = None, problems=None, status=200,
+                errors=None, impact=None):
+    base = _active(conn)
+    files, saved = _draft_files(conn, base, compiled)
+    chosen = chosen if chosen in files or text is not None else next(iter(sorted(files)), "pack.yaml")
+    if problems is None:
+        _, problems = releases.check_draft(base, files, _root(request) / "drafts")
+    body = text if text is not None else files.get(chosen, "")
+    at_lines = {p.line: p.message for p in problems if p.pack == releases.LOCAL and p.file == chosen and p.line}
+    zone = zone_of(compiled.model, user)
+    return render(request, "console/draft.html", user=user, status=status, files=sorted(files), chosen=chosen, text=body,
+                  lines=[(n, line, at_lines.get(n)) for n, line in enumerate(body.splitlines() or [""], start=1)],
+                  problems=problems, errors=errors or {}, saved=saved, impact=impact,
+                  saved_text=when_text(saved["updated_at"], zone) if saved else "", base=base)
+
+
+@router.get("/admin/draft", response_class=HTMLResponse)
+def draft_page(request: Request, user: Admin, conn: Conn, compiled: CompiledDep, file: str | None = None):
+    return _draft_page(request, conn, compiled, user, chosen=file)
+
+
+@router.post("/admin/draft/files", response_class=HTMLResponse)
+def draft_save(request: Request, user: Admin, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    """Save one file of the draft (a new path adds it); every problem of the whole draft is shown at its line."""
+    path, text = str(data.get("path", "")).strip(), str(data.get("text", "")).replace("\r\n", "\n")
+    errors = {}
+    if not PATH.match(path) or ".." in path.split("/"):
+        errors["path"] = "Give a path inside the pack ending in .yaml, e.g. overlays/company.yaml (lower-case letters, digits, _ - . /)."
+    if len(text) > MAX_FILE:
+        errors["text"] = f"A file may hold at most {MAX_FILE:,} characters."
+    with engine.begin() as conn:
+        if errors:
+            return _draft_page(request, conn, compiled, user, chosen=path, text=text, status=422, errors=errors)
+        base = _active(conn)
+        files, _ = _draft_files(conn, base, compiled)
+        files[path] = text
+        releases.save_draft(conn, base["id"], files, user["id"])
+        _, problems = releases.check_draft(base, files, _root(request) / "drafts")
+        page = _draft_page(request, conn, compiled, user, chosen=path, problems=problems, status=422 if problems else 200)
+    return page
+
+
+@router.post("/admin/draft/files/delete", response_class=HTMLResponse)
+def draft_delete_file(request: Request, user: Admin, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    path = str(data.get("path", ""))
+    with engine.begin() as conn:
+        base = _active(conn)
+        files, _ = _draft_files(conn, base, compiled)
+        if path == "pack.yaml" or path not in files:
+            return _draft_page(request, conn, compiled, user, chosen=path, status=422,
+                               errors={"path": "The pack's manifest stays." if path == "pack.yaml" else "There is no such file in the draft."})
+        del files[path]
+        releases.save_draft(conn, base["id"], files, user["id"])
+    flash(request, f"Removed {path} from the draft.")
+    return redirect("/admin/draft")
+
+
+@router.post("/admin/draft/discard")
+def draft_discard(request: Request, user: Admin, data: CsrfForm, engine: EngineDep):
+    with engine.begin() as conn:
+        releases.discard_draft(conn)
+    flash(request, "The draft is discarded: it is the active configuration again.")
+    return redirect("/admin/draft")
+
+
+def _impact(conn, request, base: dict, files: dict[str, str], active_compiled) -> dict:
+    """What activating the draft would do: in words, as file diffs, the schema plan, and the processes that stay."""
+    new_compiled, problems = releases.check_draft(base, files, _root(request) / "drafts")
+    new_files, _ = releases.with_local(base["files"], base["packs"], files)
+    out = {"problems": problems, "changes": releases.file_changes(base["files"], new_files), "summary": [], "plan": [], "running": []}
+    if new_compiled is None:
+        return out
+    out["summary"] = releases.summary(active_compiled.model, new_compiled.model) or ["nothing a page or process would notice"]
+    try:  # planned against the live tables (a read), applied by nobody
+        out["plan"] = list(describe(plan(conn, new_compiled)))
+    except MigrationError as exc:
+        out["plan_refused"] = str(exc)
+    new_versions = {name: spec["version"] for name, spec in new_compiled.process_specs.items()}
+    for process, version, count in conn.execute(sa.select(process_instances.c.process, process_instances.c.version, sa.func.count())
+                                                .where(process_instances.c.status == "running")
+                                                .group_by(process_instances.c.process, process_instances.c.version)):
+        label = new_compiled.model.processes[process].label if process in new_compiled.model.processes else process
+        out["running"].append({"process": label, "count": count, "changes": new_versions.get(process) != version})
+    return out
+
+
+@router.get("/admin/draft/impact", response_class=HTMLResponse)
+def draft_impact(request: Request, user: Admin, conn: Conn, compiled: CompiledDep):
+    base = _active(conn)
+    files, _ = _draft_files(conn, base, compiled)
+    return _draft_page(request, conn, compiled, user, impact=_impact(conn, request, base, files, compiled))
+
+
+@router.post("/admin/draft/activate", response_class=HTMLResponse)
+async def draft_activate(request: Request, user: Admin, data: CsrfForm, engine: EngineDep, compiled: CompiledDep, services: ServicesDep):
+    """The draft becomes a release and is activated (its schema plan applied): every node switches within seconds."""
+    reason = str(data.get("reason", "")).strip()[:500]
+    root = _root(request)
+
+    def activate():
+        try:
+            return attempt()
+        except MigrationError as exc:  # a value the plan cannot convert: nothing changed
+            with engine.connect() as conn:
+                return None, _draft_page(request, conn, compiled, user, status=422, errors={"": f"Not activated: {exc}"})
+
+    def attempt():
+        with engine.begin() as conn:
+            base = _active(conn)
+            files, _ = _draft_files(conn, base, compiled)
+            if not reason:
+                return None, _draft_page(request, conn, compiled, user, status=422, errors={"reason": "Say why (it is kept in the history)."},
+                                         impact=_impact(conn, request, base, files, compiled))
+            new_compiled, problems = releases.check_draft(base, files, root / "drafts")
+            if problems:
+                return None, _draft_page(request, conn, compiled, user, problems=problems, status=422)
+            all_files, packs = releases.with_local(base["files"], base["packs"], files)
+            release_id = releases.create(conn, all_files, packs, author_id=user["id"], reason=reason)
+            activation, _ = releases.switch_to(conn, release_id, root, by=user["id"], reason=reason)
+            releases.discard_draft(conn)
+            accounts.log(conn, user["id"], "release.activate", f"release {release_id}", {"activation": activation}, reason)
+            return (release_id, new_compiled), None
+
+    done, page = await run_in_threadpool(activate)
+    if page is not None:
+        return page
+    release_id, new_compiled = done
+    request.app.state.compiled = new_compiled  # this node at once; the others within a poll
+    if services.client is not None:
+        await sync_schedules(services.client, new_compiled, services.task_queue, announce=services.webhooks)
+    flash(request, f"Release {release_id} is active: every web app and worker switches to it within seconds.")
+    return redirect("/admin/releases")
+
+
+# -- history, diff, revert, export ----------------------------------------------------------------
+@router.get("/admin/releases", response_class=HTMLResponse)
+def release_history(request: Request, user: Admin, conn: Conn, compiled: CompiledDep):
+    rows = releases.history(conn)
+    names = _names(conn, [r["activated_by"] for r in rows])
+    zone = zone_of(compiled.model, user)
+    shown = [{**r, "when": when_text(r["activated_at"], zone), "who": names.get(r["activated_by"]) or "a start with the packs on disk",
+              "current": i == 0} for i, r in enumerate(rows)]
+    return render(request, "console/releases.html", user=user, rows=shown, ids=sorted({r["id"] for r in rows}, reverse=True))
+
+
+def _release_or_404(conn, release_id: int) -> dict:
+    row = releases.get(conn, release_id) if 0 < release_id < 2**63 else None
+    if row is None:
+        raise HTTPException(404, "There is no such release.")
+    return row
+
+
+@router.get("/admin/releases/diff", response_class=HTMLResponse)
+def release_diff(request: Request, user: Admin, conn: Conn, a: int, b: int):
+    old, new = _release_or_404(conn, a), _release_or_404(conn, b)
+    root = _root(request)
+    summary = releases.summary(load(releases.materialise(old, root)), load(releases.materialise(new, root)))
+    return render(request, "console/diff.html", user=user, old=old, new=new, summary=summary,
+                  changes=releases.file_changes(old["files"], new["files"]))
+
+
+@router.post("/admin/releases/{release_id}/activate", response_class=HTMLResponse)
+async def release_revert(request: Request, release_id: int, user: Admin, data: CsrfForm, engine: EngineDep, services: ServicesDep):
+    """Activate an earlier release again (a revert is a new activation of the same files)."""
+    reason = str(data.get("reason", "")).strip()[:500] or f"back to release {release_id}"
+    root = _root(request)
+
+    def activate():
+        with engine.begin() as conn:
+            _release_or_404(conn, release_id)
+            activation, _ = releases.switch_to(conn, release_id, root, by=user["id"], reason=reason)
+            accounts.log(conn, user["id"], "release.activate", f"release {release_id}", {"activation": activation}, reason)
+            return releases.compile_release(releases.get(conn, release_id), root)
+
+    try:
+        new_compiled = await run_in_threadpool(activate)
+    except MigrationError as exc:
+        flash(request, f"Not activated: {exc}")
+        return redirect("/admin/releases")
+    request.app.state.compiled = new_compiled
+    if services.client is not None:
+        await sync_schedules(services.client, new_compiled, services.task_queue, announce=services.webhooks)
+    flash(request, f"Release {release_id} is active again: every web app and worker switches to it within seconds.")
+    return redirect("/admin/releases")
+
+
+@router.get("/admin/releases/{release_id}/local.zip")
+def release_export(release_id: int, user: Admin, conn: Conn):
+    files = releases.export(_release_or_404(conn, release_id))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for rel, text in sorted(files.items()):
+            zf.writestr(f"local/{rel}", text)
+    return Response(buffer.getvalue(), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="release-{release_id}-local.zip"'})
