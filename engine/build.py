@@ -136,11 +136,13 @@ class Builder:
 
     def action(self, raw: dict, ptr: str):
         loc = self.loc(ptr)
+        when = self.template(raw.get("when"), f"{ptr}/when")
         if "create" in raw:
-            return CreateAction(raw["create"], self.mapping(raw.get("set"), f"{ptr}/set"), loc, raw.get("as", raw["create"]))
+            return CreateAction(raw["create"], self.mapping(raw.get("set"), f"{ptr}/set"), loc, raw.get("as", raw["create"]),
+                                raw.get("match"), self.loc(f"{ptr}/match") if "match" in raw else None, when)
         if "update" in raw:
-            return UpdateAction(self.mapping(raw.get("set"), f"{ptr}/set"), loc)
-        return StartAction(raw["start"], self.mapping(raw.get("with"), f"{ptr}/with"), loc)
+            return UpdateAction(self.mapping(raw.get("set"), f"{ptr}/set"), loc, raw["update"], self.loc(f"{ptr}/update"), when)
+        return StartAction(raw["start"], self.mapping(raw.get("with"), f"{ptr}/with"), loc, when)
 
     def sections(self, raw: list | None, ptr: str) -> tuple[Section, ...]:
         return tuple(Section(s["section"], tuple(s["fields"]), self.loc(f"{ptr}/{i}"), s.get("columns", 1), s.get("help", ""))

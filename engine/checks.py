@@ -179,6 +179,7 @@ class Checker:
         scope = Scope({"form": frozenset(f.name for f in form.fields), "record": self.record_scope(form.entity),
                        "user": frozenset({"id", "name", "email"}), "today": ANY, "now": ANY}, f"form '{form.name}' on_submit")
         for action in form.actions:
+            yield from self.template(action.when, Scope(scope.names, f"form '{form.name}' on_submit when"), expression=True)
             if isinstance(action, CreateAction):
                 target = self.m.entities.get(action.entity)
                 if target is None:
@@ -186,6 +187,7 @@ class Checker:
                         yield self.unknown(action.loc, "entity", action.entity, self.m.entities, " in 'create'")
                     continue
                 yield from self.mapping(form, dict((f.name, f) for f in target.all_fields()), action.set, f"entity '{target.name}'", created, scope)
+                yield from self.match(target, action)
                 given = {k for k, _ in action.set}
                 for f in target.fields:
                     if f.required and f.default is None and f.name not in given:
@@ -193,6 +195,12 @@ class Checker:
                 if action.alias in created:
                     yield Problem(action.loc, "action.alias", f"two create actions are both named '{action.alias}'; give one an 'as:'")
                 created[action.alias] = action.entity
+            elif isinstance(action, UpdateAction) and action.target != "record":
+                problem, name = self.update_target(form, action, created)
+                if problem is not None:
+                    yield problem
+                elif (other := self.m.entities.get(name)) is not None:
+                    yield from self.mapping(form, dict((f.name, f) for f in other.all_fields()), action.set, f"entity '{other.name}'", created, scope)
             elif isinstance(action, UpdateAction):
                 if entity is None:
                     if not form.entity:
@@ -216,6 +224,41 @@ class Checker:
                 for f in proc.inputs:
                     if f.required and f.default is None and f.name not in given:
                         yield Problem(action.loc, "action.required", f"starting process '{proc.name}' needs input '{f.name}'")
+
+    def match(self, target: Entity, action: CreateAction) -> Iterator[Problem]:
+        """Find or create: `match` names a unique field of the entity for all its records, and `set` gives it a value."""
+        if action.match is None:
+            return
+        loc = action.match_loc or action.loc
+        f = target.field(action.match)
+        unique = sorted(x.name for x in target.fields if x.unique)
+        if f is None or not f.unique:
+            group = next((g.name for g in target.groups if any(x.name == action.match for x in g.fields)), None)
+            found = "not unique" if f else f"a field of group '{group}' only" if group else f"not a field of {target.name}"
+            yield Problem(loc, "action.match", f"'match: {action.match}' must name a unique field of {target.name}, to find the one record with "
+                                               f"that value; '{action.match}' is {found} (unique fields: {', '.join(unique) or 'none'})")
+        elif action.match not in {k for k, _ in action.set}:
+            yield Problem(loc, "action.match", f"'match: {action.match}' finds the {target.name} by the value 'set' gives "
+                                               f"'{action.match}', but 'set' gives it none")
+
+    def update_target(self, form: Form, action: UpdateAction, created: dict[str, str]) -> tuple[Problem | None, str | None]:
+        """The entity `update: NAME` changes: a reference field of the form, or an earlier create action's `as` (not both)."""
+        loc = action.target_loc or action.loc
+        name = action.target
+        f = form.field(name)
+        if f is not None and name in created:
+            return Problem(loc, "action.update", f"'update: {name}' is ambiguous: form '{form.name}' has a field '{name}' and an "
+                                                 f"earlier create action is named '{name}'; rename one (the action's 'as:')"), None
+        if name in created:
+            return None, created[name]
+        if f is not None and f.type == "reference":
+            return None, f.entity
+        if f is not None:
+            return Problem(loc, "action.update", f"'update: {name}' names form field '{name}', which is {self._describe(f)}; "
+                                                 f"only a reference field points at a record to update"), None
+        refs = sorted(x.name for x in form.fields if x.type == "reference")
+        return Problem(loc, "action.update", f"'update: {name}' names no reference field of form '{form.name}' and no earlier create "
+                                             f"action (possible: {', '.join(['record', *refs, *created])})"), None
 
     def mapping(self, form: Form, targets: dict[str, Field], pairs, what: str, created: dict[str, str], scope: Scope) -> Iterator[Problem]:
         form_fields = {f.name: f for f in form.fields}

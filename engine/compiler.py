@@ -189,12 +189,15 @@ def _source(s: Source) -> dict:
 
 
 def _action(a) -> dict:
+    # 'when' and 'match' only when given, so the layouts of forms without them stay as they were
+    when = {"when": a.when.source} if a.when else {}
     if isinstance(a, CreateAction):
-        return {"action": "create", "entity": a.entity, "as": a.alias, "set": {k: _source(v) for k, v in a.set}}
+        match = {"match": a.match} if a.match else {}
+        return {"action": "create", "entity": a.entity, "as": a.alias, **match, "set": {k: _source(v) for k, v in a.set}, **when}
     if isinstance(a, UpdateAction):
-        return {"action": "update", "set": {k: _source(v) for k, v in a.set}}
+        return {"action": "update", "update": a.target, "set": {k: _source(v) for k, v in a.set}, **when}
     assert isinstance(a, StartAction)
-    return {"action": "start", "process": a.process, "with": {k: _source(v) for k, v in a.inputs}}
+    return {"action": "start", "process": a.process, "with": {k: _source(v) for k, v in a.inputs}, **when}
 
 
 # -- processes -----------------------------------------------------------------

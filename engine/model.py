@@ -207,17 +207,27 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class CreateAction:
+    """Make a record; with `match`, find the record whose unique field has the given value and update it instead."""
+
     entity: str
     set: tuple[tuple[str, Source], ...]
     loc: Loc
     alias: str = ""
+    match: str | None = None  # find or create: a unique field of the entity, given in `set`
+    match_loc: Loc | None = None
+    when: Template | None = None  # run only when this condition holds
     kind: str = field(default="create", init=False)
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateAction:
+    """Change a record: the form's own (`record`), the one a reference field of the form names, or an earlier create's."""
+
     set: tuple[tuple[str, Source], ...]
     loc: Loc
+    target: str = "record"  # "record", a reference field of the form, or the alias of an earlier create action
+    target_loc: Loc | None = None
+    when: Template | None = None
     kind: str = field(default="update", init=False)
 
 
@@ -226,6 +236,7 @@ class StartAction:
     process: str
     inputs: tuple[tuple[str, Source], ...]
     loc: Loc
+    when: Template | None = None
     kind: str = field(default="start", init=False)
 
 

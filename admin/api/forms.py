@@ -41,6 +41,8 @@ class SubmissionResult(BaseModel):
     submission_id: str
     created: dict[str, Annotated[list[str | int], Field(min_length=2, max_length=2)]] = Field(
         description="the records its actions created: alias -> [entity, id]")
+    updated: dict[str, Annotated[list[str | int], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=dict, description="the existing records its find-or-create actions (`match:`) found and updated instead: alias -> [entity, id]")
     processes: list[str] = Field(description="workflow ids of the processes it started")
     replayed: bool = Field(description="true when this repeats an earlier submission with the same Idempotency-Key")
 
@@ -103,5 +105,5 @@ async def submit_form(name: FormName, body: SubmissionBody, user: ApiPermitted("
     form, values, result = await run_in_threadpool(write)
     await started(services, compiled, result.starts)
     await announce_submission(services, form, result, values, user)
-    payload = {"submission_id": result.id, "created": result.created, "processes": result.starts, "replayed": result.replayed}
+    payload = {"submission_id": result.id, "created": result.created, "updated": result.updated, "processes": result.starts, "replayed": result.replayed}
     return JSONResponse(payload, status_code=200 if result.replayed else 201)
