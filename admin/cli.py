@@ -24,18 +24,33 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(paths: tuple[Path, ...]) -> None:
-    """Check pack folders and report every problem as file:line:column."""
+@click.option("--postgres", "postgres", metavar="URL", help="the PostgreSQL server to try the DDL on, in a throwaway schema "
+              "(default: TAILOR_CHECK_POSTGRES_URL, TAILOR_TEST_POSTGRES_URL, else postgresql://postgres@127.0.0.1:5432/postgres)")
+@click.option("--no-postgres", is_flag=True, help="try the DDL on SQLite only")
+def check(paths: tuple[Path, ...], postgres: str | None, no_postgres: bool) -> None:
+    """Check pack folders and report every problem as file:line:column.
+
+    Definitions that check clean are compiled and their DDL run in scratch databases: SQLite in memory, and
+    PostgreSQL where a server is reachable (inside a transaction that is rolled back: nothing is left behind).
+    """
+    from engine.compiler import compile_model
     from engine.loader import load_model
+    from runtime.scratch import postgres_url, try_ddl
 
     model, problems = load_model(paths)
     if problems:
         _report(problems)
         sys.exit(1)
     assert model is not None
+    problems, trials = try_ddl(compile_model(model), None if no_postgres else postgres or postgres_url())
+    if problems:
+        _report(problems)
+        sys.exit(1)
     counts = {k: len(getattr(model, k)) for k in ("entities", "forms", "processes", "roles", "groups", "calendars")}
     packs = ", ".join(f"{p.name} {p.version}" for p in model.packs)
     click.echo(f"OK: {packs}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for trial in trials:
+        click.echo(f"  {trial.describe()}")
 
 
 @main.command("compile")

@@ -117,6 +117,7 @@ class Checker:
         for link in e.links:
             yield from self.template(link.url, Scope(scope.names, f"{where} link '{link.name}'"))
         yield from self.pages(e, where)
+        yield from identifiers(e)
         for t in e.record_fields.types:
             if t in ("reference", "choice", "multichoice", "group"):
                 yield Problem(e.loc, "entity.record-fields", f"{where}: single-record fields cannot be of type {t} (they have no place to define its options)")
@@ -483,6 +484,28 @@ class Checker:
                 _dt.date.fromisoformat(d)
             except ValueError:
                 yield Problem(c.holidays_loc or c.loc, "calendar.date", f"calendar '{c.name}': '{d}' is not a real date")
+
+
+MAX_IDENTIFIER = 63  # PostgreSQL's limit on table, column, index and constraint names (longer ones are refused or cut short)
+
+
+def identifiers(e: Entity) -> Iterator[Problem]:
+    """Names the entity's table is made with fit in PostgreSQL's 63 characters: the table, its title index
+    (ix_ENTITY_title), and per field its column, its index (ix_ENTITY_FIELD) and its foreign key (fk_ENTITY_FIELD)."""
+    longest = f"ix_{e.name}_title"
+    if len(longest) > MAX_IDENTIFIER:
+        yield Problem(e.loc, "entity.name-length", f"entity name '{e.name}' is too long for the database: its title index "
+                                                   f"'{longest}' has {len(longest)} characters, at most {MAX_IDENTIFIER} fit "
+                                                   f"(use at most {MAX_IDENTIFIER - 9} for the entity name)")
+        return
+    for f in e.all_fields():
+        # a field inside `data` is a JSON key, of any length, unless it is indexed
+        name = f"ix_{e.name}_{f.name}" if f.indexed or f.unique or f.type == "reference" else f.name if f.column else ""
+        if len(name) > MAX_IDENTIFIER:
+            what = f"its index '{name}'" if name != f.name else "its column name"
+            yield Problem(f.loc, "field.name-length", f"field name '{f.name}' of entity '{e.name}' is too long for the database: "
+                                                      f"{what} has {len(name)} characters, at most {MAX_IDENTIFIER} fit "
+                                                      f"(use at most {MAX_IDENTIFIER - len(name) + len(f.name)} for the field name)")
 
 
 def _walk(steps: tuple[Step, ...]) -> Iterator[Step]:
