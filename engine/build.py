@@ -33,9 +33,10 @@ def humanise(name: str) -> str:
 class Builder:
     """Builds the typed definition of one document, collecting problems as it goes."""
 
-    def __init__(self, doc: Document, pack: str):
+    def __init__(self, doc: Document, pack: str, *, currency: str | None = None):
         self.doc = doc
         self.pack = pack
+        self.currency = currency  # the pack's default, for money fields that name none
         self.problems: list[Problem] = []
         # where the value / the key at a JSON pointer is; bound once, as building asks ~30 times per definition
         self.loc: Callable[[str], Loc] = doc.loc
@@ -66,12 +67,15 @@ class Builder:
 
     def field(self, name: str, spec: Any, ptr: str, scope: str = "all") -> Field:
         if isinstance(spec, str):  # `phone: phone`, about half the fields of a pack
-            return Field(name=name, type=spec, loc=self.key(ptr), label=humanise(name), scope=scope, pack=self.pack)
+            return Field(name=name, type=spec, loc=self.key(ptr), label=humanise(name), scope=scope, pack=self.pack,
+                         currency=self.currency if spec == "money" else None)
         choices = tuple(
             Choice(c["value"], c["label"] if "label" in c else humanise(str(c["value"]))) if isinstance(c, dict) else Choice(c, humanise(str(c)))
             for c in spec.get("choices", ())
         )
         kw = {k: spec[k] for k in spec.keys() & _FIELD_OPTIONS}
+        if spec["type"] == "money" and "currency" not in kw and self.currency:
+            kw["currency"] = self.currency
         return Field(name=name, type=spec["type"], loc=self.key(ptr), label=spec["label"] if "label" in spec else humanise(name),
                      choices=choices, scope=scope, pack=self.pack, **kw)
 
@@ -100,7 +104,7 @@ class Builder:
                                  self.loc(J(J("/webhooks", i), "url")), self.loc(J(J("/webhooks", i), "secret_env")), d["name"])
                          for i, w in enumerate(d.get("webhooks") or ()))
         return Pack(d["name"], d["version"], self.loc("/name"), root, d.get("label", humanise(d["name"])),
-                    d.get("description", ""), extends, webhooks)
+                    d.get("description", ""), extends, webhooks, d.get("currency"))
 
     def entity(self) -> Entity:
         d = self.doc.data

@@ -279,6 +279,8 @@ class Checker:
                                                          f"write a template with {{{{ }}}} for text")
             elif not ttype.can_take(f, target):
                 yield Problem(src.loc, "mapping.type", f"type mismatch: form field '{f.name}' is {self._describe(f)} but '{target.name}' is {self._describe(target)}")
+            else:
+                yield from currencies(f, target, src.loc)
         elif src.kind == "record":
             if not form.entity:
                 yield Problem(src.loc, "mapping.source", f"'record' used, but form '{form.name}' names no 'entity:'")
@@ -484,6 +486,14 @@ class Checker:
                 _dt.date.fromisoformat(d)
             except ValueError:
                 yield Problem(c.holidays_loc or c.loc, "calendar.date", f"calendar '{c.name}': '{d}' is not a real date")
+
+
+def currencies(source: Field, target: Field, loc: Loc) -> Iterator[Problem]:
+    """Money goes only into money of the same currency: nothing converts an amount between currencies."""
+    if source.type == target.type == "money" and source.currency and target.currency and source.currency != target.currency:
+        yield Problem(loc, "mapping.currency", f"currency mismatch: form field '{source.name}' is an amount in {source.currency} but "
+                                               f"'{target.name}' is an amount in {target.currency}; amounts are not converted between "
+                                               f"currencies (map it into a money field in {source.currency})")
 
 
 MAX_IDENTIFIER = 63  # PostgreSQL's limit on table, column, index and constraint names (longer ones are refused or cut short)

@@ -109,6 +109,7 @@ class Pack:
     description: str = ""
     extends: tuple[tuple[str, str, Loc], ...] = ()  # (pack, version range, where)
     webhooks: tuple[Webhook, ...] = ()
+    currency: str | None = None  # of this pack's money fields that name none
 
 
 # -- entity ------------------------------------------------------------------
