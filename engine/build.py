@@ -116,7 +116,8 @@ class Builder:
         )
         rf = d.get("record_fields") or {}
         defaults = RecordFieldRules()
-        rules = RecordFieldRules(rf.get("allowed", defaults.allowed), tuple(rf.get("types", defaults.types)), rf.get("max", defaults.max))
+        rules = RecordFieldRules(rf.get("allowed", defaults.allowed), tuple(rf.get("types", defaults.types)), rf.get("max", defaults.max),
+                                 self.key("/record_fields") if "record_fields" in d else None)
         return Entity(name=d["name"], loc=self.loc("/name"), pack=self.pack, label=d.get("label", humanise(d["name"])),
                       plural=d.get("plural", d.get("label", humanise(d["name"])) + "s"),
                       fields=self.fields(d.get("fields"), "/fields"), description=d.get("description", ""),
@@ -311,7 +312,8 @@ class Builder:
             return {sid: (self._step_change(ch, J(ptr, sid)), self.key(J(ptr, sid))) for sid, ch in payload.items()}
         if op == "add_triggers":
             return tuple(self.trigger(t, f"{ptr}/{i}") for i, t in enumerate(payload))
-        if op in ("change_fields", "remove_fields", "remove_steps", "add_to_sections", "add_permissions", "remove_permissions", "set"):
+        if op in ("change_fields", "remove_fields", "remove_steps", "add_to_sections", "add_permissions", "remove_permissions", "set",
+                  "record_fields", "remove_links"):
             keyed = {k: self.key(J(ptr, k)) for k in payload} if isinstance(payload, dict) else {k: self.loc(f"{ptr}/{i}") for i, k in enumerate(payload)}
             return (payload, keyed)
         return payload

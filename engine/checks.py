@@ -120,7 +120,7 @@ class Checker:
         yield from identifiers(e)
         for t in e.record_fields.types:
             if t in ("reference", "choice", "multichoice", "group"):
-                yield Problem(e.loc, "entity.record-fields", f"{where}: single-record fields cannot be of type {t} (they have no place to define its options)")
+                yield Problem(e.record_fields.loc or e.loc, "entity.record-fields", f"{where}: single-record fields cannot be of type {t} (they have no place to define its options)")
 
     def pages(self, e: Entity, where: str) -> Iterator[Problem]:
         """Every field the entity's `pages:` names exists; stages is a choice field; sections list each field once."""

@@ -140,6 +140,7 @@ class RecordFieldRules:
     allowed: bool = True
     types: tuple[str, ...] = ("string", "text", "integer", "decimal", "money", "boolean", "date", "email", "phone", "url")
     max: int = 50
+    loc: Loc | None = field(default=None, compare=False)  # where they are written (an overlay's, once one changed them)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ def try_ddl(compiled: CompiledModel, postgres: str | None) -> tuple[list[Problem
     finally:
         engine.dispose()
     if postgres is None:
-        trials.append(Trial("postgresql", "", False, "no server given"))
+        trials.append(Trial("postgresql", "", False, "skipped (no server given)"))
         return problems, trials
     shown = sa.make_url(postgres).render_as_string(hide_password=True)
     engine = make_engine(postgres, connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool)
