@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from . import fieldtypes, recurrence
 from .errors import Loc, Problem
-from .expressions import ANY, Scope, check as check_template
+from .expressions import ANY, Opaque, Scope, check as check_template
 from .fieldtypes import COMMON_OPTIONS, is_valid_regex
 from .recurrence import RecurrenceError
 from .model import (
@@ -27,7 +27,19 @@ RESERVED_ENTITIES = frozenset({"user", "users", "group", "groups", "task", "task
 RESERVED_FIELDS = frozenset({"id", "data", "title", "created_at", "updated_at", "created_by", "updated_by", "row_version", "deleted_at",
                              "record_fields"})
 SYSTEM_ATTRS = frozenset({"id", "title", "created_at", "updated_at", "created_by", "updated_by"})
+SYSTEM_USERS = {"created_by": Opaque("a user's id"), "updated_by": Opaque("a user's id")}
 NOW = frozenset({"today", "now"})
+
+
+def field_specs(fields: tuple[Field, ...]) -> dict:
+    """What a template may read of values of these fields: anything of a plain value, nothing of a reference or a
+    user, which hold an id (templates do not follow references: `record.company.name` is refused, not left to fail)."""
+    return {f.name: Opaque(f"the id of {_article(f.entity)} {f.entity} record") if f.type == "reference"
+            else Opaque("a user's id") if f.type == "user" else ANY for f in fields}
+
+
+def _article(word: str | None) -> str:
+    return "an" if (word or "x")[0] in "aeiou" else "a"
 
 
 OPTIONS = ("min", "max", "min_length", "max_length", "pattern", "entity", "currency", "placeholder", "choices")
@@ -43,7 +55,7 @@ class Checker:
     def __init__(self, model: Model, broken: set[tuple[str, str]]):
         self.m = model
         self.broken = broken
-        self._record_scopes: dict[str, frozenset[str]] = {}
+        self._record_scopes: dict[str, dict] = {}
 
     def exists(self, kind: str, name: str | None, table) -> bool:
         return name is None or name in table or (kind, name) in self.broken
@@ -52,12 +64,12 @@ class Checker:
         known = ", ".join(sorted(set(table) | {n for k, n in self.broken if k == kind})) or "none defined"
         return Problem(loc, f"reference.{kind}", f"unknown {kind} '{name}'{context} (known: {known})")
 
-    def record_scope(self, entity: str | None) -> frozenset[str] | None:
+    def record_scope(self, entity: str | None) -> dict | None:
         e = self.m.entities.get(entity) if entity else None
         if e is None:
             return ANY
         if e.name not in self._record_scopes:  # asked for by every process, form and trigger on the entity
-            self._record_scopes[e.name] = frozenset(f.name for f in e.all_fields()) | SYSTEM_ATTRS
+            self._record_scopes[e.name] = {**dict.fromkeys(SYSTEM_ATTRS), **SYSTEM_USERS, **field_specs(e.all_fields())}
         return self._record_scopes[e.name]
 
     def template(self, t: Template | None, scope: Scope, *, expression: bool = False) -> list[Problem]:
@@ -177,7 +189,7 @@ class Checker:
     def actions(self, form: Form) -> Iterator[Problem]:
         entity = self.m.entities.get(form.entity) if form.entity else None
         created: dict[str, str] = {}
-        scope = Scope({"form": frozenset(f.name for f in form.fields), "record": self.record_scope(form.entity),
+        scope = Scope({"form": field_specs(form.fields), "record": self.record_scope(form.entity),
                        "user": frozenset({"id", "name", "email"}), "today": ANY, "now": ANY}, f"form '{form.name}' on_submit")
         for action in form.actions:
             yield from self.template(action.when, Scope(scope.names, f"form '{form.name}' on_submit when"), expression=True)
@@ -324,7 +336,7 @@ class Checker:
                 yield Problem(step.loc, "step.duplicate", f"step id '{step.id}' is used twice in {where} (first at {ids[step.id]})")
             ids.setdefault(step.id, step.loc)
         steps_scope = {sid: self.step_attrs(step) for sid, step in ((s.id, s) for s in _walk(p.steps))}
-        scope = Scope({"record": self.record_scope(p.entity), "inputs": frozenset(f.name for f in p.inputs), "process": frozenset({"label", "name", "id"}),
+        scope = Scope({"record": self.record_scope(p.entity), "inputs": field_specs(p.inputs), "process": frozenset({"label", "name", "id"}),
                        "project": frozenset({"title", "manager"}) if p.project else frozenset(), "steps": steps_scope,
                        "today": ANY, "now": ANY}, where)
         if p.project:
@@ -338,7 +350,7 @@ class Checker:
     def step_attrs(self, step: Step) -> dict:
         """What a template may read of an earlier step: steps.ID.outcome, .completed_by, .data.FIELD."""
         form = self.m.forms.get(step.form) if isinstance(step, TaskStep) and step.form else None
-        data = frozenset(f.name for f in form.fields) if form else frozenset()
+        data = field_specs(form.fields) if form else frozenset()
         return {"outcome": ANY, "completed_by": ANY, "completed_at": ANY, "data": data}
 
     def steps(self, p: Process, steps: tuple[Step, ...], earlier: set[str], scope: Scope) -> Iterator[Problem]:
