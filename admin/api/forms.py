@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from engine.model import Form
@@ -32,6 +32,10 @@ class FormSummary(BaseModel):
 
 
 class SubmissionBody(BaseModel):
+    """A submission of a form: the record it is recorded against and the values of its fields."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"record_id": 1, "values": {"channel": "email", "summary": "20 seats"}}]})
+
     record_id: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] | None = Field(
         None, description="the id of the record this is recorded against (required when the form has an entity)")
     values: dict[str, Any] = Field(default_factory=dict, description="field name -> value, as the form's JSON Schema describes them")
