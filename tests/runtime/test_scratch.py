@@ -177,3 +177,32 @@ def test_check_says_when_postgresql_is_not_reachable(packs):
 
 def _tailor(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(Path(sys.executable).parent / "tailor"), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_tailor_migrate_on_postgresql_creates_the_cycle_without_a_traceback(packs):
+    import uuid
+
+    from runtime.db import make_engine
+    from tests.runtime.conftest import postgres_unreachable
+
+    assert postgres_unreachable() is None
+    packs.write("cycle", CYCLE)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        result = _tailor("migrate", "cycle", "--database-url", url, cwd=packs.root)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert result.stdout.splitlines()[-3:] == [
+            "4. add the foreign key company.head_of_biomedical -> person (a cycle of references: once both tables exist)",
+            "5. add the foreign key person.company -> company (a cycle of references: once both tables exist)",
+            "applied 5 change(s)",
+        ]
+        again = _tailor("migrate", "cycle", "--database-url", url, "--check", cwd=packs.root)
+        assert again.returncode == 0 and again.stdout.strip() == "the database matches the definitions: nothing to do"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
