@@ -253,8 +253,8 @@ def _update(conn: sa.Connection, compiled: CompiledModel, form: Form, action: Up
     elif action.target in result.records:
         entity_name, rid = result.records[action.target]
     else:
-        field = form.field(action.target)
-        entity_name, rid = (field.entity, form_values.get(action.target)) if field is not None else (None, None)
+        ref = form.field(action.target)  # a reference field of the form (engine.checks.update_target)
+        entity_name, rid = (ref.entity, form_values.get(action.target)) if ref is not None else (None, None)
     if not entity_name or rid is None:
         return  # no record to update: the form has none, the reference was left empty, or its create did not run
     entity = compiled.model.entities[entity_name]
