@@ -24,18 +24,33 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(paths: tuple[Path, ...]) -> None:
-    """Check pack folders and report every problem as file:line:column."""
+@click.option("--postgres", "postgres", metavar="URL", help="the PostgreSQL server to try the DDL on, in a throwaway schema "
+              "(default: TAILOR_CHECK_POSTGRES_URL, TAILOR_TEST_POSTGRES_URL, else postgresql://postgres@127.0.0.1:5432/postgres)")
+@click.option("--no-postgres", is_flag=True, help="try the DDL on SQLite only")
+def check(paths: tuple[Path, ...], postgres: str | None, no_postgres: bool) -> None:
+    """Check pack folders and report every problem as file:line:column.
+
+    Definitions that check clean are compiled and their DDL run in scratch databases: SQLite in memory, and
+    PostgreSQL where a server is reachable (inside a transaction that is rolled back: nothing is left behind).
+    """
+    from engine.compiler import compile_model
     from engine.loader import load_model
+    from runtime.scratch import postgres_url, try_ddl
 
     model, problems = load_model(paths)
     if problems:
         _report(problems)
         sys.exit(1)
     assert model is not None
+    problems, trials = try_ddl(compile_model(model), None if no_postgres else postgres or postgres_url())
+    if problems:
+        _report(problems)
+        sys.exit(1)
     counts = {k: len(getattr(model, k)) for k in ("entities", "forms", "processes", "roles", "groups", "calendars")}
     packs = ", ".join(f"{p.name} {p.version}" for p in model.packs)
     click.echo(f"OK: {packs}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for trial in trials:
+        click.echo(f"  {trial.describe()}")
 
 
 @main.command("compile")
@@ -159,6 +174,95 @@ def migrate(paths: tuple[Path, ...], only_plan: bool, check: bool, database_url:
         sys.exit(1)
     finally:
         engine.dispose()
+
+
+# -- business time and schedules, as the engine computes them ------------------------------
+
+
+def _packs_option(fn):
+    return click.option("--pack", "paths", multiple=True, type=click.Path(path_type=Path),
+                        help="a pack folder (repeatable; default: TAILOR_PACKS)")(fn)
+
+
+def _load(paths: tuple[Path, ...]):
+    """The model of the given packs (else TAILOR_PACKS); problems reported and exit 1."""
+    from engine.loader import load
+    from runtime.settings import Settings
+
+    try:
+        return load(paths or Settings.from_env().packs)
+    except DefinitionError as exc:
+        _report(exc.problems)
+        sys.exit(1)
+
+
+def _words(moment) -> str:
+    """'Thursday 3 December 2026, 09:00': a local time as people write it."""
+    return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M}"
+
+
+def _refuse(exc: Exception) -> None:
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(1)
+
+
+@main.group()
+def calendar() -> None:
+    """Business time as processes count it."""
+
+
+@calendar.command("due")
+@click.argument("calendar_name", metavar="CALENDAR")
+@click.argument("start", metavar="FROM")
+@click.argument("duration", metavar="DURATION")
+@_packs_option
+def calendar_due(calendar_name: str, start: str, duration: str, paths: tuple[Path, ...]) -> None:
+    """When DURATION from FROM is due on CALENDAR, as a step's `due:` computes it.
+
+    FROM is local to the calendar ('2026-12-01 18:00') or carries its offset; DURATION is written as in a
+    definition ('1 business day', '4 business hours', '3 days').
+    """
+    from runtime.preview import PreviewError, due
+
+    model = _load(paths)
+    try:
+        d = due(model, calendar_name, start, duration)
+    except PreviewError as exc:
+        _refuse(exc)
+    click.echo(f"due {_words(d.at)} ({d.at.tzinfo})")
+    click.echo(f"    {d.at.isoformat()}")
+    click.echo(f"{d.duration} from {_words(d.start)} on calendar '{d.calendar}' ({d.label})")
+
+
+@main.group()
+def schedule() -> None:
+    """Recurring processes (schedule triggers)."""
+
+
+@schedule.command("preview")
+@click.argument("process")
+@click.option("--count", default=10, show_default=True, type=click.IntRange(1, 1000), help="how many runs to show")
+@click.option("--from", "after", metavar="WHEN", help="show runs from this time on, local to the process's calendar (default: now)")
+@_packs_option
+def schedule_preview(process: str, count: int, after: str | None, paths: tuple[Path, ...]) -> None:
+    """The next runs of PROCESS's schedule triggers, as the running system starts them."""
+    from engine.compiler import compile_model
+    from runtime.preview import PreviewError, schedules
+
+    compiled = compile_model(_load(paths))
+    try:
+        found = schedules(compiled, process, count, after)
+    except PreviewError as exc:
+        _refuse(exc)
+    label = compiled.model.processes[process].label
+    for s in found:
+        when = " ".join(s.when.split()) if s.when else ""
+        whom = f", for each {s.for_each}" + (f" where {when}" if when else "") if s.for_each else (f", when {when}" if when else "")
+        click.echo(f"process '{process}' ({label}): {s.rule} in {s.timezone}{whom}")
+        for i, at in enumerate(s.runs, 1):
+            click.echo(f"{i:>4}. {_words(at)}  {at.isoformat()}")
+        if len(s.runs) < count:
+            click.echo("      no more runs: the rule ends" if s.runs else "      no runs from then on: the rule has ended")
 
 
 @main.group()

@@ -22,4 +22,4 @@ async def announce_submission(services: Services, form, result, values: dict, us
 
     await announce(services.client, services.task_queue, "submission.created", f"submission:{result.id}",
                    {"form": form.name, "submission_id": result.id, "values": forms.jsonable(values), "created": result.created,
-                    "by": user["id"]})
+                    "updated": result.updated, "by": user["id"]})

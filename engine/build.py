@@ -33,9 +33,10 @@ def humanise(name: str) -> str:
 class Builder:
     """Builds the typed definition of one document, collecting problems as it goes."""
 
-    def __init__(self, doc: Document, pack: str):
+    def __init__(self, doc: Document, pack: str, *, currency: str | None = None):
         self.doc = doc
         self.pack = pack
+        self.currency = currency  # the pack's default, for money fields that name none
         self.problems: list[Problem] = []
         # where the value / the key at a JSON pointer is; bound once, as building asks ~30 times per definition
         self.loc: Callable[[str], Loc] = doc.loc
@@ -66,12 +67,15 @@ class Builder:
 
     def field(self, name: str, spec: Any, ptr: str, scope: str = "all") -> Field:
         if isinstance(spec, str):  # `phone: phone`, about half the fields of a pack
-            return Field(name=name, type=spec, loc=self.key(ptr), label=humanise(name), scope=scope, pack=self.pack)
+            return Field(name=name, type=spec, loc=self.key(ptr), label=humanise(name), scope=scope, pack=self.pack,
+                         currency=self.currency if spec == "money" else None)
         choices = tuple(
             Choice(c["value"], c["label"] if "label" in c else humanise(str(c["value"]))) if isinstance(c, dict) else Choice(c, humanise(str(c)))
             for c in spec.get("choices", ())
         )
         kw = {k: spec[k] for k in spec.keys() & _FIELD_OPTIONS}
+        if spec["type"] == "money" and "currency" not in kw and self.currency:
+            kw["currency"] = self.currency
         return Field(name=name, type=spec["type"], loc=self.key(ptr), label=spec["label"] if "label" in spec else humanise(name),
                      choices=choices, scope=scope, pack=self.pack, **kw)
 
@@ -100,7 +104,7 @@ class Builder:
                                  self.loc(J(J("/webhooks", i), "url")), self.loc(J(J("/webhooks", i), "secret_env")), d["name"])
                          for i, w in enumerate(d.get("webhooks") or ()))
         return Pack(d["name"], d["version"], self.loc("/name"), root, d.get("label", humanise(d["name"])),
-                    d.get("description", ""), extends, webhooks)
+                    d.get("description", ""), extends, webhooks, d.get("currency"))
 
     def entity(self) -> Entity:
         d = self.doc.data
@@ -112,7 +116,8 @@ class Builder:
         )
         rf = d.get("record_fields") or {}
         defaults = RecordFieldRules()
-        rules = RecordFieldRules(rf.get("allowed", defaults.allowed), tuple(rf.get("types", defaults.types)), rf.get("max", defaults.max))
+        rules = RecordFieldRules(rf.get("allowed", defaults.allowed), tuple(rf.get("types", defaults.types)), rf.get("max", defaults.max),
+                                 self.key("/record_fields") if "record_fields" in d else None)
         return Entity(name=d["name"], loc=self.loc("/name"), pack=self.pack, label=d.get("label", humanise(d["name"])),
                       plural=d.get("plural", d.get("label", humanise(d["name"])) + "s"),
                       fields=self.fields(d.get("fields"), "/fields"), description=d.get("description", ""),
@@ -136,11 +141,13 @@ class Builder:
 
     def action(self, raw: dict, ptr: str):
         loc = self.loc(ptr)
+        when = self.template(raw.get("when"), f"{ptr}/when")
         if "create" in raw:
-            return CreateAction(raw["create"], self.mapping(raw.get("set"), f"{ptr}/set"), loc, raw.get("as", raw["create"]))
+            return CreateAction(raw["create"], self.mapping(raw.get("set"), f"{ptr}/set"), loc, raw.get("as", raw["create"]),
+                                raw.get("match"), self.loc(f"{ptr}/match") if "match" in raw else None, when)
         if "update" in raw:
-            return UpdateAction(self.mapping(raw.get("set"), f"{ptr}/set"), loc)
-        return StartAction(raw["start"], self.mapping(raw.get("with"), f"{ptr}/with"), loc)
+            return UpdateAction(self.mapping(raw.get("set"), f"{ptr}/set"), loc, raw["update"], self.loc(f"{ptr}/update"), when)
+        return StartAction(raw["start"], self.mapping(raw.get("with"), f"{ptr}/with"), loc, when)
 
     def sections(self, raw: list | None, ptr: str) -> tuple[Section, ...]:
         return tuple(Section(s["section"], tuple(s["fields"]), self.loc(f"{ptr}/{i}"), s.get("columns", 1), s.get("help", ""))
@@ -305,7 +312,8 @@ class Builder:
             return {sid: (self._step_change(ch, J(ptr, sid)), self.key(J(ptr, sid))) for sid, ch in payload.items()}
         if op == "add_triggers":
             return tuple(self.trigger(t, f"{ptr}/{i}") for i, t in enumerate(payload))
-        if op in ("change_fields", "remove_fields", "remove_steps", "add_to_sections", "add_permissions", "remove_permissions", "set"):
+        if op in ("change_fields", "remove_fields", "remove_steps", "add_to_sections", "add_permissions", "remove_permissions", "set",
+                  "record_fields", "remove_links"):
             keyed = {k: self.key(J(ptr, k)) for k in payload} if isinstance(payload, dict) else {k: self.loc(f"{ptr}/{i}") for i, k in enumerate(payload)}
             return (payload, keyed)
         return payload

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from . import fieldtypes, recurrence
 from .errors import Loc, Problem
-from .expressions import ANY, Scope, check as check_template
+from .expressions import ANY, Opaque, Scope, check as check_template
 from .fieldtypes import COMMON_OPTIONS, is_valid_regex
 from .recurrence import RecurrenceError
 from .model import (
@@ -27,7 +27,19 @@ RESERVED_ENTITIES = frozenset({"user", "users", "group", "groups", "task", "task
 RESERVED_FIELDS = frozenset({"id", "data", "title", "created_at", "updated_at", "created_by", "updated_by", "row_version", "deleted_at",
                              "record_fields"})
 SYSTEM_ATTRS = frozenset({"id", "title", "created_at", "updated_at", "created_by", "updated_by"})
+SYSTEM_USERS = {"created_by": Opaque("a user's id"), "updated_by": Opaque("a user's id")}
 NOW = frozenset({"today", "now"})
+
+
+def field_specs(fields: tuple[Field, ...]) -> dict:
+    """What a template may read of values of these fields: anything of a plain value, nothing of a reference or a
+    user, which hold an id (templates do not follow references: `record.company.name` is refused, not left to fail)."""
+    return {f.name: Opaque(f"the id of {_article(f.entity)} {f.entity} record") if f.type == "reference"
+            else Opaque("a user's id") if f.type == "user" else ANY for f in fields}
+
+
+def _article(word: str | None) -> str:
+    return "an" if (word or "x")[0] in "aeiou" else "a"
 
 
 OPTIONS = ("min", "max", "min_length", "max_length", "pattern", "entity", "currency", "placeholder", "choices")
@@ -43,7 +55,7 @@ class Checker:
     def __init__(self, model: Model, broken: set[tuple[str, str]]):
         self.m = model
         self.broken = broken
-        self._record_scopes: dict[str, frozenset[str]] = {}
+        self._record_scopes: dict[str, dict] = {}
 
     def exists(self, kind: str, name: str | None, table) -> bool:
         return name is None or name in table or (kind, name) in self.broken
@@ -52,12 +64,12 @@ class Checker:
         known = ", ".join(sorted(set(table) | {n for k, n in self.broken if k == kind})) or "none defined"
         return Problem(loc, f"reference.{kind}", f"unknown {kind} '{name}'{context} (known: {known})")
 
-    def record_scope(self, entity: str | None) -> frozenset[str] | None:
+    def record_scope(self, entity: str | None) -> dict | None:
         e = self.m.entities.get(entity) if entity else None
         if e is None:
             return ANY
         if e.name not in self._record_scopes:  # asked for by every process, form and trigger on the entity
-            self._record_scopes[e.name] = frozenset(f.name for f in e.all_fields()) | SYSTEM_ATTRS
+            self._record_scopes[e.name] = {**dict.fromkeys(SYSTEM_ATTRS), **SYSTEM_USERS, **field_specs(e.all_fields())}
         return self._record_scopes[e.name]
 
     def template(self, t: Template | None, scope: Scope, *, expression: bool = False) -> list[Problem]:
@@ -117,9 +129,10 @@ class Checker:
         for link in e.links:
             yield from self.template(link.url, Scope(scope.names, f"{where} link '{link.name}'"))
         yield from self.pages(e, where)
+        yield from identifiers(e)
         for t in e.record_fields.types:
             if t in ("reference", "choice", "multichoice", "group"):
-                yield Problem(e.loc, "entity.record-fields", f"{where}: single-record fields cannot be of type {t} (they have no place to define its options)")
+                yield Problem(e.record_fields.loc or e.loc, "entity.record-fields", f"{where}: single-record fields cannot be of type {t} (they have no place to define its options)")
 
     def pages(self, e: Entity, where: str) -> Iterator[Problem]:
         """Every field the entity's `pages:` names exists; stages is a choice field; sections list each field once."""
@@ -176,9 +189,10 @@ class Checker:
     def actions(self, form: Form) -> Iterator[Problem]:
         entity = self.m.entities.get(form.entity) if form.entity else None
         created: dict[str, str] = {}
-        scope = Scope({"form": frozenset(f.name for f in form.fields), "record": self.record_scope(form.entity),
+        scope = Scope({"form": field_specs(form.fields), "record": self.record_scope(form.entity),
                        "user": frozenset({"id", "name", "email"}), "today": ANY, "now": ANY}, f"form '{form.name}' on_submit")
         for action in form.actions:
+            yield from self.template(action.when, Scope(scope.names, f"form '{form.name}' on_submit when"), expression=True)
             if isinstance(action, CreateAction):
                 target = self.m.entities.get(action.entity)
                 if target is None:
@@ -186,6 +200,7 @@ class Checker:
                         yield self.unknown(action.loc, "entity", action.entity, self.m.entities, " in 'create'")
                     continue
                 yield from self.mapping(form, dict((f.name, f) for f in target.all_fields()), action.set, f"entity '{target.name}'", created, scope)
+                yield from self.match(target, action)
                 given = {k for k, _ in action.set}
                 for f in target.fields:
                     if f.required and f.default is None and f.name not in given:
@@ -193,6 +208,12 @@ class Checker:
                 if action.alias in created:
                     yield Problem(action.loc, "action.alias", f"two create actions are both named '{action.alias}'; give one an 'as:'")
                 created[action.alias] = action.entity
+            elif isinstance(action, UpdateAction) and action.target != "record":
+                problem, name = self.update_target(form, action, created)
+                if problem is not None:
+                    yield problem
+                elif (other := self.m.entities.get(name)) is not None:
+                    yield from self.mapping(form, dict((f.name, f) for f in other.all_fields()), action.set, f"entity '{other.name}'", created, scope)
             elif isinstance(action, UpdateAction):
                 if entity is None:
                     if not form.entity:
@@ -217,6 +238,41 @@ class Checker:
                     if f.required and f.default is None and f.name not in given:
                         yield Problem(action.loc, "action.required", f"starting process '{proc.name}' needs input '{f.name}'")
 
+    def match(self, target: Entity, action: CreateAction) -> Iterator[Problem]:
+        """Find or create: `match` names a unique field of the entity for all its records, and `set` gives it a value."""
+        if action.match is None:
+            return
+        loc = action.match_loc or action.loc
+        f = target.field(action.match)
+        unique = sorted(x.name for x in target.fields if x.unique)
+        if f is None or not f.unique:
+            group = next((g.name for g in target.groups if any(x.name == action.match for x in g.fields)), None)
+            found = "not unique" if f else f"a field of group '{group}' only" if group else f"not a field of {target.name}"
+            yield Problem(loc, "action.match", f"'match: {action.match}' must name a unique field of {target.name}, to find the one record with "
+                                               f"that value; '{action.match}' is {found} (unique fields: {', '.join(unique) or 'none'})")
+        elif action.match not in {k for k, _ in action.set}:
+            yield Problem(loc, "action.match", f"'match: {action.match}' finds the {target.name} by the value 'set' gives "
+                                               f"'{action.match}', but 'set' gives it none")
+
+    def update_target(self, form: Form, action: UpdateAction, created: dict[str, str]) -> tuple[Problem | None, str | None]:
+        """The entity `update: NAME` changes: a reference field of the form, or an earlier create action's `as` (not both)."""
+        loc = action.target_loc or action.loc
+        name = action.target
+        f = form.field(name)
+        if f is not None and name in created:
+            return Problem(loc, "action.update", f"'update: {name}' is ambiguous: form '{form.name}' has a field '{name}' and an "
+                                                 f"earlier create action is named '{name}'; rename one (the action's 'as:')"), None
+        if name in created:
+            return None, created[name]
+        if f is not None and f.type == "reference":
+            return None, f.entity
+        if f is not None:
+            return Problem(loc, "action.update", f"'update: {name}' names form field '{name}', which is {self._describe(f)}; "
+                                                 f"only a reference field points at a record to update"), None
+        refs = sorted(x.name for x in form.fields if x.type == "reference")
+        return Problem(loc, "action.update", f"'update: {name}' names no reference field of form '{form.name}' and no earlier create "
+                                             f"action (possible: {', '.join(['record', *refs, *created])})"), None
+
     def mapping(self, form: Form, targets: dict[str, Field], pairs, what: str, created: dict[str, str], scope: Scope) -> Iterator[Problem]:
         form_fields = {f.name: f for f in form.fields}
         for name, src in pairs:
@@ -235,6 +291,8 @@ class Checker:
                                                          f"write a template with {{{{ }}}} for text")
             elif not ttype.can_take(f, target):
                 yield Problem(src.loc, "mapping.type", f"type mismatch: form field '{f.name}' is {self._describe(f)} but '{target.name}' is {self._describe(target)}")
+            else:
+                yield from currencies(f, target, src.loc)
         elif src.kind == "record":
             if not form.entity:
                 yield Problem(src.loc, "mapping.source", f"'record' used, but form '{form.name}' names no 'entity:'")
@@ -278,7 +336,7 @@ class Checker:
                 yield Problem(step.loc, "step.duplicate", f"step id '{step.id}' is used twice in {where} (first at {ids[step.id]})")
             ids.setdefault(step.id, step.loc)
         steps_scope = {sid: self.step_attrs(step) for sid, step in ((s.id, s) for s in _walk(p.steps))}
-        scope = Scope({"record": self.record_scope(p.entity), "inputs": frozenset(f.name for f in p.inputs), "process": frozenset({"label", "name", "id"}),
+        scope = Scope({"record": self.record_scope(p.entity), "inputs": field_specs(p.inputs), "process": frozenset({"label", "name", "id"}),
                        "project": frozenset({"title", "manager"}) if p.project else frozenset(), "steps": steps_scope,
                        "today": ANY, "now": ANY}, where)
         if p.project:
@@ -292,7 +350,7 @@ class Checker:
     def step_attrs(self, step: Step) -> dict:
         """What a template may read of an earlier step: steps.ID.outcome, .completed_by, .data.FIELD."""
         form = self.m.forms.get(step.form) if isinstance(step, TaskStep) and step.form else None
-        data = frozenset(f.name for f in form.fields) if form else frozenset()
+        data = field_specs(form.fields) if form else frozenset()
         return {"outcome": ANY, "completed_by": ANY, "completed_at": ANY, "data": data}
 
     def steps(self, p: Process, steps: tuple[Step, ...], earlier: set[str], scope: Scope) -> Iterator[Problem]:
@@ -443,6 +501,36 @@ class Checker:
                 _dt.date.fromisoformat(d)
             except ValueError:
                 yield Problem(c.holidays_loc or c.loc, "calendar.date", f"calendar '{c.name}': '{d}' is not a real date")
+
+
+def currencies(source: Field, target: Field, loc: Loc) -> Iterator[Problem]:
+    """Money goes only into money of the same currency: nothing converts an amount between currencies."""
+    if source.type == target.type == "money" and source.currency and target.currency and source.currency != target.currency:
+        yield Problem(loc, "mapping.currency", f"currency mismatch: form field '{source.name}' is an amount in {source.currency} but "
+                                               f"'{target.name}' is an amount in {target.currency}; amounts are not converted between "
+                                               f"currencies (map it into a money field in {source.currency})")
+
+
+MAX_IDENTIFIER = 63  # PostgreSQL's limit on table, column, index and constraint names (longer ones are refused or cut short)
+
+
+def identifiers(e: Entity) -> Iterator[Problem]:
+    """Names the entity's table is made with fit in PostgreSQL's 63 characters: the table, its title index
+    (ix_ENTITY_title), and per field its column, its index (ix_ENTITY_FIELD) and its foreign key (fk_ENTITY_FIELD)."""
+    longest = f"ix_{e.name}_title"
+    if len(longest) > MAX_IDENTIFIER:
+        yield Problem(e.loc, "entity.name-length", f"entity name '{e.name}' is too long for the database: its title index "
+                                                   f"'{longest}' has {len(longest)} characters, at most {MAX_IDENTIFIER} fit "
+                                                   f"(use at most {MAX_IDENTIFIER - 9} for the entity name)")
+        return
+    for f in e.all_fields():
+        # a field inside `data` is a JSON key, of any length, unless it is indexed
+        name = f"ix_{e.name}_{f.name}" if f.indexed or f.unique or f.type == "reference" else f.name if f.column else ""
+        if len(name) > MAX_IDENTIFIER:
+            what = f"its index '{name}'" if name != f.name else "its column name"
+            yield Problem(f.loc, "field.name-length", f"field name '{f.name}' of entity '{e.name}' is too long for the database: "
+                                                      f"{what} has {len(name)} characters, at most {MAX_IDENTIFIER} fit "
+                                                      f"(use at most {MAX_IDENTIFIER - len(name) + len(f.name)} for the field name)")
 
 
 def _walk(steps: tuple[Step, ...]) -> Iterator[Step]:

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
 from . import collector, fieldtypes, uischema
 from .model import (
@@ -61,7 +61,33 @@ def data_expression(table: sa.Table, f: Field) -> sa.ColumnElement:
 # -- entities ------------------------------------------------------------------
 
 
-def entity_table(e: Entity, metadata: sa.MetaData) -> sa.Table:
+def cyclic_references(model: Model) -> frozenset[tuple[str, str]]:
+    """(entity, field) of every reference inside a cycle of references between entities (company -> person -> company).
+
+    Their foreign keys are added once every table of the cycle exists (`use_alter`): no order of CREATE TABLEs
+    could hold them, and SQLAlchemy, which sorts tables by their foreign keys, leaves those it cannot sort aside.
+    A record referring to its own entity is no cycle: its table can name itself.
+    """
+    edges = {name: {f.entity for f in e.all_fields() if f.type == "reference" and f.entity in model.entities}
+             for name, e in model.entities.items()}
+    return frozenset((name, f.name) for name, e in model.entities.items() for f in e.all_fields()
+                     if f.type == "reference" and f.entity != name and _reaches(edges, f.entity, name))
+
+
+def _reaches(edges: Mapping[str, set[str]], start: str, goal: str) -> bool:
+    """Whether references lead from entity `start` to entity `goal`."""
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
+
+
+def entity_table(e: Entity, metadata: sa.MetaData, cyclic: frozenset[tuple[str, str]] = frozenset()) -> sa.Table:
     cols: list[Any] = [
         sa.Column("id", IdType, primary_key=True, autoincrement=True),
         sa.Column("title", sa.String(500), nullable=False, server_default=""),
@@ -77,7 +103,11 @@ def entity_table(e: Entity, metadata: sa.MetaData) -> sa.Table:
         if not is_column(f):
             continue
         ftype = fieldtypes.get(f.type)
-        args: list[Any] = [sa.ForeignKey(f"{f.entity}.id", ondelete="RESTRICT")] if f.type == "reference" else []
+        args: list[Any] = []
+        if f.type == "reference" and (e.name, f.name) in cyclic:  # added after the tables: see cyclic_references
+            args = [sa.ForeignKey(f"{f.entity}.id", ondelete="RESTRICT", use_alter=True, name=f"fk_{e.name}_{f.name}")]
+        elif f.type == "reference":
+            args = [sa.ForeignKey(f"{f.entity}.id", ondelete="RESTRICT")]
         cols.append(sa.Column(f.name, ftype.sql_type(f), *args, nullable=True, unique=f.unique and f.scope == "all" or None,
                               index=(f.indexed or f.type == "reference") and not f.unique or None, comment=f.label))
     # AUTOINCREMENT: SQLite would otherwise give a deleted highest id to the next record, and with it the
@@ -89,7 +119,7 @@ def entity_table(e: Entity, metadata: sa.MetaData) -> sa.Table:
     for f in e.all_fields():
         if is_column(f) or not (f.indexed or f.unique):
             continue
-        sa.Index(f"ix_{e.name}_{f.name}", data_expression(table, f), unique=f.unique)
+        sa.Index(f"ix_{e.name}_{f.name}", data_expression(table, f), unique=f.unique, info={"field": f.name})
     return table
 
 
@@ -189,12 +219,15 @@ def _source(s: Source) -> dict:
 
 
 def _action(a) -> dict:
+    # 'when' and 'match' only when given, so the layouts of forms without them stay as they were
+    when = {"when": a.when.source} if a.when else {}
     if isinstance(a, CreateAction):
-        return {"action": "create", "entity": a.entity, "as": a.alias, "set": {k: _source(v) for k, v in a.set}}
+        match = {"match": a.match} if a.match else {}
+        return {"action": "create", "entity": a.entity, "as": a.alias, **match, "set": {k: _source(v) for k, v in a.set}, **when}
     if isinstance(a, UpdateAction):
-        return {"action": "update", "set": {k: _source(v) for k, v in a.set}}
+        return {"action": "update", "update": a.target, "set": {k: _source(v) for k, v in a.set}, **when}
     assert isinstance(a, StartAction)
-    return {"action": "start", "process": a.process, "with": {k: _source(v) for k, v in a.inputs}}
+    return {"action": "start", "process": a.process, "with": {k: _source(v) for k, v in a.inputs}, **when}
 
 
 # -- processes -----------------------------------------------------------------
@@ -278,6 +311,15 @@ def process_spec(p: Process, model: Model, form_schemas: Mapping[str, dict]) -> 
 
 
 @dataclass(frozen=True)
+class DdlStatement:
+    """One statement of the compiled DDL and what it is made for: an entity's table, or one of its fields."""
+
+    entity: str
+    field: str | None
+    sql: str
+
+
+@dataclass(frozen=True)
 class CompiledModel:
     model: Model
     metadata: sa.MetaData
@@ -290,14 +332,34 @@ class CompiledModel:
     form_ui_schemas: Mapping[str, Mapping[str, dict]]
 
     def ddl(self, dialect: str) -> str:
-        """CREATE statements for the entity tables in a dialect ('sqlite' or 'postgresql')."""
+        """CREATE statements for the entity tables in a dialect ('sqlite' or 'postgresql'), in an order that runs.
+
+        The foreign keys of a reference cycle come last, as ALTER TABLE ... ADD CONSTRAINT, on PostgreSQL; SQLite
+        cannot add a constraint to a table, but takes a foreign key to a table created later inline.
+        """
+        return "\n\n".join(s.sql for s in self.ddl_statements(dialect)) + "\n"
+
+    def ddl_statements(self, dialect: str) -> list[DdlStatement]:
+        """The statements of `ddl`, each with the entity (and field) it is made for."""
         d = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}[dialect]
-        parts = []
+        out = []
         for table in self.metadata.sorted_tables:
-            parts.append(str(CreateTable(table).compile(dialect=d)).strip() + ";")
+            out.append(DdlStatement(table.name, None, str(CreateTable(table).compile(dialect=d)).strip() + ";"))
             for index in sorted(table.indexes, key=lambda i: i.name):
-                parts.append(str(CreateIndex(index).compile(dialect=d, compile_kwargs={"literal_binds": True})).strip() + ";")
-        return "\n\n".join(parts) + "\n"
+                sql = str(CreateIndex(index).compile(dialect=d, compile_kwargs={"literal_binds": True})).strip() + ";"
+                field = index.info.get("field") or next((c.name for c in index.columns if c.name != "title"), None)
+                out.append(DdlStatement(table.name, field, sql))
+        if d.supports_alter:
+            for fk in self.deferred_foreign_keys():
+                # isolate_from_table=False: the constraint stays part of its table, for SQLite's CREATE TABLE
+                sql = str(AddConstraint(fk, isolate_from_table=False).compile(dialect=d)).strip() + ";"
+                out.append(DdlStatement(fk.table.name, fk.columns[0].name, sql))
+        return out
+
+    def deferred_foreign_keys(self) -> list[sa.ForeignKeyConstraint]:
+        """The foreign keys of reference cycles (`cyclic_references`), by name: added once their tables exist."""
+        return sorted((fk for t in self.metadata.tables.values() for fk in t.foreign_key_constraints if fk.use_alter),
+                      key=lambda fk: fk.name)
 
     def manifest(self) -> dict:
         return {
@@ -319,8 +381,9 @@ def _compile_model(model: Model) -> CompiledModel:
     metadata = sa.MetaData()
     groups = group_options(model)
     entities = sorted(model.entities.values(), key=lambda e: e.name)
+    cyclic = cyclic_references(model)
     for e in entities:
-        entity_table(e, metadata)
+        entity_table(e, metadata, cyclic)
     form_schemas = MappingProxyType({n: form_schema(f, groups) for n, f in sorted(model.forms.items())})
     return CompiledModel(
         model=model,

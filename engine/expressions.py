@@ -22,6 +22,14 @@ from .sandbox import LIMITS, SOURCE, Limits
 ANY = None  # an allowed root name whose attributes are not checked
 
 
+@dataclass(frozen=True)
+class Opaque:
+    """A value whose attributes a template cannot read, and what it is: a reference field holds the id of the
+    record it points at, not the record (templates do not follow references), a user field a user's id."""
+
+    what: str
+
+
 def _as_date(value: Any) -> _dt.date:
     if isinstance(value, _dt.datetime):
         return value.date()
@@ -49,7 +57,7 @@ def environment() -> sandbox.BoundedEnvironment:
 ENV = environment()
 
 
-Spec = Union[frozenset, Mapping[str, Any], None]
+Spec = Union[frozenset, Mapping[str, Any], Opaque, None]
 
 
 @dataclass(frozen=True)
@@ -101,14 +109,15 @@ def _local_names(ast: nodes.Node) -> set[str]:
     return names
 
 
-def _check_chain(chain: tuple[str, ...], spec: Spec) -> tuple[str, str, frozenset] | None:
-    """The first part of `chain` that `spec` does not allow: (path so far, part, allowed)."""
+def _check_chain(chain: tuple[str, ...], spec: Spec) -> tuple[str, str, frozenset | Opaque] | None:
+    """The first part of `chain` that `spec` does not allow: (path so far, part, allowed names or the Opaque value read)."""
     for i, part in enumerate(chain[1:], start=1):
         if spec is None:
             return None
-        allowed = frozenset(spec) if not isinstance(spec, frozenset) else spec
-        if part not in allowed:
-            return ".".join(chain[:i]), part, allowed
+        if isinstance(spec, Opaque):
+            return ".".join(chain[:i]), part, spec
+        if part not in spec:
+            return ".".join(chain[:i]), part, frozenset(spec)
         if isinstance(spec, frozenset):
             return None
         spec = spec[part]
@@ -162,6 +171,11 @@ def check(template: Template, scope: Scope, *, expression: bool = False) -> list
         if bad and f"{bad[0]}.{bad[1]}" not in reported:
             path, part, allowed = bad
             reported.add(f"{path}.{part}")
+            if isinstance(allowed, Opaque):
+                problems.append(Problem(template.loc, "expression.reference",
+                                        f"'{path}.{part}' in {scope.place} {what}: '{path}' is {allowed.what}; templates do not "
+                                        f"follow references, so it has no '{part}'"))
+                continue
             problems.append(Problem(template.loc, "expression.unknown-field",
                                     f"'{path}.{part}' in {scope.place} {what}: '{path}' has no field '{part}' "
                                     f"(known: {', '.join(sorted(allowed)) or 'none'})"))

@@ -76,7 +76,7 @@ def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem
                 if doc.kind in TABLES and doc.name:
                     broken.add((doc.kind, doc.name))
                 continue
-            builder = Builder(doc, pack.name)
+            builder = Builder(doc, pack.name, currency=pack.currency)
             built.append((BUILDERS[doc.kind](builder), pack.name))
             problems.extend(builder.problems)
 

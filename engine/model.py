@@ -109,6 +109,7 @@ class Pack:
     description: str = ""
     extends: tuple[tuple[str, str, Loc], ...] = ()  # (pack, version range, where)
     webhooks: tuple[Webhook, ...] = ()
+    currency: str | None = None  # of this pack's money fields that name none
 
 
 # -- entity ------------------------------------------------------------------
@@ -139,6 +140,7 @@ class RecordFieldRules:
     allowed: bool = True
     types: tuple[str, ...] = ("string", "text", "integer", "decimal", "money", "boolean", "date", "email", "phone", "url")
     max: int = 50
+    loc: Loc | None = field(default=None, compare=False)  # where they are written (an overlay's, once one changed them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,17 +209,27 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class CreateAction:
+    """Make a record; with `match`, find the record whose unique field has the given value and update it instead."""
+
     entity: str
     set: tuple[tuple[str, Source], ...]
     loc: Loc
     alias: str = ""
+    match: str | None = None  # find or create: a unique field of the entity, given in `set`
+    match_loc: Loc | None = None
+    when: Template | None = None  # run only when this condition holds
     kind: str = field(default="create", init=False)
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateAction:
+    """Change a record: the form's own (`record`), the one a reference field of the form names, or an earlier create's."""
+
     set: tuple[tuple[str, Source], ...]
     loc: Loc
+    target: str = "record"  # "record", a reference field of the form, or the alias of an earlier create action
+    target_loc: Loc | None = None
+    when: Template | None = None
     kind: str = field(default="update", init=False)
 
 
@@ -226,6 +238,7 @@ class StartAction:
     process: str
     inputs: tuple[tuple[str, Source], ...]
     loc: Loc
+    when: Template | None = None
     kind: str = field(default="start", init=False)
 
 

@@ -13,7 +13,8 @@ from .errors import Loc, Problem
 from .model import Entity, Field, Form, Overlay, ParallelStep, Process, Role, Step, TaskStep, Template
 
 OPS: dict[str, frozenset[str]] = {
-    "entity": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_groups", "add_group_fields", "add_links"}),
+    "entity": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_groups", "add_group_fields", "add_links",
+                         "remove_links", "record_fields"}),
     "form": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_to_sections", "add_actions"}),
     "process": frozenset({"set", "insert_steps", "replace_steps", "remove_steps", "change_steps", "add_triggers"}),
     "role": frozenset({"set", "add_permissions", "remove_permissions"}),
@@ -199,6 +200,26 @@ class Applier:
             self.touch(f"link:{link.name}", link.loc)
             added.append(link)
         return replace(d, links=d.links + tuple(added))
+
+    def remove_links(self, d: Entity, payload: tuple[list, dict], loc: Loc):
+        names, locs = payload
+        existing = {link.name for link in d.links}
+        gone = set()
+        for name in names:
+            if name not in existing:
+                self._missing("link", name, locs[name], existing)
+                continue
+            self.touch(f"link:{name}", locs[name])
+            gone.add(name)
+        return replace(d, links=tuple(link for link in d.links if link.name not in gone))
+
+    def record_fields(self, d: Entity, payload: tuple[dict, dict], loc: Loc):
+        """Change the rules for single-record fields: whether staff may add them, of which types, how many."""
+        values, locs = payload
+        for key in values:
+            self.touch(f"record_fields:{key}", locs[key])
+        changes = {k: tuple(v) if k == "types" else v for k, v in values.items()}
+        return replace(d, record_fields=replace(d.record_fields, **changes, loc=loc))
 
     # -- form parts --------------------------------------------------------
     def add_to_sections(self, d: Form, payload: tuple[dict, dict], loc: Loc):

@@ -39,13 +39,20 @@ class Submission:
     created: dict[str, list] = field(default_factory=dict)  # alias -> [entity, id]
     starts: list[str] = field(default_factory=list)  # workflow ids: its start actions, form triggers, its records' triggers
     replayed: bool = False
+    updated: dict[str, list] = field(default_factory=dict)  # alias -> [entity, id]: records a find-or-create action found
+
+    @property
+    def records(self) -> dict[str, list]:
+        """What `created.AS` names: the record each create action made or found, by its alias."""
+        return {**self.created, **self.updated}
 
     @classmethod
     def stored(cls, done: Mapping[str, Any]) -> Submission:
         """A replayed submission from its stored result."""
         # Results stored before the outbox listed starts as dicts (and record events apart); they were started then.
         starts = [s if isinstance(s, str) else outbox.workflow_id(s["process"], s["key"]) for s in done.get("starts", [])]
-        return cls(id=done["id"], history_id=done.get("history_id"), created=done.get("created", {}), starts=starts, replayed=True)
+        return cls(id=done["id"], history_id=done.get("history_id"), created=done.get("created", {}), starts=starts, replayed=True,
+                   updated=done.get("updated", {}))
 
 
 class SubmissionInvalid(Exception):
@@ -116,8 +123,8 @@ def _value(src: Source, target: Field, form_values: Mapping[str, Any], form: For
         return None if value is None else V.convert(value, target)
     if src.kind == "record":
         return context["record_id"]
-    if src.kind == "created":
-        return created[src.value][1]
+    if src.kind == "created":  # None (left out) when that create action did not run
+        return created[src.value][1] if src.value in created else None
     if src.kind == "template":
         try:
             return expressions.render(src.value, context["template"])
@@ -183,35 +190,22 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
                             user["id"], key=key)
         result.history_id = entry.id
     for i, action in enumerate(form.actions):
+        if action.when is not None and not _holds(action.when.source, context["template"]):
+            continue
         if isinstance(action, CreateAction):
-            entity = compiled.model.entities[action.entity]
-            targets = {f.name: f for f in entity.all_fields()}
-            what = f"create the {entity.label.lower()}"
-            values = _mapped(action.set, targets, form_values, form, context, result.created, what)
-            try:
-                rec = records.create_record(conn, compiled, action.entity, values, user["id"], history=f"Created from {form.label}")
-            except records.RecordInvalid as exc:
-                raise SubmissionInvalid(_on_form_fields(form, action.set, targets, exc.errors, what)) from exc
-            result.created[action.alias] = [action.entity, rec.id]
-            result.starts += rec.starts
-        elif isinstance(action, UpdateAction) and form.entity and record_id:
-            entity = compiled.model.entities[form.entity]
-            targets = {f.name: f for f in entity.all_fields()}
-            what = f"update the {entity.label.lower()}"
-            changes = _mapped(action.set, targets, form_values, form, context, result.created, what)
-            try:
-                rec = records.update_record(conn, compiled, form.entity, record_id, changes, user["id"], history=f"Updated by {form.label}")
-            except records.RecordInvalid as exc:
-                raise SubmissionInvalid(_on_form_fields(form, action.set, targets, exc.errors, what)) from exc
-            result.starts += rec.starts
+            _create(conn, compiled, form, action, form_values, context, result, user)
+        elif isinstance(action, UpdateAction):
+            _update(conn, compiled, form, action, form_values, context, result, user, record_id)
         elif isinstance(action, StartAction):
             proc = compiled.model.processes[action.process]
             given = dict(action.inputs)
             target = given.pop("record", None)
-            inputs = _mapped(tuple(given.items()), {f.name: f for f in proc.inputs}, form_values, form, context, result.created,
+            inputs = _mapped(tuple(given.items()), {f.name: f for f in proc.inputs}, form_values, form, context, result.records,
                              f"start {proc.label.lower()}")
             if target is not None and target.kind == "created":
-                entity, rid = result.created[target.value]
+                if target.value not in result.records:
+                    continue  # the create action it runs on did not run (its `when` did not hold)
+                entity, rid = result.records[target.value]
             else:
                 entity, rid = form.entity, record_id
             result.starts.append(outbox.enqueue(conn, action.process, f"{submission_id}-{i}", entity=entity, record_id=rid,
@@ -222,6 +216,58 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
     stored = {k: v for k, v in vars(result).items() if k != "replayed"}
     conn.execute(_RECORD_DONE, {"key": key, "scope": "submission", "result": stored, "created_at": dt.datetime.now(dt.timezone.utc)})
     return result
+
+
+def _holds(source: str, context: Mapping[str, Any]) -> bool:
+    """An action's `when`; one that fails on what was typed (a comparison with an empty field) counts as false, as a step's does."""
+    try:
+        return bool(expressions.evaluate(source, context))
+    except Exception:
+        return False
+
+
+def _create(conn: sa.Connection, compiled: CompiledModel, form: Form, action: CreateAction, form_values: Mapping[str, Any],
+            context: dict, result: Submission, user: dict) -> None:
+    """A create action; with `match`, the record whose unique field has the value is updated instead, if there is one."""
+    entity = compiled.model.entities[action.entity]
+    targets = {f.name: f for f in entity.all_fields()}
+    values = _mapped(action.set, targets, form_values, form, context, result.records, f"create the {entity.label.lower()}")
+    found = records.find_unique(conn, compiled, action.entity, action.match, values.get(action.match)) if action.match else None
+    what = f"{'update' if found else 'create'} the {entity.label.lower()}"
+    try:
+        if found is None:
+            rec = records.create_record(conn, compiled, action.entity, values, user["id"], history=f"Created from {form.label}")
+        else:
+            rec = records.update_record(conn, compiled, action.entity, found.id, values, user["id"], history=f"Updated by {form.label}")
+    except records.RecordInvalid as exc:
+        raise SubmissionInvalid(_on_form_fields(form, action.set, targets, exc.errors, what)) from exc
+    (result.updated if found else result.created)[action.alias] = [action.entity, rec.id]
+    result.starts += rec.starts
+
+
+def _update(conn: sa.Connection, compiled: CompiledModel, form: Form, action: UpdateAction, form_values: Mapping[str, Any],
+            context: dict, result: Submission, user: dict, record_id: int | None) -> None:
+    """An update action: of the form's record, of the record a reference field of the form names, or of an earlier create's."""
+    if action.target == "record":
+        entity_name, rid = form.entity, record_id
+    elif action.target in result.records:
+        entity_name, rid = result.records[action.target]
+    else:
+        ref = form.field(action.target)  # a reference field of the form (engine.checks.update_target)
+        entity_name, rid = (ref.entity, form_values.get(action.target)) if ref is not None else (None, None)
+    if not entity_name or rid is None:
+        return  # no record to update: the form has none, the reference was left empty, or its create did not run
+    entity = compiled.model.entities[entity_name]
+    targets = {f.name: f for f in entity.all_fields()}
+    what = f"update the {entity.label.lower()}"
+    changes = _mapped(action.set, targets, form_values, form, context, result.records, what)
+    try:
+        rec = records.update_record(conn, compiled, entity_name, rid, changes, user["id"], history=f"Updated by {form.label}")
+    except records.RecordNotFound as exc:  # a reference typed into the form that names no record
+        raise SubmissionInvalid({action.target if action.target in form_values else "": f"there is no {entity.label.lower()} {rid}"}) from exc
+    except records.RecordInvalid as exc:
+        raise SubmissionInvalid(_on_form_fields(form, action.set, targets, exc.errors, what)) from exc
+    result.starts += rec.starts
 
 
 def jsonable(values: Mapping[str, Any]) -> dict:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Union
 
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateColumn, DropIndex as DropIndexDDL
+from sqlalchemy.schema import AddConstraint, CreateColumn, DropIndex as DropIndexDDL
 
 from engine.compiler import CompiledModel, canonical_json, is_column
 from engine.errors import MigrationError
@@ -164,6 +164,8 @@ class AddField:
         column = table.c[self.field]
         spec = str(CreateColumn(column).compile(dialect=conn.dialect))
         for fk in column.foreign_keys:
+            if fk.use_alter and conn.dialect.supports_alter:
+                continue  # part of a reference cycle: AddForeignKey adds it once every table exists
             spec += f" REFERENCES {_q(conn, fk.column.table.name)} ({_q(conn, fk.column.name)}) ON DELETE {fk.ondelete or 'NO ACTION'}"
         conn.exec_driver_sql(f"ALTER TABLE {_q(conn, self.entity)} ADD COLUMN {spec}")
 
@@ -336,7 +338,37 @@ class RemoveEntity:
         pass
 
 
-Op = Union[CreateTable, AdoptTable, AddField, RemoveField, RenameField, ChangeType, AddIndex, DropIndex, RemoveEntity]
+@dataclass(frozen=True)
+class AddForeignKey:
+    """The foreign key of a reference in a cycle between entities (engine.compiler.cyclic_references), added after the
+    tables: CREATE TABLE cannot name a table that does not exist yet."""
+
+    entity: str
+    field: str
+    target: str
+
+    def describe(self) -> str:
+        return f"add the foreign key {self.entity}.{self.field} -> {self.target} (a cycle of references: once both tables exist)"
+
+    def apply(self, conn: sa.Connection, compiled: CompiledModel) -> None:
+        if not conn.dialect.supports_alter:
+            return  # SQLite cannot add a constraint, and needs not: CREATE TABLE / ADD COLUMN gave the key inline
+        column = compiled.metadata.tables[self.entity].c[self.field]
+        for fk in column.foreign_keys:
+            conn.execute(AddConstraint(fk.constraint, isolate_from_table=False))  # the table keeps it for SQLite's DDL
+
+
+Op = Union[CreateTable, AdoptTable, AddField, RemoveField, RenameField, ChangeType, AddIndex, DropIndex, RemoveEntity, AddForeignKey]
+
+
+def _deferred_keys(compiled: CompiledModel, ops: list[Op]) -> list[Op]:
+    """AddForeignKey for each reference of a cycle that the ops give a column: in a new table or as a new field."""
+    new = {(op.entity, c.name) for op in ops if isinstance(op, CreateTable) for c in compiled.metadata.tables[op.entity].c}
+    new |= {(op.entity, op.field) for op in ops if isinstance(op, AddField) and op.column and not op.restores}
+    return [AddForeignKey(fk.parent.table.name, fk.parent.name, fk.column.table.name)
+            for fk in sorted((fk for t in compiled.metadata.tables.values() for fk in t.foreign_keys if fk.use_alter),
+                             key=lambda fk: (fk.parent.table.name, fk.parent.name))
+            if (fk.parent.table.name, fk.parent.name) in new]
 
 
 # -- the diff ------------------------------------------------------------------------------
@@ -425,7 +457,7 @@ def diff(states: Mapping[str, EntityState], compiled: CompiledModel) -> list[Op]
             out.ops.append(RemoveEntity(name))
     if out.refused:
         raise MigrationRefused(out.refused)
-    return out.ops
+    return out.ops + _deferred_keys(compiled, out.ops)
 
 
 def index_names(conn: sa.Connection, table: str) -> set[str]:

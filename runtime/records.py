@@ -206,6 +206,17 @@ def get_records(conn: sa.Connection, compiled: CompiledModel, entity: str, ids: 
 # -- validation ------------------------------------------------------------------------
 
 
+def find_unique(conn: sa.Connection, compiled: CompiledModel, entity: str, name: str, value: Any) -> Record | None:
+    """The record whose unique field `name` holds `value`, or None (find-or-create form actions ask this)."""
+    ent = _entity(compiled, entity)
+    f = ent.fields[name]
+    if V.is_empty(value):
+        return None
+    row = conn.execute(sa.select(ent.table).where(field_expression(ent.table, f) == _comparable(f, V.normalize(f.type, value)))
+                       .order_by(ent.table.c.id).limit(1)).first()
+    return _to_record(ent, row) if row is not None else None
+
+
 def _label(ent: _Entity, name: str) -> str:
     f = ent.fields.get(name)
     return f.label if f else name

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from engine.model import Form
@@ -32,6 +32,10 @@ class FormSummary(BaseModel):
 
 
 class SubmissionBody(BaseModel):
+    """A submission of a form: the record it is recorded against and the values of its fields."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"record_id": 1, "values": {"channel": "email", "summary": "20 seats"}}]})
+
     record_id: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] | None = Field(
         None, description="the id of the record this is recorded against (required when the form has an entity)")
     values: dict[str, Any] = Field(default_factory=dict, description="field name -> value, as the form's JSON Schema describes them")
@@ -41,6 +45,8 @@ class SubmissionResult(BaseModel):
     submission_id: str
     created: dict[str, Annotated[list[str | int], Field(min_length=2, max_length=2)]] = Field(
         description="the records its actions created: alias -> [entity, id]")
+    updated: dict[str, Annotated[list[str | int], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=dict, description="the existing records its find-or-create actions (`match:`) found and updated instead: alias -> [entity, id]")
     processes: list[str] = Field(description="workflow ids of the processes it started")
     replayed: bool = Field(description="true when this repeats an earlier submission with the same Idempotency-Key")
 
@@ -103,5 +109,5 @@ async def submit_form(name: FormName, body: SubmissionBody, user: ApiPermitted("
     form, values, result = await run_in_threadpool(write)
     await started(services, compiled, result.starts)
     await announce_submission(services, form, result, values, user)
-    payload = {"submission_id": result.id, "created": result.created, "processes": result.starts, "replayed": result.replayed}
+    payload = {"submission_id": result.id, "created": result.created, "updated": result.updated, "processes": result.starts, "replayed": result.replayed}
     return JSONResponse(payload, status_code=200 if result.replayed else 201)

@@ -35,16 +35,30 @@ ACTION = {"responses": problems(400, 403, 404, 409, 413, 422, 503), "response_mo
 
 
 class CompleteBody(BaseModel):
+    """Completes a task: the values of its step form (none for a step without a form), as the form's JSON Schema
+    (GET /api/forms/{form}/schema) describes them."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"data": {"outcome": "qualified", "notes": "Budget agreed"},
+                                                               "comment": "Called on Monday"}]})
+
     data: dict[str, FormValue] = Field(default_factory=dict, description="the step form's values, by field name")
-    comment: Text = Field("", max_length=10_000)
+    comment: Text = Field("", max_length=10_000, description="a note kept in the record's history with the completion (optional)")
 
 
 class ApproveBody(BaseModel):
-    approve: bool = True
-    comment: Text = Field("", max_length=10_000)
+    """Decides a task awaiting the caller's approval."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"approve": False, "comment": "The discount needs a director"}]})
+
+    approve: bool = Field(True, description="true approves; false rejects, sending the task back to its assignee")
+    comment: Text = Field("", max_length=10_000, description="why, kept in the record's history (optional)")
 
 
 class ReassignBody(BaseModel):
+    """Hands a task to another user."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"to_user": 12}]})
+
     to_user: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] = Field(description="the id of the staff user who should do the task")
 
 

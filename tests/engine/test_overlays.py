@@ -134,7 +134,7 @@ def test_dangling_and_clashing_overlays_are_errors(packs):
         "use change_fields or replace_fields [overlay.exists]",
         "client/o.yaml:5:17: entity 'company' has no field 'colour' (known: industry, name) [overlay.missing]",
         "client/o.yaml:6:1: 'insert_steps' cannot change a entity (possible: add_fields, add_group_fields, add_groups, add_links, "
-        "change_fields, remove_fields, replace_fields, set) [overlay.operation]",
+        "change_fields, record_fields, remove_fields, remove_links, replace_fields, set) [overlay.operation]",
         "client/o.yaml:11:16: process 'follow_up' has no step 'nowhere' (known: close, contract, prepare, provision, qualify) [overlay.missing]",
         "client/o.yaml:12:70: 'completer:close' in step 'qualify' assignee: step 'close' does not finish before this one "
         "(earlier steps: none) [reference.step]",
@@ -206,4 +206,70 @@ def test_folders_that_are_not_packs(packs, tmp_path):
         "empty: not a pack: no 'kind: pack' document (expected in pack.yaml) [pack.no-manifest]",
         "file.yaml: a pack is a folder with a pack.yaml; this is a file [pack.not-a-folder]",
         "missing: no such folder [pack.not-found]",
+    ]
+
+
+LINKED = {
+    "company.yaml": """
+        kind: entity
+        name: company
+        fields:
+          name: {type: string, required: true}
+          account_number: string
+        record_fields:
+          types: [string, date]
+          max: 10
+        links:
+          accounts: {url: "https://accounts.example.com/{{ record.account_number }}"}
+          website: {url: "https://example.com"}
+        """,
+}
+
+
+def test_an_overlay_changes_single_record_field_rules_and_removes_links(packs):
+    from engine.compiler import compile_model
+
+    base = packs.write("base", LINKED)
+    client = packs.write("client", {"o.yaml": """
+        kind: overlay
+        name: company_rules
+        target: entity/company
+        record_fields:
+          types: [string, text, money]
+          max: 3
+        remove_links: [accounts]
+        """}, extends="base: '>=1'")
+    company = load([base, client]).entities["company"]
+    assert (company.record_fields.allowed, company.record_fields.types, company.record_fields.max) == (True, ("string", "text", "money"), 3)
+    assert [link.name for link in company.links] == ["website"]
+    schema = compile_model(load([base, client])).entity_schemas["company"]["x-tailor-entity"]
+    assert schema["record_fields"] == {"allowed": True, "types": ["string", "text", "money"], "max": 3}
+    assert [link["name"] for link in schema["links"]] == ["website"]
+
+    closed = packs.write("closed", {"o.yaml": "kind: overlay\nname: no_extras\ntarget: entity/company\nrecord_fields: {allowed: false}\n"},
+                         extends="base: '>=1'")
+    rules = load([base, closed]).entities["company"].record_fields
+    assert (rules.allowed, rules.types, rules.max) == (False, ("string", "date"), 10)
+
+
+def test_overlay_record_field_rules_and_link_removals_are_checked_where_written(packs):
+    base = packs.write("base", LINKED)
+    client = packs.write("client", {"o.yaml": """
+        kind: overlay
+        name: company_rules
+        target: entity/company
+        record_fields:
+          types: [string, reference]
+        remove_links: [acounts]
+        """}, extends="base: '>=1'")
+    assert problems(base, client) == [
+        "client/o.yaml:4:1: entity 'company': single-record fields cannot be of type reference (they have no place to define its "
+        "options) [entity.record-fields]",
+        "client/o.yaml:6:16: entity 'company' has no link 'acounts' (known: accounts, website) [overlay.missing]",
+    ]
+    one = packs.write("one", {"o.yaml": "kind: overlay\nname: a\ntarget: entity/company\nrecord_fields: {max: 5}\n"}, extends="base: '>=1'")
+    two = packs.write("two", {"o.yaml": "kind: overlay\nname: b\ntarget: entity/company\nrecord_fields: {max: 8}\n"}, extends="base: '>=1'")
+    assert problems(base, one, two) == [
+        "two/o.yaml:4:17: conflicting overlays: record_fields max of entity 'company' is also changed at one/o.yaml:4:17 "
+        "(pack 'one') [overlay.conflict]",
     ]
