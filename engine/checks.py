@@ -386,7 +386,7 @@ class Checker:
             yield Problem(t.loc, "step.no-due", f"{what} has reminders or escalations but no 'due:'")
         last = -1
         record = scope.names.get("record")  # messages show the record's values as words; its raw values are record.raw.X
-        shown = {**{n: None for n in record}, "raw": record} if isinstance(record, frozenset) else record
+        shown = {**record, "raw": record} if isinstance(record, dict) else record
         esc_scope = Scope({**scope.names, "record": shown, "task": frozenset({"title", "due", "due_at", "assignee", "assignee_id", "id"})},
                           f"{what} escalation")
         for e in t.escalate:
