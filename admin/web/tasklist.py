@@ -191,8 +191,10 @@ def team_of(conn: sa.Connection, model: Model, user: dict) -> Team | None:
     known = set(model.groups) | set(conn.execute(sa.select(group_members.c.group_name).distinct()).scalars())
     choices = known if monitor else managed
     mine = managed | member if monitor else managed
-    order = lambda g: group_label(model, g).casefold()  # noqa: E731
-    return Team(tuple(sorted(choices, key=order)), tuple(sorted(mine, key=order)), monitor)
+    def by_label(group: str) -> str:
+        return group_label(model, group).casefold()
+
+    return Team(tuple(sorted(choices, key=by_label)), tuple(sorted(mine, key=by_label)), monitor)
 
 
 @dataclass(frozen=True)

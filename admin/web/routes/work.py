@@ -112,7 +112,7 @@ async def team_reassign(request: Request, user: Permitted("monitor_tasks"), data
         return rows, name
 
     rows, target = await run_in_threadpool(load)
-    outcome: dict = {"target": target, "done": [], "refused": {}}
+    outcome: dict = {"target": target, "done": [], "refused": {}, "ticked": len(ids)}
     problem = None
     if not ids:
         problem = "Tick the tasks to hand over first."
