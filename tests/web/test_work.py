@@ -511,3 +511,28 @@ def test_my_work_and_team_queries_agree_on_sqlite_and_postgresql(module_database
         view = tasklist.team_tasks(conn, compiled, {"id": mia}, team, tasklist.TeamFilters(), zone, now=now, per=2)
         assert (view.total, view.overdue, view.pages, [t["title"] for t in view.tasks]) == (4, 1, 2, ["late", "sun"])
         assert tasklist.team_counts(conn, team, now=now) == (4, 1)
+
+
+def test_a_customers_project_team_member_sees_the_steps_but_not_the_teams_data_or_comments(site):
+    from runtime.schema import projects
+
+    now = dt.datetime.now(dt.UTC)
+    acme = site.record["company"]["Acme Health Ltd"]
+    with site.engine.begin() as conn:
+        joe = conn.execute(users.insert().values(username="joe", name="Joe Customer", roles=["project_team"], company_id=acme,
+                                                 password_hash=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("joe"),
+                                                 created_at=now)).inserted_primary_key[0]
+        project = conn.execute(projects.insert().values(key="p-joe", title="Roll-out", entity="company", record_id=acme,
+                                                        manager_id=site.people["pam"], created_at=now)).inserted_primary_key[0]
+    theirs = site.task("joe-task", title="Confirm the go-live date", workflow_id="seed-chase", step_id="chase", assignee_id=joe,
+                       project_id=project, entity="opportunity", record_id=site.record["opportunity"]["Acme Health – platform upgrade"])
+    with site.engine.begin() as conn:
+        task_service.add_comment(conn, theirs, site.people["pam"], "Internal: they are late with everything.", "c-internal")
+        task_service.add_comment(conn, theirs, joe, "Monday works for us.", "c-joe")
+    page = site.client("joe").get(f"/tasks/{theirs}")
+    assert page.status_code == 200
+    text = visible(page.text)
+    assert "Qualify the enquiry: Acme Health – platform upgrade" in text  # the steps, as far as the process got
+    assert "Worth pursuing" not in text and "Handed to" not in text  # not what the team recorded
+    assert "Monday works for us." in text and "they are late with everything" not in text
+    assert "customers do not see comments" not in text
