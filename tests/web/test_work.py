@@ -536,3 +536,14 @@ def test_a_customers_project_team_member_sees_the_steps_but_not_the_teams_data_o
     assert "Worth pursuing" not in text and "Handed to" not in text  # not what the team recorded
     assert "Monday works for us." in text and "they are late with everything" not in text
     assert "customers do not see comments" not in text
+
+
+def test_someone_who_may_monitor_tasks_but_is_in_no_group_sees_every_groups_tasks(site, sue_work):
+    page = site.client("admin").get("/work/team")  # admin: monitor_tasks through the admin permission, in no group
+    assert page.status_code == 200
+    shown = " ".join(team_rows(page.text))
+    assert "Very late" in shown and "Chase the proposal" in shown and "In the support queue" in shown
+    assert '<option value="">Every group</option>' in page.text and 'value="all"' not in page.text
+    site.task("orphan", title="Nobody's task")  # no assignee, no group: only a monitor would ever see it
+    assert "Nobody's task" in " ".join(team_rows(site.client("admin").get("/work/team").text))
+    assert "Nobody's task" not in " ".join(team_rows(site.client("mia").get("/work/team?group=sales").text))
