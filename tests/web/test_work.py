@@ -447,6 +447,9 @@ def test_a_refused_task_among_several_is_reported_and_the_rest_are_done(site):
     assert "It is done already. Done meanwhile" in said and "The process this task belongs to has ended. Process ended" in said
     assert "There is no such task. a task that no longer exists" in said
     assert (holder(site, ok), holder(site, finished), holder(site, ended)) == (site.people["bob"], site.people["ann"], site.people["ann"])
+    ticked = set(re.findall(r'name="task" value="(\d+)"[^>]*checked', done.text))
+    assert ticked == {str(ended)}  # what was refused and is still open stays ticked, to try again
+    assert f'<option value="{site.people["bob"]}" selected>Bob Sales</option>' in done.text
 
 
 def test_a_deactivated_target_gets_nothing_and_each_task_says_why(site):

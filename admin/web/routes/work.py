@@ -143,6 +143,9 @@ async def team_reassign(request: Request, user: Permitted("monitor_tasks"), data
                 outcome["done"].append((task_id, title))
             else:
                 outcome["refused"].setdefault(why, []).append((task_id, title))
+    # what was not done stays ticked, with the person chosen, to try again (or hand to someone else)
+    outcome["retry"] = {i for items in outcome["refused"].values() for i, _ in items} | (set(ids) if problem else set())
+    outcome["chosen"] = int(to_user) if target is not None and (problem or outcome["refused"]) else None
     status = 422 if problem or not outcome["done"] else 200
 
     def again():
