@@ -48,8 +48,9 @@ def active_user(conn: sa.Connection, user_id: int) -> dict | None:
 
 def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None) -> bool:
     """A task is visible to its assignee, its group while unassigned, its project's manager, its approvers,
-    and to whoever may monitor tasks assigned to others."""
-    if allowed(model, user, "monitor_tasks"):
+    whoever started its process (My work lists it under "Tasks I started for others"), and to whoever may monitor
+    tasks assigned to others."""
+    if allowed(model, user, "monitor_tasks") or (task.get("created_by") is not None and task.get("created_by") == user["id"]):
         return True
     if task["assignee_id"] == user["id"] or (task["assignee_id"] is None and task["group_name"] in groups):
         return True

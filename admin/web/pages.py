@@ -54,7 +54,7 @@ def navigation(model: Model, user: dict, path: str) -> list[NavItem]:
     if not allowed(model, user, "access"):
         entries = [("/portal", "Our requests", ("/portal/",))]
     else:
-        entries = [("/", "My work", ("/tasks/",)), ("/projects", "Projects", ("/projects/",))]
+        entries = [("/", "My work", ("/tasks/", "/work/")), ("/projects", "Projects", ("/projects/",))]
         for e in entity_pages.navigation(model):
             entries.append((f"/directory/{e.name}", e.plural, (f"/directory/{e.name}/", f"/records/{e.name}/")))
             if entity_pages.stages(e) is not None:

@@ -25,6 +25,7 @@ from engine.loader import load
 from runtime.schema import alerts, project_members, projects, tasks, users
 from runtime.schema import metadata as platform
 from tests.conftest import CRM, ROOT, free_port
+from tests.web.work_seed import seed_work
 
 AXE_VERSION = "4.14.1"
 AXE_HOME = ROOT / ".cache" / "npm" / f"axe-core-{AXE_VERSION}"
@@ -94,6 +95,7 @@ def _seed(engine: sa.Engine, compiled) -> dict[str, int]:
                                    project_id=project, form="onboarding_kickoff", assignee_id=people["pam"], process="onboarding",
                                    due_at=now + dt.timedelta(days=5))
         ids["project"] = project
+        ids.update(seed_work(conn, compiled, people, ids["opportunity"], ids["person"], ids["company_globex"]))  # processes under way
         for n, (to, text) in enumerate([(["mia"], "Qualify the enquiry: Acme Health – platform upgrade was due yesterday and has not been done."),
                                         (["ann", "mia"], "SLA breach: Triage: Reports will not print was due this morning.")]):
             conn.execute(alerts.insert().values(key=f"look:alert:{n}", task_id=ids["task"], level=n + 1, recipients=[people[u] for u in to],

@@ -33,9 +33,9 @@ PAGES: dict[str | None, list[str]] = {
             *(f"/directory/{e}" for e in ENTITIES), "/records/company/{company}", "/records/person/{person}",
             "/records/opportunity/{opportunity}", "/tasks/{task}", "/tasks/{queued}", "/alerts", "/projects/{project}", "/profile",
             "/records/company/{company}/edit", "/records/person/new?company={company}", "/records/opportunity/{opportunity}/edit",
-            "/records/company/999999", "/no/such/page", "/search?q=a"],
+            "/records/company/999999", "/no/such/page", "/search?q=a", "/tasks/{chase}", "/?due=overdue"],
     "mia": ["/", "/alerts", "/tasks/{approval}", "/tasks/{task}", "/projects/{project}", "/directory/company", "/profile",
-            "/board/opportunity"],
+            "/board/opportunity", "/work/team", "/work/team?group=all&page=9", "/tasks/{sent_back}", "/tasks/{approval_rejected}"],
     "admin": ["/", "/records/company/{company}", "/records/company/{company}/edit", "/records/company/{company}/delete",
               "/directory/person", "/admin", "/admin/users", "/admin/users/new", "/admin/users/{user_admin}", "/admin/groups",
               "/admin/groups/sales", "/admin/log", "/records/person/{person}"],
@@ -130,10 +130,11 @@ def test_every_main_page_fits_a_phone_and_has_no_serious_accessibility_problem(s
         page.close()
 
 
-@pytest.mark.parametrize("path", ["/profile?problem", "/tasks/{task}?problem", "/forms/lead_enquiry?record={company}"])
+@pytest.mark.parametrize("path", ["/profile?problem", "/tasks/{task}?problem", "/forms/lead_enquiry?record={company}", "/work/team?problem"])
 def test_pages_showing_problems_stay_accessible(site, contexts, path):
-    """A form sent back with its problems (a wrong password, a task form left empty, a lead without its summary)."""
-    page = contexts("ann").new_page()
+    """A form sent back with its problems (a wrong password, a task form left empty, a lead without its summary, a
+    bulk reassignment with nobody chosen)."""
+    page = contexts("mia" if path.startswith("/work") else "ann").new_page()
     try:
         page.goto(site.url(path.replace("?problem", "")))
         if path.startswith("/profile"):
@@ -141,6 +142,9 @@ def test_pages_showing_problems_stay_accessible(site, contexts, path):
             page.get_by_role("button", name="Change password").click()
         elif path.startswith("/tasks"):
             page.get_by_role("button", name="Complete task").click()
+        elif path.startswith("/work"):
+            page.locator("td.pick input").first.check()
+            page.get_by_role("button", name=re.compile("^Reassign")).click()
         else:
             page.get_by_role("button", name="Submit").click()
         expect(page.get_by_role("alert").first).to_be_visible()

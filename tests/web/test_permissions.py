@@ -68,6 +68,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/tasks/{task_id}/comment"): Rule("manage_own_tasks", "/tasks/{task}/comment", {}),
     ("POST", "/tasks/{task_id}/reassign"): Rule("monitor_tasks", "/tasks/{task}/reassign", {}),
     ("POST", "/tasks/{task_id}/claim"): Rule("manage_own_tasks", "/tasks/{task}/claim", {}),
+    # the team view is for group managers and task monitors: in this site nobody manages a group, so it is monitor_tasks
+    ("GET", "/work/team"): Rule("monitor_tasks", "/work/team"),
+    ("POST", "/work/team/reassign"): Rule("monitor_tasks", "/work/team/reassign", {"to_user": ""}),
     ("POST", "/alerts/{alert_id}/acknowledge"): Rule("access", "/alerts/{alert}/acknowledge", {}),
     ("GET", "/projects/{project_id}"): Rule("project_access", "/projects/{project}"),
     ("GET", "/portal"): Rule("portal", "/portal"),

@@ -14,36 +14,53 @@ from runtime import holders
 from runtime.schema import group_members, users
 from runtime.taskactions import ActionRefused
 
-from ...access import allowed, may_act_on_task, may_approve
+from ...access import allowed, may_act_on_task, may_approve, may_see_task
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, TaskActionsDep
+from .. import taskpage
 from ..finders import options_for, record_or_404, task_or_404
 from ..pages import flash, redirect, render, task_view
 
 router = APIRouter(include_in_schema=False)
+OPEN = ("open", "awaiting_approval")
 
 
 def task_page(request: Request, conn, compiled: CompiledModel, user: dict, task: dict, status: int = 200, values=None, errors=None):
-    """The task page as `user` may see it: only the actions they may take."""
+    """The task page as `user` may see it: who has it, when it is due, the process so far, the comments, and only the
+    actions they may take."""
     model = compiled.model
-    view = task_view(task, zone_of(model, user))
-    rec = None
-    if task["entity"] and task["record_id"]:
-        rec = record_or_404(conn, compiled, task["entity"], task["record_id"])
-        view.update(record_link=f"/records/{task['entity']}/{task['record_id']}", record_title=rec.title)
-    return render(request, "tasks/task.html", user=user, status=status, task=view,
+    zone = zone_of(model, user)
+    view = task_view(task, zone)
+    rec = record_or_404(conn, compiled, task["entity"], task["record_id"]) if task["entity"] and task["record_id"] else None
+    context = rec.context(model.entities[rec.entity]) if rec is not None else None
+    shown = taskpage.gather(conn, compiled, task, zone, insider=allowed(model, user, "access"), viewer_id=user["id"],
+                            may_open=lambda row: may_see_task(model, user, row, task["_groups"], task["_pm"]),
+                            record_title=rec.title if rec is not None else None, record=context)
+    can_complete = task["status"] == "open" and may_act_on_task(user, task, task["_groups"])
+    if values is None and can_complete and task["form"] and isinstance(task["data"], dict):
+        values = taskpage.form_values(compiled, task["form"], task["data"], zone)  # sent back: revised from what was sent
+    can_reassign = task["status"] in OPEN and allowed(model, user, "monitor_tasks")
+    return render(request, "tasks/task.html", user=user, status=status, task=view, page=shown,
                   layout=compiled.form_layouts.get(task["form"]) if task["form"] else None,
                   values=values or {}, errors=errors or {}, options=options_for(conn, compiled, task["form"], rec) if task["form"] else {},
-                  can_complete=task["status"] == "open" and may_act_on_task(user, task, task["_groups"]),
+                  can_complete=can_complete,
+                  can_claim=task["status"] == "open" and task["assignee_id"] is None and task["group_name"] in task["_groups"],
                   can_decide=task["status"] == "awaiting_approval" and may_approve(model, user, task, task["_groups"], task["_pm"]),
-                  can_reassign=task["status"] in ("open", "awaiting_approval") and allowed(model, user, "monitor_tasks"),
-                  staff=holders_of(conn, compiled, task), request_id=str(uuid.uuid4()))
+                  can_comment=task["status"] in OPEN, can_reassign=can_reassign,
+                  holders=holders_of(conn, compiled, task) if can_reassign else {}, request_id=str(uuid.uuid4()))
 
 
-def holders_of(conn, compiled: CompiledModel, task: dict) -> list[dict]:
-    """Whom the reassign picker offers: the active users, by name, whom runtime.holders lets hold this task."""
+def holders_of(conn, compiled: CompiledModel, task: dict) -> dict[str, list[dict]]:
+    """Whom the reassign picker offers, by name: the active users whom runtime.holders lets hold this task, the task's
+    group's members first ({heading: people})."""
     people = [dict(r) for r in conn.execute(sa.select(users.c.id, users.c.name).where(users.c.active).order_by(users.c.name)).mappings()]
     fine = set(holders.eligible(conn, compiled.model, [p["id"] for p in people], task))
-    return [p for p in people if p["id"] in fine]
+    team = set(conn.execute(sa.select(group_members.c.user_id).where(group_members.c.group_name == task["group_name"])).scalars()) \
+        if task["group_name"] else set()
+    offered = [p for p in people if p["id"] in fine]
+    if not team:
+        return {"": offered}
+    return {f"In {taskpage.group_label(compiled.model, task['group_name'])}": [p for p in offered if p["id"] in team],
+            "Everyone else": [p for p in offered if p["id"] not in team]}
 
 
 async def refused(request, engine, compiled, user, task, status, problem, values=None):

@@ -1,50 +1,155 @@
-"""My work: the home page of staff (my tasks, my groups' waiting tasks, approvals, alerts, my team's tasks)."""
+"""My work (the home page of staff: my tasks and my groups' by when due, approvals, alerts) and the team view of
+managers (their groups' open tasks, and handing several over at once)."""
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
 from forms.widgets import zone_of
-from runtime.schema import alerts, group_members, tasks
+from runtime import holders
+from runtime.schema import alerts, tasks, users
+from runtime.taskactions import ActionRefused
 
-from ...access import allowed, may_approve
-from ...deps import CompiledDep, Conn, Staff
-from ..pages import render, task_view
+from ...access import may_approve, may_see_task
+from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff, TaskActionsDep
+from .. import tasklist
+from ..finders import MAX_ID
+from ..pages import STATUS_TEXT, render
 
 router = APIRouter(include_in_schema=False)
-OPEN = ("open", "awaiting_approval")
+BULK_MOST = 200       # tasks one bulk reassignment hands over
+BULK_AT_ONCE = 4      # of them, updates in flight together
 
 
-def my_work(conn: sa.Connection, compiled: CompiledModel, user: dict) -> dict:
-    """Everything the home page lists for `user`."""
+def home_extras(conn: sa.Connection, compiled: CompiledModel, user: dict) -> dict:
+    """What My work shows besides the task lists: approvals waiting for me, my alerts, customers, my team's counts."""
     model = compiled.model
-    by_due = (tasks.c.due_at.is_(None), tasks.c.due_at)
-    groups = list(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user["id"])).scalars())
-    mine = conn.execute(sa.select(tasks).where(tasks.c.status == "open", sa.or_(
-        tasks.c.assignee_id == user["id"], sa.and_(tasks.c.assignee_id.is_(None), tasks.c.group_name.in_(groups))))
-        .order_by(*by_due)).mappings().all()
+    groups, _ = tasklist.user_groups(conn, user["id"])
     waiting = conn.execute(sa.select(tasks).where(tasks.c.status == "awaiting_approval")).mappings().all()
     raised = conn.execute(sa.select(alerts).where(alerts.c.acknowledged_at.is_(None)).order_by(alerts.c.raised_at.desc()).limit(200)).mappings().all()
     company = compiled.metadata.tables.get("company")
-    companies = conn.execute(sa.select(company.c.id, company.c.title).order_by(company.c.title).limit(50)).mappings().all() if company is not None else []
-    assigned = conn.execute(sa.select(tasks).where(tasks.c.created_by == user["id"], tasks.c.status.in_(OPEN),
-                                                   sa.or_(tasks.c.assignee_id.is_(None), tasks.c.assignee_id != user["id"]))
-                            .order_by(*by_due).limit(100)).mappings().all()
-    monitored = []
-    if allowed(model, user, "monitor_tasks") and groups:
-        members = list(conn.execute(sa.select(group_members.c.user_id).where(group_members.c.group_name.in_(groups),
-                                                                           group_members.c.user_id != user["id"])).scalars())
-        monitored = conn.execute(sa.select(tasks).where(tasks.c.assignee_id.in_(members), tasks.c.status.in_(OPEN))
-                                 .order_by(*by_due).limit(100)).mappings().all()
-    zone = zone_of(model, user)
-    approvals = [t for t in waiting if may_approve(model, user, dict(t), set(groups), None)]
-    return {"mine": [task_view(dict(t), zone) for t in mine], "approvals": approvals, "assigned": [task_view(dict(t), zone) for t in assigned],
-            "monitored": [task_view(dict(t), zone) for t in monitored], "alerts": [a for a in raised if user["id"] in (a["recipients"] or [])],
-            "companies": companies}
+    companies = conn.execute(sa.select(company.c.id, company.c.title).order_by(company.c.title).limit(50)).mappings().all() \
+        if company is not None else []
+    team = tasklist.team_of(conn, model, user)
+    return {"approvals": [t for t in waiting if may_approve(model, user, dict(t), groups, None)],
+            "alerts": [a for a in raised if user["id"] in (a["recipients"] or [])], "companies": companies,
+            "team_counts": tasklist.team_counts(conn, team) if team else None}
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, user: Staff, conn: Conn, compiled: CompiledDep):
-    return render(request, "work/home.html", user=user, **my_work(conn, compiled, user))
+    zone = zone_of(compiled.model, user)
+    filters = tasklist.WorkFilters.parse(request.query_params, compiled.model)
+    return render(request, "work/home.html", user=user, work=tasklist.my_work(conn, compiled, user, filters, zone),
+                  statuses=tasklist.STATUSES, dues=tasklist.DUE, **home_extras(conn, compiled, user))
+
+
+# -- the team view -------------------------------------------------------------------------
+
+
+def team_or_403(conn: sa.Connection, compiled: CompiledModel, user: dict) -> tasklist.Team:
+    team = tasklist.team_of(conn, compiled.model, user)
+    if team is None:
+        raise HTTPException(403, "The team view is for those who manage a group or look after other people's tasks.")
+    return team
+
+
+def targets(conn: sa.Connection, compiled: CompiledModel, members: set[int]) -> dict[str, list[tuple[int, str]]]:
+    """Whom tasks may be handed to, by name (runtime.holders decides: active staff), the team's members first."""
+    people = conn.execute(sa.select(users.c.id, users.c.name).where(users.c.active).order_by(users.c.name)).all()
+    fine = set(holders.eligible(conn, compiled.model, [p.id for p in people], {"project_id": None}))
+    offered = [(p.id, p.name) for p in people if p.id in fine]
+    return {"On the team": [p for p in offered if p[0] in members], "Everyone else": [p for p in offered if p[0] not in members]}
+
+
+def team_page(request: Request, conn: sa.Connection, compiled: CompiledModel, user: dict, params, status: int = 200,
+              outcome: dict | None = None):
+    team = team_or_403(conn, compiled, user)
+    zone = zone_of(compiled.model, user)
+    view = tasklist.team_tasks(conn, compiled, user, team, tasklist.TeamFilters.parse(params, team), zone)
+    groups, _ = tasklist.user_groups(conn, user["id"])
+    for t in view.tasks:  # a manager without monitor_tasks opens only what they may see (their groups' queues)
+        t["can_open"] = may_see_task(compiled.model, user, t, groups, None)
+    return render(request, "work/team.html", user=user, status=status, view=view, outcome=outcome,
+                  can_reassign=team.monitor, request_id=str(uuid.uuid4()),
+                  targets=targets(conn, compiled, {uid for uid, _ in view.people}) if team.monitor else {})
+
+
+@router.get("/work/team", response_class=HTMLResponse)
+def team(request: Request, user: Staff, conn: Conn, compiled: CompiledDep):
+    return team_page(request, conn, compiled, user, request.query_params)
+
+
+def _task_ids(data) -> list[int]:
+    found = []
+    for raw in data.getlist("task"):
+        text = str(raw).strip()
+        if text.isdigit() and 0 < int(text) <= MAX_ID and int(text) not in found:
+            found.append(int(text))
+    return found[:BULK_MOST]
+
+
+@router.post("/work/team/reassign", response_class=HTMLResponse)
+async def team_reassign(request: Request, user: Permitted("monitor_tasks"), data: CsrfForm, engine: EngineDep,
+                        compiled: CompiledDep, actions: TaskActionsDep):
+    """Hand the ticked tasks to one person, each through runtime.taskactions: every refusal is reported with its task,
+    the rest are done. The form's request id keys each update, so a second submission of the same form does nothing again."""
+    ids, to_user = _task_ids(data), str(data.get("to_user") or "").strip()
+    key = str(data.get("request_id") or "").strip()[:200] or None
+
+    def load():
+        with engine.connect() as conn:
+            team_or_403(conn, compiled, user)
+            rows = {r["id"]: dict(r) for r in conn.execute(sa.select(tasks).where(tasks.c.id.in_(ids))).mappings()} if ids else {}
+            name = conn.execute(sa.select(users.c.name).where(users.c.id == int(to_user))).scalar() \
+                if to_user.isdigit() and 0 < int(to_user) <= MAX_ID else None
+        return rows, name
+
+    rows, target = await run_in_threadpool(load)
+    outcome: dict = {"target": target, "done": [], "refused": {}, "ticked": len(ids)}
+    problem = None
+    if not ids:
+        problem = "Tick the tasks to hand over first."
+    elif target is None:
+        problem = "Choose who should have the tasks." if not to_user else "There is no such user."
+    if problem:
+        outcome["problem"] = problem
+    else:
+        gate = asyncio.Semaphore(BULK_AT_ONCE)
+
+        async def one(task_id: int) -> tuple[int, str, str | None]:
+            row = rows.get(task_id)
+            if row is None:
+                return task_id, "a task that no longer exists", "There is no such task."
+            if row["status"] not in tasklist.OPEN:
+                return task_id, row["title"], f"It is {STATUS_TEXT.get(row['status'], row['status']).lower()} already."
+            if row["assignee_id"] == int(to_user):
+                return task_id, row["title"], None  # already theirs (a second submission finds it so too)
+            async with gate:
+                try:
+                    await actions.reassign(row, user, int(to_user), key=key)
+                except ActionRefused as exc:
+                    return task_id, row["title"], exc.message
+            return task_id, row["title"], None
+
+        for task_id, title, why in await asyncio.gather(*(one(i) for i in ids)):
+            if why is None:
+                outcome["done"].append((task_id, title))
+            else:
+                outcome["refused"].setdefault(why, []).append((task_id, title))
+    # what was not done stays ticked, with the person chosen, to try again (or hand to someone else)
+    outcome["retry"] = {i for items in outcome["refused"].values() for i, _ in items} | (set(ids) if problem else set())
+    outcome["chosen"] = int(to_user) if target is not None and (problem or outcome["refused"]) else None
+    status = 422 if problem or not outcome["done"] else 200
+
+    def again():
+        with engine.connect() as conn:
+            return team_page(request, conn, compiled, user, data, status, outcome)
+
+    return await run_in_threadpool(again)
