@@ -155,7 +155,7 @@ def test_the_due_time_is_the_workflow_s_own():
     (("calendar", "due", "office", "2026-12-01 18:00", "1 busines day"),
      "error: expected e.g. '2 business days', '4 business hours', '3 days', '30 minutes' or ISO 8601 'P2D'/'PT4H', found '1 busines day'"),
     (("schedule", "preview", "renewals"),
-     "error: unknown process 'renewals' (known: account_review, contract_renewal, lead_follow_up, meeting_follow_up, onboarding, support_sla)"),
+     "error: unknown process 'renewals' (known: account_review, callback, contract_renewal, lead_follow_up, meeting_follow_up, onboarding, support_sla)"),
     (("schedule", "preview", "lead_follow_up"), "error: process 'lead_follow_up' has no schedule trigger (its triggers: manual)"),
     (("schedule", "preview", "account_review", "--from", "soon"),
      "error: 'soon' is not a date and time: expected e.g. '2026-12-01 18:00' (in Europe/London) or '2026-12-01T18:00:00+01:00'"),
