@@ -84,7 +84,8 @@ def alert_mail(conn: sa.Connection, model: Model, alert: dict, task: dict, link:
     if ctx["due_at"]:
         lines.append(f"Due: {ctx['due']} ({zone.key})")
     lines += [f"With: {ctx['assignee']}", f"Open it: {link}"]
-    return f"[Tailor] Overdue: {ctx['title']}", "\n".join(lines) + "\n"
+    # level 0: not an escalation but a task whose party named nobody who may hold it (runtime.routing)
+    return f"[Tailor] {'Overdue' if alert.get('level') else 'Handed on'}: {ctx['title']}", "\n".join(lines) + "\n"
 
 
 def reminder_mail(conn: sa.Connection, model: Model, task: dict, link: str) -> tuple[str, str]:
