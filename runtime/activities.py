@@ -112,9 +112,12 @@ class Activities:
 
     @write("tailor.open_project")
     def open_project(self, conn: sa.Connection, req: dict) -> int:
-        manager = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
+        """The process's project, managed by the first the `manager` party names who may hold its tasks, else by whoever
+        started the process if they may, else by nobody (its project_manager tasks then go to their fallback)."""
+        named = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
+        manager = holders.eligible(conn, self.compiled.model, named + [u for u in [req.get("started_by")] if u], {})
         return task_service.open_project(conn, req["key"], req["title"], req.get("entity"), req.get("record_id"),
-                                         manager[0] if manager else req.get("started_by"))
+                                         manager[0] if manager else None)
 
     @write("tailor.create_task")
     def create_task(self, conn: sa.Connection, req: dict) -> dict:
@@ -167,6 +170,8 @@ class Activities:
         """An escalation's reassignment that found nobody: the task stays, and the level's alert recipients (or the
         managers) hear why."""
         recipients = self._recipients(conn, req, task, req.get("alert") or [{"kind": "manager"}, {"kind": "project_manager"}])
+        if not recipients and task["assignee_id"]:  # nobody the level names is left to hear it: whoever still has the task
+            recipients = parties.active(conn, [task["assignee_id"]])
         if task["assignee_id"]:
             holder = f"with {router.name(task['assignee_id'])}"
         elif task["group_name"]:

@@ -82,15 +82,21 @@ class Router:
 
     # -- who a party is ----------------------------------------------------------
     def _vet(self, ids: list[int], one: str, many: str) -> Found:
-        """`ids` narrowed to those who may hold the task; when none may, why: "{one}{refusal}" for a single person
-        ("Acme Ltd's owner Gus is deactivated"), "{many} ({refusals})" for several."""
+        """`ids` narrowed to those who may hold the task; when none may, why: for a single person "{one}, Gus, is
+        deactivated" ("the owner of Acme Ltd, Gus, is deactivated"; just the refusal without `one`), "{many} ({refusals})"
+        for several."""
         refused = holders.refusals(self.conn, self.model, ids, self.task)
         people = [u for u in ids if u not in refused]
         if people:
             return Found(people)
         reasons = [_clause(refused[u]) for u in ids]
         if len(reasons) == 1:
-            return Found([], f"{one}{reasons[0]}")
+            if not one:
+                return Found([], reasons[0])
+            name = self.name(ids[0])
+            if reasons[0].startswith(f"{name} "):  # the refusal names them first: "Gus is deactivated"
+                return Found([], f"{one}, {name}, {reasons[0][len(name) + 1:]}")
+            return Found([], f"{one}: {reasons[0]}")
         shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
         return Found([], f"{many} ({shown})")
 
@@ -105,7 +111,7 @@ class Router:
             owner = self.ctx.get("owner_id")
             if not owner:
                 return Found([], f"{record} has no owner")
-            return self._vet([owner], f"{record}'s owner ", "")
+            return self._vet([owner], f"the owner of {record}", "")
         if kind == "user":
             row = self.conn.execute(sa.select(users.c.id).where(users.c.username == name)).first()
             if row is None:
@@ -116,7 +122,7 @@ class Router:
             ids = parties.users_with_role(self.conn, name)
             if not ids:
                 return Found([], f"nobody active has the role {label}")
-            return self._vet(ids, "the only one with the role {label}, ".format(label=label), f"nobody with the role {label} may hold it")
+            return self._vet(ids, f"the only one with the role {label}", f"nobody with the role {label} may hold it")
         if kind == "group":
             return self._group(name, takes_turns)
         if kind == "project_manager":
@@ -127,15 +133,15 @@ class Router:
                 return Found([], "the process has no project, so no project manager")
             if row.manager_id is None:
                 return Found([], f"the project '{row.title}' has no manager")
-            return self._vet([row.manager_id], f"the manager of the project '{row.title}', ", "")
+            return self._vet([row.manager_id], f"the manager of the project '{row.title}'", "")
         if kind == "completer":
             done = (self.ctx.get("completers") or {}).get(name)
             if not done:
                 return Found([], f"nobody has completed the step '{humanise(name)}'")
-            return self._vet([done], f"whoever completed the step '{humanise(name)}', ", "")
+            return self._vet([done], f"whoever completed the step '{humanise(name)}'", "")
         if kind == "assignee":
             held = self.ctx.get("assignee_id")
-            return self._vet([held], "its assignee ", "") if held else Found([], "it has no assignee")
+            return self._vet([held], "its assignee", "") if held else Found([], "it has no assignee")
         if kind == "manager":
             return self._managers()
         return Found([], f"'{kind}' names nobody")
@@ -150,7 +156,7 @@ class Router:
         takers = [u for u in everyone if u not in managers]
         if not takers:
             return Found([], f"the {label} group has only managers, who do not take turns")
-        return self._vet(takers, f"the {label} group's only member, ", f"nobody in the {label} group may hold it")
+        return self._vet(takers, f"the {label} group's only member", f"nobody in the {label} group may hold it")
 
     def _managers(self) -> Found:
         """The `manager` party: the managers of the task's group, else of the assignee's groups."""
@@ -166,7 +172,7 @@ class Router:
         where = f"the {self.group_label(groups[0])} group" if len(groups) == 1 else "its groups"
         if not ids:
             return Found([], f"{where} has no manager" if len(groups) == 1 else "its groups have no manager")
-        return self._vet(ids, f"the manager of {where}, ", f"no manager of {where} may hold it")
+        return self._vet(ids, f"the manager of {where}", f"no manager of {where} may hold it")
 
     # -- choosing one ------------------------------------------------------------
     def pick(self, party: dict, people: list[int], strategy: str) -> int:

@@ -14,7 +14,7 @@ from . import notifications, parties
 from .history import add_history
 from .keyed import insert_new
 from .routing import Route
-from .schema import alerts, group_members, process_instances, projects, tasks
+from .schema import alerts, group_members, process_instances, projects, tasks, users
 
 
 def utcnow() -> dt.datetime:
@@ -92,9 +92,11 @@ def notify_holders(conn: sa.Connection, key: str, task: dict, text: str | None =
 
 
 def access_context(conn: sa.Connection, user_id: int, task: dict) -> tuple[set[str], int | None]:
-    """What task permissions depend on: the user's groups and the manager of the task's project."""
+    """What task permissions depend on: the user's groups and the active manager of the task's project (None when it has
+    none, or they have been deactivated)."""
     groups = set(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user_id)).scalars())
-    manager = conn.execute(sa.select(projects.c.manager_id).where(projects.c.id == task["project_id"])).scalar() if task["project_id"] else None
+    manager = conn.execute(sa.select(projects.c.manager_id).join(users, users.c.id == projects.c.manager_id)
+                           .where(projects.c.id == task["project_id"], users.c.active)).scalar() if task["project_id"] else None
     return groups, manager
 
 
