@@ -28,7 +28,7 @@ from runtime.db import make_engine, upgrade
 from runtime.interpreter import walk
 from runtime.mail import MailSettings
 from runtime.plan import apply, plan
-from runtime.schema import group_members, projects, tasks, users
+from runtime.schema import group_members, tasks, users
 from runtime.starter import start_process
 from runtime.taskactions import TaskActions
 from runtime.worker import make_worker

@@ -3,7 +3,9 @@ fallback chain, with the reason in words; and the create_task activity that writ
 often the activity runs."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import email
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +17,8 @@ from runtime.activities import Activities
 from runtime.db import upgrade
 from runtime.plan import apply, plan
 from runtime.schema import alerts, contact_history, group_members, notifications, projects, tasks, users
+from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from tests.runtime.test_workflows import _with_worker, _world, rows
 
 PACK = {
     "entities.yaml": """
@@ -208,3 +212,62 @@ def test_an_owner_kept_in_a_column_of_its_own_is_found(world):
                                          world["ids"]["ann"]).id
     created = _create(acts, world, "w-2:proposal", "contract", contract)
     assert (created["assignee_id"], created.get("routed")) == (world["ids"]["sue"], None)
+
+
+FALLBACK_PACK = {
+    "company.yaml": "kind: entity\nname: company\ntitle: '{{ record.name }}'\nfields:\n  name: {type: string, required: true}\n  owner: user\n",
+    "people.yaml": "kind: role\nname: staff\npermissions: [access, manage_own_tasks]\n---\nkind: group\nname: sales\n---\n"
+                   "kind: group\nname: night\n",
+    "process.yaml": """
+        kind: process
+        name: visit
+        entity: company
+        fallback: user:lee
+        steps:
+          - id: plan
+            title: "Plan a visit to {{ record.name }}"
+            assign: owner
+          - id: book
+            title: Book the hotel
+            assign: group:night
+            fallback: group:sales
+          - id: go
+            title: Go
+            assign: owner
+        """,
+}
+
+
+def test_the_workflow_learns_where_the_task_went_and_emails_the_alert_that_says_why(packs, tmp_path, smtp):
+    """On the time-skipping server: an owner-less company's first task goes to the process's fallback, the next (an empty
+    group) to the step's own fallback group; each alert is emailed once, and the workflow's state says why."""
+    world = _world(packs, tmp_path, smtp, FALLBACK_PACK)
+    ids = world["ids"]
+    with world["engine"].begin() as conn:
+        table = world["compiled"].metadata.tables["company"]
+        conn.execute(table.update().values(data={"name": "Acme"}))  # nobody owns it
+
+    async def body(env, queue):
+        handle = await env.client.start_workflow(
+            ProcessWorkflow.run, ProcessInput(spec=world["compiled"].process_specs["visit"], entity="company", record_id=world["record_id"],
+                                              record={"name": "Acme"}, started_by=ids["ann"]), id="visit-1", task_queue=queue)
+        await env.sleep(60)
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="plan", user_id=ids["lee"]))
+        await env.sleep(60)
+        state = await handle.query(ProcessWorkflow.state)
+        await asyncio.sleep(1)  # the emails are background activities
+        await handle.terminate()
+        return state
+
+    state = asyncio.run(_with_worker(world, body))
+    plan, book = rows(world, tasks, step_id="plan")[0], rows(world, tasks, step_id="book")[0]
+    assert (plan["assignee_id"], plan["routed"]) == (ids["lee"], "Acme has no owner, so it came to Lee, the process's fallback.")
+    assert (book["assignee_id"], book["group_name"], book["routed"]) == (
+        ids["ann"], "sales", "The Night group has no members, so it came to Ann, of the Sales group, the step's fallback.")
+    assert (state["steps"]["plan"]["routed"], state["steps"]["book"]["routed"]) == (plan["routed"], book["routed"])
+    assert [(a["level"], a["recipients"]) for a in rows(world, alerts)] == [(0, [ids["lee"]]), (0, [ids["ann"]])]
+    mails = sorted((to, text) for to, text in world["inbox"].messages)
+    assert [to for to, _ in mails] == [["ann@example.com"], ["lee@example.com"]]
+    letter = email.message_from_string(mails[1][1])
+    assert letter["Subject"] == "[Tailor] Handed on: Plan a visit to Acme"
+    assert letter.get_payload(decode=True).decode().splitlines()[0] == f"'Plan a visit to Acme': {plan['routed']}"
