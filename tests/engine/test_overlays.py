@@ -207,3 +207,35 @@ def test_folders_that_are_not_packs(packs, tmp_path):
         "file.yaml: a pack is a folder with a pack.yaml; this is a file [pack.not-a-folder]",
         "missing: no such folder [pack.not-found]",
     ]
+
+
+GOOD_FALLBACKS = """
+    kind: overlay
+    name: follow_up_fallback
+    target: process/follow_up
+    set: {fallback: "group:sales"}
+    change_steps:
+      qualify: {assign: "group:sales", fallback: "user:mia"}
+    ---
+    kind: overlay
+    name: sales_managers
+    target: group/sales
+    set: {managers: skip}
+    """
+
+
+def test_an_overlay_gives_a_process_and_a_step_a_fallback_and_a_group_its_managers_option(packs):
+    base = packs.write("base", {**BASE, "groups.yaml": "kind: group\nname: sales\n"})
+    model = load([base, packs.write("client", {"overlays.yaml": GOOD_FALLBACKS}, extends="base: '>=1.0,<2'")])
+    proc = model.processes["follow_up"]
+    assert (str(proc.fallback), str(proc.steps[0].assign), str(proc.steps[0].fallback)) == ("group:sales", "group:sales", "user:mia")
+    assert model.groups["sales"].managers == "skip"
+    bad = packs.write("bad", {"overlays.yaml": """
+        kind: overlay
+        name: bad_fallback
+        target: process/follow_up
+        change_steps:
+          close: {fallback: assignee}
+        """}, extends="base: '>=1.0,<2'")
+    assert problems(base, bad) == ["bad/overlays.yaml:5:21: 'assignee' cannot be the step 'close' fallback: a new task has no assignee yet, "
+                                   "so it would name nobody [party.never]"]
