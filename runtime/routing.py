@@ -81,7 +81,7 @@ class Router:
         return title or f"this {label}"
 
     # -- who a party is ----------------------------------------------------------
-    def _vet(self, ids: list[int], one: str, many: str) -> Found:
+    def vet(self, ids: list[int], one: str, many: str) -> Found:
         """`ids` narrowed to those who may hold the task; when none may, why: for a single person "{one}, Gus, is
         deactivated" ("the owner of Acme Ltd, Gus, is deactivated"; just the refusal without `one`), "{many} ({refusals})"
         for several."""
@@ -111,18 +111,18 @@ class Router:
             owner = self.ctx.get("owner_id")
             if not owner:
                 return Found([], f"{record} has no owner")
-            return self._vet([owner], f"the owner of {record}", "")
+            return self.vet([owner], f"the owner of {record}", "")
         if kind == "user":
             row = self.conn.execute(sa.select(users.c.id).where(users.c.username == name)).first()
             if row is None:
                 return Found([], f"there is no user '{name}'")
-            return self._vet([row.id], "", "")
+            return self.vet([row.id], "", "")
         if kind == "role":
             label = self.model.roles[name].label if name in self.model.roles else humanise(name)
             ids = parties.users_with_role(self.conn, name)
             if not ids:
                 return Found([], f"nobody active has the role {label}")
-            return self._vet(ids, f"the only one with the role {label}", f"nobody with the role {label} may hold it")
+            return self.vet(ids, f"the only one with the role {label}", f"nobody with the role {label} may hold it")
         if kind == "group":
             return self._group(name, takes_turns)
         if kind == "project_manager":
@@ -133,15 +133,15 @@ class Router:
                 return Found([], "the process has no project, so no project manager")
             if row.manager_id is None:
                 return Found([], f"the project '{row.title}' has no manager")
-            return self._vet([row.manager_id], f"the manager of the project '{row.title}'", "")
+            return self.vet([row.manager_id], f"the manager of the project '{row.title}'", "")
         if kind == "completer":
             done = (self.ctx.get("completers") or {}).get(name)
             if not done:
                 return Found([], f"nobody has completed the step '{humanise(name)}'")
-            return self._vet([done], f"whoever completed the step '{humanise(name)}'", "")
+            return self.vet([done], f"whoever completed the step '{humanise(name)}'", "")
         if kind == "assignee":
             held = self.ctx.get("assignee_id")
-            return self._vet([held], "its assignee", "") if held else Found([], "it has no assignee")
+            return self.vet([held], "its assignee", "") if held else Found([], "it has no assignee")
         if kind == "manager":
             return self._managers()
         return Found([], f"'{kind}' names nobody")
@@ -156,7 +156,7 @@ class Router:
         takers = [u for u in everyone if u not in managers]
         if not takers:
             return Found([], f"the {label} group has only managers, who do not take turns")
-        return self._vet(takers, f"the {label} group's only member", f"nobody in the {label} group may hold it")
+        return self.vet(takers, f"the {label} group's only member", f"nobody in the {label} group may hold it")
 
     def _managers(self) -> Found:
         """The `manager` party: the managers of the task's group, else of the assignee's groups."""
@@ -172,7 +172,7 @@ class Router:
         where = f"the {self.group_label(groups[0])} group" if len(groups) == 1 else "its groups"
         if not ids:
             return Found([], f"{where} has no manager" if len(groups) == 1 else "its groups have no manager")
-        return self._vet(ids, f"the manager of {where}", f"no manager of {where} may hold it")
+        return self.vet(ids, f"the manager of {where}", f"no manager of {where} may hold it")
 
     # -- choosing one ------------------------------------------------------------
     def pick(self, party: dict, people: list[int], strategy: str) -> int:
@@ -205,7 +205,7 @@ def route(conn: sa.Connection, compiled: CompiledModel, party: dict | None, stra
     group = party["name"] if party and party["kind"] == "group" else None
     if party is None:  # a step that names nobody is its starter's
         if started_by:
-            found = r._vet([started_by], "", "")
+            found = r.vet([started_by], "", "")
             if found.people:
                 return Route(started_by, None)
             why = f"the step names nobody to do it, and {found.why}"
