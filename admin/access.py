@@ -47,12 +47,13 @@ def active_user(conn: sa.Connection, user_id: int) -> dict | None:
 
 
 def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None) -> bool:
-    """A task is visible to its assignee, its group while unassigned, its project's manager, its approvers,
-    whoever started its process (My work lists it under "Tasks I started for others"), and to whoever may monitor
-    tasks assigned to others."""
-    if allowed(model, user, "monitor_tasks") or (task.get("created_by") is not None and task.get("created_by") == user["id"]):
+    """A task is visible to its assignee, its group's members, whoever started it (My work lists the tasks they started
+    for others), its project's manager, its approvers, and to whoever may monitor tasks assigned to others."""
+    if allowed(model, user, "monitor_tasks"):
         return True
-    if task["assignee_id"] == user["id"] or (task["assignee_id"] is None and task["group_name"] in groups):
+    if task["assignee_id"] == user["id"] or (task["group_name"] is not None and task["group_name"] in groups):
+        return True
+    if task.get("created_by") is not None and task["created_by"] == user["id"]:
         return True
     if project_manager is not None and project_manager == user["id"]:
         return True
@@ -76,6 +77,6 @@ def may_approve(model: Model, user: dict, task: dict, groups: set[str], project_
         return name in groups
     if kind == "user":
         return user.get("username") == name
-    if kind == "project_manager":
-        return project_manager == user["id"]
+    if kind == "project_manager":  # a project with no (active) manager: whoever may monitor tasks approves in their stead
+        return project_manager == user["id"] or (project_manager is None and allowed(model, user, "monitor_tasks"))
     return True  # owner/manager/completer approvers are resolved by the process; the permission suffices

@@ -206,6 +206,7 @@ class Builder:
             approval=self.party(approval["by"], f"{ptr}/approval/by") if approval else None,
             reminders=reminders,
             escalate=tuple(self.escalation(e, f"{ptr}/escalate/{i}") for i, e in enumerate(raw.get("escalate", ()))),
+            fallback=self.party(raw.get("fallback"), f"{ptr}/fallback"),
         )
 
     def trigger(self, raw: dict, ptr: str):
@@ -231,6 +232,7 @@ class Builder:
             triggers=tuple(self.trigger(t, f"/triggers/{i}") for i, t in enumerate(d.get("triggers") or ())),
             project=ProjectSpec(Template(proj["title"], self.loc("/project/title")), self.loc("/project"),
                                 self.party(proj.get("manager"), "/project/manager")) if proj else None,
+            fallback=self.party(d.get("fallback"), "/fallback"),
         )
 
     def role(self) -> Role:
@@ -241,7 +243,8 @@ class Builder:
         d = self.doc.data
         return GroupDef(d["name"], self.loc("/name"), self.pack, d.get("label", humanise(d["name"])),
                         tuple((r, self.loc(f"/roles/{i}")) for i, r in enumerate(d.get("roles", ()))), d.get("calendar"),
-                        d.get("description", ""), self.loc("/calendar"))
+                        d.get("description", ""), self.loc("/calendar"), d.get("managers", "take_turns"),
+                        self.loc("/managers") if "managers" in d else None)
 
     def calendar(self) -> Calendar:
         d = self.doc.data
@@ -326,7 +329,7 @@ class Builder:
                 out[k] = Template(v, self.loc(p))
             elif k == "due":
                 out[k] = self.due(v, p)
-            elif k == "assign":
+            elif k in ("assign", "fallback"):
                 out[k] = self.party(v, p)
             elif k == "reminders":
                 out[k] = tuple(r for r in (self.duration(t, J(p, i)) for i, t in enumerate(v)) if r)

@@ -42,6 +42,14 @@ def _article(word: str | None) -> str:
     return "an" if (word or "x")[0] in "aeiou" else "a"
 
 
+# who may be handed a new task (a step's assignee or fallback); the parties below name nobody when a task is new
+HOLDERS = frozenset({"owner", "project_manager", "role", "group", "user", "completer"})
+NOBODY_YET = {
+    "assignee": "a new task has no assignee yet, so it would name nobody",
+    "manager": "a new task has no assignee or group yet whose manager it would be; assign it to the group (group:NAME): "
+               "its managers take what none of its members may",
+}
+
 OPTIONS = ("min", "max", "min_length", "max_length", "pattern", "entity", "currency", "placeholder", "choices")
 
 
@@ -343,6 +351,13 @@ class Checker:
             yield from self.template(p.project.title, Scope(scope.names, f"{where} project title"))
             if p.project.manager:
                 yield from self.party(p, p.project.manager, earlier=set(), what="project manager", allow={"owner", "role", "group", "user"})
+        if p.fallback:
+            if p.fallback.kind == "completer":
+                yield Problem(p.fallback.loc, "party.never", f"'{p.fallback}' cannot be the fallback of {where}: it stands in for every "
+                                                             f"step, and the steps up to '{p.fallback.name}' have no completer of it yet; "
+                                                             f"give the steps after it a 'fallback:' of their own")
+            else:
+                yield from self.party(p, p.fallback, set(), f"{where} fallback", allow=HOLDERS)
         yield from self.steps(p, p.steps, set(), scope)
         for t in p.triggers:
             yield from self.trigger(p, t)
@@ -372,7 +387,9 @@ class Checker:
         yield from self.template(t.title, Scope(scope.names, f"{what} title"))
         yield from self.template(t.description, Scope(scope.names, f"{what} description"))
         if t.assign:
-            yield from self.party(p, t.assign, earlier, f"{what} assignee", allow={"owner", "project_manager", "role", "group", "user", "completer", "manager"})
+            yield from self.party(p, t.assign, earlier, f"{what} assignee", allow=HOLDERS)
+        if t.fallback:
+            yield from self.party(p, t.fallback, earlier, f"{what} fallback", allow=HOLDERS)
         if t.form and not self.exists("form", t.form, self.m.forms):
             yield self.unknown(t.form_loc or t.loc, "form", t.form, self.m.forms, f" in {what}")
         if t.approval:
@@ -409,7 +426,10 @@ class Checker:
             yield Problem(loc, "duration.calendar", f"'{d.text}' counts business time, but process '{p.name}' names no 'calendar:' "
                                                     f"(and no calendar is named 'default')")
 
-    def party(self, p: Process, party: Party, earlier: set[str], what: str, allow: set[str] | None) -> Iterator[Problem]:
+    def party(self, p: Process, party: Party, earlier: set[str], what: str, allow: frozenset[str] | set[str] | None) -> Iterator[Problem]:
+        if allow is HOLDERS and party.kind in NOBODY_YET:
+            yield Problem(party.loc, "party.never", f"'{party}' cannot be the {what}: {NOBODY_YET[party.kind]}")
+            return
         if allow is not None and party.kind not in allow:
             yield Problem(party.loc, "party.kind", f"'{party}' cannot be the {what} (possible: {', '.join(sorted(allow))})")
             return
@@ -479,6 +499,9 @@ class Checker:
                 yield self.unknown(loc, "role", role, self.m.roles, f" in group '{g.name}'")
         if g.calendar and not self.exists("calendar", g.calendar, self.m.calendars):
             yield self.unknown(g.calendar_loc or g.loc, "calendar", g.calendar, self.m.calendars, f" in group '{g.name}'")
+        if g.managers not in ("take_turns", "skip"):  # the schema says so of a group's own file; an overlay's 'set' is free-form
+            yield Problem(g.managers_loc or g.loc, "group.managers", f"group '{g.name}': 'managers' is take_turns or skip, "
+                                                                     f"found '{g.managers}'")
 
     def calendar(self, c) -> Iterator[Problem]:
         try:

@@ -260,6 +260,8 @@ def _step(s: Step, form_schemas: Mapping[str, dict]) -> dict:
         # the compiled form's own (read-only) dict, not a copy per step: a form serves many steps
         "form_schema": form_schemas[s.form] if s.form else None, "reminders": [r.to_json() for r in s.reminders],
         "escalate": [_escalation(i + 1, e) for i, e in enumerate(s.escalate)],
+        # only when given, so the specs (and versions) of steps without one stay as they were
+        **({"fallback": _party(s.fallback)} if s.fallback else {}),
     }
 
 
@@ -302,6 +304,7 @@ def process_spec(p: Process, model: Model, form_schemas: Mapping[str, dict]) -> 
         "triggers": [_trigger(t) for t in p.triggers] or [{"kind": "manual"}],
         "project": {"title": p.project.title.source, "manager": _party(p.project.manager)} if p.project else None,
         "steps": [_step(s, form_schemas) for s in p.steps],
+        **({"fallback": _party(p.fallback)} if p.fallback else {}),
     }
     digest = hashlib.sha256(canonical_json(spec).encode()).hexdigest()
     return {**spec, "hash": digest, "version": digest[:12]}

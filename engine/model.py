@@ -300,6 +300,7 @@ class TaskStep:
     approval: Party | None = None
     reminders: tuple[Duration, ...] = ()
     escalate: tuple[Escalation, ...] = ()
+    fallback: Party | None = None  # who gets the task when `assign` names nobody who may hold it (wins over the process's)
     kind: str = field(default="task", init=False)
 
 
@@ -373,6 +374,7 @@ class Process:
     inputs: tuple[Field, ...] = ()
     triggers: tuple[Trigger, ...] = ()
     project: ProjectSpec | None = None
+    fallback: Party | None = None  # who gets a task whose step names nobody who may hold it (a step's own fallback wins)
     kind: str = field(default="process", init=False)
 
 
@@ -402,6 +404,8 @@ class GroupDef:
     calendar: str | None = None
     description: str = ""
     calendar_loc: Loc | None = None
+    managers: str = "take_turns"  # take_turns: managers are handed tasks in turn with the members; skip: never by turns
+    managers_loc: Loc | None = None
     kind: str = field(default="group", init=False)
 
 

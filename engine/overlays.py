@@ -5,12 +5,12 @@ not, is an error, and so is two unrelated packs touching the same thing.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields as dataclass_fields, replace
 from typing import Any, Callable
 
 from .build import humanise
 from .errors import Loc, Problem
-from .model import Entity, Field, Form, Overlay, ParallelStep, Process, Role, Step, TaskStep, Template
+from .model import Entity, Field, Form, Overlay, ParallelStep, Party, Process, Role, Step, TaskStep, Template
 
 OPS: dict[str, frozenset[str]] = {
     "entity": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_groups", "add_group_fields", "add_links",
@@ -24,9 +24,9 @@ OPS: dict[str, frozenset[str]] = {
 SETTABLE: dict[str, dict[str, Callable[[Any, Loc], Any]]] = {
     "entity": {"label": str, "plural": str, "description": str, "title": Template},
     "form": {"label": str, "description": str, "contact": bool, "portal": bool},
-    "process": {"label": str, "description": str, "calendar": str},
+    "process": {"label": str, "description": str, "calendar": str, "fallback": Party},
     "role": {"label": str, "description": str},
-    "group": {"label": str, "description": str, "calendar": str},
+    "group": {"label": str, "description": str, "calendar": str, "managers": str},
     "calendar": {"label": str, "timezone": str},
 }
 
@@ -35,6 +35,9 @@ def _convert(kind: str, key: str, value: Any, loc: Loc) -> Any:
     conv = SETTABLE[kind][key]
     if conv is Template:
         return Template(value, loc)
+    if conv is Party:  # which kinds of party fit is the checker's concern, as for a party written in the definition
+        party, _, name = str(value).partition(":")
+        return Party(party, name or None, loc)
     return value
 
 
@@ -74,6 +77,8 @@ class Applier:
                 continue
             self.touch(f"set:{key}", locs[key])
             changes[key] = _convert(self.overlay.target_kind, key, value, locs[key])
+            if f"{key}_loc" in {f.name for f in dataclass_fields(d)}:  # problems with the new value point at the overlay
+                changes[f"{key}_loc"] = locs[key]
         return replace(d, **changes)
 
     # -- fields ------------------------------------------------------------

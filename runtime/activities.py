@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.compiler import CompiledModel
-from . import holders, messages, notifications, parties, tasks as task_service
+from . import holders, messages, notifications, parties, records, routing, tasks as task_service
 from .mail import MailSettings
 from .schema import alerts, idempotency_keys, users
 from .workflows import DATA_ERROR, NOT_A_HOLDER
@@ -81,18 +81,20 @@ class Activities:
                 self.raise_alert, self.email_alert, self.send_reminder, self.finish_instance, self.add_comment]
 
     def _owner(self, conn: sa.Connection, entity: str | None, record_id: int | None) -> int | None:
-        """The record's owner as it is now (not as it was when the process started)."""
-        if not entity or not record_id or entity not in self.compiled.metadata.tables:
+        """The record's owner as it is now (not as it was when the process started), read through the record service:
+        an owner field may be stored in a column of its own (`column: true`) rather than in the record's data."""
+        if not entity or not record_id or entity not in self.compiled.model.entities:
             return None
-        table = self.compiled.metadata.tables[entity]
-        row = conn.execute(sa.select(table.c.data).where(table.c.id == record_id)).first()
-        owner = (row.data or {}).get("owner") if row else None
-        return int(owner) if isinstance(owner, int) else None
+        try:
+            owner = records.get_record(conn, self.compiled, entity, record_id).data.get("owner")
+        except records.RecordNotFound:
+            return None
+        return owner if holders.valid_id(owner) else None
 
     def _ctx(self, conn: sa.Connection, req: dict) -> dict[str, Any]:
         return {"owner_id": self._owner(conn, req.get("entity"), req.get("record_id")), "assignee_id": req.get("assignee_id"),
                 "group": req.get("group"), "project_id": req.get("project_id"), "completers": req.get("completers") or {},
-                "started_by": req.get("started_by")}
+                "started_by": req.get("started_by"), "entity": req.get("entity"), "record_id": req.get("record_id")}
 
     def _recipients(self, conn: sa.Connection, req: dict, task: dict, named: list[dict]) -> list[int]:
         """The active users the parties of an alert name, as the task is now (its assignee, group and project)."""
@@ -110,9 +112,12 @@ class Activities:
 
     @write("tailor.open_project")
     def open_project(self, conn: sa.Connection, req: dict) -> int:
-        manager = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
+        """The process's project, managed by the first the `manager` party names who may hold its tasks, else by whoever
+        started the process if they may, else by nobody (its project_manager tasks then go to their fallback)."""
+        named = parties.resolve(conn, req.get("manager"), self._ctx(conn, req)) if req.get("manager") else []
+        manager = holders.eligible(conn, self.compiled.model, named + [u for u in [req.get("started_by")] if u], {})
         return task_service.open_project(conn, req["key"], req["title"], req.get("entity"), req.get("record_id"),
-                                         manager[0] if manager else req.get("started_by"))
+                                         manager[0] if manager else None)
 
     @write("tailor.create_task")
     def create_task(self, conn: sa.Connection, req: dict) -> dict:
@@ -120,8 +125,16 @@ class Activities:
                                           "project_id", "form", "approver")}
         values["due_at"] = _when(req.get("due_at"))
         values["created_by"] = req.get("started_by")
-        row = task_service.create_task(conn, req["key"], values, req.get("assign"), req.get("strategy", "round_robin"), self._ctx(conn, req))
-        return {"task_id": row["id"], "assignee_id": row["assignee_id"], "group": row["group_name"]}
+        ctx = self._ctx(conn, req)
+        row = task_service.create_task(conn, req["key"], values, lambda: routing.route(
+            conn, self.compiled, req.get("assign"), req.get("strategy") or "round_robin", ctx, values, req.get("fallback"),
+            req.get("fallback_of") or "step"))
+        out = {"task_id": row["id"], "assignee_id": row["assignee_id"], "group": row["group_name"]}
+        if row["routed"]:  # the task went to a fallback holder: the workflow emails the alert that says why
+            out["routed"] = row["routed"]
+            if (alert := task_service.alert_by_key(conn, task_service.routed_key(req["key"]))) is not None:
+                out.update(alert_id=alert["id"], recipients=alert["recipients"], message=alert["message"])
+        return out
 
     @write("tailor.set_task_state")
     def set_task_state(self, conn: sa.Connection, req: dict) -> None:
@@ -134,8 +147,8 @@ class Activities:
 
         The target is checked again here, in the transaction that writes it: they may have been deactivated since
         the request was checked. A level whose party names nobody who may hold the task (a portal user, someone
-        deactivated) leaves the task where it is and raises an alert saying so; a group with nobody eligible takes
-        the task into its queue, as a group with no members does.
+        deactivated, a group with nobody who may) leaves the task where it is and raises an alert saying why, in the
+        words a task's fallback uses (`runtime.routing`): a task never moves to where nobody may hold it.
         """
         task = task_service.get_task(conn, req["task_id"])
         assert task is not None
@@ -144,21 +157,28 @@ class Activities:
             user, group = req["user_id"], None
         else:
             party = req.get("party") or {}
-            user, group = task_service.pick_assignee(conn, party, req.get("strategy", "round_robin"), self._ctx(conn, req),
-                                                     keep=lambda ids: holders.eligible(conn, self.compiled.model, ids, task))
-            if user is None and party.get("kind") != "group":
-                return self._unmoved(conn, req, task, party)
+            router = routing.Router(conn, self.compiled, self._ctx(conn, req), task)
+            found = router.find(party, takes_turns=True)
+            if not found.people:
+                return self._unmoved(conn, req, task, router, found.why)
+            user = router.pick(party, found.people, req.get("strategy") or "round_robin")
+            group = party["name"] if party["kind"] == "group" else None
         task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"), key=req.get("key"))
         return {"assignee_id": user, "group": group}
 
-    def _unmoved(self, conn: sa.Connection, req: dict, task: dict, party: dict) -> dict:
+    def _unmoved(self, conn: sa.Connection, req: dict, task: dict, router: routing.Router, why: str) -> dict:
         """An escalation's reassignment that found nobody: the task stays, and the level's alert recipients (or the
         managers) hear why."""
         recipients = self._recipients(conn, req, task, req.get("alert") or [{"kind": "manager"}, {"kind": "project_manager"}])
-        holder = conn.execute(sa.select(users.c.name).where(users.c.id == task["assignee_id"])).scalar() if task["assignee_id"] else None
-        named = party["kind"] + (f":{party['name']}" if party.get("name") else "")
-        message = (f"'{task['title']}' could not be handed to {named}: nobody there may hold it, so it stays "
-                   f"{f'with {holder}' if holder else 'where it is'}.")
+        if not recipients and task["assignee_id"]:  # nobody the level names is left to hear it: whoever still has the task
+            recipients = parties.active(conn, [task["assignee_id"]])
+        if task["assignee_id"]:
+            holder = f"with {router.name(task['assignee_id'])}"
+        elif task["group_name"]:
+            holder = f"in the {router.group_label(task['group_name'])} queue"
+        else:
+            holder = "where it is"
+        message = f"'{task['title']}' could not be handed on: {why}, so it stays {holder}."
         alert, _ = task_service.raise_alert(conn, f"{req['key']}:unmoved", task, req.get("level") or 0, recipients, message)
         return {"assignee_id": task["assignee_id"], "group": task["group_name"], "alert_id": alert["id"], "recipients": alert["recipients"],
                 "message": message}

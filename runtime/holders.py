@@ -73,11 +73,27 @@ def check(conn: sa.Connection, model: Model, user_id: Any, task: dict) -> str:
     return row.name
 
 
-def eligible(conn: sa.Connection, model: Model, user_ids: list[int], task: dict) -> list[int]:
-    """Those of `user_ids` who may hold `task`, in the order given."""
+def refusals(conn: sa.Connection, model: Model, user_ids: list[int], task: dict) -> dict[int, str]:
+    """Why each of `user_ids` who may not hold `task` may not (naming them); those who may are left out."""
     ids = [u for u in user_ids if valid_id(u)]
     if not ids:
-        return []
+        return {u: "There is no such user." for u in user_ids}
     on_project = _on_project(conn, task, ids)
-    fine = {r.id for r in _rows(conn, ids) if _why_not(r, model, r.id in on_project) is None}
-    return [u for u in user_ids if u in fine]
+    rows = {r.id: r for r in _rows(conn, ids)}
+    out = {}
+    for u in user_ids:
+        why = _why_not(rows[u], model, u in on_project) if u in rows else "There is no such user."
+        if why:
+            out[u] = why
+    return out
+
+
+def eligible(conn: sa.Connection, model: Model, user_ids: list[int], task: dict) -> list[int]:
+    """Those of `user_ids` who may hold `task`, in the order given."""
+    refused = refusals(conn, model, user_ids, task) if user_ids else {}
+    return [u for u in user_ids if u not in refused]
+
+
+def permissions(model: Model, roles: Iterable[str]) -> set[str]:
+    """What these roles allow (the web app grants the same: `admin/access.py`)."""
+    return _permissions(model, roles)

@@ -55,6 +55,7 @@ class StepState:
     completed_by: int | None = None
     completed_at: str | None = None
     alerts_raised: list[int] = field(default_factory=list)
+    routed: str | None = None  # why the task went to a fallback holder (runtime.routing), if it did
 
 
 def walk(steps: list[dict]) -> Iterator[dict]:

@@ -116,7 +116,9 @@ def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, text
         if ctx["due_at"]:
             lines.append(f"Due: {ctx['due']} ({key})")
         lines += [f"With: {ctx['assignee']}", f"Open it: {link}"]
-        mails.append((recipients, f"[Tailor] Overdue: {ctx['title']}", "\n".join(lines) + "\n"))
+        # level 0: not an escalation but a task whose party named nobody who may hold it (runtime.routing)
+        subject = f"[Tailor] {'Overdue' if alert.get('level') else 'Handed on'}: {ctx['title']}"
+        mails.append((recipients, subject, "\n".join(lines) + "\n"))
     return mails
 
 

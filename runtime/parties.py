@@ -5,6 +5,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.model import Model
+from . import holders
 from .schema import group_members, projects, tasks, users
 
 
@@ -24,6 +26,21 @@ def group_managers(conn: sa.Connection, group: str) -> list[int]:
     q = sa.select(group_members.c.user_id).join(users, users.c.id == group_members.c.user_id).where(
         group_members.c.group_name == group, group_members.c.manager, users.c.active).order_by(group_members.c.user_id)
     return list(conn.execute(q).scalars())
+
+
+def members(conn: sa.Connection, group: str, *, managers: bool | None = None) -> list[int]:
+    """Everyone in the group, deactivated users too (to say why none of them may take a task); only its managers with
+    `managers=True`, only the others with False."""
+    q = sa.select(group_members.c.user_id).where(group_members.c.group_name == group).order_by(group_members.c.user_id)
+    if managers is not None:
+        q = q.where(group_members.c.manager if managers else sa.not_(group_members.c.manager))
+    return list(conn.execute(q).scalars())
+
+
+def users_allowed(conn: sa.Connection, model: Model, permission: str) -> list[int]:
+    """The active users whose roles grant `permission` (or `admin`), by id."""
+    rows = conn.execute(sa.select(users.c.id, users.c.roles).where(users.c.active).order_by(users.c.id)).all()
+    return [r.id for r in rows if {permission, "admin"} & holders.permissions(model, r.roles or ())]
 
 
 def user_id(conn: sa.Connection, username: str) -> int | None:

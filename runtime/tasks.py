@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from . import notifications, parties
 from .history import add_history
 from .keyed import insert_new
-from .schema import alerts, assignment_cursor, group_members, process_instances, projects, tasks
+from .routing import Route
+from .schema import alerts, group_members, process_instances, projects, tasks, users
 
 
 def utcnow() -> dt.datetime:
@@ -49,49 +50,34 @@ def open_project(conn: sa.Connection, key: str, title: str, entity: str | None, 
     return row["id"]
 
 
-def pick_assignee(conn: sa.Connection, party: dict | None, strategy: str, ctx: dict[str, Any],
-                  keep: Callable[[list[int]], list[int]] | None = None) -> tuple[int | None, str | None]:
-    """(user id, group name) for a task: groups by round robin or least busy, others as named.
-
-    `keep` narrows the people a party names to those who may hold the task (`runtime.holders.eligible`)."""
-    if not party:
-        return ctx.get("started_by"), None
-    if party["kind"] in ("group", "role"):
-        candidates = parties.resolve(conn, party, ctx)
-        candidates = keep(candidates) if keep else candidates
-        group = party["name"] if party["kind"] == "group" else None
-        if not candidates:
-            return None, group  # nobody yet: the task waits in the group's queue
-        if strategy == "least_busy":
-            load = parties.open_load(conn, candidates)
-            return min(candidates, key=lambda u: (load[u], u)), group
-        cursor_key = f"{party['kind']}:{party['name']}"
-        last = conn.execute(sa.select(assignment_cursor.c.last_user_id).where(assignment_cursor.c.group_name == cursor_key)).scalar()
-        nxt = next((u for u in candidates if last is None or u > last), candidates[0])
-        if last is None and not conn.execute(sa.select(assignment_cursor.c.group_name).where(assignment_cursor.c.group_name == cursor_key)).first():
-            conn.execute(assignment_cursor.insert().values(group_name=cursor_key, last_user_id=nxt))
-        else:
-            conn.execute(assignment_cursor.update().where(assignment_cursor.c.group_name == cursor_key).values(last_user_id=nxt))
-        return nxt, group
-    users = parties.resolve(conn, party, ctx)
-    users = keep(users) if keep else users
-    return (users[0] if users else None), None
-
-
-def create_task(conn: sa.Connection, key: str, values: dict, assign: dict | None, strategy: str, ctx: dict[str, Any]) -> dict:
-    """The task row for `key`, created (and assigned) the first time only."""
+def create_task(conn: sa.Connection, key: str, values: dict, route: Callable[[], Route]) -> dict:
+    """The task row for `key`, created the first time only, where `route()` says (`runtime.routing`; asked only then:
+    it moves a group's round-robin turn). A task that went to a fallback holder keeps why (`routed`), and an alert keyed
+    `{key}:routed` says the same to whom the route tells (the holder, the group's managers)."""
     existing = conn.execute(sa.select(tasks).where(tasks.c.key == key)).mappings().first()
     if existing:
         return dict(existing)
-    assignee, group = pick_assignee(conn, assign, strategy, ctx)
-    row, created = _insert_once(conn, tasks, key, {**values, "assignee_id": assignee, "group_name": group, "status": "open",
-                                                    "created_at": utcnow()})
+    where = route()
+    row, created = _insert_once(conn, tasks, key, {**values, "assignee_id": where.assignee_id, "group_name": where.group,
+                                                    "routed": where.routed, "status": "open", "created_at": utcnow()})
     if created and row["entity"] and row["record_id"]:
         add_history(conn, row["entity"], row["record_id"], "task", f"Task created: {row['title']}",
                     {"task_id": row["id"], "due_at": row["due_at"].isoformat() if row["due_at"] else None}, None, key=f"task-created:{key}")
     if created:
         notify_holders(conn, f"task-created:{key}", row)
+        if where.routed and where.tell:  # nobody to tell: nobody at all may hold it, and `routed` says so on the task
+            raise_alert(conn, routed_key(key), row, 0, list(where.tell), f"'{row['title']}': {where.routed}")
     return row
+
+
+def routed_key(task_key: str) -> str:
+    """The key of the alert that says why a task went to a fallback holder."""
+    return f"{task_key}:routed"
+
+
+def alert_by_key(conn: sa.Connection, key: str) -> dict | None:
+    row = conn.execute(sa.select(alerts).where(alerts.c.key == key)).mappings().first()
+    return dict(row) if row else None
 
 
 def notify_holders(conn: sa.Connection, key: str, task: dict, text: str | None = None) -> None:
@@ -106,9 +92,11 @@ def notify_holders(conn: sa.Connection, key: str, task: dict, text: str | None =
 
 
 def access_context(conn: sa.Connection, user_id: int, task: dict) -> tuple[set[str], int | None]:
-    """What task permissions depend on: the user's groups and the manager of the task's project."""
+    """What task permissions depend on: the user's groups and the active manager of the task's project (None when it has
+    none, or they have been deactivated)."""
     groups = set(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user_id)).scalars())
-    manager = conn.execute(sa.select(projects.c.manager_id).where(projects.c.id == task["project_id"])).scalar() if task["project_id"] else None
+    manager = conn.execute(sa.select(projects.c.manager_id).join(users, users.c.id == projects.c.manager_id)
+                           .where(projects.c.id == task["project_id"], users.c.active)).scalar() if task["project_id"] else None
     return groups, manager
 
 
@@ -168,7 +156,7 @@ def raise_alert(conn: sa.Connection, key: str, task: dict, level: int, recipient
                                                         entity=task["entity"], record_id=task["record_id"], project_id=task["project_id"],
                                                         due_at=task["due_at"], raised_at=utcnow()))
     if created and task["entity"] and task["record_id"]:
-        add_history(conn, task["entity"], task["record_id"], "alert", f"Alert (level {level}): {message}",
+        add_history(conn, task["entity"], task["record_id"], "alert", f"Alert (level {level}): {message}" if level else f"Alert: {message}",
                     {"alert_id": row["id"], "task_id": task["id"], "recipients": recipients}, None, key=f"alert:{key}")
     if created:
         by_text: dict[str, list[int]] = {}

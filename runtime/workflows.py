@@ -125,8 +125,13 @@ class ProcessWorkflow:
             "description": self._render(step["description"], "") if step.get("description") else None,
             "entity": self.input.entity, "record_id": self.input.record_id, "project_id": self.project_id, "form": step.get("form"),
             "approver": step.get("approval"), "due_at": state.due_at, "assign": step.get("assign"), "strategy": step.get("strategy"),
-            "completers": self._completers(), "started_by": self.input.started_by})
+            "completers": self._completers(), "started_by": self.input.started_by,
+            "fallback": step.get("fallback") or self.input.spec.get("fallback"), "fallback_of": "step" if step.get("fallback") else "process"})
         state.task_id, state.assignee_id, state.group = created["task_id"], created["assignee_id"], created["group"]
+        state.routed = created.get("routed")  # its party named nobody who may hold it: it went to a fallback
+        if created.get("alert_id"):  # and an alert says why
+            state.alerts_raised.append(created["alert_id"])
+            self._background("tailor.email_alert", {"alert_id": created["alert_id"]})
         self._announce("task.created", f"{workflow.info().workflow_id}:{step['id']}:created", {
             "task_id": state.task_id, "title": title, "step": step["id"], "process": self.input.spec["name"],
             "entity": self.input.entity, "record_id": self.input.record_id, "due_at": state.due_at, "assignee_id": state.assignee_id})

@@ -373,3 +373,94 @@ def test_entity_pages_default_to_good_choices(packs):
     assert pages.search_fields(company) == ("title",)
     assert [s.fields for s in pages.edit_sections(company)] == [("name", "industry", "owner")]
     assert pages.stages(company) is None and [e.name for e in pages.navigation(model)] == ["company"]
+
+
+def test_parties_that_can_never_name_anyone_are_located_problems(packs):
+    """A step's assignee and fallback, and the process's fallback, must be able to name someone when a task is new."""
+    folder = packs.write("p", {"company.yaml": ENTITY, "people.yaml": PEOPLE, "note.yaml": """
+        kind: entity
+        name: note
+        fields: {text: string}
+        """, "proc.yaml": """
+        kind: process
+        name: follow_up
+        entity: company
+        fallback: completer:call
+        steps:
+          - id: call
+            title: Call
+            assign: assignee
+            fallback: group:nobody
+          - id: chase
+            title: Chase
+            assign: manager
+            fallback: completer:later
+          - id: later
+            title: Later
+            assign: owner
+            fallback: project_manager
+        ---
+        kind: process
+        name: loose
+        fallback: owner
+        steps:
+          - {id: a, title: A, assign: role:ghost, fallback: assignee}
+        ---
+        kind: process
+        name: on_notes
+        entity: note
+        steps:
+          - {id: a, title: A, assign: group:sales, fallback: owner}
+        """})
+    assert problems(folder) == [
+        "p/proc.yaml:4:11: 'completer:call' cannot be the fallback of process 'follow_up': it stands in for every step, and the "
+        "steps up to 'call' have no completer of it yet; give the steps after it a 'fallback:' of their own [party.never]",
+        "p/proc.yaml:8:13: 'assignee' cannot be the step 'call' assignee: a new task has no assignee yet, so it would name nobody "
+        "[party.never]",
+        "p/proc.yaml:9:15: unknown group 'nobody' in step 'call' fallback (known: leads, sales) [reference.group]",
+        "p/proc.yaml:12:13: 'manager' cannot be the step 'chase' assignee: a new task has no assignee or group yet whose manager "
+        "it would be; assign it to the group (group:NAME): its managers take what none of its members may [party.never]",
+        "p/proc.yaml:13:15: 'completer:later' in step 'chase' fallback: step 'later' does not finish before this one "
+        "(earlier steps: call) [reference.step]",
+        "p/proc.yaml:17:15: 'project_manager' in step 'later' fallback, but process 'follow_up' has no 'project:' [party.project]",
+        "p/proc.yaml:21:11: 'owner' in process 'loose' fallback, but process 'loose' names no 'entity:' whose owner it would be "
+        "[party.owner]",
+        "p/proc.yaml:23:31: unknown role 'ghost' in step 'a' assignee (known: director) [reference.role]",
+        "p/proc.yaml:23:53: 'assignee' cannot be the step 'a' fallback: a new task has no assignee yet, so it would name nobody "
+        "[party.never]",
+        "p/proc.yaml:29:54: 'owner' in step 'a' fallback: entity 'note' has no 'owner' field of type user [party.owner]",
+    ]
+
+
+def test_a_group_says_whether_its_managers_take_turns(packs):
+    base = packs.write("base", {"pack.yaml": "kind: pack\nname: base\nversion: 1.0.0\n", "people.yaml": """
+        kind: group
+        name: sales
+        managers: skip
+        ---
+        kind: group
+        name: support
+        ---
+        kind: group
+        name: night
+        managers: sometimes
+        """})
+    assert problems(base) == ["base/people.yaml:10:11: expected one of take_turns, skip in 'managers', found 'sometimes' [schema.enum]"]
+    good = packs.write("good", {"pack.yaml": "kind: pack\nname: good\nversion: 1.0.0\n", "people.yaml": """
+        kind: group
+        name: sales
+        managers: skip
+        ---
+        kind: group
+        name: support
+        """})
+    client = packs.write("client", {"pack.yaml": "kind: pack\nname: client\nversion: 1.0.0\nextends: {good: '>=1.0'}\n", "o.yaml": """
+        kind: overlay
+        name: support_managers
+        target: group/support
+        set: {managers: never}
+        """})
+    model = load([good])
+    assert (model.groups["sales"].managers, model.groups["support"].managers) == ("skip", "take_turns")
+    assert problems(good, client) == ["client/o.yaml:4:7: group 'support': 'managers' is take_turns or skip, found 'never' "
+                                      "[group.managers]"]

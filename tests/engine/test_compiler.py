@@ -100,6 +100,18 @@ def test_process_version_changes_with_a_due_date_only(packs):
     assert one["steps"][0]["due"] == {"duration": {"amount": 172800, "unit": "seconds", "text": "2 days"}, "from": "start"}
 
 
+def test_a_fallback_travels_in_the_spec_only_where_it_is_given(packs):
+    """Specs (and versions) of processes without a fallback stay as they were; a step's and a process's fallback are in it."""
+    plain = "kind: process\nname: p\nsteps:\n  - {id: a, title: A, assign: 'user:ann'}\n  - {id: b, title: B}\n"
+    given = ("kind: process\nname: p\nfallback: 'user:mia'\nsteps:\n  - {id: a, title: A, assign: 'user:ann', fallback: 'group:sales'}\n"
+             "  - {id: b, title: B}\n---\nkind: group\nname: sales\n")
+    before = compile_model(load([packs.write("plain", {"p.yaml": plain})])).process_specs["p"]
+    after = compile_model(load([packs.write("given", {"p.yaml": given})])).process_specs["p"]
+    assert "fallback" not in before and all("fallback" not in s for s in before["steps"])
+    assert after["fallback"] == {"kind": "user", "name": "mia"}
+    assert [s.get("fallback") for s in after["steps"]] == [{"kind": "group", "name": "sales"}, None]
+
+
 def engine_for(dialect: str) -> sa.Engine:
     """A real database of the dialect: in-memory SQLite, or the PostgreSQL server (skipped, saying why, if unreachable)."""
     if dialect == "sqlite":

@@ -273,3 +273,35 @@ def test_overlay_record_field_rules_and_link_removals_are_checked_where_written(
         "two/o.yaml:4:17: conflicting overlays: record_fields max of entity 'company' is also changed at one/o.yaml:4:17 "
         "(pack 'one') [overlay.conflict]",
     ]
+
+
+GOOD_FALLBACKS = """
+    kind: overlay
+    name: follow_up_fallback
+    target: process/follow_up
+    set: {fallback: "group:sales"}
+    change_steps:
+      qualify: {assign: "group:sales", fallback: "user:mia"}
+    ---
+    kind: overlay
+    name: sales_managers
+    target: group/sales
+    set: {managers: skip}
+    """
+
+
+def test_an_overlay_gives_a_process_and_a_step_a_fallback_and_a_group_its_managers_option(packs):
+    base = packs.write("base", {**BASE, "groups.yaml": "kind: group\nname: sales\n"})
+    model = load([base, packs.write("client", {"overlays.yaml": GOOD_FALLBACKS}, extends="base: '>=1.0,<2'")])
+    proc = model.processes["follow_up"]
+    assert (str(proc.fallback), str(proc.steps[0].assign), str(proc.steps[0].fallback)) == ("group:sales", "group:sales", "user:mia")
+    assert model.groups["sales"].managers == "skip"
+    bad = packs.write("bad", {"overlays.yaml": """
+        kind: overlay
+        name: bad_fallback
+        target: process/follow_up
+        change_steps:
+          close: {fallback: assignee}
+        """}, extends="base: '>=1.0,<2'")
+    assert problems(base, bad) == ["bad/overlays.yaml:5:21: 'assignee' cannot be the step 'close' fallback: a new task has no assignee yet, "
+                                   "so it would name nobody [party.never]"]

@@ -7,6 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from runtime import records, tasks as task_service
+from runtime.routing import Route
 from runtime.schema import alerts, contact_history, process_instances, tasks
 
 from .conftest import Store
@@ -22,12 +23,11 @@ def test_instance_task_and_alert_are_written_once_per_key(store: Store):
     with store.begin() as conn:
         company = records.create_record(conn, store.compiled, "company", {"name": "Acme"}, store.alice)
         history_before = _count(conn, contact_history)
-        ctx = {"started_by": store.alice}
         values = {"workflow_id": "p/1", "process": "p", "step_id": "call", "title": "Call Acme", "entity": "company",
                   "record_id": company.id, "due_at": T0}
         for attempt in range(2):  # the second time round is the replay
             task_service.register_instance(conn, "p/1", "p", "v1", "company", company.id, {"n": attempt}, store.alice, T0)
-            task = task_service.create_task(conn, "p/1:call", {**values, "title": f"Call Acme ({attempt})"}, None, "round_robin", ctx)
+            task = task_service.create_task(conn, "p/1:call", {**values, "title": f"Call Acme ({attempt})"}, lambda: Route(store.alice, None))
             alert, created = task_service.raise_alert(conn, "p/1:call:L1", task, 1, [store.bob], f"late ({attempt})")
             assert created == (attempt == 0)
         instance = conn.execute(sa.select(process_instances)).mappings().one()
@@ -42,7 +42,7 @@ def test_a_state_change_repeated_with_its_key_adds_one_history_entry(store: Stor
     with store.begin() as conn:
         company = records.create_record(conn, store.compiled, "company", {"name": "Acme"}, store.alice)
         task = task_service.create_task(conn, "p/2:call", {"workflow_id": "p/2", "process": "p", "step_id": "call", "title": "Call",
-                                                           "entity": "company", "record_id": company.id}, None, "round_robin", {})
+                                                           "entity": "company", "record_id": company.id}, lambda: Route(None, "sales"))
         for _ in range(2):
             task_service.set_task_state(conn, task["id"], "done", store.bob, "done", {"x": 1}, key="p/2:update-1")
         task_service.set_task_state(conn, task["id"], "open", store.bob, "rejected", key="p/2:update-2")

@@ -209,9 +209,10 @@ def test_an_escalation_hands_the_task_only_to_someone_who_may_hold_it_or_leaves_
     assert (after_1, after_2) == (ids["ann"], ids["ann"])
     assert (final["assignee_id"], final["group_name"]) == (ids["zoe"], "night")
     assert [(a["level"], a["recipients"], a["message"]) for a in rows(world, alerts)] == [
-        (1, [ids["mia"]], "'Call back' could not be handed to user:raj: nobody there may hold it, so it stays with Ann."),
+        (1, [ids["mia"]], "'Call back' could not be handed on: Raj is a customer's user and is not on this task's project team, "
+                          "so it stays with Ann."),
         (2, [ids["dave"]], "'Call back' is overdue (escalation level 2)"),
-        (2, [ids["dave"]], "'Call back' could not be handed to manager: nobody there may hold it, so it stays with Ann.")]
+        (2, [ids["dave"]], "'Call back' could not be handed on: the manager of the Sales group, Mia, is deactivated, so it stays with Ann.")]
     assert sorted(to for to, _ in world["inbox"].messages) == [["dave@example.com"], ["dave@example.com"], ["mia@example.com"]]
     assert _summaries(world, "Task reassigned") == ["Task reassigned: Call back"]  # only level 3 moved it
 

@@ -85,7 +85,8 @@ def _seed(engine: sa.Engine, compiled) -> dict[str, int]:
 
         ids["task"] = task("qualify", title="Qualify the enquiry: Acme Health – platform upgrade", entity="opportunity",
                            record_id=ids["opportunity"], form="qualification", assignee_id=people["ann"], group_name="sales",
-                           due_at=now - dt.timedelta(hours=3), created_by=people["ann"])
+                           due_at=now - dt.timedelta(hours=3), created_by=people["ann"],
+                           routed="Acme Health – platform upgrade has no owner, so it came to Ann Sales, who started the process.")
         ids["queued"] = task("call", title="Call Northwind Retail back about the pilot", entity="company", record_id=ids["company_northwind"],
                              group_name="sales", due_at=now + dt.timedelta(days=2))
         ids["approval"] = task("discount_approval", title="Approve a 15% discount for Acme Health", entity="opportunity",

@@ -249,6 +249,39 @@ def test_tasks_of_others_are_only_for_those_who_may_monitor_them(site):
     assert "<title>Bob&#39;s call · Tailor</title>" in page.text and page.text.count('action="/tasks/') == 2  # comment, reassign
 
 
+def test_a_task_opens_for_whoever_started_it_and_for_its_group_and_says_why_it_went_where_it_did(site):
+    """Before: "Tasks I started for others" listed a task whose page answered 403 to the one who started it."""
+    from runtime.schema import group_members, tasks
+
+    client, engine, company = site
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        ids = {}
+        for name in ("bob", "cat", "dan"):
+            ids[name] = conn.execute(users.insert().values(username=name, name=name.title(), roles=["staff"],
+                                                           password_hash=PasswordHasher().hash(name), created_at=now)).inserted_primary_key[0]
+        ann = conn.execute(sa.select(users.c.id).where(users.c.username == "ann")).scalar_one()
+        conn.execute(group_members.insert(), [{"group_name": "support", "user_id": ids[u]} for u in ("bob", "cat")])
+        task = conn.execute(tasks.insert().values(key="k-started", workflow_id="w", process="p", step_id="s", title="Send the minutes",
+                                                  entity="company", record_id=company, assignee_id=ids["bob"], group_name="support",
+                                                  created_by=ann, status="open", routed="Acme has no owner, so it came to Bob, a manager "
+                                                  "of the Support group.", created_at=now)).inserted_primary_key[0]
+    seen = {}
+    for name in ("ann", "cat", "bob", "dan"):
+        log_in(client, name)
+        page = client.get(f"/tasks/{task}")
+        why = re.search(r'<h2 id="routed-h">(.*?)</h2>\s*<p>(.*?)</p>', page.text)
+        seen[name] = (page.status_code, why.groups() if why else None, 'action="/tasks/%d/complete"' % task in page.text)
+        if name == "ann":
+            assert "Send the minutes" in client.get("/").text  # in her "Tasks I started for others"
+        client.post("/logout", data={"csrf_token": token(client.get("/profile").text)})
+    because = "Acme has no owner, so it came to Bob, a manager of the Support group."
+    assert seen == {"ann": (200, ("Why it went here", because), False),   # she started it for him
+                    "cat": (200, ("Why it went here", because), False),   # it is in her group's work, though Bob has it
+                    "bob": (200, ("Why you have this", because), True),
+                    "dan": (403, None, False)}
+
+
 def test_the_alerts_inbox_shows_a_manager_the_alerts_of_their_groups_tasks(site):
     from runtime.schema import alerts, group_members, tasks
 
