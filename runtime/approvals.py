@@ -64,9 +64,10 @@ def _party_words(model: Model, party: dict) -> str:
             "project_manager": "the project's manager", "completer": f"whoever completed '{name}'"}.get(kind, kind)
 
 
-def _why(conn: sa.Connection, model: Model, named: list[dict], eligible: list[int], requester: int | None) -> str:
-    """Why the approvers a step names leave nobody to decide."""
-    if eligible and requester in eligible:
+def _why(conn: sa.Connection, model: Model, named: list[dict], people: list[int], requester: int | None) -> str:
+    """Why the approvers a step names leave nobody to decide: they name the requester (and nobody else who may
+    approve), or nobody who may."""
+    if requester is not None and requester in people:
         who = _names(conn, [requester]).get(requester, "The requester")
         return f"{who} submitted this work and may not approve it"
     return f"Nobody who may approve it is {' or '.join(_party_words(model, p) for p in named)}"
@@ -98,7 +99,7 @@ def choose(conn: sa.Connection, model: Model, named: list[dict], ctx: dict[str, 
     chosen = [u for u in eligible if u != requester]
     if chosen:
         return Choice(chosen)
-    why = _why(conn, model, named, eligible, requester)
+    why = _why(conn, model, named, people, requester)
     managers, groups = _managers(conn, named, people or ([requester] if requester else []))
     candidates = []
     if fallback:

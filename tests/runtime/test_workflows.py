@@ -41,7 +41,7 @@ PACK = {
         ---
         kind: role
         name: director
-        permissions: [access, manage_own_tasks, approve_tasks]
+        permissions: [access, approve_tasks]
         ---
         kind: role
         name: approver
@@ -84,7 +84,7 @@ PACK = {
             title: "Send offer ({{ steps.call.data.outcome }})"
             when: "steps.call.data.outcome == 'interested'"
             assign: owner
-            approval: {by: role:director}
+            approval: {by: role:approver}
           - id: thanks
             title: Say thanks
             assign: completer:call
@@ -105,7 +105,8 @@ def _world(packs, tmp_path, smtp, pack):
     compiled.metadata.create_all(engine)
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as conn:
-        # staff who may hold tasks (they can log in and work on tasks: runtime/holders.py); dave and mia may approve too
+        # staff who may hold tasks (they can log in and work on tasks: runtime/holders.py); mia may approve; dave only approves
+        # (he cannot hold a task, an approval's included)
         for name, roles in [("ann", ["staff"]), ("bob", ["staff"]), ("mia", ["staff", "approver"]), ("dave", ["director"]), ("lee", ["staff"])]:
             conn.execute(users.insert().values(username=name, name=name.title(), email=f"{name}@example.com", roles=roles,
                                                password_hash="argon2-hash", created_at=now))
@@ -178,20 +179,20 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
         offer = rows(world, tasks, step_id="offer")[0]
         assert (offer["title"], offer["assignee_id"]) == ("Send offer (interested)", ids["bob"])  # the record owner
 
-        # the offer's approval (written `approval:` on the task) is a step of its own: a task for dave, who sends it back
+        # the offer's approval (written `approval:` on the task) is a step of its own: a task for mia (the approver), who sends it back
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="offer", user_id=ids["bob"]))
         await env.sleep(5)
         assert rows(world, tasks, step_id="offer")[0]["status"] == "done"
         [ask] = rows(world, tasks, step_id="offer_approval")
-        assert (ask["kind"], ask["assignee_id"], ask["title"]) == ("approval", ids["dave"], "Approve: Send offer (interested)")
-        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer_approval", user_id=ids["dave"], approve=False,
+        assert (ask["kind"], ask["assignee_id"], ask["title"]) == ("approval", ids["mia"], "Approve: Send offer (interested)")
+        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer_approval", user_id=ids["mia"], approve=False,
                                                                        comment="too cheap", task_id=ask["id"]))
         offer = rows(world, tasks, step_id="offer")[0]
         assert (offer["status"], offer["round"], offer["reason"], offer["assignee_id"]) == ("open", 2, "too cheap", ids["bob"])
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="offer", user_id=ids["bob"]))
         await env.sleep(5)
         ask = rows(world, tasks, step_id="offer_approval", round=2)[0]
-        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer_approval", user_id=ids["dave"], approve=True,
+        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer_approval", user_id=ids["mia"], approve=True,
                                                                        task_id=ask["id"]))
         await env.sleep(5)
         thanks = rows(world, tasks, step_id="thanks")[0]
@@ -210,7 +211,7 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
     summaries = [h["summary"] for h in rows(world, contact_history)]
     assert summaries.count("Alert (level 1): Call Acme is late") == 1
     assert "Task completed: Call Acme" in summaries and "Sent back to Bob for revision: Send offer (interested)" in summaries
-    assert ["Rejected by Dave: too cheap", "Approved by Dave"] == [x for x in summaries if x.startswith(("Rejected", "Approved"))]
+    assert ["Rejected by Mia: too cheap", "Approved by Mia"] == [x for x in summaries if x.startswith(("Rejected", "Approved"))]
     assert len(rows(world, tasks)) == 5  # call, offer, its two rounds of approval, thanks
 
 
