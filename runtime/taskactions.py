@@ -111,13 +111,15 @@ class TaskActions:
         return result
 
     async def decide(self, task: dict, user: dict, approve: bool, *, key: str | None, comment: str = "") -> dict:
-        """Approve, or reject with a reason (`comment`), an approval task of `user`'s (or, from a process started before
-        approval steps, a task awaiting their approval). A rejection without a reason and a decision on one's own work
-        are refused by the process before anything is recorded."""
+        """Approve (`comment`: an optional note), or reject with a reason (`comment`: required), an approval task of
+        `user`'s (or, from a process started before approval steps, a task awaiting their approval). A rejection without
+        a reason is refused here; a decision on one's own work by the process, before anything is recorded."""
+        comment = comment if isinstance(comment, str) else ""
+        if not approve and not comment.strip():
+            raise ActionRefused("Say why you are sending it back.", "Invalid", {"reason": "Say why you are sending it back."})
         uid = update_id(key, user_id=user["id"], task_id=task["id"], action="decide")
         return await self._update(task, ProcessWorkflow.decide, uid, TaskAction(
-            step=task["step_id"], user_id=user["id"], approve=bool(approve), comment=comment if isinstance(comment, str) else "",
-            task_id=task["id"]))
+            step=task["step_id"], user_id=user["id"], approve=bool(approve), comment=comment.strip(), task_id=task["id"]))
 
     async def reassign(self, task: dict, user: dict, to_user: Any, *, key: str | None) -> dict:
         """Hand `task` to `to_user` (an id, or its digits) if they may hold it (`runtime.holders`): refused before the process

@@ -185,9 +185,19 @@ def acknowledge_alert(conn: sa.Connection, alert_id: int, user_id: int) -> None:
 # -- approvals (the approval step kind: runtime/approvals.py says who decides) ---------------------------------------
 
 
-def _user_name(conn: sa.Connection, user_id: int | None) -> str:
+def user_name(conn: sa.Connection, user_id: int | None) -> str:
+    """A user's name, for history entries and notifications ('someone' for nobody)."""
     name = conn.execute(sa.select(users.c.name).where(users.c.id == user_id)).scalar() if user_id else None
     return name or "someone"
+
+
+def requester(conn: sa.Connection, task: dict) -> int | None:
+    """Who asks for a decision: whoever completed the work an approval task decides on (of a task awaiting its own
+    approver, from a process started before approval steps: its assignee, who completed it)."""
+    if task.get("kind") == "approval":
+        work = get_task(conn, (task.get("subject") or {}).get("task_id") or 0)
+        return (work["completed_by"] or work["assignee_id"]) if work else None
+    return task["completed_by"] or task["assignee_id"]
 
 
 def approval_tasks(conn: sa.Connection, workflow_id: str, step_id: str, round_: int) -> list[dict]:
@@ -209,7 +219,7 @@ def create_approval_tasks(conn: sa.Connection, key: str, values: dict, approvers
         if not created:
             continue
         if row["entity"] and row["record_id"]:
-            who = f" from {_user_name(conn, uid)}" if uid else ""
+            who = f" from {user_name(conn, uid)}" if uid else ""
             add_history(conn, row["entity"], row["record_id"], "task", f"Approval requested{who}: {row['title']}",
                         {"task_id": row["id"], "approval_of": (row["subject"] or {}).get("task_id"), "routed": routed}, None,
                         key=f"task-created:{row_key}")
@@ -228,7 +238,7 @@ def decide_approval(conn: sa.Connection, key: str, task_id: int, user_id: int, a
     task = get_task(conn, task_id)
     assert task is not None
     if task["entity"] and task["record_id"]:
-        name = _user_name(conn, user_id)
+        name = user_name(conn, user_id)
         summary = (f"Approved by {name}" + (f": {comment}" if comment else "")) if approve else f"Rejected by {name}: {reason}"
         add_history(conn, task["entity"], task["record_id"], "task", summary[:500],
                     {"task_id": task_id, "approval_of": (task["subject"] or {}).get("task_id"), "decision": outcome,
@@ -238,14 +248,14 @@ def decide_approval(conn: sa.Connection, key: str, task_id: int, user_id: int, a
 
 def cancel_approvals(conn: sa.Connection, key: str, task_ids: list[int], decided_by: int) -> None:
     """The other approvers' tasks of a round that is decided: cancelled, each with its history entry."""
-    decider = _user_name(conn, decided_by)
+    decider = user_name(conn, decided_by)
     for task_id in task_ids:
         conn.execute(tasks.update().where(tasks.c.id == task_id, tasks.c.status == "open").values(
             status="cancelled", outcome="cancelled", completed_at=utcnow()))
         task = get_task(conn, task_id)
         if task and task["entity"] and task["record_id"]:
             add_history(conn, task["entity"], task["record_id"], "task",
-                        f"Approval no longer needed from {_user_name(conn, task['assignee_id'])}: {decider} decided",
+                        f"Approval no longer needed from {user_name(conn, task['assignee_id'])}: {decider} decided",
                         {"task_id": task_id, "approval_of": (task["subject"] or {}).get("task_id")}, None,
                         key=f"approval-cancelled:{key}:t{task_id}")
 
@@ -262,10 +272,10 @@ def send_back(conn: sa.Connection, key: str, task_id: int, round_: int, reason: 
     task = get_task(conn, task_id)
     assert task is not None
     if task["entity"] and task["record_id"]:
-        add_history(conn, task["entity"], task["record_id"], "task", f"Sent back to {_user_name(conn, requester)} for revision: {task['title']}",
+        add_history(conn, task["entity"], task["record_id"], "task", f"Sent back to {user_name(conn, requester)} for revision: {task['title']}",
                     {"task_id": task_id, "round": round_, "reason": reason}, by, key=f"sent-back:{key}")
     notifications.notify(conn, f"sent-back:{key}", [requester] if requester else [], "returned",
-                         f"Sent back by {_user_name(conn, by)}: {reason}", f"/tasks/{task_id}")
+                         f"Sent back by {user_name(conn, by)}: {reason}", f"/tasks/{task_id}")
     return task
 
 
