@@ -259,8 +259,9 @@ class ProcessWorkflow:
         """The approval task of the round under way that `action` decides, if `action.user_id` may decide it now."""
         state = self.states[action.step]
         if state.status != "open":
-            raise ApplicationError(f"step '{action.step}' is {state.status}: it is not waiting for a decision", type="Conflict",
-                                   non_retryable=True)
+            why = {"rejected": "the work was sent back for revision: nothing waits for a decision until it is resubmitted",
+                   "done": "this approval is already decided"}.get(state.status, f"step '{action.step}' is not waiting for a decision")
+            raise ApplicationError(why, type="Conflict", non_retryable=True)
         entry = next((e for e in state.approvals if (e["task_id"] == action.task_id if action.task_id is not None
                                                        else e["assignee_id"] == action.user_id)), None)
         if entry is None:
