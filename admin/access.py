@@ -46,11 +46,14 @@ def active_user(conn: sa.Connection, user_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None) -> bool:
+def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None,
+                 requester: int | None = None) -> bool:
     """A task is visible to its assignee, its group while unassigned, its project's manager, whoever may monitor tasks
     assigned to others, and (a task awaiting its own approver, from a process started before approval steps) its
-    approvers. An approval task is its approver's: its assignee."""
+    approvers. An approval task is its approver's (its assignee), and its `requester` may follow it."""
     if allowed(model, user, "monitor_tasks"):
+        return True
+    if task.get("kind") == "approval" and requester is not None and requester == user["id"]:
         return True
     if task["assignee_id"] == user["id"] or (task["assignee_id"] is None and task["group_name"] in groups):
         return True

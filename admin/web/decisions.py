@@ -17,7 +17,7 @@ from forms import widgets
 from runtime import records
 from runtime import tasks as task_service
 
-from ..access import decide_refusal
+from ..access import decide_refusal, may_see_task
 
 
 def _rows(conn: sa.Connection, compiled: CompiledModel, task: dict, work: dict | None, zone: ZoneInfo) -> list[dict[str, Any]]:
@@ -71,8 +71,14 @@ def decision(conn: sa.Connection, compiled: CompiledModel, user: dict, task: dic
     requester = task_service.requester(conn, task)
     waiting = task["status"] == "open" if task.get("kind") == "approval" else task["status"] == "awaiting_approval"
     refusal = decide_refusal(compiled.model, user, task, task["_groups"], task["_pm"], requester) if waiting else None
+    if refusal and task.get("kind") == "approval":  # on the page, say who it waits for
+        holder = task_service.user_name(conn, task["assignee_id"]) if task["assignee_id"] else None
+        waits = f"it is waiting for {holder}'s decision" if holder else "it is waiting for an administrator to hand it to someone"
+        refusal = f"{refusal.rstrip('.')}: {waits}." if requester == user["id"] else waits[:1].upper() + waits[1:] + "."
     return {"rows": rows, "requester": task_service.user_name(conn, requester) if requester else None, "round": task.get("round") or 1,
-            "work_title": work["title"] if work else None, "work_link": f"/tasks/{work['id']}" if work and work is not task else None,
+            "work_title": work["title"] if work else None,
+            "work_link": f"/tasks/{work['id']}" if work and work is not task and may_see_task(
+                compiled.model, user, work, task["_groups"], task["_pm"]) else None,
             "waiting": waiting, "can_decide": waiting and refusal is None, "refusal": refusal,
             "outcome": task.get("outcome"), "reason": task.get("reason"),
             "decided_by": task_service.user_name(conn, task["completed_by"]) if task.get("completed_by") else None,
