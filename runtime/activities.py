@@ -140,15 +140,18 @@ class Activities:
         """
         task = task_service.get_task(conn, req["task_id"])
         assert task is not None
+        model = self.compiled.model
         if req.get("user_id") is not None:
-            holders.check(conn, self.compiled.model, req["user_id"], task)
+            name = holders.check(conn, model, req["user_id"], task)
+            if task["kind"] == "approval" and not approvals.may_approve(conn, model, [req["user_id"]], task):
+                raise holders.NotAHolder(f"{name} may not approve.")
             user, group = req["user_id"], None
         else:
             party = req.get("party") or {}
             exclude = set(req.get("exclude") or ())  # an approval's requester: never handed their own approval
+            fit = approvals.may_approve if task["kind"] == "approval" else holders.eligible
             user, group = task_service.pick_assignee(conn, party, req.get("strategy", "round_robin"), self._ctx(conn, req),
-                                                     keep=lambda ids: [u for u in holders.eligible(conn, self.compiled.model, ids, task)
-                                                                       if u not in exclude])
+                                                     keep=lambda ids: [u for u in fit(conn, model, ids, task) if u not in exclude])
             if user is None and party.get("kind") != "group":
                 return self._unmoved(conn, req, task, party)
         task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"), key=req.get("key"))

@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.compiler import CompiledModel
 from engine.errors import TailorError
 from forms import submit as forms
-from . import holders
+from . import approvals, holders
 from .starter import UNREACHABLE, start_enqueued
 from .workflows import DATA_ERROR, NOT_A_HOLDER, ProcessWorkflow, TaskAction
 
@@ -128,7 +128,10 @@ class TaskActions:
 
         def check() -> str:
             with self.engine.connect() as conn:
-                return holders.check(conn, self.compiled.model, target, task)
+                name = holders.check(conn, self.compiled.model, target, task)
+                if task.get("kind") == "approval" and not approvals.may_approve(conn, self.compiled.model, [target], task):
+                    raise holders.NotAHolder(f"{name} may not approve.")
+                return name
         try:
             name = await asyncio.to_thread(check)
         except holders.NotAHolder as exc:

@@ -251,7 +251,7 @@ def test_an_overlay_changes_what_applies_to_an_approval_step_and_says_what_does_
                 title: Decide on the discount
                 assign: owner
             """})
-    model, found = load_model([base, client])
+    _, found = load_model([base, client])
     assert [str(p) for p in found] == [
         "c/o.yaml:5:3: step 'approve_discount' is an approval step: 'assign' does not apply to it (it can change description, due, "
         "escalate, reminders, title, when; use replace_steps for more) [overlay.step-kind]",

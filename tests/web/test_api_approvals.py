@@ -72,7 +72,8 @@ def test_deciding_an_approval_over_the_api(world):
         got["no reason"] = await api.post(f"/api/tasks/{asks['d-1', 'dana']}/approve", headers=auth["dana"], json={"approve": False})
         got["own work"] = await api.post(f"/api/tasks/{asks['d-2', 'dana']}/approve", headers=auth["mia"], json={"approve": True})
         got["not hers"] = await api.post(f"/api/tasks/{asks['d-1', 'dana']}/approve", headers=auth["eve"], json={"approve": True})
-        got["to requester"] = await api.post(f"/api/tasks/{asks['d-1', 'dana']}/reassign", headers=auth["max"], json={"to_user": ids["bob"]})
+        got["to requester"] = await api.post(f"/api/tasks/{asks['d-2', 'dana']}/reassign", headers=auth["max"], json={"to_user": ids["mia"]})
+        got["to non-approver"] = await api.post(f"/api/tasks/{asks['d-1', 'dana']}/reassign", headers=auth["max"], json={"to_user": ids["bob"]})
         got["rejected"] = await api.post(f"/api/tasks/{asks['d-1', 'dana']}/approve", headers=auth["dana"],
                                          json={"approve": False, "reason": "Too steep"})
         got["cancelled"] = await api.post(f"/api/tasks/{asks['d-1', 'eve']}/approve", headers=auth["eve"], json={"approve": True})
@@ -86,7 +87,8 @@ def test_deciding_an_approval_over_the_api(world):
     assert got["no reason"].json()["errors"] == {"reason": "Say why you are sending it back."}
     assert (got["own work"].status_code, got["own work"].json()["detail"]) == (403, "You submitted this work, so someone else must approve it.")
     assert (got["not hers"].status_code, got["not hers"].json()["detail"]) == (403, "This approval is waiting for someone else's decision.")
-    assert (got["to requester"].status_code, got["to requester"].json()["title"]) == (403, "Bob Sales submitted this work, so may not approve it.")
+    assert (got["to requester"].status_code, got["to requester"].json()["title"]) == (403, "Mia Manager submitted this work, so may not approve it.")
+    assert (got["to non-approver"].status_code, got["to non-approver"].json()["title"]) == (422, "Bob Sales may not approve.")
     assert (got["rejected"].status_code, got["rejected"].json()["outcome"]) == (200, "rejected")
     assert got["cancelled"].status_code == 409
     assert got["cancelled"].json()["title"] == "The work was sent back for revision: nothing waits for a decision until it is resubmitted."
