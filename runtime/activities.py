@@ -180,6 +180,7 @@ class Activities:
                                               "project_id", "subject", "round")}
             values.update(due_at=_when(req.get("due_at")), created_by=req.get("started_by"))
             work = task_service.get_task(conn, req["subject"]["task_id"])
+            values["data"] = work["data"] if work else None  # the work as submitted for this round: what the approver decided on
             # 'manager' names the requester's managers: of the group the work was given to, else of the requester's groups
             ctx = self._ctx(conn, {**req, "assignee_id": req.get("requester"), "group": work["group_name"] if work else None})
             choice = approvals.choose(conn, self.compiled.model, req.get("approvers") or [], ctx, req.get("requester"),

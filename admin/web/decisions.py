@@ -21,7 +21,8 @@ from ..access import decide_refusal, may_see_task
 
 
 def _rows(conn: sa.Connection, compiled: CompiledModel, task: dict, work: dict | None, zone: ZoneInfo) -> list[dict[str, Any]]:
-    """The shown fields as {label, html}: `record.X` from the record as it is now, `STEP.X` from the work's form data."""
+    """The shown fields as {label, html}: `record.X` from the record as it is now, `STEP.X` from the work's form data as it
+    was submitted for the approval's round (kept on the approval task)."""
     model = compiled.model
     subject = task.get("subject") or {}
     entity = model.entities.get(task["entity"]) if task["entity"] else None
@@ -32,7 +33,7 @@ def _rows(conn: sa.Connection, compiled: CompiledModel, task: dict, work: dict |
         except records.RecordNotFound:
             record = {}
     form = model.forms.get(work["form"]) if work and work["form"] else None
-    data = (work or {}).get("data") or {}
+    data = task.get("data") if task.get("kind") == "approval" and task.get("data") is not None else (work or {}).get("data") or {}
     shown: list[tuple[Field, Any]] = []
     for path in subject.get("show") or []:
         head, _, name = path.partition(".")

@@ -193,6 +193,7 @@ def test_the_approvers_get_it_directly_a_rejection_with_a_reason_goes_back_and_t
             (ids[u], "approval", 1, "open", f"discount-1:approve_discount:r1:u{ids[u]}") for u in ("dana", "eve", "mia")]
         assert asks[0]["title"] == "Approve a 20% discount for Acme"
         assert asks[0]["subject"] == {"of": "propose", "task_id": propose["id"], "show": ["record.value", "propose.discount", "propose.reason"]}
+        assert asks[0]["data"] == {**PROPOSAL, "discount": 20}  # the work as it was submitted for this round
         assert [(n["user_id"], n["kind"], n["text"]) for n in rows(world, notifications, kind="approval")] == [
             (ids[u], "approval", "Waiting for your approval: Approve a 20% discount for Acme") for u in ("dana", "eve", "mia")]
         dana, eve, _ = asks

@@ -103,7 +103,7 @@ def _seed(engine: sa.Engine, compiled) -> dict[str, int]:
         ids["sent_back"] = task("proposal", key="look-back:proposal", workflow_id="look-back", title="Send a proposal: Acme Health – upgrade",
                                 entity="opportunity", record_id=ids["opportunity"], form="proposal", assignee_id=people["ann"], data=offer,
                                 round=2, reason="Too steep for a first order: offer 15% at most.", due_at=now + dt.timedelta(days=2))
-        task("discount_approval", key=f"look-back:discount_approval:r1:u{people['dave']}", workflow_id="look-back", kind="approval",
+        ids["decided"] = task("discount_approval", key=f"look-back:discount_approval:r1:u{people['dave']}", workflow_id="look-back", kind="approval",
              title="Approve a 20% discount: Acme Health – upgrade", entity="opportunity", record_id=ids["opportunity"],
              assignee_id=people["dave"], subject={"of": "proposal", "task_id": ids["sent_back"], **show}, status="done", outcome="rejected",
              reason="Too steep for a first order: offer 15% at most.", completed_by=people["dave"], completed_at=now - dt.timedelta(hours=2))

@@ -34,7 +34,7 @@ PAGES: dict[str | None, list[str]] = {
             "/records/opportunity/{opportunity}", "/tasks/{task}", "/tasks/{queued}", "/alerts", "/projects/{project}", "/profile",
             "/records/company/{company}/edit", "/records/person/new?company={company}", "/records/opportunity/{opportunity}/edit",
             "/records/company/999999", "/no/such/page", "/search?q=a", "/tasks/{sent_back}"],
-    "dave": ["/tasks/{approval_step}"],
+    "dave": ["/tasks/{approval_step}", "/tasks/{decided}"],
     "mia": ["/", "/alerts", "/tasks/{approval}", "/tasks/{task}", "/projects/{project}", "/directory/company", "/profile",
             "/board/opportunity"],
     "admin": ["/", "/records/company/{company}", "/records/company/{company}/edit", "/records/company/{company}/delete",
