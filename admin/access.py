@@ -46,10 +46,15 @@ def active_user(conn: sa.Connection, user_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None) -> bool:
+def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None,
+                 requester: int | None = None) -> bool:
     """A task is visible to its assignee, its group's members, whoever started it (My work lists the tasks they started
-    for others), its project's manager, its approvers, and to whoever may monitor tasks assigned to others."""
+    for others), its project's manager, whoever may monitor tasks assigned to others, and (a task awaiting its own
+    approver, from a process started before approval steps) its approvers. An approval task is its approver's (its
+    assignee), and its `requester` may follow it."""
     if allowed(model, user, "monitor_tasks"):
+        return True
+    if task.get("kind") == "approval" and requester is not None and requester == user["id"]:
         return True
     if task["assignee_id"] == user["id"] or (task["group_name"] is not None and task["group_name"] in groups):
         return True
@@ -66,9 +71,13 @@ def may_act_on_task(user: dict, task: dict, groups: set[str]) -> bool:
 
 
 def may_approve(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None) -> bool:
-    """Approving needs 'approve_tasks' and to be the approver the step names (a role, group, user or the project manager)."""
+    """Approving needs 'approve_tasks' and, for an approval task, to be its assignee (each approver has a task of their
+    own); for a task awaiting its own approver, to be the approver the step names (a role, group, user or the project's
+    manager)."""
     if not allowed(model, user, "approve_tasks"):
         return False
+    if task.get("kind") == "approval":
+        return task["assignee_id"] == user["id"]
     party = task.get("approver") or {}
     kind, name = party.get("kind"), party.get("name")
     if kind == "role":
@@ -80,3 +89,13 @@ def may_approve(model: Model, user: dict, task: dict, groups: set[str], project_
     if kind == "project_manager":  # a project with no (active) manager: whoever may monitor tasks approves in their stead
         return project_manager == user["id"] or (project_manager is None and allowed(model, user, "monitor_tasks"))
     return True  # owner/manager/completer approvers are resolved by the process; the permission suffices
+
+
+def decide_refusal(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None,
+                   requester: int | None) -> str | None:
+    """Why `user` may not decide `task`, in words (None: they may). Nobody decides on their own work."""
+    if requester is not None and requester == user["id"]:
+        return "You submitted this work, so someone else must approve it."
+    if not may_approve(model, user, task, groups, project_manager):
+        return "This approval is waiting for someone else's decision."
+    return None

@@ -12,9 +12,9 @@ from typing import Any, Callable
 from . import durations
 from .errors import Loc, Problem
 from .model import (
-    Calendar, Choice, CreateAction, Due, Duration, Entity, EntityPages, Escalation, Field, Form, FormTrigger, Group, GroupDef, Link,
+    ApprovalStep, Calendar, Choice, CreateAction, Due, Duration, Entity, EntityPages, Escalation, Field, Form, FormTrigger, Group, GroupDef, Link,
     ManualTrigger, Overlay, Pack, ParallelStep, Party, Process, ProjectSpec, RecordFieldRules, RecordTrigger, Role,
-    ScheduleTrigger, Section, Source, StartAction, TaskStep, Template, UpdateAction, Webhook, WorkingPeriod,
+    ScheduleTrigger, Section, Source, StartAction, Step, TaskStep, Template, UpdateAction, Webhook, WorkingPeriod,
 )
 from .source import Document, pointer_join as J
 
@@ -187,25 +187,53 @@ class Builder:
         return Escalation(after, self.loc(ptr), alerts, self.party(raw.get("reassign"), f"{ptr}/reassign"),
                           self.template(raw.get("message"), f"{ptr}/message"))
 
-    def step(self, raw: dict, ptr: str):
-        if "parallel" in raw:
-            branches = tuple((name, tuple(self.step(s, J(J(f"{ptr}/parallel", name), i)) for i, s in enumerate(steps)))
-                             for name, steps in raw["parallel"].items())
-            return ParallelStep(raw["id"], branches, self.loc(f"{ptr}/id"), self.template(raw.get("when"), f"{ptr}/when"))
-        return self.task(raw, ptr)
+    def steps(self, raw: list, ptr: str) -> tuple[Step, ...]:
+        """The steps of a list as written (an old `approval:` on a task step gives two: see `step`)."""
+        return tuple(s for i, r in enumerate(raw) for s in self.step(r, J(ptr, i)))
 
-    def task(self, raw: dict, ptr: str, base: TaskStep | None = None) -> TaskStep:
-        reminders = tuple(r for r in (self.duration(t, f"{ptr}/reminders/{i}") for i, t in enumerate(raw.get("reminders", ()))) if r)
-        approval = raw.get("approval")
+    def step(self, raw: dict, ptr: str) -> tuple[Step, ...]:
+        """The step written at `ptr`: a parallel block, an approval or a task. A task step with the older
+        `approval: {by: PARTY}` is the task followed by its approval step `<id>_approval`, so packs written
+        before approval steps keep working (and say the same in one way to everything past the loader)."""
+        if "parallel" in raw:
+            branches = tuple((name, self.steps(steps, J(f"{ptr}/parallel", name))) for name, steps in raw["parallel"].items())
+            return (ParallelStep(raw["id"], branches, self.loc(f"{ptr}/id"), self.template(raw.get("when"), f"{ptr}/when")),)
+        if "approve" in raw:
+            return (self.approval(raw, ptr),)
+        task = self.task(raw, ptr)
+        if "approval" not in raw:
+            return (task,)
+        where = self.key(f"{ptr}/approval")
+        return (task, ApprovalStep(id=f"{task.id}_approval", approve=task.id, title=Template(f"Approve: {raw['title']}", task.title.loc),
+                                   loc=where, approvers=(self.party(raw["approval"]["by"], f"{ptr}/approval/by"),), approve_loc=where))
+
+    def _reminders(self, raw: dict, ptr: str) -> tuple[Duration, ...]:
+        return tuple(r for r in (self.duration(t, f"{ptr}/reminders/{i}") for i, t in enumerate(raw.get("reminders", ()))) if r)
+
+    def _escalations(self, raw: dict, ptr: str) -> tuple[Escalation, ...]:
+        return tuple(self.escalation(e, f"{ptr}/escalate/{i}") for i, e in enumerate(raw.get("escalate", ())))
+
+    def task(self, raw: dict, ptr: str) -> TaskStep:
         return TaskStep(
             id=raw["id"], title=Template(raw["title"], self.loc(f"{ptr}/title")), loc=self.loc(f"{ptr}/id"),
             description=self.template(raw.get("description"), f"{ptr}/description"),
             when=self.template(raw.get("when"), f"{ptr}/when"), assign=self.party(raw.get("assign"), f"{ptr}/assign"),
             strategy=raw.get("strategy", "round_robin"), due=self.due(raw.get("due"), f"{ptr}/due"),
             form=raw.get("form"), form_loc=self.loc(f"{ptr}/form") if "form" in raw else None,
-            approval=self.party(approval["by"], f"{ptr}/approval/by") if approval else None,
-            reminders=reminders,
-            escalate=tuple(self.escalation(e, f"{ptr}/escalate/{i}") for i, e in enumerate(raw.get("escalate", ()))),
+            reminders=self._reminders(raw, ptr), escalate=self._escalations(raw, ptr),
+            fallback=self.party(raw.get("fallback"), f"{ptr}/fallback"),
+        )
+
+    def approval(self, raw: dict, ptr: str) -> ApprovalStep:
+        given = raw["approvers"]
+        approvers = ((self.party(given, f"{ptr}/approvers"),) if isinstance(given, str)
+                     else tuple(self.party(a, f"{ptr}/approvers/{i}") for i, a in enumerate(given)))
+        show = tuple((path, self.loc(f"{ptr}/show/{i}")) for i, path in enumerate(raw["show"])) if "show" in raw else None
+        return ApprovalStep(
+            id=raw["id"], approve=raw["approve"], title=Template(raw["title"], self.loc(f"{ptr}/title")), loc=self.loc(f"{ptr}/id"),
+            approvers=approvers, approve_loc=self.loc(f"{ptr}/approve"), decide=raw.get("decide", "any"), show=show,
+            description=self.template(raw.get("description"), f"{ptr}/description"), when=self.template(raw.get("when"), f"{ptr}/when"),
+            due=self.due(raw.get("due"), f"{ptr}/due"), reminders=self._reminders(raw, ptr), escalate=self._escalations(raw, ptr),
             fallback=self.party(raw.get("fallback"), f"{ptr}/fallback"),
         )
 
@@ -225,7 +253,7 @@ class Builder:
         proj = d.get("project")
         return Process(
             name=d["name"], loc=self.loc("/name"), pack=self.pack, label=d.get("label", humanise(d["name"])),
-            steps=tuple(self.step(s, f"/steps/{i}") for i, s in enumerate(d["steps"])), description=d.get("description", ""),
+            steps=self.steps(d["steps"], "/steps"), description=d.get("description", ""),
             entity=d.get("entity"), entity_loc=self.loc("/entity") if "entity" in d else None,
             calendar=d.get("calendar"), calendar_loc=self.loc("/calendar") if "calendar" in d else None,
             inputs=self.fields(d.get("inputs"), "/inputs"),

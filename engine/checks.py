@@ -17,8 +17,8 @@ from .expressions import ANY, Opaque, Scope, check as check_template
 from .fieldtypes import COMMON_OPTIONS, is_valid_regex
 from .recurrence import RecurrenceError
 from .model import (
-    CreateAction, Entity, Field, Form, FormTrigger, Model, ParallelStep, Party, Process, RecordTrigger, ScheduleTrigger,
-    Source, StartAction, Step, TaskStep, Template, UpdateAction, Webhook,
+    ApprovalStep, CreateAction, Entity, Field, Form, FormTrigger, Model, ParallelStep, Party, Process, RecordTrigger, ScheduleTrigger,
+    Source, StartAction, Step, TaskStep, Template, UpdateAction, Webhook, walk,
 )
 
 RESERVED_ENTITIES = frozenset({"user", "users", "group", "groups", "task", "tasks", "alert", "alerts", "project", "projects",
@@ -44,6 +44,9 @@ def _article(word: str | None) -> str:
 
 # who may be handed a new task (a step's assignee or fallback); the parties below name nobody when a task is new
 HOLDERS = frozenset({"owner", "project_manager", "role", "group", "user", "completer"})
+# who may approve or be handed a task that already has a holder (an approval's approvers and fallback, an escalation's
+# reassignment): a manager too (the requester's, the assignee's)
+DECIDERS = HOLDERS | {"manager"}
 NOBODY_YET = {
     "assignee": "a new task has no assignee yet, so it would name nobody",
     "manager": "a new task has no assignee or group yet whose manager it would be; assign it to the group (group:NAME): "
@@ -339,11 +342,11 @@ class Checker:
         if p.calendar and not self.exists("calendar", p.calendar, self.m.calendars):
             yield self.unknown(p.calendar_loc or p.loc, "calendar", p.calendar, self.m.calendars)
         ids: dict[str, Loc] = {}
-        for step in _walk(p.steps):
+        for step in walk(p.steps):
             if step.id in ids:
                 yield Problem(step.loc, "step.duplicate", f"step id '{step.id}' is used twice in {where} (first at {ids[step.id]})")
             ids.setdefault(step.id, step.loc)
-        steps_scope = {sid: self.step_attrs(step) for sid, step in ((s.id, s) for s in _walk(p.steps))}
+        steps_scope = {sid: self.step_attrs(step) for sid, step in ((s.id, s) for s in walk(p.steps))}
         scope = Scope({"record": self.record_scope(p.entity), "inputs": field_specs(p.inputs), "process": frozenset({"label", "name", "id"}),
                        "project": frozenset({"title", "manager"}) if p.project else frozenset(), "steps": steps_scope,
                        "today": ANY, "now": ANY}, where)
@@ -368,19 +371,26 @@ class Checker:
         data = field_specs(form.fields) if form else frozenset()
         return {"outcome": ANY, "completed_by": ANY, "completed_at": ANY, "data": data}
 
-    def steps(self, p: Process, steps: tuple[Step, ...], earlier: set[str], scope: Scope) -> Iterator[Problem]:
-        """Check steps in order; `earlier` holds the ids completed before each step starts."""
+    def steps(self, p: Process, steps: tuple[Step, ...], earlier: set[str], scope: Scope,
+              path: dict[str, Step] | None = None) -> Iterator[Problem]:
+        """Check steps in order; `earlier` holds the ids completed before each step starts, `path` the steps
+        before it on its own line of work (those of a parallel branch are on it only inside that branch)."""
+        path = {} if path is None else path
         for step in steps:
             yield from self.template(step.when, Scope(scope.names, f"step '{step.id}' when"), expression=True)
             if isinstance(step, ParallelStep):
                 after = set(earlier)
                 for _, branch in step.branches:
-                    yield from self.steps(p, branch, set(earlier), scope)
-                    after |= {s.id for s in _walk(branch)}
+                    yield from self.steps(p, branch, set(earlier), scope, dict(path))
+                    after |= {s.id for s in walk(branch)}
                 earlier |= after | {step.id}
                 continue
-            yield from self.task(p, step, earlier, scope)
+            if isinstance(step, ApprovalStep):
+                yield from self.approval(p, step, earlier, path, scope)
+            else:
+                yield from self.task(p, step, earlier, scope)
             earlier.add(step.id)
+            path[step.id] = step
 
     def task(self, p: Process, t: TaskStep, earlier: set[str], scope: Scope) -> Iterator[Problem]:
         what = f"step '{t.id}'"
@@ -392,8 +402,72 @@ class Checker:
             yield from self.party(p, t.fallback, earlier, f"{what} fallback", allow=HOLDERS)
         if t.form and not self.exists("form", t.form, self.m.forms):
             yield self.unknown(t.form_loc or t.loc, "form", t.form, self.m.forms, f" in {what}")
-        if t.approval:
-            yield from self.party(p, t.approval, earlier, f"{what} approver", allow={"owner", "project_manager", "role", "group", "user", "completer", "manager"})
+        yield from self.timing(p, t, earlier, scope)
+
+    def approval(self, p: Process, a: ApprovalStep, earlier: set[str], path: dict[str, Step], scope: Scope) -> Iterator[Problem]:
+        """An approval step: it approves an earlier task step on its own path; its approvers are parties who can hold a
+        task; what it shows are fields of the record or of the approved step's form."""
+        what = f"step '{a.id}'"
+        yield from self.template(a.title, Scope(scope.names, f"{what} title"))
+        yield from self.template(a.description, Scope(scope.names, f"{what} description"))
+        steps = {s.id: s for s in walk(p.steps)}
+        target = steps.get(a.approve)
+        approved = target if isinstance(target, TaskStep) and a.approve in path else None
+        if target is None:
+            tasks = ", ".join(s.id for s in walk(p.steps) if isinstance(s, TaskStep)) or "none"
+            yield Problem(a.approve_loc, "reference.step", f"{what} approves '{a.approve}', which is not a step of process '{p.name}' "
+                                                           f"(its task steps: {tasks})")
+        elif isinstance(target, ParallelStep):
+            yield Problem(a.approve_loc, "approval.kind", f"{what} approves '{a.approve}', which is a parallel block; "
+                                                          f"name the task step whose work is approved")
+        elif isinstance(target, ApprovalStep):
+            yield Problem(a.approve_loc, "approval.kind", f"{what} approves '{a.approve}', which is itself an approval step; "
+                                                          f"name the task step whose work is approved ('{target.approve}')")
+        elif approved is None:
+            before = ", ".join(sid for sid, s in path.items() if isinstance(s, TaskStep)) or "none"
+            if a.approve in earlier:
+                yield Problem(a.approve_loc, "approval.path", f"{what} approves '{a.approve}', which runs in a parallel branch this step "
+                                                              f"is not part of; approve it inside that branch (task steps before this one "
+                                                              f"on its path: {before})")
+            else:
+                yield Problem(a.approve_loc, "approval.order", f"{what} approves '{a.approve}', which does not finish before it "
+                                                               f"(task steps before this one on its path: {before})")
+        for party in a.approvers:
+            yield from self.party(p, party, earlier, f"{what} approvers", allow=DECIDERS)
+        if a.fallback:
+            yield from self.party(p, a.fallback, earlier, f"{what} fallback", allow=DECIDERS)
+        if a.show is not None:
+            yield from self.show(p, a, approved)
+        yield from self.timing(p, a, earlier, scope)
+
+    def show(self, p: Process, a: ApprovalStep, approved: TaskStep | None) -> Iterator[Problem]:
+        """Each `show:` path names a field of the record's entity (record.FIELD) or of the approved step's form."""
+        what = f"step '{a.id}'"
+        entity = self.m.entities.get(p.entity) if p.entity else None
+        form = self.m.forms.get(approved.form) if approved is not None and approved.form else None
+        for path, loc in a.show:
+            head, _, name = path.partition(".")
+            if head == "record":
+                if not p.entity:
+                    yield Problem(loc, "approval.show", f"{what} shows '{path}', but process '{p.name}' names no 'entity:' whose record it would be")
+                elif entity is not None and all(f.name != name for f in entity.all_fields()):
+                    yield Problem(loc, "approval.show", f"{what} shows '{path}', which is not a field of entity '{entity.name}' "
+                                                        f"(fields: {', '.join(f.name for f in entity.all_fields())})")
+            elif head == a.approve:
+                if approved is None:
+                    continue  # the approve: reference is already reported
+                if not approved.form:
+                    yield Problem(loc, "approval.show", f"{what} shows '{path}', but step '{a.approve}' has no form whose data it would be")
+                elif form is not None and form.field(name) is None:
+                    yield Problem(loc, "approval.show", f"{what} shows '{path}', which is not a field of form '{form.name}' "
+                                                        f"(fields: {', '.join(f.name for f in form.fields)})")
+            else:
+                yield Problem(loc, "approval.show", f"{what} shows '{path}': expected record.FIELD or {a.approve}.FIELD "
+                                                    f"(a field of the approved step's form)")
+
+    def timing(self, p: Process, t: TaskStep | ApprovalStep, earlier: set[str], scope: Scope) -> Iterator[Problem]:
+        """A step's due time, reminders and escalation ladder."""
+        what = f"step '{t.id}'"
         if t.due and t.due.start != "start" and t.due.start not in earlier:
             yield Problem(t.due.loc, "step.due-from", f"{what} is due from step '{t.due.start}', which does not finish before it "
                                                       f"(earlier steps: {', '.join(sorted(earlier)) or 'none'})")
@@ -414,7 +488,7 @@ class Checker:
             for party in e.alert:
                 yield from self.party(p, party, earlier, f"{what} escalation", allow=None)
             if e.reassign:
-                yield from self.party(p, e.reassign, earlier, f"{what} reassignment", allow={"owner", "project_manager", "role", "group", "user", "manager", "completer"})
+                yield from self.party(p, e.reassign, earlier, f"{what} reassignment", allow=DECIDERS)
             if e.after_due:
                 yield from self.business(p, e.after_due, e.loc)
             yield from self.template(e.message, esc_scope)
@@ -554,14 +628,6 @@ def identifiers(e: Entity) -> Iterator[Problem]:
             yield Problem(f.loc, "field.name-length", f"field name '{f.name}' of entity '{e.name}' is too long for the database: "
                                                       f"{what} has {len(name)} characters, at most {MAX_IDENTIFIER} fit "
                                                       f"(use at most {MAX_IDENTIFIER - len(name) + len(f.name)} for the field name)")
-
-
-def _walk(steps: tuple[Step, ...]) -> Iterator[Step]:
-    for s in steps:
-        yield s
-        if isinstance(s, ParallelStep):
-            for _, branch in s.branches:
-                yield from _walk(branch)
 
 
 def _seconds(d) -> int:

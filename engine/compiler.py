@@ -21,8 +21,8 @@ from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
 from . import collector, fieldtypes, uischema
 from .model import (
-    Calendar, CreateAction, Duration, Entity, Escalation, Field, Form, FormTrigger, ManualTrigger, Model, ParallelStep, Party,
-    Process, RecordTrigger, ScheduleTrigger, Source, StartAction, Step, TaskStep, UpdateAction,
+    ApprovalStep, Calendar, CreateAction, Duration, Entity, Escalation, Field, Form, FormTrigger, ManualTrigger, Model, ParallelStep, Party,
+    Process, RecordTrigger, ScheduleTrigger, Source, StartAction, Step, TaskStep, UpdateAction, walk,
 )
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -246,20 +246,33 @@ def _escalation(level: int, e: Escalation) -> dict:
             "reassign": _party(e.reassign), "message": e.message.source if e.message else None}
 
 
-def _step(s: Step, form_schemas: Mapping[str, dict]) -> dict:
+def _timing(s: TaskStep | ApprovalStep) -> dict:
+    return {"due": {"duration": s.due.duration.to_json(), "from": s.due.start} if s.due else None,
+            "reminders": [r.to_json() for r in s.reminders], "escalate": [_escalation(i + 1, e) for i, e in enumerate(s.escalate)]}
+
+
+def _step(s: Step, form_schemas: Mapping[str, dict], forms: Mapping[str, Form], tasks: Mapping[str, TaskStep]) -> dict:
     if isinstance(s, ParallelStep):
         return {"kind": "parallel", "id": s.id, "when": s.when.source if s.when else None,
-                "branches": [{"name": n, "steps": [_step(x, form_schemas) for x in b]} for n, b in s.branches]}
+                "branches": [{"name": n, "steps": [_step(x, form_schemas, forms, tasks) for x in b]} for n, b in s.branches]}
+    if isinstance(s, ApprovalStep):
+        approved = tasks[s.approve]
+        form = forms.get(approved.form) if approved.form else None
+        show = [path for path, _ in s.show] if s.show is not None else [f"{s.approve}.{f.name}" for f in (form.fields if form else ())]
+        return {"kind": "approval", "id": s.id, "approve": s.approve, "title": s.title.source,
+                "description": s.description.source if s.description else None, "when": s.when.source if s.when else None,
+                "approvers": [_party(p) for p in s.approvers], "decide": s.decide, "show": show, "fallback": _party(s.fallback),
+                **_timing(s)}
     assert isinstance(s, TaskStep)
     return {
         "kind": "task", "id": s.id, "title": s.title.source, "description": s.description.source if s.description else None,
         "when": s.when.source if s.when else None, "assign": _party(s.assign), "strategy": s.strategy,
-        "due": {"duration": s.due.duration.to_json(), "from": s.due.start} if s.due else None,
-        "form": s.form, "approval": _party(s.approval),
+        # "approval" (a task step's own approver, before approval steps) stays in the spec, always null now, so the
+        # specs (and versions) of processes without approvals stay as they were; running instances of older specs use it
+        "form": s.form, "approval": None,
         # the step's form schema travels with the spec so a workflow update validator can check submissions;
         # the compiled form's own (read-only) dict, not a copy per step: a form serves many steps
-        "form_schema": form_schemas[s.form] if s.form else None, "reminders": [r.to_json() for r in s.reminders],
-        "escalate": [_escalation(i + 1, e) for i, e in enumerate(s.escalate)],
+        "form_schema": form_schemas[s.form] if s.form else None, **_timing(s),
         # only when given, so the specs (and versions) of steps without one stay as they were
         **({"fallback": _party(s.fallback)} if s.fallback else {}),
     }
@@ -296,6 +309,7 @@ def process_spec(p: Process, model: Model, form_schemas: Mapping[str, dict]) -> 
     `form_schemas` are the model's compiled form schemas (see `form_schema`), by form name.
     """
     cal = model.calendars.get(p.calendar) if p.calendar else model.calendars.get("default")
+    tasks = {s.id: s for s in walk(p.steps) if isinstance(s, TaskStep)}
     spec = {
         "format": SPEC_FORMAT, "name": p.name, "label": p.label, "description": p.description, "pack": p.pack,
         "entity": p.entity, "calendar": calendar_spec(cal),
@@ -303,7 +317,7 @@ def process_spec(p: Process, model: Model, form_schemas: Mapping[str, dict]) -> 
                    "required": sorted(f.name for f in p.inputs if f.required)},
         "triggers": [_trigger(t) for t in p.triggers] or [{"kind": "manual"}],
         "project": {"title": p.project.title.source, "manager": _party(p.project.manager)} if p.project else None,
-        "steps": [_step(s, form_schemas) for s in p.steps],
+        "steps": [_step(s, form_schemas, model.forms, tasks) for s in p.steps],
         **({"fallback": _party(p.fallback)} if p.fallback else {}),
     }
     digest = hashlib.sha256(canonical_json(spec).encode()).hexdigest()

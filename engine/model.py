@@ -6,7 +6,7 @@ from so semantic checks can point at the right line, even after overlays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Iterator, Literal, Union
 
 from .errors import Loc
 
@@ -297,11 +297,35 @@ class TaskStep:
     due: Due | None = None
     form: str | None = None
     form_loc: Loc | None = None
-    approval: Party | None = None
     reminders: tuple[Duration, ...] = ()
     escalate: tuple[Escalation, ...] = ()
     fallback: Party | None = None  # who gets the task when `assign` names nobody who may hold it (wins over the process's)
     kind: str = field(default="task", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalStep:
+    """A decision on an earlier task step's work: one task per approver, who approves or rejects with a reason.
+
+    `approve` names the task step whose work (its form's data) is approved; a rejection sends that step's task
+    back to whoever completed it, and their next completion starts a new round. An old `approval: {by: PARTY}`
+    on a task step is built as the task step plus one of these (`<id>_approval`)."""
+
+    id: str
+    approve: str
+    title: Template
+    loc: Loc
+    approvers: tuple[Party, ...]
+    approve_loc: Loc
+    decide: Literal["any", "all"] = "any"  # any: the first decision counts; all: each approver must approve
+    show: tuple[tuple[str, Loc], ...] | None = None  # "record.FIELD" / "STEP.FIELD" paths; None: the approved form's fields
+    description: Template | None = None
+    when: Template | None = None
+    due: Due | None = None
+    reminders: tuple[Duration, ...] = ()
+    escalate: tuple[Escalation, ...] = ()
+    fallback: Party | None = None  # who decides when the approvers name nobody but the requester
+    kind: str = field(default="approval", init=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +337,16 @@ class ParallelStep:
     kind: str = field(default="parallel", init=False)
 
 
-Step = Union[TaskStep, ParallelStep]
+Step = Union[TaskStep, ApprovalStep, ParallelStep]
+
+
+def walk(steps: tuple[Step, ...]) -> Iterator[Step]:
+    """Every step, a parallel block's branches' steps included, in the order written."""
+    for s in steps:
+        yield s
+        if isinstance(s, ParallelStep):
+            for _, branch in s.branches:
+                yield from walk(branch)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from .build import humanise
 from .errors import Loc, Problem
-from .model import Entity, Field, Form, Overlay, ParallelStep, Party, Process, Role, Step, TaskStep, Template
+from .model import ApprovalStep, Entity, Field, Form, Overlay, ParallelStep, Party, Process, Role, Step, Template
 
 OPS: dict[str, frozenset[str]] = {
     "entity": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_groups", "add_group_fields", "add_links",
@@ -21,6 +21,8 @@ OPS: dict[str, frozenset[str]] = {
     "group": frozenset({"set"}),
     "calendar": frozenset({"set"}),
 }
+#: what change_steps may change on an approval step (who approves, and what they see, take a replace_steps)
+APPROVAL_CHANGES = frozenset({"title", "description", "when", "due", "reminders", "escalate"})
 SETTABLE: dict[str, dict[str, Callable[[Any, Loc], Any]]] = {
     "entity": {"label": str, "plural": str, "description": str, "title": Template},
     "form": {"label": str, "description": str, "contact": bool, "portal": bool},
@@ -272,26 +274,27 @@ class Applier:
 
     def insert_steps(self, p: Process, items, loc: Loc):
         steps = p.steps
-        for (where, anchor), step, iloc in items:
+        for (where, anchor), new, iloc in items:  # `new`: the step written, with its approval step if it has `approval:`
             ids = self._ids(steps)
             if anchor not in ids:
                 self._missing("step", anchor, iloc, ids)
                 continue
-            if step.id in ids:
-                self.problem(step.loc, "overlay.exists", f"{self.target} already has a step '{step.id}'")
+            taken = [s for s in new if s.id in ids]
+            if taken:
+                self.problem(taken[0].loc, "overlay.exists", f"{self.target} already has a step '{taken[0].id}'")
                 continue
             self.touch(f"step:{anchor}:{where}", iloc)
-            steps = self._edit(steps, anchor, (lambda s, new=step: (s, new)) if where == "after" else (lambda s, new=step: (new, s)))
+            steps = self._edit(steps, anchor, (lambda s, new=new: (s, *new)) if where == "after" else (lambda s, new=new: (*new, s)))
         return replace(p, steps=steps)
 
     def replace_steps(self, p: Process, payload: dict, loc: Loc):
         steps = p.steps
-        for sid, (step, sloc) in payload.items():
+        for sid, (new, sloc) in payload.items():
             if sid not in self._ids(steps):
                 self._missing("step", sid, sloc, self._ids(steps))
                 continue
             self.touch(f"step:{sid}", sloc)
-            steps = self._edit(steps, sid, lambda s, new=step: (new,))
+            steps = self._edit(steps, sid, lambda s, new=new: new)
         return replace(p, steps=steps)
 
     def remove_steps(self, p: Process, payload: tuple[list, dict], loc: Loc):
@@ -316,8 +319,12 @@ class Applier:
                     self.touch(f"step:{sid}:{key}", sloc)
 
             def patch(s: Step, change=change, sloc=sloc) -> tuple[Step, ...]:
-                if not isinstance(s, TaskStep):
+                if isinstance(s, ParallelStep):
                     self.problem(sloc, "overlay.step-kind", f"step '{s.id}' is a parallel block; only tasks can be changed (use replace_steps)")
+                    return (s,)
+                if isinstance(s, ApprovalStep) and (other := sorted(set(change) - APPROVAL_CHANGES)):
+                    self.problem(sloc, "overlay.step-kind", f"step '{s.id}' is an approval step: '{other[0]}' does not apply to it "
+                                                            f"(it can change {', '.join(sorted(APPROVAL_CHANGES - {'form_loc'}))}; use replace_steps for more)")
                     return (s,)
                 return (replace(s, **change),)
 

@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.compiler import CompiledModel
-from . import holders, messages, notifications, parties, records, routing, tasks as task_service
+from . import approvals, holders, messages, notifications, parties, records, routing, tasks as task_service
 from .mail import MailSettings
 from .schema import alerts, idempotency_keys, users
 from .workflows import DATA_ERROR, NOT_A_HOLDER
@@ -78,7 +78,8 @@ class Activities:
 
     def all(self) -> list:
         return [self.open_project, self.create_task, self.set_task_state, self.reassign_task,
-                self.raise_alert, self.email_alert, self.send_reminder, self.finish_instance, self.add_comment]
+                self.raise_alert, self.email_alert, self.send_reminder, self.finish_instance, self.add_comment,
+                self.create_approvals, self.decide_approval]
 
     def _owner(self, conn: sa.Connection, entity: str | None, record_id: int | None) -> int | None:
         """The record's owner as it is now (not as it was when the process started), read through the record service:
@@ -152,16 +153,25 @@ class Activities:
         """
         task = task_service.get_task(conn, req["task_id"])
         assert task is not None
+        model = self.compiled.model
         if req.get("user_id") is not None:
-            holders.check(conn, self.compiled.model, req["user_id"], task)
+            name = holders.check(conn, model, req["user_id"], task)
+            if task["kind"] == "approval" and not approvals.may_approve(conn, model, [req["user_id"]], task):
+                raise holders.NotAHolder(f"{name} may not approve.")
             user, group = req["user_id"], None
         else:
             party = req.get("party") or {}
             router = routing.Router(conn, self.compiled, self._ctx(conn, req), task)
             found = router.find(party, takes_turns=True)
-            if not found.people:
+            people = found.people
+            if task["kind"] == "approval":  # an approval goes only to who may approve, never to its requester
+                exclude = set(req.get("exclude") or ())
+                people = [u for u in approvals.may_approve(conn, model, people, task) if u not in exclude]
+                if found.people and not people:
+                    found = routing.Found([], "nobody it names may approve it (its requester never may)")
+            if not people:
                 return self._unmoved(conn, req, task, router, found.why)
-            user = router.pick(party, found.people, req.get("strategy") or "round_robin")
+            user = router.pick(party, people, req.get("strategy") or "round_robin")
             group = party["name"] if party["kind"] == "group" else None
         task_service.reassign_task(conn, req["task_id"], user, group, req.get("by"), key=req.get("key"))
         return {"assignee_id": user, "group": group}
@@ -182,6 +192,37 @@ class Activities:
         alert, _ = task_service.raise_alert(conn, f"{req['key']}:unmoved", task, req.get("level") or 0, recipients, message)
         return {"assignee_id": task["assignee_id"], "group": task["group_name"], "alert_id": alert["id"], "recipients": alert["recipients"],
                 "message": message}
+
+    @write("tailor.create_approvals")
+    def create_approvals(self, conn: sa.Connection, req: dict) -> dict:
+        """One round of an approval step: a task for each approver (never the requester; else a fallback, saying why).
+
+        The round's tasks are written together, so a retry finds them all, however the approvers have changed since."""
+        existing = task_service.approval_tasks(conn, req["workflow_id"], req["step_id"], req["round"])
+        if not existing:
+            values = {k: req.get(k) for k in ("workflow_id", "process", "step_id", "title", "description", "entity", "record_id",
+                                              "project_id", "subject", "round")}
+            values.update(due_at=_when(req.get("due_at")), created_by=req.get("started_by"))
+            work = task_service.get_task(conn, req["subject"]["task_id"])
+            values["data"] = work["data"] if work else None  # the work as submitted for this round: what the approver decided on
+            # 'manager' names the requester's managers: of the group the work was given to, else of the requester's groups
+            ctx = self._ctx(conn, {**req, "assignee_id": req.get("requester"), "group": work["group_name"] if work else None})
+            choice = approvals.choose(conn, self.compiled.model, req.get("approvers") or [], ctx, req.get("requester"),
+                                      {"project_id": req.get("project_id")}, req.get("fallback"))
+            existing = task_service.create_approval_tasks(conn, req["key"], values, choice.approvers, choice.routed)
+        return {"tasks": [{"task_id": t["id"], "assignee_id": t["assignee_id"]} for t in existing],
+                "routed": existing[0]["routed"] if existing else None}
+
+    @write("tailor.decide_approval")
+    def decide_approval(self, conn: sa.Connection, req: dict) -> None:
+        """An approver's decision, in one transaction with what it settles: the round's other tasks cancelled, and on a
+        rejection the work's task sent back to whoever did it."""
+        task_service.decide_approval(conn, req["key"], req["task_id"], req["user_id"], req["approve"], req.get("reason") or "",
+                                     req.get("comment") or "")
+        if req.get("cancel"):
+            task_service.cancel_approvals(conn, req["key"], req["cancel"], req["user_id"])
+        if back := req.get("send_back"):
+            task_service.send_back(conn, req["key"], back["task_id"], back["round"], req.get("reason") or "", req["user_id"])
 
     @write("tailor.raise_alert")
     def raise_alert(self, conn: sa.Connection, req: dict) -> dict:

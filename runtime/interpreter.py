@@ -40,12 +40,13 @@ class TaskAction:
     approve: bool | None = None
     to_user: int | None = None
     to_name: str = ""  # the new assignee's name: set once `runtime.taskactions` has checked they may hold the task
-    comment: str = ""
+    comment: str = ""  # a comment; on a decision, the approver's note or (rejecting) their reason
+    task_id: int | None = None  # the task acted on: which approver's task of an approval step (the others' steps have one)
 
 
 @dataclass
 class StepState:
-    status: str = "pending"  # pending, open, awaiting_approval, done, rejected, skipped
+    status: str = "pending"  # pending, open, awaiting_approval, done, rejected (sent back, until resubmitted), skipped
     task_id: int | None = None
     assignee_id: int | None = None
     group: str | None = None
@@ -56,6 +57,8 @@ class StepState:
     completed_at: str | None = None
     alerts_raised: list[int] = field(default_factory=list)
     routed: str | None = None  # why the task went to a fallback holder (runtime.routing), if it did
+    round: int = 1  # a task step: 2, 3, ... once sent back; an approval step: the round of decisions under way
+    approvals: list[dict] = field(default_factory=list)  # an approval step's round: {task_id, assignee_id, decision}
 
 
 def walk(steps: list[dict]) -> Iterator[dict]:

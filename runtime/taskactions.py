@@ -25,12 +25,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.compiler import CompiledModel
 from engine.errors import TailorError
 from forms import submit as forms
-from . import holders
+from . import approvals, holders
 from .starter import UNREACHABLE, start_enqueued
 from .workflows import DATA_ERROR, NOT_A_HOLDER, ProcessWorkflow, TaskAction
 
 # how each kind of refusal answers over HTTP
-STATUS = {"Invalid": 422, NOT_A_HOLDER: 422, DATA_ERROR: 422, "NotFound": 404, "Conflict": 409, "Unavailable": 503}
+STATUS = {"Invalid": 422, NOT_A_HOLDER: 422, DATA_ERROR: 422, "Forbidden": 403, "NotFound": 404, "Conflict": 409, "Unavailable": 503}
 
 
 class ActionRefused(TailorError):
@@ -111,10 +111,15 @@ class TaskActions:
         return result
 
     async def decide(self, task: dict, user: dict, approve: bool, *, key: str | None, comment: str = "") -> dict:
-        """Approve (or send back) a task awaiting `user`'s approval."""
+        """Approve (`comment`: an optional note), or reject with a reason (`comment`: required), an approval task of
+        `user`'s (or, from a process started before approval steps, a task awaiting their approval). A rejection without
+        a reason is refused here; a decision on one's own work by the process, before anything is recorded."""
+        comment = comment if isinstance(comment, str) else ""
+        if not approve and not comment.strip():
+            raise ActionRefused("Say why you are sending it back.", "Invalid", {"reason": "Say why you are sending it back."})
         uid = update_id(key, user_id=user["id"], task_id=task["id"], action="decide")
         return await self._update(task, ProcessWorkflow.decide, uid, TaskAction(
-            step=task["step_id"], user_id=user["id"], approve=bool(approve), comment=comment))
+            step=task["step_id"], user_id=user["id"], approve=bool(approve), comment=comment.strip(), task_id=task["id"]))
 
     async def reassign(self, task: dict, user: dict, to_user: Any, *, key: str | None) -> dict:
         """Hand `task` to `to_user` (an id, or its digits) if they may hold it (`runtime.holders`): refused before the process
@@ -123,21 +128,25 @@ class TaskActions:
 
         def check() -> str:
             with self.engine.connect() as conn:
-                return holders.check(conn, self.compiled.model, target, task)
+                name = holders.check(conn, self.compiled.model, target, task)
+                if task.get("kind") == "approval" and not approvals.may_approve(conn, self.compiled.model, [target], task):
+                    raise holders.NotAHolder(f"{name} may not approve.")
+                return name
         try:
             name = await asyncio.to_thread(check)
         except holders.NotAHolder as exc:
             raise ActionRefused(str(exc), NOT_A_HOLDER) from exc
         uid = update_id(key, user_id=user["id"], task_id=task["id"], action="reassign")
         return await self._update(task, ProcessWorkflow.reassign, uid, TaskAction(
-            step=task["step_id"], user_id=user["id"], to_user=target, to_name=name))
+            step=task["step_id"], user_id=user["id"], to_user=target, to_name=name, task_id=task["id"]))
 
     async def comment(self, task: dict, user: dict, text: str, *, key: str | None) -> dict:
         """Add a comment to `task` (in its record's history)."""
         if not isinstance(text, str) or not text.strip():
             raise ActionRefused("Write a comment first.")
         uid = update_id(key, user_id=user["id"], task_id=task["id"], action="comment")
-        return await self._update(task, ProcessWorkflow.comment, uid, TaskAction(step=task["step_id"], user_id=user["id"], comment=text.strip()))
+        return await self._update(task, ProcessWorkflow.comment, uid, TaskAction(step=task["step_id"], user_id=user["id"], comment=text.strip(),
+                                                                            task_id=task["id"]))
 
     async def _update(self, task: dict, update: Any, uid: str, action: TaskAction) -> dict:
         if self.client is None:

@@ -174,3 +174,109 @@ def mark_emailed(conn: sa.Connection, alert_id: int) -> None:
 def acknowledge_alert(conn: sa.Connection, alert_id: int, user_id: int) -> None:
     conn.execute(alerts.update().where(alerts.c.id == alert_id, alerts.c.acknowledged_at.is_(None))
                  .values(acknowledged_at=utcnow(), acknowledged_by=user_id))
+
+
+# -- approvals (the approval step kind: runtime/approvals.py says who decides) ---------------------------------------
+
+
+def user_name(conn: sa.Connection, user_id: int | None) -> str:
+    """A user's name, for history entries and notifications ('someone' for nobody)."""
+    name = conn.execute(sa.select(users.c.name).where(users.c.id == user_id)).scalar() if user_id else None
+    return name or "someone"
+
+
+def requester(conn: sa.Connection, task: dict) -> int | None:
+    """Who asks for a decision: whoever completed the work an approval task decides on (of a task awaiting its own
+    approver, from a process started before approval steps: its assignee, who completed it)."""
+    if task.get("kind") == "approval":
+        work = get_task(conn, (task.get("subject") or {}).get("task_id") or 0)
+        return (work["completed_by"] or work["assignee_id"]) if work else None
+    return task["completed_by"] or task["assignee_id"]
+
+
+def approval_tasks(conn: sa.Connection, workflow_id: str, step_id: str, round_: int) -> list[dict]:
+    """The approval tasks of one round of an approval step, in the order they were created."""
+    q = sa.select(tasks).where(tasks.c.workflow_id == workflow_id, tasks.c.step_id == step_id, tasks.c.kind == "approval",
+                               tasks.c.round == round_).order_by(tasks.c.id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def create_approval_tasks(conn: sa.Connection, key: str, values: dict, approvers: list[int], routed: str | None) -> list[dict]:
+    """One approval task per approver (key `KEY:uUSER`), each with its history entry and a notification to the approver;
+    nobody to ask: one task nobody holds (`KEY:nobody`), whose `routed` says why. Written once per key."""
+    rows = []
+    for uid in approvers or [None]:
+        row_key = f"{key}:u{uid}" if uid else f"{key}:nobody"
+        row, created = _insert_once(conn, tasks, row_key, {**values, "kind": "approval", "assignee_id": uid, "group_name": None,
+                                                           "status": "open", "routed": routed, "created_at": utcnow()})
+        rows.append(row)
+        if not created:
+            continue
+        if row["entity"] and row["record_id"]:
+            who = f" from {user_name(conn, uid)}" if uid else ""
+            add_history(conn, row["entity"], row["record_id"], "task", f"Approval requested{who}: {row['title']}",
+                        {"task_id": row["id"], "approval_of": (row["subject"] or {}).get("task_id"), "routed": routed}, None,
+                        key=f"task-created:{row_key}")
+        if uid:
+            notifications.notify(conn, f"approval-waiting:{row_key}", [uid], "approval", f"Waiting for your approval: {row['title']}",
+                                 f"/tasks/{row['id']}")
+    return rows
+
+
+def decide_approval(conn: sa.Connection, key: str, task_id: int, user_id: int, approve: bool, reason: str = "",
+                    comment: str = "") -> dict:
+    """An approver's decision on their approval task, with its history entry ("Approved by …", "Rejected by …: reason")."""
+    outcome = "approved" if approve else "rejected"
+    conn.execute(tasks.update().where(tasks.c.id == task_id, tasks.c.status == "open").values(
+        status="done", outcome=outcome, reason=None if approve else reason, completed_at=utcnow(), completed_by=user_id))
+    task = get_task(conn, task_id)
+    assert task is not None
+    if task["entity"] and task["record_id"]:
+        name = user_name(conn, user_id)
+        summary = (f"Approved by {name}" + (f": {comment}" if comment else "")) if approve else f"Rejected by {name}: {reason}"
+        add_history(conn, task["entity"], task["record_id"], "task", summary[:500],
+                    {"task_id": task_id, "approval_of": (task["subject"] or {}).get("task_id"), "decision": outcome,
+                     "reason": reason or None, "comment": comment or None}, user_id, key=f"approval-decided:{key}")
+    return task
+
+
+def cancel_approvals(conn: sa.Connection, key: str, task_ids: list[int], decided_by: int) -> None:
+    """The other approvers' tasks of a round that is decided: cancelled, each with its history entry."""
+    decider = user_name(conn, decided_by)
+    for task_id in task_ids:
+        conn.execute(tasks.update().where(tasks.c.id == task_id, tasks.c.status == "open").values(
+            status="cancelled", outcome="cancelled", completed_at=utcnow()))
+        task = get_task(conn, task_id)
+        if task and task["entity"] and task["record_id"]:
+            add_history(conn, task["entity"], task["record_id"], "task",
+                        f"Approval no longer needed from {user_name(conn, task['assignee_id'])}: {decider} decided",
+                        {"task_id": task_id, "approval_of": (task["subject"] or {}).get("task_id")}, None,
+                        key=f"approval-cancelled:{key}:t{task_id}")
+
+
+def send_back(conn: sa.Connection, key: str, task_id: int, round_: int, reason: str, by: int) -> dict:
+    """A rejected piece of work's task open again for whoever completed it, in its next round, with the approver's reason;
+    its history entry ("Sent back to … for revision") and a notification to them ("Sent back by …: reason")."""
+    task = get_task(conn, task_id)
+    assert task is not None
+    requester = task["completed_by"] or task["assignee_id"]
+    conn.execute(tasks.update().where(tasks.c.id == task_id).values(
+        status="open", outcome="rejected", round=round_, reason=reason, assignee_id=requester, group_name=None if requester else task["group_name"],
+        completed_at=None, completed_by=None))
+    task = get_task(conn, task_id)
+    assert task is not None
+    if task["entity"] and task["record_id"]:
+        add_history(conn, task["entity"], task["record_id"], "task", f"Sent back to {user_name(conn, requester)} for revision: {task['title']}",
+                    {"task_id": task_id, "round": round_, "reason": reason}, by, key=f"sent-back:{key}")
+    notifications.notify(conn, f"sent-back:{key}", [requester] if requester else [], "returned",
+                         f"Sent back by {user_name(conn, by)}: {reason}", f"/tasks/{task_id}")
+    return task
+
+
+def last_rejection(conn: sa.Connection, task: dict) -> dict | None:
+    """The approval task whose rejection sent `task` back (its reason, who and when), if it was sent back."""
+    if not task.get("reason") or task.get("kind") == "approval":
+        return None
+    q = sa.select(tasks).where(tasks.c.workflow_id == task["workflow_id"], tasks.c.kind == "approval",
+                               tasks.c.outcome == "rejected").order_by(tasks.c.completed_at.desc(), tasks.c.id.desc())
+    return next((dict(r) for r in conn.execute(q).mappings() if (r["subject"] or {}).get("task_id") == task["id"]), None)

@@ -102,6 +102,8 @@ class ProcessWorkflow:
                 await asyncio.gather(*(self._sequence(b["steps"]) for b in step["branches"]))
                 self.states[step["id"]].status = "done"
                 self._publish(step["id"])
+            elif step["kind"] == "approval":
+                await self._approval(step)
             else:
                 await self._task(step)
 
@@ -157,8 +159,12 @@ class ProcessWorkflow:
                 await self._escalate(step, state, detail)
         await workflow.wait_condition(lambda: state.status not in OPEN)
 
-    async def _escalate(self, step: dict, state: StepState, level: dict) -> None:
+    async def _escalate(self, step: dict, state: StepState, level: dict, key: str | None = None,
+                        exclude: list[int] | None = None) -> None:
+        """Escalation level `level` of the step's task (`key`: of one approver's task, for an approval step's; `exclude`:
+        who may not be handed it, an approval's requester)."""
         n = level["level"]
+        base = key or f"{workflow.info().workflow_id}:{step['id']}"
         title = self._render(step["title"], step["id"])
         task = {"id": state.task_id, "title": title, "due": state.due_at, "due_at": state.due_at, "assignee": state.assignee_id,
                 "assignee_id": state.assignee_id}
@@ -168,21 +174,21 @@ class ProcessWorkflow:
             # the activity renders the message again with the database at hand (runtime/messages.py: task.due as local
             # time, task.assignee as a name); this rendering is the fallback, and what replays of older histories used
             result = await self._write("tailor.raise_alert", {
-                "key": f"{workflow.info().workflow_id}:{step['id']}:L{n}", "task_id": state.task_id, "level": n, "alert": level["alert"],
+                "key": f"{base}:L{n}", "task_id": state.task_id, "level": n, "alert": level["alert"],
                 "message": message, "entity": self.input.entity, "record_id": self.input.record_id, "completers": self._completers(),
                 "template": level.get("message"), "context": self.ctx, "steps": list(self.specs), "now": workflow.now().isoformat()})
             message = result.get("message") or message
             state.alerts_raised.append(result["alert_id"])
             self._background("tailor.email_alert", {"alert_id": result["alert_id"]})
-            self._announce("alert.raised", f"{workflow.info().workflow_id}:{step['id']}:L{n}", {
+            self._announce("alert.raised", f"{base}:L{n}", {
                 "alert_id": result["alert_id"], "task_id": state.task_id, "level": n, "message": message, "recipients": result["recipients"],
                 "entity": self.input.entity, "record_id": self.input.record_id})
         if level.get("reassign"):
-            key = f"{workflow.info().workflow_id}:{step['id']}:L{n}"
+            key = f"{base}:L{n}"
             moved = await self._write("tailor.reassign_task", {
                 "key": key, "task_id": state.task_id, "party": level["reassign"], "entity": self.input.entity, "record_id": self.input.record_id,
                 "assignee_id": state.assignee_id, "group": state.group, "project_id": self.project_id, "completers": self._completers(),
-                "level": n, "alert": level.get("alert")})
+                "level": n, "alert": level.get("alert"), **({"exclude": exclude} if exclude else {})})
             state.assignee_id, state.group = moved["assignee_id"], moved["group"]
             if moved.get("alert_id"):  # nobody the level names may hold the task: it stayed, and the alert says so
                 state.alerts_raised.append(moved["alert_id"])
@@ -190,6 +196,132 @@ class ProcessWorkflow:
                 self._announce("alert.raised", f"{key}:unmoved", {
                     "alert_id": moved["alert_id"], "task_id": state.task_id, "level": n, "message": moved["message"],
                     "recipients": moved["recipients"], "entity": self.input.entity, "record_id": self.input.record_id})
+
+    # -- one approval ----------------------------------------------------------------
+    async def _approval(self, step: dict) -> None:
+        """Ask the approvers to decide on the work of the step it approves, round after round until it is approved: a
+        rejection sends the work back to whoever did it, and their next completion starts the next round (unless the
+        step's `when` no longer holds for the revised work)."""
+        state, work = self.states[step["id"]], self.states[step["approve"]]
+        if work.status != "done" or work.task_id is None:  # the work was skipped: there is nothing to approve
+            await self._skip(step)
+            return
+        wid = workflow.info().workflow_id
+        while True:
+            due_at = self._due(step)
+            state.due_at = due_at.isoformat() if due_at else None
+            title = self._render(step["title"], step["id"])
+            state.status, state.outcome, state.approvals = "open", None, []
+            created = await self._write("tailor.create_approvals", {
+                "key": f"{wid}:{step['id']}:r{state.round}", "workflow_id": wid, "process": self.input.spec["name"], "step_id": step["id"],
+                "title": title, "description": self._render(step["description"], "") if step.get("description") else None,
+                "entity": self.input.entity, "record_id": self.input.record_id, "project_id": self.project_id, "due_at": state.due_at,
+                "round": state.round, "approvers": step["approvers"], "fallback": step.get("fallback") or self.input.spec.get("fallback"),
+                "requester": work.completed_by, "subject": {"of": step["approve"], "task_id": work.task_id, "show": step.get("show") or []},
+                "completers": self._completers(), "started_by": self.input.started_by})
+            state.approvals = [{"task_id": t["task_id"], "assignee_id": t["assignee_id"], "decision": None} for t in created["tasks"]]
+            state.task_id, state.assignee_id = state.approvals[0]["task_id"], state.approvals[0]["assignee_id"]
+            for entry in state.approvals:
+                self._announce("task.created", f"{wid}:{step['id']}:t{entry['task_id']}:created", {
+                    "task_id": entry["task_id"], "title": title, "step": step["id"], "process": self.input.spec["name"],
+                    "entity": self.input.entity, "record_id": self.input.record_id, "due_at": state.due_at, "assignee_id": entry["assignee_id"]})
+            await self._watch_approval(step, state, due_at, work.completed_by)
+            if state.outcome == "approved":
+                break
+            await workflow.wait_condition(lambda: work.status == "done")  # sent back: the requester revises and resubmits
+            self._publish(step["approve"])
+            state.round += 1
+            if step.get("when") and not self._condition(step["when"]):  # the revised work needs no approval any more
+                state.status = state.outcome = "skipped"
+                break
+        self._publish(step["id"])
+
+    async def _watch_approval(self, step: dict, state: StepState, due_at: dt.datetime | None, requester: int | None) -> None:
+        """Wait for the round's decision, reminding each approver still to decide and escalating their task, once each."""
+        wid = workflow.info().workflow_id
+        for at, kind, detail in deadlines(step, due_at, self.calendar):
+            if state.status not in OPEN:
+                return
+            wait = (at - self._now()).total_seconds()
+            if wait > 0:
+                try:
+                    await workflow.wait_condition(lambda: state.status not in OPEN, timeout=wait)
+                    return
+                except asyncio.TimeoutError:
+                    pass
+            for entry in [e for e in state.approvals if e["decision"] is None]:
+                key = f"{wid}:{step['id']}:t{entry['task_id']}"
+                if kind == "reminder":
+                    self._background("tailor.send_reminder", {"key": f"{key}:r{detail['index']}", "task_id": entry["task_id"]})
+                    continue
+                one = StepState(status="open", task_id=entry["task_id"], assignee_id=entry["assignee_id"], due_at=state.due_at)
+                await self._escalate(step, one, detail, key=key, exclude=[requester] if requester else None)
+                entry["assignee_id"] = one.assignee_id
+                state.alerts_raised.extend(one.alerts_raised)
+        await workflow.wait_condition(lambda: state.status not in OPEN)
+
+    def _approval_entry(self, action: TaskAction) -> tuple[StepState, dict]:
+        """The approval task of the round under way that `action` decides, if `action.user_id` may decide it now."""
+        state = self.states[action.step]
+        if state.status != "open":
+            why = {"rejected": "the work was sent back for revision: nothing waits for a decision until it is resubmitted",
+                   "done": "this approval is already decided"}.get(state.status, f"step '{action.step}' is not waiting for a decision")
+            raise ApplicationError(why, type="Conflict", non_retryable=True)
+        entry = next((e for e in state.approvals if (e["task_id"] == action.task_id if action.task_id is not None
+                                                       else e["assignee_id"] == action.user_id)), None)
+        if entry is None:
+            raise ApplicationError("this approval is no longer waiting for a decision (an earlier round's, already decided)",
+                                   type="Conflict", non_retryable=True)
+        if entry["decision"] is not None:
+            word = "no longer needed: another approver decided" if entry["decision"] == "cancelled" else f"already {entry['decision']}"
+            raise ApplicationError(f"this approval is {word}", type="Conflict", non_retryable=True)
+        if action.user_id == self.states[self.specs[action.step]["approve"]].completed_by:
+            raise ApplicationError("you submitted this work, so someone else must approve it", type="Forbidden", non_retryable=True)
+        if action.user_id != entry["assignee_id"]:
+            raise ApplicationError("this approval is waiting for someone else's decision", type="Forbidden", non_retryable=True)
+        return state, entry
+
+    async def _decide_approval(self, action: TaskAction) -> dict:
+        # one decision of a step at a time: whether it settles the round depends on the others
+        await workflow.wait_condition(lambda: action.step not in self.settling)
+        state, entry = self._approval_entry(action)  # again: a decision written meanwhile may have settled the round
+        spec = self.specs[action.step]
+        work = self.states[spec["approve"]]
+        approve = bool(action.approve)
+        others = [e for e in state.approvals if e is not entry and e["decision"] is None]
+        final = not approve or spec.get("decide") != "all" or not others
+        text = action.comment.strip()
+        self.settling.add(action.step)
+        try:
+            await self._write("tailor.decide_approval", {
+                "key": self._request(), "task_id": entry["task_id"], "user_id": action.user_id, "approve": approve,
+                "reason": "" if approve else text, "comment": text if approve else "",
+                "cancel": [e["task_id"] for e in others] if final else [],
+                "send_back": {"task_id": work.task_id, "round": work.round + 1} if final and not approve else None})
+        finally:
+            self.settling.discard(action.step)
+        entry["decision"] = "approved" if approve else "rejected"
+        if final:
+            for e in others:
+                e["decision"] = "cancelled"
+            if approve:
+                state.status, state.outcome = "done", "approved"
+                state.completed_by, state.completed_at = action.user_id, workflow.now().isoformat()
+            else:
+                work.status, work.outcome, work.round = "open", "rejected", work.round + 1
+                state.status, state.outcome = "rejected", "rejected"
+        self._announce("task.completed", f"{self._request()}:completed", {
+            "task_id": entry["task_id"], "step": action.step, "status": "done", "outcome": entry["decision"], "by": action.user_id})
+        return {"step": action.step, "status": state.status, "outcome": entry["decision"]}
+
+    def _validate_approval(self, action: TaskAction) -> None:
+        self._approval_entry(action)
+        _storable(action.comment)
+        if action.approve is None:
+            raise ApplicationError("say approve: true or false", type="Invalid", non_retryable=True)
+        if not action.approve and not action.comment.strip():
+            raise ApplicationError("say why you are sending it back", {"reason": "Say why you are sending it back."}, type="Invalid",
+                                   non_retryable=True)
 
     # -- staff actions (updates) ---------------------------------------------------
     def _open_step(self, action: TaskAction, statuses: tuple[str, ...]) -> StepState:
@@ -239,6 +371,9 @@ class ProcessWorkflow:
 
     @complete.validator
     def _validate_complete(self, action: TaskAction) -> None:
+        if self.specs.get(action.step, {}).get("kind") == "approval":
+            raise ApplicationError("an approval is decided (approve, or reject with a reason), not completed", type="Invalid",
+                                   non_retryable=True)
         self._open_step(action, ("open",))
         _storable(action.data, action.comment)
         schema = self.specs[action.step].get("form_schema")
@@ -247,6 +382,9 @@ class ProcessWorkflow:
 
     @workflow.update
     async def decide(self, action: TaskAction) -> dict:
+        if self.specs.get(action.step, {}).get("kind") == "approval":
+            return await self._decide_approval(action)
+        # a task step with its own approver: a process started from a spec compiled before approval steps
         state = self._open_step(action, ("awaiting_approval",))
         await workflow.wait_condition(lambda: state.task_id is not None)
         approved = bool(action.approve)
@@ -258,19 +396,49 @@ class ProcessWorkflow:
 
     @decide.validator
     def _validate_decide(self, action: TaskAction) -> None:
-        self._open_step(action, ("awaiting_approval",))
+        if self.specs.get(action.step, {}).get("kind") == "approval":
+            return self._validate_approval(action)
+        state = self._open_step(action, ("awaiting_approval",))
         _storable(action.comment)
         if action.approve is None:
             raise ApplicationError("say approve: true or false", type="Invalid", non_retryable=True)
+        if action.user_id == state.completed_by:
+            raise ApplicationError("you submitted this work, so someone else must approve it", type="Forbidden", non_retryable=True)
 
     @workflow.update
     async def reassign(self, action: TaskAction) -> dict:
+        if self.specs.get(action.step, {}).get("kind") == "approval":
+            return await self._reassign_approval(action)
         state = self._open_step(action, OPEN)
         await workflow.wait_condition(lambda: state.task_id is not None)
         moved = await self._write("tailor.reassign_task", {"key": self._request(), "task_id": state.task_id, "user_id": action.to_user,
                                                            "by": action.user_id})
         state.assignee_id, state.group = moved["assignee_id"], moved["group"]
         return {"step": action.step, "assignee_id": state.assignee_id, "assignee": action.to_name}
+
+    def _approval_to_hand(self, action: TaskAction) -> dict:
+        """The approval task a reassignment moves, if its new holder may decide it: not the requester, not twice."""
+        state = self.states[action.step]
+        entry = next((e for e in state.approvals if e["task_id"] == action.task_id and e["decision"] is None), None)
+        if state.status != "open" or entry is None:
+            raise ApplicationError("this approval is no longer waiting for a decision", type="Conflict", non_retryable=True)
+        if action.to_user == self.states[self.specs[action.step]["approve"]].completed_by:
+            raise ApplicationError(f"{action.to_name} submitted this work, so may not approve it", type="Forbidden", non_retryable=True)
+        if any(e["assignee_id"] == action.to_user and e["decision"] is None and e is not entry for e in state.approvals):
+            raise ApplicationError(f"{action.to_name} has already been asked to approve this", type="Conflict", non_retryable=True)
+        return entry
+
+    async def _reassign_approval(self, action: TaskAction) -> dict:
+        await workflow.wait_condition(lambda: action.step not in self.settling)
+        entry = self._approval_to_hand(action)
+        self.settling.add(action.step)
+        try:
+            moved = await self._write("tailor.reassign_task", {"key": self._request(), "task_id": entry["task_id"], "user_id": action.to_user,
+                                                               "by": action.user_id})
+        finally:
+            self.settling.discard(action.step)
+        entry["assignee_id"] = moved["assignee_id"]
+        return {"step": action.step, "assignee_id": entry["assignee_id"], "assignee": action.to_name}
 
     @reassign.validator
     def _validate_reassign(self, action: TaskAction) -> None:
@@ -287,15 +455,25 @@ class ProcessWorkflow:
 
     @workflow.update
     async def comment(self, action: TaskAction) -> dict:
-        state = self.states[action.step]
-        await self._write("tailor.add_comment", {"key": self._request(), "task_id": state.task_id, "user_id": action.user_id, "comment": action.comment})
+        await self._write("tailor.add_comment", {"key": self._request(), "task_id": self._commented(action), "user_id": action.user_id,
+                                                 "comment": action.comment})
         return {"step": action.step}
+
+    def _commented(self, action: TaskAction) -> int | None:
+        """The task a comment is on: the step's, or for an approval step the approver's task it names."""
+        state = self.states[action.step]
+        if self.specs[action.step].get("kind") == "approval" and action.task_id is not None:
+            return action.task_id
+        return state.task_id
 
     @comment.validator
     def _validate_comment(self, action: TaskAction) -> None:
         state = self.states.get(action.step)
         if state is None or state.task_id is None:
             raise ApplicationError(f"step '{action.step}' has no task yet", type="NotFound", non_retryable=True)
+        if (self.specs[action.step].get("kind") == "approval" and action.task_id is not None
+                and action.task_id not in {e["task_id"] for e in state.approvals}):
+            raise ApplicationError("this approval is no longer waiting for a decision", type="Conflict", non_retryable=True)
         if not action.comment.strip():
             raise ApplicationError("a comment needs some text", type="Invalid", non_retryable=True)
         _storable(action.comment)

@@ -13,7 +13,7 @@ from runtime.holders import MAX_ID
 from runtime.schema import tasks
 from runtime.taskactions import ActionRefused
 
-from ..access import may_act_on_task, may_approve, may_see_task
+from ..access import decide_refusal, may_act_on_task, may_see_task
 from ..deps import CompiledDep, Conn, EngineDep, TaskActionsDep
 from .auth import ApiPermitted
 from .common import (
@@ -46,12 +46,14 @@ class CompleteBody(BaseModel):
 
 
 class ApproveBody(BaseModel):
-    """Decides a task awaiting the caller's approval."""
+    """Decides an approval waiting for the caller: approve, or reject with a reason (the work goes back to whoever did it)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"approve": False, "comment": "The discount needs a director"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"approve": False, "reason": "20% is more than we give this customer"}]})
 
-    approve: bool = Field(True, description="true approves; false rejects, sending the task back to its assignee")
-    comment: Text = Field("", max_length=10_000, description="why, kept in the record's history (optional)")
+    approve: bool = Field(True, description="true to approve; false to reject and send the work back to whoever did it")
+    reason: Text = Field("", max_length=10_000, description="why it is rejected: required with approve: false (the requester sees it)")
+    comment: Text = Field("", max_length=10_000, description="a note with an approval; with a rejection, taken as the reason "
+                                                             "when no reason is given")
 
 
 class ReassignBody(BaseModel):
@@ -126,12 +128,27 @@ async def complete(task_id: int, body: CompleteBody, user: ApiPermitted("manage_
                      lambda t: actions.complete(t, user, body.data, key=idempotency_key, comment=body.comment))
 
 
+def _decider(engine, task_id: int, user: dict) -> tuple[dict, set[str], int | None, int | None]:
+    task, groups, pm = _task(engine, task_id, user)
+    with engine.connect() as conn:
+        return task, groups, pm, task_service.requester(conn, task)
+
+
 @router.post("/tasks/{task_id}/approve", response_model=ActionResult, **ACTION)
 async def approve(task_id: int, body: ApproveBody, user: ApiPermitted("approve_tasks"), engine: EngineDep, compiled: CompiledDep,
                   actions: TaskActionsDep, idempotency_key: IdempotencyKey) -> dict:
-    """Approve, or send back with `approve: false`, a task awaiting the caller's approval."""
-    return await act(engine, user, task_id, lambda t, g, pm: may_approve(compiled.model, user, t, g, pm),
-                     lambda t: actions.decide(t, user, body.approve, key=idempotency_key, comment=body.comment))
+    """Approve an approval task of the caller's, or reject it with `approve: false` and a `reason` (422 without one): the
+    work goes back to whoever did it. Nobody decides on their own work (403), nor on someone else's approval (403); a
+    decided or cancelled approval answers 409. A task awaiting its own approver (a process started before approval
+    steps) is decided the same way."""
+    task, groups, pm, requester = await run_in_threadpool(_decider, engine, task_id, user)
+    if (why := decide_refusal(compiled.model, user, task, groups, pm, requester)) is not None:
+        raise Problem(403, "Forbidden", why)
+    text = body.comment if body.approve else (body.reason or body.comment)
+    try:
+        return await actions.decide(task, user, body.approve, key=idempotency_key, comment=text)
+    except ActionRefused as exc:
+        raise Problem(exc.status, exc.message, errors=exc.errors or None) from None
 
 
 @router.post("/tasks/{task_id}/reassign", response_model=ActionResult, **ACTION)

@@ -50,7 +50,8 @@ def task_or_404(conn: sa.Connection, compiled: CompiledModel, task_id: int, user
         raise HTTPException(404, "There is no such task.")
     task = dict(task)
     task["_groups"], task["_pm"] = task_service.access_context(conn, user["id"], task) if user else (set(), None)
-    if user is not None and not may_see_task(compiled.model, user, task, task["_groups"], task["_pm"]):
+    requester = task_service.requester(conn, task) if task.get("kind") == "approval" else None  # who follows their approval
+    if user is not None and not may_see_task(compiled.model, user, task, task["_groups"], task["_pm"], requester):
         raise HTTPException(403, "This task is assigned to someone else.")
     return task
 

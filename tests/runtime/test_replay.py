@@ -4,6 +4,9 @@ upgraded carry on instead of failing on nondeterminism.
 `histories/follow_up-35cbec9.json` was recorded at commit 35cbec9 (before a step took its new state only once its
 write was in, `STATE_AFTER_WRITE`): the follow_up process of test_workflows.py through a comment, a reassignment,
 both escalation levels, a completion, a rejected and an approved approval, and the last step.
+`histories/discount-40c54ce.json` was recorded at commit 40c54ce, the first with approval steps: the discount process of
+test_approvals.py through comments on a task and on an approval, an approval handed to someone else, a rejection, the
+resubmission, the second round's approval, and the last step.
 """
 from __future__ import annotations
 

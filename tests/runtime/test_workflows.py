@@ -43,6 +43,10 @@ PACK = {
         name: director
         permissions: [access, approve_tasks]
         ---
+        kind: role
+        name: approver
+        permissions: [access, manage_own_tasks, approve_tasks]
+        ---
         kind: group
         name: sales
         ---
@@ -80,7 +84,7 @@ PACK = {
             title: "Send offer ({{ steps.call.data.outcome }})"
             when: "steps.call.data.outcome == 'interested'"
             assign: owner
-            approval: {by: role:director}
+            approval: {by: role:approver}
           - id: thanks
             title: Say thanks
             assign: completer:call
@@ -101,8 +105,9 @@ def _world(packs, tmp_path, smtp, pack):
     compiled.metadata.create_all(engine)
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as conn:
-        # staff who may hold tasks (they can log in and work on tasks: runtime/holders.py); dave only approves
-        for name, roles in [("ann", ["staff"]), ("bob", ["staff"]), ("mia", ["staff"]), ("dave", ["director"]), ("lee", ["staff"])]:
+        # staff who may hold tasks (they can log in and work on tasks: runtime/holders.py); mia may approve; dave only approves
+        # (he cannot hold a task, an approval's included)
+        for name, roles in [("ann", ["staff"]), ("bob", ["staff"]), ("mia", ["staff", "approver"]), ("dave", ["director"]), ("lee", ["staff"])]:
             conn.execute(users.insert().values(username=name, name=name.title(), email=f"{name}@example.com", roles=roles,
                                                password_hash="argon2-hash", created_at=now))
         ids = dict(conn.execute(sa.select(users.c.username, users.c.id)).all())
@@ -174,12 +179,21 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
         offer = rows(world, tasks, step_id="offer")[0]
         assert (offer["title"], offer["assignee_id"]) == ("Send offer (interested)", ids["bob"])  # the record owner
 
+        # the offer's approval (written `approval:` on the task) is a step of its own: a task for mia (the approver), who sends it back
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="offer", user_id=ids["bob"]))
-        assert rows(world, tasks, step_id="offer")[0]["status"] == "awaiting_approval"
-        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer", user_id=ids["dave"], approve=False, comment="too cheap"))
-        assert rows(world, tasks, step_id="offer")[0]["status"] == "open"
+        await env.sleep(5)
+        assert rows(world, tasks, step_id="offer")[0]["status"] == "done"
+        [ask] = rows(world, tasks, step_id="offer_approval")
+        assert (ask["kind"], ask["assignee_id"], ask["title"]) == ("approval", ids["mia"], "Approve: Send offer (interested)")
+        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer_approval", user_id=ids["mia"], approve=False,
+                                                                       comment="too cheap", task_id=ask["id"]))
+        offer = rows(world, tasks, step_id="offer")[0]
+        assert (offer["status"], offer["round"], offer["reason"], offer["assignee_id"]) == ("open", 2, "too cheap", ids["bob"])
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="offer", user_id=ids["bob"]))
-        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer", user_id=ids["dave"], approve=True))
+        await env.sleep(5)
+        ask = rows(world, tasks, step_id="offer_approval", round=2)[0]
+        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer_approval", user_id=ids["mia"], approve=True,
+                                                                       task_id=ask["id"]))
         await env.sleep(5)
         thanks = rows(world, tasks, step_id="thanks")[0]
         assert thanks["assignee_id"] == ids["lee"]  # completer of 'call'
@@ -191,13 +205,14 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
         return await handle.result()
 
     result = asyncio.run(_with_worker(world, body))
-    assert result == {"steps": {"call": "done", "offer": "done", "thanks": "done"}}
+    assert result == {"steps": {"call": "done", "offer": "done", "offer_approval": "done", "thanks": "done"}}
     [instance] = rows(world, process_instances)
     assert instance["status"] == "completed" and instance["version"] == world["compiled"].process_specs["follow_up"]["version"]
     summaries = [h["summary"] for h in rows(world, contact_history)]
     assert summaries.count("Alert (level 1): Call Acme is late") == 1
-    assert "Task completed: Call Acme" in summaries and "Task reopened: Send offer (interested) (rejected)" in summaries
-    assert len(rows(world, tasks)) == 3
+    assert "Task completed: Call Acme" in summaries and "Sent back to Bob for revision: Send offer (interested)" in summaries
+    assert ["Rejected by Mia: too cheap", "Approved by Mia"] == [x for x in summaries if x.startswith(("Rejected", "Approved"))]
+    assert len(rows(world, tasks)) == 5  # call, offer, its two rounds of approval, thanks
 
 
 def test_database_outage_is_retried_and_nothing_is_written_twice(world):
@@ -261,14 +276,19 @@ def test_projects_have_a_manager_who_gets_alerts_and_approves(packs, tmp_path, s
         await env.sleep(3700)
         await handle.execute_update(ProcessWorkflow.comment, TaskAction(step="kickoff", user_id=ids["bob"], comment="Booked for Tuesday"))
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="kickoff", user_id=ids["bob"]))
-        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="kickoff", user_id=ids["mia"], approve=True))
+        await env.sleep(5)
+        [ask] = rows(world, tasks, step_id="kickoff_approval")
+        assert ask["assignee_id"] == ids["mia"]  # the project's manager
+        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="kickoff_approval", user_id=ids["mia"], approve=True,
+                                                                       task_id=ask["id"]))
         return await handle.result()
 
-    assert asyncio.run(_with_worker(world, body)) == {"steps": {"kickoff": "done"}}
+    assert asyncio.run(_with_worker(world, body)) == {"steps": {"kickoff": "done", "kickoff_approval": "done"}}
     [project] = rows(world, projects)
     assert (project["title"], project["manager_id"], project["status"]) == ("Onboarding Acme", ids["mia"], "closed")
-    [task] = rows(world, tasks)
-    assert (task["project_id"], task["assignee_id"], task["status"], task["outcome"]) == (project["id"], ids["bob"], "done", "approved")
+    task, ask = rows(world, tasks)
+    assert (task["project_id"], task["assignee_id"], task["status"], task["outcome"]) == (project["id"], ids["bob"], "done", "done")
+    assert (ask["project_id"], ask["assignee_id"], ask["status"], ask["outcome"]) == (project["id"], ids["mia"], "done", "approved")
     assert [a["recipients"] for a in rows(world, alerts)] == [[ids["mia"]]]
     assert "Comment on 'Kick-off': Booked for Tuesday" in [h["summary"] for h in rows(world, contact_history)]
 

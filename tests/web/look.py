@@ -78,8 +78,8 @@ def _seed(engine: sa.Engine, compiled) -> dict[str, int]:
                                                         created_at=now - dt.timedelta(days=3))).inserted_primary_key[0]
         conn.execute(project_members.insert(), [{"project_id": project, "user_id": people[u]} for u in ("ann", "jane")])
 
-        def task(key: str, **values) -> int:
-            row = {"key": key, "workflow_id": f"look-{key}", "process": "lead_follow_up", "step_id": key, "status": "open",
+        def task(step: str, **values) -> int:
+            row = {"key": step, "workflow_id": f"look-{step}", "process": "lead_follow_up", "step_id": step, "status": "open",
                    "created_at": now - dt.timedelta(days=1), **values}
             return conn.execute(tasks.insert().values(**row)).inserted_primary_key[0]
 
@@ -92,6 +92,23 @@ def _seed(engine: sa.Engine, compiled) -> dict[str, int]:
         ids["approval"] = task("discount_approval", title="Approve a 15% discount for Acme Health", entity="opportunity",
                                record_id=ids["opportunity"], form="proposal", assignee_id=people["ann"], status="awaiting_approval",
                                approver={"kind": "role", "name": "sales_manager"}, due_at=now + dt.timedelta(hours=20))
+        # an approval step's task for Dave, and a proposal he sent back to Ann (tasks/_decision.html)
+        show = {"show": ["record.company", "proposal.proposal_value", "proposal.discount_percent", "proposal.sent_on"]}
+        offer = {"proposal_value": "24000.00", "discount_percent": 20, "sent_on": "2026-03-02", "stage": "proposal"}
+        work = task("proposal", key="look-deal:proposal", workflow_id="look-deal", title="Send a proposal: Acme Health – platform upgrade",
+                    entity="opportunity", record_id=ids["opportunity"], form="proposal", assignee_id=people["bob"], status="done",
+                    data=offer, completed_by=people["bob"], completed_at=now - dt.timedelta(hours=1))
+        ids["approval_step"] = task("discount_approval", key=f"look-deal:discount_approval:r1:u{people['dave']}", workflow_id="look-deal",
+                                    kind="approval", title="Approve a 20% discount: Acme Health – platform upgrade", entity="opportunity",
+                                    record_id=ids["opportunity"], assignee_id=people["dave"], subject={"of": "proposal", "task_id": work, **show},
+                                    due_at=now + dt.timedelta(hours=20))
+        ids["sent_back"] = task("proposal", key="look-back:proposal", workflow_id="look-back", title="Send a proposal: Acme Health – upgrade",
+                                entity="opportunity", record_id=ids["opportunity"], form="proposal", assignee_id=people["ann"], data=offer,
+                                round=2, reason="Too steep for a first order: offer 15% at most.", due_at=now + dt.timedelta(days=2))
+        ids["decided"] = task("discount_approval", key=f"look-back:discount_approval:r1:u{people['dave']}", workflow_id="look-back", kind="approval",
+             title="Approve a 20% discount: Acme Health – upgrade", entity="opportunity", record_id=ids["opportunity"],
+             assignee_id=people["dave"], subject={"of": "proposal", "task_id": ids["sent_back"], **show}, status="done", outcome="rejected",
+             reason="Too steep for a first order: offer 15% at most.", completed_by=people["dave"], completed_at=now - dt.timedelta(hours=2))
         ids["project_task"] = task("kickoff", title="Run the onboarding kick-off", entity="company", record_id=ids["company"],
                                    project_id=project, form="onboarding_kickoff", assignee_id=people["pam"], process="onboarding",
                                    due_at=now + dt.timedelta(days=5))

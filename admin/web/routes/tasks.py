@@ -11,12 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from engine.compiler import CompiledModel
 from forms.widgets import zone_of
 from runtime import holders
+from runtime import tasks as task_service
 from runtime.schema import group_members, users
 from runtime.taskactions import ActionRefused
 
-from ...access import allowed, may_act_on_task, may_approve, may_see_task
+from ...access import allowed, decide_refusal, may_act_on_task, may_see_task
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, TaskActionsDep
-from .. import taskpage
+from .. import decisions, taskpage
 from ..finders import options_for, record_or_404, task_or_404
 from ..pages import flash, redirect, render, task_view
 
@@ -35,16 +36,20 @@ def task_page(request: Request, conn, compiled: CompiledModel, user: dict, task:
     shown = taskpage.gather(conn, compiled, task, zone, insider=allowed(model, user, "access"), viewer_id=user["id"],
                             may_open=lambda row: may_see_task(model, user, row, task["_groups"], task["_pm"]),
                             record_title=rec.title if rec is not None else None, record=context)
-    can_complete = task["status"] == "open" and may_act_on_task(user, task, task["_groups"])
+    can_complete = task["status"] == "open" and task["kind"] != "approval" and may_act_on_task(user, task, task["_groups"])
     if values is None and can_complete and task["form"] and isinstance(task["data"], dict):
         values = taskpage.form_values(compiled, task["form"], task["data"], zone)  # sent back: revised from what was sent
+    # -- approvals (tasks/_decision.html): the decision and the data decided on; work sent back, with the reason
+    decision = decisions.decision(conn, compiled, user, task, zone)
+    sent_back = decisions.sent_back(conn, compiled, task, zone)
+    # -- end of approvals
     can_reassign = task["status"] in OPEN and allowed(model, user, "monitor_tasks")
     return render(request, "tasks/task.html", user=user, status=status, task=view, page=shown,
                   layout=compiled.form_layouts.get(task["form"]) if task["form"] else None,
                   values=values or {}, errors=errors or {}, options=options_for(conn, compiled, task["form"], rec) if task["form"] else {},
                   can_complete=can_complete,
                   can_claim=task["status"] == "open" and task["assignee_id"] is None and task["group_name"] in task["_groups"],
-                  can_decide=task["status"] == "awaiting_approval" and may_approve(model, user, task, task["_groups"], task["_pm"]),
+                  can_decide=bool(decision and decision["can_decide"]), decision=decision, sent_back=sent_back,
                   can_comment=task["status"] in OPEN, can_reassign=can_reassign,
                   holders=holders_of(conn, compiled, task) if can_reassign else {}, request_id=str(uuid.uuid4()))
 
@@ -112,15 +117,22 @@ async def task_complete(request: Request, task_id: int, user: Permitted("manage_
     return redirect("/")
 
 
+def _refusal(engine, compiled, user: dict, task: dict) -> str | None:
+    with engine.connect() as conn:
+        return decide_refusal(compiled.model, user, task, task["_groups"], task["_pm"], task_service.requester(conn, task))
+
+
 @router.post("/tasks/{task_id}/decide", response_class=HTMLResponse)
 async def task_decide(request: Request, task_id: int, user: Permitted("approve_tasks"), data: CsrfForm, engine: EngineDep,
                       compiled: CompiledDep, actions: TaskActionsDep):
+    """Approve, or reject with a reason: a rejection without one re-shows the page with the message at the reason."""
     task = await run_in_threadpool(_load, engine, compiled, task_id, user)
-    if not may_approve(compiled.model, user, task, task["_groups"], task["_pm"]):
-        raise HTTPException(403, "You are not the approver of this task.")
+    if (why := await run_in_threadpool(_refusal, engine, compiled, user, task)) is not None:
+        raise HTTPException(403, why)
     approve = data.get("decision") == "approve"
-    page = await _act(request, engine, compiled, user, task, 409,
-                      actions.decide(task, user, approve, key=_key(data), comment=str(data.get("comment", ""))))
+    typed = str(data.get("reason", ""))
+    page = await _act(request, engine, compiled, user, task, 422,
+                      actions.decide(task, user, approve, key=_key(data), comment="" if approve else typed), {"reason": typed})
     if page is not None:
         return page
     flash(request, f"{'Approved' if approve else 'Sent back'}: {task['title']}")
