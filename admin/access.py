@@ -46,14 +46,15 @@ def active_user(conn: sa.Connection, user_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None) -> bool:
-    """A task is visible to its assignee, its group while unassigned, its project's manager, its approvers,
-    and to whoever may monitor tasks assigned to others."""
+def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None, *,
+                 on_project: bool = False) -> bool:
+    """A task is visible to its assignee, its group while unassigned, its project's manager and members (`on_project`),
+    its approvers, and to whoever may monitor tasks assigned to others."""
     if allowed(model, user, "monitor_tasks"):
         return True
     if task["assignee_id"] == user["id"] or (task["assignee_id"] is None and task["group_name"] in groups):
         return True
-    if project_manager is not None and project_manager == user["id"]:
+    if (project_manager is not None and project_manager == user["id"]) or on_project:
         return True
     return task["status"] == "awaiting_approval" and may_approve(model, user, task, groups, project_manager)
 

@@ -81,3 +81,10 @@ def eligible(conn: sa.Connection, model: Model, user_ids: list[int], task: dict)
     on_project = _on_project(conn, task, ids)
     fine = {r.id for r in _rows(conn, ids) if _why_not(r, model, r.id in on_project) is None}
     return [u for u in user_ids if u in fine]
+
+
+def on_team(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[int, str | None]:
+    """For each of `user_ids` (the unknown left out): why they could not hold a project's tasks even once on its team,
+    or None if they could. Whom a project may take on (`runtime.projects`)."""
+    ids = [u for u in user_ids if valid_id(u)]
+    return {r.id: _why_not(r, model, True) for r in _rows(conn, ids)} if ids else {}
