@@ -48,7 +48,7 @@ def member_ids(conn: sa.Connection, project_id: int) -> list[int]:
 
 def is_member(conn: sa.Connection, project_id: int | None, user_id: int) -> bool:
     """Whether `user_id` is on the team of project `project_id` as a member (the manager is not a member)."""
-    if not project_id:
+    if not holders.valid_id(project_id) or not holders.valid_id(user_id):
         return False
     return conn.execute(sa.select(project_members.c.user_id).where(project_members.c.project_id == project_id,
                                                                    project_members.c.user_id == user_id)).first() is not None
@@ -93,7 +93,7 @@ def candidates(conn: sa.Connection, compiled: CompiledModel, project: dict, type
     What was typed is found in the name or the user name, whatever the case: "Ann Sales" and "ann" both find Ann."""
     team = [*member_ids(conn, project["id"]), *([project["manager_id"]] if project["manager_id"] else [])]
     where = sa.and_(users.c.active, users.c.id.not_in(team) if team else sa.true())
-    words = typed.strip().lower().split()
+    words = typed.replace("\x00", "").lower().split()  # a NUL is in no name (and PostgreSQL refuses it in a pattern)
     for word in words:
         pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where = sa.and_(where, sa.or_(sa.func.lower(users.c.name).like(pattern, escape="\\"),

@@ -69,7 +69,17 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/tasks/{task_id}/reassign"): Rule("monitor_tasks", "/tasks/{task}/reassign", {}),
     ("POST", "/tasks/{task_id}/claim"): Rule("manage_own_tasks", "/tasks/{task}/claim", {}),
     ("POST", "/alerts/{alert_id}/acknowledge"): Rule("access", "/alerts/{alert}/acknowledge", {}),
+    # projects: members (whatever their roles) and staff with project_access; the matrix's project has the project_team user on it
+    ("GET", "/projects"): Rule("access", "/projects?show=all"),
     ("GET", "/projects/{project_id}"): Rule("project_access", "/projects/{project}"),
+    ("GET", "/projects/{project_id}/people"): Rule("project_access", "/projects/{project}/people?q=a"),
+    # nobody with that number is on the team: a permitted caller is told so (404, 409) and the team stays as it is
+    ("GET", "/projects/{project_id}/members/{member_id}/remove"): Rule("project_access", "/projects/{project}/members/999999/remove"),
+    ("POST", "/projects/{project_id}/members/{member_id}/remove"): Rule("project_access", "/projects/{project}/members/999999/remove", {}),
+    ("GET", "/records/{entity}/{record_id}/start/{process}"): Rule("generate_tasks", "/records/company/{company}/start/onboarding"),
+    # an unknown record: a permitted start finds nothing to start (404), so no process is enqueued
+    ("POST", "/records/{entity}/{record_id}/start/{process}"): Rule("generate_tasks", "/records/company/999999/start/onboarding",
+                                                                    {"request_id": "matrix"}),
     ("GET", "/portal"): Rule("portal", "/portal"),
     ("GET", "/portal/forms/{name}"): Rule("portal", "/portal/forms/support_request"),
     ("POST", "/portal/forms/{name}"): Rule("portal", "/portal/forms/support_request", {}),
@@ -81,7 +91,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/directory/{entity}/views/{view_id}"): Rule("access", "/directory/company/views/1"),
     ("POST", "/directory/{entity}/views/{view_id}/delete"): Rule("access", "/directory/company/views/1/delete"),
     ("GET", "/alerts"): Rule("access", "/alerts"),
-    ("POST", "/projects/{project_id}/members"): Rule("project_access", "/projects/{project}/members", {"username": "staff"}),
+    ("POST", "/projects/{project_id}/members"): Rule("project_access", "/projects/{project}/members", {"user_id": "999999"}),
     ("GET", "/api/projects"): Rule("project_access", "/api/projects"),
     ("GET", "/directory/{entity}/export.csv"): Rule("export", "/directory/company/export.csv"),
     ("POST", "/directory/{entity}/merge"): Rule("export", "/directory/company/merge", {"template": "Dear {{ record.title }}"}),

@@ -48,22 +48,22 @@ def sees_all(compiled: CompiledModel, user: dict) -> bool:
     return allowed(model, user, "access") and allowed(model, user, "project_access")
 
 
-def project_for(conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: int) -> tuple[dict, bool]:
-    """(the project, whether `user` is a member), if they may open it; else the error they should see."""
-    project = teams.get(conn, project_id)
+def project_for(conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> tuple[dict, bool]:
+    """(the project a URL names, whether `user` is a member), if they may open it; else the error they should see."""
+    project = teams.get(conn, _number(project_id))
     if project is None:
         raise HTTPException(404, "There is no such project. It may have been removed, or the link is wrong.")
-    member = teams.is_member(conn, project_id, user["id"])
+    member = teams.is_member(conn, project["id"], user["id"])
     if member or project["manager_id"] == user["id"] or sees_all(compiled, user):
         return project, member
     model = compiled.model
-    if allowed(model, user, "access"):
-        manager = widgets.Names(conn, compiled).user(project["manager_id"]) if project["manager_id"] else None
-        raise HTTPException(403, "You are not on this project's team. " + (
-            f"Ask its project manager, {manager}, to add you." if manager else "Ask someone who looks after projects to add you."))
-    if allowed(model, user, "project_access"):
+    if not allowed(model, user, "project_access") and not allowed(model, user, "access"):
+        raise HTTPException(403, refusal("project_access"))
+    if not allowed(model, user, "access") and user.get("company_id") != teams.company_of(conn, compiled, project):
         raise HTTPException(404, "There is no such project. It may have been removed, or the link is wrong.")  # another customer's
-    raise HTTPException(403, refusal("project_access"))
+    manager = widgets.Names(conn, compiled).user(project["manager_id"]) if project["manager_id"] else None
+    raise HTTPException(403, "You are not on this project's team. " + (
+        f"Ask its project manager, {manager}, to add you." if manager else "Ask someone who looks after projects to add you."))
 
 
 def may_manage(compiled: CompiledModel, user: dict, project: dict) -> bool:
@@ -71,7 +71,7 @@ def may_manage(compiled: CompiledModel, user: dict, project: dict) -> bool:
     return project["manager_id"] == user["id"] or allowed(compiled.model, user, "project_access")
 
 
-def managing(conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: int) -> dict:
+def managing(conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> dict:
     """The project, if `user` may change its team; a worded 403 otherwise."""
     project, _ = project_for(conn, compiled, user, project_id)
     if not may_manage(compiled, user, project):
@@ -158,7 +158,7 @@ def _task(t: dict, model, names: widgets.Names, now: dt.datetime) -> dict:
 
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
-def project_page(request: Request, project_id: int, user: CurrentUser, conn: Conn, compiled: CompiledDep):
+def project_page(request: Request, project_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep):
     project, _ = project_for(conn, compiled, user, project_id)
     return project_view(request, conn, compiled, user, project)
 
@@ -167,7 +167,7 @@ def project_page(request: Request, project_id: int, user: CurrentUser, conn: Con
 
 
 @router.get("/projects/{project_id}/people")
-def people(project_id: int, user: CurrentUser, conn: Conn, compiled: CompiledDep,
+def people(project_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep,
            q: str = "") -> JSONResponse:
     """The member picker's search as you type: who may join, by name or user name."""
     project = managing(conn, compiled, user, project_id)
@@ -176,7 +176,7 @@ def people(project_id: int, user: CurrentUser, conn: Conn, compiled: CompiledDep
 
 
 @router.post("/projects/{project_id}/members", response_class=HTMLResponse)
-def add_member(request: Request, project_id: int, user: CurrentUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+def add_member(request: Request, project_id: str, user: CurrentUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
     """The project manager (or someone who looks after projects) brings someone onto the team."""
     picked = str(data.get("user_id", "")).strip()
     with engine.begin() as conn:
@@ -191,7 +191,7 @@ def add_member(request: Request, project_id: int, user: CurrentUser, data: CsrfF
         with engine.connect() as conn:
             return project_view(request, conn, compiled, user, project, status=422, team_error=problem, picked=picked)
     flash(request, f"{name} is on the team of {project['title']}.")
-    return redirect(f"/projects/{project_id}")
+    return redirect(f"/projects/{project['id']}")
 
 
 def _number(raw: str) -> int:
@@ -202,29 +202,31 @@ def _number(raw: str) -> int:
 
 
 def _member_or_404(conn: sa.Connection, compiled: CompiledModel, project: dict, user_id: int) -> str:
-    if not teams.is_member(conn, project["id"], user_id) and user_id != project["manager_id"]:
+    """The name of the team member (or the manager) a URL names."""
+    if not teams.is_member(conn, project["id"], user_id) and (user_id != project["manager_id"] or user_id is None):
         raise HTTPException(404, "That person is not on this project's team (someone may have taken them off already).")
     return widgets.Names(conn, compiled).user(user_id)
 
 
 @router.get("/projects/{project_id}/members/{member_id}/remove", response_class=HTMLResponse)
-def remove_page(request: Request, project_id: int, member_id: int, user: CurrentUser, conn: Conn, compiled: CompiledDep):
+def remove_page(request: Request, project_id: str, member_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep):
     """Ask before taking someone off the team (a page, so it works without scripts)."""
     project = managing(conn, compiled, user, project_id)
-    name = _member_or_404(conn, compiled, project, member_id)
-    if member_id == project["manager_id"]:
+    member = _number(member_id)
+    name = _member_or_404(conn, compiled, project, member)
+    if member == project["manager_id"]:
         return project_view(request, conn, compiled, user, project, status=409,
                             team_error=f"{name} is the project manager and stays on the team.")
-    return render(request, "projects/remove.html", user=user, project=project, member_id=member_id, name=name)
+    return render(request, "projects/remove.html", user=user, project=project, member_id=member, member_name=name)
 
 
 @router.post("/projects/{project_id}/members/{member_id}/remove", response_class=HTMLResponse)
-def remove_member(request: Request, project_id: int, member_id: int, user: CurrentUser, data: CsrfForm, engine: EngineDep,
+def remove_member(request: Request, project_id: str, member_id: str, user: CurrentUser, data: CsrfForm, engine: EngineDep,
                   compiled: CompiledDep):
     with engine.begin() as conn:
         project = managing(conn, compiled, user, project_id)
         try:
-            name = teams.remove_member(conn, project, member_id, user["id"])
+            name = teams.remove_member(conn, project, _number(member_id), user["id"])
         except teams.TeamRefused as exc:
             problem = str(exc)
         else:
@@ -233,7 +235,7 @@ def remove_member(request: Request, project_id: int, member_id: int, user: Curre
         with engine.connect() as conn:
             return project_view(request, conn, compiled, user, project, status=409, team_error=problem)
     flash(request, f"{name} is no longer on the team of {project['title']}.")
-    return redirect(f"/projects/{project_id}")
+    return redirect(f"/projects/{project['id']}")
 
 
 # -- starting a process by hand from a record's page --------------------------------------------
