@@ -79,3 +79,15 @@ def may_approve(model: Model, user: dict, task: dict, groups: set[str], project_
     if kind == "project_manager":
         return project_manager == user["id"]
     return True  # owner/manager/completer approvers are resolved by the process; the permission suffices
+
+
+def may_open_project(model: Model, user: dict, project: dict, member: bool) -> bool:
+    """A project is open to its manager and its members (`member`), whatever their roles, and to staff whose roles
+    grant `project_access` (admins too)."""
+    return member or project["manager_id"] == user["id"] or (allowed(model, user, "access") and allowed(model, user, "project_access"))
+
+
+def may_change_team(model: Model, user: dict, project: dict, member: bool) -> bool:
+    """Adding people to a project's team or taking them off: its manager, and whoever holds `project_access` and may
+    open the project (admins too)."""
+    return may_open_project(model, user, project, member) and (project["manager_id"] == user["id"] or allowed(model, user, "project_access"))

@@ -93,6 +93,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/alerts"): Rule("access", "/alerts"),
     ("POST", "/projects/{project_id}/members"): Rule("project_access", "/projects/{project}/members", {"user_id": "999999"}),
     ("GET", "/api/projects"): Rule("project_access", "/api/projects"),
+    ("GET", "/api/projects/{project_id}"): Rule("project_access", "/api/projects/{project}"),
+    # nobody with that number: a permitted caller is refused in words (422, 404) and the team stays as it is
+    ("POST", "/api/projects/{project_id}/members"): Rule("project_access", "/api/projects/{project}/members", {"user_id": 999999}),
+    ("DELETE", "/api/projects/{project_id}/members/{user_id}"): Rule("project_access", "/api/projects/{project}/members/999999"),
     ("GET", "/directory/{entity}/export.csv"): Rule("export", "/directory/company/export.csv"),
     ("POST", "/directory/{entity}/merge"): Rule("export", "/directory/company/merge", {"template": "Dear {{ record.title }}"}),
     ("GET", "/records/{entity}/{record_id}"): Rule("access", "/records/company/{company}"),

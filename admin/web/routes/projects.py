@@ -24,7 +24,7 @@ from runtime import projects as teams
 from runtime.schema import alerts, tasks
 from runtime.triggers import manual_starts
 
-from ...access import allowed
+from ...access import allowed, may_change_team, may_open_project
 from ...deps import CompiledDep, Conn, CsrfForm, CurrentUser, EngineDep, Permitted, ServicesDep, Staff, refusal
 from ...processes import started
 from ..finders import entity_or_404, record_or_404
@@ -39,7 +39,7 @@ START_WAIT = 5.0  # seconds a start waits for its process to open the project, b
 STATUS_ORDER = ("open", "awaiting_approval", "done", "skipped", "cancelled", "rejected")
 
 
-# -- who may do what -------------------------------------------------------------------------
+# -- who may do what (the rules: admin/access.py; here, what a person is told) ------------------------
 
 
 def sees_all(compiled: CompiledModel, user: dict) -> bool:
@@ -54,9 +54,9 @@ def project_for(conn: sa.Connection, compiled: CompiledModel, user: dict, projec
     if project is None:
         raise HTTPException(404, "There is no such project. It may have been removed, or the link is wrong.")
     member = teams.is_member(conn, project["id"], user["id"])
-    if member or project["manager_id"] == user["id"] or sees_all(compiled, user):
-        return project, member
     model = compiled.model
+    if may_open_project(model, user, project, member):
+        return project, member
     if not allowed(model, user, "project_access") and not allowed(model, user, "access"):
         raise HTTPException(403, refusal("project_access"))
     if not allowed(model, user, "access") and user.get("company_id") != teams.company_of(conn, compiled, project):
@@ -66,15 +66,10 @@ def project_for(conn: sa.Connection, compiled: CompiledModel, user: dict, projec
         f"Ask its project manager, {manager}, to add you." if manager else "Ask someone who looks after projects to add you."))
 
 
-def may_manage(compiled: CompiledModel, user: dict, project: dict) -> bool:
-    """Changing the team: the project manager, or whoever holds `project_access` (admins too), once they may open it."""
-    return project["manager_id"] == user["id"] or allowed(compiled.model, user, "project_access")
-
-
 def managing(conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> dict:
     """The project, if `user` may change its team; a worded 403 otherwise."""
-    project, _ = project_for(conn, compiled, user, project_id)
-    if not may_manage(compiled, user, project):
+    project, member = project_for(conn, compiled, user, project_id)
+    if not may_change_team(compiled.model, user, project, member):
         manager = widgets.Names(conn, compiled).user(project["manager_id"]) if project["manager_id"] else None
         raise HTTPException(403, f"Only the project manager{', ' + manager + ',' if manager else ''} or someone who looks after "
                                  "projects adds people to the team or takes them off it.")
@@ -133,8 +128,9 @@ def project_view(request: Request, conn: sa.Connection, compiled: CompiledModel,
               for s in [*STATUS_ORDER, *sorted(set(by_status) - set(STATUS_ORDER))] if s in by_status]
     raised = [dict(a) for a in conn.execute(sa.select(alerts, tasks.c.title.label("task_title")).join(tasks, tasks.c.id == alerts.c.task_id, isouter=True)
                                             .where(alerts.c.project_id == project["id"]).order_by(alerts.c.raised_at.desc()).limit(100)).mappings()]
-    can_manage = may_manage(compiled, user, project)
-    members = [{"id": m, "name": names.user(m)} for m in teams.member_ids(conn, project["id"])]
+    team = teams.member_ids(conn, project["id"])
+    can_manage = may_change_team(model, user, project, user["id"] in team)
+    members = [{"id": m, "name": names.user(m)} for m in team]
     members.sort(key=lambda m: m["name"].lower())
     return render(request, "projects/project.html", user=user, status=status, project=project,
                   status_label=project["status"].capitalize(), manager=names.user(project["manager_id"]) if project["manager_id"] else None,
