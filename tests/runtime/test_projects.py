@@ -24,8 +24,8 @@ def world(store):
     with store.begin() as conn:
         acme = records.create_record(conn, store.compiled, "company", {"name": "Acme", "status": "customer"}, None).id
         globex = records.create_record(conn, store.compiled, "company", {"name": "Globex", "status": "customer"}, None).id
-        contract = records.create_record(conn, store.compiled, "contract", {"reference": "SLA-1", "company": acme, "status": "active", "start_date": "2026-01-01", "end_date": "2027-01-01"},
-                                         None).id
+        contract = records.create_record(conn, store.compiled, "contract", {"reference": "SLA-1", "company": acme, "status": "active",
+                                                                            "start_date": "2026-01-01", "end_date": "2027-01-01"}, None).id
         ids = {
             "pam": person(conn, "pam", "Pam Projects", ["staff", "project_manager"]),
             "ann": person(conn, "ann", "Ann Sales"),

@@ -78,7 +78,8 @@ class Site:
         with engine.begin() as conn:
             self.acme = records.create_record(conn, compiled, "company", {"name": "Acme Health", "status": "customer"}, None).id
             self.globex = records.create_record(conn, compiled, "company", {"name": "Globex", "status": "customer"}, None).id
-            self.request = records.create_record(conn, compiled, "support_request", {"company": self.acme, "summary": "Printer", "description": "It jams."}, None).id
+            self.request = records.create_record(conn, compiled, "support_request",
+                                                 {"company": self.acme, "summary": "Printer", "description": "It jams."}, None).id
             self.users = {u: conn.execute(users.insert().values(
                 username=u, name=name, roles=roles, password_hash=hasher.hash(u), active=u != "gone", created_at=NOW,
                 company_id={"acme": self.acme, "globex": self.globex}.get(company))).inserted_primary_key[0] for u, name, roles, company in PEOPLE}
@@ -334,7 +335,8 @@ def test_a_start_with_wrong_inputs_says_what_is_wrong_keeps_what_was_typed_and_s
     assert page.status_code == 422
     text = visible(page.text)
     assert "Nothing was started. Please correct 3 things:" in text
-    assert "Visit on is required" in text and "Rooms to survey must be at least 1" in text and "Surveyor must be one of the listed people" in text
+    assert "Visit on is required" in text and "Rooms to survey must be at least 1" in text
+    assert "Surveyor must be one of the listed people" in text
     assert 'id="f-rooms" name="rooms" type="number"' in page.text and 'value="0"' in page.text
     assert 'name="request_id" value="r1"' in page.text  # the retry keeps its request id
     with site.engine.connect() as conn:

@@ -42,6 +42,14 @@ STATUS_ORDER = ("open", "awaiting_approval", "done", "skipped", "cancelled", "re
 # -- who may do what (the rules: admin/access.py; here, what a person is told) ------------------------
 
 
+def _number(raw: str) -> int:
+    """A number from a URL or a form as typed; -1 (which names nothing) for anything else."""
+    try:
+        return int(raw)
+    except ValueError:
+        return -1
+
+
 def sees_all(compiled: CompiledModel, user: dict) -> bool:
     """Staff whose roles grant `project_access` (and admins) see every project; everyone else sees their own."""
     model = compiled.model
@@ -93,8 +101,8 @@ def project_list(request: Request, user: Staff, conn: Conn, compiled: CompiledDe
     status = status if status in teams.STATUSES else ""
     found = teams.listing(conn, user_id=None if everyone else user["id"], status=status or None, page=_page_number(page), per=PER_PAGE)
     names = widgets.Names(conn, compiled, widgets.zone_of(compiled.model, user))
-    rows = [{**r, "manager": names.user(r["manager_id"]) if r["manager_id"] else "Nobody yet", "opened": widgets.when_text(r["created_at"], names.zone),
-             "status_text": r["status"].capitalize(), **_customer(compiled, names, r)} for r in found.rows]
+    rows = [{**r, "manager": names.user(r["manager_id"]) if r["manager_id"] else "Nobody yet", "status_text": r["status"].capitalize(),
+             "opened": widgets.when_text(r["created_at"], names.zone), **_customer(compiled, names, r)} for r in found.rows]
     return render(request, "projects/list.html", user=user, rows=rows, found=found, everyone=everyone, chosen_status=status,
                   may_see_all=sees_all(compiled, user), statuses=teams.STATUSES)
 
@@ -126,8 +134,9 @@ def project_view(request: Request, conn: sa.Connection, compiled: CompiledModel,
         shown.sort(key=lambda t: not t["late"])  # late first, each part soonest due first
     groups = [(STATUS_TEXT.get(s, s.replace("_", " ").capitalize()), s, by_status[s])
               for s in [*STATUS_ORDER, *sorted(set(by_status) - set(STATUS_ORDER))] if s in by_status]
-    raised = [dict(a) for a in conn.execute(sa.select(alerts, tasks.c.title.label("task_title")).join(tasks, tasks.c.id == alerts.c.task_id, isouter=True)
-                                            .where(alerts.c.project_id == project["id"]).order_by(alerts.c.raised_at.desc()).limit(100)).mappings()]
+    raised = [dict(a) for a in conn.execute(
+        sa.select(alerts, tasks.c.title.label("task_title")).join(tasks, tasks.c.id == alerts.c.task_id, isouter=True)
+        .where(alerts.c.project_id == project["id"]).order_by(alerts.c.raised_at.desc()).limit(100)).mappings()]
     team = teams.member_ids(conn, project["id"])
     can_manage = may_change_team(model, user, project, user["id"] in team)
     members = [{"id": m, "name": names.user(m)} for m in team]
@@ -188,13 +197,6 @@ def add_member(request: Request, project_id: str, user: CurrentUser, data: CsrfF
             return project_view(request, conn, compiled, user, project, status=422, team_error=problem, picked=picked)
     flash(request, f"{name} is on the team of {project['title']}.")
     return redirect(f"/projects/{project['id']}")
-
-
-def _number(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        return -1
 
 
 def _member_or_404(conn: sa.Connection, compiled: CompiledModel, project: dict, user_id: int) -> str:
@@ -319,8 +321,9 @@ async def start(request: Request, entity: str, record_id: str, process: str, use
     if project_id:
         flash(request, f"Started {proc.label} for {rec.title}. This is its project: add the people who work on it.")
         return redirect(f"/projects/{project_id}")
-    flash(request, f"Started {proc.label} for {rec.title}. " + ("Its project is listed on this page as soon as it is open."
-                                                             if proc.project is not None else "Its tasks are listed here as they are handed out."))
+    later = "Its project is listed on this page as soon as it is open." if proc.project is not None else \
+        "Its tasks are listed here as they are handed out."
+    flash(request, f"Started {proc.label} for {rec.title}. {later}")
     return redirect(f"/records/{entity}/{rec.id}")
 
 
