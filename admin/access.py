@@ -47,11 +47,11 @@ def active_user(conn: sa.Connection, user_id: int) -> dict | None:
 
 
 def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project_manager: int | None,
-                 requester: int | None = None) -> bool:
+                 requester: int | None = None, *, on_project: bool = False) -> bool:
     """A task is visible to its assignee, its group's members, whoever started it (My work lists the tasks they started
-    for others), its project's manager, whoever may monitor tasks assigned to others, and (a task awaiting its own
-    approver, from a process started before approval steps) its approvers. An approval task is its approver's (its
-    assignee), and its `requester` may follow it."""
+    for others), its project's manager and members (`on_project`), whoever may monitor tasks assigned to others, and
+    (a task awaiting its own approver, from a process started before approval steps) its approvers. An approval task
+    is its approver's (its assignee), and its `requester` may follow it."""
     if allowed(model, user, "monitor_tasks"):
         return True
     if task.get("kind") == "approval" and requester is not None and requester == user["id"]:
@@ -60,7 +60,7 @@ def may_see_task(model: Model, user: dict, task: dict, groups: set[str], project
         return True
     if task.get("created_by") is not None and task["created_by"] == user["id"]:
         return True
-    if project_manager is not None and project_manager == user["id"]:
+    if (project_manager is not None and project_manager == user["id"]) or on_project:
         return True
     return task["status"] == "awaiting_approval" and may_approve(model, user, task, groups, project_manager)
 
@@ -99,3 +99,15 @@ def decide_refusal(model: Model, user: dict, task: dict, groups: set[str], proje
     if not may_approve(model, user, task, groups, project_manager):
         return "This approval is waiting for someone else's decision."
     return None
+
+
+def may_open_project(model: Model, user: dict, project: dict, member: bool) -> bool:
+    """A project is open to its manager and its members (`member`), whatever their roles, and to staff whose roles
+    grant `project_access` (admins too)."""
+    return member or project["manager_id"] == user["id"] or (allowed(model, user, "access") and allowed(model, user, "project_access"))
+
+
+def may_change_team(model: Model, user: dict, project: dict, member: bool) -> bool:
+    """Adding people to a project's team or taking them off: its manager, and whoever holds `project_access` and may
+    open the project (admins too)."""
+    return may_open_project(model, user, project, member) and (project["manager_id"] == user["id"] or allowed(model, user, "project_access"))

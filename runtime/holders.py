@@ -97,3 +97,10 @@ def eligible(conn: sa.Connection, model: Model, user_ids: list[int], task: dict)
 def permissions(model: Model, roles: Iterable[str]) -> set[str]:
     """What these roles allow (the web app grants the same: `admin/access.py`)."""
     return _permissions(model, roles)
+
+
+def on_team(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[int, str | None]:
+    """For each of `user_ids` (the unknown left out): why they could not hold a project's tasks even once on its team,
+    or None if they could. Whom a project may take on (`runtime.projects`)."""
+    ids = [u for u in user_ids if valid_id(u)]
+    return {r.id: _why_not(r, model, True) for r in _rows(conn, ids)} if ids else {}

@@ -1,4 +1,4 @@
-"""What starts processes: form submissions, record changes and recurrences.
+"""What starts processes: form submissions, record changes, recurrences and people (by hand, from a record's page).
 
 Deciding which processes an event starts is pure (`*_starts`). The record service and
 form submissions enqueue them in the outbox (`runtime.outbox`) with a key derived from
@@ -39,6 +39,12 @@ def record_key(entity: str, record_id: int, row_version: int, event: str) -> str
 def form_starts(compiled: CompiledModel, form: str) -> list[str]:
     """Processes a submission of `form` starts through their form trigger."""
     return [name for name, spec in compiled.process_specs.items() if any(t["kind"] == "form" and t["form"] == form for t in spec["triggers"])]
+
+
+def manual_starts(compiled: CompiledModel, entity: str) -> list[str]:
+    """Processes someone may start by hand on a record of `entity` (a manual trigger; a process without triggers has one)."""
+    return [name for name, spec in compiled.process_specs.items()
+            if spec.get("entity") == entity and any(t["kind"] == "manual" for t in spec["triggers"])]
 
 
 def _holds(condition: str, context: Mapping[str, Any]) -> bool:

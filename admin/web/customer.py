@@ -8,6 +8,7 @@ with who did what through which form. Pure reads; the route renders what these r
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from runtime import records
 from runtime.history import HistoryEntry, list_history
 from runtime.schema import projects as projects_table
 from runtime.schema import tasks as tasks_table
+from runtime.triggers import manual_starts as startable
 
 from .listing import directory_url
 from .pages import STATUS_TEXT
@@ -246,6 +248,21 @@ def _titles(conn: sa.Connection, compiled: CompiledModel, wanted: set[tuple[str,
 
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+# -- starting processes by hand (records/_start.html) --------------------------------------------
+
+
+def manual_starts(compiled: CompiledModel, ent: Entity, rec: records.Record) -> list[dict]:
+    """The processes with a manual trigger on this kind of record: their label, what they do, whether they run as a
+    project, where their input form is (those with inputs) and a request id (so a double click starts one)."""
+    shown = []
+    for name in startable(compiled, ent.name):
+        proc = compiled.model.processes[name]
+        url = f"/records/{ent.name}/{rec.id}/start/{name}"
+        shown.append({"name": name, "label": proc.label, "description": proc.description, "project": proc.project is not None,
+                      "url": url, "form_url": url if proc.inputs else None, "request_id": str(uuid.uuid4())})
+    return shown
 
 
 # -- contact history --------------------------------------------------------------------

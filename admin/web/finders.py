@@ -9,6 +9,7 @@ from fastapi import HTTPException
 
 from engine.compiler import CompiledModel
 from forms import submit as forms
+from runtime import projects as project_teams
 from runtime import records
 from runtime import tasks as task_service
 
@@ -44,14 +45,15 @@ def record_or_404(conn: sa.Connection, compiled: CompiledModel, entity: str, rec
 
 
 def task_or_404(conn: sa.Connection, compiled: CompiledModel, task_id: int, user: dict | None = None) -> dict:
-    """The task, if `user` may see it (assignee, its group, project manager, approver, or a monitor)."""
+    """The task, if `user` may see it (assignee, its group, its project's manager or members, approver, or a monitor)."""
     task = task_service.get_task(conn, task_id) if 0 < task_id <= MAX_ID else None
     if task is None:
         raise HTTPException(404, "There is no such task.")
     task = dict(task)
     task["_groups"], task["_pm"] = task_service.access_context(conn, user["id"], task) if user else (set(), None)
     requester = task_service.requester(conn, task) if task.get("kind") == "approval" else None  # who follows their approval
-    if user is not None and not may_see_task(compiled.model, user, task, task["_groups"], task["_pm"], requester):
+    member = user is not None and project_teams.is_member(conn, task["project_id"], user["id"])
+    if user is not None and not may_see_task(compiled.model, user, task, task["_groups"], task["_pm"], requester, on_project=member):
         raise HTTPException(403, "This task is assigned to someone else.")
     return task
 

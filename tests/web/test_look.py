@@ -33,14 +33,16 @@ PAGES: dict[str | None, list[str]] = {
             *(f"/directory/{e}" for e in ENTITIES), "/records/company/{company}", "/records/person/{person}",
             "/records/opportunity/{opportunity}", "/tasks/{task}", "/tasks/{queued}", "/alerts", "/projects/{project}", "/profile",
             "/records/company/{company}/edit", "/records/person/new?company={company}", "/records/opportunity/{opportunity}/edit",
-            "/records/company/999999", "/no/such/page", "/search?q=a", "/tasks/{chase}", "/?due=overdue", "/tasks/{sent_back}"],
+            "/records/company/999999", "/no/such/page", "/search?q=a", "/tasks/{chase}", "/?due=overdue", "/tasks/{sent_back}",
+            "/projects"],
     "dave": ["/tasks/{approval_step}", "/tasks/{decided}"],
     "mia": ["/", "/alerts", "/tasks/{approval}", "/tasks/{task}", "/projects/{project}", "/directory/company", "/profile",
-            "/board/opportunity", "/work/team", "/work/team?group=all&page=9", "/tasks/{sent_back}", "/tasks/{approval_rejected}"],
+            "/board/opportunity", "/work/team", "/work/team?group=all&page=9", "/tasks/{sent_back}", "/tasks/{approval_rejected}",
+            "/projects?show=all", "/records/company/{company}/start/onboarding"],
     "admin": ["/", "/records/company/{company}", "/records/company/{company}/edit", "/records/company/{company}/delete",
               "/directory/person", "/admin", "/admin/users", "/admin/users/new", "/admin/users/{user_admin}", "/admin/groups",
               "/admin/groups/sales", "/admin/log", "/records/person/{person}"],
-    "pam": ["/projects/{project}", "/tasks/{project_task}"],
+    "pam": ["/projects/{project}", "/tasks/{project_task}", "/projects", "/projects/{project}/members/{user_ann}/remove"],
     "jane": ["/portal", "/portal/forms/support_request", "/portal/forms/sales_request", "/profile", "/", "/portal/forms/nosuch"],
     None: ["/login", "/login?next=/alerts", "/no/such/page"],
 }
@@ -155,6 +157,19 @@ def test_pages_showing_problems_stay_accessible(site, contexts, path):
         page.close()
 
 
+def test_a_project_page_refusing_a_new_member_stays_accessible(site, contexts):
+    """The project manager adds nobody: the team's picker says so, on the whole page."""
+    page = contexts("pam").new_page()
+    try:
+        page.goto(site.url("/projects/{project}"))
+        page.get_by_role("button", name="Add to the team").click()
+        expect(page.get_by_role("alert")).to_have_text("Choose someone to add: type their name, then pick them from the list.")
+        assert page_width(page) <= PHONE["width"]
+        assert serious_problems(page) == []
+    finally:
+        page.close()
+
+
 # -- the shell ----------------------------------------------------------------------------------------
 
 
@@ -182,7 +197,7 @@ def test_the_menu_lists_the_entities_and_marks_where_you_are(site, contexts):
         # each entity's directory, then its pipeline board where it has stages (the opportunity's)
         names = [n for e in navigation(load([CRM])) for n in (e.plural, *([f"{e.label} board"] if stages(e) else []))]
         assert "Opportunity board" in names
-        expect(menu.get_by_role("link")).to_have_text(["My work", *names, "Forms", "Alerts"])
+        expect(menu.get_by_role("link")).to_have_text(["My work", "Projects", *names, "Forms", "Alerts"])
         expect(menu.locator("[aria-current=page]")).to_have_text("Opportunities")
         page.goto(site.url("/records/company/{company}"))
         expect(menu.locator("[aria-current]")).to_have_text("Companies")  # inside the companies, not on their list

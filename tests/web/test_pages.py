@@ -315,8 +315,8 @@ def test_the_project_manager_builds_the_team_and_members_see_the_project(site):
     with engine.begin() as conn:
         pam = conn.execute(users.insert().values(username="pam", name="Pam", roles=["staff", "project_manager"],
                                                  password_hash=PasswordHasher().hash("pam"), created_at=now)).inserted_primary_key[0]
-        conn.execute(users.insert().values(username="joe", name="Joe", roles=["project_team"], company_id=company,
-                                           password_hash=PasswordHasher().hash("joe"), created_at=now))
+        joe = conn.execute(users.insert().values(username="joe", name="Joe", roles=["project_team"], company_id=company,
+                                                 password_hash=PasswordHasher().hash("joe"), created_at=now)).inserted_primary_key[0]
         project = conn.execute(projects.insert().values(key="p1", title="Roll-out", entity="company", record_id=company, manager_id=pam,
                                                         created_at=now)).inserted_primary_key[0]
     log_in(client, "joe")
@@ -324,8 +324,8 @@ def test_the_project_manager_builds_the_team_and_members_see_the_project(site):
     client.cookies.clear()
     log_in(client, "pam")
     page = client.get(f"/projects/{project}")
-    added = client.post(f"/projects/{project}/members", data={"csrf_token": token(page.text), "username": "joe"}, follow_redirects=True)
-    assert "joe is on the project." in added.text and "<dt>Members</dt><dd>Joe</dd>" in added.text
+    added = client.post(f"/projects/{project}/members", data={"csrf_token": token(page.text), "user_id": str(joe)}, follow_redirects=True)
+    assert "Joe is on the team of Roll-out." in added.text and "<li><span>Joe</span>" in added.text
     client.cookies.clear()
     log_in(client, "joe")
     assert client.get(f"/projects/{project}").status_code == 200

@@ -72,7 +72,17 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/work/team"): Rule("monitor_tasks", "/work/team"),
     ("POST", "/work/team/reassign"): Rule("monitor_tasks", "/work/team/reassign", {"to_user": ""}),
     ("POST", "/alerts/{alert_id}/acknowledge"): Rule("access", "/alerts/{alert}/acknowledge", {}),
+    # projects: members (whatever their roles) and staff with project_access; the matrix's project has the project_team user on it
+    ("GET", "/projects"): Rule("access", "/projects?show=all"),
     ("GET", "/projects/{project_id}"): Rule("project_access", "/projects/{project}"),
+    ("GET", "/projects/{project_id}/people"): Rule("project_access", "/projects/{project}/people?q=a"),
+    # nobody with that number is on the team: a permitted caller is told so (404, 409) and the team stays as it is
+    ("GET", "/projects/{project_id}/members/{member_id}/remove"): Rule("project_access", "/projects/{project}/members/999999/remove"),
+    ("POST", "/projects/{project_id}/members/{member_id}/remove"): Rule("project_access", "/projects/{project}/members/999999/remove", {}),
+    ("GET", "/records/{entity}/{record_id}/start/{process}"): Rule("generate_tasks", "/records/company/{company}/start/onboarding"),
+    # an unknown record: a permitted start finds nothing to start (404), so no process is enqueued
+    ("POST", "/records/{entity}/{record_id}/start/{process}"): Rule("generate_tasks", "/records/company/999999/start/onboarding",
+                                                                    {"request_id": "matrix"}),
     ("GET", "/portal"): Rule("portal", "/portal"),
     ("GET", "/portal/forms/{name}"): Rule("portal", "/portal/forms/support_request"),
     ("POST", "/portal/forms/{name}"): Rule("portal", "/portal/forms/support_request", {}),
@@ -84,8 +94,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/directory/{entity}/views/{view_id}"): Rule("access", "/directory/company/views/1"),
     ("POST", "/directory/{entity}/views/{view_id}/delete"): Rule("access", "/directory/company/views/1/delete"),
     ("GET", "/alerts"): Rule("access", "/alerts"),
-    ("POST", "/projects/{project_id}/members"): Rule("project_access", "/projects/{project}/members", {"username": "staff"}),
+    ("POST", "/projects/{project_id}/members"): Rule("project_access", "/projects/{project}/members", {"user_id": "999999"}),
     ("GET", "/api/projects"): Rule("project_access", "/api/projects"),
+    ("GET", "/api/projects/{project_id}"): Rule("project_access", "/api/projects/{project}"),
+    # nobody with that number: a permitted caller is refused in words (422, 404) and the team stays as it is
+    ("POST", "/api/projects/{project_id}/members"): Rule("project_access", "/api/projects/{project}/members", {"user_id": 999999}),
+    ("DELETE", "/api/projects/{project_id}/members/{user_id}"): Rule("project_access", "/api/projects/{project}/members/999999"),
     ("GET", "/directory/{entity}/export.csv"): Rule("export", "/directory/company/export.csv"),
     ("POST", "/directory/{entity}/merge"): Rule("export", "/directory/company/merge", {"template": "Dear {{ record.title }}"}),
     ("GET", "/records/{entity}/{record_id}"): Rule("access", "/records/company/{company}"),

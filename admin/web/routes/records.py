@@ -12,7 +12,7 @@ from runtime.referrers import referrers as find_referrers
 
 from ...access import allowed
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff
-from ..customer import single_view
+from ..customer import manual_starts, single_view
 from ..finders import entity_or_404, record_or_404
 from ..pages import flash, redirect, render
 from ..people import person_access
@@ -32,7 +32,8 @@ def record_view(request: Request, conn: sa.Connection, compiled: CompiledModel, 
                   errors=errors or {}, typed=typed or {}, can_edit=allowed(model, user, "edit_records"),
                   can_add_field=ent.record_fields.allowed and allowed(model, user, "add_record_fields"),
                   can_delete=allowed(model, user, "delete_records"), field_types=ent.record_fields.types,
-                  access=person_access(conn, compiled, rec) if entity == "person" and allowed(model, user, "admin") else None)
+                  access=person_access(conn, compiled, rec) if entity == "person" and allowed(model, user, "admin") else None,
+                  starts=manual_starts(compiled, ent, rec) if allowed(model, user, "generate_tasks") else [])
 
 
 @router.get("/records/{entity}/{record_id}", response_class=HTMLResponse)
