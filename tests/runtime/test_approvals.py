@@ -330,7 +330,7 @@ def test_an_approval_is_reminded_escalated_and_never_handed_to_the_requester(wor
     reminded, first, stays, ask = asyncio.run(_with_worker(world, body))
     assert reminded == [["dana@example.com"]]
     assert first == [(1, [ids["mia"]])]
-    assert stays[0] == ids["dana"] and "could not be handed to owner" in stays[1][0]
+    assert stays[0] == ids["dana"] and "could not be handed on: nobody it names may approve it (its requester never may)" in stays[1][0]
     assert ask["assignee_id"] == ids["max"]
 
 

@@ -42,7 +42,8 @@ from tests.runtime.test_workflows import TEST_SERVER
 CHOICES = {"credit_check": {"approved": True}, "proposal": {"discount_percent": 20}, "triage": {"category": "fault"},
            "kickoff": {"training_required": True}, "account_setup": {"account_number": "ACM0001"}}
 PROCESS_RECORDS = {"lead_follow_up": "opportunity", "support_sla": "support_request", "onboarding": "company",
-                   "contract_renewal": "contract", "account_review": "company", "meeting_follow_up": "company"}
+                   "contract_renewal": "contract", "account_review": "company", "meeting_follow_up": "company", "callback": "company"}
+INPUTS = {"callback": {"topic": "Renewal price"}}  # what the form that starts a process gives it
 
 
 def _value(name: str, prop: dict, owner: int):
@@ -95,7 +96,8 @@ def _prepare(engine: sa.Engine, compiled, hostile: bool) -> dict:
             conn.execute(group_members.delete().where(group_members.c.group_name == "professional_services"))  # nobody runs projects
     on = {"opportunity": deal, "support_request": request, "company": company, "contract": contract}
     starters = {"lead_follow_up": ids["jane"] if hostile else ids["ann"], "support_sla": ids["jane"], "meeting_follow_up": ids["bob"],
-                "onboarding": None if hostile else ids["ann"], "contract_renewal": None, "account_review": None}
+                "onboarding": None if hostile else ids["ann"], "contract_renewal": None, "account_review": None,
+                "callback": ids["bob"]}
     return {"ids": ids, "on": on, "starters": starters, "owner": ids["gus"] if hostile else ids["bob"]}
 
 
@@ -112,7 +114,10 @@ def who_can_act(conn: sa.Connection, compiled, task: dict, people: list[dict]) -
         groups, pm = task_service.access_context(conn, u["id"], task)
         if not (allowed(model, u, "manage_own_tasks") and may_see_task(model, u, task, groups, pm)):
             continue
-        if task["status"] == "open" and may_act_on_task(u, task, groups):
+        if task["kind"] == "approval":  # an approval task: decided by its approver (its assignee), never its requester
+            if task["status"] == "open" and may_approve(model, u, task, groups, pm):
+                out.append(u)
+        elif task["status"] == "open" and may_act_on_task(u, task, groups):
             out.append(u)
         elif task["status"] == "awaiting_approval" and may_approve(model, u, task, groups, pm):
             out.append(u)
@@ -168,7 +173,9 @@ async def _act(actions: TaskActions, engine: sa.Engine, compiled, owner: int) ->
         if not able:
             continue
         doer = next((u for u in able if u["id"] == task["assignee_id"]), able[0])
-        if task["status"] == "open":
+        if task["kind"] == "approval":
+            await actions.decide(task, doer, True, key=None)
+        elif task["status"] == "open":
             await actions.complete(task, doer, form_data(specs[task["process"]][task["step_id"]], owner), key=None)
         else:
             await actions.decide(task, doer, True, key=None)
@@ -197,7 +204,7 @@ def run_every_process(tmp_path, compiled, hostile: bool, smtp_port: int) -> tupl
                         with engine.connect() as conn:
                             data = dict(records.get_record(conn, compiled, entity, rid).data)
                         handles[name] = await start_process(env.client, spec, key=f"orphans-{name}", task_queue=queue, entity=entity,
-                                                            record_id=rid, record=data, started_by=world["starters"][name],
+                                                            record_id=rid, record=data, started_by=world["starters"][name], inputs=INPUTS.get(name, {}),
                                                             search_attributes=False)
                     actions = TaskActions(engine, compiled, env.client, queue)
                     found: list[str] = []
@@ -222,10 +229,10 @@ def run_every_process(tmp_path, compiled, hostile: bool, smtp_port: int) -> tupl
     return found, statuses, steps
 
 
-EVERY_STEP = ["account_review.review", "contract_renewal.decision", "contract_renewal.extend", "contract_renewal.quote",
+EVERY_STEP = ["account_review.review", "callback.call_back", "contract_renewal.decision", "contract_renewal.extend", "contract_renewal.quote",
               "lead_follow_up.chase", "lead_follow_up.discount_approval", "lead_follow_up.proposal", "lead_follow_up.qualify",
               "meeting_follow_up.send_minutes", "onboarding.account_setup", "onboarding.deliver", "onboarding.install",
-              "onboarding.kickoff", "onboarding.sign_off", "onboarding.support_handover", "onboarding.training",
+              "onboarding.kickoff", "onboarding.sign_off", "onboarding.sign_off_approval", "onboarding.support_handover", "onboarding.training",
               "support_sla.fix_defect", "support_sla.resolve", "support_sla.triage"]
 
 
