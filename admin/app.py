@@ -147,7 +147,7 @@ async def error_page(request: Request, status: int, message: str, headers: dict 
         user = None
     portal = user is not None and "access" not in _perms(request, user)
     back = ("/portal", "Back to your requests") if portal else ("/", "Back to My work") if user else ("/login", "Log in")
-    if user and back[0] == request.url.path:  # the way back is the page that failed: it would only come back here
+    if user and back[0] == request.url.path and status < 500:  # the way back is the page refused: it would only come back here
         back = ("/profile", "Go to your profile")
     context = {"code": status, "heading": ERROR_HEADINGS.get(status, _phrase(status)),
                "message": message if message and message != _phrase(status) else ERROR_TEXTS.get(status, ERROR_TEXTS[500]),
