@@ -108,11 +108,22 @@ class Message:
     text: str
     mine: bool
     ours: bool  # written by staff (the supplier's side)
+    internal: bool = False  # an internal comment: staff see it among the replies, the customer never does
 
 
-def conversation(conn: sa.Connection, compiled: CompiledModel, rec: records.Record, viewer: dict, zone) -> list[Message]:
-    """The public entries of the request's contact history, oldest first, as the customer's people read them."""
-    entries = list(reversed(list_history(conn, rec.entity, rec.id, public_only=True, limit=CONVERSATION_SHOWN)))
+def _internal_comment(e) -> bool:
+    return not e.public and e.kind == "note" and isinstance(e.data, dict) and e.data.get("from") == "staff" and "text" in e.data
+
+
+def conversation(conn: sa.Connection, compiled: CompiledModel, rec: records.Record, viewer: dict, zone, *,
+                 internal: bool = False) -> list[Message]:
+    """The public entries of the request's contact history, oldest first, as the customer's people read them;
+    `internal`: with staff's internal comments among them (for staff only)."""
+    if internal:
+        entries = [e for e in list_history(conn, rec.entity, rec.id, kinds=("reply", "note"), limit=CONVERSATION_SHOWN)
+                   if e.public or _internal_comment(e)][::-1]
+    else:
+        entries = list(reversed(list_history(conn, rec.entity, rec.id, public_only=True, limit=CONVERSATION_SHOWN)))
     names = widgets.Names(conn, compiled, zone)
     names.prefetch([_WHO], [{"user_id": e.user_id} for e in entries])
     out = []
@@ -121,7 +132,7 @@ def conversation(conn: sa.Connection, compiled: CompiledModel, rec: records.Reco
         text = data.get("text") if isinstance(data.get("text"), str) else e.summary
         mine = e.user_id is not None and e.user_id == viewer["id"]
         who = "You" if mine else widgets.text(e.user_id, _WHO, names) if e.user_id else "Tailor"
-        out.append(Message(widgets.when_text(e.occurred_at, zone), who, text, mine, data.get("from") != "customer"))
+        out.append(Message(widgets.when_text(e.occurred_at, zone), who, text, mine, data.get("from") != "customer", not e.public))
     return out
 
 

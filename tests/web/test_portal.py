@@ -231,7 +231,9 @@ def test_the_assignee_replies_publicly_or_internally_from_the_task_page(site):
                        ("note", False, "Internal comment: He is on an old driver.")]
     portal = text_of(client_of(app, "pat").get(f"/portal/requests/{ids['request']}").text)
     assert "Please install driver 4.3." in portal and "old driver" not in portal
-    # the staff page shows both, the internal one marked as such in the record's history
+    # staff see both: on the task page among the replies (the internal one tagged), and in the record's history
+    box = text_of(sue.get(task_path).text)
+    assert "You Staff" in box and "You Internal comment" in box and "He is on an old driver." in box
     record = sue.get(f"/records/support_request/{ids['request']}").text
     assert "Internal comment: He is on an old driver." in record and "Reply to the customer: Please install driver 4.3." in record
 

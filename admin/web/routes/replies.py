@@ -62,7 +62,7 @@ def _box(request: Request, compiled: CompiledModel, user: dict, entity: str, rec
     with request.app.state.services.engine.connect() as conn:
         rec = records.get_record(conn, compiled, entity, record_id)
         zone = zone_of(compiled.model, user)
-        messages = portalview.conversation(conn, compiled, rec, user, zone)[-MESSAGES_SHOWN:]
+        messages = portalview.conversation(conn, compiled, rec, user, zone, internal=True)[-MESSAGES_SHOWN:]
         people = contacts(conn, compiled, rec)
         company = company_of(compiled, rec)
         company_title = records.get_record(conn, compiled, "company", company).title if company else ""
