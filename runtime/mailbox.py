@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def enqueue(conn: sa.Connection, key: str, recipients: Iterable[str], subject: str, body: str, *, link: str | None = None,

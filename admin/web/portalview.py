@@ -20,7 +20,7 @@ from engine.model import CreateAction, Entity, Field
 from forms import widgets
 from runtime import records
 from runtime.conversation import COMPANY, company_of
-from runtime.history import list_history, list_audit
+from runtime.history import list_audit, list_history
 
 REQUEST = "support_request"  # the entity the portal calls "requests"
 STATUS = "status"            # its choice field the customer follows

@@ -16,7 +16,7 @@ from runtime.schema import mail_outbox, notifications, tasks, users
 from tests.conftest import free_port
 from tests.runtime.conftest import Store, add_user
 
-NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_a_public_staff_reply_notifies_the_companys_portal_users_and_is_emailed_
 
 
 def test_an_internal_comment_stays_internal(store: Store, request_of):
-    rid, people, _ = request_of
+    rid, _, _ = request_of
     with store.begin() as conn:
         reply = add_reply(conn, store.compiled, "support_request", rid, "Customer is on an old driver", {"id": store.bob, "name": "Bob"},
                           public=False, key="k")

@@ -19,7 +19,13 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import free_port
 from tests.runtime.conftest import Inbox
-from tests.web.browser import demo_platform, launch, log_in, needs_chromium, save_failure
+from tests.web.browser import (
+    demo_platform,
+    launch,
+    log_in,
+    needs_chromium,
+    save_failure,
+)
 
 pytestmark = needs_chromium
 SHOTS = Path(os.environ.get("TAILOR_SHOTS", "/tmp/shots-portal"))

@@ -17,10 +17,18 @@ from engine.loader import load
 from runtime import records
 from runtime.conversation import add_reply
 from runtime.history import list_history
-from runtime.schema import contact_history, group_members, mail_outbox, metadata as platform, notifications, tasks, users
+from runtime.schema import (
+    contact_history,
+    group_members,
+    mail_outbox,
+    notifications,
+    tasks,
+    users,
+)
+from runtime.schema import metadata as platform
 from tests.conftest import CRM
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 RAISED = dt.datetime(2025, 3, 3, 9, 0, tzinfo=UTC)      # 04:00 in New York, where Pat reads times
 TRIAGED = dt.datetime(2025, 3, 3, 14, 30, tzinfo=UTC)   # 09:30 there
 
