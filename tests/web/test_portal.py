@@ -195,7 +195,9 @@ def test_a_portal_user_not_linked_to_a_company_gets_a_home_not_a_refusal_loop(si
     home = lou.get("/portal")
     assert home.status_code == 200 and "not linked to a company yet" in home.text
     refused = lou.get(f"/portal/requests/{ids['request']}")
-    assert refused.status_code == 403 and 'href="/portal"' in refused.text  # the way back now leads somewhere that opens
+    assert refused.status_code == 403 and 'href="/portal">Back to your requests' in refused.text  # a way back that opens
+    for page in (home, refused, client_of(app, "pat").get(f"/portal/requests/{ids['request']}")):
+        assert '<a class="brand" href="/portal">' in page.text  # the brand leads a customer's people to the portal home
 
 
 def test_the_portal_form_shows_the_intro_written_for_customers_not_the_definitions_notes(site):
@@ -281,3 +283,13 @@ def test_staff_reply_from_the_record_page_and_a_problem_keeps_the_text(site):
     assert ok.status_code == 303 and ok.headers["location"] == f"{path}#reply-h"
     with engine.connect() as conn:
         assert [e.data["text"] for e in list_history(conn, "support_request", ids["request"], public_only=True)] == ["We are on it."]
+
+
+def test_an_error_page_never_offers_the_refused_page_itself_as_the_way_back(site):
+    app, engine, _ = site
+    with engine.begin() as conn:  # an account without roles: its way back would be the portal, which refuses it
+        conn.execute(users.insert().values(username="nobody", name="No Roles", roles=[], created_at=RAISED,
+                                           password_hash=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("nobody")))
+    page = client_of(app, "nobody").get("/portal")
+    assert page.status_code == 403
+    assert 'href="/profile">Go to your profile</a>' in page.text and 'href="/portal">Back to your requests' not in page.text
