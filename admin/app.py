@@ -50,6 +50,7 @@ from .web.routes import (
     record_edit,
     records,
     releases as release_pages,
+    replies,
     search,
     tasks,
     work,
@@ -57,8 +58,8 @@ from .web.routes import (
 
 HERE = Path(__file__).resolve().parent / "web"
 # record_edit before records: its /records/{entity}/new must not be read as the record numbered 'new'
-AREAS = (auth, work, forms, tasks, alerts, portal, directory, search, record_edit, records, board, projects, profile, console, release_pages,
-         health)
+AREAS = (auth, work, forms, tasks, alerts, portal, replies, directory, search, record_edit, records, board, projects, profile, console,
+         release_pages, health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
                   409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts",
                   500: "Something went wrong", 503: "Not available just now"}
@@ -172,6 +173,8 @@ async def error_page(request: Request, status: int, message: str, headers: dict 
         user = None
     portal = user is not None and "access" not in _perms(request, user)
     back = ("/portal", "Back to your requests") if portal else ("/", "Back to My work") if user else ("/login", "Log in")
+    if user and back[0] == request.url.path and status < 500:  # the way back is the page refused: it would only come back here
+        back = ("/profile", "Go to your profile")
     context = {"code": status, "heading": ERROR_HEADINGS.get(status, _phrase(status)),
                "message": message if message and message != _phrase(status) else ERROR_TEXTS.get(status, ERROR_TEXTS[500]),
                "back_url": back[0], "back_label": back[1], "previous": _previous_page(request, back[0]), "reference": reference}

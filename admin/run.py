@@ -23,7 +23,7 @@ from temporalio.client import Client, TLSConfig
 from engine.compiler import CompiledModel, compile_model
 from engine.errors import TailorError
 from engine.loader import load
-from runtime import drainer, releases
+from runtime import drainer, mailbox, releases
 from runtime.db import make_engine, upgrade
 from runtime.devserver import DevServer
 from runtime.mail import MailSettings
@@ -157,7 +157,8 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
                      hooks: WebhookSettings, echo=print, parent_pid: int | None = None) -> None:
     """Run a worker until Ctrl-C or SIGTERM (or, started by `tailor run`, until that process is gone)."""
     with ThreadPoolExecutor(8) as pool:
-        runner = make_worker(client, engine, compiled, settings.task_queue, mail_settings(settings, base_url, echo), pool, hooks)
+        mail = mail_settings(settings, base_url, echo)
+        runner = make_worker(client, engine, compiled, settings.task_queue, mail, pool, hooks)
         worker_task = asyncio.create_task(runner.run())
         current = {"compiled": compiled}
 
@@ -174,6 +175,7 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
         # starts the outbox rows a web request could not (it crashed, or Temporal was briefly down)
         drain_task = asyncio.create_task(drainer.run(client, engine, lambda: current["compiled"], settings.task_queue,
                                                      announce=announcing(settings, compiled.model)))
+        mail_task = asyncio.create_task(mailbox.run(engine, mail))  # the emails web requests wrote (replies to customers)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -184,10 +186,11 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
         echo(f"worker running on task queue '{settings.task_queue}' at {settings.temporal_address}  (Ctrl-C stops it)")
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         echo("stopping...")
-        drain_task.cancel()
         follow_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await drain_task
+        for loop_task in (drain_task, mail_task):
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
         await runner.shutdown()
         with contextlib.suppress(asyncio.CancelledError):
             await worker_task

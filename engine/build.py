@@ -163,7 +163,7 @@ class Builder:
         return Form(name=d["name"], loc=self.loc("/name"), pack=self.pack, label=label, fields=fields, layout=layout,
                     description=d.get("description", ""), entity=d.get("entity"),
                     entity_loc=self.loc("/entity") if "entity" in d else None, contact=d.get("contact", False),
-                    portal=d.get("portal", False), layout_given="layout" in d,
+                    portal=d.get("portal", False), layout_given="layout" in d, portal_description=d.get("portal_description", ""),
                     actions=tuple(self.action(a, f"/on_submit/{i}") for i, a in enumerate(d.get("on_submit") or ())))
 
     def due(self, raw: Any, ptr: str) -> Due | None:

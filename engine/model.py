@@ -253,12 +253,13 @@ class Form:
     label: str
     fields: tuple[Field, ...]
     layout: tuple[Section, ...]
-    description: str = ""
+    description: str = ""  # for the people who maintain the definitions and for staff; never shown in the portal
     entity: str | None = None
     entity_loc: Loc | None = None
     contact: bool = False
     portal: bool = False
     actions: tuple[Action, ...] = ()
+    portal_description: str = ""  # the intro customers read above the form in the portal
     layout_given: bool = False
     kind: str = field(default="form", init=False)
 

@@ -25,7 +25,7 @@ OPS: dict[str, frozenset[str]] = {
 APPROVAL_CHANGES = frozenset({"title", "description", "when", "due", "reminders", "escalate"})
 SETTABLE: dict[str, dict[str, Callable[[Any, Loc], Any]]] = {
     "entity": {"label": str, "plural": str, "description": str, "title": Template},
-    "form": {"label": str, "description": str, "contact": bool, "portal": bool},
+    "form": {"label": str, "description": str, "contact": bool, "portal": bool, "portal_description": str},
     "process": {"label": str, "description": str, "calendar": str, "fallback": Party},
     "role": {"label": str, "description": str},
     "group": {"label": str, "description": str, "calendar": str, "managers": str},

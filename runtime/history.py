@@ -12,7 +12,7 @@ from .keyed import insert_new
 from .schema import audit_log, contact_history
 
 #: the kinds the platform writes; packs' forms add their own (call, meeting, ...)
-KINDS = ("submission", "task", "alert", "note", "change")
+KINDS = ("submission", "task", "alert", "note", "change", "reply")
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 
 
@@ -39,11 +39,13 @@ class HistoryEntry:
     occurred_at: dt.datetime
     form: str | None = None
     key: str | None = None
+    public: bool = False  # the customer's portal users see it (a staff reply made public, the customer's own replies)
 
 
 def _entry(row) -> HistoryEntry:
     return HistoryEntry(id=row.id, entity=row.entity, record_id=row.record_id, kind=row.kind, summary=row.summary,
-                        data=row.data, user_id=row.user_id, occurred_at=_aware(row.occurred_at), form=row.form, key=row.key)
+                        data=row.data, user_id=row.user_id, occurred_at=_aware(row.occurred_at), form=row.form, key=row.key,
+                        public=bool(row.public))
 
 
 # built once: SQLAlchemy then finds their compiled form at once instead of rebuilding and hashing them per call
@@ -58,12 +60,13 @@ def _by_key(conn: sa.Connection, key: str) -> HistoryEntry | None:
 
 def add_history(conn: sa.Connection, entity: str, record_id: int, kind: str, summary: str, data: Mapping[str, Any] | None,
                 user: int | None, key: str | None = None, *, form: str | None = None,
-                at: dt.datetime | None = None) -> HistoryEntry:
-    """Add an entry to a record's contact history; with a `key`, a repeat returns the first entry."""
+                at: dt.datetime | None = None, public: bool = False) -> HistoryEntry:
+    """Add an entry to a record's contact history (`public`: the customer's portal users see it); with a `key`,
+    a repeat returns the first entry."""
     if not KIND_PATTERN.match(kind):
         raise ValueError(f"a history kind is a short lower-case name such as {', '.join(KINDS)}; found {kind!r}")
     values = dict(key=key, entity=entity, record_id=record_id, kind=kind, summary=summary[:500], form=form,
-                  data=dict(data) if data is not None else None, user_id=user, occurred_at=at or utcnow())
+                  data=dict(data) if data is not None else None, user_id=user, occurred_at=at or utcnow(), public=public)
     if key is None:
         return _entry(conn.execute(_INSERT, values).one())
     # A repeat (or a concurrent writer that got there first) inserts nothing and reads the first entry.
@@ -74,11 +77,13 @@ def add_history(conn: sa.Connection, entity: str, record_id: int, kind: str, sum
 
 
 def list_history(conn: sa.Connection, entity: str, record_id: int, *, kinds: tuple[str, ...] = (),
-                 limit: int = 100, before: dt.datetime | None = None) -> list[HistoryEntry]:
-    """A record's history, newest first."""
+                 limit: int = 100, before: dt.datetime | None = None, public_only: bool = False) -> list[HistoryEntry]:
+    """A record's history, newest first (`public_only`: only what the customer's portal users may see)."""
     q = (sa.select(contact_history)
          .where(contact_history.c.entity == entity, contact_history.c.record_id == record_id)
          .order_by(contact_history.c.occurred_at.desc(), contact_history.c.id.desc()).limit(limit))
+    if public_only:
+        q = q.where(contact_history.c.public)
     if kinds:
         q = q.where(contact_history.c.kind.in_(kinds))
     if before is not None:

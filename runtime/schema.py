@@ -212,6 +212,23 @@ process_starts = sa.Table(  # the outbox: processes to start, written in the tra
     sa.Index("ix_process_starts_due", "status", "next_attempt_at"),
 )
 
+mail_outbox = sa.Table(  # emails to send, written in the transaction of what they tell (a staff reply to a customer)
+    "mail_outbox", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(300), nullable=False, unique=True),  # what it is about: once per event, and its Message-ID
+    sa.Column("recipients", JSON, nullable=False),       # email addresses
+    sa.Column("subject", sa.String(500), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("link", sa.String(500)),                   # a path on the site: the sender puts the site's address before it
+    sa.Column("status", sa.String(20), nullable=False),  # pending, sent, failed (given up after many attempts)
+    sa.Column("created_at", When, nullable=False),
+    sa.Column("next_attempt_at", When, nullable=False),  # the sender's turn; later after each failed attempt
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sent_at", When),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_mail_outbox_due", "status", "next_attempt_at"),
+)
+
 saved_views = sa.Table(  # a user's named directory views: the columns, filters and sort they chose, as a query string
     "saved_views", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,16 +30,33 @@ class NavItem:
     current: str = ""
 
 
+# page template -> what the partials of other areas add to its context, so a partial's owner fills it without
+# editing the page's route (the portal conversation's reply box on the task and record pages: routes/replies.py)
+Filler = Callable[[Request, dict], dict]
+_FILLERS: dict[str, list[Filler]] = {}
+
+
+def fills(template: str) -> Callable[[Filler], Filler]:
+    """Register `fn(request, context) -> more context` for every render of the page `template`."""
+    def register(fn: Filler) -> Filler:
+        _FILLERS.setdefault(template, []).append(fn)
+        return fn
+    return register
+
+
 def render(request: Request, name: str, *, user: dict | None = None, status: int = 200, **ctx: Any) -> HTMLResponse:
     """The template `name` as a page (templates live in per-area folders: `records/record.html`)."""
     templates = request.app.state.services.templates
     model = request.app.state.compiled.model
     zone = widgets.zone_of(model, user)
     staff = user is not None and allowed(model, user, "access")
-    return templates.TemplateResponse(request, name, {
+    context = {
         "user": user, "csrf_token": csrf_token(request), "flash": request.session.pop("flash", None), "model": model,
         "staff": staff, "home_url": home_url(model, user), "nav": navigation(model, user, request.url.path) if user else [],
-        "zone": zone, "when": lambda moment: widgets.when_text(moment, zone), "status_text": STATUS_TEXT, **ctx}, status_code=status)
+        "zone": zone, "when": lambda moment: widgets.when_text(moment, zone), "status_text": STATUS_TEXT, **ctx}
+    for fill in _FILLERS.get(name, ()):
+        context.update(fill(request, context))
+    return templates.TemplateResponse(request, name, context, status_code=status)
 
 
 def home_url(model: Model, user: dict | None) -> str:

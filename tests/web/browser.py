@@ -28,12 +28,13 @@ def launch(playwright) -> Browser:
 
 
 @contextlib.contextmanager
-def demo_platform(tmp: Path, packs: str | None = None) -> Iterator[tuple[str, Path, Path]]:
-    """`tailor run --demo` on free ports under `tmp` (with TAILOR_PACKS=`packs` if given): (its address, its SQLite file,
-    its log); stopped with Ctrl-C at the end. If it dies or never answers, the error is the tail of its log."""
+def demo_platform(tmp: Path, packs: str | None = None, env: dict[str, str] | None = None) -> Iterator[tuple[str, Path, Path]]:
+    """`tailor run --demo` on free ports under `tmp` (with TAILOR_PACKS=`packs` if given, and any other settings in
+    `env`, e.g. TAILOR_SMTP_PORT): (its address, its SQLite file, its log); stopped with Ctrl-C at the end. If it dies or
+    never answers, the error is the tail of its log."""
     web, temporal = free_port(), free_port()
     env = {**os.environ, "TAILOR_DATA_DIR": str(tmp / "var"), "TAILOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}", "PYTHONUNBUFFERED": "1",
-           **({"TAILOR_PACKS": packs} if packs else {})}
+           **({"TAILOR_PACKS": packs} if packs else {}), **(env or {})}
     log = tmp / "run.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "tailor"), "run", "--demo", "--port", str(web)], cwd=ROOT, env=env,

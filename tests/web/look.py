@@ -22,6 +22,8 @@ from admin.demo import load_demo
 from admin.app import create_app
 from engine.compiler import compile_model
 from engine.loader import load
+from runtime.conversation import add_reply
+from runtime.records import update_record
 from runtime.schema import alerts, project_members, projects, tasks, users
 from runtime.schema import metadata as platform
 from tests.conftest import CRM, ROOT, free_port
@@ -62,7 +64,7 @@ class Site:
 
 def _seed(engine: sa.Engine, compiled) -> dict[str, int]:
     """The demo data, then the work a worker would have written: tasks (one overdue, one in a queue, one waiting
-    for approval), a project with its team, and alerts to Ann and Mia."""
+    for approval), a project with its team, alerts to Ann and Mia, and the support request's conversation."""
     load_demo(engine, compiled)
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
@@ -114,6 +116,19 @@ def _seed(engine: sa.Engine, compiled) -> dict[str, int]:
                                    due_at=now + dt.timedelta(days=5))
         ids["project"] = project
         ids.update(seed_work(conn, compiled, people, ids["opportunity"], ids["person"], ids["company_globex"]))  # processes under way
+        # the support request's conversation: triaged by Sue, who replied to Jane in public and noted something internal
+        ids["triage"] = task("triage", title="Triage: Reports will not print", entity="support_request", record_id=ids["support_request"],
+                             form="support_triage", assignee_id=people["sue"], group_name="support", process="support_sla",
+                             due_at=now + dt.timedelta(hours=3))
+        update_record(conn, compiled, "support_request", ids["support_request"], {"status": "in_progress"}, people["sue"])
+        jane, sue = ({"id": people[u], "name": n} for u, n in (("jane", "Jane Doe"), ("sue", "Sue Support")))
+        add_reply(conn, compiled, "support_request", ids["support_request"], "Is there any news? Month end is on Friday.", jane,
+                  public=True, key="look-1", customer=True)
+        add_reply(conn, compiled, "support_request", ids["support_request"], "We can reproduce it: the printer driver 4.2 stops at "
+                  "80%.\nPlease install driver 4.3 from the downloads page and tell us whether the report prints.", sue,
+                  public=True, key="look-2")
+        add_reply(conn, compiled, "support_request", ids["support_request"], "Their contract covers a site visit if 4.3 does not help.",
+                  sue, public=False, key="look-3")
         for n, (to, text) in enumerate([(["mia"], "Qualify the enquiry: Acme Health – platform upgrade was due yesterday and has not been done."),
                                         (["ann", "mia"], "SLA breach: Triage: Reports will not print was due this morning.")]):
             conn.execute(alerts.insert().values(key=f"look:alert:{n}", task_id=ids["task"], level=n + 1, recipients=[people[u] for u in to],

@@ -43,7 +43,9 @@ PAGES: dict[str | None, list[str]] = {
               "/directory/person", "/admin", "/admin/users", "/admin/users/new", "/admin/users/{user_admin}", "/admin/groups",
               "/admin/groups/sales", "/admin/log", "/records/person/{person}"],
     "pam": ["/projects/{project}", "/tasks/{project_task}", "/projects", "/projects/{project}/members/{user_ann}/remove"],
-    "jane": ["/portal", "/portal/forms/support_request", "/portal/forms/sales_request", "/profile", "/", "/portal/forms/nosuch"],
+    "jane": ["/portal", "/portal/forms/support_request", "/portal/forms/sales_request", "/profile", "/", "/portal/forms/nosuch",
+             "/portal/requests/{support_request}", "/portal/requests/999999"],
+    "sue": ["/tasks/{triage}", "/records/support_request/{support_request}"],
     None: ["/login", "/login?next=/alerts", "/no/such/page"],
 }
 
@@ -164,6 +166,22 @@ def test_a_project_page_refusing_a_new_member_stays_accessible(site, contexts):
         page.goto(site.url("/projects/{project}"))
         page.get_by_role("button", name="Add to the team").click()
         expect(page.get_by_role("alert")).to_have_text("Choose someone to add: type their name, then pick them from the list.")
+        assert page_width(page) <= PHONE["width"]
+        assert serious_problems(page) == []
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize(("who", "path", "button"), [("jane", "/portal/requests/{support_request}", "Send reply"),
+                                                     ("sue", "/tasks/{triage}", "Reply to the customer")])
+def test_a_reply_sent_back_with_its_problem_stays_accessible(site, contexts, who, path, button):
+    """A reply sent empty: the customer's on their request's page, staff's on the task page."""
+    page = contexts(who).new_page()
+    try:
+        page.goto(site.url(path))
+        page.get_by_role("button", name=button).click()
+        expect(page.get_by_role("alert")).to_contain_text("Nothing was sent")
+        expect(page.locator("#reply-text-error")).to_have_text("Write your reply first: it is empty.")
         assert page_width(page) <= PHONE["width"]
         assert serious_problems(page) == []
     finally:

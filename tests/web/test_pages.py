@@ -132,13 +132,16 @@ def test_portal_users_see_and_name_only_their_own_company(site, compiled):
         jane = records.create_record(conn, compiled, "person", {"company": acme, "first_name": "Jane", "last_name": "Doe"}, None).id
         spy = records.create_record(conn, compiled, "person", {"company": other, "first_name": "Sam", "last_name": "Spy"}, None).id
         base = {"summary": "x", "description": "y", "category": "fault", "severity": "low", "status": "new"}
-        records.create_record(conn, compiled, "support_request", {**base, "company": acme, "summary": "Our printer"}, None)
-        records.create_record(conn, compiled, "support_request", {**base, "company": other, "summary": "Globex secret"}, None)
+        ours = records.create_record(conn, compiled, "support_request", {**base, "company": acme, "summary": "Our printer"}, None).id
+        secret = records.create_record(conn, compiled, "support_request", {**base, "company": other, "summary": "Globex secret"}, None).id
         conn.execute(users.update().where(users.c.username == "pat").values(company_id=acme))
     response = log_in(client, "pat")
     assert response.headers["location"] == "/portal"
     page = client.get("/portal")
     assert "Our printer" in page.text and "Globex secret" not in page.text
+    assert "Our printer" in client.get(f"/portal/requests/{ours}").text
+    other_request = client.get(f"/portal/requests/{secret}")  # another company's request by its number: not found, never its content
+    assert other_request.status_code == 404 and "Globex secret" not in other_request.text
     assert client.get(f"/records/company/{other}").status_code == 403
     assert client.get("/").status_code == 403
     form = client.get("/portal/forms/support_request")

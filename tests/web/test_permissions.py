@@ -86,6 +86,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/portal"): Rule("portal", "/portal"),
     ("GET", "/portal/forms/{name}"): Rule("portal", "/portal/forms/support_request"),
     ("POST", "/portal/forms/{name}"): Rule("portal", "/portal/forms/support_request", {}),
+    # the company's own request: a permitted reply is refused as empty (422) and nothing is written
+    ("GET", "/portal/requests/{request_id}"): Rule("portal", "/portal/requests/{request}"),
+    ("POST", "/portal/requests/{request_id}/reply"): Rule("portal", "/portal/requests/{request}/reply", {"text": ""}),
+    ("POST", "/tasks/{task_id}/reply"): Rule("manage_own_tasks", "/tasks/{task}/reply", {"text": "", "visibility": "public"}),
+    ("POST", "/records/{entity}/{record_id}/reply"): Rule("edit_records", "/records/support_request/{request}/reply",
+                                                          {"text": "", "visibility": "internal"}),
     ("GET", "/directory/{entity}"): Rule("access", "/directory/company"),
     ("GET", "/lookup/{entity}"): Rule("access", "/lookup/company?q=a"),
     ("GET", "/search"): Rule("access", "/search?q=acme"),
@@ -252,6 +258,8 @@ def site(compiled, tmp_path_factory):
     tokens = {}
     with engine.begin() as conn:
         company = records.create_record(conn, compiled, "company", {"name": "Acme", "status": "customer"}, None).id
+        request = records.create_record(conn, compiled, "support_request", {"company": company, "summary": "Printing", "description": "Hangs",
+                                                                             "category": "fault", "severity": "high"}, None).id
         user_ids = []
         for caller in CALLERS[1:]:
             token, digest = new_token()
@@ -272,7 +280,7 @@ def site(compiled, tmp_path_factory):
                                                         created_at=now)).inserted_primary_key[0]
         conn.execute(project_members.insert().values(project_id=project, user_id=user_ids[CALLERS[1:].index("project_team")]))
     app = create_app(engine, compiled, None, secret_key="matrix-secret")
-    return Site(app, {"company": company, "task": task, "alert": alert, "project": project}, tokens)
+    return Site(app, {"company": company, "task": task, "alert": alert, "project": project, "request": request}, tokens)
 
 
 # -- the tests --------------------------------------------------------------------------

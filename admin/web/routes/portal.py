@@ -1,7 +1,9 @@
-"""The customer portal: a customer's people see their company's requests and submit portal forms.
+"""The customer portal: a customer's people see their company's requests, follow and answer each one, and submit
+portal forms.
 
 A portal user sees and names only their own company's records: every choice offered and every
-reference posted is checked against that company.
+reference posted is checked against that company; another company's request is 'not found'.
+What a request's page shows is `admin/web/portalview.py`; writing a reply is `runtime.conversation`.
 """
 from __future__ import annotations
 
@@ -17,34 +19,26 @@ from engine.compiler import CompiledModel
 from forms import submit as forms
 from forms.widgets import zone_of
 from runtime import records
+from runtime.conversation import ReplyRefused, add_reply
 
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, ServicesDep, require
 from ...processes import announce_submission, started
+from .. import portalview
 from ..finders import record_or_404
-from ..pages import due_text, flash, redirect, render
+from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
 
-def portal_user(user: Annotated[dict, require("portal")]) -> dict:
-    """The logged-in portal user, linked to their company."""
+def linked_user(user: Annotated[dict, require("portal")]) -> dict:
+    """The logged-in portal user, linked to their company: every portal page but the home needs one."""
     if not user["company_id"]:
         raise HTTPException(403, "Your portal account is not linked to a company yet; ask your contact to link it.")
     return user
 
 
-PortalUser = Annotated[dict, Depends(portal_user)]
-
-
-def company_requests(conn: sa.Connection, compiled: CompiledModel, company_id: int, zone) -> list[dict]:
-    """The company's support requests, newest first, with status labels."""
-    if "support_request" not in compiled.model.entities:
-        return []
-    found = records.search_records(conn, compiled, "support_request", {"company": company_id}, sort="-created_at", page_size=100)
-    status = compiled.model.entities["support_request"].field("status")
-    labels = {c.value: c.label for c in status.choices} if status else {}
-    return [{"title": r.title, "status": labels.get(r.data.get("status"), r.data.get("status") or ""), "created": due_text(r.created_at, zone)}
-            for r in found.items]
+PortalUser = Annotated[dict, require("portal")]  # the portal home: it says so when the account is not linked yet
+LinkedUser = Annotated[dict, Depends(linked_user)]
 
 
 def portal_options(conn: sa.Connection, compiled: CompiledModel, name: str, user: dict) -> dict[str, list]:
@@ -76,21 +70,30 @@ def portal_form_or_404(compiled: CompiledModel, name: str):
 
 @router.get("/portal", response_class=HTMLResponse)
 def portal(request: Request, user: PortalUser, conn: Conn, compiled: CompiledDep):
+    if not user["company_id"]:  # a page of its own, not a refusal: the brand link and every way back lead here
+        return render(request, "portal/portal.html", user=user, company=None, forms=[], requests=[])
     company = record_or_404(conn, compiled, "company", user["company_id"])
     return render(request, "portal/portal.html", user=user, company=company, forms=[f for f in compiled.model.forms.values() if f.portal],
-                  requests=company_requests(conn, compiled, user["company_id"], zone_of(compiled.model, user)))
+                  requests=portalview.company_requests(conn, compiled, user["company_id"], zone_of(compiled.model, user)))
+
+
+def form_page(request: Request, conn, compiled: CompiledModel, name: str, user: dict, status: int = 200, values=None, errors=None,
+              options=None, submission_id: str | None = None):
+    """A portal form: its fields and the intro written for customers (`portal_description`), never the definition's notes."""
+    form = compiled.model.forms[name]
+    return render(request, "portal/form.html", user=user, status=status, layout=compiled.form_layouts[name], intro=form.portal_description,
+                  values=values or {}, errors=errors or {}, options=options if options is not None else portal_options(conn, compiled, name, user),
+                  submission_id=submission_id or str(uuid.uuid4()), action=f"/portal/forms/{name}")
 
 
 @router.get("/portal/forms/{name}", response_class=HTMLResponse)
-def portal_form(request: Request, name: str, user: PortalUser, conn: Conn, compiled: CompiledDep):
+def portal_form(request: Request, name: str, user: LinkedUser, conn: Conn, compiled: CompiledDep):
     portal_form_or_404(compiled, name)
-    return render(request, "forms/form.html", user=user, layout=compiled.form_layouts[name], values={}, errors={},
-                  options=portal_options(conn, compiled, name, user), record=None, submission_id=str(uuid.uuid4()),
-                  action=f"/portal/forms/{name}")
+    return form_page(request, conn, compiled, name, user)
 
 
 @router.post("/portal/forms/{name}", response_class=HTMLResponse)
-async def portal_submit(request: Request, name: str, user: PortalUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep,
+async def portal_submit(request: Request, name: str, user: LinkedUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep,
                         services: ServicesDep):
     form = portal_form_or_404(compiled, name)
     values, errors = forms.parse(form, data)
@@ -114,9 +117,44 @@ async def portal_submit(request: Request, name: str, user: PortalUser, data: Csr
     offered, result, problems = await run_in_threadpool(write)
     if problems:
         typed = {f.name: data.get(f.name) for f in form.fields}
-        return render(request, "forms/form.html", user=user, status=422, layout=compiled.form_layouts[name], values=typed, errors=problems,
-                      options=offered, record=None, submission_id=submission_id, action=f"/portal/forms/{name}")
+        return form_page(request, None, compiled, name, user, 422, typed, problems, offered, submission_id)
     await started(services, compiled, result.starts)
     await announce_submission(services, form, result, values, user)
     flash(request, "Thank you: we have your request.")
     return redirect("/portal")
+
+
+# -- a request's page and the customer's replies ---------------------------------------------
+
+
+def request_page(request: Request, conn: sa.Connection, compiled: CompiledModel, user: dict, rec: records.Record, status: int = 200,
+                 typed: str = "", problem: str = ""):
+    """The request as its company's people see it: details, status history, the conversation and the reply box."""
+    zone = zone_of(compiled.model, user)
+    ent = portalview.request_entity(compiled)
+    return render(request, "portal/request.html", user=user, status=status, record=rec,
+                  status_now=portalview.status_text(ent, rec.data.get(portalview.STATUS)),
+                  details=portalview.details(conn, compiled, ent, rec, zone), changes=portalview.status_history(conn, ent, rec, zone),
+                  messages=portalview.conversation(conn, compiled, rec, user, zone), typed=typed, problem=problem,
+                  request_id=str(uuid.uuid4()))
+
+
+@router.get("/portal/requests/{request_id}", response_class=HTMLResponse)
+def portal_request(request: Request, request_id: str, user: LinkedUser, conn: Conn, compiled: CompiledDep):
+    rec = portalview.request_or_404(conn, compiled, request_id, user["company_id"])
+    return request_page(request, conn, compiled, user, rec)
+
+
+@router.post("/portal/requests/{request_id}/reply", response_class=HTMLResponse)
+def portal_reply(request: Request, request_id: str, user: LinkedUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    text = str(data.get("text", ""))
+    key = str(data.get("request_id") or "").strip()[:200] or str(uuid.uuid4())
+    try:
+        with engine.begin() as conn:
+            rec = portalview.request_or_404(conn, compiled, request_id, user["company_id"])
+            add_reply(conn, compiled, rec.entity, rec.id, text, user, public=True, key=key, customer=True)
+    except ReplyRefused as exc:
+        with engine.connect() as conn:
+            return request_page(request, conn, compiled, user, rec, 422, text, str(exc))
+    flash(request, "Your reply is sent: we will answer here and by email.")
+    return redirect(f"/portal/requests/{rec.id}#conversation")
