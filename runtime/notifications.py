@@ -157,7 +157,7 @@ class UnreadWatch:
     read again every `recount` seconds for every watched user; `touch` asks for a user's count on the next
     check (after marking read here). Rows another transaction committed out of id order (PostgreSQL hands out
     ids before commit) are looked for again for `recount` seconds. No page holds a connection or a thread: the
-    checks run one at a time in a worker thread, and the poller stops when the last page goes.
+    checks run one at a time in a worker thread, and the poller stops when the last page goes (the next one starts it).
     """
 
     def __init__(self, engine: sa.Engine, interval: float = 0.25, recount: float = 10.0):
@@ -193,6 +193,8 @@ class UnreadWatch:
             if not state.waiters and self._users.get(user_id) is state:
                 del self._users[user_id]
                 self._fresh.discard(user_id)
+            if not self._users and self._poller is not None:
+                self._poller.cancel()  # the last page went: no polling until the next one comes
 
     def touch(self, user_id: int) -> None:
         """Read `user_id`'s count again on the next check (their notifications changed in this process)."""
@@ -230,7 +232,7 @@ class UnreadWatch:
             top = conn.execute(sa.select(sa.func.max(notifications.c.id))).scalar() or 0
             last = self._last
             if last is not None and (top > last or self._gaps):
-                floor = min([last, *self._gaps]) if self._gaps else last
+                floor = min(last, min(self._gaps) - 1) if self._gaps else last
                 rows = conn.execute(sa.select(notifications.c.id, notifications.c.user_id)
                                     .where(notifications.c.id > floor, notifications.c.id <= top)).all()
                 found = {r.id for r in rows if r.id > last or r.id in self._gaps}
