@@ -33,13 +33,14 @@ PAGES: dict[str | None, list[str]] = {
             *(f"/directory/{e}" for e in ENTITIES), "/records/company/{company}", "/records/person/{person}",
             "/records/opportunity/{opportunity}", "/tasks/{task}", "/tasks/{queued}", "/alerts", "/projects/{project}", "/profile",
             "/records/company/{company}/edit", "/records/person/new?company={company}", "/records/opportunity/{opportunity}/edit",
-            "/records/company/999999", "/no/such/page", "/search?q=a"],
-    "mia": ["/", "/alerts", "/tasks/{approval}", "/tasks/{task}", "/projects/{project}", "/directory/company", "/profile",
+            "/records/company/999999", "/no/such/page", "/search?q=a", "/notifications", "/notifications?page=9"],
+    "mia": ["/notifications", "/", "/alerts", "/tasks/{approval}", "/tasks/{task}", "/projects/{project}", "/directory/company", "/profile",
             "/board/opportunity"],
     "admin": ["/", "/records/company/{company}", "/records/company/{company}/edit", "/records/company/{company}/delete",
               "/directory/person"],
     "pam": ["/projects/{project}", "/tasks/{project_task}"],
-    "jane": ["/portal", "/portal/forms/support_request", "/portal/forms/sales_request", "/profile", "/", "/portal/forms/nosuch"],
+    "jane": ["/portal", "/portal/forms/support_request", "/portal/forms/sales_request", "/profile", "/", "/portal/forms/nosuch",
+             "/notifications"],
     None: ["/login", "/login?next=/alerts", "/no/such/page"],
 }
 
