@@ -7,18 +7,17 @@
   var bell = document.querySelector(".bell[data-stream]");
   if (!bell) return;
   var badge = bell.querySelector(".bell-count");
-  var number = bell.querySelector(".bell-number");
   var words = bell.querySelector(".bell-words");
   var news = document.querySelector("[data-bell-news]");
-  var shown = parseInt(words.textContent.replace(/\D/g, ""), 10) || 0;
+  var shown = parseInt(bell.getAttribute("data-unread"), 10) || 0;
   var POLL_MS = 30000;
 
   function show(count) {
     if (typeof count !== "number" || count < 0 || count === shown) return;
     var more = count > shown;
     shown = count;
-    number.textContent = count < 100 ? String(count) : "99+";
-    words.textContent = ", " + count + " unread";
+    badge.textContent = count < 100 ? String(count) : "99+";
+    words.textContent = count ? ", " + count + " unread" : "";
     badge.hidden = count === 0;
     bell.setAttribute("data-unread", String(count));
     // said once by screen readers, only when something new came (not when it was read elsewhere)
