@@ -9,7 +9,10 @@ import datetime as dt
 import sqlalchemy as sa
 
 from runtime import notifications as notes, records, tasks as task_service
-from runtime.schema import notifications, users
+from runtime.schema import notifications, tasks as tasks_table, users
+from runtime.taskactions import TaskActions
+from tests.runtime.test_task_actions import GUARD, _start, _user
+from tests.runtime.test_workflows import PACK, _with_worker, _world, rows
 
 from .conftest import Store, add_user
 
@@ -183,3 +186,29 @@ def test_the_poller_survives_a_database_that_does_not_answer_for_a_while(store: 
         assert failing["left"] == 0
 
     asyncio.run(scenario())
+
+
+# -- a mention through the whole path: the web's comment action, the workflow update, its local-activity write ----------
+
+def test_a_comment_sent_twice_with_its_request_id_mentions_once_through_the_process(packs, tmp_path, smtp):
+    world = _world(packs, tmp_path, smtp, PACK)
+    ids, ann = world["ids"], _user(world, "ann")
+
+    async def body(env, queue):
+        handle = await _start(env, world, queue)
+        actions = TaskActions(world["engine"], world["compiled"], env.client, queue)
+        [task] = rows(world, tasks_table)
+        for _ in range(2):  # a double click / a retried POST: the same request id
+            await asyncio.wait_for(actions.comment(task, ann, "@bob @Mia can one of you call them?", key="req-1"), GUARD)
+        await asyncio.wait_for(actions.comment(task, ann, "Thanks @bob", key="req-2"), GUARD)
+        await handle.terminate()
+        return task
+
+    task = asyncio.run(_with_worker(world, body))
+    link = f"/tasks/{task['id']}"
+    with world["engine"].connect() as conn:
+        bob, mia, ann_has = _mine(conn, ids["bob"]), _mine(conn, ids["mia"]), _mine(conn, ids["ann"])
+    assert bob == [("mention", "Ann mentioned you on 'Call Acme': @bob @Mia can one of you call them?", link),
+                   ("mention", "Ann mentioned you on 'Call Acme': Thanks @bob", link)]
+    assert mia == [("mention", "Ann mentioned you on 'Call Acme': @bob @Mia can one of you call them?", link)]
+    assert [k for k, _, _ in ann_has] == ["task"]  # her own task's notice; no mention of the author
