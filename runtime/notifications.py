@@ -168,11 +168,12 @@ class UnreadWatch:
         self._gaps: dict[int, float] = {}         # ids below it not yet seen -> when to stop looking for them
         self._recounted = 0.0
         self._poller: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the pages and the poller live on
 
     @property
     def pages(self) -> int:
         """How many pages are watching."""
-        return sum(len(s.waiters) for s in self._users.values())
+        return sum(len(s.waiters) for s in list(self._users.values()))
 
     @contextlib.contextmanager
     def watch(self, user_id: int) -> Iterator[Watcher]:
@@ -185,6 +186,7 @@ class UnreadWatch:
         state.waiters.add(watcher._event)
         loop = asyncio.get_running_loop()
         if self._poller is None or self._poller.done() or self._poller.get_loop() is not loop:  # (a test client's loop ended)
+            self._last, self._gaps, self._loop = None, {}, loop  # every page is new: counted at the first check, no rows to look back on
             self._poller = loop.create_task(self._run(), name="unread-watch")
         try:
             yield watcher
@@ -197,7 +199,15 @@ class UnreadWatch:
                 self._poller.cancel()  # the last page went: no polling until the next one comes
 
     def touch(self, user_id: int) -> None:
-        """Read `user_id`'s count again on the next check (their notifications changed in this process)."""
+        """Read `user_id`'s count again on the next check (their notifications changed in this process).
+
+        Safe from any thread (the routes that mark read run in the threadpool): the change is handed to the loop."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended (a test client's): nobody is watching there
+                loop.call_soon_threadsafe(self._touch, user_id)
+
+    def _touch(self, user_id: int) -> None:
         if user_id in self._users:
             self._fresh.add(user_id)
 
