@@ -14,8 +14,8 @@ import datetime as dt
 import logging
 import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import sqlalchemy as sa
 

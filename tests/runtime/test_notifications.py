@@ -55,8 +55,8 @@ def test_a_mention_in_a_comment_notifies_that_user_once_and_nobody_else(store: S
             task_service.add_comment(conn, task["id"], store.alice, text, key="comment-9")
         task_service.add_comment(conn, task["id"], store.alice, "No mention here: ann@example.com", key="comment-10")
         got = {u: _mine(conn, u) for u in (store.alice, store.bob, carl, gone, customer)}
-    said = (f"Alice mentioned you on 'Call Acme p/3': @Bob could you call them? @alice (me) and @gone, @jane, @nobody, mail "
-            f"carl@example.com; also @carl.")
+    said = ("Alice mentioned you on 'Call Acme p/3': @Bob could you call them? @alice (me) and @gone, @jane, @nobody, mail "
+            "carl@example.com; also @carl.")
     link = f"/tasks/{task['id']}"
     assert got[store.bob] == [("mention", said, link)]
     assert got[carl] == [("mention", said, link)]

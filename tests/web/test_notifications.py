@@ -251,7 +251,7 @@ def test_the_stream_sends_the_count_and_each_change_and_ends_when_the_page_goes(
 
 
 def test_the_stream_needs_a_session_and_watches_nothing_without_one(served):
-    engine, app, ids, base = served
+    _, app, _, base = served
 
     async def scenario():
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
