@@ -392,8 +392,8 @@ def section(phases: list[Phase], args, took: float) -> str:
         met = "" if p is bare_phase_ else ("met" if p.pct(95) <= GOAL_P95 and not p.missed else "**not met**")
         rows.append(f"| {p.name} | {p.pages:,} | {len(p.latencies)}/{len(p.latencies) + p.missed} | {ms(p.pct(50))} | {ms(p.pct(95))} | "
                     f"{ms(p.pct(99))} | {ms(max(p.latencies))} | {ratio} | {met} |")
-    load = [f"| {p.name} | {p.opened_s:.1f} s | {p.idle_cpu * 100:.1f}% | {p.busy_cpu * 100:.1f}% | {p.rss_before:.0f} → {p.rss_open:.0f} MiB |"
-            for p in phases]
+    load = [f"| {p.name} | {p.opened_s:.1f} s | {p.idle_cpu * 100:.1f}% | {p.busy_cpu * 100:.1f}% | "
+            f"{p.rss_before:.0f} → {p.rss_open:.0f} MiB |" for p in phases]
     versions = ", ".join(f"{d} {metadata.version(d)}" for d in ("fastapi", "starlette", "uvicorn", "SQLAlchemy", "psycopg"))
     facts = {**machine_basics(), "libraries": f"{versions}, SQLite {sqlite3.sqlite_version} (uvicorn's h11 and asyncio loop: "
                                               "httptools and uvloop are not installed)",
@@ -418,7 +418,8 @@ def section(phases: list[Phase], args, took: float) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
-        "| server | opening every page (session check + first count) | server CPU, pages idle | server CPU, during assignments | server memory (RSS) before → with the pages open |",
+        "| server | opening every page (session check + first count) | server CPU, pages idle | server CPU, during assignments "
+        "| server memory (RSS) before → with the pages open |",
         "| --- | ---: | ---: | ---: | ---: |",
         *load,
         "",

@@ -134,8 +134,10 @@ def destination(conn: sa.Connection, compiled: CompiledModel, user: dict, link: 
 
 
 def _back(data) -> str:
+    """The page of the list a form was sent from."""
     page = str(data.get("page", ""))
-    return f"/notifications?page={page}" if page.isascii() and page.isdigit() and page not in ("0", "1") and len(page) <= 9 else "/notifications"
+    later = page.isascii() and page.isdigit() and page not in ("0", "1") and len(page) <= 9
+    return f"/notifications?page={page}" if later else "/notifications"
 
 
 @router.post("/notifications/{notification_id}/read")
