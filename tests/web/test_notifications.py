@@ -35,7 +35,7 @@ def site(compiled, tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'web.db'}")
     platform.create_all(engine)
     compiled.metadata.create_all(engine)
-    hasher = PasswordHasher()
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # fast: the app verifies with the hash's own parameters
     ids = {}
     with engine.begin() as conn:
         company = records.create_record(conn, compiled, "company", {"name": "Acme", "status": "customer"}, None)
