@@ -60,7 +60,7 @@ SECRET = "notify-bench-secret"
 # -- the servers ----------------------------------------------------------------------------------------------------
 
 def serve(db: str, port: int, secret: str) -> None:
-    """Tailor's app under uvicorn as `tailor run` starts it (uvicorn.Config defaults, log level warning)."""
+    """Tailor's app under uvicorn as `tailor run` starts it (uvicorn.Config defaults, log level warning, 5 s to stop)."""
     import uvicorn
 
     from admin.app import create_app
@@ -68,8 +68,10 @@ def serve(db: str, port: int, secret: str) -> None:
     from engine.loader import load
     from runtime.db import make_engine
 
+    from admin.run import GRACE_SECONDS
+
     app = create_app(make_engine(db), compile_model(load([CRM])), None, secret_key=secret)
-    uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")).run()
+    uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=GRACE_SECONDS)).run()
 
 
 def bare(port: int) -> None:
@@ -431,8 +433,8 @@ def section(phases: list[Phase], args, took: float) -> str:
         "an event. Opening a page costs one session lookup (the only database work per page); the idle CPU is the poller "
         "and FastAPI's keep-alive comment on each stream every 15 s.",
         "",
-        "Server: `uvicorn.Config(app, host, port, log_level='warning')` as `tailor run` starts it: one process, h11, no "
-        "`limit_concurrency`. Each open page is one socket: the process's open-file limit must be above the pages it "
+        "Server: `uvicorn.Config(app, host, port, log_level='warning', timeout_graceful_shutdown=5)` as `tailor run` starts "
+        "it: one process, h11, no `limit_concurrency`. Each open page is one socket: the process's open-file limit must be above the pages it "
         "serves (here " + str(resource.getrlimit(resource.RLIMIT_NOFILE)[0]) + "; many systems start at 1,024).",
         "",
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC in {took / 60:.1f} min on:",

@@ -135,14 +135,16 @@ class _Watched:
 class Watcher:
     """One open page's view of its user's unread count."""
 
-    def __init__(self, state: _Watched):
-        self._state = state
+    def __init__(self, state: _Watched, watch: UnreadWatch):
+        self._state, self._watch = state, watch
         self._event = asyncio.Event()
 
-    async def changed(self, seen: int | None) -> int:
-        """The unread count, as soon as it is known and differs from `seen`."""
+    async def changed(self, seen: int | None) -> int | None:
+        """The unread count, as soon as it is known and differs from `seen`; None once the watch is closed."""
         while True:
             self._event.clear()  # cleared before looking: a change made after the look wakes the wait below
+            if self._watch.closed:
+                return None
             if self._state.count is not None and self._state.count != seen:
                 return self._state.count
             await self._event.wait()
@@ -169,6 +171,7 @@ class UnreadWatch:
         self._recounted = 0.0
         self._poller: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the pages and the poller live on
+        self.closed = False
 
     @property
     def pages(self) -> int:
@@ -182,7 +185,7 @@ class UnreadWatch:
         if state is None:
             state = self._users[user_id] = _Watched()
             self._fresh.add(user_id)
-        watcher = Watcher(state)
+        watcher = Watcher(state, self)
         state.waiters.add(watcher._event)
         loop = asyncio.get_running_loop()
         if self._poller is None or self._poller.done() or self._poller.get_loop() is not loop:  # (a test client's loop ended)
@@ -197,6 +200,13 @@ class UnreadWatch:
                 self._fresh.discard(user_id)
             if not self._users and self._poller is not None:
                 self._poller.cancel()  # the last page went: no polling until the next one comes
+
+    def close(self) -> None:
+        """End every page's watch (the server is stopping: their streams end now instead of holding it up)."""
+        self.closed = True
+        for state in list(self._users.values()):
+            for event in state.waiters:
+                event.set()
 
     def touch(self, user_id: int) -> None:
         """Read `user_id`'s count again on the next check (their notifications changed in this process).

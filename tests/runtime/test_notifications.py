@@ -129,6 +129,21 @@ def test_open_pages_hear_of_their_own_users_count_changes_and_no_one_elses(store
     asyncio.run(scenario())
 
 
+def test_closing_the_watch_ends_every_pages_wait(store: Store):
+    watch = notes.UnreadWatch(store.engine, interval=0.02, recount=60)
+
+    async def scenario():
+        with watch.watch(store.alice) as one, watch.watch(store.bob) as two:
+            seen = (await _next(one, None), await _next(two, None))
+            waits = [asyncio.ensure_future(one.changed(seen[0])), asyncio.ensure_future(two.changed(seen[1]))]
+            await asyncio.sleep(0.05)
+            assert not any(w.done() for w in waits)
+            watch.close()  # the server is stopping
+            assert await asyncio.wait_for(asyncio.gather(*waits), 1) == [None, None]
+
+    asyncio.run(scenario())
+
+
 def test_a_count_changed_without_a_new_row_is_heard_at_the_next_recount(store: Store):
     watch = notes.UnreadWatch(store.engine, interval=0.02, recount=0.3)
 

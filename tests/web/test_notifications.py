@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -20,7 +23,7 @@ from engine.compiler import compile_model
 from engine.loader import load
 from runtime import notifications as notes, records
 from runtime.schema import metadata as platform, notifications, tasks, users
-from tests.conftest import CRM, free_port
+from tests.conftest import CRM, ROOT, free_port
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 
@@ -264,3 +267,54 @@ def test_the_stream_needs_a_session_and_watches_nothing_without_one(served):
         assert app.state.unread_watch.pages == 0
 
     asyncio.run(scenario())
+
+
+SERVE = """
+import asyncio, sys
+import sqlalchemy as sa
+from admin.app import create_app
+from admin.run import serve_web
+from engine.compiler import compile_model
+from engine.loader import load
+from tests.conftest import CRM
+app = create_app(sa.create_engine(sys.argv[1]), compile_model(load([CRM])), None, secret_key="test-secret")
+asyncio.run(serve_web(app, "127.0.0.1", int(sys.argv[2]), None))
+"""
+
+
+def test_stopping_the_server_ends_open_streams_at_once_instead_of_waiting_for_them(site, tmp_path):
+    """`tailor run` stopped with a page open: its stream ends at once (before uvicorn's grace period would cut it off)."""
+    from admin.run import GRACE_SECONDS
+
+    engine, app, _ = site
+    cookies = dict(logged_in(app, "ann").cookies)  # a session in the database the server below reads
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVE, str(engine.url), str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+
+        async def scenario() -> float:
+            async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=30) as client:
+                async with client.stream("GET", "/notifications/stream") as response:
+                    events = _events(response)
+                    assert await anext(events) == ("unread", "0")
+                    server.send_signal(signal.SIGINT)
+                    asked = time.monotonic()
+                    with pytest.raises(StopAsyncIteration):
+                        await anext(events)  # the stream ends
+                    return time.monotonic() - asked
+
+        ended_after = asyncio.run(scenario())
+        assert ended_after < GRACE_SECONDS - 1, f"the stream ended {ended_after:.1f} s after Ctrl-C"
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

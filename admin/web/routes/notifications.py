@@ -89,6 +89,8 @@ async def notification_stream(user: CurrentUser, watch: WatchDep) -> AsyncIterat
                 seen = await asyncio.wait_for(watcher.changed(seen), timeout=max(0.0, until - loop.time()))
             except TimeoutError:
                 return
+            if seen is None:  # the server is stopping
+                return
             yield ServerSentEvent(data=seen, event="unread", retry=RETRY_MS)
 
 
