@@ -28,6 +28,7 @@ from temporalio.client import Client
 
 from engine.compiler import CompiledModel
 from runtime import releases
+from runtime.notifications import UnreadWatch
 
 from .api import api_router
 from .api.auth import ApiAuthentication
@@ -44,6 +45,7 @@ from .web.routes import (
     directory,
     forms,
     health,
+    notifications,
     portal,
     profile,
     projects,
@@ -58,8 +60,8 @@ from .web.routes import (
 
 HERE = Path(__file__).resolve().parent / "web"
 # record_edit before records: its /records/{entity}/new must not be read as the record numbered 'new'
-AREAS = (auth, work, forms, tasks, alerts, portal, replies, directory, search, record_edit, records, board, projects, profile, console,
-         release_pages, health)
+AREAS = (auth, work, forms, tasks, alerts, notifications, portal, replies, directory, search, record_edit, records, board, projects,
+         profile, console, release_pages, health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
                   409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts",
                   500: "Something went wrong", 503: "Not available just now"}
@@ -106,6 +108,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     app.state.releases_root = releases_root
     app.state.services = Services(engine=engine, client=client, templates=Jinja2Templates(directory=HERE / "templates"),
                                   task_queue=task_queue, webhooks=tuple(webhooks), temporal_ui=temporal_ui)
+    app.state.unread_watch = UnreadWatch(engine)  # one poller for every open page's bell (routes/notifications.py)
     # outermost first: the size limit, then the session cookie, then the API's token check
     app.add_middleware(ApiAuthentication)
     app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="tailor_session", same_site="lax",

@@ -120,6 +120,9 @@ async def _until_exit(child: subprocess.Popen) -> int:
     return child.returncode
 
 
+GRACE_SECONDS = 5  # how long a stopping web app lets running requests finish
+
+
 class _Server(uvicorn.Server):
     """uvicorn without signal handlers of its own: `serve_web` stops it, and then the worker and the dev server."""
 
@@ -130,12 +133,19 @@ class _Server(uvicorn.Server):
 
 async def serve_web(app, host: str, port: int, child: subprocess.Popen | None, echo=print) -> None:
     """Serve until Ctrl-C / SIGTERM, or until the worker process stops (then there is nobody to run the processes)."""
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # uvicorn waits for running requests when it stops: those still running after a few seconds are cancelled (an
+    # open page's notification stream would otherwise hold the stop up; stop() ends those at once)
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACE_SECONDS))
+
+    def stop() -> None:
+        server.should_exit = True
+        if (unread := getattr(app.state, "unread_watch", None)) is not None:
+            unread.close()  # open pages' notification streams end now rather than hold the stop up
 
     def exit_on_signal() -> None:
         if server.should_exit:
             server.force_exit = True  # a second Ctrl-C: stop without waiting for open connections
-        server.should_exit = True
+        stop()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -144,7 +154,7 @@ async def serve_web(app, host: str, port: int, child: subprocess.Popen | None, e
     watch = asyncio.create_task(_until_exit(child) if child else asyncio.Event().wait())
     await asyncio.wait([serving, watch], return_when=asyncio.FIRST_COMPLETED)
     stopped_by_worker = watch.done() and not server.should_exit
-    server.should_exit = True
+    stop()
     await serving
     if stopped_by_worker and watch.result() != 0:
         raise WorkerFailed(f"the worker stopped with exit code {watch.result()}; everything was stopped (see its output above)")

@@ -141,11 +141,13 @@ def reassign_task(conn: sa.Connection, task_id: int, user_id: int | None, group:
 
 
 def add_comment(conn: sa.Connection, task_id: int, user_id: int, text: str, key: str) -> None:
-    """A comment on a task, in the record's history (once per key)."""
+    """A comment on a task, in the record's history, and a notification to each '@username' it names (once per key)."""
     task = get_task(conn, task_id)
     if task and task["entity"] and task["record_id"]:
         add_history(conn, task["entity"], task["record_id"], "note", f"Comment on '{task['title']}': {text[:300]}",
                     {"task_id": task_id, "comment": text}, user_id, key=f"comment:{key}")
+    if task:
+        notifications.notify_mentions(conn, f"comment:{key}", user_id, text, f"'{task['title']}'", f"/tasks/{task_id}")
 
 
 def raise_alert(conn: sa.Connection, key: str, task: dict, level: int, recipients: list[int], message: str,

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from engine import pages as entity_pages
 from engine.model import Model
 from forms import widgets
+from runtime import notifications
 
 from ..access import allowed
 from ..deps import csrf_token
@@ -53,10 +54,20 @@ def render(request: Request, name: str, *, user: dict | None = None, status: int
     context = {
         "user": user, "csrf_token": csrf_token(request), "flash": request.session.pop("flash", None), "model": model,
         "staff": staff, "home_url": home_url(model, user), "nav": navigation(model, user, request.url.path) if user else [],
-        "zone": zone, "when": lambda moment: widgets.when_text(moment, zone), "status_text": STATUS_TEXT, **ctx}
+        "zone": zone, "when": lambda moment: widgets.when_text(moment, zone), "status_text": STATUS_TEXT,
+        "unread": unread_of(request, user),  # notifications: the bell's count (notifications/_bell.html)
+        **ctx}
     for fill in _FILLERS.get(name, ()):
         context.update(fill(request, context))
     return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def unread_of(request: Request, user: dict | None) -> int:
+    """The user's unread notifications, for the bell in the header (0 for nobody logged in)."""
+    if user is None:
+        return 0
+    with request.app.state.services.engine.connect() as conn:
+        return notifications.unread_count(conn, user["id"])
 
 
 def home_url(model: Model, user: dict | None) -> str:

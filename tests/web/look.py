@@ -24,7 +24,7 @@ from engine.compiler import compile_model
 from engine.loader import load
 from runtime.conversation import add_reply
 from runtime.records import update_record
-from runtime.schema import alerts, project_members, projects, tasks, users
+from runtime.schema import alerts, notifications, project_members, projects, tasks, users
 from runtime.schema import metadata as platform
 from tests.conftest import CRM, ROOT, free_port
 from tests.web.work_seed import seed_work
@@ -134,6 +134,15 @@ def _seed(engine: sa.Engine, compiled) -> dict[str, int]:
             conn.execute(alerts.insert().values(key=f"look:alert:{n}", task_id=ids["task"], level=n + 1, recipients=[people[u] for u in to],
                                                 message=text, entity="opportunity", record_id=ids["opportunity"], due_at=now,
                                                 raised_at=now - dt.timedelta(hours=n)))
+        # notifications: the bell shows a count, the list has read and unread ones
+        for n, (to, kind, text, link, read) in enumerate([
+                ("ann", "task", "New task for you: Qualify the enquiry: Acme Health – platform upgrade", f"/tasks/{ids['task']}", True),
+                ("ann", "alert", "SLA breach: Triage: Reports will not print was due this morning.", f"/tasks/{ids['task']}", False),
+                ("ann", "mention", "Mia Manager mentioned you on 'Call Northwind Retail back about the pilot': @ann can you take this?",
+                 f"/tasks/{ids['queued']}", False),
+                ("jane", "reply", "Pam replied to your request: Reports will not print", "/portal", False)]):
+            conn.execute(notifications.insert().values(key=f"look:notification:{n}", user_id=people[to], kind=kind, text=text, link=link,
+                                                       created_at=now - dt.timedelta(hours=3 - n), read_at=now if read else None))
     return ids
 
 

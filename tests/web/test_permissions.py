@@ -22,6 +22,7 @@ from starlette.routing import Mount
 
 from admin.access import new_token
 from admin.app import create_app
+from admin.web.routes import notifications as notification_routes
 from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records
@@ -168,6 +169,13 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/admin/releases/diff"): Rule("admin", "/admin/releases/diff?a=1&b=2"),
     ("POST", "/admin/releases/{release_id}/activate"): Rule("admin", "/admin/releases/99999/activate", {}),
     ("GET", "/admin/releases/{release_id}/local.zip"): Rule("admin", "/admin/releases/99999/local.zip"),
+    ("GET", "/notifications"): Rule(ANY_SESSION, "/notifications"),
+    ("GET", "/notifications/count"): Rule(ANY_SESSION, "/notifications/count"),
+    ("GET", "/notifications/stream"): Rule(ANY_SESSION, "/notifications/stream"),  # ends at once here (short_streams)
+    # notification 1 is someone else's for all but one caller: a permitted caller may see 404
+    ("GET", "/notifications/{notification_id}/open"): Rule(ANY_SESSION, "/notifications/1/open"),
+    ("POST", "/notifications/{notification_id}/read"): Rule(ANY_SESSION, "/notifications/1/read"),
+    ("POST", "/notifications/read-all"): Rule(ANY_SESSION, "/notifications/read-all"),
 }
 
 # (caller, method, route path) -> why that cell is a known bug in admin/; strict, so a fix shows up.
@@ -281,6 +289,12 @@ def site(compiled, tmp_path_factory):
         conn.execute(project_members.insert().values(project_id=project, user_id=user_ids[CALLERS[1:].index("project_team")]))
     app = create_app(engine, compiled, None, secret_key="matrix-secret")
     return Site(app, {"company": company, "task": task, "alert": alert, "project": project, "request": request}, tokens)
+
+
+@pytest.fixture(autouse=True)
+def short_streams(monkeypatch):
+    """The notifications stream stays open for minutes; here it ends at once, so a permitted caller's request returns."""
+    monkeypatch.setattr(notification_routes, "KEEP_OPEN", (0.0, 0.0))
 
 
 # -- the tests --------------------------------------------------------------------------
