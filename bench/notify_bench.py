@@ -198,10 +198,14 @@ def assign(engine: sa.Engine, username: str, n: int) -> None:
     """A new task for `username`, written as the worker's create_task activity writes it (and notifies in it)."""
     from runtime import tasks as task_service
 
+    from runtime.routing import Route
+    from runtime.schema import users
+
     with engine.begin() as conn:
+        holder = conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar_one()
         task_service.create_task(conn, f"bench-{uuid.uuid4().hex}:call", {
             "workflow_id": f"bench-{n}", "process": "bench", "step_id": "call", "title": f"Call customer {n}",
-            "due_at": dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)}, {"kind": "user", "name": username}, "round_robin", {})
+            "due_at": dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)}, lambda: Route(holder, None))
 
 
 # -- an open page: one socket reading Server-Sent Events ----------------------------------------------------------------

@@ -39,6 +39,10 @@ class ProjectDetail(ProjectOut):
 
 
 class MemberIn(BaseModel):
+    """Brings a user onto the project's team (they must be able to hold its tasks: staff, or the customer's own people)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"user_id": 12}]})
+
     user_id: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] = Field(description="the id of the user to bring onto the team")
 
 

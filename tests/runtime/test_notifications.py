@@ -8,7 +8,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from runtime import notifications as notes, records, tasks as task_service
+from runtime import notifications as notes, records, routing, tasks as task_service
 from runtime.schema import notifications, tasks as tasks_table, users
 from runtime.taskactions import TaskActions
 from tests.runtime.test_task_actions import GUARD, _start, _user
@@ -26,7 +26,8 @@ def _task(conn: sa.Connection, store: Store, key: str, assign: dict | None, ctx:
     company = records.create_record(conn, store.compiled, "company", {"name": f"Acme {key}"}, store.alice)
     values = {"workflow_id": key, "process": "p", "step_id": "call", "title": f"Call Acme {key}", "entity": "company",
               "record_id": company.id}
-    return task_service.create_task(conn, key, values, assign, "round_robin", ctx or {})
+    conn.execute(users.update().where(users.c.password_hash.is_(None)).values(password_hash="argon2-hash"))  # people who log in
+    return task_service.create_task(conn, key, values, lambda: routing.route(conn, store.compiled, assign, "round_robin", ctx or {}, values))
 
 
 def test_a_retried_task_creation_reassignment_and_alert_each_notify_once(store: Store):

@@ -29,7 +29,8 @@ def test_every_operation_that_takes_a_body_documents_it():
             for name, prop in body.get("properties", {}).items():
                 assert prop.get("description"), (method, path, name)
             assert operation["requestBody"]["content"]["application/json"].get("examples") or body.get("examples"), (method, path)
-    assert sorted(seen) == ["PATCH /api/records/{entity}/{record_id}", "POST /api/forms/{name}/submissions", "POST /api/records/{entity}",
+    assert sorted(seen) == ["PATCH /api/records/{entity}/{record_id}", "POST /api/forms/{name}/submissions",
+                            "POST /api/projects/{project_id}/members", "POST /api/records/{entity}",
                             "POST /api/tasks/{task_id}/approve", "POST /api/tasks/{task_id}/complete", "POST /api/tasks/{task_id}/reassign"]
     complete = schemas["CompleteBody"]
     assert set(complete["properties"]) == {"data", "comment"} and complete["examples"][0]["data"]

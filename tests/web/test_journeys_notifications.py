@@ -39,6 +39,7 @@ def test_the_bell_on_an_open_page_counts_a_task_handed_to_ann_without_a_reload(p
     log_in(ann, base, "ann")
     log_in(mia, base, "mia")
     # the demo's lead follow-up: its first task is in Mia's team; Mia hands it to Bob first, so it can come back to Ann
+    mia.goto(f"{base}/work/team")
     task = mia.get_by_role("link", name=re.compile(r"Qualify the enquiry: Acme Health"))
     for _ in range(40):
         if task.count():
@@ -47,7 +48,7 @@ def test_the_bell_on_an_open_page_counts_a_task_handed_to_ann_without_a_reload(p
         mia.reload()
     task.first.click()
     task_page = mia.url
-    mia.get_by_label("Reassign to").select_option(label="Bob Sales")
+    mia.get_by_label("Give it to").select_option(label="Bob Sales")
     mia.get_by_role("button", name="Reassign").click()
     expect(mia.get_by_role("status")).to_have_text("Task reassigned.")
 
@@ -58,7 +59,7 @@ def test_the_bell_on_an_open_page_counts_a_task_handed_to_ann_without_a_reload(p
     before = unread(ann)
 
     mia.goto(task_page)
-    mia.get_by_label("Reassign to").select_option(label="Ann Sales")
+    mia.get_by_label("Give it to").select_option(label="Ann Sales")
     mia.get_by_role("button", name="Reassign").click()
     expect(mia.get_by_role("status")).to_have_text("Task reassigned.")
 
