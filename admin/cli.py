@@ -493,5 +493,133 @@ def release_export(release_id: int | None, out: Path) -> None:
     click.echo(f"wrote {len(files)} file{'s' if len(files) != 1 else ''} of the local pack to {out}")
 
 
+# -- client packs: scaffold, test, build, install, upgrade, compare (admin/packtool) ---------------------------
+
+
+@main.group()
+def pack() -> None:
+    """Client packs: scaffold, test on a fake clock, build, install, upgrade, compare (see docs/packs.md)."""
+
+
+def _bases_option(fn):
+    return click.option("--base", "bases", multiple=True, type=click.Path(path_type=Path),
+                        help="the folder of a pack the pack extends (repeatable; default: the packs shipped with Tailor)")(fn)
+
+
+def _pack_error(exc: Exception) -> None:
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(1)
+
+
+def _stack_model(folders: tuple[Path, ...], bases: tuple[Path, ...]):
+    """The compiled model of `folders` and the packs they stand on; problems reported and exit 1."""
+    from admin.packtool import PackError
+    from admin.packtool.bases import stack
+    from engine.compiler import compile_model
+    from engine.loader import load_model
+
+    try:
+        paths = stack(folders, bases)
+    except PackError as exc:
+        _pack_error(exc)
+    model, problems = load_model(paths)
+    if problems:
+        _report(problems)
+        sys.exit(1)
+    return compile_model(model)
+
+
+@pack.command("new")
+@click.argument("name")
+@click.option("--extends", "base", required=True, help="the pack it extends, e.g. crm")
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="where to make the pack's folder")
+@_bases_option
+def pack_new(name: str, base: str, folder: Path, bases: tuple[Path, ...]) -> None:
+    """Make a client pack NAME to start from: pack.yaml, folders, a sample overlay and a sample scenario test."""
+    from admin.packtool import PackError, scaffold
+    from admin.packtool.bases import find
+    from engine.packs import display_path
+
+    try:
+        base_folder = find(base, bases)
+    except PackError as exc:
+        _pack_error(exc)
+    compiled = _stack_model((base_folder,), bases)
+    target = folder / name
+    try:
+        made = scaffold.write(name, compiled, base, target)
+    except PackError as exc:
+        _pack_error(exc)
+    click.echo(f"made pack {name} in {target} ({len(made)} files):")
+    for path in made:
+        click.echo(f"  {path.relative_to(target)}")
+    click.echo(f"next: tailor check {display_path(base_folder)} {target} && tailor pack test {target}")
+
+
+@pack.command("test")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_bases_option
+@click.option("--min-coverage", type=click.IntRange(0, 100), help="fail when step and escalation-level coverage is below N percent")
+def pack_test(folders: tuple[Path, ...], bases: tuple[Path, ...], min_coverage: int | None) -> None:
+    """Run the scenario tests in FOLDER/tests on Temporal's time-skipping test server, a fresh database each.
+
+    Reports pass or fail per scenario (a failure names its file:line and the first difference), then the step and
+    escalation-level coverage of each process; exit 1 if a scenario fails or coverage is below --min-coverage.
+    """
+    from rich.console import Console
+
+    from admin.packtool import PackError, coverage, runner
+    from admin.packtool.bases import manifest
+
+    compiled = _stack_model(folders, bases)
+    names = [manifest(f)["name"] for f in folders]
+    files = runner.scenarios_of(folders)
+    if not files:
+        _pack_error(f"no scenario tests in {', '.join(str(Path(f) / 'tests') for f in folders)} (see docs/packs.md for the format)")
+    packs = ", ".join(f"{p.name} {p.version}" for p in compiled.model.packs)
+    click.echo(f"{len(files)} scenario{'s' if len(files) != 1 else ''} of {', '.join(names)} on {packs}")
+    console = Console(stderr=True)
+    status = console.status("")
+
+    def started(display: str) -> None:
+        status.update(f"running {display} …")
+
+    def done(o: runner.Outcome) -> None:
+        mark = click.style("PASS", fg="green") if o.passed else click.style("FAIL", fg="red")
+        click.echo(f"{mark}  {o.file}  {o.title}" + (f"  ({o.seconds:.1f} s)" if o.seconds else ""))
+        for p in o.problems:
+            click.echo(f"      {p}")
+        if o.failure is not None:
+            click.echo(f"      {o.failure}")
+            for line in o.log[-20:]:
+                click.echo(f"      | {line}")
+
+    try:
+        with status:
+            result = runner.run(list(folders), compiled, names, on_start=started, on_done=done)
+    except PackError as exc:
+        _pack_error(exc)
+    found = coverage.of_run(result)
+    click.echo("")
+    click.echo(f"coverage (steps reached, escalation levels fired) of the processes of {', '.join(names)}:")
+    for c in found:
+        click.echo(f"  {c.line()}" + ("" if c.counted else "  (a base pack's: not counted)"))
+        if c.counted and c.missing():
+            click.echo(f"      not covered: {', '.join(c.missing())}")
+    covered, of = coverage.total(found)
+    share = coverage.percent(covered, of)
+    click.echo(f"  total: {covered}/{of} ({share}%)" if of else "  no process of these packs to cover")
+    failed = [o for o in result.outcomes if not o.passed]
+    passed = len(result.outcomes) - len(failed)
+    click.echo("")
+    summary = f"{len(result.outcomes)} scenario{'s' if len(result.outcomes) != 1 else ''}: {passed} passed, {len(failed)} failed"
+    low = min_coverage is not None and of and share < min_coverage
+    if low:
+        summary += f"; coverage {share}% is below the minimum of {min_coverage}%"
+    click.secho(summary, fg="red" if failed or low else "green")
+    sys.exit(1 if failed or low else 0)
+
+
 if __name__ == "__main__":
     main()

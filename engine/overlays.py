@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from .build import humanise
 from .errors import Loc, Problem
-from .model import Entity, Field, Form, Overlay, ParallelStep, Process, Role, Step, TaskStep, Template
+from .model import Entity, Field, Form, Overlay, OverlayChange, ParallelStep, Process, Role, Step, TaskStep, Template
 
 OPS: dict[str, frozenset[str]] = {
     "entity": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_groups", "add_group_fields", "add_links",
@@ -41,10 +41,23 @@ def _convert(kind: str, key: str, value: Any, loc: Loc) -> Any:
 class Applier:
     """Applies one overlay to one definition."""
 
-    def __init__(self, overlay: Overlay, touch: Callable[[str, Loc], None]):
+    def __init__(self, overlay: Overlay, touch: Callable[[str, Loc], None], changes: list[OverlayChange] | None = None):
         self.overlay = overlay
-        self.touch = touch
+        self._touch = touch
+        self.changes = changes  # where each change is recorded, if the caller keeps them
+        self.op = ""
         self.problems: list[Problem] = []
+
+    def touch(self, item: str, loc: Loc) -> None:
+        """Note that this overlay changes `item` of its target (two unrelated packs changing one item conflict)."""
+        self._touch(item, loc)
+        self.note(item, loc)
+
+    def note(self, item: str, loc: Loc) -> None:
+        """Record a change for whoever keeps them (`Model.changes`)."""
+        if self.changes is not None:
+            ov = self.overlay
+            self.changes.append(OverlayChange(f"{ov.target_kind}/{ov.target_name}", item, self.op, ov.pack, ov.name, loc))
 
     def problem(self, loc: Loc, code: str, msg: str) -> None:
         self.problems.append(Problem(loc, code, msg))
@@ -59,6 +72,7 @@ class Applier:
             if op not in OPS[kind]:
                 self.problem(loc, "overlay.operation", f"'{op}' cannot change a {kind} (possible: {', '.join(sorted(OPS[kind]))})")
                 continue
+            self.op = op
             definition = getattr(self, op)(definition, payload, loc)
         return definition
 
@@ -276,6 +290,7 @@ class Applier:
                 self.problem(step.loc, "overlay.exists", f"{self.target} already has a step '{step.id}'")
                 continue
             self.touch(f"step:{anchor}:{where}", iloc)
+            self.note(f"step:{step.id}", step.loc)
             steps = self._edit(steps, anchor, (lambda s, new=step: (s, new)) if where == "after" else (lambda s, new=step: (new, s)))
         return replace(p, steps=steps)
 
@@ -338,8 +353,9 @@ class Applier:
         return replace(r, permissions=tuple(p for p in r.permissions if p not in names))
 
 
-def apply_overlays(definitions: dict[str, dict[str, Any]], overlays: list[Overlay], ancestors: dict[str, set[str]]) -> list[Problem]:
-    """Apply overlays in order (packs base-first), changing `definitions` in place."""
+def apply_overlays(definitions: dict[str, dict[str, Any]], overlays: list[Overlay], ancestors: dict[str, set[str]],
+                   changes: list[OverlayChange] | None = None) -> list[Problem]:
+    """Apply overlays in order (packs base-first), changing `definitions` in place; what each changed goes into `changes`."""
     problems: list[Problem] = []
     touched: dict[tuple[str, str], tuple[str, Loc]] = {}
     for ov in overlays:
@@ -367,7 +383,7 @@ def apply_overlays(definitions: dict[str, dict[str, Any]], overlays: list[Overla
                                                                  f"'{ov.target_name}' is also changed at {prev[1]} (pack '{prev[0]}')"))
             touched[key] = (ov.pack, loc)
 
-        applier = Applier(ov, touch)
+        applier = Applier(ov, touch, changes)
         table[ov.target_name] = applier.apply(target)
         problems.extend(applier.problems)
     return problems
