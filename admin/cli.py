@@ -621,5 +621,144 @@ def pack_test(folders: tuple[Path, ...], bases: tuple[Path, ...], min_coverage: 
     sys.exit(1 if failed or low else 0)
 
 
+@pack.command("build")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="the archive to write (default: NAME-VERSION.zip here)")
+@_bases_option
+def pack_build(folder: Path, out: Path | None, bases: tuple[Path, ...]) -> None:
+    """Build a versioned archive of a pack: its files and a manifest (name, version, extends ranges, sha256 of each file).
+
+    The pack is checked first, with the packs it extends; a pack with problems is not built.
+    """
+    from admin.packtool import PackError, archive
+
+    _stack_model((folder,), bases)
+    try:
+        pack = archive.from_folder(folder)
+    except PackError as exc:
+        _pack_error(exc)
+    target = out or Path(archive.archive_name(pack))
+    data = archive.build(pack)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    ranges = ", ".join(f"{b} {r}" for b, r in pack.extends.items()) or "nothing"
+    click.echo(f"built {pack.label} (extends {ranges}): {target}, {len(pack.files)} files, sha256 {archive.digest_bytes(data)}")
+
+
+def _installation(apply: bool):
+    """(settings, engine) of the installation TAILOR_DATABASE_URL / TAILOR_DATA_DIR names; the platform tables are
+    brought up to date only when the plan is to be applied."""
+    from runtime.db import make_engine, upgrade
+    from runtime.settings import Settings
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    if apply:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with engine.begin() as conn:
+            upgrade(conn)
+    return settings, engine
+
+
+def _print_plan(plan) -> None:
+    title = (f"upgrade {plan.pack.name} {plan.previous} → {plan.pack.version}" if plan.kind == "upgrade"
+             else f"install {plan.pack.label}")
+    click.echo(f"{title} (from {plan.pack.source}) into release {plan.release_id} ({', '.join(plan.others)})")
+    from admin.packtool.merge import words
+
+    click.echo("what changes:")
+    later = "(said once the new set of packs loads: see the conflicts)"
+    for line in plan.words or [later if not plan.loads else "nothing a page or process would notice"]:
+        click.echo(f"  {line}")
+    if plan.kind == "upgrade":
+        notes = [c for c in plan.carried if c.note]
+        click.echo(f"the client's changes (3-way merge): {len(plan.carried)} carry over to {plan.pack.label}"
+                   + (", as written" if not notes else ""))
+        for c in notes:
+            click.echo(f"  {c.change.pack}'s change of {words(c.change)} {c.note} ({plan.where(c.change.loc)})")
+    if plan.problems:
+        click.secho(f"{plan.pack.label} itself has problems:", fg="red")
+        for line in plan.problems:
+            click.echo(f"  {line}")
+    if plan.conflicts:
+        click.secho(f"{len(plan.conflicts)} conflict{'s' if len(plan.conflicts) != 1 else ''} (nothing changes until they are resolved):",
+                    fg="red")
+        for c in plan.conflicts:
+            for line in c.lines(plan.where):
+                click.echo(f"  {line}")
+    elif plan.kind == "upgrade":
+        click.echo("conflicts: none")
+    if not plan.loads:
+        click.echo(f"database and running processes: {later}")
+        return
+    click.echo("database:")
+    if plan.schema_refused:
+        click.secho(f"  refused: {plan.schema_refused}", fg="red")
+    for line in plan.schema:  # numbered by runtime.plan.describe
+        click.echo(f"  {line}")
+    if not plan.schema and not plan.schema_refused:
+        click.echo("  nothing to change")
+    click.echo("running processes:")
+    for r in plan.running:
+        stays = "stay on their version; new ones start on the new one" if r.changes else "the new release runs the same version"
+        click.echo(f"  {r.process} ({r.label}) version {r.version[:12]}: {r.count} running, {stays}")
+    if not plan.running:
+        click.echo("  none")
+
+
+def _install(source: Path, apply: bool, reason: str | None, upgrade: bool) -> None:
+    import sqlalchemy as sa
+
+    from admin.packtool import PackError, archive, install
+
+    try:
+        pack = archive.read(source)
+    except PackError as exc:
+        _pack_error(exc)
+    settings, engine = _installation(apply)
+    try:
+        with engine.begin() as conn:
+            try:
+                plan = install.make_plan(conn, pack, upgrade=upgrade)
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:  # no platform tables: nothing installed there
+                _pack_error(f"there is no installation at {settings.database_url} yet ({type(exc).__name__}): start it once with `tailor run`")
+            _print_plan(plan)
+            if not plan.ok:
+                click.secho("nothing was changed", fg="red")
+                sys.exit(1)
+            if not apply:
+                click.echo("this was a dry run: nothing was changed (add --apply to do it)")
+                return
+            why = reason or f"tailor pack {plan.kind} {pack.label}"
+            release_id, activation, ops = install.apply(conn, plan, settings.data_dir / "releases", why)
+        click.secho(f"done: release {release_id} is active (activation {activation}); every node switches within seconds", fg="green")
+    except PackError as exc:
+        _pack_error(exc)
+    finally:
+        engine.dispose()
+
+
+@pack.command("install")
+@click.argument("source", type=click.Path(path_type=Path), metavar="ARCHIVE|DIR")
+@click.option("--apply", is_flag=True, help="do it (without: print the plan and change nothing)")
+@click.option("--reason", help="why (kept with the release)")
+def pack_install(source: Path, apply: bool, reason: str | None) -> None:
+    """Add a pack to the installation's configuration (TAILOR_DATABASE_URL): a dry run that prints the plan, unless --apply.
+
+    An archive's checksums are verified; a pack whose extends ranges the installation does not satisfy is refused.
+    """
+    _install(source, apply, reason, upgrade=False)
+
+
+@pack.command("upgrade")
+@click.argument("source", type=click.Path(path_type=Path), metavar="ARCHIVE|DIR")
+@click.option("--apply", is_flag=True, help="do it (without: print the plan and change nothing)")
+@click.option("--reason", help="why (kept with the release)")
+def pack_upgrade(source: Path, apply: bool, reason: str | None) -> None:
+    """Put a new version of an installed pack in place: the plan (3-way merge with the client's overlays, conflicts at
+    file:line on both sides, database, running processes), then with --apply the new release, activated."""
+    _install(source, apply, reason, upgrade=True)
+
+
 if __name__ == "__main__":
     main()

@@ -119,14 +119,23 @@ class Applier:
             d = replace(d, layout=d.layout[:-1] + (replace(last, fields=last.fields + rest),))
         return d
 
+    def _named(self, fields: dict[str, Field], name: str) -> str | None:
+        """The field an overlay names: by its name, else the one its pack renamed from that name (`renamed_from`), so an
+        overlay written for a base's older version follows the rename."""
+        if name in fields:
+            return name
+        return next((f.name for f in fields.values() if f.renamed_from == name), None)
+
     def change_fields(self, d, payload: tuple[dict, dict], loc: Loc):
         changes, locs = payload
         fields = self._fields(d)
         out = list(d.fields)
-        for name, change in changes.items():
-            if name not in fields:
-                self._missing("field", name, locs[name], fields)
+        for written_name, change in changes.items():
+            name = self._named(fields, written_name)
+            if name is None:
+                self._missing("field", written_name, locs[written_name], fields)
                 continue
+            locs = {**locs, name: locs[written_name]}
             for key in change:
                 self.touch(f"field:{name}:{key}", locs[name])
             kw = dict(change)
@@ -154,11 +163,12 @@ class Applier:
         names, locs = payload
         current = self._fields(d)
         gone = set()
-        for name in names:
-            if name not in current:
-                self._missing("field", name, locs[name], current)
+        for written_name in names:
+            name = self._named(current, written_name)
+            if name is None:
+                self._missing("field", written_name, locs[written_name], current)
                 continue
-            self.touch(f"field:{name}", locs[name])
+            self.touch(f"field:{name}", locs[written_name])
             gone.add(name)
         d = replace(d, fields=tuple(f for f in d.fields if f.name not in gone))
         if isinstance(d, Form):
@@ -245,9 +255,10 @@ class Applier:
             if title not in titles:
                 self._missing("section", title, locs[title], titles)
                 continue
-            for name in names:
-                if name not in fields:
-                    self._missing("field", name, locs[title], fields)
+            for written_name in names:
+                name = self._named(fields, written_name)
+                if name is None:
+                    self._missing("field", written_name, locs[title], fields)
                     continue
                 self.touch(f"layout:{name}", locs[title])
                 layout = [replace(s, fields=tuple(n for n in s.fields if n != name)) for s in layout]
