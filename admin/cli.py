@@ -760,5 +760,38 @@ def pack_upgrade(source: Path, apply: bool, reason: str | None) -> None:
     _install(source, apply, reason, upgrade=True)
 
 
+@pack.command("diff")
+@click.argument("old", type=click.Path(path_type=Path), metavar="A")
+@click.argument("new", type=click.Path(path_type=Path), metavar="B")
+@_bases_option
+def pack_diff(old: Path, new: Path, bases: tuple[Path, ...]) -> None:
+    """What changed from version A of a pack to version B (folders or archives): in words, then as a diff of its files."""
+    from admin.packtool import PackError, archive, changes
+    from runtime.releases import file_changes
+
+    try:
+        a, b = archive.read(old), archive.read(new)
+        if a.name != b.name:
+            raise PackError(f"{old} is pack {a.name} and {new} is pack {b.name}: a diff compares two versions of one pack")
+        models = changes.versions(a, b, bases)
+    except PackError as exc:
+        _pack_error(exc)
+    click.echo(f"{a.name} {a.version} → {b.version}")
+    click.echo("in words:")
+    for side, problems in zip((a, b), models.problems):
+        if problems:
+            click.secho(f"  {side.label} ({side.source}) does not load, so it cannot be put in words: {problems[0]}"
+                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), fg="red")
+    for line in models.words or ([] if any(models.problems) else ["nothing a page or process would notice"]):
+        click.echo(f"  {line}")
+    found = file_changes({a.name: a.files}, {b.name: b.files})
+    click.echo("files:" if found else "files: the same")
+    for f in found:
+        click.echo(f"  {f.change} {f.path.split('/', 1)[1]}")
+    for f in found:
+        click.echo("")
+        click.echo(f.diff.rstrip("\n"))
+
+
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ Values are compared as written, never by where they are written: a definition mo
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from engine.errors import Loc
@@ -148,3 +149,34 @@ def describe(old: Model, new: Model) -> list[str]:
         for name in sorted(set(x) & set(y)):
             lines += _options(kind, f"{kind} {name}", x[name], y[name])
     return lines
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Two versions of a pack, each loaded with the packs it extends: what changed in words (empty when one does not
+    load), and each side's problems."""
+
+    words: list[str]
+    problems: tuple[list[str], list[str]]
+
+
+def versions(a, b, bases) -> Versions:
+    """Load versions `a` and `b` (`archive.PackFiles`) of a pack, each on the packs it extends (`--base`, else the shipped
+    ones), and say what changed between them."""
+    import tempfile
+    from pathlib import Path
+
+    from engine.loader import load_model
+
+    from .archive import materialise
+    from .bases import stack
+
+    models, problems = [], []
+    with tempfile.TemporaryDirectory(prefix="tailor-diff-") as tmp:
+        for i, side in enumerate((a, b)):
+            folder = materialise(side, Path(tmp) / str(i) / side.name)
+            model, found = load_model(stack([folder], bases))
+            models.append(model)
+            problems.append([f"{p.message} [{p.code}]" for p in found])
+    words = describe(models[0], models[1]) if all(models) else []
+    return Versions(words, (problems[0], problems[1]))
