@@ -263,3 +263,33 @@ def test_a_start_keeps_a_pack_upgraded_into_the_releases_when_the_disk_has_an_ol
         row, compiled, new = releases.adopt_disk(conn, [CRM, ACME], inst.root / "var" / "releases")
     engine.dispose()
     assert not new and row["id"] == upgraded["id"] and "telephone" in {f.name for f in compiled.model.entities["company"].fields}
+
+
+LOCAL_KICKOFF = """\
+kind: overlay
+name: slower_kickoff
+target: process/onboarding
+change_steps:
+  kickoff:
+    due: 5 business days
+"""
+
+
+def test_an_admins_change_in_the_local_pack_is_merged_too_and_kept(crm_and_acme, tmp_path):
+    """The console's edits live in the installation's local pack: an upgrade keeps it, and merges it like a client pack."""
+    inst = crm_and_acme
+    engine = inst.engine()
+    root = inst.root / "var" / "releases"
+    with engine.begin() as conn:
+        row = releases.active(conn)[0]
+        local = {"pack.yaml": releases.local_manifest(releases.compile_release(row, root).model), "overlays/onboarding.yaml": LOCAL_KICKOFF}
+        files, packs = releases.with_local(row["files"], row["packs"], local)
+        releases.switch_to(conn, releases.create(conn, files, packs), root, reason="kick-offs take longer")
+    engine.dispose()
+    before = inst.active()
+    result = inst.tailor("pack", "upgrade", crm_1_1(tmp_path))
+    assert result.exit_code == 1
+    assert ("1 conflict (nothing changes until they are resolved):\n  option due of step kickoff of process onboarding:\n"
+            f"      crm 1.1.0 changes it from 3 business days to 2 business days ({tmp_path / 'crm-1.1.0'}/processes/onboarding.yaml:26:10)\n"
+            "      local sets it to 5 business days (local/overlays/onboarding.yaml:5:3)\n") in result.output
+    assert inst.active()["id"] == before["id"]

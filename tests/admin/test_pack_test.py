@@ -60,7 +60,7 @@ def test_a_broken_scenario_fails_at_its_line_with_the_first_difference_and_the_o
     result = run("pack", "test", str(folder), cwd=tmp_path)
     assert result.returncode == 1
     out = result.stdout
-    assert f"FAIL  acme/tests/lead_to_proposal.yaml  A lead is qualified" in out
+    assert "FAIL  acme/tests/lead_to_proposal.yaml  A lead is qualified" in out
     assert (f"      acme/tests/lead_to_proposal.yaml:{line}:11: the task 'Credit check: St Mary's Hospital: Ward monitors for 12 beds' "
             f"is due Mon 2030-03-04 13:30, not Mon 2030-03-04 14:30\n") in out
     assert "FAIL  acme/tests/misspelt.yaml  Names that do not exist are found before anything runs\n" in out
