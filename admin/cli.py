@@ -661,9 +661,8 @@ def _installation(apply: bool):
 
 
 def _print_plan(plan) -> None:
-    title = (f"upgrade {plan.pack.name} {plan.previous} → {plan.pack.version}" if plan.kind == "upgrade"
-             else f"install {plan.pack.label}")
-    click.echo(f"{title} (from {plan.pack.source}) into release {plan.release_id} ({', '.join(plan.others)})")
+    sources = ", ".join(p.source for p in plan.given)
+    click.echo(f"{plan.title()} (from {sources}) into release {plan.release_id} ({', '.join(plan.others) or 'no other packs'})")
     from admin.packtool.merge import words
 
     click.echo("what changes:")
@@ -672,12 +671,13 @@ def _print_plan(plan) -> None:
         click.echo(f"  {line}")
     if plan.kind == "upgrade":
         notes = [c for c in plan.carried if c.note]
-        click.echo(f"the client's changes (3-way merge): {len(plan.carried)} carry over to {plan.pack.label}"
-                   + (", as written" if not notes else ""))
+        click.echo(f"the client's changes (3-way merge): {len(plan.carried)} carry over to "
+                   f"{', '.join(p.label for p in plan.given)}" + (", as written" if not notes else ""))
         for c in notes:
             click.echo(f"  {c.change.pack}'s change of {words(c.change)} {c.note} ({plan.where(c.change.loc)})")
     if plan.problems:
-        click.secho(f"{plan.pack.label} itself has problems:", fg="red")
+        click.secho(f"{', '.join(p.label for p in plan.given)} do{'es' if len(plan.given) == 1 else ''} not load "
+                    f"on {'its' if len(plan.given) == 1 else 'their'} own:", fg="red")
         for line in plan.problems:
             click.echo(f"  {line}")
     if plan.conflicts:
@@ -706,20 +706,20 @@ def _print_plan(plan) -> None:
         click.echo("  none")
 
 
-def _install(source: Path, apply: bool, reason: str | None, upgrade: bool) -> None:
+def _install(sources: tuple[Path, ...], apply: bool, reason: str | None, upgrade: bool) -> None:
     import sqlalchemy as sa
 
     from admin.packtool import PackError, archive, install
 
     try:
-        pack = archive.read(source)
+        given = [archive.read(source) for source in sources]
     except PackError as exc:
         _pack_error(exc)
     settings, engine = _installation(apply)
     try:
         with engine.begin() as conn:
             try:
-                plan = install.make_plan(conn, pack, upgrade=upgrade)
+                plan = install.make_plan(conn, given, upgrade=upgrade)
             except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:  # no platform tables: nothing installed there
                 _pack_error(f"there is no installation at {settings.database_url} yet ({type(exc).__name__}): start it once with `tailor run`")
             _print_plan(plan)
@@ -729,7 +729,7 @@ def _install(source: Path, apply: bool, reason: str | None, upgrade: bool) -> No
             if not apply:
                 click.echo("this was a dry run: nothing was changed (add --apply to do it)")
                 return
-            why = reason or f"tailor pack {plan.kind} {pack.label}"
+            why = reason or f"tailor pack {plan.kind} {', '.join(p.label for p in given)}"
             release_id, activation, ops = install.apply(conn, plan, settings.data_dir / "releases", why)
         click.secho(f"done: release {release_id} is active (activation {activation}); every node switches within seconds", fg="green")
     except PackError as exc:
@@ -739,25 +739,27 @@ def _install(source: Path, apply: bool, reason: str | None, upgrade: bool) -> No
 
 
 @pack.command("install")
-@click.argument("source", type=click.Path(path_type=Path), metavar="ARCHIVE|DIR")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="ARCHIVE|DIR...")
 @click.option("--apply", is_flag=True, help="do it (without: print the plan and change nothing)")
 @click.option("--reason", help="why (kept with the release)")
-def pack_install(source: Path, apply: bool, reason: str | None) -> None:
-    """Add a pack to the installation's configuration (TAILOR_DATABASE_URL): a dry run that prints the plan, unless --apply.
+def pack_install(sources: tuple[Path, ...], apply: bool, reason: str | None) -> None:
+    """Add packs to the installation's configuration (TAILOR_DATABASE_URL): a dry run that prints the plan, unless --apply.
 
     An archive's checksums are verified; a pack whose extends ranges the installation does not satisfy is refused.
     """
-    _install(source, apply, reason, upgrade=False)
+    _install(sources, apply, reason, upgrade=False)
 
 
 @pack.command("upgrade")
-@click.argument("source", type=click.Path(path_type=Path), metavar="ARCHIVE|DIR")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="ARCHIVE|DIR...")
 @click.option("--apply", is_flag=True, help="do it (without: print the plan and change nothing)")
 @click.option("--reason", help="why (kept with the release)")
-def pack_upgrade(source: Path, apply: bool, reason: str | None) -> None:
-    """Put a new version of an installed pack in place: the plan (3-way merge with the client's overlays, conflicts at
-    file:line on both sides, database, running processes), then with --apply the new release, activated."""
-    _install(source, apply, reason, upgrade=True)
+def pack_upgrade(sources: tuple[Path, ...], apply: bool, reason: str | None) -> None:
+    """Put new versions of installed packs in place: the plan (a 3-way merge with the overlays of the packs that stay,
+    conflicts at file:line on both sides, database, running processes), then with --apply the new release, activated.
+
+    Give a base pack's new version together with a client pack's version made for it to upgrade both at once."""
+    _install(sources, apply, reason, upgrade=True)
 
 
 @pack.command("diff")

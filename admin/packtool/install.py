@@ -30,17 +30,17 @@ from .merge import Carried, Conflict, merge, unexplained
 
 @dataclass
 class Plan:
-    """What installing or upgrading a pack would do; nothing has changed while it is only a plan."""
+    """What installing or upgrading packs would do; nothing has changed while it is only a plan."""
 
     kind: str  # "install" or "upgrade"
-    pack: PackFiles
+    given: list[PackFiles]  # the packs installed or upgraded, as given
     release_id: int  # the active release it starts from
-    previous: str | None  # the installed version an upgrade replaces
+    previous: dict[str, str]  # pack name -> the installed version an upgrade replaces
     others: list[str]  # the packs it joins, as 'acme 1.0.0'
     files: Files
     packs: list[str]
     words: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # the pack itself does not load
+    problems: list[str] = field(default_factory=list)  # the given packs themselves do not load
     conflicts: list[Conflict] = field(default_factory=list)
     carried: list[Carried] = field(default_factory=list)
     schema: list[str] = field(default_factory=list)
@@ -48,6 +48,11 @@ class Plan:
     running: list[releases.Running] = field(default_factory=list)
     places: dict[str, str] = field(default_factory=dict)  # folder loaded from -> how to show it
     loads: bool = False  # the new set of packs loads and compiles
+
+    def title(self) -> str:
+        """'upgrade crm 1.0.0 → 1.1.0', 'install acme 1.0.0'."""
+        parts = [f"{p.name} {self.previous[p.name]} → {p.version}" if p.name in self.previous else p.label for p in self.given]
+        return f"{self.kind} {', '.join(parts)}"
 
     @property
     def ok(self) -> bool:
@@ -75,28 +80,31 @@ def _satisfies(version: str, rng: str) -> bool | None:
         return None
 
 
-def _check_ranges(pack: PackFiles, heads: dict[str, dict], replaced: str | None) -> None:
-    """Refuse a pack whose bases the installation lacks or has at a version its range excludes, and an upgrade that
-    another installed pack's range excludes."""
-    have = {h["name"]: h for folder, h in heads.items() if folder != replaced}
-    for base, rng in pack.extends.items():
-        if base not in have:
-            raise PackError(f"{pack.label} extends {base}, which this installation does not have (it has "
-                            f"{', '.join(_label(h) for h in have.values()) or 'no packs'}): install {base} first")
-        ok = _satisfies(have[base]["version"], rng)
-        if ok is None:
-            raise PackError(f"{pack.label} says it extends {base} '{rng}', which is not a version range (e.g. '>=1.0,<2')")
-        if not ok:
-            raise PackError(f"{pack.label} needs {base} {rng}, but this installation has {_label(have[base])}: "
-                            f"upgrade {base} first, or use a version of {pack.name} made for {_label(have[base])}")
-    for folder, h in heads.items():
-        if folder == replaced or pack.name not in h["extends"]:
+def _check_ranges(given: list[PackFiles], after: dict[str, dict]) -> None:
+    """Refuse packs whose bases the new set of packs lacks or has at a version their range excludes, and an upgrade that
+    another installed pack's range excludes. `after` is the heads of the new set of packs, by folder."""
+    mine = {p.name for p in given}
+    have = {h["name"]: h for h in after.values()}
+    for pack in given:
+        for base, rng in pack.extends.items():
+            if base not in have or base == pack.name:
+                others = ", ".join(_label(h) for h in have.values() if h["name"] not in mine) or "no packs"
+                raise PackError(f"{pack.label} extends {base}, which this installation does not have (it has {others}): install {base} first")
+            ok = _satisfies(have[base]["version"], rng)
+            if ok is None:
+                raise PackError(f"{pack.label} says it extends {base} '{rng}', which is not a version range (e.g. '>=1.0,<2')")
+            if not ok:
+                raise PackError(f"{pack.label} needs {base} {rng}, but this installation has {_label(have[base])}: "
+                                f"upgrade {base} first (or with it), or use a version of {pack.name} made for {_label(have[base])}")
+    for folder, h in after.items():
+        if h["name"] in mine:
             continue
-        ok = _satisfies(pack.version, h["extends"][pack.name])
-        if ok is False:
-            who = "the installation's local pack" if folder == LOCAL else f"{_label(h)} (installed)"
-            raise PackError(f"{who} needs {pack.name} {h['extends'][pack.name]}; {pack.label} is outside that range: "
-                            f"upgrade {h['name']} together with it")
+        for pack in given:
+            ok = _satisfies(pack.version, h["extends"][pack.name]) if pack.name in h["extends"] else True
+            if ok is False:
+                who = "the installation's local pack" if folder == LOCAL else f"{_label(h)} (installed)"
+                raise PackError(f"{who} needs {pack.name} {h['extends'][pack.name]}; {pack.label} is outside that range: "
+                                f"upgrade {h['name']} together with it")
 
 
 def _label(head: dict) -> str:
@@ -110,8 +118,8 @@ def _later(a: str, b: str) -> bool | None:
         return None
 
 
-def _ancestors(name: str, heads: dict[str, dict]) -> list[str]:
-    """The folders of the packs `name` extends, directly or not (among `heads`), bases first."""
+def _closure(names: set[str], heads: dict[str, dict]) -> list[str]:
+    """The folders of the packs `names` and every pack they extend (among `heads`), bases first."""
     by_name = {h["name"]: folder for folder, h in heads.items()}
     out: list[str] = []
 
@@ -123,8 +131,8 @@ def _ancestors(name: str, heads: dict[str, dict]) -> list[str]:
             visit(base)
         out.append(folder)
 
-    for base in heads[by_name[name]]["extends"] if name in by_name else ():
-        visit(base)
+    for n in sorted(names):
+        visit(n)
     return out
 
 
@@ -146,61 +154,76 @@ def _loaded(folders: list[Path]) -> tuple[CompiledModel | None, list[Problem]]:
     return (compile_model(model) if model is not None else None), problems
 
 
-def make_plan(conn: sa.Connection, pack: PackFiles, *, upgrade: bool) -> Plan:
-    """The plan of installing (or upgrading to) `pack`; PackError when it cannot even be planned."""
+def make_plan(conn: sa.Connection, given: list[PackFiles], *, upgrade: bool) -> Plan:
+    """The plan of installing `given` packs (or upgrading to them); PackError when it cannot even be planned.
+
+    Packs upgraded together are one new set: a client pack's new version made for a base's new version goes in with it.
+    The 3-way merge asks about the changes of the packs that stay as they are (and the local pack); the given packs'
+    own overlays were written for the new versions, and are checked by loading them."""
     found = releases.active(conn)
     if found is None:
         raise PackError("this installation has no configuration release yet: start it once (`tailor run`) or make one with "
                         "`tailor release create PACK... --activate`")
     row = found[0]
-    if pack.name == LOCAL:
+    names = [p.name for p in given]
+    if len(set(names)) != len(names):
+        raise PackError(f"{', '.join(sorted({n for n in names if names.count(n) > 1}))} is given twice")
+    if LOCAL in names:
         raise PackError(f"'{LOCAL}' is the installation's own pack (the console's changes); a pack of that name cannot be installed")
     heads = _heads(row["files"])
     by_name = {h["name"]: folder for folder, h in heads.items() if folder != LOCAL}
     base_files, order = releases.base_of(row["files"], row["packs"])
-    folder = by_name.get(pack.name)
-    if upgrade:
-        if folder is None:
-            raise PackError(f"{pack.name} is not installed here (installed: {', '.join(_label(heads[f]) for f in by_name.values())}): "
-                            f"use `tailor pack install`")
-        previous = heads[folder]["version"]
-        if base_files[folder] == pack.files:
-            raise PackError(f"{pack.label} is installed already, with exactly these files: nothing to upgrade")
-        if _later(previous, pack.version):
-            raise PackError(f"{pack.label} is older than the installed {pack.name} {previous}: a downgrade is not an upgrade "
-                            f"(to go back, activate an earlier release: `tailor release list`, `tailor release activate`)")
-    else:
-        if folder is not None:
-            raise PackError(f"{pack.name} is installed already ({_label(heads[folder])}): use `tailor pack upgrade`")
-        previous, folder, n = None, pack.name, 2
-        while folder in base_files or folder == LOCAL:
-            folder, n = f"{pack.name}-{n}", n + 1
-    _check_ranges(pack, heads, folder if upgrade else None)
-    new_base = {**base_files, folder: dict(pack.files)}
-    new_order = order if upgrade else [*order, folder]
+    new_base, new_order, previous, folders = dict(base_files), list(order), {}, {}
+    for pack in given:
+        folder = by_name.get(pack.name)
+        if upgrade:
+            if folder is None:
+                raise PackError(f"{pack.name} is not installed here (installed: {', '.join(_label(heads[f]) for f in by_name.values())}): "
+                                f"use `tailor pack install`")
+            previous[pack.name] = heads[folder]["version"]
+            if base_files[folder] == pack.files:
+                raise PackError(f"{pack.label} is installed already, with exactly these files: nothing to upgrade")
+            if _later(previous[pack.name], pack.version):
+                raise PackError(f"{pack.label} is older than the installed {pack.name} {previous[pack.name]}: a downgrade is not an "
+                                f"upgrade (to go back, activate an earlier release: `tailor release list`, `tailor release activate`)")
+        else:
+            if folder is not None:
+                raise PackError(f"{pack.name} is installed already ({_label(heads[folder])}): use `tailor pack upgrade`")
+            folder, n = pack.name, 2
+            while folder in new_base or folder == LOCAL:
+                folder, n = f"{pack.name}-{n}", n + 1
+            new_order.append(folder)
+        new_base[folder] = dict(pack.files)
+        folders[pack.name] = folder
     files, packs = releases.with_local(new_base, new_order, row["files"].get(LOCAL))
-    plan = Plan("upgrade" if upgrade else "install", pack, row["id"], previous,
-                [_label(h) if f != LOCAL else "local" for f, h in heads.items() if f != folder or not upgrade], files, packs)
+    after_heads = _heads(files)
+    _check_ranges(given, after_heads)
+    plan = Plan("upgrade" if upgrade else "install", list(given), row["id"], previous,
+                [_label(h) if f != LOCAL else "local" for f, h in heads.items() if h["name"] not in names], files, packs)
+    sources = {folders[p.name]: p.source for p in given}
     with tempfile.TemporaryDirectory(prefix="tailor-plan-") as tmp:
         before = _write(row["files"], Path(tmp) / "before")
         after = _write(files, Path(tmp) / "after")
         for f, path in before.items():
             plan.places[str(path)] = "local" if f == LOCAL else f"{heads[f]['name']}-{heads[f]['version']}"
         for f, path in after.items():
-            plan.places[str(path)] = pack.source if f == folder else plan.places[str(before[f])]
+            plan.places[str(path)] = sources.get(f) or plan.places[str(before[f])]
         old, old_problems = _loaded([before[p] for p in row["packs"]])
         if old is None:
             raise PackError("the active release does not load: " + "; ".join(plan.where(p.loc) + ": " + p.message for p in old_problems[:5]))
         new, new_problems = _loaded([after[p] for p in packs])
-        if upgrade:
-            ancestors = _ancestors(pack.name, heads)
-            old_base, _ = load_model([before[f] for f in ancestors] + [before[folder]])
-            new_base_model, own = load_model([after[f] for f in ancestors] + [after[folder]])
-            plan.problems = [f"{plan.where(p.loc)}: {p.message} [{p.code}]" for p in own]
-            if old_base is not None and new_base_model is not None:
-                base_names = {heads[f]["name"] for f in ancestors} | {pack.name}
-                changes = [c for c in old.model.changes if c.pack not in base_names]
-                plan.conflicts, plan.carried = merge(old_base, new_base_model, old.model, changes, pack.label)
+        # the given packs with the packs they stand on: alone they must load, and what they change is the base of the merge
+        base_after = _closure(set(names), after_heads)
+        new_bases, own = load_model([after[f] for f in base_after])
+        plan.problems = [f"{plan.where(p.loc)}: {p.message} [{p.code}]" for p in own]
+        if upgrade and new_bases is not None:
+            base_before = _closure(set(names), heads)
+            old_bases, _ = load_model([before[f] for f in base_before])
+            mine = {heads[f]["name"] for f in base_before} | set(names)
+            changes = [c for c in old.model.changes if c.pack not in mine]
+            labels = {h["name"]: _label(h) for h in after_heads.values()}
+            if old_bases is not None:
+                plan.conflicts, plan.carried = merge(old_bases, new_bases, old.model, changes, labels)
         if not plan.problems:
             plan.conflicts += unexplained(new_problems, plan.conflicts, plan.where)
         if new is not None:

@@ -12,7 +12,7 @@ Anything else that keeps the new set of packs from loading is a conflict at the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from engine.build import humanise
 from engine.errors import Loc, Problem
@@ -90,15 +90,17 @@ def _loc_of(value: Any, fallback: Loc | None) -> Loc | None:
     return loc if isinstance(loc, Loc) and loc.line else fallback
 
 
-def merge(old: Model, new: Model, client: Model, changes: Iterable[OverlayChange], new_name: str
+def merge(old: Model, new: Model, client: Model, changes: Iterable[OverlayChange], names: Mapping[str, str]
           ) -> tuple[list[Conflict], list[Carried]]:
-    """Conflicts of the client's `changes` with the move from the base `old` to the base `new`, and what carries over.
-    `client` is the installation as it was (`old` with the client's packs): what the client's changes made of it."""
+    """Conflicts of the client's `changes` with the move from the base packs `old` to `new`, and what carries over.
+    `client` is the installation as it was (`old` with the client's packs): what the client's changes made of it;
+    `names` says each base pack's new version in words ({'crm': 'crm 1.1.0'})."""
     a, b, z = _Side(old), _Side(new), _Side(client)
     conflicts: list[Conflict] = []
     carried: list[Carried] = []
     for c in changes:
-        found = _one(a, b, z, c, new_name)
+        defined = a.definition(c.target)
+        found = _one(a, b, z, c, names.get(getattr(defined, "pack", ""), "the new version"))
         if isinstance(found, Conflict):
             conflicts.append(found)
         else:

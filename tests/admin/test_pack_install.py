@@ -138,7 +138,7 @@ def test_an_archive_changed_after_it_was_built_or_one_whose_ranges_are_not_met_i
     future = packs.write("future", {"forms/f.yaml": "kind: form\nname: f\nfields: {x: string}\n"}, extends="crm: '>=2.0,<3'")
     result = crm_only.tailor("pack", "install", future)
     assert (result.exit_code, result.output) == (1, "error: future 1.0.0 needs crm >=2.0,<3, but this installation has crm 1.0.0: "
-                                                    "upgrade crm first, or use a version of future made for crm 1.0.0\n")
+                                                    "upgrade crm first (or with it), or use a version of future made for crm 1.0.0\n")
     orphan = packs.write("orphan", {}, extends="erp: '>=1'")
     result = crm_only.tailor("pack", "install", orphan)
     assert (result.exit_code, result.output) == (1, "error: orphan 1.0.0 extends erp, which this installation does not have "
@@ -293,3 +293,28 @@ def test_an_admins_change_in_the_local_pack_is_merged_too_and_kept(crm_and_acme,
             f"      crm 1.1.0 changes it from 3 business days to 2 business days ({tmp_path / 'crm-1.1.0'}/processes/onboarding.yaml:26:10)\n"
             "      local sets it to 5 business days (local/overlays/onboarding.yaml:5:3)\n") in result.output
     assert inst.active()["id"] == before["id"]
+
+
+def test_a_conflict_is_resolved_by_a_client_version_made_for_the_new_base_upgraded_with_it(crm_and_acme, tmp_path):
+    """Acme 1.1.0 is written for CRM 1.1.0 (its range says so): it changes the renamed step and keeps its own due for
+    qualifying. Upgraded together, the two are one new set of packs: it loads, and nothing of acme is merged 3-way."""
+    import shutil
+
+    inst = crm_and_acme
+    new_crm = crm_1_1(tmp_path, conflict=True)
+    acme = tmp_path / "acme-1.1.0"
+    shutil.copytree(ACME, acme)
+    (acme / "pack.yaml").write_text((acme / "pack.yaml").read_text().replace("version: 1.0.0", "version: 1.1.0")
+                                    .replace('crm: ">=1.0,<2"', 'crm: ">=1.1,<2"'))
+    overlay = acme / "overlays" / "lead_follow_up.yaml"
+    overlay.write_text(overlay.read_text().replace("  proposal:\n", "  send_proposal:\n"))
+    alone = inst.tailor("pack", "upgrade", acme)
+    assert (alone.exit_code, alone.output) == (1, "error: acme 1.1.0 needs crm >=1.1,<2, but this installation has crm 1.0.0: upgrade crm "
+                                                  "first (or with it), or use a version of acme made for crm 1.0.0\n")
+    result = inst.tailor("pack", "upgrade", new_crm, acme, "--apply", "--reason", "CRM 1.1 with Acme's pack for it")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"upgrade crm 1.0.0 → 1.1.0, acme 1.0.0 → 1.1.0 (from {new_crm}, {acme}) into release ")
+    assert "conflicts: none\n" in result.output
+    lead = inst.compiled().model.processes["lead_follow_up"]
+    assert [s.id for s in lead.steps] == ["qualify", "credit_check", "send_proposal", "discount_approval", "chase"]
+    assert lead.steps[0].due.duration.text == "1 business day" and "credit_check" in lead.steps[2].when.source
