@@ -37,11 +37,17 @@ def check(paths: tuple[Path, ...], postgres: str | None, no_postgres: bool) -> N
     from engine.loader import load_model
     from runtime.scratch import postgres_url, try_ddl
 
+    from engine.scenarios import check_packs
+
     model, problems = load_model(paths)
     if problems:
         _report(problems)
         sys.exit(1)
     assert model is not None
+    problems = check_packs(paths, model)  # the packs' scenario tests name what the definitions have
+    if problems:
+        _report(problems)
+        sys.exit(1)
     problems, trials = try_ddl(compile_model(model), None if no_postgres else postgres or postgres_url())
     if problems:
         _report(problems)

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Union
+from typing import Any, Iterable, Iterator, Mapping, Union
 
 from . import durations
 from .errors import Loc, Problem
@@ -310,6 +310,18 @@ def read_scenario(path: Path, display: str | None = None) -> tuple[Scenario | No
 
 
 # -- checking against the definitions ---------------------------------------------------------------
+def check_packs(folders: Iterable[str | Path], model: Model) -> list[Problem]:
+    """Every problem of the scenario files of pack folders: their shape, and the names they use."""
+    from .packs import display_path
+
+    problems: list[Problem] = []
+    for folder in folders:
+        for path in scenario_files(Path(folder)):
+            scenario, found = read_scenario(path, display_path(path))
+            problems += found if scenario is None else check_scenario(scenario, model)
+    return problems
+
+
 def _step_ids(steps: tuple[Step, ...]) -> Iterator[str]:
     for s in steps:
         if isinstance(s, ParallelStep):

@@ -92,3 +92,14 @@ def test_a_pack_without_scenarios_or_with_a_missing_base_is_a_clear_refusal(tmp_
     result = run("pack", "test", str(orphan), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr == "error: pack 'orphan' extends 'nowhere', which is not here: give its folder with --base PATH\n"
+
+
+def test_tailor_check_finds_a_scenarios_problems_too(tmp_path):
+    folder = _acme_copy(tmp_path, keep=())
+    (folder / "tests" / "typo.yaml").write_text("scenario: A typo\nstart: 2030-03-04 09:30\nsteps:\n  - complete: qualfy\n    by: ann\n")
+    result = run("check", str(ACME.parent.parent / "crm"), str(folder), "--no-postgres", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "acme/tests/typo.yaml:4:5: no user 'ann' in given: users (known: none) [scenario.user]",
+        "acme/tests/typo.yaml:4:5: no step 'qualfy' in any process [scenario.step]",
+        "2 problems found"]
