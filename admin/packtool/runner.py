@@ -126,7 +126,8 @@ class World:
         await self.settle()
 
     # -- given --
-    def given(self) -> None:
+    def given(self) -> list[str]:
+        """Make the scenario's users, groups and records; the processes the records' triggers start (to be started)."""
         from runtime import records
         from runtime.schema import group_members, users
 
@@ -152,7 +153,7 @@ class World:
                 raise Failed(r.loc, f"the {entity.label.lower()} '{r.key}' cannot be made: {_errors(exc.errors)}") from None
             self.keys[r.key] = (r.entity, rec.id)
             starts += rec.starts
-        self._pending_starts = starts
+        return starts
 
     def converted(self, values: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
         """Values as a page would send them: a username becomes the user's id, a record key the record's id."""
@@ -192,8 +193,7 @@ class World:
                                            f"({self.shown(self.now)}): write a later start (a few years ahead)")
         await self.env.sleep((start - self.now).total_seconds())
         self.now = await self.env.get_current_time()
-        self.given()
-        await self.start(self._pending_starts, self.s.start_loc)
+        await self.start(self.given(), self.s.start_loc)
         await self.settle()
         for step in self.s.steps:
             if isinstance(step, Expect):
