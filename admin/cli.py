@@ -37,11 +37,17 @@ def check(paths: tuple[Path, ...], postgres: str | None, no_postgres: bool) -> N
     from engine.loader import load_model
     from runtime.scratch import postgres_url, try_ddl
 
+    from engine.scenarios import check_packs
+
     model, problems = load_model(paths)
     if problems:
         _report(problems)
         sys.exit(1)
     assert model is not None
+    problems = check_packs(paths, model)  # the packs' scenario tests name what the definitions have
+    if problems:
+        _report(problems)
+        sys.exit(1)
     problems, trials = try_ddl(compile_model(model), None if no_postgres else postgres or postgres_url())
     if problems:
         _report(problems)
@@ -491,6 +497,308 @@ def release_export(release_id: int | None, out: Path) -> None:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text, encoding="utf-8")
     click.echo(f"wrote {len(files)} file{'s' if len(files) != 1 else ''} of the local pack to {out}")
+
+
+# -- client packs: scaffold, test, build, install, upgrade, compare (admin/packtool) ---------------------------
+
+
+@main.group()
+def pack() -> None:
+    """Client packs: scaffold, test on a fake clock, build, install, upgrade, compare (see docs/packs.md)."""
+
+
+def _bases_option(fn):
+    return click.option("--base", "bases", multiple=True, type=click.Path(path_type=Path),
+                        help="the folder of a pack the pack extends (repeatable; default: the packs shipped with Tailor)")(fn)
+
+
+def _pack_error(exc: Exception) -> None:
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(1)
+
+
+def _stack_model(folders: tuple[Path, ...], bases: tuple[Path, ...]):
+    """The compiled model of `folders` and the packs they stand on; problems reported and exit 1."""
+    from admin.packtool import PackError
+    from admin.packtool.bases import stack
+    from engine.compiler import compile_model
+    from engine.loader import load_model
+
+    try:
+        paths = stack(folders, bases)
+    except PackError as exc:
+        _pack_error(exc)
+    model, problems = load_model(paths)
+    if problems:
+        _report(problems)
+        sys.exit(1)
+    return compile_model(model)
+
+
+@pack.command("new")
+@click.argument("name")
+@click.option("--extends", "base", required=True, help="the pack it extends, e.g. crm")
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="where to make the pack's folder")
+@_bases_option
+def pack_new(name: str, base: str, folder: Path, bases: tuple[Path, ...]) -> None:
+    """Make a client pack NAME to start from: pack.yaml, folders, a sample overlay and a sample scenario test."""
+    from admin.packtool import PackError, scaffold
+    from admin.packtool.bases import find
+    from engine.packs import display_path
+
+    try:
+        base_folder = find(base, bases)
+    except PackError as exc:
+        _pack_error(exc)
+    compiled = _stack_model((base_folder,), bases)
+    target = folder / name
+    try:
+        made = scaffold.write(name, compiled, base, target)
+    except PackError as exc:
+        _pack_error(exc)
+    click.echo(f"made pack {name} in {target} ({len(made)} files):")
+    for path in made:
+        click.echo(f"  {path.relative_to(target)}")
+    click.echo(f"next: tailor check {display_path(base_folder)} {target} && tailor pack test {target}")
+
+
+@pack.command("test")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_bases_option
+@click.option("--min-coverage", type=click.IntRange(0, 100), help="fail when step and escalation-level coverage is below N percent")
+def pack_test(folders: tuple[Path, ...], bases: tuple[Path, ...], min_coverage: int | None) -> None:
+    """Run the scenario tests in FOLDER/tests on Temporal's time-skipping test server, a fresh database each.
+
+    Reports pass or fail per scenario (a failure names its file:line and the first difference), then the step and
+    escalation-level coverage of each process; exit 1 if a scenario fails or coverage is below --min-coverage.
+    """
+    from rich.console import Console
+
+    from admin.packtool import PackError, coverage, runner
+    from admin.packtool.bases import manifest
+
+    compiled = _stack_model(folders, bases)
+    names = [manifest(f)["name"] for f in folders]
+    files = runner.scenarios_of(folders)
+    if not files:
+        _pack_error(f"no scenario tests in {', '.join(str(Path(f) / 'tests') for f in folders)} (see docs/packs.md for the format)")
+    packs = ", ".join(f"{p.name} {p.version}" for p in compiled.model.packs)
+    click.echo(f"{len(files)} scenario{'s' if len(files) != 1 else ''} of {', '.join(names)} on {packs}")
+    console = Console(stderr=True)
+    status = console.status("")
+
+    def started(display: str) -> None:
+        status.update(f"running {display} …")
+
+    def done(o: runner.Outcome) -> None:
+        mark = click.style("PASS", fg="green") if o.passed else click.style("FAIL", fg="red")
+        click.echo(f"{mark}  {o.file}  {o.title}" + (f"  ({o.seconds:.1f} s)" if o.seconds else ""))
+        for p in o.problems:
+            click.echo(f"      {p}")
+        if o.failure is not None:
+            click.echo(f"      {o.failure}")
+            for line in o.log[-20:]:
+                click.echo(f"      | {line}")
+
+    try:
+        with status:
+            result = runner.run(list(folders), compiled, names, on_start=started, on_done=done)
+    except PackError as exc:
+        _pack_error(exc)
+    found = coverage.of_run(result)
+    click.echo("")
+    click.echo(f"coverage (steps reached, escalation levels fired) of the processes of {', '.join(names)}:")
+    for c in found:
+        click.echo(f"  {c.line()}" + ("" if c.counted else "  (a base pack's: not counted)"))
+        if c.counted and c.missing():
+            click.echo(f"      not covered: {', '.join(c.missing())}")
+    covered, of = coverage.total(found)
+    share = coverage.percent(covered, of)
+    click.echo(f"  total: {covered}/{of} ({share}%)" if of else "  no process of these packs to cover")
+    failed = [o for o in result.outcomes if not o.passed]
+    passed = len(result.outcomes) - len(failed)
+    click.echo("")
+    summary = f"{len(result.outcomes)} scenario{'s' if len(result.outcomes) != 1 else ''}: {passed} passed, {len(failed)} failed"
+    low = min_coverage is not None and of and share < min_coverage
+    if low:
+        summary += f"; coverage {share}% is below the minimum of {min_coverage}%"
+    click.secho(summary, fg="red" if failed or low else "green")
+    sys.exit(1 if failed or low else 0)
+
+
+@pack.command("build")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="the archive to write (default: NAME-VERSION.zip here)")
+@_bases_option
+def pack_build(folder: Path, out: Path | None, bases: tuple[Path, ...]) -> None:
+    """Build a versioned archive of a pack: its files and a manifest (name, version, extends ranges, sha256 of each file).
+
+    The pack is checked first, with the packs it extends; a pack with problems is not built.
+    """
+    from admin.packtool import PackError, archive
+
+    _stack_model((folder,), bases)
+    try:
+        pack = archive.from_folder(folder)
+    except PackError as exc:
+        _pack_error(exc)
+    target = out or Path(archive.archive_name(pack))
+    data = archive.build(pack)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    ranges = ", ".join(f"{b} {r}" for b, r in pack.extends.items()) or "nothing"
+    click.echo(f"built {pack.label} (extends {ranges}): {target}, {len(pack.files)} files, sha256 {archive.digest_bytes(data)}")
+
+
+def _installation(apply: bool):
+    """(settings, engine) of the installation TAILOR_DATABASE_URL / TAILOR_DATA_DIR names; the platform tables are
+    brought up to date only when the plan is to be applied."""
+    from runtime.db import make_engine, upgrade
+    from runtime.settings import Settings
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    if apply:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with engine.begin() as conn:
+            upgrade(conn)
+    return settings, engine
+
+
+def _print_plan(plan) -> None:
+    sources = ", ".join(p.source for p in plan.given)
+    click.echo(f"{plan.title()} (from {sources}) into release {plan.release_id} ({', '.join(plan.others) or 'no other packs'})")
+    from admin.packtool.merge import words
+
+    click.echo("what changes:")
+    later = "(said once the new set of packs loads: see the conflicts)"
+    for line in plan.words or [later if not plan.loads else "nothing a page or process would notice"]:
+        click.echo(f"  {line}")
+    if plan.kind == "upgrade":
+        notes = [c for c in plan.carried if c.note]
+        click.echo(f"the client's changes (3-way merge): {len(plan.carried)} carry over to "
+                   f"{', '.join(p.label for p in plan.given)}" + (", as written" if not notes else ""))
+        for c in notes:
+            click.echo(f"  {c.change.pack}'s change of {words(c.change)} {c.note} ({plan.where(c.change.loc)})")
+    if plan.problems:
+        click.secho(f"{', '.join(p.label for p in plan.given)} do{'es' if len(plan.given) == 1 else ''} not load "
+                    f"on {'its' if len(plan.given) == 1 else 'their'} own:", fg="red")
+        for line in plan.problems:
+            click.echo(f"  {line}")
+    if plan.conflicts:
+        click.secho(f"{len(plan.conflicts)} conflict{'s' if len(plan.conflicts) != 1 else ''} (nothing changes until they are resolved):",
+                    fg="red")
+        for c in plan.conflicts:
+            for line in c.lines(plan.where):
+                click.echo(f"  {line}")
+    elif plan.kind == "upgrade":
+        click.echo("conflicts: none")
+    if not plan.loads:
+        click.echo(f"database and running processes: {later}")
+        return
+    click.echo("database:")
+    if plan.schema_refused:
+        click.secho(f"  refused: {plan.schema_refused}", fg="red")
+    for line in plan.schema:  # numbered by runtime.plan.describe
+        click.echo(f"  {line}")
+    if not plan.schema and not plan.schema_refused:
+        click.echo("  nothing to change")
+    click.echo("running processes:")
+    for r in plan.running:
+        stays = "stay on their version; new ones start on the new one" if r.changes else "the new release runs the same version"
+        click.echo(f"  {r.process} ({r.label}) version {r.version[:12]}: {r.count} running, {stays}")
+    if not plan.running:
+        click.echo("  none")
+
+
+def _install(sources: tuple[Path, ...], apply: bool, reason: str | None, upgrade: bool) -> None:
+    import sqlalchemy as sa
+
+    from admin.packtool import PackError, archive, install
+
+    try:
+        given = [archive.read(source) for source in sources]
+    except PackError as exc:
+        _pack_error(exc)
+    settings, engine = _installation(apply)
+    try:
+        with engine.begin() as conn:
+            try:
+                plan = install.make_plan(conn, given, upgrade=upgrade)
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:  # no platform tables: nothing installed there
+                _pack_error(f"there is no installation at {settings.database_url} yet ({type(exc).__name__}): start it once with `tailor run`")
+            _print_plan(plan)
+            if not plan.ok:
+                click.secho("nothing was changed", fg="red")
+                sys.exit(1)
+            if not apply:
+                click.echo("this was a dry run: nothing was changed (add --apply to do it)")
+                return
+            why = reason or f"tailor pack {plan.kind} {', '.join(p.label for p in given)}"
+            release_id, activation, ops = install.apply(conn, plan, settings.data_dir / "releases", why)
+        click.secho(f"done: release {release_id} is active (activation {activation}); every node switches within seconds", fg="green")
+    except PackError as exc:
+        _pack_error(exc)
+    finally:
+        engine.dispose()
+
+
+@pack.command("install")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="ARCHIVE|DIR...")
+@click.option("--apply", is_flag=True, help="do it (without: print the plan and change nothing)")
+@click.option("--reason", help="why (kept with the release)")
+def pack_install(sources: tuple[Path, ...], apply: bool, reason: str | None) -> None:
+    """Add packs to the installation's configuration (TAILOR_DATABASE_URL): a dry run that prints the plan, unless --apply.
+
+    An archive's checksums are verified; a pack whose extends ranges the installation does not satisfy is refused.
+    """
+    _install(sources, apply, reason, upgrade=False)
+
+
+@pack.command("upgrade")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="ARCHIVE|DIR...")
+@click.option("--apply", is_flag=True, help="do it (without: print the plan and change nothing)")
+@click.option("--reason", help="why (kept with the release)")
+def pack_upgrade(sources: tuple[Path, ...], apply: bool, reason: str | None) -> None:
+    """Put new versions of installed packs in place: the plan (a 3-way merge with the overlays of the packs that stay,
+    conflicts at file:line on both sides, database, running processes), then with --apply the new release, activated.
+
+    Give a base pack's new version together with a client pack's version made for it to upgrade both at once."""
+    _install(sources, apply, reason, upgrade=True)
+
+
+@pack.command("diff")
+@click.argument("old", type=click.Path(path_type=Path), metavar="A")
+@click.argument("new", type=click.Path(path_type=Path), metavar="B")
+@_bases_option
+def pack_diff(old: Path, new: Path, bases: tuple[Path, ...]) -> None:
+    """What changed from version A of a pack to version B (folders or archives): in words, then as a diff of its files."""
+    from admin.packtool import PackError, archive, changes
+    from runtime.releases import file_changes
+
+    try:
+        a, b = archive.read(old), archive.read(new)
+        if a.name != b.name:
+            raise PackError(f"{old} is pack {a.name} and {new} is pack {b.name}: a diff compares two versions of one pack")
+        models = changes.versions(a, b, bases)
+    except PackError as exc:
+        _pack_error(exc)
+    click.echo(f"{a.name} {a.version} → {b.version}")
+    click.echo("in words:")
+    for side, problems in zip((a, b), models.problems):
+        if problems:
+            click.secho(f"  {side.label} ({side.source}) does not load, so it cannot be put in words: {problems[0]}"
+                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), fg="red")
+    for line in models.words or ([] if any(models.problems) else ["nothing a page or process would notice"]):
+        click.echo(f"  {line}")
+    found = file_changes({a.name: a.files}, {b.name: b.files})
+    click.echo("files:" if found else "files: the same")
+    for f in found:
+        click.echo(f"  {f.change} {f.path.split('/', 1)[1]}")
+    for f in found:
+        click.echo("")
+        click.echo(f.diff.rstrip("\n"))
 
 
 if __name__ == "__main__":

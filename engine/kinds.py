@@ -306,7 +306,13 @@ def validate_document(doc: Document) -> list[Problem]:
         return [Problem(doc.loc(""), "schema.missing-kind", f"missing 'kind:' (expected one of: {', '.join(KINDS)})")]
     if kind not in KINDS:
         return [Problem(doc.loc("/kind"), "schema.unknown-kind", f"unknown kind {_describe(kind)} (expected one of: {', '.join(KINDS)})", "/kind")]
-    check = fast_check(kind)
+    return check_shape(doc, kind)
+
+
+def check_shape(doc: Document, schema: str) -> list[Problem]:
+    """Problems with a document's shape against the published schema `schema` (a kind, or another file format of a pack
+    such as `scenario`), each at its line and column."""
+    check = fast_check(schema)
     if check is not None:
         try:
             check(doc.data)
@@ -314,6 +320,6 @@ def validate_document(doc: Document) -> list[Problem]:
         except fastjsonschema.JsonSchemaValueException:
             pass  # invalid: ask jsonschema what exactly is wrong, so messages stay the same
     problems: list[Problem] = []
-    for error in validator(kind).iter_errors(doc.data):
+    for error in validator(schema).iter_errors(doc.data):
         problems.extend(_problems(doc, error))
     return problems

@@ -26,6 +26,8 @@ def _read_pack(folder: Path, problems: list[Problem]) -> packs_mod.PackSource | 
         return None
     src = packs_mod.PackSource(folder, display)
     for rel in yaml_files(folder):
+        if len(rel.parts) > 1 and rel.parts[0] == packs_mod.TESTS:
+            continue  # scenario tests are read by `tailor pack test`, not as definitions
         path = folder / rel
         # what display_path(path) says, without resolving every file's path again (a linked file may lead elsewhere)
         shown = packs_mod.display_path(path) if path.is_symlink() else str(Path(display, rel))
@@ -103,13 +105,14 @@ def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem
         if (ov.pack, ov.name) in names:
             problems.append(Problem(ov.loc, "definition.duplicate", f"overlay '{ov.name}' is already defined at {names[(ov.pack, ov.name)]}"))
         names[(ov.pack, ov.name)] = ov.loc
-    problems.extend(apply_overlays(definitions, overlays, ancestors))
+    changes: list = []
+    problems.extend(apply_overlays(definitions, overlays, ancestors, changes))
 
     model = Model(
         packs=tuple(packs[n] for n in order),
         entities=MappingProxyType(definitions["entity"]), forms=MappingProxyType(definitions["form"]),
         processes=MappingProxyType(definitions["process"]), roles=MappingProxyType(definitions["role"]),
-        groups=MappingProxyType(definitions["group"]), calendars=MappingProxyType(definitions["calendar"]),
+        groups=MappingProxyType(definitions["group"]), calendars=MappingProxyType(definitions["calendar"]), changes=tuple(changes),
     )
     problems.extend(checks.check_model(model, broken))
     unique = sorted(set(problems), key=Problem.sort_key)

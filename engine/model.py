@@ -483,6 +483,19 @@ class Overlay:
 
 
 @dataclass(frozen=True, slots=True)
+class OverlayChange:
+    """One thing an overlay changed: `item` ('field:beds', 'field:phone:label', 'step:qualify:due', 'set:label',
+    'step:qualify:after' for a step inserted after qualify) of `target` ('process/lead_follow_up'), by operation `op`."""
+
+    target: str
+    item: str
+    op: str
+    pack: str
+    overlay: str
+    loc: Loc
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     """All definitions after overlays: the input of the compiler."""
 
@@ -493,6 +506,7 @@ class Model:
     roles: dict[str, Role]
     groups: dict[str, GroupDef]
     calendars: dict[str, Calendar]
+    changes: tuple[OverlayChange, ...] = ()  # what each overlay changed, in the order applied (base packs' overlays first)
 
     def __hash__(self) -> int:  # dict fields: identity hash is enough
         return id(self)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from .build import humanise
 from .errors import Loc, Problem
-from .model import ApprovalStep, Entity, Field, Form, Overlay, ParallelStep, Party, Process, Role, Step, Template
+from .model import ApprovalStep, Entity, Field, Form, Overlay, OverlayChange, ParallelStep, Party, Process, Role, Step, Template
 
 OPS: dict[str, frozenset[str]] = {
     "entity": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_groups", "add_group_fields", "add_links",
@@ -46,10 +46,23 @@ def _convert(kind: str, key: str, value: Any, loc: Loc) -> Any:
 class Applier:
     """Applies one overlay to one definition."""
 
-    def __init__(self, overlay: Overlay, touch: Callable[[str, Loc], None]):
+    def __init__(self, overlay: Overlay, touch: Callable[[str, Loc], None], changes: list[OverlayChange] | None = None):
         self.overlay = overlay
-        self.touch = touch
+        self._touch = touch
+        self.changes = changes  # where each change is recorded, if the caller keeps them
+        self.op = ""
         self.problems: list[Problem] = []
+
+    def touch(self, item: str, loc: Loc) -> None:
+        """Note that this overlay changes `item` of its target (two unrelated packs changing one item conflict)."""
+        self._touch(item, loc)
+        self.note(item, loc)
+
+    def note(self, item: str, loc: Loc) -> None:
+        """Record a change for whoever keeps them (`Model.changes`)."""
+        if self.changes is not None:
+            ov = self.overlay
+            self.changes.append(OverlayChange(f"{ov.target_kind}/{ov.target_name}", item, self.op, ov.pack, ov.name, loc))
 
     def problem(self, loc: Loc, code: str, msg: str) -> None:
         self.problems.append(Problem(loc, code, msg))
@@ -64,6 +77,7 @@ class Applier:
             if op not in OPS[kind]:
                 self.problem(loc, "overlay.operation", f"'{op}' cannot change a {kind} (possible: {', '.join(sorted(OPS[kind]))})")
                 continue
+            self.op = op
             definition = getattr(self, op)(definition, payload, loc)
         return definition
 
@@ -112,14 +126,23 @@ class Applier:
             d = replace(d, layout=d.layout[:-1] + (replace(last, fields=last.fields + rest),))
         return d
 
+    def _named(self, fields: dict[str, Field], name: str) -> str | None:
+        """The field an overlay names: by its name, else the one its pack renamed from that name (`renamed_from`), so an
+        overlay written for a base's older version follows the rename."""
+        if name in fields:
+            return name
+        return next((f.name for f in fields.values() if f.renamed_from == name), None)
+
     def change_fields(self, d, payload: tuple[dict, dict], loc: Loc):
         changes, locs = payload
         fields = self._fields(d)
         out = list(d.fields)
-        for name, change in changes.items():
-            if name not in fields:
-                self._missing("field", name, locs[name], fields)
+        for written_name, change in changes.items():
+            name = self._named(fields, written_name)
+            if name is None:
+                self._missing("field", written_name, locs[written_name], fields)
                 continue
+            locs = {**locs, name: locs[written_name]}
             for key in change:
                 self.touch(f"field:{name}:{key}", locs[name])
             kw = dict(change)
@@ -147,11 +170,12 @@ class Applier:
         names, locs = payload
         current = self._fields(d)
         gone = set()
-        for name in names:
-            if name not in current:
-                self._missing("field", name, locs[name], current)
+        for written_name in names:
+            name = self._named(current, written_name)
+            if name is None:
+                self._missing("field", written_name, locs[written_name], current)
                 continue
-            self.touch(f"field:{name}", locs[name])
+            self.touch(f"field:{name}", locs[written_name])
             gone.add(name)
         d = replace(d, fields=tuple(f for f in d.fields if f.name not in gone))
         if isinstance(d, Form):
@@ -238,9 +262,10 @@ class Applier:
             if title not in titles:
                 self._missing("section", title, locs[title], titles)
                 continue
-            for name in names:
-                if name not in fields:
-                    self._missing("field", name, locs[title], fields)
+            for written_name in names:
+                name = self._named(fields, written_name)
+                if name is None:
+                    self._missing("field", written_name, locs[title], fields)
                     continue
                 self.touch(f"layout:{name}", locs[title])
                 layout = [replace(s, fields=tuple(n for n in s.fields if n != name)) for s in layout]
@@ -284,6 +309,8 @@ class Applier:
                 self.problem(taken[0].loc, "overlay.exists", f"{self.target} already has a step '{taken[0].id}'")
                 continue
             self.touch(f"step:{anchor}:{where}", iloc)
+            for step in new:
+                self.note(f"step:{step.id}", step.loc)
             steps = self._edit(steps, anchor, (lambda s, new=new: (s, *new)) if where == "after" else (lambda s, new=new: (*new, s)))
         return replace(p, steps=steps)
 
@@ -350,8 +377,9 @@ class Applier:
         return replace(r, permissions=tuple(p for p in r.permissions if p not in names))
 
 
-def apply_overlays(definitions: dict[str, dict[str, Any]], overlays: list[Overlay], ancestors: dict[str, set[str]]) -> list[Problem]:
-    """Apply overlays in order (packs base-first), changing `definitions` in place."""
+def apply_overlays(definitions: dict[str, dict[str, Any]], overlays: list[Overlay], ancestors: dict[str, set[str]],
+                   changes: list[OverlayChange] | None = None) -> list[Problem]:
+    """Apply overlays in order (packs base-first), changing `definitions` in place; what each changed goes into `changes`."""
     problems: list[Problem] = []
     touched: dict[tuple[str, str], tuple[str, Loc]] = {}
     for ov in overlays:
@@ -379,7 +407,7 @@ def apply_overlays(definitions: dict[str, dict[str, Any]], overlays: list[Overla
                                                                  f"'{ov.target_name}' is also changed at {prev[1]} (pack '{prev[0]}')"))
             touched[key] = (ov.pack, loc)
 
-        applier = Applier(ov, touch)
+        applier = Applier(ov, touch, changes)
         table[ov.target_name] = applier.apply(target)
         problems.extend(applier.problems)
     return problems

@@ -13,6 +13,8 @@ from .errors import Loc, Problem
 from .model import Pack
 from .source import Document
 
+TESTS = "tests"  # a pack's scenario tests (`tailor pack test`): files of the pack, never definitions
+
 
 @dataclass
 class PackSource:

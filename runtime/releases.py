@@ -171,9 +171,59 @@ def history(conn: sa.Connection, limit: int = 100) -> list[dict]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
+def pack_versions(files: Files) -> dict[str, tuple[str, str]]:
+    """{folder: (pack name, version)} of a release's packs, from each folder's pack.yaml (unreadable ones left out)."""
+    import yaml
+
+    out = {}
+    for folder, pack_files in files.items():
+        try:
+            head = yaml.safe_load(pack_files.get("pack.yaml", "")) or {}
+        except yaml.YAMLError:
+            continue
+        if isinstance(head, dict) and isinstance(head.get("name"), str):
+            out[folder] = (head["name"], str(head.get("version", "")))
+    return out
+
+
+def _newer(a: str, b: str) -> bool:
+    """Whether version `a` is later than `b` (versions that do not parse are never later)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) > Version(b)
+    except InvalidVersion:
+        return False
+
+
+def _with_installed(row: dict, files: Files, packs: list[str]) -> tuple[Files, list[str], bool]:
+    """The packs on disk, plus what `tailor pack install` and `tailor pack upgrade` put into the active release: a pack the
+    disk does not have is kept, and so is one whose version in the release is later than the disk's. Returns the base
+    packs and whether all of them are the disk's."""
+    base, order = base_of(row["files"], row["packs"])
+    on_disk = {name: folder for folder, (name, _) in pack_versions(files).items()}
+    disk_versions = pack_versions(files)
+    out, out_order, all_disk = dict(files), list(packs), True
+    for folder, (name, version) in pack_versions(base).items():
+        mine = on_disk.get(name)
+        if mine is None:
+            key, n = folder, 2
+            while key in out:
+                key, n = f"{folder}-{n}", n + 1
+            out[key], all_disk = base[folder], False
+            out_order.append(key)
+        elif _newer(version, disk_versions[mine][1]):
+            out[mine], all_disk = base[folder], False
+            log.warning("pack %s %s of the active release is later than the disk's %s: the release's is kept", name, version,
+                        disk_versions[mine][1])
+    return out, out_order, all_disk
+
+
 def adopt_disk(conn: sa.Connection, paths: Iterable[str | Path], root: Path) -> tuple[dict, CompiledModel, bool]:
     """At a node's start: the release to run. If the packs on disk differ from the active release's base packs, a new
     release of them (with the active release's local pack) is made and activated. Returns (release, compiled, new?).
+    Packs installed into the releases (`tailor pack install`, `upgrade`) stay: one the disk does not have, or has at
+    an earlier version, is kept from the active release.
 
     The packs are compiled from their folders on disk, so a problem points at the file a consultant edits."""
     paths = [Path(p) for p in paths]
@@ -181,6 +231,10 @@ def adopt_disk(conn: sa.Connection, paths: Iterable[str | Path], root: Path) -> 
     current = active(conn)
     local = current[0]["files"].get(LOCAL) if current is not None else None
     folders = [*paths, *_local_folder(local, root)]
+    if current is not None:
+        files, packs, all_disk = _with_installed(current[0], files, packs)
+        if not all_disk:  # some packs are the release's own: compile what the release would hold
+            folders = materialise({"files": files, "packs": packs, "digest": digest(files, packs)}, root) + _local_folder(local, root)
     if current is not None and base_of(current[0]["files"], current[0]["packs"]) == (files, packs):
         return current[0], compile_model(load(folders)), False
     files, packs = with_local(files, packs, local)
@@ -319,6 +373,28 @@ def switch_to(conn: sa.Connection, release_id: int, root: Path, *, by: int | Non
     ops = plan(conn, compiled)
     apply(conn, compiled, ops)
     return activate(conn, release_id, by=by, reason=reason), ops
+
+
+@dataclass(frozen=True)
+class Running:
+    """Running instances of one version of a process: they finish on it (`changes`: new starts get another version)."""
+
+    process: str
+    label: str
+    version: str
+    count: int
+    changes: bool
+
+
+def running(conn: sa.Connection, compiled: CompiledModel) -> list[Running]:
+    """The running process instances per process and version, against what `compiled` would start."""
+    from .schema import process_instances
+
+    versions = {name: spec["version"] for name, spec in compiled.process_specs.items()}
+    q = (sa.select(process_instances.c.process, process_instances.c.version, sa.func.count()).where(process_instances.c.status == "running")
+         .group_by(process_instances.c.process, process_instances.c.version).order_by(process_instances.c.process, process_instances.c.version))
+    return [Running(process, compiled.model.processes[process].label if process in compiled.model.processes else process, version, count,
+                    versions.get(process) != version) for process, version, count in conn.execute(q)]
 
 
 def export(row: dict, pack: str = LOCAL) -> dict[str, str]:

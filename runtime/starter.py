@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 async def start_process(client: Client, spec: dict, *, key: str, task_queue: str, entity: str | None = None,
                         record_id: int | None = None, record: dict | None = None, inputs: dict | None = None,
-                        started_by: int | None = None, search_attributes: bool = True, announce: Sequence[str] = ()) -> WorkflowHandle:
-    """Start (or find, if `key` already started it) the process instance for `key`."""
+                        started_by: int | None = None, search_attributes: bool = True, announce: Sequence[str] = (),
+                        started_at: dt.datetime | None = None) -> WorkflowHandle:
+    """Start (or find, if `key` already started it) the process instance for `key`, as of `started_at` (default: now)."""
     wid = workflow_id(spec["name"], key)
     attrs = None
     if search_attributes:
@@ -39,7 +40,7 @@ async def start_process(client: Client, spec: dict, *, key: str, task_queue: str
             pairs.append(SearchAttributePair(CUSTOMER_KEY, f"{entity}:{record_id}"))
         attrs = TypedSearchAttributes(pairs)
     arg = ProcessInput(spec=spec, entity=entity, record_id=record_id, record=record or {}, inputs=inputs or {}, started_by=started_by,
-                       started_at=dt.datetime.now(dt.timezone.utc).isoformat(), announce=announce)
+                       started_at=(started_at or dt.datetime.now(dt.timezone.utc)).isoformat(), announce=announce)
     try:
         return await client.start_workflow(ProcessWorkflow.run, arg, id=wid, task_queue=task_queue,
                                            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -50,8 +51,9 @@ async def start_process(client: Client, spec: dict, *, key: str, task_queue: str
 
 
 async def start_enqueued(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, workflow_ids: Iterable[str],
-                         *, announce: Sequence[str] = ()) -> list[str]:
-    """Start the outbox rows a request just committed (those still pending); returns the workflow ids started.
+                         *, announce: Sequence[str] = (), now: dt.datetime | None = None) -> list[str]:
+    """Start the outbox rows a request just committed (those still pending), as of `now` (default: the clock's); returns
+    the workflow ids started.
 
     Never raises: the change is committed, and whatever did not start here stays in the outbox for the drainer.
     """
@@ -60,7 +62,7 @@ async def start_enqueued(client: Client, engine: sa.Engine, compiled: CompiledMo
         return []
     try:
         rows = await asyncio.to_thread(_read, engine, lambda conn: outbox.pending(conn, ids))
-        return await start_rows(client, engine, compiled, task_queue, rows, announce=announce)
+        return await start_rows(client, engine, compiled, task_queue, rows, announce=announce, now=now)
     except Exception:  # the database or Temporal failing now must not fail a request whose change is saved
         log.warning("could not start %s now; the worker's drainer will", ", ".join(ids), exc_info=True)
         return []
@@ -68,7 +70,8 @@ async def start_enqueued(client: Client, engine: sa.Engine, compiled: CompiledMo
 
 async def start_rows(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, rows: list[sa.Row], *,
                      announce: Sequence[str] = (), now: dt.datetime | None = None) -> list[str]:
-    """Start outbox rows, their record's data read as it is now, and write each outcome (as of `now`) back to its row."""
+    """Start outbox rows (as of `now`, default: the clock's), their record's data read as it is now, and write each outcome
+    back to its row."""
     if not rows:
         return []
     data = await asyncio.to_thread(_read, engine, lambda conn: {r.id: _record_data(conn, compiled, r) for r in rows})
@@ -87,7 +90,8 @@ async def start_rows(client: Client, engine: sa.Engine, compiled: CompiledModel,
         else:
             try:
                 await start_process(client, spec, key=row.key, task_queue=task_queue, entity=row.entity, record_id=row.record_id,
-                                    record=found, inputs=dict(row.inputs or {}), started_by=row.started_by, announce=announce)
+                                    record=found, inputs=dict(row.inputs or {}), started_by=row.started_by, announce=announce,
+                                    started_at=now)
             except Exception as exc:  # Temporal unreachable or refusing: the row stays pending for the next attempt
                 failed.append((row, f"{type(exc).__name__}: {exc}"))
                 if isinstance(exc, RPCError) and exc.status in UNREACHABLE:

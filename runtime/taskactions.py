@@ -12,9 +12,10 @@ cannot read the database; the workflow's own write checks it once more.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,7 @@ class TaskActions:
     client: Client | None
     task_queue: str
     announce: Sequence[str] = ()  # webhook events someone receives, for processes a completion's form starts
+    clock: Callable[[], dt.datetime] | None = None  # when processes a completion starts start (default: now; a test's fake clock)
 
     async def complete(self, task: dict, user: dict, data: Mapping[str, Any], *, key: str | None, comment: str = "") -> dict:
         """Complete `task` as `user`: check the step form's values, run its on-submit actions (e.g. the opportunity moves on)
@@ -107,7 +109,8 @@ class TaskActions:
         result = await self._update(task, ProcessWorkflow.complete, uid, TaskAction(
             step=task["step_id"], user_id=user["id"], data=forms.jsonable(values), comment=comment))
         if starts and self.client is not None:
-            await start_enqueued(self.client, self.engine, self.compiled, self.task_queue, starts, announce=self.announce)
+            await start_enqueued(self.client, self.engine, self.compiled, self.task_queue, starts, announce=self.announce,
+                                 now=self.clock() if self.clock else None)
         return result
 
     async def decide(self, task: dict, user: dict, approve: bool, *, key: str | None, comment: str = "") -> dict:

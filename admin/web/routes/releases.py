@@ -22,7 +22,7 @@ from forms.widgets import when_text, zone_of
 from runtime import releases
 from runtime.plan import MigrationError, describe, plan
 from runtime.recurrence import sync_schedules
-from runtime.schema import process_instances, users
+from runtime.schema import users
 
 from ... import accounts
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep
@@ -138,12 +138,7 @@ def _impact(conn, request, base: dict, files: dict[str, str], active_compiled) -
         out["plan"] = list(describe(plan(conn, new_compiled)))
     except MigrationError as exc:
         out["plan_refused"] = str(exc)
-    new_versions = {name: spec["version"] for name, spec in new_compiled.process_specs.items()}
-    for process, version, count in conn.execute(sa.select(process_instances.c.process, process_instances.c.version, sa.func.count())
-                                                .where(process_instances.c.status == "running")
-                                                .group_by(process_instances.c.process, process_instances.c.version)):
-        label = new_compiled.model.processes[process].label if process in new_compiled.model.processes else process
-        out["running"].append({"process": label, "count": count, "changes": new_versions.get(process) != version})
+    out["running"] = [{"process": r.label, "count": r.count, "changes": r.changes} for r in releases.running(conn, new_compiled)]
     return out
 
 
