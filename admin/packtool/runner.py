@@ -277,16 +277,19 @@ class World:
             found = [dict(r) for r in conn.execute(q).mappings()]
             if not found:
                 raise Failed(step.loc, f"there is no open task for step '{step.step}' to {step.verb}; open tasks: {self.open_tasks_text(conn)}")
+        if len(found) > 1 and all(t["kind"] == "approval" for t in found):  # one approval task per approver: the one of `by`
+            by = self.user(step.by)["id"] if step.by else None
+            return next((t for t in found if t["assignee_id"] == by), found[0])
         if len(found) > 1:
             raise Failed(step.loc, f"{len(found)} tasks of step '{step.step}' are open ({', '.join(self.record_text(t) for t in found)}): "
                                    f"say which with record: KEY")
         return found[0]
 
     async def task_action(self, step: Act) -> str:
-        from admin.access import allowed, may_act_on_task, may_approve, may_see_task
+        from admin.access import allowed, decide_refusal, may_act_on_task, may_approve, may_see_task
         from runtime.schema import tasks
         from runtime.taskactions import ActionRefused
-        from runtime.tasks import access_context
+        from runtime.tasks import access_context, requester
 
         task = self.task_for(step)
         user = self.user(step.by)
@@ -295,6 +298,8 @@ class World:
         holder = self.holder_text(task)
         try:
             if step.verb == "complete":
+                if task["kind"] == "approval":
+                    raise Refused(f"'{task['title']}' is an approval: it is approved or rejected, not completed")
                 if task["status"] != "open":
                     raise Refused(f"'{task['title']}' awaits approval; it cannot be completed again")
                 if not may_act_on_task(user, task, groups):
@@ -302,6 +307,12 @@ class World:
                 form = self.model.forms.get(task["form"]) if task["form"] else None
                 values = self.converted(step.values, {f.name: f for f in form.fields} if form else {})
                 await self.actions.complete(task, user, values, key=None, comment=step.comment)
+            elif step.verb in ("approve", "reject") and task["kind"] == "approval":  # an approval step's task: its approver's
+                with self.engine.connect() as conn:
+                    refusal = decide_refusal(self.model, user, task, groups, manager, requester(conn, task))
+                if refusal:
+                    raise Refused(refusal)
+                await self.actions.decide(task, user, step.verb == "approve", key=None, comment=step.comment)
             elif step.verb in ("approve", "reject"):
                 if task["status"] != "awaiting_approval":
                     raise Refused(f"'{task['title']}' is not awaiting approval (it is {task['status'].replace('_', ' ')})")

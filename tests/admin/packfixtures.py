@@ -45,6 +45,7 @@ def crm_1_1(root: Path, *, conflict: bool = False, version: str = "1.1.0") -> Pa
     if conflict:
         lead = folder / "processes" / "lead_follow_up.yaml"
         _edit(lead, "    due: 2 business days\n", "    due: 3 business days\n")
-        text = lead.read_text().replace("id: proposal\n", "id: send_proposal\n").replace("steps.proposal.", "steps.send_proposal.")
+        text = (lead.read_text().replace("id: proposal\n", "id: send_proposal\n").replace("steps.proposal.", "steps.send_proposal.")
+                .replace("approve: proposal\n", "approve: send_proposal\n").replace(" proposal.", " send_proposal."))
         lead.write_text(text.replace("from: proposal}", "from: send_proposal}"))
     return folder
