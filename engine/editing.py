@@ -300,9 +300,12 @@ def placements(start: list[tuple[str, list[str]]], want: list[tuple[str, list[st
 
     Each section keeps the longest start of its fields that is already in order; the rest are listed, in order, and
     so moved to its end (from wherever they are)."""
-    if [t for t, _ in start] != [t for t, _ in want]:
+    titles = [t for t, _ in want]
+    placed = {f for _, fs in want for f in fs}
+    # a section may go when every field of it goes elsewhere (the overlay's placing leaves it empty, and empty sections go)
+    if [t for t, _ in start if t in titles] != titles or any(t not in titles and set(fs) - placed for t, fs in start):
         raise CannotExpress(f"{what}: an overlay places fields in the sections there are; it cannot add, remove, rename or reorder "
-                            f"sections (there: {', '.join(t for t, _ in start) or 'none'}; wanted: {', '.join(t for t, _ in want) or 'none'})")
+                            f"sections (there: {', '.join(t for t, _ in start) or 'none'}; wanted: {', '.join(titles) or 'none'})")
     current = dict(start)
     out: Data = {}
     for title, fields in want:
@@ -365,7 +368,7 @@ def entity_overlay(base: Data, want: Data) -> Data:
         start = [(t, [f for f in fs if f not in remove]) for t, fs in _layout(base_pages, "sections")]
         start = [(t, fs) for t, fs in start if fs]
         wanted = _layout(want_pages, "sections")
-        if [p for p in _section_props(base_pages, "sections") if p[0] in {t for t, _ in start}] != _section_props(want_pages, "sections"):
+        if [p for p in _section_props(base_pages, "sections") if p[0] in {t for t, _ in wanted}] != _section_props(want_pages, "sections"):
             placements(start, wanted, where)  # says what cannot change
             raise CannotExpress(f"{where}: the columns and help of its edit sections come from its pack; an overlay cannot change them")
         _put(ops, "add_to_sections", placements(start, wanted, where))
@@ -404,7 +407,7 @@ def form_overlay(base: Data, want: Data) -> Data:
     if add and start:
         placed = {f for _, fs in start for f in fs}
         start[-1] = (start[-1][0], start[-1][1] + [n for n in add if n not in placed])
-    kept = {t for t, _ in start}
+    kept = {t for t, _ in _layout(want)}
     if [p for p in _section_props(base, "layout") if p[0] in kept] != _section_props(want, "layout"):
         placements(start, _layout(want), where)  # says what cannot change, if it is the sections themselves
         raise CannotExpress(f"{where}: the columns and help of its sections come from its pack; an overlay cannot change them")

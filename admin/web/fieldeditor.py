@@ -177,6 +177,14 @@ def field_spec(form: FieldForm, errors: dict[str, str]) -> dict[str, Any]:
     return {k: spec[k] for k in editing.FIELD_KEYS if k in spec and spec[k] is not None}
 
 
+def as_written(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """`new` with the text of `old` wherever it differs only in the whitespace around it (a folded `>` text ends with a
+    newline; the form's boxes do not keep it), so an option nobody changed is not written as changed."""
+    if not old:
+        return new
+    return {k: old[k] if isinstance(v, str) and isinstance(old.get(k), str) and old[k].strip() == v.strip() else v for k, v in new.items()}
+
+
 def _where(data: dict, name: str) -> dict | None:
     """The mapping of fields (for all records, or a group's) that holds `name`."""
     if name in data.get("fields", {}):
@@ -218,6 +226,7 @@ def with_field(e: Entity, form: FieldForm, errors: dict[str, str]) -> dict[str, 
         return {}
     if form.original:
         holder = _where(want, form.original)
+        spec = as_written(spec, holder[form.original])
         holder.update({k: (spec if k == form.original else v) for k, v in holder.items()})
     elif form.scope == "all":
         want["fields"][form.name] = spec
@@ -263,6 +272,20 @@ BY_CODE = {"field.pattern": "pattern", "field.default": "default", "field.choice
            "field.reserved": "name", "field.duplicate": "name", "field.renamed": "name"}
 
 
+def option_input(rest: tuple, problem) -> str:
+    """The option input a problem belongs to, from the path written after the field's name (empty when the problem
+    is at the name itself: then its code says which option it is about)."""
+    key = next((p for p in rest if isinstance(p, str)), None)
+    if key is not None:
+        return key if key in INPUTS else "type"
+    if problem.code == "field.option":
+        opt = re.search(r"'([a-z_]+)' does not apply", problem.message)
+        return opt.group(1) if opt and opt.group(1) in INPUTS else "type"
+    if problem.code == "field.range":
+        return "min_length" if "min_length" in problem.message else "min"
+    return BY_CODE.get(problem.code, "name")
+
+
 def field_input(name: str):
     """How a problem at a path of the written YAML leads to the field editor's input (for the field named `name`)."""
 
@@ -273,16 +296,7 @@ def field_input(name: str):
             return "section"
         if name not in path:
             return None
-        rest = path[path.index(name) + 1:]
-        key = next((p for p in rest if isinstance(p, str)), None)
-        if key is None:
-            if problem.code == "field.option":
-                opt = re.search(r"'([a-z_]+)' does not apply", problem.message)
-                return opt.group(1) if opt and opt.group(1) in INPUTS else "type"
-            if problem.code == "field.range":
-                return "min_length" if "min_length" in problem.message else "min"
-            return BY_CODE.get(problem.code, "name")
-        return key if key in INPUTS else "type"
+        return option_input(path[path.index(name) + 1:], problem)
 
     return to_input
 

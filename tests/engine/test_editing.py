@@ -167,3 +167,12 @@ def _without_refs(process: dict, gone: str) -> dict:
 
 def test_differences_name_where_the_loader_disagrees():
     assert editing.differences({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 2, "c": [1, 3]}, "d": 0}) == ["/a/b", "/a/c/1", "/d"]
+
+
+def test_a_section_whose_fields_all_move_elsewhere_goes(tmp_path):
+    want = editing.data_of(BASE.forms["lead_enquiry"])
+    enquiry, need, budget = want["layout"]
+    need["fields"] += budget["fields"]
+    want["layout"] = [enquiry, need]
+    ops = check(tmp_path, "form", "lead_enquiry", want)
+    assert ops == {"add_to_sections": {"What they need": ["budget", "decision_by"]}}

@@ -160,3 +160,87 @@ def test_the_rules_for_single_record_fields(site):
     overlay = yaml.safe_load(draft_files(site["engine"])["overlays/entities/company.yaml"])
     assert overlay["record_fields"] == {"types": ["string", "date"], "max": 5}
     assert draft_problems(site) == []
+
+
+# -- the form builder -----------------------------------------------------------------------------------
+NEW_FORM = {"name": "site_visit", "label": "Site visit", "entity": "company", "contact": "1", "section_count": "1", "field_count": "2",
+            "action_count": "1", "section-0-title": "The visit", "section-0-columns": "2",
+            "field-0-name": "visited_on", "field-0-type": "date", "field-0-required": "1", "field-0-section": "0",
+            "field-1-name": "topic", "field-1-label": "What it was about", "field-1-type": "string", "field-1-required": "1",
+            "field-1-max_length": "200", "field-1-section": "0",
+            "action-0-kind": "start", "action-0-target": "callback", "action-0-values": "topic: topic"}
+
+
+def test_a_new_contact_form_is_written_as_a_definition_and_checks_clean(site):
+    admin = site["admin"]
+    page = admin.get("/admin/editors/forms/new")
+    assert page.status_code == 200 and 'name="field_count" value="1"' in page.text
+    shown = post(admin, "/admin/editors/forms/new", {**NEW_FORM, "op": "preview"}, "/admin/editors/forms/new")
+    assert shown.status_code == 200 and "local/forms/site_visit.yaml" in words(shown.text) and draft_files(site["engine"]) == {}
+    saved = post(admin, "/admin/editors/forms/new", {**NEW_FORM, "op": "save"}, "/admin/editors/forms/new")
+    assert saved.status_code == 303 and saved.headers["location"] == "/admin/editors/forms/site_visit"
+    assert yaml.safe_load(draft_files(site["engine"])["forms/site_visit.yaml"]) == {
+        "kind": "form", "name": "site_visit", "entity": "company", "contact": True,  # the label is the name's: not written
+        "fields": {"visited_on": {"type": "date", "required": True},
+                   "topic": {"type": "string", "label": "What it was about", "required": True, "max_length": 200}},
+        "layout": [{"section": "The visit", "columns": 2, "fields": ["visited_on", "topic"]}],
+        "on_submit": [{"start": "callback", "with": {"topic": "topic"}}]}
+    assert draft_problems(site) == []
+    again = admin.get("/admin/editors/forms/site_visit")
+    assert again.status_code == 200 and 'value="What it was about"' in again.text and "topic: topic" in again.text
+
+
+def test_the_builder_buttons_add_move_and_remove_rows_keeping_what_was_typed(site):
+    admin = site["admin"]
+    added = post(admin, "/admin/editors/forms/new", {**NEW_FORM, "op": "add-field:0"}, "/admin/editors/forms/new")
+    assert added.status_code == 200 and 'name="field_count" value="3"' in added.text and 'value="What it was about"' in added.text
+    moved = post(admin, "/admin/editors/forms/new", {**NEW_FORM, "op": "up:1"}, "/admin/editors/forms/new")
+    assert moved.text.index('name="field-0-name" type="text" value="topic"') < moved.text.index('name="field-1-name" type="text" value="visited_on"')
+    section = post(admin, "/admin/editors/forms/new", {**NEW_FORM, "op": "add-section"}, "/admin/editors/forms/new")
+    assert 'name="section_count" value="2"' in section.text
+    refused = post(admin, "/admin/editors/forms/new", {**NEW_FORM, "op": "remove-section:0"}, "/admin/editors/forms/new")
+    assert "still has fields" in words(refused.text) and 'name="section_count" value="1"' in refused.text
+    gone = post(admin, "/admin/editors/forms/new", {**NEW_FORM, "op": "remove-action:0"}, "/admin/editors/forms/new")
+    assert 'name="action_count" value="0"' in gone.text
+    assert draft_files(site["engine"]) == {}  # buttons never save
+
+
+def test_a_bad_form_comes_back_with_each_problem_at_its_input(site):
+    admin = site["admin"]
+    typed = {**NEW_FORM, "field-0-name": "Visited On", "field-1-max_length": "long", "op": "save"}
+    refused = post(admin, "/admin/editors/forms/new", typed, "/admin/editors/forms/new")
+    assert refused.status_code == 422
+    assert re.search(r'id="in-field-0-name-error">Give the field a name', refused.text) and 'value="Visited On"' in refused.text
+    assert re.search(r'id="in-field-1-max_length-error">Give a length as a number', refused.text) and 'value="long"' in refused.text
+    # a process that does not exist: the check's problem at the action's target, what was typed kept
+    typed = {**NEW_FORM, "action-0-target": "call_back", "op": "save"}
+    refused = post(admin, "/admin/editors/forms/new", typed, "/admin/editors/forms/new")
+    assert refused.status_code == 422 and re.search(r'id="in-action-0-target-error">[^<]*call_back', refused.text)
+    assert 'value="call_back"' in refused.text and draft_files(site["engine"]) == {}
+
+
+def test_a_base_pack_form_gets_an_overlay_with_fields_added_moved_and_changed(site):
+    admin = site["admin"]
+    page = admin.get("/admin/editors/forms/lead_enquiry")
+    assert page.status_code == 200 and "its sections and its actions stay" in words(page.text)
+    fields = re.findall(r'name="field-(\d+)-original" value="([a-z_]*)"', page.text)
+    data = {k: unescape(v) for k, v in re.findall(r'<input(?![^>]*checkbox)[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text)
+            if k != "csrf_token"}
+    data.update({k: unescape(v) for k, v in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>([^<]*)</textarea>', page.text)})
+    data.update({m.group(1): m.group(2) for m in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(?:(?!</select>).)*?<option value="([^"]*)" selected',
+                                                              page.text, re.S)})
+    data.update({k: "1" for k in re.findall(r'<input type="checkbox" id="[^"]+" name="([^"]+)" value="1" checked', page.text)})
+    index = {name: i for i, name in fields}
+    data[f"field-{index['summary']}-help"] = "In their own words."
+    data[f"field-{index['source']}-section"] = "1"     # moved to What they need
+    data["field_count"] = str(len(fields) + 1)
+    n = len(fields)
+    data.update({f"field-{n}-name": "tender_reference", f"field-{n}-type": "string", f"field-{n}-section": "1"})
+    saved = post(admin, "/admin/editors/forms/lead_enquiry", {**data, "op": "save"}, "/admin/editors/forms/lead_enquiry")
+    assert saved.status_code == 303, words(saved.text)[-1500:]
+    overlay = yaml.safe_load(draft_files(site["engine"])["overlays/forms/lead_enquiry.yaml"])
+    assert overlay == {"kind": "overlay", "name": "form_lead_enquiry", "target": "form/lead_enquiry",
+                       "add_fields": {"tender_reference": {"type": "string"}},
+                       "change_fields": {"summary": {"help": "In their own words."}},
+                       "add_to_sections": {"What they need": ["source", "tender_reference"]}}
+    assert draft_problems(site) == []

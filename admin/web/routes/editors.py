@@ -19,6 +19,7 @@ from runtime import releases
 
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted
 from .. import drafting
+from ..formbuilder import ACTION_KINDS, Builder
 from ..fieldeditor import FOR_TYPES, SIMPLE, TYPES, FieldForm, RulesForm, field_input, rules_input, with_field, with_rules, without_field
 from ..pages import flash, redirect, render
 
@@ -169,5 +170,73 @@ async def rules_save(request: Request, entity: str, user: Admin, data: CsrfForm,
                 flash(request, f"Saved to the draft: the rules for single-record fields of {e.plural.lower()}.")
                 return redirect(f"/admin/editors/entities/{entity}")
             return page(422 if not edit.ok else 200, edit.by_input(), edit)
+
+    return await run_in_threadpool(work)
+
+
+# -- the form builder -------------------------------------------------------------------------------
+def _forms(draft: drafting.Draft, model: Model, name: str):
+    """(the draft's form, the base pack's form it is an overlay on, or None), or 404."""
+    if name not in model.forms:
+        raise HTTPException(404, "There is no such form.")
+    base = draft.base_model.forms.get(name) if draft.base_model else None
+    return model.forms[name], base
+
+
+def _builder_page(request, user, model: Model, b: Builder, *, status=200, errors=None, edit=None):
+    entities = sorted(model.entities.values(), key=lambda e: (not e.customer, e.label))
+    errors = errors or {}
+    return render(request, "console/editors/form.html", user=user, status=status, b=b, errors=errors, edit=edit, types=TYPES,
+                  has_errors=lambda prefix: any(k.startswith(prefix) for k in errors),
+                  for_types=FOR_TYPES, entity_options=[(e.name, e.label) for e in entities], kinds=ACTION_KINDS,
+                  entity_labels={e.name: e.label for e in entities},
+                  processes=sorted(model.processes.values(), key=lambda p: p.label), entities=entities)
+
+
+@router.get("/admin/editors/forms/new", response_class=HTMLResponse)
+def form_new(request: Request, user: Admin, conn: Conn, compiled: CompiledDep):
+    draft = drafting.open_draft(request, conn, compiled)
+    model = _usable(request, draft)
+    first = next((e.name for e in model.entities.values() if e.customer), next(iter(model.entities), ""))
+    return _builder_page(request, user, model, Builder.new(first))
+
+
+@router.get("/admin/editors/forms/{name}", response_class=HTMLResponse)
+def form_builder(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep):
+    draft = drafting.open_draft(request, conn, compiled)
+    model = _usable(request, draft)
+    form, base = _forms(draft, model, name)
+    return _builder_page(request, user, model, Builder.of(form, base))
+
+
+@router.post("/admin/editors/forms/{name}", response_class=HTMLResponse)
+async def form_builder_post(request: Request, name: str, user: Admin, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    """A button of the builder: add, move or remove a row (the page comes back, nothing saved), show the YAML (op=preview)
+    or save to the draft (op=save). `name` is `new` for a new form."""
+    op = str(data.get("op", "preview"))[:40]
+
+    def work():
+        with engine.begin() as conn:
+            draft = drafting.open_draft(request, conn, compiled)
+            model = _usable(request, draft)
+            existing = Builder.of(*_forms(draft, model, name)) if name != "new" else None
+            b = Builder.posted(data, existing)
+            if op not in ("preview", "save"):
+                b.apply(op)
+                return _builder_page(request, user, model, b, errors={"": b.message} if b.message else None)
+            errors: dict[str, str] = {}
+            current = editing.data_of(model.forms[name]) if name != "new" else None
+            want = b.data(current, errors, set(model.forms) - {name})
+            if errors:
+                return _builder_page(request, user, model, b, status=422, errors=errors)
+            try:
+                edit = drafting.write(draft, "form", b.name, want, b.to_input)
+            except editing.CannotExpress as exc:
+                return _builder_page(request, user, model, b, status=422, errors={"": str(exc)})
+            if op == "save" and edit.ok:
+                drafting.save(conn, draft, edit, user["id"])
+                flash(request, f"Saved to the draft: {_changes(draft.model, edit.compiled)}. Staff see it once the draft is activated.")
+                return redirect(f"/admin/editors/forms/{b.name}")
+            return _builder_page(request, user, model, b, status=422 if not edit.ok else 200, errors=edit.by_input(), edit=edit)
 
     return await run_in_threadpool(work)

@@ -2,12 +2,11 @@
 // value are shown, and the new group's inputs only when a new group is chosen. Without scripts everything shows.
 (function () {
   function sync(form) {
-    var type = form.querySelector('select[name="type"]');
-    if (type) {
-      form.querySelectorAll("[data-types]").forEach(function (el) {
-        el.hidden = el.getAttribute("data-types").split(" ").indexOf(type.value) < 0;
-      });
-    }
+    form.querySelectorAll("[data-types]").forEach(function (el) {
+      var row = el.closest(".item") || form;  // a row of the form builder, or the field editor
+      var type = row.querySelector('select[name$="type"]');
+      if (type) { el.hidden = el.getAttribute("data-types").split(" ").indexOf(type.value) < 0; }
+    });
     var scope = form.querySelector('select[name="scope"]');
     if (scope) {
       form.querySelectorAll("[data-scope]").forEach(function (el) {
