@@ -419,15 +419,16 @@ def form_overlay(base: Data, want: Data) -> Data:
     return ops
 
 
-def process_overlay(base: Data, want: Data) -> Data:
-    """The overlay operations that turn process `base` into `want` (both `process_data`)."""
+def process_overlay(base: Data, want: Data, moved: Iterable[str] = ()) -> Data:
+    """The overlay operations that turn process `base` into `want` (both `process_data`). Of two ways to reorder
+    steps that move as many, the one that moves the steps in `moved` (the one an editor moved) is taken."""
     where = f"process {base['name']}"
     for key in ("entity", "inputs", "project"):
         if base.get(key) != want.get(key):
             raise CannotExpress(f"{where}: an overlay cannot change its {key}")
     ops: Data = {}
     _put(ops, "set", _settable(base, want, ("label", "description", "calendar"), {"label": humanise(base["name"]), "description": ""}))
-    steps = _StepOps(where)
+    steps = _StepOps(where, frozenset(moved))
     steps.lists(base["steps"], want["steps"], top=True)
     _put(ops, "remove_steps", steps.remove)
     _put(ops, "insert_steps", steps.insert)
@@ -443,8 +444,8 @@ def process_overlay(base: Data, want: Data) -> Data:
 class _StepOps:
     """remove_steps, insert_steps, replace_steps and change_steps, collected over the lists of steps of a process."""
 
-    def __init__(self, where: str):
-        self.where = where
+    def __init__(self, where: str, moved: frozenset[str] = frozenset()):
+        self.where, self.moved = where, moved
         self.remove: list[str] = []
         self.insert: list[Data] = []
         self.replace: Data = {}
@@ -452,7 +453,12 @@ class _StepOps:
 
     def lists(self, base: list[Data], want: list[Data], top: bool = False) -> None:
         base_ids, want_ids = [s["id"] for s in base], [s["id"] for s in want]
-        stable = set(_lcs([i for i in base_ids if i in want_ids], [i for i in want_ids if i in base_ids]))
+        a, b = [i for i in base_ids if i in want_ids], [i for i in want_ids if i in base_ids]
+        stable = set(_lcs(a, b))
+        if stable & self.moved:  # as many steps stay put if the moved ones move: move those
+            other = set(_lcs([i for i in a if i not in self.moved], [i for i in b if i not in self.moved]))
+            if len(other) == len(stable):
+                stable = other
         if not stable and want:
             raise CannotExpress(f"{self.where}: every step of a list would be new; keep one of its steps" if top
                                 else f"{self.where}: a branch whose steps are all new")
@@ -479,7 +485,7 @@ class _StepOps:
             if a.get("when") != b.get("when") or list(a["parallel"]) != list(b["parallel"]):
                 self.replace[sid] = b
                 return
-            inner = _StepOps(self.where)
+            inner = _StepOps(self.where, self.moved)
             try:
                 for name in a["parallel"]:
                     inner.lists(a["parallel"][name], b["parallel"][name])
@@ -520,9 +526,9 @@ def _lcs(a: list[str], b: list[str]) -> list[str]:
 OVERLAYS = {"entity": entity_overlay, "form": form_overlay, "process": process_overlay}
 
 
-def overlay(kind: str, base: Data, want: Data) -> Data:
-    """The operations that turn `base` into `want`, for an entity, form or process."""
-    return OVERLAYS[kind](base, want)
+def overlay(kind: str, base: Data, want: Data, moved: Iterable[str] = ()) -> Data:
+    """The operations that turn `base` into `want`, for an entity, form or process (`moved`: see `process_overlay`)."""
+    return process_overlay(base, want, moved) if kind == "process" else OVERLAYS[kind](base, want)
 
 
 def differences(want: Data, got: Data, path: str = "") -> list[str]:

@@ -82,7 +82,8 @@ def _join(parts: list[str]) -> str:
     return "---\n".join(p if p.endswith("\n") else p + "\n" for p in parts)
 
 
-def _load(text: str) -> Any:
+def load(text: str) -> Any:
+    """A document's data (None if it is not YAML)."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -99,7 +100,7 @@ def find(files: dict[str, str], kind: str, name: str, *, overlay: bool) -> Place
     """Where the local pack defines `kind/name` (overlay=False) or holds an overlay targeting it (overlay=True)."""
     for path in sorted(files):
         for i, part in enumerate(documents(files[path])):
-            data = _load(part)
+            data = load(part)
             if not isinstance(data, dict):
                 continue
             if overlay and data.get("kind") == "overlay" and data.get("target") == f"{kind}/{name}":

@@ -134,7 +134,7 @@ def _key(p: releases.DraftProblem) -> tuple:
 ToInput = Callable[[tuple, dict, releases.DraftProblem], "str | None"]
 
 
-def write(draft: Draft, kind: str, name: str, want: dict | None, to_input: ToInput) -> Edit:
+def write(draft: Draft, kind: str, name: str, want: dict | None, to_input: ToInput, *, moved: tuple[str, ...] = ()) -> Edit:
     """`want` (the definition's YAML data; None: take a definition of the local pack out) written into the draft's
     local pack and checked. `to_input(path, document, problem)` names the editor's input a problem at a path of the
     written document belongs to. Raises `editing.CannotExpress` for a change no overlay can make."""
@@ -142,7 +142,9 @@ def write(draft: Draft, kind: str, name: str, want: dict | None, to_input: ToInp
     overlay = base_def is not None
     if overlay:
         assert want is not None
-        doc = localpack.overlay_document(kind, name, editing.overlay(kind, editing.data_of(base_def), want))
+        # the steps the overlay moves already keep moving, so one edit does not rewrite how another was written
+        moved = (*moved, *_inserted(draft.files, kind, name))
+        doc = localpack.overlay_document(kind, name, editing.overlay(kind, editing.data_of(base_def), want, moved))
     else:
         doc = want
     written = localpack.put(draft.files, kind, name, doc, overlay=overlay)
@@ -151,7 +153,7 @@ def write(draft: Draft, kind: str, name: str, want: dict | None, to_input: ToInp
     before = {_key(p) for p in draft.problems}
     edit = Edit(written, document, overlay, compiled, earlier=len(draft.problems))
     offset = localpack.document_offset(written.text, written.index) if written.path else 0
-    data = (localpack._load(document) or {}) if document else {}
+    data = (localpack.load(document) or {}) if document else {}
     for p in problems:
         if _key(p) in before:
             continue
@@ -167,6 +169,16 @@ def write(draft: Draft, kind: str, name: str, want: dict | None, to_input: ToInp
             edit.problems.append(Located(f"The YAML written does not say everything asked for ({', '.join(missing[:5])}): "
                                          f"change it in the YAML editor instead.", "", written.path, 0, written.path))
     return edit
+
+
+def _inserted(files: dict[str, str], kind: str, name: str) -> list[str]:
+    """The ids of the steps the local pack's overlay on `kind/name` inserts."""
+    place = localpack.find(files, kind, name, overlay=True)
+    if place is None:
+        return []
+    doc = localpack.load(localpack.documents(files[place.path])[place.index]) or {}
+    return [i["step"]["id"] for i in doc.get("insert_steps") or () if isinstance(i, dict) and isinstance(i.get("step"), dict)
+            and "id" in i["step"]]
 
 
 def save(conn, draft: Draft, edit: Edit, user_id: int) -> None:

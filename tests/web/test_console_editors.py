@@ -244,3 +244,120 @@ def test_a_base_pack_form_gets_an_overlay_with_fields_added_moved_and_changed(si
                        "change_fields": {"summary": {"help": "In their own words."}},
                        "add_to_sections": {"What they need": ["source", "tender_reference"]}}
     assert draft_problems(site) == []
+
+
+# -- the process editor ----------------------------------------------------------------------------------
+STEPS = "/admin/editors/processes/lead_follow_up/steps"
+
+
+def step_form(client, url: str) -> dict:
+    """What a step page's form holds, as a browser would send it."""
+    page = client.get(url).text
+    data = {k: unescape(v) for k, v in re.findall(r'<input(?![^>]*checkbox)[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page) if k != "csrf_token"}
+    data.update({k: unescape(v) for k, v in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>([^<]*)</textarea>', page)})
+    for m in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', m.group(2))
+        data[m.group(1)] = unescape(chosen.group(1)) if chosen else ""
+    return data
+
+
+def overlay_of(site, name: str) -> dict:
+    return yaml.safe_load(draft_files(site["engine"])[f"overlays/processes/{name}.yaml"])
+
+
+def test_a_step_is_changed_with_its_assignee_due_time_and_a_new_escalation_level(site):
+    admin = site["admin"]
+    data = step_form(admin, f"{STEPS}/qualify")
+    assert data["assign"] == "group:sales" and data["due_in"] == "2 business days" and data["esc_count"] == "3"  # two levels, one blank
+    data.update({"due_in": "1 business day", "assign": "group:sales", "strategy": "least_busy",
+                 "esc-2-at": "due + 2 business days", "esc-2-alert": "role:director", "esc-2-message": "Still not qualified."})
+    shown = post(admin, STEPS, {**data, "op": "preview"}, f"{STEPS}/qualify")
+    assert shown.status_code == 200 and "change_steps:" in shown.text and "The process with this change" in shown.text
+    saved = post(admin, STEPS, {**data, "op": "save"}, f"{STEPS}/qualify")
+    assert saved.status_code == 303 and saved.headers["location"] == "/admin/editors/processes/lead_follow_up"
+    change = overlay_of(site, "lead_follow_up")["change_steps"]["qualify"]
+    assert change["due"] == "1 business day" and change["strategy"] == "least_busy"
+    assert change["escalate"][2] == {"at": "due + 2 business days", "alert": "role:director", "message": "Still not qualified."}
+    assert draft_problems(site) == []
+
+
+def test_steps_are_inserted_moved_and_removed(site):
+    admin = site["admin"]
+    new = {"original": "", "kind": "task", "id": "credit_check", "position": "|qualify", "title": "Credit check: {{ record.name }}",
+           "assign": "group:sales", "due_in": "1 business day", "due_from": "qualify", "reminder_count": "0", "esc_count": "0"}
+    assert post(admin, STEPS, {**new, "op": "save"}, f"{STEPS}/new?after=qualify").status_code == 303
+    # chasing before the proposal is sent: refused, the check's problem at the due time it counts from
+    moved = step_form(admin, f"{STEPS}/chase")
+    moved["position"] = "|qualify"
+    refused = post(admin, STEPS, {**moved, "op": "save"}, f"{STEPS}/chase")
+    assert refused.status_code == 422 and re.search(r'id="in-due_in-error">step .chase. is due from step .proposal., which does not '
+                                                    r'finish before it', unescape(refused.text))
+    gone = step_form(admin, f"{STEPS}/discount_approval")
+    shown = post(admin, STEPS, {**gone, "op": "remove"}, f"{STEPS}/discount_approval")
+    assert shown.status_code == 200 and "Take the step out of the draft" in shown.text
+    assert post(admin, STEPS, {**gone, "op": "remove-save"}, f"{STEPS}/discount_approval").status_code == 303
+    overlay = overlay_of(site, "lead_follow_up")
+    assert overlay["remove_steps"] == ["discount_approval"]
+    assert overlay["insert_steps"] == [{"after": "qualify", "step": {
+        "id": "credit_check", "title": "Credit check: {{ record.name }}", "assign": "group:sales",
+        "due": {"in": "1 business day", "from": "qualify"}}}]
+    assert draft_problems(site) == []
+    # training moved up, before the parallel block, counted from the kick-off
+    url = "/admin/editors/processes/onboarding/steps"
+    training = step_form(admin, f"{url}/training")
+    training.update({"position": "|kickoff", "due_from": "kickoff"})
+    assert post(admin, url, {**training, "op": "save"}, f"{url}/training").status_code == 303
+    overlay = overlay_of(site, "onboarding")
+    assert overlay["remove_steps"] == ["training"] and overlay["insert_steps"][0]["after"] == "kickoff"
+    assert draft_problems(site) == []
+    page = words(admin.get("/admin/editors/processes/onboarding").text)
+    assert page.index("Kickoff") < page.index("Training") < page.index("Set up")
+
+
+def test_an_approval_and_a_step_inside_a_parallel_branch(site):
+    admin = site["admin"]
+    data = step_form(admin, f"{STEPS}/proposal")
+    data["approval"] = "role:sales_manager"
+    assert post(admin, STEPS, {**data, "op": "save"}, f"{STEPS}/proposal").status_code == 303
+    assert overlay_of(site, "lead_follow_up")["replace_steps"]["proposal"]["approval"] == {"by": "role:sales_manager"}
+    url = "/admin/editors/processes/onboarding/steps"
+    new = {"original": "", "kind": "task", "id": "site_check", "position": "set_up/delivery|deliver", "title": "Check the site",
+           "assign": "completer:deliver", "reminder_count": "0", "esc_count": "0"}
+    assert post(admin, url, {**new, "op": "save"}, f"{url}/new?after=deliver").status_code == 303
+    assert overlay_of(site, "onboarding")["insert_steps"] == [{"after": "deliver", "step": {
+        "id": "site_check", "title": "Check the site", "assign": "completer:deliver"}}]
+    assert draft_problems(site) == []
+
+
+def test_a_bad_step_comes_back_with_each_problem_at_its_input(site):
+    admin = site["admin"]
+    data = step_form(admin, f"{STEPS}/qualify")
+    data.update({"due_in": "two days", "assign": "the sales team", "esc-0-at": "later", "op": "save"})
+    refused = post(admin, STEPS, data, f"{STEPS}/qualify")
+    assert refused.status_code == 422
+    text = unescape(refused.text)
+    assert re.search(r'id="in-due_in-error">Expected e\.g\. .2 business days', text) and 'value="two days"' in text
+    assert re.search(r'id="in-assign-error">.the sales team. is not someone', text)
+    assert re.search(r'id="in-esc-0-at-error">Expected .due. or .due \+ DURATION.', text) and 'value="later"' in text
+    # what only the check can tell: a template naming a field the opportunity does not have, at the title
+    data = step_form(admin, f"{STEPS}/qualify")
+    data.update({"title": "Qualify {{ record.nme }}", "op": "save"})
+    refused = post(admin, STEPS, data, f"{STEPS}/qualify")
+    assert refused.status_code == 422 and re.search(r'id="in-title-error">[^<]*record\.nme', refused.text)
+    assert 'value="Qualify {{ record.nme }}"' in refused.text and draft_files(site["engine"]) == {}
+
+
+def test_the_diagram_page_draws_the_active_and_the_draft_version(site):
+    admin = site["admin"]
+    page = admin.get("/admin/processes/onboarding")
+    assert page.status_code == 200 and "Active version" in page.text and "Draft version" not in page.text
+    new = {"original": "", "kind": "task", "id": "site_check", "position": "set_up/delivery|deliver", "title": "Check the site",
+           "reminder_count": "0", "esc_count": "0", "op": "save"}
+    post(admin, "/admin/editors/processes/onboarding/steps", new, "/admin/editors/processes/onboarding/steps/new")
+    page = admin.get("/admin/processes/onboarding")
+    svgs = re.findall(r"<svg .*?</svg>", page.text, re.S)
+    assert len(svgs) == 2 and "Draft version" in page.text
+    drawn = [{g.get("data-step") for g in ET.fromstring(s).iter("{http://www.w3.org/2000/svg}g") if g.get("data-step")} for s in svgs]
+    assert "site_check" not in drawn[0] and "site_check" in drawn[1]
+    assert "Check the site" in words(page.text.split("Draft version")[1])  # the list beside the drawing says it too
+    assert admin.get("/admin/processes/nothing").status_code == 404

@@ -13,13 +13,16 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from engine import editing
+from engine import diagram, editing
+from engine.build import humanise
 from engine.model import Entity, Model
 from runtime import releases
 
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted
 from .. import drafting
+from .. import stepeditor as steps
 from ..formbuilder import ACTION_KINDS, Builder
+from ..stepeditor import STRATEGIES, EscalationRow, StepForm
 from ..fieldeditor import FOR_TYPES, SIMPLE, TYPES, FieldForm, RulesForm, field_input, rules_input, with_field, with_rules, without_field
 from ..pages import flash, redirect, render
 
@@ -240,3 +243,131 @@ async def form_builder_post(request: Request, name: str, user: Admin, data: Csrf
             return _builder_page(request, user, model, b, status=422 if not edit.ok else 200, errors=edit.by_input(), edit=edit)
 
     return await run_in_threadpool(work)
+
+
+# -- the process editor ---------------------------------------------------------------------------------
+def _process(model: Model, name: str):
+    if name not in model.processes:
+        raise HTTPException(404, "There is no such process.")
+    return model.processes[name]
+
+
+@router.get("/admin/editors/processes/{name}", response_class=HTMLResponse)
+def process_editor(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep):
+    draft = drafting.open_draft(request, conn, compiled)
+    p = _process(_usable(request, draft), name)
+    data = editing.data_of(p)
+    return render(request, "console/editors/process.html", user=user, process=p, data=data, lists=steps.lists(data),
+                  svg=diagram.svg(p, id_prefix="draft"), outline=diagram.outline(p), origin=_origin(draft, "process", name),
+                  humanise=humanise)
+
+
+def _step_page(request, user, model: Model, p, data: dict, form: StepForm, *, status=200, errors=None, edit=None, removing=False):
+    after = edit.compiled.model.processes.get(p.name) if edit is not None and edit.compiled is not None else None
+    return render(request, "console/editors/step.html", user=user, status=status, process=p, form=form, errors=errors or {}, edit=edit,
+                  removing=removing, positions=steps.positions(data, form.original), strategies=STRATEGIES,
+                  forms=sorted((f for f in model.forms.values() if not f.contact), key=lambda f: f.label),
+                  earlier=sorted(steps.all_ids(data) - {form.original}), parties=_parties(model),
+                  svg=diagram.svg(after, id_prefix="after") if after is not None else "")
+
+
+def _parties(model: Model) -> list[tuple[str, str]]:
+    """What the assignee and approver boxes suggest."""
+    fixed = [("owner", "the record's owner"), ("assignee", "the assignee"), ("manager", "the assignee's manager"),
+             ("project_manager", "the project manager")]
+    return fixed + [(f"group:{g.name}", f"group {g.label}") for g in model.groups.values()] + \
+        [(f"role:{r.name}", f"role {r.label}") for r in model.roles.values()]
+
+
+@router.get("/admin/editors/processes/{name}/steps/new", response_class=HTMLResponse)
+def step_new(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep, after: str = "", list: str = ""):
+    draft = drafting.open_draft(request, conn, compiled)
+    model = _usable(request, draft)
+    p = _process(model, name)
+    data = editing.data_of(p)
+    position = f"{list}|" if list in {q for q, _, _ in steps.lists(data)} else "|"
+    if after:  # after the step, in its list
+        found = steps.locate(data, after)
+        position = f"{found[0]}|{after}" if found else "|"
+    return _step_page(request, user, model, p, data, StepForm(position=position, escalations=[EscalationRow()]))
+
+
+@router.get("/admin/editors/processes/{name}/steps/{step_id}", response_class=HTMLResponse)
+def step_editor(request: Request, name: str, step_id: str, user: Admin, conn: Conn, compiled: CompiledDep):
+    draft = drafting.open_draft(request, conn, compiled)
+    model = _usable(request, draft)
+    p = _process(model, name)
+    data = editing.data_of(p)
+    found = steps.locate(data, step_id)
+    if found is None:
+        raise HTTPException(404, f"The process {p.label} has no step {step_id}.")
+    path, i = found
+    step = dict((q, s) for q, _, s in steps.lists(data))[path][i]
+    form = StepForm.of(step, steps.position_of(data, step_id))
+    if form.kind == "task":
+        form.escalations.append(EscalationRow())  # a blank row to add a level
+    return _step_page(request, user, model, p, data, form)
+
+
+@router.post("/admin/editors/processes/{name}/steps", response_class=HTMLResponse)
+async def step_save(request: Request, name: str, user: Admin, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    """Show the YAML a step change writes (op=preview), save it (op=save), add a row to the ladder or the reminders
+    (op=add-escalation, op=add-reminder: nothing saved), or take the step out (op=remove shows it, op=remove-save saves)."""
+    op = str(data.get("op", "preview"))[:40]
+    form = StepForm.posted(data)
+
+    def work():
+        with engine.begin() as conn:
+            draft = drafting.open_draft(request, conn, compiled)
+            model = _usable(request, draft)
+            p = _process(model, name)
+            current = editing.data_of(p)
+            if op == "add-escalation":
+                form.escalations.append(EscalationRow())
+                return _step_page(request, user, model, p, current, form)
+            if op == "add-reminder":
+                form.reminders.append("")
+                return _step_page(request, user, model, p, current, form)
+            errors: dict[str, str] = {}
+            removing = op in ("remove", "remove-save")
+            if removing:
+                if steps.locate(current, form.original) is None:
+                    raise HTTPException(404, f"The process {p.label} has no step {form.original}.")
+                want = steps.without_step(current, form.original)
+            else:
+                want = steps.with_step(current, form, errors)
+            if errors:
+                return _step_page(request, user, model, p, current, form, status=422, errors=errors)
+            try:
+                edit = drafting.write(draft, "process", name, want, form.to_input, moved=(form.original,) if form.original else ())
+            except editing.CannotExpress as exc:
+                return _step_page(request, user, model, p, current, form, status=422, errors={"": str(exc)})
+            if op in ("save", "remove-save") and edit.ok:
+                drafting.save(conn, draft, edit, user["id"])
+                flash(request, f"Saved to the draft: {_changes(draft.model, edit.compiled)}. New runs of the process use it once the "
+                               f"draft is activated; running ones keep their version.")
+                return redirect(f"/admin/editors/processes/{name}")
+            return _step_page(request, user, model, p, current, form, status=422 if not edit.ok else 200, errors=edit.by_input(),
+                              edit=edit, removing=removing)
+
+    return await run_in_threadpool(work)
+
+
+# -- the diagram of the active and the draft version ------------------------------------------------------
+@router.get("/admin/processes/{name}", response_class=HTMLResponse)
+def process_diagram(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep):
+    draft = drafting.open_draft(request, conn, compiled)
+    active = compiled.model.processes.get(name)
+    drafted = draft.model.processes.get(name) if draft.model is not None else None
+    if active is None and drafted is None:
+        raise HTTPException(404, "There is no such process.")
+    changed = drafted is not None and (active is None or editing.data_of(active) != editing.data_of(drafted))
+    versions = []
+    if active is not None:
+        versions.append({"key": "active", "heading": "Active version", "process": active, "svg": diagram.svg(active, id_prefix="active"),
+                         "outline": diagram.outline(active), "note": "What new runs use now."})
+    if changed:
+        versions.append({"key": "draft", "heading": "Draft version", "process": drafted, "svg": diagram.svg(drafted, id_prefix="draft"),
+                         "outline": diagram.outline(drafted), "note": "What new runs will use once the draft is activated."})
+    return render(request, "console/editors/diagram.html", user=user, process_name=name, versions=versions, changed=changed,
+                  broken=draft.model is None, label=(drafted or active).label, trigger=diagram.trigger_text(drafted or active))
