@@ -361,3 +361,32 @@ def test_the_diagram_page_draws_the_active_and_the_draft_version(site):
     assert "site_check" not in drawn[0] and "site_check" in drawn[1]
     assert "Check the site" in words(page.text.split("Draft version")[1])  # the list beside the drawing says it too
     assert admin.get("/admin/processes/nothing").status_code == 404
+
+
+# -- the preview ---------------------------------------------------------------------------------------
+def test_the_preview_shows_a_group_field_only_for_a_record_of_the_group(site):
+    admin = site["admin"]
+    post(admin, FIELD_URL, {"scope": "group:healthcare", "name": "bed_count", "label": "Beds", "type": "integer", "op": "save"}, FIELD_URL)
+    hospital = admin.get(f"/admin/preview?show=entity:company&role=staff&record={site['acme']}")
+    assert hospital.status_code == 200 and 'id="f-bed_count"' in hospital.text and "Edit Acme Health" in words(hospital.text)
+    assert 'value="Acme Health"' in hospital.text  # the record's own values in its inputs
+    shop = admin.get(f"/admin/preview?show=entity:company&role=staff&record={site['shop']}")
+    assert shop.status_code == 200 and 'id="f-bed_count"' not in shop.text and 'id="f-name"' in shop.text
+    assert "Not shown for Northwind Retail: the group Healthcare" in words(shop.text)
+    assert 'id="f-bed_count"' not in admin.get(f"/records/company/{site['acme']}/edit").text  # staff see it only once activated
+    assert admin.get("/admin/preview?show=entity:company&record=99999").status_code == 404
+    assert admin.get("/admin/preview?show=form:nothing").status_code == 404
+
+
+def test_the_preview_of_a_new_form_for_a_role_and_a_record(site):
+    admin = site["admin"]
+    post(admin, "/admin/editors/forms/new", {**NEW_FORM, "op": "save"}, "/admin/editors/forms/new")
+    page = admin.get(f"/admin/preview?show=form:site_visit&role=staff&record={site['acme']}")
+    said = words(page.text)
+    assert page.status_code == 200 and "Site visit for Acme Health" in said and "What it was about" in said
+    assert 'id="f-visited_on"' in page.text and "<fieldset disabled>" in page.text  # shown, never sent
+    assert "Someone with this role may fill in forms that start work" in said
+    portal = words(admin.get("/admin/preview?show=form:site_visit&role=portal").text)
+    assert "Someone with only this role cannot open it" in portal
+    picker = admin.get("/admin/preview?show=form:site_visit&q=north")
+    assert ">Northwind Retail</option>" in picker.text and ">Acme Health</option>" not in picker.text

@@ -16,10 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from engine import diagram, editing
 from engine.build import humanise
 from engine.model import Entity, Model
-from runtime import releases
+from forms import widgets
+from runtime import records, releases
 
-from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted
-from .. import drafting
+from ...access import allowed
+from ...deps import PERMISSION_TEXT, CompiledDep, Conn, CsrfForm, EngineDep, Permitted
+from .. import drafting, finders, recordforms
 from .. import stepeditor as steps
 from ..formbuilder import ACTION_KINDS, Builder
 from ..stepeditor import STRATEGIES, EscalationRow, StepForm
@@ -371,3 +373,74 @@ def process_diagram(request: Request, name: str, user: Admin, conn: Conn, compil
                          "outline": diagram.outline(drafted), "note": "What new runs will use once the draft is activated."})
     return render(request, "console/editors/diagram.html", user=user, process_name=name, versions=versions, changed=changed,
                   broken=draft.model is None, label=(drafted or active).label, trigger=diagram.trigger_text(drafted or active))
+
+
+# -- the preview of a form as staff will see it -------------------------------------------------------------
+def _preview_options(conn, active, model: Model, fields, entity_name: str | None, rec) -> dict[str, list]:
+    """What each select of the preview offers: the draft's choices and groups, and records and staff as they are now.
+    Records are read through the active configuration (the database has its tables, not yet the draft's)."""
+    out: dict[str, list] = {}
+    scope = active.model.entities.get(entity_name) if entity_name else None
+    for f in fields:
+        if f.choices:
+            out[f.name] = [(c.value, c.label) for c in f.choices]
+        elif f.type == "reference" and f.entity in active.model.entities:
+            if scope is not None:
+                out[f.name] = recordforms.record_options(conn, active, scope, f, dict(rec.data) if rec else {}, rec.id if rec else None)
+            else:
+                out[f.name] = [(r.id, r.title) for r in records.search_records(conn, active, f.entity, {}, sort="title", page_size=50).items]
+        elif f.type == "user":
+            out[f.name] = recordforms.staff_options(conn, model)
+        elif f.type == "group":
+            out[f.name] = [(g.name, g.label) for g in model.groups.values()]
+    return out
+
+
+@router.get("/admin/preview", response_class=HTMLResponse)
+def preview(request: Request, user: Admin, conn: Conn, compiled: CompiledDep, show: str = "", role: str = "", record: str = "",
+            q: str = ""):
+    """A form (or an entity's edit page) from the draft, as someone of `role` sees it for `record`."""
+    draft = drafting.open_draft(request, conn, compiled)
+    target = draft.compiled or compiled
+    model = target.model
+    kind, _, name = show.partition(":")
+    if show and not ((kind == "form" and name in model.forms) or (kind == "entity" and name in model.entities)):
+        raise HTTPException(404, "The draft has no such form or kind of record.")
+    role = role if role in model.roles else ("staff" if "staff" in model.roles else next(iter(model.roles), ""))
+    ctx: dict = {"show": show, "role": role, "q": q[:100], "record_id": record, "from_draft": draft.compiled is not None,
+                 "problems": len(draft.problems), "shows": [(f"entity:{e.name}", f"{e.label}: the new and edit page")
+                                                           for e in sorted(model.entities.values(), key=lambda e: e.label)]
+                 + [(f"form:{f.name}", f"Form: {f.label}") for f in sorted(model.forms.values(), key=lambda f: f.label)],
+                 "roles": [(r.name, r.label) for r in model.roles.values()], "records": [], "entity": None, "rec": None}
+    if show:
+        form = model.forms.get(name) if kind == "form" else None
+        entity_name = name if kind == "entity" else form.entity
+        e = model.entities.get(entity_name) if entity_name else None
+        ctx["entity"] = e
+        readable = entity_name in compiled.model.entities
+        if e is not None and readable:
+            filters = {"title": {"contains": q.strip()}} if q.strip() else {}
+            ctx["records"] = [(r.id, r.title) for r in records.search_records(conn, compiled, entity_name, filters, sort="title",
+                                                                              page_size=50).items]
+        rec = finders.record_or_404(conn, compiled, entity_name, record) if record and readable else None
+        ctx["rec"] = rec
+        if rec is not None and rec.id not in {i for i, _ in ctx["records"]}:
+            ctx["records"].insert(0, (rec.id, rec.title))
+        viewer = {"id": user["id"], "roles": [role]}
+        if form is not None:
+            permission = "portal" if form.portal and not allowed(model, viewer, "access") else "generate_tasks"
+            ctx.update(layout=target.form_layouts[name], may=allowed(model, viewer, permission) and (permission != "portal" or form.portal),
+                       needs=PERMISSION_TEXT.get(permission, permission), kind="form", label=form.label,
+                       options=_preview_options(conn, compiled, model, form.fields, entity_name, rec),
+                       for_record=e is not None)
+        else:
+            holding = recordforms.holding_groups(e, {}, rec)
+            names = widgets.Names(conn, compiled, widgets.zone_of(model, user))
+            values = {k: v for k, v in (rec.data if rec else recordforms.defaults(e, holding)).items() if k in {f.name for f in e.all_fields()}}
+            names.prefetch([f for f in e.all_fields() if f.entity in compiled.model.entities or f.type == "user"], [values])
+            sections = recordforms.sections(e, model, holding, rec.id if rec else None)
+            ctx.update(kind="entity", label=e.label, sections=[s for s in sections if s.shown],
+                       hidden_groups=[g for g in e.groups if g.name not in holding], may=allowed(model, viewer, "edit_records"),
+                       needs=PERMISSION_TEXT["edit_records"], values=recordforms.input_values(e, values, names),
+                       options=_preview_options(conn, compiled, model, e.all_fields(), entity_name, rec))
+    return render(request, "console/editors/preview.html", user=user, **ctx)
