@@ -390,3 +390,46 @@ def test_the_preview_of_a_new_form_for_a_role_and_a_record(site):
     assert "Someone with only this role cannot open it" in portal
     picker = admin.get("/admin/preview?show=form:site_visit&q=north")
     assert ">Northwind Retail</option>" in picker.text and ">Acme Health</option>" not in picker.text
+
+
+# -- who, and what is not there ----------------------------------------------------------------------------
+GETS = ["/admin/editors", "/admin/editors/entities/company", FIELD_URL, "/admin/editors/entities/company/record-fields",
+        "/admin/editors/forms/new", "/admin/editors/forms/lead_enquiry", "/admin/editors/processes/lead_follow_up",
+        f"{STEPS}/new?after=qualify", f"{STEPS}/qualify", "/admin/processes/lead_follow_up", "/admin/preview?show=form:call_note"]
+POSTS = [FIELD_URL, "/admin/editors/entities/company/record-fields", "/admin/editors/forms/new", STEPS]
+
+
+def test_only_administrators_reach_the_editors(site):
+    staff = TestClient(site["app"])
+    log_in(staff, "ann")
+    assert [staff.get(url).status_code for url in GETS] == [403] * len(GETS)
+    csrf = token(staff.get("/").text)
+    typed = {"csrf_token": csrf, "scope": "all", "name": "x", "type": "string", "section": "Company", "op": "save"}
+    assert [staff.post(url, data=typed).status_code for url in POSTS] == [403] * len(POSTS)
+    assert draft_files(site["engine"]) == {}
+    assert [site["admin"].get(url).status_code for url in GETS] == [200] * len(GETS)
+
+
+def test_what_is_not_there_is_not_found_and_a_field_removed_meanwhile_is_said(site):
+    admin = site["admin"]
+    for url in ("/admin/editors/entities/nothing", FIELD_URL + "?field=nothing", "/admin/editors/forms/nothing",
+                "/admin/editors/processes/nothing", f"{STEPS}/nothing"):
+        assert admin.get(url).status_code == 404, url
+    gone = post(admin, FIELD_URL, {"original": "nothing", "scope": "all", "name": "nothing", "type": "string", "section": "Company",
+                                   "op": "save"}, FIELD_URL)
+    assert gone.status_code == 422 and "no longer have a field named nothing: someone removed it meanwhile" in words(gone.text)
+    step = post(admin, STEPS, {"original": "ghost", "kind": "task", "title": "Ghost", "op": "save"}, STEPS + "/qualify")
+    assert step.status_code == 422 and "no longer has a step ghost" in words(step.text)
+
+
+def test_a_draft_with_problems_sends_the_editors_to_the_yaml_files(site):
+    admin = site["admin"]
+    broken = admin.post("/admin/draft/files", data={"csrf_token": token(admin.get("/admin/draft").text), "path": "forms/bad.yaml",
+                                                    "text": "kind: form\nname: bad\nfields: {a: nonsense}\n"})
+    assert broken.status_code == 422
+    sent = admin.get(FIELD_URL, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/admin/draft#problems"
+    assert "fix it here before using the structured editors" in words(admin.get("/admin/draft").text)
+    home = words(admin.get("/admin/editors").text)
+    assert "The draft has 1 problem" in home
+    assert "this is the active configuration" in words(admin.get("/admin/preview?show=form:call_note").text)

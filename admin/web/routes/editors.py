@@ -32,15 +32,17 @@ router = APIRouter(include_in_schema=False)
 Admin = Permitted("admin")
 
 
-def _usable(request: Request, draft: drafting.Draft) -> Model:
-    """The draft's model. While the draft has problems the editors cannot show it: the admin is sent to the YAML editor,
-    where every problem is listed at its line."""
-    if draft.model is None:
-        n = len(draft.problems)
-        flash(request, f"The draft has {n} problem{'s' if n != 1 else ''}: fix {'them' if n != 1 else 'it'} here before using the "
-                       f"structured editors.")
-        raise HTTPException(303, "The draft has problems: fix them in the YAML editor first.", headers={"Location": "/admin/draft#problems"})
+def _usable(draft: drafting.Draft) -> Model | None:
+    """The draft's model; None while the draft has problems (the editors cannot show it: see `_fix_first`)."""
     return draft.model
+
+
+def _fix_first(request: Request, draft: drafting.Draft):
+    """To the YAML editor, where every problem of the draft is listed at its line, with a word why."""
+    n = len(draft.problems)
+    flash(request, f"The draft has {n} problem{'s' if n != 1 else ''}: fix {'them' if n != 1 else 'it'} here before using the "
+                   f"structured editors.")
+    return redirect("/admin/draft#problems")
 
 
 def _entity(model: Model, name: str) -> Entity:
@@ -76,7 +78,10 @@ def editors_home(request: Request, user: Admin, conn: Conn, compiled: CompiledDe
 @router.get("/admin/editors/entities/{entity}", response_class=HTMLResponse)
 def entity_page(request: Request, entity: str, user: Admin, conn: Conn, compiled: CompiledDep):
     draft = drafting.open_draft(request, conn, compiled)
-    e = _entity(_usable(request, draft), entity)
+    model = _usable(draft)
+    if model is None:
+        return _fix_first(request, draft)
+    e = _entity(model, entity)
     return render(request, "console/editors/entity.html", user=user, entity=e, types=TYPES, origin=_origin(draft, "entity", entity),
                   sections=[(s.title, [e.field(n) for n in s.fields if e.field(n)]) for s in e.pages.sections]
                   if e.pages.sections else [(e.label, list(e.fields))], rules=e.record_fields, draft=draft)
@@ -88,7 +93,7 @@ def _field_page(request, user, draft, e: Entity, form: FieldForm, *, status=200,
                   edit=edit, types=TYPES, for_types=FOR_TYPES, removing=removing,
                   entity_options=[(x.name, x.label) for x in sorted(model.entities.values(), key=lambda x: x.label)], groups=e.groups,
                   section_titles=[s.title for s in e.pages.sections], origin=_origin(draft, "entity", e.name),
-                  field_of_local=bool(form.original) and (e.field(form.original) or _group_field(e, form.original)).pack == releases.LOCAL)
+                  field_of_local=getattr(e.field(form.original) or _group_field(e, form.original), "pack", "") == releases.LOCAL)
 
 
 def _group_field(e: Entity, name: str):
@@ -98,7 +103,10 @@ def _group_field(e: Entity, name: str):
 @router.get("/admin/editors/entities/{entity}/fields", response_class=HTMLResponse)
 def field_editor(request: Request, entity: str, user: Admin, conn: Conn, compiled: CompiledDep, field: str = "", group: str = ""):
     draft = drafting.open_draft(request, conn, compiled)
-    e = _entity(_usable(request, draft), entity)
+    model = _usable(draft)
+    if model is None:
+        return _fix_first(request, draft)
+    e = _entity(model, entity)
     if field:
         f = e.field(field) or _group_field(e, field)
         if f is None:
@@ -120,7 +128,10 @@ async def field_save(request: Request, entity: str, user: Admin, data: CsrfForm,
     def work():
         with engine.begin() as conn:
             draft = drafting.open_draft(request, conn, compiled)
-            e = _entity(_usable(request, draft), entity)
+            model = _usable(draft)
+            if model is None:
+                return _fix_first(request, draft)
+            e = _entity(model, entity)
             errors: dict[str, str] = {}
             removing = op in ("remove", "remove-save")
             if removing:
@@ -149,7 +160,10 @@ async def field_save(request: Request, entity: str, user: Admin, data: CsrfForm,
 @router.get("/admin/editors/entities/{entity}/record-fields", response_class=HTMLResponse)
 def rules_editor(request: Request, entity: str, user: Admin, conn: Conn, compiled: CompiledDep):
     draft = drafting.open_draft(request, conn, compiled)
-    e = _entity(_usable(request, draft), entity)
+    model = _usable(draft)
+    if model is None:
+        return _fix_first(request, draft)
+    e = _entity(model, entity)
     return render(request, "console/editors/rules.html", user=user, entity=e, form=RulesForm.of(e.record_fields), errors={}, edit=None,
                   types=TYPES, simple=SIMPLE)
 
@@ -162,7 +176,10 @@ async def rules_save(request: Request, entity: str, user: Admin, data: CsrfForm,
     def work():
         with engine.begin() as conn:
             draft = drafting.open_draft(request, conn, compiled)
-            e = _entity(_usable(request, draft), entity)
+            model = _usable(draft)
+            if model is None:
+                return _fix_first(request, draft)
+            e = _entity(model, entity)
             errors: dict[str, str] = {}
             want = with_rules(e, form, errors)
             page = lambda status, errors, edit: render(request, "console/editors/rules.html", user=user, entity=e, form=form,  # noqa: E731
@@ -201,7 +218,9 @@ def _builder_page(request, user, model: Model, b: Builder, *, status=200, errors
 @router.get("/admin/editors/forms/new", response_class=HTMLResponse)
 def form_new(request: Request, user: Admin, conn: Conn, compiled: CompiledDep):
     draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(request, draft)
+    model = _usable(draft)
+    if model is None:
+        return _fix_first(request, draft)
     first = next((e.name for e in model.entities.values() if e.customer), next(iter(model.entities), ""))
     return _builder_page(request, user, model, Builder.new(first))
 
@@ -209,7 +228,9 @@ def form_new(request: Request, user: Admin, conn: Conn, compiled: CompiledDep):
 @router.get("/admin/editors/forms/{name}", response_class=HTMLResponse)
 def form_builder(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep):
     draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(request, draft)
+    model = _usable(draft)
+    if model is None:
+        return _fix_first(request, draft)
     form, base = _forms(draft, model, name)
     return _builder_page(request, user, model, Builder.of(form, base))
 
@@ -223,7 +244,9 @@ async def form_builder_post(request: Request, name: str, user: Admin, data: Csrf
     def work():
         with engine.begin() as conn:
             draft = drafting.open_draft(request, conn, compiled)
-            model = _usable(request, draft)
+            model = _usable(draft)
+            if model is None:
+                return _fix_first(request, draft)
             existing = Builder.of(*_forms(draft, model, name)) if name != "new" else None
             b = Builder.posted(data, existing)
             if op not in ("preview", "save"):
@@ -257,7 +280,10 @@ def _process(model: Model, name: str):
 @router.get("/admin/editors/processes/{name}", response_class=HTMLResponse)
 def process_editor(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep):
     draft = drafting.open_draft(request, conn, compiled)
-    p = _process(_usable(request, draft), name)
+    model = _usable(draft)
+    if model is None:
+        return _fix_first(request, draft)
+    p = _process(model, name)
     data = editing.data_of(p)
     return render(request, "console/editors/process.html", user=user, process=p, data=data, lists=steps.lists(data),
                   svg=diagram.svg(p, id_prefix="draft"), outline=diagram.outline(p), origin=_origin(draft, "process", name),
@@ -284,7 +310,9 @@ def _parties(model: Model) -> list[tuple[str, str]]:
 @router.get("/admin/editors/processes/{name}/steps/new", response_class=HTMLResponse)
 def step_new(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep, after: str = "", list: str = ""):
     draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(request, draft)
+    model = _usable(draft)
+    if model is None:
+        return _fix_first(request, draft)
     p = _process(model, name)
     data = editing.data_of(p)
     position = f"{list}|" if list in {q for q, _, _ in steps.lists(data)} else "|"
@@ -297,7 +325,9 @@ def step_new(request: Request, name: str, user: Admin, conn: Conn, compiled: Com
 @router.get("/admin/editors/processes/{name}/steps/{step_id}", response_class=HTMLResponse)
 def step_editor(request: Request, name: str, step_id: str, user: Admin, conn: Conn, compiled: CompiledDep):
     draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(request, draft)
+    model = _usable(draft)
+    if model is None:
+        return _fix_first(request, draft)
     p = _process(model, name)
     data = editing.data_of(p)
     found = steps.locate(data, step_id)
@@ -321,7 +351,9 @@ async def step_save(request: Request, name: str, user: Admin, data: CsrfForm, en
     def work():
         with engine.begin() as conn:
             draft = drafting.open_draft(request, conn, compiled)
-            model = _usable(request, draft)
+            model = _usable(draft)
+            if model is None:
+                return _fix_first(request, draft)
             p = _process(model, name)
             current = editing.data_of(p)
             if op == "add-escalation":
