@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from engine import diagram, editing
 from engine.build import humanise
-from engine.model import Entity, Model
+from engine.errors import NOWHERE
+from engine.model import Entity, Model, Party
 from forms import widgets
 from runtime import records, releases
 
@@ -287,7 +288,13 @@ def process_editor(request: Request, name: str, user: Admin, conn: Conn, compile
     data = editing.data_of(p)
     return render(request, "console/editors/process.html", user=user, process=p, data=data, lists=steps.lists(data),
                   svg=diagram.svg(p, id_prefix="draft"), outline=diagram.outline(p), origin=_origin(draft, "process", name),
-                  humanise=humanise)
+                  humanise=humanise, title_text=diagram.title_text, who=_who)
+
+
+def _who(party: str) -> str:
+    """A party as written ('group:sales') in words ('group Sales')."""
+    kind, _, name = party.partition(":")
+    return diagram.party_text(Party(kind, name or None, NOWHERE))
 
 
 def _step_page(request, user, model: Model, p, data: dict, form: StepForm, *, status=200, errors=None, edit=None, removing=False):
