@@ -109,6 +109,7 @@ class Edit:
     compiled: CompiledModel | None
     problems: list[Located] = field(default_factory=list)  # what this edit brings
     earlier: int = 0                           # problems the draft had before, elsewhere
+    existed: bool = False                      # the local pack had the document before
 
     @property
     def ok(self) -> bool:
@@ -147,11 +148,12 @@ def write(draft: Draft, kind: str, name: str, want: dict | None, to_input: ToInp
         doc = localpack.overlay_document(kind, name, editing.overlay(kind, editing.data_of(base_def), want, moved))
     else:
         doc = want
+    existed = localpack.find(draft.files, kind, name, overlay=overlay) is not None
     written = localpack.put(draft.files, kind, name, doc, overlay=overlay)
     document = localpack.documents(written.text)[written.index] if written.path else ""
     compiled, problems = check(draft.root, draft.base, written.files)
     before = {_key(p) for p in draft.problems}
-    edit = Edit(written, document, overlay, compiled, earlier=len(draft.problems))
+    edit = Edit(written, document, overlay, compiled, earlier=len(draft.problems), existed=existed)
     offset = localpack.document_offset(written.text, written.index) if written.path else 0
     data = (localpack.load(document) or {}) if document else {}
     for p in problems:

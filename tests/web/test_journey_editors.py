@@ -4,6 +4,7 @@ a hospital, sees the impact and activates; without any restart, staff fill the n
 on the worker (its task reaches the account owner); reverting takes the form away again."""
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -12,8 +13,17 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.web.browser import ARGS, CHROMIUM, demo_platform, log_in, save_failure
+from tests.web.test_look import PHONE, page_width, serious_problems
+
+SHOTS = os.environ.get("TAILOR_SCREENSHOTS")
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    with demo_platform(tmp_path_factory.mktemp("editors")) as running:
+        yield running
 
 
 @pytest.fixture
@@ -32,8 +42,9 @@ def pages(request):
         browser.close()
 
 
-def test_group_field_and_contact_form_built_previewed_activated_used_and_reverted(tmp_path, pages):
-    with demo_platform(tmp_path) as (base, _db, log):
+def test_group_field_and_contact_form_built_previewed_activated_used_and_reverted(platform, pages):
+    base, _db, log = platform
+    if True:
         admin = pages()
         log_in(admin, base, "admin")
         admin.goto(f"{base}/admin/draft")
@@ -118,3 +129,41 @@ def test_group_field_and_contact_form_built_previewed_activated_used_and_reverte
         expect(ann.get_by_role("link", name="Site visit")).to_have_count(0)
         assert "Traceback" not in log.read_text()
         assert re.search(r"now runs release \d+", log.read_text())  # the worker followed, no restart
+
+
+EDITOR_PAGES = ["/admin/editors", "/admin/editors/entities/company", "/admin/editors/entities/company/fields?group=healthcare",
+                "/admin/editors/entities/company/fields?field=employees", "/admin/editors/entities/company/record-fields",
+                "/admin/editors/forms/new", "/admin/editors/forms/lead_enquiry", "/admin/editors/processes/onboarding",
+                "/admin/editors/processes/lead_follow_up/steps/qualify", "/admin/editors/processes/onboarding/steps/new?after=deliver",
+                "/admin/processes/onboarding", "/admin/preview?show=entity:company&record=1",
+                "/admin/preview?show=form:callback_request&record=1"]
+# pages after a button: (page, the button, what the page then shows)
+AFTER = [("/admin/editors/entities/company/fields?group=healthcare", "Save to the draft", "alert"),
+         ("/admin/editors/forms/lead_enquiry", "Show the YAML", "status"),
+         ("/admin/editors/processes/lead_follow_up/steps/qualify", "Show the YAML", "status")]
+
+
+def test_every_editor_page_fits_a_phone_and_has_no_serious_accessibility_problem(platform, pages):
+    base = platform[0]
+    page = pages()
+    log_in(page, base, "admin")
+    page.set_viewport_size(PHONE)
+    for path in EDITOR_PAGES:
+        response = page.goto(f"{base}{path}")
+        assert response is not None and response.status == 200, path
+        expect(page.locator("h1")).to_have_count(1)
+        assert page_width(page) <= PHONE["width"], f"{path} is {page_width(page)} px wide at 390 px"
+        assert serious_problems(page) == [], path
+        if SHOTS:
+            name = re.sub(r"[^A-Za-z0-9]+", "-", path).strip("-")
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=f"{SHOTS}/{name}-390.png", full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.screenshot(path=f"{SHOTS}/{name}-1280.png", full_page=True)
+            page.set_viewport_size(PHONE)
+    for path, button, role in AFTER:
+        page.goto(f"{base}{path}")
+        page.get_by_role("button", name=button).first.click()
+        expect(page.get_by_role(role).first).to_be_visible()
+        assert page_width(page) <= PHONE["width"], f"{path} after {button}"
+        assert serious_problems(page) == [], f"{path} after {button}"
