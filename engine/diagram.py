@@ -81,7 +81,7 @@ class Item:
     when: str = ""
     lines: tuple[str, ...] = ()
     escalations: tuple[str, ...] = ()
-    branches: tuple[tuple[str, tuple["Item", ...]], ...] = ()
+    branches: tuple[tuple[str, tuple[Item, ...]], ...] = ()
 
 
 def outline(p: Process) -> list[Item]:

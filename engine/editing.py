@@ -14,12 +14,31 @@ editor asked for (`differences`), so a change an overlay cannot carry is never l
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .build import humanise
 from .model import (
-    Action, CreateAction, Entity, Escalation, Field, Form, FormTrigger, Group, ManualTrigger, ParallelStep, Process, RecordFieldRules,
-    RecordTrigger, ScheduleTrigger, Section, Source, StartAction, Step, TaskStep, UpdateAction,
+    Action,
+    CreateAction,
+    Entity,
+    Escalation,
+    Field,
+    Form,
+    FormTrigger,
+    Group,
+    ManualTrigger,
+    ParallelStep,
+    Process,
+    RecordFieldRules,
+    RecordTrigger,
+    ScheduleTrigger,
+    Section,
+    Source,
+    StartAction,
+    Step,
+    TaskStep,
+    UpdateAction,
 )
 
 Data = dict[str, Any]

@@ -53,7 +53,7 @@ def base_model(root: Path, base: dict) -> Model:
 
     def make():
         row = {"files": files, "packs": packs, "digest": releases.digest(files, packs)}
-        model, problems = load_model(releases.materialise(row, root / "drafts"))
+        model, _problems = load_model(releases.materialise(row, root / "drafts"))
         return (model,)
 
     return _cached("base:" + releases.digest(files, packs), make)[0]

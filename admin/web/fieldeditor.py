@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from engine import editing
 from engine.build import humanise
@@ -61,10 +62,10 @@ class FieldForm:
     section: str = ""
 
     @classmethod
-    def of(cls, f: Field, e: Entity) -> "FieldForm":
+    def of(cls, f: Field, e: Entity) -> FieldForm:
         """The form filled in with a field as the draft defines it."""
         section = next((s.title for s in e.pages.sections if f.name in s.fields), "")
-        text = lambda v: "" if v is None else str(v)  # noqa: E731
+        text = lambda v: "" if v is None else str(v)
         return cls(original=f.name, scope=f.scope, name=f.name, label=f.label if f.label != humanise(f.name) else "", type=f.type,
                    help=f.help, required=f.required, placeholder=f.placeholder, default=text(f.default), min=text(f.min), max=text(f.max),
                    min_length=text(f.min_length), max_length=text(f.max_length), pattern=f.pattern or "",
@@ -72,7 +73,7 @@ class FieldForm:
                    entity=f.entity or "", currency=f.currency or "", indexed=f.indexed, unique=f.unique, section=section)
 
     @classmethod
-    def posted(cls, data: Mapping[str, Any]) -> "FieldForm":
+    def posted(cls, data: Mapping[str, Any]) -> FieldForm:
         out = {}
         for f in fields(cls):
             if f.type == "bool" or isinstance(f.default, bool):
@@ -309,11 +310,11 @@ class RulesForm:
     max: str = ""
 
     @classmethod
-    def of(cls, r: RecordFieldRules) -> "RulesForm":
+    def of(cls, r: RecordFieldRules) -> RulesForm:
         return cls(r.allowed, tuple(r.types), str(r.max))
 
     @classmethod
-    def posted(cls, data) -> "RulesForm":
+    def posted(cls, data) -> RulesForm:
         return cls(bool(data.get("allowed")), tuple(t for t in data.getlist("types") if t in SIMPLE), str(data.get("max", "")).strip()[:20])
 
 

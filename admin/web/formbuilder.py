@@ -8,8 +8,9 @@ actions after the pack's own); a form of this installation is edited whole.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -60,7 +61,7 @@ class Builder:
 
     # -- from a definition, and from what was posted -------------------------------------------------------------
     @classmethod
-    def of(cls, form: Form, base: Form | None) -> "Builder":
+    def of(cls, form: Form, base: Form | None) -> Builder:
         """The builder filled in with a form of the draft (`base`: the base pack's form it is an overlay on, if any)."""
         by_name = {f.name: f for f in form.fields}
         rows = []
@@ -78,14 +79,14 @@ class Builder:
                    pack_actions=[editing.action_data(a) for a in base.actions] if base is not None else [])
 
     @classmethod
-    def new(cls, entity: str) -> "Builder":
+    def new(cls, entity: str) -> Builder:
         return cls(entity=entity, contact=True, sections=[SectionRow("Details")], fields=[FieldForm(section="0")])
 
     @classmethod
-    def posted(cls, data: Mapping[str, Any], existing: "Builder | None") -> "Builder":
+    def posted(cls, data: Mapping[str, Any], existing: Builder | None) -> Builder:
         """What was typed (a base pack's sections and actions come from the definition, not from the page)."""
-        text = lambda key, most=2000: str(data.get(key, "")).replace("\r\n", "\n").strip()[:most]  # noqa: E731
-        count = lambda key: min(_int(data.get(key)), 200)  # noqa: E731
+        text = lambda key, most=2000: str(data.get(key, "")).replace("\r\n", "\n").strip()[:most]
+        count = lambda key: min(_int(data.get(key)), 200)
         b = cls(original=text("original", 100), name=text("name", 100), label=text("label"), description=text("description"),
                 entity=text("entity", 100), contact=bool(data.get("contact")), portal=bool(data.get("portal")))
         if existing is not None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from engine import durations
 from engine.build import humanise
@@ -49,7 +50,7 @@ class StepForm:
     escalations: list[EscalationRow] = field(default_factory=list)
 
     @classmethod
-    def of(cls, step: dict, position: str) -> "StepForm":
+    def of(cls, step: dict, position: str) -> StepForm:
         """The form filled in with a step's YAML data."""
         if "parallel" in step:
             return cls(original=step["id"], kind="parallel", id=step["id"], position=position, when=step.get("when", ""))
@@ -64,9 +65,9 @@ class StepForm:
                    reminders=list(step.get("reminders", ())), escalations=esc)
 
     @classmethod
-    def posted(cls, data: Mapping[str, Any]) -> "StepForm":
-        text = lambda key, most=2000: str(data.get(key, "")).replace("\r\n", "\n").strip()[:most]  # noqa: E731
-        count = lambda key: max(0, min(_int(data.get(key)), MAX_ROWS))  # noqa: E731
+    def posted(cls, data: Mapping[str, Any]) -> StepForm:
+        text = lambda key, most=2000: str(data.get(key, "")).replace("\r\n", "\n").strip()[:most]
+        count = lambda key: max(0, min(_int(data.get(key)), MAX_ROWS))
         return cls(original=text("original", 100), kind="parallel" if data.get("kind") == "parallel" else "task", id=text("id", 100),
                    position=text("position", 300) or "|", title=text("title"), description=text("description", 4000), when=text("when"),
                    assign=text("assign", 200), strategy=text("strategy", 20) or "round_robin", due_in=text("due_in", 100),
@@ -239,7 +240,7 @@ def position_of(process: dict, sid: str) -> str:
     if found is None:
         return "|"
     path, i = found
-    steps = dict((p, s) for p, _, s in lists(process))[path]
+    steps = {p: s for p, _, s in lists(process)}[path]
     return f"{path}|{steps[i - 1]['id'] if i else ''}"
 
 
@@ -269,10 +270,10 @@ def with_step(process: dict, form: StepForm, errors: dict[str, str]) -> dict:
             errors[""] = f"The process no longer has a step {form.original}: someone removed it meanwhile."
             return {}
         path, i = found
-        current = dict((p, s) for p, _, s in lists(want))[path][i]
+        current = {p: s for p, _, s in lists(want)}[path][i]
     step = form.step_data(current, errors, all_ids(process) - {form.original})
     path, _, after = form.position.partition("|")
-    targets = dict((p, s) for p, _, s in lists(want))
+    targets = {p: s for p, _, s in lists(want)}
     if path not in targets or (path and (path == sid or path.startswith(f"{sid}/"))):
         errors["position"] = "Choose where the step goes."
     if errors:
@@ -280,8 +281,8 @@ def with_step(process: dict, form: StepForm, errors: dict[str, str]) -> dict:
     if form.original:
         found = locate(want, form.original)
         p, i = found
-        dict((q, s) for q, _, s in lists(want))[p].pop(i)
-    targets = dict((p, s) for p, _, s in lists(want))
+        {q: s for q, _, s in lists(want)}[p].pop(i)
+    targets = {p: s for p, _, s in lists(want)}
     steps = targets[path]
     ids = [s["id"] for s in steps]
     if after and after not in ids:
@@ -296,5 +297,5 @@ def without_step(process: dict, sid: str) -> dict:
     found = locate(want, sid)
     if found is not None:
         path, i = found
-        dict((p, s) for p, _, s in lists(want))[path].pop(i)
+        {p: s for p, _, s in lists(want)}[path].pop(i)
     return want

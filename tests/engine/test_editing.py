@@ -121,7 +121,7 @@ def test_what_a_form_overlay_cannot_do_is_said_in_words():
 
 def test_process_steps_inserted_removed_reordered_and_changed(tmp_path):
     want = editing.data_of(BASE.processes["lead_follow_up"])
-    qualify, proposal, discount, chase = want["steps"]
+    qualify, proposal, _discount, chase = want["steps"]
     qualify["due"] = "1 business day"
     qualify["escalate"] = qualify["escalate"][:1] + [{"at": "due + 2 business days", "alert": "role:director"}]
     chase["assign"] = "group:sales"

@@ -228,7 +228,7 @@ def test_a_base_pack_form_gets_an_overlay_with_fields_added_moved_and_changed(si
             if k != "csrf_token"}
     data.update({k: unescape(v) for k, v in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>([^<]*)</textarea>', page.text)})
     data.update({m.group(1): m.group(2) for m in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(?:(?!</select>).)*?<option value="([^"]*)" selected',
-                                                              page.text, re.S)})
+                                                              page.text, re.DOTALL)})
     data.update({k: "1" for k in re.findall(r'<input type="checkbox" id="[^"]+" name="([^"]+)" value="1" checked', page.text)})
     index = {name: i for i, name in fields}
     data[f"field-{index['summary']}-help"] = "In their own words."
@@ -255,7 +255,7 @@ def step_form(client, url: str) -> dict:
     page = client.get(url).text
     data = {k: unescape(v) for k, v in re.findall(r'<input(?![^>]*checkbox)[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page) if k != "csrf_token"}
     data.update({k: unescape(v) for k, v in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>([^<]*)</textarea>', page)})
-    for m in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+    for m in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.DOTALL):
         chosen = re.search(r'<option value="([^"]*)" selected', m.group(2))
         data[m.group(1)] = unescape(chosen.group(1)) if chosen else ""
     return data
@@ -355,7 +355,7 @@ def test_the_diagram_page_draws_the_active_and_the_draft_version(site):
            "reminder_count": "0", "esc_count": "0", "op": "save"}
     post(admin, "/admin/editors/processes/onboarding/steps", new, "/admin/editors/processes/onboarding/steps/new")
     page = admin.get("/admin/processes/onboarding")
-    svgs = re.findall(r"<svg .*?</svg>", page.text, re.S)
+    svgs = re.findall(r"<svg .*?</svg>", page.text, re.DOTALL)
     assert len(svgs) == 2 and "Draft version" in page.text
     drawn = [{g.get("data-step") for g in ET.fromstring(s).iter("{http://www.w3.org/2000/svg}g") if g.get("data-step")} for s in svgs]
     assert "site_check" not in drawn[0] and "site_check" in drawn[1]

@@ -24,10 +24,21 @@ from ...access import allowed
 from ...deps import PERMISSION_TEXT, CompiledDep, Conn, CsrfForm, EngineDep, Permitted
 from .. import drafting, finders, recordforms
 from .. import stepeditor as steps
+from ..fieldeditor import (
+    FOR_TYPES,
+    SIMPLE,
+    TYPES,
+    FieldForm,
+    RulesForm,
+    field_input,
+    rules_input,
+    with_field,
+    with_rules,
+    without_field,
+)
 from ..formbuilder import ACTION_KINDS, Builder
-from ..stepeditor import STRATEGIES, EscalationRow, StepForm
-from ..fieldeditor import FOR_TYPES, SIMPLE, TYPES, FieldForm, RulesForm, field_input, rules_input, with_field, with_rules, without_field
 from ..pages import flash, redirect, render
+from ..stepeditor import STRATEGIES, EscalationRow, StepForm
 
 router = APIRouter(include_in_schema=False)
 Admin = Permitted("admin")
@@ -183,7 +194,7 @@ async def rules_save(request: Request, entity: str, user: Admin, data: CsrfForm,
             e = _entity(model, entity)
             errors: dict[str, str] = {}
             want = with_rules(e, form, errors)
-            page = lambda status, errors, edit: render(request, "console/editors/rules.html", user=user, entity=e, form=form,  # noqa: E731
+            page = lambda status, errors, edit: render(request, "console/editors/rules.html", user=user, entity=e, form=form,
                                                        errors=errors, edit=edit, types=TYPES, simple=SIMPLE, status=status)
             if errors:
                 return page(422, errors, None)
@@ -341,7 +352,7 @@ def step_editor(request: Request, name: str, step_id: str, user: Admin, conn: Co
     if found is None:
         raise HTTPException(404, f"The process {p.label} has no step {step_id}.")
     path, i = found
-    step = dict((q, s) for q, _, s in steps.lists(data))[path][i]
+    step = {q: s for q, _, s in steps.lists(data)}[path][i]
     form = StepForm.of(step, steps.position_of(data, step_id))
     if form.kind == "task":
         form.escalations.append(EscalationRow())  # a blank row to add a level
