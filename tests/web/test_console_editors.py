@@ -433,3 +433,26 @@ def test_a_draft_with_problems_sends_the_editors_to_the_yaml_files(site):
     home = words(admin.get("/admin/editors").text)
     assert "The draft has 1 problem" in home
     assert "this is the active configuration" in words(admin.get("/admin/preview?show=form:call_note").text)
+
+
+def test_every_crm_process_page_draws_every_step_branch_and_escalation_level(site):
+    from engine.loader import load
+    from engine.model import ParallelStep
+
+    def walk(steps):
+        for s in steps:
+            yield s
+            for _, branch in getattr(s, "branches", ()):
+                yield from walk(branch)
+
+    for name, process in load([CRM]).processes.items():
+        page = site["admin"].get(f"/admin/processes/{name}")
+        root = ET.fromstring(re.search(r"<svg .*?</svg>", page.text, re.DOTALL).group(0))
+        groups = list(root.iter("{http://www.w3.org/2000/svg}g"))
+        steps = list(walk(process.steps))
+        assert {g.get("data-step") for g in groups if g.get("class") in ("step task", "step approval", "parallel")} == {s.id for s in steps}
+        assert [g.get("data-branch") for g in groups if g.get("class") == "branch"] == \
+            [n for s in steps if isinstance(s, ParallelStep) for n, _ in s.branches]
+        assert [(g.get("data-step"), g.get("data-level")) for g in groups if g.get("class") == "escalation"] == \
+            [(s.id, str(i)) for s in steps for i, _ in enumerate(getattr(s, "escalate", ()), start=1)]
+        assert root.get("role") == "img" and root.get("aria-label").startswith(f"Diagram of the process {process.label}")
