@@ -339,3 +339,43 @@ def with_rules(e: Entity, form: RulesForm, errors: dict[str, str]) -> dict[str, 
 
 def rules_input(path: tuple, _doc: dict, _problem) -> str | None:
     return next((p for p in path if p in ("allowed", "types", "max")), None)
+
+
+# -- a group: its heading, description and condition --------------------------------------------------
+@dataclass
+class GroupForm:
+    name: str = ""
+    label: str = ""
+    description: str = ""
+    when: str = ""
+
+    @classmethod
+    def posted(cls, data, name: str) -> "GroupForm":
+        text = lambda key: str(data.get(key, "")).replace("\r\n", "\n").strip()[:2000]  # noqa: E731
+        return cls(name, text("label"), text("description"), text("when"))
+
+
+def with_group(e: Entity, form: GroupForm, errors: dict[str, str]) -> dict[str, Any]:
+    """The entity's YAML data with a group's heading, description and condition as typed."""
+    want = copy.deepcopy(editing.data_of(e))
+    group = (want.get("groups") or {}).get(form.name)
+    if group is None:
+        errors[""] = f"{e.plural} no longer have a group named {form.name}: someone removed it meanwhile."
+        return {}
+    if not form.when:
+        errors["when"] = "Say which records are in the group, e.g. record.industry == 'healthcare'."
+        return {}
+    old = dict(group)
+    group.clear()
+    if form.label and form.label != humanise(form.name):
+        group["label"] = form.label
+    if form.description:
+        group["description"] = form.description
+    group["when"] = form.when
+    group["fields"] = old.get("fields", {})
+    group.update(as_written({k: group[k] for k in ("label", "description", "when") if k in group}, old))
+    return want
+
+
+def group_input(path: tuple, _doc: dict, _problem) -> str | None:
+    return next((p for p in reversed(path) if p in ("label", "description", "when")), None)

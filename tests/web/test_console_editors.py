@@ -149,6 +149,25 @@ def test_a_problem_the_check_finds_in_the_written_yaml_is_shown_at_its_input(sit
     assert refused.status_code == 422 and re.search(r'id="in-pattern-error">', refused.text)
 
 
+def test_a_new_group_gets_a_new_condition_and_a_base_group_keeps_its_own(site):
+    admin = site["admin"]
+    post(admin, FIELD_URL, {"scope": "new-group", "group_name": "big", "group_when": "record.employees > 500", "name": "sites",
+                            "type": "integer", "op": "save"}, FIELD_URL)
+    url = "/admin/editors/entities/company/groups/big"
+    page = admin.get(url)
+    assert page.status_code == 200 and 'value="record.employees &gt; 500"' in page.text
+    bad = post(admin, url, {"when": "record.staff > 500", "label": "Large", "op": "save"})
+    assert bad.status_code == 422 and re.search(r'id="in-when-error">[^<]*staff', bad.text) and 'value="Large"' in bad.text
+    assert post(admin, url, {"when": "record.employees > 1000", "label": "Large", "op": "save"}).status_code == 303
+    overlay = yaml.safe_load(draft_files(site["engine"])["overlays/entities/company.yaml"])
+    assert overlay["add_groups"] == {"big": {"label": "Large", "when": "record.employees > 1000", "fields": {"sites": {"type": "integer"}}}}
+    assert draft_problems(site) == []
+    base = "/admin/editors/entities/company/groups/healthcare"
+    assert "its heading, description and condition stay as the pack says" in words(admin.get(base).text)
+    refused = post(admin, base, {"when": "record.industry == 'other'", "op": "save"})
+    assert refused.status_code == 422 and "the when of group healthcare comes from its pack" in words(refused.text)
+
+
 def test_the_rules_for_single_record_fields(site):
     admin = site["admin"]
     url = "/admin/editors/entities/company/record-fields"
@@ -394,9 +413,11 @@ def test_the_preview_of_a_new_form_for_a_role_and_a_record(site):
 
 # -- who, and what is not there ----------------------------------------------------------------------------
 GETS = ["/admin/editors", "/admin/editors/entities/company", FIELD_URL, "/admin/editors/entities/company/record-fields",
+        "/admin/editors/entities/company/groups/healthcare",
         "/admin/editors/forms/new", "/admin/editors/forms/lead_enquiry", "/admin/editors/processes/lead_follow_up",
         f"{STEPS}/new?after=qualify", f"{STEPS}/qualify", "/admin/processes/lead_follow_up", "/admin/preview?show=form:call_note"]
-POSTS = [FIELD_URL, "/admin/editors/entities/company/record-fields", "/admin/editors/forms/new", STEPS]
+POSTS = [FIELD_URL, "/admin/editors/entities/company/record-fields", "/admin/editors/entities/company/groups/healthcare",
+         "/admin/editors/forms/new", STEPS]
 
 
 def test_only_administrators_reach_the_editors(site):

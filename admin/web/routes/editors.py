@@ -29,10 +29,13 @@ from ..fieldeditor import (
     SIMPLE,
     TYPES,
     FieldForm,
+    GroupForm,
     RulesForm,
     field_input,
+    group_input,
     rules_input,
     with_field,
+    with_group,
     with_rules,
     without_field,
 )
@@ -202,6 +205,63 @@ async def rules_save(request: Request, entity: str, user: Admin, data: CsrfForm,
             if op == "save" and edit.ok:
                 drafting.save(conn, draft, edit, user["id"])
                 flash(request, f"Saved to the draft: the rules for single-record fields of {e.plural.lower()}.")
+                return redirect(f"/admin/editors/entities/{entity}")
+            return page(422 if not edit.ok else 200, edit.by_input(), edit)
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/admin/editors/entities/{entity}/groups/{group}", response_class=HTMLResponse)
+def group_editor(request: Request, entity: str, group: str, user: Admin, conn: Conn, compiled: CompiledDep):
+    draft = drafting.open_draft(request, conn, compiled)
+    model = _usable(draft)
+    if model is None:
+        return _fix_first(request, draft)
+    e = _entity(model, entity)
+    g = next((x for x in e.groups if x.name == group), None)
+    if g is None:
+        raise HTTPException(404, f"{e.plural} have no group named {group}.")
+    form = GroupForm(g.name, g.label if g.label != humanise(g.name) else "", g.description, g.when.source)
+    return render(request, "console/editors/group.html", user=user, entity=e, form=form, errors={}, edit=None,
+                  fixed=_group_origin(draft, e, group))
+
+
+def _group_origin(draft: drafting.Draft, e: Entity, group: str) -> str:
+    """The pack a group comes from if it is not this installation's (its condition then stays), else ''."""
+    base = draft.base_model.entities.get(e.name) if draft.base_model else None
+    return base.pack if base is not None and any(g.name == group for g in base.groups) else ""
+
+
+@router.post("/admin/editors/entities/{entity}/groups/{group}", response_class=HTMLResponse)
+async def group_save(request: Request, entity: str, group: str, user: Admin, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    """A group's heading, description and condition: shown as YAML (op=preview) or saved (op=save)."""
+    op = str(data.get("op", "preview"))
+    form = GroupForm.posted(data, group)
+
+    def work():
+        with engine.begin() as conn:
+            draft = drafting.open_draft(request, conn, compiled)
+            model = _usable(draft)
+            if model is None:
+                return _fix_first(request, draft)
+            e = _entity(model, entity)
+            fixed = _group_origin(draft, e, group)
+
+            def page(status, errors, edit):
+                return render(request, "console/editors/group.html", user=user, entity=e, form=form, errors=errors, edit=edit,
+                              fixed=fixed, status=status)
+
+            errors: dict[str, str] = {}
+            want = with_group(e, form, errors)
+            if errors:
+                return page(422, errors, None)
+            try:
+                edit = drafting.write(draft, "entity", entity, want, group_input)
+            except editing.CannotExpress as exc:
+                return page(422, {"": str(exc)}, None)
+            if op == "save" and edit.ok:
+                drafting.save(conn, draft, edit, user["id"])
+                flash(request, f"Saved to the draft: the group {form.label or humanise(group)} of {e.plural.lower()}.")
                 return redirect(f"/admin/editors/entities/{entity}")
             return page(422 if not edit.ok else 200, edit.by_input(), edit)
 
