@@ -171,8 +171,12 @@ class Checker:
                     yield Problem(s.loc, "entity.pages", f"field '{name}' appears twice in the sections of {where}")
                 seen.add(name)
         if p.sections:
+            by_name = {f.name: f for f in e.fields}
             for name in sorted(own - seen):
-                yield Problem(p.loc, "entity.pages", f"field '{name}' of {where} is in no section of pages.sections")
+                # a field an overlay added is reported where the overlay adds it: that is what needs placing
+                at = by_name[name].loc if by_name[name].pack != e.pack else p.loc
+                hint = " (place it with the overlay's add_to_sections)" if by_name[name].pack != e.pack else ""
+                yield Problem(at, "entity.pages", f"field '{name}' of {where} is in no section of pages.sections{hint}")
 
     # -- forms ---------------------------------------------------------------
     def form(self, form: Form) -> Iterator[Problem]:

@@ -14,7 +14,7 @@ from .model import ApprovalStep, Entity, Field, Form, Overlay, OverlayChange, Pa
 
 OPS: dict[str, frozenset[str]] = {
     "entity": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_groups", "add_group_fields", "add_links",
-                         "remove_links", "record_fields"}),
+                         "remove_links", "record_fields", "add_to_sections"}),
     "form": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_to_sections", "add_actions"}),
     "process": frozenset({"set", "insert_steps", "replace_steps", "remove_steps", "change_steps", "add_triggers"}),
     "role": frozenset({"set", "add_permissions", "remove_permissions"}),
@@ -133,10 +133,15 @@ class Applier:
             return name
         return next((f.name for f in fields.values() if f.renamed_from == name), None)
 
+    def _swap(self, d, name: str, fn: Callable[[Field], Field]):
+        """`d` with its field `name` (for all records, or of one of an entity's groups) replaced by `fn(field)`."""
+        if any(f.name == name for f in d.fields):
+            return replace(d, fields=tuple(fn(f) if f.name == name else f for f in d.fields))
+        return replace(d, groups=tuple(replace(g, fields=tuple(fn(f) if f.name == name else f for f in g.fields)) for g in d.groups))
+
     def change_fields(self, d, payload: tuple[dict, dict], loc: Loc):
         changes, locs = payload
-        fields = self._fields(d)
-        out = list(d.fields)
+        fields = self._all_names(d)
         for written_name, change in changes.items():
             name = self._named(fields, written_name)
             if name is None:
@@ -150,21 +155,18 @@ class Applier:
                 from .model import Choice
                 kw["choices"] = tuple(Choice(c["value"], c.get("label", humanise(str(c["value"])))) if isinstance(c, dict)
                                       else Choice(c, humanise(str(c))) for c in kw["choices"])
-            idx = next(i for i, f in enumerate(out) if f.name == name)
-            out[idx] = replace(out[idx], **kw)
-        return replace(d, fields=tuple(out))
+            d = self._swap(d, name, lambda f, kw=kw: replace(f, **kw))
+        return d
 
     def replace_fields(self, d, fields: tuple[Field, ...], loc: Loc):
-        current = self._fields(d)
-        out = list(d.fields)
+        current = self._all_names(d)
         for f in fields:
             if f.name not in current:
                 self._missing("field", f.name, f.loc, current)
                 continue
             self.touch(f"field:{f.name}", f.loc)
-            idx = next(i for i, x in enumerate(out) if x.name == f.name)
-            out[idx] = f
-        return replace(d, fields=tuple(out))
+            d = self._swap(d, f.name, lambda old, new=f: replace(new, scope=old.scope))
+        return d
 
     def remove_fields(self, d, payload: tuple[list, dict], loc: Loc):
         names, locs = payload
@@ -181,6 +183,9 @@ class Applier:
         if isinstance(d, Form):
             layout = tuple(replace(s, fields=tuple(n for n in s.fields if n not in gone)) for s in d.layout)
             d = replace(d, layout=tuple(s for s in layout if s.fields) or layout[:1])
+        elif d.pages.sections:  # an entity's edit sections lose the field too
+            sections = tuple(replace(s, fields=tuple(n for n in s.fields if n not in gone)) for s in d.pages.sections)
+            d = replace(d, pages=replace(d.pages, sections=tuple(s for s in sections if s.fields)))
         return d
 
     def _missing(self, what: str, name: str, loc: Loc, known) -> None:
@@ -252,12 +257,22 @@ class Applier:
         changes = {k: tuple(v) if k == "types" else v for k, v in values.items()}
         return replace(d, record_fields=replace(d.record_fields, **changes, loc=loc))
 
-    # -- form parts --------------------------------------------------------
-    def add_to_sections(self, d: Form, payload: tuple[dict, dict], loc: Loc):
+    # -- form parts (and an entity's edit sections) --------------------------
+    def add_to_sections(self, d: Form | Entity, payload: tuple[dict, dict], loc: Loc):
+        """Place fields at the end of a section: a form's layout, or an entity's `pages: sections:` (its fields for all
+        records: group fields have sections of their own)."""
         placement, locs = payload
-        titles = {s.title for s in d.layout}
-        fields = self._fields(d)
-        layout = list(d.layout)
+        if isinstance(d, Entity):
+            if not d.pages.sections:
+                self.problem(loc, "overlay.missing", f"{self.target} has no pages.sections: its edit page shows every field for all "
+                                                     f"records in one section")
+                return d
+            layout = self._place(list(d.pages.sections), placement, locs, self._fields(d))
+            return replace(d, pages=replace(d.pages, sections=layout))
+        return replace(d, layout=self._place(list(d.layout), placement, locs, self._fields(d)))
+
+    def _place(self, layout: list, placement: dict, locs: dict, fields: dict) -> tuple:
+        titles = {s.title for s in layout}
         for title, names in placement.items():
             if title not in titles:
                 self._missing("section", title, locs[title], titles)
@@ -271,7 +286,7 @@ class Applier:
                 layout = [replace(s, fields=tuple(n for n in s.fields if n != name)) for s in layout]
                 idx = next(i for i, s in enumerate(layout) if s.title == title)
                 layout[idx] = replace(layout[idx], fields=layout[idx].fields + (name,))
-        return replace(d, layout=tuple(s for s in layout if s.fields))
+        return tuple(s for s in layout if s.fields)
 
     def add_actions(self, d: Form, actions, loc: Loc):
         return replace(d, actions=d.actions + tuple(actions))

@@ -132,9 +132,9 @@ def test_dangling_and_clashing_overlays_are_errors(packs):
     assert problems(base, client) == [
         "client/o.yaml:4:14: entity 'company' already has a field 'name' (from pack 'base', base/company.yaml:4:3); "
         "use change_fields or replace_fields [overlay.exists]",
-        "client/o.yaml:5:17: entity 'company' has no field 'colour' (known: industry, name) [overlay.missing]",
+        "client/o.yaml:5:17: entity 'company' has no field 'colour' (known: hipaa_contact, industry, name) [overlay.missing]",
         "client/o.yaml:6:1: 'insert_steps' cannot change a entity (possible: add_fields, add_group_fields, add_groups, add_links, "
-        "change_fields, record_fields, remove_fields, remove_links, replace_fields, set) [overlay.operation]",
+        "add_to_sections, change_fields, record_fields, remove_fields, remove_links, replace_fields, set) [overlay.operation]",
         "client/o.yaml:11:16: process 'follow_up' has no step 'nowhere' (known: close, contract, prepare, provision, qualify) [overlay.missing]",
         "client/o.yaml:12:70: 'completer:close' in step 'qualify' assignee: step 'close' does not finish before this one "
         "(earlier steps: none) [reference.step]",
@@ -305,3 +305,74 @@ def test_an_overlay_gives_a_process_and_a_step_a_fallback_and_a_group_its_manage
         """}, extends="base: '>=1.0,<2'")
     assert problems(base, bad) == ["bad/overlays.yaml:5:21: 'assignee' cannot be the step 'close' fallback: a new task has no assignee yet, "
                                    "so it would name nobody [party.never]"]
+
+
+SECTIONED = {
+    "company.yaml": """
+        kind: entity
+        name: company
+        fields:
+          name: {type: string, required: true}
+          industry: {type: choice, choices: [healthcare, retail]}
+          phone: phone
+        groups:
+          healthcare:
+            when: "record.industry == 'healthcare'"
+            fields: {ods_code: string}
+        pages:
+          sections:
+            - {section: Company, fields: [name, industry]}
+            - {section: Contact, fields: [phone]}
+        """,
+    "roles.yaml": "kind: role\nname: staff\npermissions: [access]\n",
+}
+
+
+def test_a_field_added_to_an_entity_with_edit_sections_is_placed_in_one(packs):
+    base = packs.write("base", SECTIONED)
+    unplaced = packs.write("client", {"o.yaml": """
+        kind: overlay
+        name: more
+        target: entity/company
+        add_fields: {email: email}
+        """}, extends="base: '>=1.0'")
+    assert problems(base, unplaced) == [
+        "client/o.yaml:4:14: field 'email' of entity 'company' is in no section of pages.sections "
+        "(place it with the overlay's add_to_sections) [entity.pages]"]
+    placed = packs.write("placed", {"o.yaml": """
+        kind: overlay
+        name: more
+        target: entity/company
+        add_fields: {email: email}
+        add_to_sections: {Company: [email]}
+        remove_fields: [phone]
+        """}, extends="base: '>=1.0'")
+    company = load([base, placed]).entities["company"]
+    # the removed field leaves its section, which, empty, goes
+    assert [(s.title, s.fields) for s in company.pages.sections] == [("Company", ("name", "industry", "email"))]
+
+
+def test_group_fields_are_changed_and_replaced_in_their_group(packs):
+    base = packs.write("base", SECTIONED)
+    client = packs.write("client", {"o.yaml": """
+        kind: overlay
+        name: ods
+        target: entity/company
+        change_fields: {ods_code: {label: ODS code, max_length: 10}}
+        replace_fields: {phone: {type: string, label: Switchboard}}
+        """}, extends="base: '>=1.0'")
+    company = load([base, client]).entities["company"]
+    ods = company.groups[0].fields[0]
+    assert (ods.name, ods.label, ods.max_length, ods.scope) == ("ods_code", "ODS code", 10, "group:healthcare")
+    assert company.field("phone").type == "string" and company.field("phone").label == "Switchboard"
+    assert [f.name for f in company.fields] == ["name", "industry", "phone"]  # nothing moved out of its group
+    plain = packs.write("plain", BASE)
+    none = packs.write("none", {"o.yaml": """
+        kind: overlay
+        name: nowhere
+        target: entity/company
+        add_to_sections: {Contact: [name]}
+        """}, extends="plain: '>=1.0'")
+    assert problems(plain, none) == [
+        "none/o.yaml:4:1: entity 'company' has no pages.sections: its edit page shows every field for all records in one section "
+        "[overlay.missing]"]

@@ -176,6 +176,27 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/notifications/{notification_id}/open"): Rule(ANY_SESSION, "/notifications/1/open"),
     ("POST", "/notifications/{notification_id}/read"): Rule(ANY_SESSION, "/notifications/1/read"),
     ("POST", "/notifications/read-all"): Rule(ANY_SESSION, "/notifications/read-all"),
+    # the structured editors, the process diagrams and the preview: the same (no data folder here: a worded 503)
+    ("GET", "/admin/editors"): Rule("admin", "/admin/editors"),
+    ("GET", "/admin/editors/entities/{entity}"): Rule("admin", "/admin/editors/entities/company"),
+    ("GET", "/admin/editors/entities/{entity}/fields"): Rule("admin", "/admin/editors/entities/company/fields?group=healthcare"),
+    ("POST", "/admin/editors/entities/{entity}/fields"): Rule("admin", "/admin/editors/entities/company/fields",
+                                                             {"name": "x", "type": "string", "op": "preview"}),
+    ("GET", "/admin/editors/entities/{entity}/record-fields"): Rule("admin", "/admin/editors/entities/company/record-fields"),
+    ("POST", "/admin/editors/entities/{entity}/record-fields"): Rule("admin", "/admin/editors/entities/company/record-fields",
+                                                                    {"max": "5", "op": "preview"}),
+    ("GET", "/admin/editors/entities/{entity}/groups/{group}"): Rule("admin", "/admin/editors/entities/company/groups/healthcare"),
+    ("POST", "/admin/editors/entities/{entity}/groups/{group}"): Rule("admin", "/admin/editors/entities/company/groups/healthcare",
+                                                                     {"when": "true", "op": "preview"}),
+    ("GET", "/admin/editors/forms/new"): Rule("admin", "/admin/editors/forms/new"),
+    ("GET", "/admin/editors/forms/{name}"): Rule("admin", "/admin/editors/forms/lead_enquiry"),
+    ("POST", "/admin/editors/forms/{name}"): Rule("admin", "/admin/editors/forms/new", {"op": "add-field:0"}),
+    ("GET", "/admin/editors/processes/{name}"): Rule("admin", "/admin/editors/processes/lead_follow_up"),
+    ("GET", "/admin/editors/processes/{name}/steps/new"): Rule("admin", "/admin/editors/processes/lead_follow_up/steps/new?after=qualify"),
+    ("GET", "/admin/editors/processes/{name}/steps/{step_id}"): Rule("admin", "/admin/editors/processes/lead_follow_up/steps/qualify"),
+    ("POST", "/admin/editors/processes/{name}/steps"): Rule("admin", "/admin/editors/processes/lead_follow_up/steps", {"op": "preview"}),
+    ("GET", "/admin/processes/{name}"): Rule("admin", "/admin/processes/lead_follow_up"),
+    ("GET", "/admin/preview"): Rule("admin", "/admin/preview?show=form:call_note&role=staff"),
 }
 
 # (caller, method, route path) -> why that cell is a known bug in admin/; strict, so a fix shows up.
