@@ -33,7 +33,7 @@ def check(paths: tuple[Path, ...]) -> None:
         _report(problems)
         sys.exit(1)
     assert model is not None
-    counts = {k: len(getattr(model, k)) for k in ("entities", "forms", "processes", "roles", "groups", "calendars")}
+    counts = {k: len(getattr(model, k)) for k in ("entities", "forms", "processes", "roles", "groups", "calendars", "reports", "dashboards")}
     packs = ", ".join(f"{p.name} {p.version}" for p in model.packs)
     click.echo(f"OK: {packs}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 

@@ -6,9 +6,11 @@ from so semantic checks can point at the right line, even after overlays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from types import MappingProxyType
+from typing import Any, Literal, Mapping, Union
 
 from .errors import Loc
+from .reports import Dashboard, Report
 
 # -- shared pieces -----------------------------------------------------------
 
@@ -415,7 +417,7 @@ class Calendar:
     kind: str = field(default="calendar", init=False)
 
 
-Definition = Union[Entity, Form, Process, Role, GroupDef, Calendar]
+Definition = Union[Entity, Form, Process, Role, GroupDef, Calendar, Report, Dashboard]
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +444,8 @@ class Model:
     roles: dict[str, Role]
     groups: dict[str, GroupDef]
     calendars: dict[str, Calendar]
+    reports: Mapping[str, Report] = field(default_factory=lambda: MappingProxyType({}))
+    dashboards: Mapping[str, Dashboard] = field(default_factory=lambda: MappingProxyType({}))
 
     def __hash__(self) -> int:  # dict fields: identity hash is enough
         return id(self)
