@@ -7,6 +7,7 @@ import secrets
 import sqlalchemy as sa
 
 from engine.model import Model
+from runtime import reports
 from runtime.schema import users
 
 # built once: a lookup runs on every request, and SQLAlchemy then finds its compiled form at once
@@ -78,3 +79,8 @@ def may_approve(model: Model, user: dict, task: dict, groups: set[str], project_
     if kind == "project_manager":
         return project_manager == user["id"]
     return True  # owner/manager/completer approvers are resolved by the process; the permission suffices
+
+
+def report_viewer(conn: sa.Connection, model: Model, user: dict) -> reports.Viewer:
+    """Whom reports are run for: the user's roles and groups, and whether they may count everyone's tasks."""
+    return reports.viewer(conn, model, user, monitor=allowed(model, user, "monitor_tasks"))

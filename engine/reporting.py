@@ -53,6 +53,13 @@ def dimension_label(model: Model, r: Report, name: str) -> str:
     return f"{label} (month)" if how == "month" else label
 
 
+def filter_label(model: Model, r: Report, name: str) -> str:
+    """What a viewer filter is called: the field's label, or 'Process' / 'Team' for the task metrics."""
+    e = entity_of(model, r)
+    f = _field(e, name) if e is not None else None
+    return f.label if f is not None else DIMENSION_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
 def measure_columns(model: Model, r: Report) -> tuple[Column, ...]:
     """The measure columns a report can show, in order."""
     if r.metric is not None:

@@ -284,6 +284,16 @@ def _task_keys(compiled: CompiledModel, by: Sequence[str], customer: Entity | No
     return cols, source
 
 
+def task_filter(processes: Iterable[str] = (), groups: Iterable[str] = ()) -> sa.ColumnElement:
+    """Tasks of these processes and in these groups' queues (either left empty: any)."""
+    parts = []
+    if processes:
+        parts.append(tasks.c.process.in_(sorted(set(processes))))
+    if groups:
+        parts.append(tasks.c.group_name.in_(sorted(set(groups))))
+    return sa.and_(sa.true(), *parts)
+
+
 def _step_filter(steps: Iterable[tuple[str, str]] | None, t: sa.Table = tasks) -> sa.ColumnElement:
     if steps is None:
         return sa.true()
@@ -295,19 +305,20 @@ def _step_filter(steps: Iterable[tuple[str, str]] | None, t: sa.Table = tasks) -
 
 def sla(conn: sa.Connection, compiled: CompiledModel, period: Period, by: Sequence[str] = ("process",), *,
         scope: TaskScope = EVERYONE, steps: Iterable[tuple[str, str]] | None = None, customer: Entity | None = None,
-        now: dt.datetime | None = None) -> list[Row]:
+        where: sa.ColumnElement = EVERY_RECORD, now: dt.datetime | None = None) -> list[Row]:
     """Tasks with a due time, per key of `by`: done on time, done late (completed in the period), overdue (still open,
     due in the period and past due now), compliance % (on time of all three), median and p90 hours to complete.
 
     Hours to complete count working hours on the process's calendar for steps whose due is in business time, else
-    calendar hours. `steps` narrows to (process, step) pairs (first response: `first_response`)."""
+    calendar hours. `steps` narrows to (process, step) pairs (first response: `first_response`); `where` is a condition
+    on the tasks table (`task_filter`)."""
     now = now or utcnow()
     t = tasks
     keys, source = _task_keys(compiled, by, customer)
     done = sa.and_(t.c.status == "done", period.holds(t.c.completed_at))
     overdue_until = Period(period.start, min(period.end, now) if period.end else now)
     overdue = sa.and_(t.c.status.in_(OPEN), overdue_until.holds(t.c.due_at))
-    base = sa.and_(t.c.due_at.is_not(None), t.c.kind == "task", scope.condition(t), _step_filter(steps, t))
+    base = sa.and_(t.c.due_at.is_not(None), t.c.kind == "task", scope.condition(t), _step_filter(steps, t), where)
     on_time = sa.func.sum(sa.case((sa.and_(done, t.c.completed_at <= t.c.due_at), 1), else_=0))
     late = sa.func.sum(sa.case((sa.and_(done, t.c.completed_at > t.c.due_at), 1), else_=0))
     still = sa.func.sum(sa.case((overdue, 1), else_=0))
@@ -358,7 +369,8 @@ def first_response(conn: sa.Connection, compiled: CompiledModel, period: Period,
 
 
 def workload(conn: sa.Connection, compiled: CompiledModel, by: Sequence[str] = ("assignee",), *, scope: TaskScope = EVERYONE,
-             now: dt.datetime | None = None, week_end: dt.datetime | None = None, customer: Entity | None = None) -> list[Row]:
+             now: dt.datetime | None = None, week_end: dt.datetime | None = None, customer: Entity | None = None,
+             where: sa.ColumnElement = EVERY_RECORD) -> list[Row]:
     """Open tasks per key of `by`: open, overdue now, due from now to `week_end` (the end of the viewer's week),
     and how many of them wait in a group's queue with nobody on them."""
     now = now or utcnow()
@@ -369,13 +381,13 @@ def workload(conn: sa.Connection, compiled: CompiledModel, by: Sequence[str] = (
                    sa.func.sum(sa.case((t.c.due_at < _utc(now), 1), else_=0)).label("overdue"),
                    sa.func.sum(sa.case((sa.and_(t.c.due_at >= _utc(now), t.c.due_at < _utc(week_end)), 1), else_=0)).label("due_this_week"),
                    sa.func.sum(sa.case((t.c.assignee_id.is_(None), 1), else_=0)).label("unassigned"))
-         .select_from(source).where(t.c.status.in_(OPEN), scope.condition(t)).group_by(*keys))
+         .select_from(source).where(t.c.status.in_(OPEN), scope.condition(t), where).group_by(*keys))
     return _sorted([Row(tuple(r[: len(by)]), {"open": int(r.open), "overdue": int(r.overdue or 0), "due_this_week": int(r.due_this_week or 0),
                                                 "unassigned": int(r.unassigned or 0)}) for r in conn.execute(q)])
 
 
 def alert_counts(conn: sa.Connection, compiled: CompiledModel, period: Period, by: Sequence[str] = ("level",), *,
-                 scope: TaskScope = EVERYONE, customer: Entity | None = None) -> list[Row]:
+                 scope: TaskScope = EVERYONE, customer: Entity | None = None, where: sa.ColumnElement = EVERY_RECORD) -> list[Row]:
     """Alerts raised in the period per key of `by` (task dimensions and 'level', the escalation level): raised and acknowledged.
 
     Breaches by escalation level are this by ('level',): level 1 is the first rung of a step's ladder, usually at its due time."""
@@ -392,7 +404,7 @@ def alert_counts(conn: sa.Connection, compiled: CompiledModel, period: Period, b
     source = source.join(a, a.c.task_id == t.c.id)
     q = (sa.select(*cols, sa.func.count().label("raised"),
                    sa.func.sum(sa.case((a.c.acknowledged_at.is_not(None), 1), else_=0)).label("acknowledged"))
-         .select_from(source).where(period.holds(a.c.raised_at), scope.condition(t)).group_by(*cols))
+         .select_from(source).where(period.holds(a.c.raised_at), scope.condition(t), where).group_by(*cols))
     return _sorted([Row(tuple(r[: len(by)]), {"raised": int(r.raised), "acknowledged": int(r.acknowledged or 0)}) for r in conn.execute(q)])
 
 
