@@ -28,7 +28,11 @@ def load_history(conn: sa.Connection, compiled: CompiledModel, users: dict[str, 
     """Write the demo's past; `users` and `keys` are the demo's users and records by their names in the YAML."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     admin = users["admin"]
-    ago = lambda days, hours=0: now - dt.timedelta(days=days, hours=hours)
+    morning = now.replace(hour=10, minute=0, second=0, microsecond=0)
+
+    def ago(days: int) -> dt.datetime:
+        return morning - dt.timedelta(days=days)
+
     for row in data.get("opportunities", []):
         values: dict[str, Any] = {k: v for k, v in row.items() if k not in ("key", "created", "moves", "company", "owner", "expected_close")}
         values.update(company=keys[row["company"]][1], owner=users[row["owner"]])
@@ -62,7 +66,10 @@ def _task(conn: sa.Connection, compiled: CompiledModel, n: int, row: dict, users
     record_id = keys[key][1]
     title = records.get_record(conn, compiled, entity, record_id).title
     due = BusinessCalendar(spec["calendar"]).add(started, step["due"]["duration"]) if step.get("due") else None
-    done = started + dt.timedelta(hours=row["took"])
+    if "late_by" in row:
+        done = due + dt.timedelta(hours=row["late_by"])
+    else:
+        done = min(started + dt.timedelta(hours=row["took"]), due) if due else started + dt.timedelta(hours=row["took"])
     assignee = users[row["assignee"]]
     task_id = conn.execute(tasks.insert().values(
         key=f"demo-history:{n}", workflow_id=f"demo-history/{row['process']}/{key}", process=row["process"], step_id=row["step"],
@@ -75,4 +82,4 @@ def _task(conn: sa.Connection, compiled: CompiledModel, n: int, row: dict, users
         conn.execute(alerts.insert().values(
             key=f"demo-history:{n}:{level}", task_id=task_id, level=level, recipients=[], entity=entity, record_id=record_id,
             message=f"{humanise(row['step'])} of {title} is late (level {level}).", due_at=due, raised_at=raised,
-            acknowledged_at=raised + dt.timedelta(hours=1) if raised + dt.timedelta(hours=1) < done else None))
+            acknowledged_at=raised + dt.timedelta(hours=1)))

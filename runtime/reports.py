@@ -507,10 +507,10 @@ class _Runner:
             return Drill(self.entity.name, record=raw.key[0])
         filters: list[tuple[str, str, str]] = list(self._fixed_drill())
         if self.metric in ("pipeline", "stage_time"):
-            filters.append((self.pipe.stage.name, "eq", str(raw.key[0])))
+            filters.append((self.pipe.stage.name, "eq", _choice_text(self.pipe.stage, raw.key[0])))
         elif self.metric == "forecast":
             filters += _month_filters(self.pipe.close.name, str(raw.key[0]))
-            open_stages = [str(c.value) for c in self.pipe.stages if c.value not in self.pipe.won | self.pipe.lost]
+            open_stages = [_choice_text(self.pipe.stage, c.value) for c in self.pipe.stages if c.value not in self.pipe.won | self.pipe.lost]
             filters.append((self.pipe.stage.name, "in", ",".join(open_stages)))
         else:
             for d, k in zip(by, raw.key):
@@ -523,12 +523,15 @@ class _Runner:
                     f = self._field(base)
                     filters.append((base, "eq", self._drill_value(f, k)))
             if self.metric == "win_rate":
-                filters.append((self.pipe.stage.name, "in", ",".join(str(v) for v in sorted(self.pipe.won | self.pipe.lost, key=str))))
+                closed = [_choice_text(self.pipe.stage, c.value) for c in self.pipe.stages if c.value in self.pipe.won | self.pipe.lost]
+                filters.append((self.pipe.stage.name, "in", ",".join(closed)))
         if self.metric in (None, "pipeline") and (self.period.start or self.period.end):
             filters += self._period_drill()
         return Drill(self.entity.name, tuple(filters))
 
     def _drill_value(self, f: Field | None, value: Any) -> str:
+        if f is not None and f.type == "choice":
+            return _choice_text(f, value)
         if f is not None and f.type == "user":
             name = self.conn.execute(sa.select(users.c.username).where(users.c.id == value)).scalar()
             return name or str(value)
@@ -597,6 +600,13 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
+
+
+def _choice_text(f: Field, value: Any) -> str:
+    """A choice as a directory filter writes it: its label, as people read it (the value if the label has a comma,
+    which a list of choices would split)."""
+    label = next((c.label for c in f.choices if c.value == value), None)
+    return label if label and "," not in label else str(value)
 
 
 def month_text(key: str) -> str:

@@ -43,7 +43,7 @@ def test_the_funnel_reads_as_people_read_it_and_each_stage_leads_to_its_opportun
     url = result.rows[2].drill.url()
     # the directory of proposals created in April (London time: April begins at 23:00 UTC on 31 March)
     assert urlsplit(url).path == "/directory/opportunity"
-    assert parse_qsl(urlsplit(url).query) == [("f1", "stage"), ("o1", "eq"), ("v1", "proposal"), ("f2", "created_at"), ("o2", "gt"),
+    assert parse_qsl(urlsplit(url).query) == [("f1", "stage"), ("o1", "eq"), ("v1", "Proposal"), ("f2", "created_at"), ("o2", "gt"),
                                              ("v2", "2026-03-31T23:59:59"), ("f3", "created_at"), ("o3", "lt"), ("v3", "2026-05-01T00:00:00")]
     assert result.series()[0][:3] == ("Lead", None, 4.0)  # the funnel draws how many reached each stage
 
@@ -61,7 +61,7 @@ def test_forecast_win_rate_and_stage_time_reports(pipeline_data):  # noqa: F811
     assert texts(forecast) == [["Jun 2026", "2", "£500.00", "£160.00"]]
     assert parse_qsl(urlsplit(forecast.rows[0].drill.url()).query) == [
         ("f1", "expected_close"), ("o1", "gt"), ("v1", "2026-05-31"), ("f2", "expected_close"), ("o2", "lt"), ("v2", "2026-07-01"),
-        ("f3", "stage"), ("o3", "in"), ("v3", "lead"), ("v3", "qualified"), ("v3", "proposal"), ("v3", "negotiation")]
+        ("f3", "stage"), ("o3", "in"), ("v3", "Lead"), ("v3", "Qualified"), ("v3", "Proposal"), ("v3", "Negotiation")]
     assert texts(won) == [["Alice", "1", "0", "1", "100.0 %", "£1,000.00"], ["Not set", "1", "1", "2", "50.0 %", "£50.00"]]
     assert dict(parse_qsl(urlsplit(won.rows[0].drill.url()).query))["v1"] == "alice"  # a user by the name the directory reads
     assert texts(stays)[:3] == [["Lead", "3", "4.0 days", "12.7 days"], ["Qualified", "3", "5.0 days", "6.3 days"],
