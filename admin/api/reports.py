@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from engine import reporting
 from engine.compiler import CompiledModel
@@ -87,8 +87,13 @@ def report_list(user: ApiReporter, conn: Conn, compiled: CompiledDep) -> list[di
              "url": f"/reports/{r.name}"} for r in sorted(reports.visible_reports(compiled.model, viewer), key=lambda r: r.label)]
 
 
-@router.get("/reports/{name}", response_model=ReportOut, responses=problems(404, 409),
-            openapi_extra={"x-tailor-query": "any viewer filter of the report, by its name (e.g. owner=ann)"})
+class VegaLiteSpec(RootModel[dict[str, Any]]):
+    """With format=vega-lite: the chart's Vega-Lite spec alone."""
+
+
+@router.get("/reports/{name}", response_model=ReportOut | VegaLiteSpec, responses={
+    200: {"description": "The rows and the chart (format=json), or the chart's Vega-Lite spec alone (format=vega-lite)"},
+    **problems(404, 409, 422)}, openapi_extra={"x-tailor-query": "any viewer filter of the report, by its name (e.g. owner=ann)"})
 def report_rows(request: Request, name: ReportName, user: ApiReporter, conn: Conn, compiled: CompiledDep,
                 period: Annotated[str | None, Query(description="a period preset (this_month, last_90_days, ...) or 'custom'")] = None,
                 start: Annotated[dt.date | None, Query(alias="from", description="custom period: the first day")] = None,
@@ -113,7 +118,7 @@ def report_rows(request: Request, name: ReportName, user: ApiReporter, conn: Con
     kind, measure = reporting.chart_of(compiled.model, report)
     takes_period = reporting.default_period(report) is not None
     _, first, last = reports.period_of(ask, viewer.zone, dt.datetime.now(viewer.zone).date()) if takes_period else (None, None, None)
-    return {
+    return ReportOut.model_validate({
         "name": report.name, "label": report.label, "description": report.description,
         "period": {"preset": ask.preset, "start": jsonable(first), "end": jsonable(last), "text": result.period_text} if takes_period else None,
         "columns": [{"name": c.name, "label": c.label, "kind": c.kind} for c in result.columns],
@@ -123,5 +128,5 @@ def report_rows(request: Request, name: ReportName, user: ApiReporter, conn: Con
                             "url": row.drill.url()} if row.drill else None} for row in result.rows],
         "chart": {"type": kind, "measure": measure, "spec": spec} if kind != "table" else None,
         "problems": list(result.problems),
-    }
+    })
 
