@@ -16,7 +16,7 @@ from .model import (
     ManualTrigger, Overlay, Pack, ParallelStep, Party, Process, ProjectSpec, RecordFieldRules, RecordTrigger, Role,
     ScheduleTrigger, Section, Source, StartAction, TaskStep, Template, UpdateAction, Webhook, WorkingPeriod,
 )
-from .reports import Chart, Dashboard, Measure, PipelineOptions, Report
+from .reports import Chart, Dashboard, Delivery, Measure, PipelineOptions, Report
 from .source import Document, pointer_join as J
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -312,7 +312,11 @@ class Builder:
             period_field=period.get("field"), period_default=period.get("default"),
             period_loc=self.key("/period") if "period" in d else None, chart=chart_def,
             columns=tuple((n, self.loc(f"/columns/{i}")) for i, n in enumerate(d.get("columns") or ())),
-            days=d.get("days"), audience=self.audience(d.get("for"), "/for"), pipeline=options)
+            days=d.get("days"), audience=self.audience(d.get("for"), "/for"), pipeline=options,
+            deliveries=tuple(Delivery(x["schedule"], self.audience(x["to"], f"/deliver/{i}/to"), self.loc(f"/deliver/{i}/schedule"),
+                                      str(x["starts"]) if "starts" in x else None,
+                                      self.loc(f"/deliver/{i}/starts") if "starts" in x else None)
+                             for i, x in enumerate(d.get("deliver") or ())))
 
     def dashboard(self) -> Dashboard:
         d = self.doc.data

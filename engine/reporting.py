@@ -4,10 +4,13 @@ The kinds themselves, the metric registry and periods are in `engine.reports`.
 """
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Iterator
 
+from . import recurrence
 from .errors import Loc, Problem
 from .model import Entity, Field, Model
+from .recurrence import RecurrenceError
 from .reports import (
     AGGREGATE_WORDS,
     DIMENSION_LABELS,
@@ -118,7 +121,19 @@ def report_spec(model: Model, r: Report) -> dict:
         "chart": {"type": kind, "measure": measure}, "days": r.days,
         "columns": [{"name": c.name, "label": c.label, "kind": c.kind} for c in columns(model, r)],
         "for": [f"{k}:{n}" for k, n, _ in r.audience],
+        **({"deliver": [{"schedule": d.rrule, "starts": d.starts, "to": [f"{k}:{n}" for k, n, _ in d.to]} for d in r.deliveries]}
+           if r.deliveries else {}),
     }
+
+
+def delivery_zone(model: Model) -> str:
+    """The time zone deliveries' rules run in: the organisation's, its first calendar's (UTC without one)."""
+    for c in model.calendars.values():
+        try:
+            return zoneinfo.ZoneInfo(c.timezone).key
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            continue
+    return "UTC"
 
 
 def dashboard_spec(d: Dashboard) -> dict:
@@ -187,6 +202,13 @@ class _Checks:
             yield Problem(r.loc, "report.days", f"{where}: 'days:' applies to metric 'no_contact' only")
         if r.pipeline.loc is not None:
             yield from self.pipeline(r, metric, e, where)
+        for d in r.deliveries:
+            yield from self.audience(d.to, f"{where} deliver")
+            try:
+                recurrence.parse(d.rrule, d.starts, delivery_zone(self.m))
+            except RecurrenceError as exc:
+                loc = d.starts_loc if exc.field == "starts" and d.starts_loc else d.loc
+                yield Problem(loc, f"report.{'starts' if exc.field == 'starts' else 'schedule'}", f"{where}: {exc}")
 
     def group_by(self, r: Report, metric, e, where: str) -> Iterator[Problem]:
         if len(r.group_by) > MAX_GROUP_BY:

@@ -170,6 +170,17 @@ class PipelineOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """A report emailed on an RRULE to some roles and groups (their members who may see it)."""
+
+    rrule: str
+    to: tuple[tuple[str, str, Loc], ...]
+    loc: Loc
+    starts: str | None = None
+    starts_loc: Loc | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     name: str
     loc: Loc
@@ -192,6 +203,7 @@ class Report:
     days: int | None = None
     audience: tuple[tuple[str, str, Loc], ...] = ()   # ("role" | "group", name, where); empty: all staff
     pipeline: PipelineOptions = PipelineOptions()
+    deliveries: tuple[Delivery, ...] = ()
     kind: str = field(default="report", init=False)
 
     @property

@@ -105,11 +105,16 @@ def test_a_report_counting_records(packs):
      "r.yaml:5:1: report 'r': 'signed' is not a stage of opportunity (stages: lead, lost, proposal, won) [report.pipeline]"),
     ("kind: report\nname: r\nmetric: sla\nfor: [role:nobody]\n",
      "r.yaml:4:7: unknown role 'nobody' in report 'r' (known: director, sales_manager) [reference.role]"),
+    ("kind: report\nname: r\nmetric: sla\ndeliver: [{schedule: 'FREQ=SOMETIMES', to: [role:director]}]\n",
+     "r.yaml:4:22: report 'r': recurrence 'FREQ=SOMETIMES': FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY, found 'SOMETIMES' "
+     "[report.schedule]"),
+    ("kind: report\nname: r\nmetric: sla\ndeliver: [{schedule: 'FREQ=WEEKLY;BYDAY=MO', to: [group:nobody]}]\n",
+     "r.yaml:4:51: unknown group 'nobody' in report 'r' deliver (known: sales) [reference.group]"),
     ("kind: dashboard\nname: d\nrows: [[gone]]\n", "d.yaml:3:9: unknown report 'gone' in dashboard 'd' (known: none defined) [reference.report]"),
     ("kind: dashboard\nname: d\nrows: []\n", "d.yaml:3:7: must not be empty in 'rows' [schema.empty]"),
 ], ids=["what", "metric-name", "entity", "group-by-type", "group-by-many", "group-by-month", "measure-type", "filter-choice", "columns",
         "no-stages", "needs-entity", "metric-dimension", "task-filter", "own-measures", "no-period", "days", "chart-measure",
-        "pipeline-stage", "audience", "dashboard-report", "dashboard-empty"])
+        "pipeline-stage", "audience", "deliver-rule", "deliver-to", "dashboard-report", "dashboard-empty"])
 def test_report_problems_are_located(packs, doc, expected):
     name = "d.yaml" if doc.startswith("kind: dashboard") else "r.yaml"
     folder = packs.write("p", {**BASE, name: doc})
