@@ -153,4 +153,8 @@ class WorkingClock:
 
     def seconds_between(self, a: dt.datetime, b: dt.datetime) -> float:
         """Working seconds from `a` to `b` (0 when b is not after a)."""
-        return max(0.0, self._upto(b.timestamp()) - self._upto(a.timestamp()))
+        return self.seconds_between_epochs(a.timestamp(), b.timestamp())
+
+    def seconds_between_epochs(self, a: float, b: float) -> float:
+        """The same for moments given as seconds since the epoch."""
+        return max(0.0, self._upto(b) - self._upto(a))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -272,6 +272,7 @@ def run(conn: sa.Connection, compiled: CompiledModel, report: Report, v: Viewer,
     raw = runner.rows()
     cols = reporting.columns(model, report)
     names = widgets.Names(conn, compiled, v.zone)
+    runner.prefetch(names, raw)
     rows = [runner.row(r, cols, names) for r in raw]
     if metric is None or metric.dimensions != ("stage",):
         rows = runner.ordered(rows, raw)
@@ -468,6 +469,22 @@ class _Runner:
             form = model.forms.get(key)
             return form.label if form else KIND_TEXT.get(key, humanise(str(key)))
         return str(key)
+
+    def prefetch(self, names, raw: list[Row]) -> None:
+        """Look up at once the names and titles the rows' keys stand for (one query per kind, not one per row)."""
+        fields, values = [], []
+        for i, d in enumerate(self.r.by):
+            base = d.partition(":")[0]
+            f = self._field(base) if self.metric in (None, "win_rate") else None
+            if f is None and base in ("assignee", "user"):
+                f = Field(f"k{i}", "user", self.r.loc, base)
+            elif f is None and base == "customer":
+                f = Field(f"k{i}", "reference", self.r.loc, base, entity=self.customer_name())
+            if f is not None:
+                fields.append(replace(f, name=f"k{i}"))
+        if fields:
+            values = [{f"k{i}": k for i, k in enumerate(r.key)} for r in raw]
+            names.prefetch(fields, values)
 
     def customer_name(self) -> str:
         return (self.customer or metrics.customer_entity(self.compiled)).name

@@ -68,8 +68,8 @@ def api(site, who: str, path: str):
 def cells(html: str) -> list[list[str]]:
     """The report table's rows as text (tags dropped)."""
     body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.DOTALL)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.DOTALL)]
 
 
 def test_a_sales_manager_finds_their_dashboard_under_reports(site):
