@@ -7,6 +7,7 @@ import secrets
 import sqlalchemy as sa
 
 from engine.model import Model
+from runtime import reports
 from runtime.schema import users
 
 # built once: a lookup runs on every request, and SQLAlchemy then finds its compiled form at once
@@ -111,3 +112,8 @@ def may_change_team(model: Model, user: dict, project: dict, member: bool) -> bo
     """Adding people to a project's team or taking them off: its manager, and whoever holds `project_access` and may
     open the project (admins too)."""
     return may_open_project(model, user, project, member) and (project["manager_id"] == user["id"] or allowed(model, user, "project_access"))
+
+
+def report_viewer(conn: sa.Connection, model: Model, user: dict) -> reports.Viewer:
+    """Whom reports are run for: the user's roles and groups, and whether they may count everyone's tasks."""
+    return reports.viewer(conn, model, user, monitor=allowed(model, user, "monitor_tasks"))

@@ -54,6 +54,7 @@ from .web.routes import (
     records,
     releases as release_pages,
     replies,
+    reports,
     search,
     tasks,
     work,
@@ -62,7 +63,7 @@ from .web.routes import (
 HERE = Path(__file__).resolve().parent / "web"
 # record_edit before records: its /records/{entity}/new must not be read as the record numbered 'new'
 AREAS = (auth, work, forms, tasks, alerts, notifications, portal, replies, directory, search, record_edit, records, board, projects,
-         profile, console, release_pages, editors, health)
+         reports, profile, console, release_pages, editors, health)
 ERROR_HEADINGS = {400: "That request was not understood", 403: "Not allowed", 404: "Not found", 405: "Not possible here",
                   409: "Changed meanwhile", 413: "Too large", 422: "Not accepted", 429: "Too many attempts",
                   500: "Something went wrong", 503: "Not available just now"}

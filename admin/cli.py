@@ -52,7 +52,7 @@ def check(paths: tuple[Path, ...], postgres: str | None, no_postgres: bool) -> N
     if problems:
         _report(problems)
         sys.exit(1)
-    counts = {k: len(getattr(model, k)) for k in ("entities", "forms", "processes", "roles", "groups", "calendars")}
+    counts = {k: len(getattr(model, k)) for k in ("entities", "forms", "processes", "roles", "groups", "calendars", "reports", "dashboards")}
     packs = ", ".join(f"{p.name} {p.version}" for p in model.packs)
     click.echo(f"OK: {packs}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     for trial in trials:

@@ -13,6 +13,8 @@ from engine.compiler import CompiledModel
 from runtime import outbox, records
 from runtime.schema import group_members, idempotency_keys, users
 
+from .demohistory import load_history
+
 DEMO = Path(__file__).resolve().parent.parent / "definitions" / "demo" / "crm.yaml"
 MARKER = "demo:crm"
 
@@ -61,6 +63,7 @@ def load_demo(engine: sa.Engine, compiled: CompiledModel, path: Path = DEMO) -> 
             if u.get("company"):  # a customer's person: their company, and their own record in it
                 conn.execute(users.update().where(users.c.id == ids[u["username"]]).values(
                     company_id=keys[u["company"]][1], person_id=keys[u["person"]][1] if u.get("person") else None))
+        load_history(conn, compiled, ids, keys, now)  # what happened before: the reports' figures
         for p in data.get("processes", []):
             entity, key = p["record"].split("/")
             starts.append(outbox.enqueue(conn, p["process"], f"demo:{p['process']}:{key}", entity=entity, record_id=keys[key][1],

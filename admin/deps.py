@@ -134,6 +134,17 @@ def require(permission: str):
 Staff = Annotated[dict, require("access")]
 
 
+def report_user(user: CurrentUser, compiled: CompiledDep) -> dict:
+    """Staff, for reports and dashboards; anyone else (a customer's people) is told there is nothing there (404),
+    as if reports did not exist."""
+    if not allowed(compiled.model, user, "access"):
+        raise HTTPException(404)
+    return user
+
+
+Reporter = Annotated[dict, Depends(report_user)]
+
+
 def Permitted(permission: str):
     """`Annotated[dict, require(permission)]`: the current user, who has `permission`."""
     return Annotated[dict, require(permission)]

@@ -25,6 +25,7 @@ from engine.errors import TailorError
 from engine.loader import load
 from runtime import drainer, mailbox, releases
 from runtime.db import make_engine, upgrade
+from runtime.deliveries import sync_report_schedules
 from runtime.devserver import DevServer
 from runtime.mail import MailSettings
 from runtime.plan import apply, plan
@@ -241,6 +242,8 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
             schedules = await sync_schedules(client, compiled, settings.task_queue, announce=announcing(settings, compiled.model))
             if schedules:
                 echo(f"recurring processes scheduled: {', '.join(schedules)}")
+            if deliveries := await sync_report_schedules(client, compiled, settings.task_queue):
+                echo(f"reports scheduled for email: {', '.join(deliveries)}")
         if demo:
             from admin.demo import load_demo
 

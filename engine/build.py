@@ -16,6 +16,7 @@ from .model import (
     ManualTrigger, Overlay, Pack, ParallelStep, Party, Process, ProjectSpec, RecordFieldRules, RecordTrigger, Role,
     ScheduleTrigger, Section, Source, StartAction, Step, TaskStep, Template, UpdateAction, Webhook, WorkingPeriod,
 )
+from .reports import Chart, Dashboard, Delivery, Measure, PipelineOptions, Report
 from .source import Document, pointer_join as J
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -310,6 +311,58 @@ class Builder:
         self.problem(ptr, "calendar.hours", f"expected working hours like '09:00-17:30' (start before end) or 'closed', found '{text}'")
         return None
 
+    # -- reports and dashboards ------------------------------------------------
+    def audience(self, raw: list | None, ptr: str) -> tuple[tuple[str, str, Loc], ...]:
+        """`for: [role:X, group:Y]` as (kind, name, where)."""
+        return tuple((*text.partition(":")[::2], self.loc(f"{ptr}/{i}")) for i, text in enumerate(raw or ()))
+
+    def report(self) -> Report:
+        d = self.doc.data
+        by = d.get("group_by")
+        by_list = [by] if isinstance(by, str) else list(by or ())
+        by_locs = tuple((name, self.loc("/group_by" if isinstance(by, str) else f"/group_by/{i}")) for i, name in enumerate(by_list))
+        measures = []
+        for i, m in enumerate(d.get("measures") or ()):
+            if isinstance(m, str):
+                measures.append(Measure(m, None, self.loc(f"/measures/{i}")))
+            else:
+                (agg, fname), = m.items()
+                measures.append(Measure(agg, fname, self.loc(J(f"/measures/{i}", agg))))
+        chart = d.get("chart")
+        if isinstance(chart, str):
+            chart_def: Chart | None = Chart(chart, self.loc("/chart"))
+        elif isinstance(chart, dict):
+            chart_def = Chart(chart["type"], self.loc("/chart"), chart.get("measure"))
+        else:
+            chart_def = None
+        period = d.get("period") or {}
+        if isinstance(period, str):
+            period = {"default": period}
+        pipe = d.get("pipeline") or {}
+        options = PipelineOptions(tuple(pipe["won"]) if "won" in pipe else None, tuple(pipe["lost"]) if "lost" in pipe else None,
+                                  pipe.get("value"), pipe.get("probability"), pipe.get("close"), self.key("/pipeline") if pipe else None)
+        return Report(
+            name=d["name"], loc=self.loc("/name"), pack=self.pack, label=d.get("label", humanise(d["name"])),
+            description=d.get("description", ""), metric=d.get("metric"), entity=d.get("entity"),
+            entity_loc=self.loc("/entity") if "entity" in d else None, group_by=by_locs, group_by_given="group_by" in d,
+            measures=tuple(measures), filters=tuple((k, v, self.key(J("/filters", k))) for k, v in (d.get("filters") or {}).items()),
+            viewer_filters=tuple((n, self.loc(f"/viewer_filters/{i}")) for i, n in enumerate(d.get("viewer_filters") or ())),
+            period_field=period.get("field"), period_default=period.get("default"),
+            period_loc=self.key("/period") if "period" in d else None, chart=chart_def,
+            columns=tuple((n, self.loc(f"/columns/{i}")) for i, n in enumerate(d.get("columns") or ())),
+            days=d.get("days"), audience=self.audience(d.get("for"), "/for"), pipeline=options,
+            deliveries=tuple(Delivery(x["schedule"], self.audience(x["to"], f"/deliver/{i}/to"), self.loc(f"/deliver/{i}/schedule"),
+                                      str(x["starts"]) if "starts" in x else None,
+                                      self.loc(f"/deliver/{i}/starts") if "starts" in x else None)
+                             for i, x in enumerate(d.get("deliver") or ())))
+
+    def dashboard(self) -> Dashboard:
+        d = self.doc.data
+        rows = tuple(tuple((name, self.loc(f"/rows/{i}/{j}")) for j, name in enumerate(row)) for i, row in enumerate(d["rows"]))
+        return Dashboard(d["name"], self.loc("/name"), self.pack, d.get("label", humanise(d["name"])), rows, d.get("description", ""),
+                         self.audience(d.get("for"), "/for"),
+                         tuple((r, self.loc(f"/home_for/{i}")) for i, r in enumerate(d.get("home_for") or ())))
+
     def overlay(self) -> Overlay:
         d = self.doc.data
         kind, _, name = d["target"].partition("/")
@@ -343,8 +396,10 @@ class Builder:
             return {sid: (self._step_change(ch, J(ptr, sid)), self.key(J(ptr, sid))) for sid, ch in payload.items()}
         if op == "add_triggers":
             return tuple(self.trigger(t, f"{ptr}/{i}") for i, t in enumerate(payload))
+        if op == "add_rows":
+            return tuple(tuple((n, self.loc(f"{ptr}/{i}/{j}")) for j, n in enumerate(row)) for i, row in enumerate(payload))
         if op in ("change_fields", "remove_fields", "remove_steps", "add_to_sections", "add_permissions", "remove_permissions", "set",
-                  "record_fields", "remove_links"):
+                  "record_fields", "remove_links", "add_filters", "remove_reports"):
             keyed = {k: self.key(J(ptr, k)) for k in payload} if isinstance(payload, dict) else {k: self.loc(f"{ptr}/{i}") for i, k in enumerate(payload)}
             return (payload, keyed)
         return payload
@@ -374,4 +429,5 @@ class Builder:
 BUILDERS: dict[str, Callable[[Builder], Any]] = {
     "entity": Builder.entity, "form": Builder.form, "process": Builder.process, "role": Builder.role,
     "group": Builder.group, "calendar": Builder.calendar, "overlay": Builder.overlay,
+    "report": Builder.report, "dashboard": Builder.dashboard,
 }

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from . import fieldtypes, recurrence
+from . import fieldtypes, recurrence, reporting
 from .errors import Loc, Problem
 from .expressions import ANY, Opaque, Scope, check as check_template
 from .fieldtypes import COMMON_OPTIONS, is_valid_regex
@@ -679,4 +679,5 @@ def check_model(model: Model, broken: set[tuple[str, str]] = frozenset()) -> lis
     for cal in model.calendars.values():
         out.extend(c.calendar(cal))
     out.extend(check_webhooks(model))
+    out.extend(reporting.check_reports(model, c.broken))
     return out

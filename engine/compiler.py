@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
-from . import collector, fieldtypes, uischema
+from . import collector, fieldtypes, reporting, uischema
 from .model import (
     ApprovalStep, Calendar, CreateAction, Duration, Entity, Escalation, Field, Form, FormTrigger, ManualTrigger, Model, ParallelStep, Party,
     Process, RecordTrigger, ScheduleTrigger, Source, StartAction, Step, TaskStep, UpdateAction, walk,
@@ -422,6 +422,8 @@ def outputs(c: CompiledModel) -> dict[str, str]:
     files.update({f"forms/{n}.layout.json": pretty_json(s) for n, s in c.form_layouts.items()})
     files.update({f"forms/{n}.ui.{d}.json": pretty_json(s) for n, uis in c.form_ui_schemas.items() for d, s in uis.items()})
     files.update({f"processes/{n}.json": pretty_json(s) for n, s in c.process_specs.items()})
+    files.update({f"reports/{n}.json": pretty_json(reporting.report_spec(c.model, r)) for n, r in sorted(c.model.reports.items())})
+    files.update({f"dashboards/{n}.json": pretty_json(reporting.dashboard_spec(d)) for n, d in sorted(c.model.dashboards.items())})
     files["ddl/sqlite.sql"] = c.ddl("sqlite")
     files["ddl/postgresql.sql"] = c.ddl("postgresql")
     files["manifest.json"] = pretty_json(c.manifest())

@@ -13,7 +13,7 @@ from .model import Model, Overlay, Pack
 from .overlays import apply_overlays
 from .source import read_file, yaml_files
 
-TABLES = ("entity", "form", "process", "role", "group", "calendar")
+TABLES = ("entity", "form", "process", "role", "group", "calendar", "report", "dashboard")
 
 
 def _read_pack(folder: Path, problems: list[Problem]) -> packs_mod.PackSource | None:
@@ -113,6 +113,7 @@ def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem
         entities=MappingProxyType(definitions["entity"]), forms=MappingProxyType(definitions["form"]),
         processes=MappingProxyType(definitions["process"]), roles=MappingProxyType(definitions["role"]),
         groups=MappingProxyType(definitions["group"]), calendars=MappingProxyType(definitions["calendar"]), changes=tuple(changes),
+        reports=MappingProxyType(definitions["report"]), dashboards=MappingProxyType(definitions["dashboard"]),
     )
     problems.extend(checks.check_model(model, broken))
     unique = sorted(set(problems), key=Problem.sort_key)

@@ -6,9 +6,11 @@ from so semantic checks can point at the right line, even after overlays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Union
+from types import MappingProxyType
+from typing import Any, Iterator, Literal, Mapping, Union
 
 from .errors import Loc
+from .reports import Dashboard, Report
 
 # -- shared pieces -----------------------------------------------------------
 
@@ -466,7 +468,7 @@ class Calendar:
     kind: str = field(default="calendar", init=False)
 
 
-Definition = Union[Entity, Form, Process, Role, GroupDef, Calendar]
+Definition = Union[Entity, Form, Process, Role, GroupDef, Calendar, Report, Dashboard]
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,6 +509,8 @@ class Model:
     groups: dict[str, GroupDef]
     calendars: dict[str, Calendar]
     changes: tuple[OverlayChange, ...] = ()  # what each overlay changed, in the order applied (base packs' overlays first)
+    reports: Mapping[str, Report] = field(default_factory=lambda: MappingProxyType({}))
+    dashboards: Mapping[str, Dashboard] = field(default_factory=lambda: MappingProxyType({}))
 
     def __hash__(self) -> int:  # dict fields: identity hash is enough
         return id(self)

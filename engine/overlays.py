@@ -11,6 +11,7 @@ from typing import Any, Callable
 from .build import humanise
 from .errors import Loc, Problem
 from .model import ApprovalStep, Entity, Field, Form, Overlay, OverlayChange, ParallelStep, Party, Process, Role, Step, Template
+from .reports import Chart, Dashboard, Report
 
 OPS: dict[str, frozenset[str]] = {
     "entity": frozenset({"set", "add_fields", "change_fields", "replace_fields", "remove_fields", "add_groups", "add_group_fields", "add_links",
@@ -20,6 +21,8 @@ OPS: dict[str, frozenset[str]] = {
     "role": frozenset({"set", "add_permissions", "remove_permissions"}),
     "group": frozenset({"set"}),
     "calendar": frozenset({"set"}),
+    "report": frozenset({"set", "add_filters"}),
+    "dashboard": frozenset({"set", "add_rows", "remove_reports"}),
 }
 #: what change_steps may change on an approval step (who approves, and what they see, take a replace_steps)
 APPROVAL_CHANGES = frozenset({"title", "description", "when", "due", "reminders", "escalate"})
@@ -30,6 +33,8 @@ SETTABLE: dict[str, dict[str, Callable[[Any, Loc], Any]]] = {
     "role": {"label": str, "description": str},
     "group": {"label": str, "description": str, "calendar": str, "managers": str},
     "calendar": {"label": str, "timezone": str},
+    "report": {"label": str, "description": str, "chart": Chart, "days": int},
+    "dashboard": {"label": str, "description": str},
 }
 
 
@@ -40,6 +45,8 @@ def _convert(kind: str, key: str, value: Any, loc: Loc) -> Any:
     if conv is Party:  # which kinds of party fit is the checker's concern, as for a party written in the definition
         party, _, name = str(value).partition(":")
         return Party(party, name or None, loc)
+    if conv is Chart:
+        return Chart(value, loc) if isinstance(value, str) else Chart(value.get("type", "bar"), loc, value.get("measure"))
     return value
 
 
@@ -375,6 +382,31 @@ class Applier:
 
     def add_triggers(self, p: Process, triggers, loc: Loc):
         return replace(p, triggers=p.triggers + tuple(triggers))
+
+    # -- reports and dashboards ----------------------------------------------
+    def add_filters(self, r: Report, payload: tuple[dict, dict], loc: Loc):
+        values, locs = payload
+        existing = {name for name, _, _ in r.filters}
+        added = []
+        for name, value in values.items():
+            if name in existing:
+                self.problem(locs[name], "overlay.exists", f"{self.target} already filters on '{name}'")
+                continue
+            self.touch(f"filter:{name}", locs[name])
+            added.append((name, value, locs[name]))
+        return replace(r, filters=r.filters + tuple(added))
+
+    def add_rows(self, d: Dashboard, rows, loc: Loc):
+        return replace(d, rows=d.rows + tuple(rows))
+
+    def remove_reports(self, d: Dashboard, payload: tuple[list, dict], loc: Loc):
+        names, locs = payload
+        for name in names:
+            if name not in d.reports:
+                self._missing("report", name, locs[name], d.reports)
+            self.touch(f"report:{name}", locs[name])
+        rows = tuple(tuple(x for x in row if x[0] not in names) for row in d.rows)
+        return replace(d, rows=tuple(row for row in rows if row))
 
     # -- role --------------------------------------------------------------
     def add_permissions(self, r: Role, payload, loc: Loc):

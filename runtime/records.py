@@ -876,6 +876,15 @@ def _one_condition(conn: sa.Connection, ent: _Entity, name: str, spec: Any) -> s
     return sa.and_(*conditions)
 
 
+def filter_condition(conn: sa.Connection, compiled: CompiledModel, entity: str,
+                     filters: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None) -> sa.ColumnElement:
+    """The WHERE clause `search_records` uses for `filters`, for queries of their own (reports count what the
+    directory would list); BadQuery as search_records raises it."""
+    ent = _entity(compiled, entity)
+    pairs = filters.items() if isinstance(filters, Mapping) else (filters or [])
+    return sa.and_(sa.true(), *(_one_condition(conn, ent, name, spec) for name, spec in pairs))
+
+
 def _sort_expression(compiled: CompiledModel, target: _Target, as_shown: bool) -> sa.ColumnElement:
     """What a column sorts by; `as_shown`: what people see in it (a user's name, a record's title), choices in the
     order the definition lists them (a pipeline's stages read lead, qualified, ..., won; not alphabetically)."""

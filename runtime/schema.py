@@ -123,6 +123,8 @@ tasks = sa.Table(
     sa.Index("ix_tasks_inbox", "assignee_id", "status", "due_at"),
     sa.Index("ix_tasks_group", "group_name", "status", "due_at"),
     sa.Index("ix_tasks_record", "entity", "record_id", "status"),  # a customer page lists the open tasks of its records
+    sa.Index("ix_tasks_done", "status", "completed_at"),  # reports: tasks completed in a period (migration 0008)
+    sa.Index("ix_tasks_due", "status", "due_at"),         # reports: open tasks due in a period, overdue now
 )
 
 alerts = sa.Table(
@@ -141,6 +143,7 @@ alerts = sa.Table(
     sa.Column("emailed_at", When),
     sa.Column("acknowledged_at", When),
     sa.Column("acknowledged_by", sa.BigInteger),
+    sa.Index("ix_alerts_raised", "raised_at"),  # reports: alerts raised in a period, by escalation level
 )
 
 notifications = sa.Table(  # in-app notifications: written with the event's own transaction, once per key
@@ -170,6 +173,7 @@ contact_history = sa.Table(
     sa.Column("occurred_at", When, nullable=False),
     sa.Column("public", sa.Boolean, nullable=False, server_default=sa.false()),  # shown to the customer's portal users
     sa.Index("ix_contact_history_record", "entity", "record_id", "occurred_at"),
+    sa.Index("ix_contact_history_occurred", "occurred_at"),  # reports: contact with customers in a period
 )
 
 audit_log = sa.Table(
@@ -183,6 +187,7 @@ audit_log = sa.Table(
     sa.Column("before", JSON),
     sa.Column("after", JSON),
     sa.Index("ix_audit_log_record", "entity", "record_id", "at"),
+    sa.Index("ix_audit_log_entity_at", "entity", "at"),  # reports: an entity's changes in a period (the pipeline's stays)
 )
 
 idempotency_keys = sa.Table(

@@ -14,6 +14,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from engine.compiler import CompiledModel
 from .activities import Activities
+from .deliveries import DeliveryActivities, ReportDeliveryWorkflow
 from .mail import MailSettings
 from .recurrence import SweepActivities, SweepWorkflow
 from .webhooks import WebhookActivities, WebhookSettings, WebhookWorkflow
@@ -37,7 +38,7 @@ def compile_workflow_modules() -> None:
     PYTHONDONTWRITEBYTECODE set, as container images often do) every copy compiles the source again, a few
     ms of CPU per workflow task. py_compile writes the cache whatever that setting says.
     """
-    for cls in (ProcessWorkflow, SweepWorkflow, WebhookWorkflow):
+    for cls in (ProcessWorkflow, SweepWorkflow, WebhookWorkflow, ReportDeliveryWorkflow):
         source = sys.modules[cls.__module__].__file__
         cached = importlib.util.cache_from_source(source)
         try:
@@ -57,10 +58,12 @@ def make_worker(client: Client, engine: sa.Engine, compiled: CompiledModel, task
     compile_workflow_modules()
     acts = Activities(engine, compiled, mail)
     sweep = SweepActivities(engine, compiled)
-    worker = Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow, SweepWorkflow, WebhookWorkflow],
-                    activities=[*acts.all(), sweep.list_records, WebhookActivities(hooks).deliver],
+    delivery = DeliveryActivities(engine, compiled, mail)
+    worker = Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow, SweepWorkflow, WebhookWorkflow, ReportDeliveryWorkflow],
+                    activities=[*acts.all(), sweep.list_records, WebhookActivities(hooks).deliver,
+                                delivery.deliver],
                     activity_executor=pool,
                     max_concurrent_activities=pool._max_workers, max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
                     workflow_runner=workflow_runner())
-    worker.tailor_parts = (acts, sweep)  # what reads the configuration: a new release is handed to them (admin/run.py)
+    worker.tailor_parts = (acts, sweep, delivery)  # what reads the configuration: a new release is handed to them (admin/run.py)
     return worker

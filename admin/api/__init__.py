@@ -1,4 +1,4 @@
-"""The REST API under /api: records, forms and submissions, tasks, projects and alerts.
+"""The REST API under /api: records, forms and submissions, tasks, projects and alerts, reports.
 
 Integrations authenticate with `Authorization: Bearer <token>` (`tailor user create … --token`); the token is
 checked before the body is read (`auth.ApiAuthentication`). Errors are RFC 9457 problem details; each operation
@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPBearer
 
-from . import forms, projects, records, tasks
+from . import forms, projects, records, reports, tasks
 from .problems import problems
 
 
@@ -18,6 +18,6 @@ def api_router() -> APIRouter:
     # every operation: the token comes first (ApiAuthentication checks it; the dependency only documents the scheme)
     bearer = HTTPBearer(auto_error=False, description="A token from `tailor user create NAME --role ROLE --token`.")
     router = APIRouter(prefix="/api", responses=problems(401), dependencies=[Depends(bearer)])
-    for area in (forms, records, tasks, projects):
+    for area in (forms, records, tasks, projects, reports):
         router.include_router(area.router)
     return router

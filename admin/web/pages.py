@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from engine import pages as entity_pages
 from engine.model import Model
+from engine.reports import may_see
 from forms import widgets
 from runtime import notifications
 
@@ -89,9 +90,17 @@ def navigation(model: Model, user: dict, path: str) -> list[NavItem]:
             if entity_pages.stages(e) is not None:
                 entries.append((f"/board/{e.name}", f"{e.label} board", (f"/board/{e.name}/",)))
         entries += [("/forms", "Forms", ("/forms/",)), ("/alerts", "Alerts", ("/alerts/",))]
+        if may_see_reports(model, user):
+            entries.append(("/reports", "Reports", ("/reports/", "/dashboards")))
         if allowed(model, user, "admin"):
             entries.append(("/admin", "Console", ("/admin/",)))
     return [NavItem(url, label, "page" if path == url else "true" if path.startswith(inside) else "") for url, label, inside in entries]
+
+
+def may_see_reports(model: Model, user: dict) -> bool:
+    """Whether any report is open to the user's roles (or to a group: the reports page then asks who is in it)."""
+    roles = set(user.get("roles") or [])
+    return any(may_see(r.audience, roles, set()) or any(kind == "group" for kind, _, _ in r.audience) for r in model.reports.values())
 
 
 def flash(request: Request, text: str) -> None:

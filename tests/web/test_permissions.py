@@ -51,6 +51,7 @@ class Rule:
     url: str                                  # formatted with the ids the `site` fixture made
     body: dict | None = None                  # pages: form fields besides csrf_token; API: JSON
     headers: dict = field(default_factory=dict)
+    hidden: bool = False                      # callers without 'access' (a customer's people) get 404: it is not there for them
 
 
 # (method, route path) -> what it needs and one concrete request to it.
@@ -197,6 +198,14 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/editors/processes/{name}/steps"): Rule("admin", "/admin/editors/processes/lead_follow_up/steps", {"op": "preview"}),
     ("GET", "/admin/processes/{name}"): Rule("admin", "/admin/processes/lead_follow_up"),
     ("GET", "/admin/preview"): Rule("admin", "/admin/preview?show=form:call_note&role=staff"),
+    # reports: staff only, and to anyone else there is nothing there; a report or dashboard not for the caller's roles is 404
+    ("GET", "/reports"): Rule("access", "/reports", hidden=True),
+    ("GET", "/reports/{name}"): Rule("access", "/reports/sla_by_process", hidden=True),
+    ("GET", "/reports/{name}/export.csv"): Rule("export", "/reports/sla_by_process/export.csv", hidden=True),
+    ("GET", "/dashboards"): Rule("access", "/dashboards", hidden=True),
+    ("GET", "/dashboards/{name}"): Rule("access", "/dashboards/management", hidden=True),
+    ("GET", "/api/reports"): Rule("access", "/api/reports", hidden=True),
+    ("GET", "/api/reports/{name}"): Rule("access", "/api/reports/sla_by_process", hidden=True),
 }
 
 # (caller, method, route path) -> why that cell is a known bug in admin/; strict, so a fix shows up.
@@ -367,6 +376,8 @@ def test_permission_matrix(site, caller, method, path):
             assert status == 303 and where.path == "/login", (status, response.headers.get("location"))
             if (method, path) != ("POST", "/logout"):
                 assert where.query == f"next={urlsplit(rule.url.format(**site.ids)).path}"
+    elif rule.hidden and not may(caller, "access"):
+        assert status == 404 and kind.startswith("application/problem+json" if api else "text/html"), (status, response.text[:300])
     elif not may(caller, rule.permission):
         if api:
             assert (status, kind) == (403, "application/problem+json"), response.text
