@@ -123,7 +123,7 @@ tasks = sa.Table(
     sa.Index("ix_tasks_inbox", "assignee_id", "status", "due_at"),
     sa.Index("ix_tasks_group", "group_name", "status", "due_at"),
     sa.Index("ix_tasks_record", "entity", "record_id", "status"),  # a customer page lists the open tasks of its records
-    sa.Index("ix_tasks_done", "status", "completed_at"),  # reports: tasks completed in a period (migration 0008)
+    sa.Index("ix_tasks_done", "status", "completed_at"),  # reports: tasks completed in a period (migration 0011)
     sa.Index("ix_tasks_due", "status", "due_at"),         # reports: open tasks due in a period, overdue now
 )
 
