@@ -66,18 +66,20 @@ def _task(conn: sa.Connection, compiled: CompiledModel, n: int, row: dict, users
     record_id = keys[key][1]
     title = records.get_record(conn, compiled, entity, record_id).title
     due = BusinessCalendar(spec["calendar"]).add(started, step["due"]["duration"]) if step.get("due") else None
-    if "late_by" in row:
+    if "late_by" in row and due is not None:
         done = due + dt.timedelta(hours=row["late_by"])
     else:
-        done = min(started + dt.timedelta(hours=row["took"]), due) if due else started + dt.timedelta(hours=row["took"])
+        hours = dt.timedelta(hours=row.get("took", row.get("late_by", 1)))
+        done = min(started + hours, due) if due else started + hours
     assignee = users[row["assignee"]]
     task_id = conn.execute(tasks.insert().values(
         key=f"demo-history:{n}", workflow_id=f"demo-history/{row['process']}/{key}", process=row["process"], step_id=row["step"],
         title=f"{humanise(row['step'])}: {title}", entity=entity, record_id=record_id, assignee_id=assignee, group_name=row.get("group"),
         status="done", outcome="done", due_at=due, created_at=started, completed_at=done, completed_by=assignee)
         .returning(tasks.c.id)).scalar_one()
-    for level in row.get("alerts", []):
-        escalation = step["escalate"][level - 1]
+    ladder = step["escalate"] if due is not None else []
+    for level in (n for n in row.get("alerts", []) if n <= len(ladder)):  # a client pack's overlay may change the ladder
+        escalation = ladder[level - 1]
         raised = BusinessCalendar(spec["calendar"]).add(due, escalation["after_due"]) if escalation.get("after_due") else due
         conn.execute(alerts.insert().values(
             key=f"demo-history:{n}:{level}", task_id=task_id, level=level, recipients=[], entity=entity, record_id=record_id,

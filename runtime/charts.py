@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -24,7 +25,10 @@ BAR_HEIGHT = 26
 COLOURS = ["#1f5fa8", "#d9822b", "#3a8f5c", "#8e4ec6", "#c0392b", "#6b7280"]
 # vl-convert resolves relative links against the Vega datasets' address; links are ours, on this site
 _BASE = re.compile(r'(xlink:href|href)="https://vega\.github\.io/vega-datasets/+')
-_LOCK = threading.Lock()  # one conversion at a time: vl-convert's engine is one JavaScript runtime
+_LOCK = threading.Lock()       # the remembered drawings
+_DRAW_LOCK = threading.Lock()  # one conversion at a time: vl-convert's engine is one JavaScript runtime
+MAX_DRAWINGS = 256
+_DRAWINGS: OrderedDict[tuple, str | None] = OrderedDict()
 
 
 def _rows(result: Result, link: Callable[[Drill], str] | None) -> list[dict[str, Any]]:
@@ -133,19 +137,40 @@ def summary(result: Result) -> str:
 
 
 def svg(result: Result, link: Callable[[Drill], str] | None = None) -> str | None:
-    """The chart as an SVG element for a page or an email (None when the report draws nothing)."""
+    """The chart as an SVG element for a page or an email (None when the report draws nothing).
+
+    Drawings are remembered by what they show (the figures, labels and links), so the same figures (a dashboard
+    opened again while nothing changed) are neither specified again nor drawn again."""
+    key = (result.report.name, result.report.label, result.chart, result.measure,
+           tuple((c.name, c.label, c.kind) for c in result.columns), tuple(tuple(sorted(r.items())) for r in _rows(result, link)))
+    with _LOCK:
+        if key in _DRAWINGS:
+            _DRAWINGS.move_to_end(key)
+            return _DRAWINGS[key]
     chart = spec(result, link)
-    if chart is None:
-        return None
-    drawing = _draw(json.dumps(chart, sort_keys=True))
+    drawing = None if chart is None else _accessible(_draw(json.dumps(chart, sort_keys=True)), summary(result))
+    with _LOCK:
+        _DRAWINGS[key] = drawing
+        while len(_DRAWINGS) > MAX_DRAWINGS:
+            _DRAWINGS.popitem(last=False)
+    return drawing
+
+
+def forget_drawings() -> None:
+    """Draw every chart again from now on (benchmarks measure drawing)."""
+    with _LOCK:
+        _DRAWINGS.clear()
+    _draw.cache_clear()
+
+
+def _accessible(drawing: str, label: str) -> str:
+    """The drawing with its links on this site, role="img", a <title> and an aria-label."""
     drawing = _BASE.sub(lambda m: f'{m.group(1)}="/', drawing)
-    label = summary(result)
     title = f"<title>{escape(label)}</title>"
     drawing = drawing.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" focusable="false" ', 1)
     drawing = re.sub(r"(<svg[^>]*>)", lambda m: m.group(1) + title, drawing, count=1)
     # the drawing's links are for pointers; keyboards and screen readers use the table's, one tab stop each
-    drawing = drawing.replace("<a xlink:href=", '<a tabindex="-1" xlink:href=')
-    return drawing
+    return drawing.replace("<a xlink:href=", '<a tabindex="-1" xlink:href=')
 
 
 @lru_cache(maxsize=256)
@@ -153,5 +178,5 @@ def _draw(spec_json: str) -> str:
     """The SVG of a spec; the same figures (a dashboard opened again) are drawn once."""
     import vl_convert
 
-    with _LOCK:
+    with _DRAW_LOCK:
         return vl_convert.vegalite_to_svg(json.loads(spec_json))

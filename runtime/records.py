@@ -917,8 +917,7 @@ def search_records(conn: sa.Connection, compiled: CompiledModel, entity: str,
     stored (ids, choice values); `as_shown` sorts them as pages show them (names, titles, choices in order).
     """
     ent = _entity(compiled, entity)
-    pairs = filters.items() if isinstance(filters, Mapping) else (filters or [])
-    conditions = [_one_condition(conn, ent, name, spec) for name, spec in pairs]
+    where = filter_condition(conn, compiled, entity, filters)
     order = []
     for key in ([sort] if isinstance(sort, str) else list(sort or [])):
         desc = key.startswith("-")
@@ -928,7 +927,6 @@ def search_records(conn: sa.Connection, compiled: CompiledModel, entity: str,
     page = max(1, int(page))
     page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
     offset = (page - 1) * page_size
-    where = sa.and_(sa.true(), *conditions)
     # Counting stops at COUNT_LIMIT: an exact count of 50,000 matches costs more than the page itself.
     capped = sa.select(sa.literal(1)).select_from(ent.table).where(where).limit(COUNT_LIMIT + 1).subquery()
     total = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
