@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from html import escape
 
 from .build import humanise
-from .model import Escalation, ParallelStep, Party, Process, Step, TaskStep
+from .model import ApprovalStep, Escalation, ParallelStep, Party, Process, Step, TaskStep
 
 BOX = 264            # width of a task's box
 PAD = 10             # inside a box
@@ -57,15 +57,17 @@ def escalation_text(e: Escalation) -> str:
     return f"{at[:1].upper()}{at[1:]}: {'; '.join(what) or 'nothing'}"
 
 
-def task_lines(s: TaskStep) -> list[str]:
-    """What a task's box says under its title."""
-    lines = [f"Who: {party_text(s.assign)}" + (" (least busy)" if s.strategy == "least_busy" else "")] if s.assign else []
+def task_lines(s: TaskStep | ApprovalStep) -> list[str]:
+    """What a task's (or an approval's) box says under its title."""
+    if isinstance(s, ApprovalStep):
+        who = ", ".join(party_text(p) for p in s.approvers)
+        lines = [f"Approves: {humanise(s.approve)}", f"Who: {who}" + (" (each of them)" if s.decide == "all" and len(s.approvers) else "")]
+    else:
+        lines = [f"Who: {party_text(s.assign)}" + (" (least busy)" if s.strategy == "least_busy" else "")] if s.assign else []
     if s.due and s.due.duration:
         lines.append(f"Due: {s.due.duration.text}" + (f" after {humanise(s.due.start)}" if s.due.start != "start" else ""))
-    if s.form:
+    if getattr(s, "form", None):
         lines.append(f"Form: {humanise(s.form)}")
-    if s.approval:
-        lines.append(f"Approval by {party_text(s.approval)}")
     if s.reminders:
         lines.append("Reminders: " + ", ".join(r.text for r in s.reminders) + " before")
     return lines
@@ -94,7 +96,8 @@ def _item(s: Step) -> Item:
     if isinstance(s, ParallelStep):
         return Item(s.id, "parallel", f"In parallel: {humanise(s.id)}", when,
                     branches=tuple((humanise(n), tuple(_item(x) for x in b)) for n, b in s.branches))
-    return Item(s.id, "task", title_text(s.title.source), when, tuple(task_lines(s)), tuple(escalation_text(e) for e in s.escalate))
+    return Item(s.id, "approval" if isinstance(s, ApprovalStep) else "task", title_text(s.title.source), when, tuple(task_lines(s)),
+                tuple(escalation_text(e) for e in s.escalate))
 
 
 def trigger_text(p: Process) -> str:
@@ -158,7 +161,7 @@ def _arrow(height: float, when: str, width: float, room: float = 0) -> tuple[Blo
     return block, h
 
 
-def _task(s: TaskStep) -> Block:
+def _task(s: TaskStep | ApprovalStep) -> Block:
     heading = _wrap(title_text(s.title.source), BOX - 2 * PAD, 2, 13, bold=True)
     details = [w for line in task_lines(s) for w in _wrap(line, BOX - 2 * PAD, 2, 12)]
     box_h = PAD + LINE * len(heading) + 4 + LINE * len(details) + PAD + 12
@@ -168,11 +171,12 @@ def _task(s: TaskStep) -> Block:
     tooltip = f"Step {s.id}: {s.title.source}. " + ". ".join(task_lines(s))
 
     def draw(x: float, y: float) -> str:
-        kind = "approval" if s.approval else "task"
-        fill = TINT if s.approval else "#ffffff"
+        approval = isinstance(s, ApprovalStep)
+        kind = "approval" if approval else "task"
+        fill = TINT if approval else "#ffffff"
         out = (f'<g class="step {kind}" data-step="{escape(s.id)}"><title>{escape(tooltip)}</title>'
-               f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX}" height="{box_h:.0f}" rx="8" fill="{fill}" stroke="{ACCENT if s.approval else LINE_COLOUR}" '
-               f'stroke-width="{2 if s.approval else 1.2}"/>'
+               f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX}" height="{box_h:.0f}" rx="8" fill="{fill}" stroke="{ACCENT if approval else LINE_COLOUR}" '
+               f'stroke-width="{2 if approval else 1.2}"/>'
                + _text(x + PAD, y + PAD + 12, heading, size=13, weight="700")
                + _text(x + PAD, y + PAD + 12 + LINE * len(heading) + 4, details, size=12, fill=MUTED)
                + (f'<text x="{x + BOX - PAD:.0f}" y="{y + box_h - 7:.0f}" font-size="10.5" fill="{MUTED}" text-anchor="end" '
@@ -298,7 +302,7 @@ def svg(p: Process, *, id_prefix: str = "diagram") -> str:
 
 def _count(steps) -> int:
     return sum(_count(x) for s in steps for _, x in (s.branches if isinstance(s, ParallelStep) else ())) + \
-        sum(1 for s in steps if isinstance(s, TaskStep))
+        sum(1 for s in steps if isinstance(s, (TaskStep, ApprovalStep)))
 
 
 def _description(p: Process) -> str:

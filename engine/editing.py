@@ -19,6 +19,7 @@ from typing import Any
 
 from .build import humanise
 from .model import (
+    ApprovalStep,
     Action,
     CreateAction,
     Entity,
@@ -206,8 +207,23 @@ def step_data(s: Step) -> Data:
     if isinstance(s, ParallelStep):
         return {"id": s.id, **({"when": s.when.source} if s.when else {}),
                 "parallel": {name: [step_data(x) for x in branch] for name, branch in s.branches}}
+    if isinstance(s, ApprovalStep):
+        out: Data = {"id": s.id, "approve": s.approve, "title": s.title.source}
+        if s.description:
+            out["description"] = s.description.source
+        if s.when:
+            out["when"] = s.when.source
+        out["approvers"] = str(s.approvers[0]) if len(s.approvers) == 1 else [str(a) for a in s.approvers]
+        if s.decide != "any":
+            out["decide"] = s.decide
+        if s.show is not None:
+            out["show"] = [path for path, _ in s.show]
+        _timing_data(s, out)
+        if s.fallback:
+            out["fallback"] = str(s.fallback)
+        return out
     assert isinstance(s, TaskStep)
-    out: Data = {"id": s.id, "title": s.title.source}
+    out = {"id": s.id, "title": s.title.source}
     if s.description:
         out["description"] = s.description.source
     if s.when:
@@ -216,17 +232,22 @@ def step_data(s: Step) -> Data:
         out["assign"] = str(s.assign)
     if s.strategy != "round_robin":
         out["strategy"] = s.strategy
-    if s.due and s.due.duration:
-        out["due"] = s.due.duration.text if s.due.start == "start" else {"in": s.due.duration.text, "from": s.due.start}
     if s.form:
         out["form"] = s.form
-    if s.approval:
-        out["approval"] = {"by": str(s.approval)}
+    _timing_data(s, out)
+    if s.fallback:
+        out["fallback"] = str(s.fallback)
+    return out
+
+
+def _timing_data(s: TaskStep | ApprovalStep, out: Data) -> None:
+    """A step's due time, reminders and escalation ladder, as written (key order: due, reminders, escalate)."""
+    if s.due and s.due.duration:
+        out["due"] = s.due.duration.text if s.due.start == "start" else {"in": s.due.duration.text, "from": s.due.start}
     if s.reminders:
         out["reminders"] = [r.text for r in s.reminders]
     if s.escalate:
         out["escalate"] = [escalation_data(e) for e in s.escalate]
-    return out
 
 
 def trigger_data(t) -> Data:

@@ -61,14 +61,15 @@ class StepForm:
                    when=step.get("when", ""), assign=step.get("assign", ""), strategy=step.get("strategy", "round_robin"),
                    due_in=due if isinstance(due, str) else (due or {}).get("in", ""),
                    due_from=(due or {}).get("from", "") if isinstance(due, dict) else "",
-                   form=step.get("form", ""), approval=(step.get("approval") or {}).get("by", ""),
-                   reminders=list(step.get("reminders", ())), escalations=esc)
+                   form=step.get("form", ""), approval=_approvers(step),
+                   reminders=list(step.get("reminders", ())), escalations=esc, kind="approval" if "approve" in step else "task")
 
     @classmethod
     def posted(cls, data: Mapping[str, Any]) -> StepForm:
         text = lambda key, most=2000: str(data.get(key, "")).replace("\r\n", "\n").strip()[:most]
         count = lambda key: max(0, min(_int(data.get(key)), MAX_ROWS))
-        return cls(original=text("original", 100), kind="parallel" if data.get("kind") == "parallel" else "task", id=text("id", 100),
+        kind = data.get("kind") if data.get("kind") in ("parallel", "approval") else "task"
+        return cls(original=text("original", 100), kind=kind, id=text("id", 100),
                    position=text("position", 300) or "|", title=text("title"), description=text("description", 4000), when=text("when"),
                    assign=text("assign", 200), strategy=text("strategy", 20) or "round_robin", due_in=text("due_in", 100),
                    due_from=text("due_from", 100), form=text("form", 100), approval=text("approval", 200),
@@ -96,6 +97,10 @@ class StepForm:
                 out = {"id": sid, "when": self.when, **{k: v for k, v in out.items() if k not in ("id", "when")}}
             return out
         out: dict[str, Any] = {"id": sid}
+        if self.kind == "approval":  # an approval step keeps what it approves and what it shows; the form edits the rest
+            out.update({k: v for k, v in (current or {}).items() if k in ("approve", "decide", "show", "fallback")})
+            if not self.approval:
+                errors["approval"] = "Say who approves, e.g. role:sales_director."
         if not self.title:
             errors["title"] = "Give the task a title, e.g. Call {{ record.name }} back."
         out["title"] = self.title
@@ -104,11 +109,12 @@ class StepForm:
         if self.when:
             out["when"] = self.when
         for key in ("assign", "approval"):
-            value = getattr(self, key)
-            if value and not PARTY.match(value):
-                errors[key] = (f"'{value}' is not someone Tailor knows: write owner, assignee, manager, project_manager, or role:NAME, "
-                               f"group:NAME, user:NAME, completer:STEP.")
-        if self.assign:
+            for value in (getattr(self, key).split(",") if key == "approval" else [getattr(self, key)]):
+                value = value.strip()
+                if value and not PARTY.match(value):
+                    errors[key] = (f"'{value}' is not someone Tailor knows: write owner, assignee, manager, project_manager, or role:NAME, "
+                                   f"group:NAME, user:NAME, completer:STEP.")
+        if self.assign and self.kind != "approval":
             out["assign"] = self.assign
         if self.strategy not in STRATEGIES:
             errors["strategy"] = "Choose how a person of the group or role is picked."
@@ -119,10 +125,13 @@ class StepForm:
             out["due"] = {"in": self.due_in, "from": self.due_from} if self.due_from else self.due_in
         elif self.due_from:
             errors["due_in"] = "Say how long after that step it is due, e.g. 2 business days."
-        if self.form:
+        if self.form and self.kind != "approval":
             out["form"] = self.form
-        if self.approval:
-            out["approval"] = {"by": self.approval}
+        if self.approval and self.kind == "approval":
+            people = [a.strip() for a in self.approval.split(",") if a.strip()]
+            out["approvers"] = people[0] if len(people) == 1 else people
+        elif self.approval:  # a task that is to be approved: the approval is a step of its own, after it
+            errors["approval"] = "An approval is a step of its own: add a step after this one and choose who approves it there."
         reminders = [r for r in self.reminders if r]
         for i, r in enumerate(self.reminders):
             if r:
@@ -299,3 +308,9 @@ def without_step(process: dict, sid: str) -> dict:
         path, i = found
         {p: s for p, _, s in lists(want)}[path].pop(i)
     return want
+
+
+def _approvers(step: dict) -> str:
+    """Who approves, as the form's input shows it: an approval step's approvers, comma-separated."""
+    given = step.get("approvers") or ""
+    return given if isinstance(given, str) else ", ".join(given)

@@ -125,15 +125,14 @@ def test_process_steps_inserted_removed_reordered_and_changed(tmp_path):
     qualify["due"] = "1 business day"
     qualify["escalate"] = qualify["escalate"][:1] + [{"at": "due + 2 business days", "alert": "role:director"}]
     chase["assign"] = "group:sales"
-    proposal["approval"] = {"by": "role:sales_manager"}        # change_steps cannot set an approval: replaced
+    proposal["title"] = "Send the proposal: {{ record.name }}"
     credit = {"id": "credit_check", "title": "Credit check: {{ record.name }}", "assign": "group:sales", "due": "1 business day"}
     want["steps"] = [credit, qualify, proposal, chase]          # discount removed, credit first
     ops = check(tmp_path, "process", "lead_follow_up", want)
     assert ops["remove_steps"] == ["discount_approval"]
     assert ops["insert_steps"] == [{"before": "qualify", "step": credit}]
-    assert ops["replace_steps"] == {"proposal": proposal}
     assert ops["change_steps"] == {"qualify": {"due": "1 business day", "escalate": qualify["escalate"]},
-                                   "chase": {"assign": "group:sales"}}
+                                   "proposal": {"title": proposal["title"]}, "chase": {"assign": "group:sales"}}
 
     moved = editing.data_of(BASE.processes["lead_follow_up"])
     moved["steps"] = [moved["steps"][0], moved["steps"][3], moved["steps"][1], moved["steps"][2]]  # chase moved up

@@ -335,10 +335,16 @@ def test_steps_are_inserted_moved_and_removed(site):
 
 def test_an_approval_and_a_step_inside_a_parallel_branch(site):
     admin = site["admin"]
-    data = step_form(admin, f"{STEPS}/proposal")
-    data["approval"] = "role:sales_manager"
-    assert post(admin, STEPS, {**data, "op": "save"}, f"{STEPS}/proposal").status_code == 303
-    assert overlay_of(site, "lead_follow_up")["replace_steps"]["proposal"]["approval"] == {"by": "role:sales_manager"}
+    data = step_form(admin, f"{STEPS}/discount_approval")
+    assert 'Approved or rejected by' in admin.get(f"{STEPS}/discount_approval").text
+    data["approval"] = "role:sales_manager, role:sales_director"
+    assert post(admin, STEPS, {**data, "op": "save"}, f"{STEPS}/discount_approval").status_code == 303
+    changed = overlay_of(site, "lead_follow_up")
+    step = (changed.get("change_steps") or {}).get("discount_approval") or (changed.get("replace_steps") or {}).get("discount_approval")
+    assert step["approvers"] == ["role:sales_manager", "role:sales_director"]
+    task = step_form(admin, f"{STEPS}/proposal")  # a task's approval is a step of its own: the task form says so
+    refused = post(admin, STEPS, {**task, "approval": "role:sales_manager", "op": "save"}, f"{STEPS}/proposal")
+    assert refused.status_code == 422 and "An approval is a step of its own" in unescape(refused.text)
     url = "/admin/editors/processes/onboarding/steps"
     new = {"original": "", "kind": "task", "id": "site_check", "position": "set_up/delivery|deliver", "title": "Check the site",
            "assign": "completer:deliver", "reminder_count": "0", "esc_count": "0"}
@@ -374,7 +380,7 @@ def test_the_diagram_page_draws_the_active_and_the_draft_version(site):
            "reminder_count": "0", "esc_count": "0", "op": "save"}
     post(admin, "/admin/editors/processes/onboarding/steps", new, "/admin/editors/processes/onboarding/steps/new")
     page = admin.get("/admin/processes/onboarding")
-    svgs = re.findall(r"<svg .*?</svg>", page.text, re.DOTALL)
+    svgs = re.findall(r'<svg [^>]*role="img".*?</svg>', page.text, re.DOTALL)  # the drawings (not the bell's icon)
     assert len(svgs) == 2 and "Draft version" in page.text
     drawn = [{g.get("data-step") for g in ET.fromstring(s).iter("{http://www.w3.org/2000/svg}g") if g.get("data-step")} for s in svgs]
     assert "site_check" not in drawn[0] and "site_check" in drawn[1]
@@ -468,7 +474,7 @@ def test_every_crm_process_page_draws_every_step_branch_and_escalation_level(sit
 
     for name, process in load([CRM]).processes.items():
         page = site["admin"].get(f"/admin/processes/{name}")
-        root = ET.fromstring(re.search(r"<svg .*?</svg>", page.text, re.DOTALL).group(0))
+        root = ET.fromstring(re.search(r'<svg [^>]*role="img".*?</svg>', page.text, re.DOTALL).group(0))
         groups = list(root.iter("{http://www.w3.org/2000/svg}g"))
         steps = list(walk(process.steps))
         assert {g.get("data-step") for g in groups if g.get("class") in ("step task", "step approval", "parallel")} == {s.id for s in steps}
