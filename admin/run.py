@@ -41,12 +41,12 @@ def prepare(settings: Settings, echo=print) -> tuple[sa.Engine, CompiledModel]:
 
     The plan never drops data; a change it must refuse (values that do not convert) stops the start.
     """
-    compile_model(load(settings.packs))  # the packs' own problems first, before any database is touched
+    checked = compile_model(load(settings.packs))  # the packs' own problems first, before any database is touched
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
         upgrade(conn)
-        release, compiled, new = releases.adopt_disk(conn, settings.packs, settings.data_dir / "releases")
+        release, compiled, new = releases.adopt_disk(conn, settings.packs, settings.data_dir / "releases", checked=checked)
         ops = plan(conn, compiled)
         apply(conn, compiled, ops)
     if new:

@@ -219,13 +219,15 @@ def _with_installed(row: dict, files: Files, packs: list[str]) -> tuple[Files, l
     return out, out_order, all_disk
 
 
-def adopt_disk(conn: sa.Connection, paths: Iterable[str | Path], root: Path) -> tuple[dict, CompiledModel, bool]:
+def adopt_disk(conn: sa.Connection, paths: Iterable[str | Path], root: Path, *,
+               checked: CompiledModel | None = None) -> tuple[dict, CompiledModel, bool]:
     """At a node's start: the release to run. If the packs on disk differ from the active release's base packs, a new
     release of them (with the active release's local pack) is made and activated. Returns (release, compiled, new?).
     Packs installed into the releases (`tailor pack install`, `upgrade`) stay: one the disk does not have, or has at
     an earlier version, is kept from the active release.
 
-    The packs are compiled from their folders on disk, so a problem points at the file a consultant edits."""
+    The packs are compiled from their folders on disk, so a problem points at the file a consultant edits; `checked` is
+    the packs on disk compiled already (a start checks them first), used when the release holds just those."""
     paths = [Path(p) for p in paths]
     files, packs = snapshot(paths)
     current = active(conn)
@@ -235,10 +237,11 @@ def adopt_disk(conn: sa.Connection, paths: Iterable[str | Path], root: Path) -> 
         files, packs, all_disk = _with_installed(current[0], files, packs)
         if not all_disk:  # some packs are the release's own: compile what the release would hold
             folders = materialise({"files": files, "packs": packs, "digest": digest(files, packs)}, root) + _local_folder(local, root)
+    # a broken set of packs stops the start here, before anything is activated
+    compiled = checked if checked is not None and folders == paths else compile_model(load(folders))
     if current is not None and base_of(current[0]["files"], current[0]["packs"]) == (files, packs):
-        return current[0], compile_model(load(folders)), False
+        return current[0], compiled, False
     files, packs = with_local(files, packs, local)
-    compiled = compile_model(load(folders))  # a broken set of packs stops the start here, before anything is activated
     release_id = create(conn, files, packs, reason="the packs on disk changed")
     if current is None or current[0]["id"] != release_id:
         activate(conn, release_id, reason="started with the packs on disk")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 
 from engine import editing, localpack
 from engine.compiler import CompiledModel
@@ -21,11 +21,32 @@ from engine.loader import load_model
 from engine.model import Model
 from runtime import releases
 
-from .routes.releases import _active, _draft_files, _root
-
 _CACHE: OrderedDict[str, tuple] = OrderedDict()  # digest of the files -> what checking them gave (the same files check the same)
 _CACHE_SIZE = 12
 _LOCK = Lock()
+
+
+# -- the active release and the draft, as every console page reads them ------------------------------------
+def releases_root(request: Request):
+    root = getattr(request.app.state, "releases_root", None)
+    if root is None:
+        raise HTTPException(503, "This web app does not follow configuration releases (it was started without a data folder).")
+    return root
+
+
+def active_release(conn) -> dict:
+    found = releases.active(conn)
+    if found is None:
+        raise HTTPException(503, "There is no active configuration release yet: start Tailor once with `tailor run`.")
+    return found[0]
+
+
+def draft_files(conn, base: dict, compiled) -> tuple[dict[str, str], dict | None]:
+    """The draft's files: the saved draft, else the active release's local pack, else a new local pack's manifest."""
+    saved = releases.draft(conn)
+    if saved is not None:
+        return dict(saved["files"]), saved
+    return dict(base["files"].get(releases.LOCAL) or {"pack.yaml": releases.local_manifest(compiled.model)}), None
 
 
 def _cached(key: str, make: Callable[[], tuple]) -> tuple:
@@ -77,9 +98,9 @@ class Draft:
 
 def open_draft(request: Request, conn, active: CompiledModel) -> Draft:
     """The draft (or, with no draft saved, the active release's local pack) with its check."""
-    root = _root(request)
-    base = _active(conn)
-    files, _ = _draft_files(conn, base, active)
+    root = releases_root(request)
+    base = active_release(conn)
+    files, _ = draft_files(conn, base, active)
     compiled, problems = check(root, base, files)
     return Draft(base, files, compiled, problems, base_model(root, base), root)
 

@@ -147,7 +147,7 @@ def test_the_task_page_names_people_and_records_and_shows_times_in_the_viewers_z
     assert page.status_code == 200
     with site.engine.connect() as conn:
         due = conn.execute(sa.select(tasks.c.due_at).where(tasks.c.id == site.ids["chase"])).scalar()
-    facts = visible(re.search(r'<div class="card facts">.*?</dl>', page.text, re.S).group(0))
+    facts = visible(re.search(r'<div class="card facts">.*?</dl>', page.text, re.DOTALL).group(0))
     assert "Assigned to Ann Sales" in facts and "Group Sales" in facts
     assert f"Due {when_text(due, NEW_YORK)}" in facts  # Ann reads New York time
     assert when_text(due, ZoneInfo("UTC")) not in facts
@@ -465,7 +465,7 @@ def test_a_deactivated_target_gets_nothing_and_each_task_says_why(site):
     assert "Nothing was handed over to Bob Sales:" in said
     assert "Bob Sales is deactivated." in said and "Chase the proposal" in said and "Third" in said
     assert [holder(site, t) for t in picked] == [site.people["ann"]] * 2
-    assert "Bob Sales" not in re.search(r'<select id="to-user".*?</select>', page.text, re.S).group(0)  # no longer offered
+    assert "Bob Sales" not in re.search(r'<select id="to-user".*?</select>', page.text, re.DOTALL).group(0)  # no longer offered
 
 
 def test_bulk_reassign_asks_for_tasks_and_a_person_and_needs_its_token_and_the_permission(site):

@@ -26,34 +26,13 @@ from runtime.schema import users
 
 from ... import accounts
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep
+from ..drafting import active_release, check as check_draft, draft_files, releases_root
 from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
 Admin = Permitted("admin")
 PATH = re.compile(r"^[a-z0-9_][a-z0-9_./-]{0,150}\.ya?ml$")
 MAX_FILE = 200_000
-
-
-def _root(request: Request):
-    root = getattr(request.app.state, "releases_root", None)
-    if root is None:
-        raise HTTPException(503, "This web app does not follow configuration releases (it was started without a data folder).")
-    return root
-
-
-def _active(conn) -> dict:
-    found = releases.active(conn)
-    if found is None:
-        raise HTTPException(503, "There is no active configuration release yet: start Tailor once with `tailor run`.")
-    return found[0]
-
-
-def _draft_files(conn, base: dict, compiled) -> tuple[dict[str, str], dict | None]:
-    """The draft's files: the saved draft, else the active release's local pack, else a new local pack's manifest."""
-    saved = releases.draft(conn)
-    if saved is not None:
-        return dict(saved["files"]), saved
-    return dict(base["files"].get(releases.LOCAL) or {"pack.yaml": releases.local_manifest(compiled.model)}), None
 
 
 def _names(conn, ids) -> dict[int, str]:
@@ -63,11 +42,11 @@ def _names(conn, ids) -> dict[int, str]:
 
 def _draft_page(request, conn, compiled, user, *, chosen: str | None = None, text: str | None = None, problems=None, status=200,
                 errors=None, impact=None):
-    base = _active(conn)
-    files, saved = _draft_files(conn, base, compiled)
+    base = active_release(conn)
+    files, saved = draft_files(conn, base, compiled)
     chosen = chosen if chosen in files or text is not None else next(iter(sorted(files)), "pack.yaml")
     if problems is None:
-        _, problems = releases.check_draft(base, files, _root(request) / "drafts")
+        _, problems = check_draft(releases_root(request), base, files)
     body = text if text is not None else files.get(chosen, "")
     at_lines = {p.line: p.message for p in problems if p.pack == releases.LOCAL and p.file == chosen and p.line}
     zone = zone_of(compiled.model, user)
@@ -94,11 +73,11 @@ def draft_save(request: Request, user: Admin, data: CsrfForm, engine: EngineDep,
     with engine.begin() as conn:
         if errors:
             return _draft_page(request, conn, compiled, user, chosen=path, text=text, status=422, errors=errors)
-        base = _active(conn)
-        files, _ = _draft_files(conn, base, compiled)
+        base = active_release(conn)
+        files, _ = draft_files(conn, base, compiled)
         files[path] = text
         releases.save_draft(conn, base["id"], files, user["id"])
-        _, problems = releases.check_draft(base, files, _root(request) / "drafts")
+        _, problems = check_draft(releases_root(request), base, files)
         page = _draft_page(request, conn, compiled, user, chosen=path, problems=problems, status=422 if problems else 200)
     return page
 
@@ -107,8 +86,8 @@ def draft_save(request: Request, user: Admin, data: CsrfForm, engine: EngineDep,
 def draft_delete_file(request: Request, user: Admin, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
     path = str(data.get("path", ""))
     with engine.begin() as conn:
-        base = _active(conn)
-        files, _ = _draft_files(conn, base, compiled)
+        base = active_release(conn)
+        files, _ = draft_files(conn, base, compiled)
         if path == "pack.yaml" or path not in files:
             return _draft_page(request, conn, compiled, user, chosen=path, status=422,
                                errors={"path": "The pack's manifest stays." if path == "pack.yaml" else "There is no such file in the draft."})
@@ -128,7 +107,7 @@ def draft_discard(request: Request, user: Admin, data: CsrfForm, engine: EngineD
 
 def _impact(conn, request, base: dict, files: dict[str, str], active_compiled) -> dict:
     """What activating the draft would do: in words, as file diffs, the schema plan, and the processes that stay."""
-    new_compiled, problems = releases.check_draft(base, files, _root(request) / "drafts")
+    new_compiled, problems = check_draft(releases_root(request), base, files)
     new_files, _ = releases.with_local(base["files"], base["packs"], files)
     out = {"problems": problems, "changes": releases.file_changes(base["files"], new_files), "summary": [], "plan": [], "running": []}
     if new_compiled is None:
@@ -144,8 +123,8 @@ def _impact(conn, request, base: dict, files: dict[str, str], active_compiled) -
 
 @router.get("/admin/draft/impact", response_class=HTMLResponse)
 def draft_impact(request: Request, user: Admin, conn: Conn, compiled: CompiledDep):
-    base = _active(conn)
-    files, _ = _draft_files(conn, base, compiled)
+    base = active_release(conn)
+    files, _ = draft_files(conn, base, compiled)
     return _draft_page(request, conn, compiled, user, impact=_impact(conn, request, base, files, compiled))
 
 
@@ -153,7 +132,7 @@ def draft_impact(request: Request, user: Admin, conn: Conn, compiled: CompiledDe
 async def draft_activate(request: Request, user: Admin, data: CsrfForm, engine: EngineDep, compiled: CompiledDep, services: ServicesDep):
     """The draft becomes a release and is activated (its schema plan applied): every node switches within seconds."""
     reason = str(data.get("reason", "")).strip()[:500]
-    root = _root(request)
+    root = releases_root(request)
 
     def activate():
         try:
@@ -164,12 +143,12 @@ async def draft_activate(request: Request, user: Admin, data: CsrfForm, engine: 
 
     def attempt():
         with engine.begin() as conn:
-            base = _active(conn)
-            files, _ = _draft_files(conn, base, compiled)
+            base = active_release(conn)
+            files, _ = draft_files(conn, base, compiled)
             if not reason:
                 return None, _draft_page(request, conn, compiled, user, status=422, errors={"reason": "Say why (it is kept in the history)."},
                                          impact=_impact(conn, request, base, files, compiled))
-            new_compiled, problems = releases.check_draft(base, files, root / "drafts")
+            new_compiled, problems = check_draft(root, base, files)
             if problems:
                 return None, _draft_page(request, conn, compiled, user, problems=problems, status=422)
             all_files, packs = releases.with_local(base["files"], base["packs"], files)
@@ -211,7 +190,7 @@ def _release_or_404(conn, release_id: int) -> dict:
 @router.get("/admin/releases/diff", response_class=HTMLResponse)
 def release_diff(request: Request, user: Admin, conn: Conn, a: int, b: int):
     old, new = _release_or_404(conn, a), _release_or_404(conn, b)
-    root = _root(request)
+    root = releases_root(request)
     summary = releases.summary(load(releases.materialise(old, root)), load(releases.materialise(new, root)))
     return render(request, "console/diff.html", user=user, old=old, new=new, summary=summary,
                   changes=releases.file_changes(old["files"], new["files"]))
@@ -221,7 +200,7 @@ def release_diff(request: Request, user: Admin, conn: Conn, a: int, b: int):
 async def release_revert(request: Request, release_id: int, user: Admin, data: CsrfForm, engine: EngineDep, services: ServicesDep):
     """Activate an earlier release again (a revert is a new activation of the same files)."""
     reason = str(data.get("reason", "")).strip()[:500] or f"back to release {release_id}"
-    root = _root(request)
+    root = releases_root(request)
 
     def activate():
         with engine.begin() as conn:
