@@ -25,7 +25,7 @@ from engine.sandbox import TemplateLimit
 from runtime import outbox, records, values as V
 from runtime.history import add_history
 from runtime.schema import idempotency_keys
-from runtime.triggers import form_starts
+from runtime.triggers import form_starts, holds
 
 from . import widgets
 
@@ -190,7 +190,7 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
                             user["id"], key=key)
         result.history_id = entry.id
     for i, action in enumerate(form.actions):
-        if action.when is not None and not _holds(action.when.source, context["template"]):
+        if action.when is not None and not holds(action.when.source, context["template"]):
             continue
         if isinstance(action, CreateAction):
             _create(conn, compiled, form, action, form_values, context, result, user)
@@ -216,14 +216,6 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
     stored = {k: v for k, v in vars(result).items() if k != "replayed"}
     conn.execute(_RECORD_DONE, {"key": key, "scope": "submission", "result": stored, "created_at": dt.datetime.now(dt.timezone.utc)})
     return result
-
-
-def _holds(source: str, context: Mapping[str, Any]) -> bool:
-    """An action's `when`; one that fails on what was typed (a comparison with an empty field) counts as false, as a step's does."""
-    try:
-        return bool(expressions.evaluate(source, context))
-    except Exception:
-        return False
 
 
 def _create(conn: sa.Connection, compiled: CompiledModel, form: Form, action: CreateAction, form_values: Mapping[str, Any],

@@ -25,7 +25,7 @@ def record_starts(compiled: CompiledModel, entity: str, event: str, record: Mapp
     for name, spec in compiled.process_specs.items():
         for t in spec["triggers"]:
             if t["kind"] == "record" and t["entity"] == entity and event in t["on"]:
-                if t["when"] is None or _holds(t["when"], context):
+                if t["when"] is None or holds(t["when"], context):
                     out.append(name)
                     break
     return out
@@ -47,7 +47,9 @@ def manual_starts(compiled: CompiledModel, entity: str) -> list[str]:
             if spec.get("entity") == entity and any(t["kind"] == "manual" for t in spec["triggers"])]
 
 
-def _holds(condition: str, context: Mapping[str, Any]) -> bool:
+def holds(condition: str, context: Mapping[str, Any]) -> bool:
+    """A condition (a record trigger's or a form action's `when`); one that cannot be evaluated on what it is given (a
+    comparison with an empty field) counts as false, as a step's does."""
     try:
         return bool(expressions.evaluate(condition, context))
     except Exception:  # a condition that cannot be evaluated on this record does not start anything
