@@ -3,52 +3,34 @@ clean; a wrong value comes back with a message at its input and what was typed; 
 preview of a form for a role and a record (a group's field only for a record of the group); admins only."""
 from __future__ import annotations
 
-import datetime as dt
 import re
-import shutil
 import xml.etree.ElementTree as ET
 from html import unescape
 
 import pytest
-import sqlalchemy as sa
 import yaml
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from admin.app import create_app
 from runtime import records, releases
-from runtime.db import upgrade
-from runtime.schema import users
 from tests.conftest import CRM
+from tests.web.console_site import console_site, words
 from tests.web.test_pages import log_in, token
 
 
 @pytest.fixture
 def site(tmp_path):
-    crm = tmp_path / "packs" / "crm"
-    shutil.copytree(CRM, crm)
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'web.db'}")
-    root = tmp_path / "releases"
-    with engine.begin() as conn:
-        upgrade(conn)
-        _, compiled, _ = releases.adopt_disk(conn, [crm], root)
-    from runtime.plan import apply, plan
-    with engine.begin() as conn:
-        apply(conn, compiled, plan(conn, compiled))
-        hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-        for name, roles in [("ada", ["admin", "staff"]), ("ann", ["staff"])]:
-            conn.execute(users.insert().values(username=name, name=name.title(), roles=roles, password_hash=hasher.hash(name),
-                                               created_at=dt.datetime.now(dt.UTC)))
-        acme = records.create_record(conn, compiled, "company", {"name": "Acme Health", "status": "customer", "industry": "healthcare"}, None)
-        shop = records.create_record(conn, compiled, "company", {"name": "Northwind Retail", "status": "prospect", "industry": "retail"}, None)
-    app = create_app(engine, compiled, None, secret_key="s", releases_root=root)
+    made = {}
+
+    def seed(conn, compiled):
+        made["acme"] = records.create_record(conn, compiled, "company", {"name": "Acme Health", "status": "customer",
+                                                                          "industry": "healthcare"}, None).id
+        made["shop"] = records.create_record(conn, compiled, "company", {"name": "Northwind Retail", "status": "prospect",
+                                                                          "industry": "retail"}, None).id
+
+    app, engine = console_site(tmp_path, seed)
     admin = TestClient(app)
     log_in(admin, "ada")
-    return {"app": app, "engine": engine, "admin": admin, "acme": acme.id, "shop": shop.id}
-
-
-def words(html: str) -> str:
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+    return {"app": app, "engine": engine, "admin": admin, **made}
 
 
 def draft_files(engine) -> dict[str, str]:

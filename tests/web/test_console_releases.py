@@ -2,23 +2,14 @@
 without a restart (staff see the new form at once), compare releases, revert, export."""
 from __future__ import annotations
 
-import datetime as dt
 import io
-import re
-import shutil
 import zipfile
-from html import unescape
 
 import pytest
-import sqlalchemy as sa
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from admin.app import create_app
 from runtime import releases
-from runtime.db import upgrade
-from runtime.schema import users
-from tests.conftest import CRM
+from tests.web.console_site import console_site, words
 from tests.web.test_pages import log_in, token
 
 VISIT_FORM = """kind: form
@@ -51,30 +42,11 @@ on_submit:
 
 @pytest.fixture
 def site(tmp_path):
-    crm = tmp_path / "packs" / "crm"
-    shutil.copytree(CRM, crm)
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'web.db'}")
-    root = tmp_path / "releases"
-    with engine.begin() as conn:
-        upgrade(conn)
-        _, compiled, _ = releases.adopt_disk(conn, [crm], root)
-    from runtime.plan import apply, plan
-    with engine.begin() as conn:
-        apply(conn, compiled, plan(conn, compiled))
-        hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-        for name, roles in [("ada", ["admin", "staff"]), ("ann", ["staff"])]:
-            conn.execute(users.insert().values(username=name, name=name.title(), roles=roles, password_hash=hasher.hash(name),
-                                               created_at=dt.datetime.now(dt.UTC)))
-    app = create_app(engine, compiled, None, secret_key="s", releases_root=root)
-    return app, engine
+    return console_site(tmp_path)
 
 
 def save(client, path: str, text: str):
     return client.post("/admin/draft/files", data={"csrf_token": token(client.get("/admin/draft").text), "path": path, "text": text})
-
-
-def words(html: str) -> str:
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
 
 
 def test_edit_check_see_the_impact_activate_and_revert(site):
