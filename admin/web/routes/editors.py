@@ -9,6 +9,9 @@ line in the YAML shown beside the form).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +47,7 @@ from ..pages import flash, redirect, render
 from ..stepeditor import STRATEGIES, EscalationRow, StepForm
 
 router = APIRouter(include_in_schema=False)
+Page = Callable[[int, dict | None, Any], Any]  # an editor's page again: (status, errors, edit)
 Admin = Permitted("admin")
 
 
@@ -75,6 +79,33 @@ def _origin(draft: drafting.Draft, kind: str, name: str) -> str:
 def _changes(before: Model | None, after) -> str:
     words = releases.summary(before, after.model) if before is not None and after is not None else []
     return "; ".join(words) if words else "the change"
+
+
+async def _in_draft(request: Request, engine, compiled, work: Callable[[Any, drafting.Draft, Model], Any]):
+    """`work(conn, draft, model)` in one transaction off the event loop, on a draft the editors can show (else to the
+    YAML editor, `_fix_first`)."""
+    def run():
+        with engine.begin() as conn:
+            draft = drafting.open_draft(request, conn, compiled)
+            model = _usable(draft)
+            return _fix_first(request, draft) if model is None else work(conn, draft, model)
+
+    return await run_in_threadpool(run)
+
+
+def _write(request: Request, conn, draft: drafting.Draft, user: dict, page: Page, kind: str, name: str, want: dict | None,
+           to_input, *, save: bool, saved: Callable[[drafting.Edit], str], to: str, moved: tuple[str, ...] = ()):
+    """Write `want` into the draft and check it: saved (with `saved(edit)` flashed, then to `to`) when `save` and it is
+    fine; otherwise the editor's page again, with the YAML and each problem at its input."""
+    try:
+        edit = drafting.write(draft, kind, name, want, to_input, moved=moved)
+    except editing.CannotExpress as exc:
+        return page(422, {"": str(exc)}, None)
+    if save and edit.ok:
+        drafting.save(conn, draft, edit, user["id"])
+        flash(request, saved(edit))
+        return redirect(to)
+    return page(422 if not edit.ok else 200, edit.by_input(), edit)
 
 
 # -- the index ------------------------------------------------------------------------------------
@@ -139,37 +170,29 @@ async def field_save(request: Request, entity: str, user: Admin, data: CsrfForm,
     this installation added out again)."""
     op = str(data.get("op", "preview"))
     form = FieldForm.posted(data)
+    removing = op in ("remove", "remove-save")
 
-    def work():
-        with engine.begin() as conn:
-            draft = drafting.open_draft(request, conn, compiled)
-            model = _usable(draft)
-            if model is None:
-                return _fix_first(request, draft)
-            e = _entity(model, entity)
-            errors: dict[str, str] = {}
-            removing = op in ("remove", "remove-save")
-            if removing:
-                f = e.field(form.original) or _group_field(e, form.original)
-                if f is None or f.pack != releases.LOCAL:
-                    raise HTTPException(404, "Only a field this installation added can be taken out here.")
-                want = without_field(e, form.original)
-            else:
-                want = with_field(e, form, errors)
-            if errors:
-                return _field_page(request, user, draft, e, form, status=422, errors=errors)
-            try:
-                edit = drafting.write(draft, "entity", entity, want, field_input(form.original or form.name))
-            except editing.CannotExpress as exc:
-                return _field_page(request, user, draft, e, form, status=422, errors={"": str(exc)})
-            if op in ("save", "remove-save") and edit.ok:
-                drafting.save(conn, draft, edit, user["id"])
-                flash(request, f"Saved to the draft: {_changes(draft.model, edit.compiled)}. It is used once the draft is activated.")
-                return redirect(f"/admin/editors/entities/{entity}")
-            return _field_page(request, user, draft, e, form, status=422 if not edit.ok else 200, errors=edit.by_input(), edit=edit,
-                               removing=removing)
+    def work(conn, draft, model):
+        e = _entity(model, entity)
+        errors: dict[str, str] = {}
+        if removing:
+            f = e.field(form.original) or _group_field(e, form.original)
+            if f is None or f.pack != releases.LOCAL:
+                raise HTTPException(404, "Only a field this installation added can be taken out here.")
+            want = without_field(e, form.original)
+        else:
+            want = with_field(e, form, errors)
 
-    return await run_in_threadpool(work)
+        def page(status, errors, edit):
+            return _field_page(request, user, draft, e, form, status=status, errors=errors, edit=edit, removing=removing and edit is not None)
+
+        if errors:
+            return page(422, errors, None)
+        return _write(request, conn, draft, user, page, "entity", entity, want, field_input(form.original or form.name),
+                      save=op in ("save", "remove-save"), to=f"/admin/editors/entities/{entity}",
+                      saved=lambda edit: f"Saved to the draft: {_changes(draft.model, edit.compiled)}. It is used once the draft is activated.")
+
+    return await _in_draft(request, engine, compiled, work)
 
 
 @router.get("/admin/editors/entities/{entity}/record-fields", response_class=HTMLResponse)
@@ -188,27 +211,22 @@ async def rules_save(request: Request, entity: str, user: Admin, data: CsrfForm,
     op = str(data.get("op", "preview"))
     form = RulesForm.posted(data)
 
-    def work():
-        with engine.begin() as conn:
-            draft = drafting.open_draft(request, conn, compiled)
-            model = _usable(draft)
-            if model is None:
-                return _fix_first(request, draft)
-            e = _entity(model, entity)
-            errors: dict[str, str] = {}
-            want = with_rules(e, form, errors)
-            page = lambda status, errors, edit: render(request, "console/editors/rules.html", user=user, entity=e, form=form,
-                                                       errors=errors, edit=edit, types=TYPES, simple=SIMPLE, status=status)
-            if errors:
-                return page(422, errors, None)
-            edit = drafting.write(draft, "entity", entity, want, rules_input)
-            if op == "save" and edit.ok:
-                drafting.save(conn, draft, edit, user["id"])
-                flash(request, f"Saved to the draft: the rules for single-record fields of {e.plural.lower()}.")
-                return redirect(f"/admin/editors/entities/{entity}")
-            return page(422 if not edit.ok else 200, edit.by_input(), edit)
+    def work(conn, draft, model):
+        e = _entity(model, entity)
+        errors: dict[str, str] = {}
+        want = with_rules(e, form, errors)
 
-    return await run_in_threadpool(work)
+        def page(status, errors, edit):
+            return render(request, "console/editors/rules.html", user=user, entity=e, form=form, errors=errors, edit=edit, types=TYPES,
+                          simple=SIMPLE, status=status)
+
+        if errors:
+            return page(422, errors, None)
+        return _write(request, conn, draft, user, page, "entity", entity, want, rules_input, save=op == "save",
+                      to=f"/admin/editors/entities/{entity}",
+                      saved=lambda edit: f"Saved to the draft: the rules for single-record fields of {e.plural.lower()}.")
+
+    return await _in_draft(request, engine, compiled, work)
 
 
 @router.get("/admin/editors/entities/{entity}/groups/{group}", response_class=HTMLResponse)
@@ -238,34 +256,23 @@ async def group_save(request: Request, entity: str, group: str, user: Admin, dat
     op = str(data.get("op", "preview"))
     form = GroupForm.posted(data, group)
 
-    def work():
-        with engine.begin() as conn:
-            draft = drafting.open_draft(request, conn, compiled)
-            model = _usable(draft)
-            if model is None:
-                return _fix_first(request, draft)
-            e = _entity(model, entity)
-            fixed = _group_origin(draft, e, group)
+    def work(conn, draft, model):
+        e = _entity(model, entity)
+        fixed = _group_origin(draft, e, group)
 
-            def page(status, errors, edit):
-                return render(request, "console/editors/group.html", user=user, entity=e, form=form, errors=errors, edit=edit,
-                              fixed=fixed, status=status)
+        def page(status, errors, edit):
+            return render(request, "console/editors/group.html", user=user, entity=e, form=form, errors=errors, edit=edit,
+                          fixed=fixed, status=status)
 
-            errors: dict[str, str] = {}
-            want = with_group(e, form, errors)
-            if errors:
-                return page(422, errors, None)
-            try:
-                edit = drafting.write(draft, "entity", entity, want, group_input)
-            except editing.CannotExpress as exc:
-                return page(422, {"": str(exc)}, None)
-            if op == "save" and edit.ok:
-                drafting.save(conn, draft, edit, user["id"])
-                flash(request, f"Saved to the draft: the group {form.label or humanise(group)} of {e.plural.lower()}.")
-                return redirect(f"/admin/editors/entities/{entity}")
-            return page(422 if not edit.ok else 200, edit.by_input(), edit)
+        errors: dict[str, str] = {}
+        want = with_group(e, form, errors)
+        if errors:
+            return page(422, errors, None)
+        return _write(request, conn, draft, user, page, "entity", entity, want, group_input, save=op == "save",
+                      to=f"/admin/editors/entities/{entity}",
+                      saved=lambda edit: f"Saved to the draft: the group {form.label or humanise(group)} of {e.plural.lower()}.")
 
-    return await run_in_threadpool(work)
+    return await _in_draft(request, engine, compiled, work)
 
 
 # -- the form builder -------------------------------------------------------------------------------
@@ -313,33 +320,26 @@ async def form_builder_post(request: Request, name: str, user: Admin, data: Csrf
     or save to the draft (op=save). `name` is `new` for a new form."""
     op = str(data.get("op", "preview"))[:40]
 
-    def work():
-        with engine.begin() as conn:
-            draft = drafting.open_draft(request, conn, compiled)
-            model = _usable(draft)
-            if model is None:
-                return _fix_first(request, draft)
-            existing = Builder.of(*_forms(draft, model, name)) if name != "new" else None
-            b = Builder.posted(data, existing)
-            if op not in ("preview", "save"):
-                b.apply(op)
-                return _builder_page(request, user, model, b, errors={"": b.message} if b.message else None)
-            errors: dict[str, str] = {}
-            current = editing.data_of(model.forms[name]) if name != "new" else None
-            want = b.data(current, errors, set(model.forms) - {name})
-            if errors:
-                return _builder_page(request, user, model, b, status=422, errors=errors)
-            try:
-                edit = drafting.write(draft, "form", b.name, want, b.to_input)
-            except editing.CannotExpress as exc:
-                return _builder_page(request, user, model, b, status=422, errors={"": str(exc)})
-            if op == "save" and edit.ok:
-                drafting.save(conn, draft, edit, user["id"])
-                flash(request, f"Saved to the draft: {_changes(draft.model, edit.compiled)}. Staff see it once the draft is activated.")
-                return redirect(f"/admin/editors/forms/{b.name}")
-            return _builder_page(request, user, model, b, status=422 if not edit.ok else 200, errors=edit.by_input(), edit=edit)
+    def work(conn, draft, model):
+        existing = Builder.of(*_forms(draft, model, name)) if name != "new" else None
+        b = Builder.posted(data, existing)
+        if op not in ("preview", "save"):
+            b.apply(op)
+            return _builder_page(request, user, model, b, errors={"": b.message} if b.message else None)
 
-    return await run_in_threadpool(work)
+        def page(status, errors, edit):
+            return _builder_page(request, user, model, b, status=status, errors=errors, edit=edit)
+
+        errors: dict[str, str] = {}
+        current = editing.data_of(model.forms[name]) if name != "new" else None
+        want = b.data(current, errors, set(model.forms) - {name})
+        if errors:
+            return page(422, errors, None)
+        return _write(request, conn, draft, user, page, "form", b.name, want, b.to_input, save=op == "save",
+                      to=f"/admin/editors/forms/{b.name}",
+                      saved=lambda edit: f"Saved to the draft: {_changes(draft.model, edit.compiled)}. Staff see it once the draft is activated.")
+
+    return await _in_draft(request, engine, compiled, work)
 
 
 # -- the process editor ---------------------------------------------------------------------------------
@@ -425,44 +425,37 @@ async def step_save(request: Request, name: str, user: Admin, data: CsrfForm, en
     (op=add-escalation, op=add-reminder: nothing saved), or take the step out (op=remove shows it, op=remove-save saves)."""
     op = str(data.get("op", "preview"))[:40]
     form = StepForm.posted(data)
+    removing = op in ("remove", "remove-save")
 
-    def work():
-        with engine.begin() as conn:
-            draft = drafting.open_draft(request, conn, compiled)
-            model = _usable(draft)
-            if model is None:
-                return _fix_first(request, draft)
-            p = _process(model, name)
-            current = editing.data_of(p)
-            if op == "add-escalation":
-                form.escalations.append(EscalationRow())
-                return _step_page(request, user, model, p, current, form)
-            if op == "add-reminder":
-                form.reminders.append("")
-                return _step_page(request, user, model, p, current, form)
-            errors: dict[str, str] = {}
-            removing = op in ("remove", "remove-save")
-            if removing:
-                if steps.locate(current, form.original) is None:
-                    raise HTTPException(404, f"The process {p.label} has no step {form.original}.")
-                want = steps.without_step(current, form.original)
-            else:
-                want = steps.with_step(current, form, errors)
-            if errors:
-                return _step_page(request, user, model, p, current, form, status=422, errors=errors)
-            try:
-                edit = drafting.write(draft, "process", name, want, form.to_input, moved=(form.original,) if form.original else ())
-            except editing.CannotExpress as exc:
-                return _step_page(request, user, model, p, current, form, status=422, errors={"": str(exc)})
-            if op in ("save", "remove-save") and edit.ok:
-                drafting.save(conn, draft, edit, user["id"])
-                flash(request, f"Saved to the draft: {_changes(draft.model, edit.compiled)}. New runs of the process use it once the "
-                               f"draft is activated; running ones keep their version.")
-                return redirect(f"/admin/editors/processes/{name}")
-            return _step_page(request, user, model, p, current, form, status=422 if not edit.ok else 200, errors=edit.by_input(),
-                              edit=edit, removing=removing)
+    def work(conn, draft, model):
+        p = _process(model, name)
+        current = editing.data_of(p)
+        if op == "add-escalation":
+            form.escalations.append(EscalationRow())
+            return _step_page(request, user, model, p, current, form)
+        if op == "add-reminder":
+            form.reminders.append("")
+            return _step_page(request, user, model, p, current, form)
 
-    return await run_in_threadpool(work)
+        def page(status, errors, edit):
+            return _step_page(request, user, model, p, current, form, status=status, errors=errors, edit=edit,
+                              removing=removing and edit is not None)
+
+        errors: dict[str, str] = {}
+        if removing:
+            if steps.locate(current, form.original) is None:
+                raise HTTPException(404, f"The process {p.label} has no step {form.original}.")
+            want = steps.without_step(current, form.original)
+        else:
+            want = steps.with_step(current, form, errors)
+        if errors:
+            return page(422, errors, None)
+        return _write(request, conn, draft, user, page, "process", name, want, form.to_input, save=op in ("save", "remove-save"),
+                      to=f"/admin/editors/processes/{name}", moved=(form.original,) if form.original else (),
+                      saved=lambda edit: f"Saved to the draft: {_changes(draft.model, edit.compiled)}. New runs of the process use it "
+                                         f"once the draft is activated; running ones keep their version.")
+
+    return await _in_draft(request, engine, compiled, work)
 
 
 # -- the diagram of the active and the draft version ------------------------------------------------------
