@@ -6,7 +6,7 @@ migration says about a pack version. Moving instances is `runtime.instancemigrat
 from __future__ import annotations
 
 import difflib
-from typing import Iterator
+from collections.abc import Iterator
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
