@@ -1,0 +1,179 @@
+"""Moving running process instances to a new version (a pack's `migrate:`), on Temporal's time-skipping test server with a
+real database: a mapped instance keeps its open task (row, assignee, due, the reminders it had) and goes on with the new
+version's steps; without a move, a running instance finishes on its version while new starts use the new one."""
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+
+from engine.compiler import compile_model
+from engine.instancemigration import step_map
+from engine.loader import load
+from runtime.instancemigration import Move, move_running, running_on
+from runtime.schema import alerts, process_instances, tasks
+from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from tests.runtime.test_workflows import PACK, _with_worker, _world, rows
+
+V1 = """
+kind: process
+name: callback
+entity: company
+steps:
+  - id: call
+    title: "Call {{ record.name }}"
+    assign: group:sales
+    due: 2 hours
+    reminders: [1 hour]
+    escalate:
+      - {at: due, alert: manager, message: "{{ task.title }} is late"}
+  - id: thanks
+    title: Say thanks
+    assign: completer:call
+"""
+V2 = """
+kind: process
+name: callback
+entity: company
+steps:
+  - id: call_customer
+    title: "Call {{ record.name }} back"
+    assign: group:sales
+    due: 3 hours
+    reminders: [1 hour]
+    escalate:
+      - {at: due, alert: manager, message: "{{ task.title }} is late"}
+  - id: confirm
+    title: Confirm by mail
+    assign: completer:call_customer
+  - id: thanks
+    title: Say thanks
+    assign: completer:call_customer
+migrate:
+  steps:
+    call: call_customer
+"""
+
+
+def _pack(process: str) -> dict:
+    return {**{k: v for k, v in PACK.items() if k != "process.yaml"}, "process.yaml": process}
+
+
+@pytest.fixture
+def versions(packs, tmp_path, smtp):
+    world = _world(packs, tmp_path, smtp, _pack(V1))
+    world["v1"] = world["compiled"].process_specs["callback"]
+    world["new"] = compile_model(load([packs.write("t2", _pack(V2))]))
+    world["v2"] = world["new"].process_specs["callback"]
+    return world
+
+
+def _start(env, world, spec, wid, queue, start):
+    ids = world["ids"]
+    return env.client.start_workflow(
+        ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
+                                          started_by=ids["ann"], started_at=start.isoformat()), id=wid, task_queue=queue)
+
+
+def _move(world) -> Move:
+    return Move(world["v1"]["version"], world["v2"], step_map(world["new"].model.processes["callback"].migrate), "t 1.1.0")
+
+
+def test_a_mapped_instance_moves_keeping_its_open_task_and_goes_on_with_the_new_versions_steps(versions):
+    world, ids = versions, versions["ids"]
+
+    async def body(env, queue):
+        start = await env.get_current_time()
+        moving = await _start(env, world, world["v1"], "callback-1", queue, start)
+        staying = await _start(env, world, world["v1"], "callback-2", queue, start)
+        await env.sleep(90 * 60)  # past the 1-hour reminder of both calls
+        [before] = rows(world, tasks, workflow_id="callback-1")
+        reminded = [to for to, _ in world["inbox"].messages]
+        assert len(reminded) == 2  # one reminder per call
+
+        with world["engine"].connect() as conn:
+            waiting = running_on(conn, "callback", world["v1"]["version"])
+        assert waiting == ["callback-1", "callback-2"]
+        outcome = await move_running(env.client, ["callback-1"], _move(world))
+        assert (outcome.moved, outcome.already, outcome.refused) == (1, 0, [])
+        # the same moves again (a retried apply): nothing moves twice, nothing fails
+        again = await move_running(env.client, ["callback-1"], _move(world))
+        assert (again.moved, again.already, again.refused) == (0, 1, [])
+
+        [after] = rows(world, tasks, workflow_id="callback-1")
+        assert (after["id"], after["assignee_id"], after["due_at"], after["status"]) == (
+            before["id"], before["assignee_id"], before["due_at"], "open")
+        assert after["step_id"] == "call_customer"
+        state = await moving.query(ProcessWorkflow.state)
+        assert state["version"] == world["v2"]["version"]
+        assert state["steps"]["call_customer"]["task_id"] == before["id"]
+        versions_now = {r["workflow_id"]: r["version"] for r in rows(world, process_instances)}
+        assert versions_now == {"callback-1": world["v2"]["version"], "callback-2": world["v1"]["version"]}
+
+        # the kept due (2 hours after the start, not the new version's 3) arms the new version's ladder; its reminder,
+        # an hour before, is past: it is not sent again
+        await env.sleep(45 * 60)
+        assert sorted(a["task_id"] for a in rows(world, alerts)) == sorted([before["id"], rows(world, tasks, workflow_id="callback-2")[0]["id"]])
+        holder = next(f"{name}@example.com" for name, uid in ids.items() if uid == before["assignee_id"])
+        assert [to for to, _ in world["inbox"].messages].count([holder]) == 1  # the one reminder before the move
+
+        # a new start runs the new version
+        fresh = await _start(env, world, world["v2"], "callback-3", queue, await env.get_current_time())
+        await env.sleep(5)
+        assert [t["step_id"] for t in rows(world, tasks, workflow_id="callback-3")] == ["call_customer"]
+
+        await moving.execute_update(ProcessWorkflow.complete, TaskAction(step="call_customer", user_id=before["assignee_id"]))
+        await staying.execute_update(ProcessWorkflow.complete, TaskAction(step="call", user_id=before["assignee_id"]))
+        await env.sleep(5)
+        # the moved one goes on with the new version's next step; the other finishes on its own version
+        assert [t["step_id"] for t in rows(world, tasks, workflow_id="callback-1")] == ["call_customer", "confirm"]
+        assert [t["step_id"] for t in rows(world, tasks, workflow_id="callback-2")] == ["call", "thanks"]
+        for wid, handle, steps in [("callback-1", moving, ["confirm", "thanks"]), ("callback-2", staying, ["thanks"])]:
+            for step in steps:
+                await env.sleep(5)
+                await handle.execute_update(ProcessWorkflow.complete, TaskAction(step=step, user_id=before["assignee_id"]))
+        moved_result, stayed_result = await moving.result(), await staying.result()
+        await fresh.terminate()
+        return moved_result, stayed_result
+
+    moved, stayed = asyncio.run(_with_worker(world, body))
+    assert moved == {"steps": {"call_customer": "done", "confirm": "done", "thanks": "done"}}
+    assert stayed == {"steps": {"call": "done", "thanks": "done"}}
+    finished = {r["workflow_id"]: (r["status"], r["version"]) for r in rows(world, process_instances) if r["workflow_id"] != "callback-3"}
+    assert finished == {"callback-1": ("completed", world["v2"]["version"]), "callback-2": ("completed", world["v1"]["version"])}
+
+
+def test_a_move_that_leaves_an_open_step_without_a_place_or_names_another_version_is_refused_and_changes_nothing(versions):
+    world = versions
+
+    async def body(env, queue):
+        handle = await _start(env, world, world["v1"], "callback-1", queue, await env.get_current_time())
+        await env.sleep(60)
+        refusals = []
+        unmapped = Move(world["v1"]["version"], world["v2"], {}, "t 1.1.0")  # 'call' has no place in the new version
+        wrong = Move("0123456789ab", world["v2"], {"call": "call_customer"}, "t 1.1.0")
+        forged = Move(world["v1"]["version"], {**copy.deepcopy(world["v2"]), "label": "Changed"}, {"call": "call_customer"})
+        for move in (unmapped, wrong, forged):
+            with pytest.raises(WorkflowUpdateFailedError) as err:
+                await handle.execute_update(ProcessWorkflow.migrate, move)
+            refusals.append(err.value.cause.message)
+        outcome = await move_running(env.client, ["callback-1"], unmapped)
+        history = [e.event_type for e in (await handle.fetch_history()).events]
+        state = await handle.query(ProcessWorkflow.state)
+        await handle.terminate()
+        return refusals, outcome, history, state
+
+    refusals, outcome, history, state = asyncio.run(_with_worker(world, body))
+    assert refusals == [
+        "step 'call' is open and the new version has no step 'call': the migration does not map it",
+        f"it runs version {world['v1']['version']}, not 0123456789ab that this migration moves",
+        "the new version's content does not match its hash"]
+    assert outcome.moved == 0 and outcome.refused == [("callback-1", refusals[0])]
+    from temporalio.api.enums.v1 import EventType
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED not in history  # refused before entering history
+    assert state["version"] == world["v1"]["version"]
+    assert [(t["step_id"], t["status"]) for t in rows(world, tasks)] == [("call", "open")]
+    assert [r["version"] for r in rows(world, process_instances)] == [world["v1"]["version"]]
