@@ -62,6 +62,10 @@ def spec_intact(spec: dict) -> bool:
     return spec.get("hash") == digest and spec.get("version") == digest[:12]
 
 
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
+
+
 def refusal(old: dict, states: Mapping[str, Any], move: Move) -> tuple[str, str] | None:
     """(kind, why in words) an instance running `old` with these step states cannot move as `move` says; None if it can."""
     if old["version"] == move.spec.get("version"):
@@ -87,7 +91,7 @@ def refusal(old: dict, states: Mapping[str, Any], move: Move) -> tuple[str, str]
             return "Unmapped", f"step '{sid}' is open and the new version has no step '{sid}': the migration does not map it"
         target = news[mapping[sid]]
         if target.get("kind", "task") != kind:
-            return "Unmapped", f"open step '{sid}' is a {kind} step, but '{target['id']}' it maps to is a {target.get('kind', 'task')} step"
+            return "Unmapped", f"open step '{sid}' is {_a(kind)} step, but '{target['id']}' it maps to is {_a(target.get('kind', 'task'))} step"
         if st.task_id is None:
             return BUSY, f"the task of step '{sid}' is being created: try again in a moment"
         if kind == "approval" and mapping.get(olds[sid]["approve"]) != target["approve"]:
@@ -211,3 +215,109 @@ async def move_running(client, workflow_ids: Iterable[str], move: Move, *, concu
     await asyncio.gather(*(one(w) for w in workflow_ids))
     out.refused.sort()
     return out
+
+
+# -- the plan of a release switch ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Planned:
+    """The running instances of one version of a process, and what a release switch does with them."""
+
+    process: str
+    label: str
+    version: str  # the version they run
+    count: int
+    on: str  # that version as people know it: 'crm 1.0.0', 'an earlier version (3f2a…)'
+    to: str  # what new starts run: 'crm 1.1.0'
+    same: bool  # the new release runs this very version
+    move: Move | None = None  # they move (None: they stay)
+    refused: tuple[tuple[str, int], ...] = ()  # (why, how many) of them will not move, as their open steps stand now
+
+    def line(self) -> str:
+        """'callback (Call-back request): 3 running on crm 1.0.0 will move to crm 1.1.0 (steps: call → call_customer)'."""
+        head = f"{self.process} ({self.label}): {self.count} running on {self.on}"
+        if self.same:
+            return f"{head}, which the new release runs too"
+        if self.move is None:
+            return f"{head} stay on it; new ones start on {self.to}"
+        steps = ", ".join(f"{o} → {n}" for o, n in self.move.steps.items()) or "each keeps its id"
+        text = f"{head} will move to {self.to} (steps: {steps})"
+        for why, n in self.refused:
+            text += f"; {n} of them will not: {why}"
+        return text
+
+
+def _pack_label(compiled, process: str) -> str:
+    p = compiled.model.processes.get(process)
+    pack = next((k for k in compiled.model.packs if p is not None and k.name == p.pack), None)
+    return f"{pack.name} {pack.version}" if pack else process
+
+
+def plan_moves(conn: sa.Connection, old, new) -> list[Planned]:
+    """What switching from the compiled release `old` to `new` does with every running process instance (a read)."""
+    from engine.instancemigration import ANY, applies, step_map
+
+    from .schema import process_instances, tasks
+
+    q = (sa.select(process_instances.c.process, process_instances.c.version, sa.func.count()).where(process_instances.c.status == "running")
+         .group_by(process_instances.c.process, process_instances.c.version).order_by(process_instances.c.process, process_instances.c.version))
+    out: list[Planned] = []
+    for process, version, count in conn.execute(q).all():
+        old_spec, new_spec = old.process_specs.get(process), new.process_specs.get(process)
+        definition = new.model.processes.get(process)
+        label = definition.label if definition else (old.model.processes[process].label if process in old.model.processes else process)
+        current = old_spec is not None and old_spec["version"] == version
+        on = _pack_label(old, process) if current else f"an earlier version ({version})"
+        to = _pack_label(new, process) if new_spec else "nothing (the new release has no such process)"
+        if new_spec is not None and new_spec["version"] == version:
+            out.append(Planned(process, label, version, count, on, to, True))
+            continue
+        m = definition.migrate if definition else None
+        old_pack = _pack_label(old, process).rpartition(" ")[2]
+        if m is None or new_spec is None or not (m.from_ == ANY if not current else applies(m, old_pack)):
+            out.append(Planned(process, label, version, count, on, to, False))
+            continue
+        move = Move(version, new_spec, step_map(m), to)
+        refused: dict[str, int] = {}
+        if current:  # as their open steps stand now (the workflow checks again when it is asked)
+            wids = sa.select(process_instances.c.workflow_id).where(process_instances.c.process == process,
+                                                                   process_instances.c.version == version,
+                                                                   process_instances.c.status == "running")
+            open_steps: dict[str, dict] = {}
+            for wid, step_id, task_id in conn.execute(sa.select(tasks.c.workflow_id, tasks.c.step_id, tasks.c.id)
+                                                      .where(tasks.c.workflow_id.in_(wids), tasks.c.status.in_(OPEN))):
+                open_steps.setdefault(wid, {})[step_id] = _Open(task_id)
+            for states in open_steps.values():
+                why = refusal(old_spec, states, move)
+                if why:
+                    refused[why[1]] = refused.get(why[1], 0) + 1
+        out.append(Planned(process, label, version, count, on, to, False, move, tuple(sorted(refused.items()))))
+    return out
+
+
+@dataclass
+class _Open:
+    """An open step as the task rows show it (what `refusal` reads of a step's state)."""
+
+    task_id: int
+    status: str = "open"
+    approvals: list = field(default_factory=list)
+
+
+async def send(client, engine: sa.Engine, planned: list[Planned]) -> list[tuple[Planned, Outcome]]:
+    """Move the running instances the plan moves (those still on their version: a retry finds the moved ones moved)."""
+    done = []
+    for p in planned:
+        if p.move is None:
+            continue
+        with engine.connect() as conn:
+            wids = running_on(conn, p.process, p.version)
+        done.append((p, await move_running(client, wids, p.move)))
+    return done
+
+
+def report(p: Planned, o: Outcome) -> list[str]:
+    """What sending the moves of `p` did, in words."""
+    lines = [f"{p.process} ({p.label}): {o.moved} moved to {p.to}" + (f", {o.already} had moved already" if o.already else "")
+             + (f", {len(o.refused)} stay on {p.on}" if o.refused else "")]
+    lines += [f"  {wid} stays: {why}" for wid, why in o.refused]
+    return lines
