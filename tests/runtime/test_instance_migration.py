@@ -8,13 +8,16 @@ import copy
 import datetime as dt
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.worker import Replayer
 
 from engine.compiler import compile_model
 from engine.instancemigration import step_map
 from engine.loader import load
 from runtime.instancemigration import Move, move_running, running_on
 from runtime.schema import alerts, process_instances, tasks
+from runtime.worker import workflow_runner
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
 from tests.runtime.test_workflows import PACK, _with_worker, _world, rows
 
@@ -137,6 +140,13 @@ def test_a_mapped_instance_moves_keeping_its_open_task_and_goes_on_with_the_new_
                 await handle.execute_update(ProcessWorkflow.complete, TaskAction(step=step, user_id=before["assignee_id"]))
         moved_result, stayed_result = await moving.result(), await staying.result()
         await fresh.terminate()
+        # both runs of the moved instance (the one that moved, the one that went on) replay under this code
+        first = await env.client.get_workflow_handle("callback-1", run_id=moving.first_execution_run_id).fetch_history()
+        second = await env.client.get_workflow_handle("callback-1").fetch_history()
+        replayer = Replayer(workflows=[ProcessWorkflow], workflow_runner=workflow_runner())
+        for history in (first, second):
+            await replayer.replay_workflow(history)
+        assert first.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
         return moved_result, stayed_result
 
     moved, stayed = asyncio.run(_with_worker(world, body))
@@ -172,7 +182,6 @@ def test_a_move_that_leaves_an_open_step_without_a_place_or_names_another_versio
         f"it runs version {world['v1']['version']}, not 0123456789ab that this migration moves",
         "the new version's content does not match its hash"]
     assert outcome.moved == 0 and outcome.refused == [("callback-1", refusals[0])]
-    from temporalio.api.enums.v1 import EventType
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED not in history  # refused before entering history
     assert state["version"] == world["v1"]["version"]
     assert [(t["step_id"], t["status"]) for t in rows(world, tasks)] == [("call", "open")]
