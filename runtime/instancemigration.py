@@ -84,7 +84,8 @@ def refusal(old: dict, states: Mapping[str, Any], move: Move) -> tuple[str, str]
             continue
         kind = olds[sid].get("kind", "task")
         if kind == "approval" and st.status == "rejected":
-            return BUSY, f"the work of '{sid}' was sent back for revision: it can move once it is resubmitted and decided"
+            return BUSY, (f"'{olds[sid]['approve']}' was sent back for revision: it can move once it is resubmitted and "
+                          f"'{sid}' decided")
         if st.status not in OPEN:
             continue
         if sid not in mapping:

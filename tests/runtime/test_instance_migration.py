@@ -186,3 +186,69 @@ def test_a_move_that_leaves_an_open_step_without_a_place_or_names_another_versio
     assert state["version"] == world["v1"]["version"]
     assert [(t["step_id"], t["status"]) for t in rows(world, tasks)] == [("call", "open")]
     assert [r["version"] for r in rows(world, process_instances)] == [world["v1"]["version"]]
+
+
+APPROVAL_V1 = """
+kind: process
+name: callback
+entity: company
+steps:
+  - id: offer
+    title: Send an offer
+    assign: owner
+  - id: offer_ok
+    approve: offer
+    title: Approve the offer
+    approvers: role:approver
+    due: 1 hour
+    escalate:
+      - {at: due, alert: manager}
+"""
+APPROVAL_V2 = APPROVAL_V1.replace("id: offer_ok", "id: offer_approved").replace("""      - {at: due, alert: manager}
+""", """      - {at: due, alert: manager}
+  - id: send
+    title: Post it
+    assign: owner
+""")
+
+
+def test_an_instance_waiting_for_an_approval_moves_with_its_approvers_task_and_goes_on_after_the_decision(packs, tmp_path, smtp):
+    world = _world(packs, tmp_path, smtp, _pack(APPROVAL_V1))
+    v1 = world["compiled"].process_specs["callback"]
+    v2 = compile_model(load([packs.write("t2", _pack(APPROVAL_V2))])).process_specs["callback"]
+    ids = world["ids"]
+
+    async def body(env, queue):
+        handle = await _start(env, world, v1, "callback-1", queue, await env.get_current_time())
+        await env.sleep(5)
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="offer", user_id=ids["bob"]))
+        await env.sleep(5)
+        [ask] = rows(world, tasks, step_id="offer_ok")
+        outcome = await move_running(env.client, ["callback-1"], Move(v1["version"], v2, {"offer_ok": "offer_approved"}))
+        assert (outcome.moved, outcome.refused) == (1, [])
+        await env.sleep(3600 + 60)  # past the kept due: the new version's ladder alerts once
+        await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer_approved", user_id=ids["mia"], approve=True,
+                                                                       task_id=ask["id"]))
+        await env.sleep(5)
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="send", user_id=ids["bob"]))
+        return await handle.result(), ask
+
+    result, ask = asyncio.run(_with_worker(world, body))
+    assert result == {"steps": {"offer": "done", "offer_approved": "done", "send": "done"}}
+    assert [(t["id"], t["step_id"], t["status"]) for t in rows(world, tasks)] == [
+        (ask["id"] - 1, "offer", "done"), (ask["id"], "offer_approved", "done"), (ask["id"] + 1, "send", "done")]
+    assert [a["task_id"] for a in rows(world, alerts)] == [ask["id"]]
+
+
+def test_carried_states_keep_done_steps_and_skip_the_new_steps_behind_the_open_one():
+    from runtime.instancemigration import carry
+    from runtime.interpreter import StepState
+
+    old = {"steps": [{"id": "a"}, {"id": "b"}, {"id": "c"}]}
+    new = {"steps": [{"id": "intro"}, {"id": "a"}, {"id": "b2"}, {"id": "extra"}, {"id": "c"}]}
+    states = {"a": StepState("done", task_id=1, data={"x": 1}), "b": StepState("open", task_id=2, assignee_id=7, due_at="2026-01-01T09:00:00+00:00"),
+              "c": StepState()}
+    carried, published = carry(old, new, {"b": "b2"}, states, {"a": {"outcome": "done", "data": {"x": 1}}}, StepState)
+    assert {sid: s.status for sid, s in carried.items()} == {"intro": "skipped", "a": "done", "b2": "open", "extra": "pending", "c": "pending"}
+    assert (carried["b2"].task_id, carried["b2"].assignee_id, carried["b2"].due_at) == (2, 7, "2026-01-01T09:00:00+00:00")
+    assert published == {"a": {"outcome": "done", "data": {"x": 1}}} and carried["a"].data == {"x": 1}
