@@ -19,7 +19,11 @@ from runtime.schema import group_members, process_instances, tasks, users
 from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
 from tests.admin.packfixtures import crm_1_1
-from tests.admin.test_pack_install import Installation, _records_and_running, crm_and_acme  # noqa: F401 - a fixture
+from tests.admin.test_pack_install import (  # noqa: F401 - a fixture
+    Installation,
+    _records_and_running,
+    crm_and_acme,
+)
 from tests.runtime.test_workflows import TEST_SERVER
 
 
@@ -52,8 +56,8 @@ def _with_migration(folder: Path, migrate: str) -> Path:
     ("  from: 1.0.0\n  steps:\n    training: sign_off\n",
      "onboarding (Customer onboarding): 2 running on crm 1.0.0 will move to crm 1.1.0 (steps: training → sign_off)"),
     ("  from: '>=1.0,<1.1'\n",
-     "onboarding (Customer onboarding): 2 running on crm 1.0.0 will move to crm 1.1.0 (steps: each keeps its id); 1 of them will not: "
-     "step 'training' is open and the new version has no step 'training': the migration does not map it"),
+     ("onboarding (Customer onboarding): 2 running on crm 1.0.0 will move to crm 1.1.0 (steps: each keeps its id); 1 of them will not: "
+      "step 'training' is open and the new version has no step 'training': the migration does not map it")),
     ("  from: 0.9.0\n",
      "onboarding (Customer onboarding): 2 running on crm 1.0.0 stay on it; new ones start on crm 1.1.0"),
 ], ids=["mapped", "unmapped-open-step", "other-version"])

@@ -33,17 +33,17 @@ def test_a_migration_loads_as_a_typed_map(packs):
 
 def test_a_map_naming_a_step_the_process_does_not_have_is_a_located_problem(packs):
     base = packs.write("base", {"p.yaml": PROCESS.format(frm=">=1.0,<1.1", to="call_custmer")})
-    assert problems(base) == ["base/p.yaml:11:11: migrate maps step 'call' to 'call_custmer', which is not a step of process "
-                              "'callback'; did you mean 'call_customer'? [migrate.unknown-step]"]
+    assert problems(base) == [("base/p.yaml:11:11: migrate maps step 'call' to 'call_custmer', which is not a step of process "
+                               "'callback'; did you mean 'call_customer'? [migrate.unknown-step]")]
 
 
 def test_a_from_that_is_no_version_and_two_steps_mapped_to_one_are_problems(packs):
     text = PROCESS.format(frm="last week", to="call_customer") + "    ring: call_customer\n"
     assert problems(packs.write("base", {"p.yaml": text})) == [
-        "base/p.yaml:9:9: migrate from 'last week' of process 'callback': expected 'any', a version (e.g. '1.0.0') or a version "
-        "range (e.g. '>=1.0,<1.1') [migrate.from]",
-        "base/p.yaml:12:11: migrate maps both 'call' and 'ring' to step 'call_customer' of process 'callback': one running step can "
-        "become one step [migrate.twice]"]
+        ("base/p.yaml:9:9: migrate from 'last week' of process 'callback': expected 'any', a version (e.g. '1.0.0') or a version "
+         "range (e.g. '>=1.0,<1.1') [migrate.from]"),
+        ("base/p.yaml:12:11: migrate maps both 'call' and 'ring' to step 'call_customer' of process 'callback': one running step can "
+         "become one step [migrate.twice]")]
 
 
 def test_an_unknown_key_in_migrate_is_a_schema_problem(packs):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime as dt
 
 import pytest
 from temporalio.api.enums.v1 import EventType
