@@ -4,6 +4,7 @@ on a real Temporal test server, once however often it is applied."""
 from __future__ import annotations
 
 import asyncio
+import re
 import datetime as dt
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from tests.admin.test_pack_install import (  # noqa: F401 - a fixture
     _records_and_running,
     crm_and_acme,
 )
+from tests.conftest import free_port
 from tests.runtime.test_workflows import TEST_SERVER
 
 
@@ -119,6 +121,11 @@ V2 = V1.replace("id: call\n", "id: call_customer\n").replace("completer:call\n",
 ) + "migrate:\n  from: 1.0.0\n  steps:\n    call: call_customer\n"
 
 
+def _versions(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(process_instances.c.version)).scalars())
+
+
 def test_apply_switches_the_release_then_moves_the_running_instances_once(packs, tmp_path):
     v1 = packs.write("t", {**PACK, "process.yaml": V1})
     v2 = packs.write("t-1.1.0", {**PACK, "pack.yaml": "kind: pack\nname: t\nversion: 1.1.0\n", "process.yaml": V2})
@@ -137,7 +144,7 @@ def test_apply_switches_the_release_then_moves_the_running_instances_once(packs,
 
     async def body():
         async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER) as env:
-            inst.env["TAILOR_TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
+            inst.env["TAILOR_TEMPORAL_ADDRESS"] = f"127.0.0.1:{free_port()}"  # first nobody answers there
             queue = f"q-{uuid.uuid4()}"
             with ThreadPoolExecutor(4) as pool:
                 async with make_worker(env.client, engine, compiled, queue, MailSettings(), pool):
@@ -147,6 +154,9 @@ def test_apply_switches_the_release_then_moves_the_running_instances_once(packs,
                         id=f"callback-{i}", task_queue=queue) for i in (1, 2)]
                     await env.sleep(60)
                     dry = await asyncio.to_thread(inst.tailor, "pack", "upgrade", v2)
+                    away = await asyncio.to_thread(inst.tailor, "pack", "upgrade", v2, "--apply")
+                    assert _versions(engine) == {spec["version"]}  # switched, but nobody moved
+                    inst.env["TAILOR_TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
                     done = await asyncio.to_thread(inst.tailor, "pack", "upgrade", v2, "--apply")
                     again = await asyncio.to_thread(inst.tailor, "pack", "upgrade", v2, "--apply")
                     for h in handles:
@@ -154,16 +164,21 @@ def test_apply_switches_the_release_then_moves_the_running_instances_once(packs,
                     await env.sleep(5)
                     for h in handles:
                         await h.terminate()
-                    return dry, done, again
+                    return dry, away, done, again
 
-    dry, done, again = asyncio.run(body())
-    assert "running processes:\n  callback (Callback): 2 running on t 1.0.0 will move to t 1.1.0 (steps: call → call_customer)\n" in dry.output
-    assert done.exit_code == 0, done.output
-    assert done.output.endswith("running processes moved:\n  callback (Callback): 2 moved to t 1.1.0\n")
+    dry, away, done, again = asyncio.run(body())
+    plan = "callback (Callback): 2 running on t 1.0.0 will move to t 1.1.0 (steps: call → call_customer)\n"
+    assert f"running processes:\n  {plan}" in dry.output and dry.output.endswith("nothing was changed (add --apply to do it)\n")
+    assert away.exit_code == 1 and "done: release" in away.output
+    assert re.search(r"the running processes were not moved: Temporal at 127\.0\.0\.1:\d+ did not answer \(.*\); once it does, "
+                     r"run the same command again to move them\n$", away.output, re.S)
+    # the same command again: the release is in place, so it moves the instances still to move
+    assert (done.exit_code, done.output) == (0, f"t 1.1.0 is installed already; running processes still to move:\n  {plan}"
+                                                "running processes moved:\n  callback (Callback): 2 moved to t 1.1.0\n")
     assert (again.exit_code, again.output) == (1, "error: t 1.1.0 is installed already, with exactly these files: nothing to upgrade\n")
     new_version = inst.compiled().process_specs["callback"]["version"]
+    versions = _versions(engine)
     with engine.connect() as conn:
-        versions = set(conn.execute(sa.select(process_instances.c.version)).scalars())
         steps = conn.execute(sa.select(tasks.c.workflow_id, tasks.c.step_id).order_by(tasks.c.workflow_id, tasks.c.id)).all()
     engine.dispose()
     assert versions == {new_version}
