@@ -1,7 +1,9 @@
 """ONE interpreter workflow runs every compiled process spec.
 
 The spec (with its content hash) is the workflow input, so a running instance
-keeps its version when definitions change. Due times are absolute, computed from
+keeps its version when definitions change, unless a pack's instance migration moves
+it: the `migrate` update, after which the run continues as new on the new spec with
+its step states carried over (runtime/instancemigration.py). Due times are absolute, computed from
 the spec's business calendar at the moment each step starts, and enforced with
 Temporal timers; staff actions arrive as updates whose validators keep invalid
 input out of history.
