@@ -80,14 +80,13 @@ def refusal(old: dict, states: Mapping[str, Any], move: Move) -> tuple[str, str]
     olds = {s["id"]: s for s in _walk(old["steps"])}
     news = {s["id"]: s for s in _walk(move.spec["steps"])}
     for sid, st in states.items():
-        if st.status == "pending" or sid not in olds:
-            continue
-        kind = olds[sid].get("kind", "task")
-        if kind == "approval" and st.status == "rejected":
+        if sid in olds and olds[sid].get("kind") == "approval" and st.status == "rejected":
             return BUSY, (f"'{olds[sid]['approve']}' was sent back for revision: it can move once it is resubmitted and "
                           f"'{sid}' decided")
-        if st.status not in OPEN:
+    for sid, st in states.items():
+        if st.status not in OPEN or sid not in olds:
             continue
+        kind = olds[sid].get("kind", "task")
         if sid not in mapping:
             return "Unmapped", f"step '{sid}' is open and the new version has no step '{sid}': the migration does not map it"
         target = news[mapping[sid]]

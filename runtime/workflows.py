@@ -132,7 +132,8 @@ class ProcessWorkflow:
             if self.resumed_at is not None and self.states[step["id"]].status in ("done", "skipped"):
                 self._publish(step["id"])  # a migrated instance: this step was over before it moved
                 continue
-            carried = self.resumed_at is not None and self.states[step["id"]].status in OPEN  # its `when` held: it is open
+            # moved here with a step of it open: its `when` held, and it goes on
+            carried = self.resumed_at is not None and any(self.states[s["id"]].status in OPEN for s in walk([step]))
             if step.get("when") and not carried and not self._condition(step["when"]):
                 await self._skip(step)
                 continue

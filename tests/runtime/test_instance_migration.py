@@ -251,3 +251,22 @@ def test_carried_states_keep_done_steps_and_skip_the_new_steps_behind_the_open_o
     assert {sid: s.status for sid, s in carried.items()} == {"intro": "skipped", "a": "done", "b2": "open", "extra": "pending", "c": "pending"}
     assert (carried["b2"].task_id, carried["b2"].assignee_id, carried["b2"].due_at) == (2, 7, "2026-01-01T09:00:00+00:00")
     assert published == {"a": {"outcome": "done", "data": {"x": 1}}} and carried["a"].data == {"x": 1}
+
+
+def test_an_instance_refuses_a_move_in_words_when_its_open_steps_have_no_fitting_place():
+    from runtime.instancemigration import refusal
+    from runtime.interpreter import StepState
+
+    old = {"name": "p", "version": "v1", "steps": [{"id": "work", "kind": "task"}, {"id": "ok", "kind": "approval", "approve": "work"}]}
+    new_body = {"name": "p", "steps": [{"id": "work", "kind": "approval", "approve": "x"}, {"id": "ok", "kind": "approval", "approve": "work"}]}
+    import hashlib
+
+    from engine.compiler import canonical_json
+    digest = hashlib.sha256(canonical_json(new_body).encode()).hexdigest()
+    new = {**new_body, "hash": digest, "version": digest[:12]}
+    move = Move("v1", new, {})
+    assert refusal(old, {"work": StepState("open", task_id=1), "ok": StepState()}, move) == (
+        "Unmapped", "open step 'work' is a task step, but 'work' it maps to is an approval step")
+    assert refusal(old, {"work": StepState("open", task_id=1, outcome="rejected"), "ok": StepState("rejected")}, move) == (
+        "Conflict", "'work' was sent back for revision: it can move once it is resubmitted and 'ok' decided")
+    assert refusal(old, {"work": StepState("open"), "ok": StepState()}, Move("v1", {**new, "steps": [{"id": "work", "kind": "task"}]}))[0] == "Invalid"
