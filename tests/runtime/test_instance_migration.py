@@ -270,3 +270,44 @@ def test_an_instance_refuses_a_move_in_words_when_its_open_steps_have_no_fitting
     assert refusal(old, {"work": StepState("open", task_id=1, outcome="rejected"), "ok": StepState("rejected")}, move) == (
         "Conflict", "'work' was sent back for revision: it can move once it is resubmitted and 'ok' decided")
     assert refusal(old, {"work": StepState("open"), "ok": StepState()}, Move("v1", {**new, "steps": [{"id": "work", "kind": "task"}]}))[0] == "Invalid"
+
+
+PARALLEL_V1 = """
+kind: process
+name: callback
+entity: company
+steps:
+  - id: both
+    parallel:
+      left:
+        - {id: x, title: Left, assign: owner}
+      right:
+        - {id: y, title: Right, assign: owner}
+  - {id: z, title: After, assign: owner}
+"""
+PARALLEL_V2 = PARALLEL_V1.replace("id: y,", "id: y2,").replace("  - {id: z, title: After, assign: owner}\n", """\
+  - {id: z, title: After, assign: owner}
+  - {id: last, title: Last, assign: owner}
+""")
+
+
+def test_an_instance_inside_parallel_branches_moves_and_the_branches_join_under_the_new_version(packs, tmp_path, smtp):
+    world = _world(packs, tmp_path, smtp, _pack(PARALLEL_V1))
+    v1 = world["compiled"].process_specs["callback"]
+    v2 = compile_model(load([packs.write("t2", _pack(PARALLEL_V2))])).process_specs["callback"]
+    bob = world["ids"]["bob"]
+
+    async def body(env, queue):
+        handle = await _start(env, world, v1, "callback-1", queue, await env.get_current_time())
+        await env.sleep(5)
+        await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="x", user_id=bob))
+        outcome = await move_running(env.client, ["callback-1"], Move(v1["version"], v2, {"y": "y2"}))
+        assert (outcome.moved, outcome.refused) == (1, [])
+        for step in ("y2", "z", "last"):
+            await env.sleep(5)
+            await handle.execute_update(ProcessWorkflow.complete, TaskAction(step=step, user_id=bob))
+        return await handle.result()
+
+    result = asyncio.run(_with_worker(world, body))
+    assert result == {"steps": {"both": "done", "x": "done", "y2": "done", "z": "done", "last": "done"}}
+    assert [(t["step_id"], t["status"]) for t in rows(world, tasks)] == [("x", "done"), ("y2", "done"), ("z", "done"), ("last", "done")]
