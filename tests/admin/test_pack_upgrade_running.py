@@ -4,8 +4,8 @@ on a real Temporal test server, once however often it is applied."""
 from __future__ import annotations
 
 import asyncio
-import re
 import datetime as dt
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -171,10 +171,10 @@ def test_apply_switches_the_release_then_moves_the_running_instances_once(packs,
     assert f"running processes:\n  {plan}" in dry.output and dry.output.endswith("nothing was changed (add --apply to do it)\n")
     assert away.exit_code == 1 and "done: release" in away.output
     assert re.search(r"the running processes were not moved: Temporal at 127\.0\.0\.1:\d+ did not answer \(.*\); once it does, "
-                     r"run the same command again to move them\n$", away.output, re.S)
+                     r"run the same command again to move them\n$", away.output, re.DOTALL)
     # the same command again: the release is in place, so it moves the instances still to move
-    assert (done.exit_code, done.output) == (0, f"t 1.1.0 is installed already; running processes still to move:\n  {plan}"
-                                                "running processes moved:\n  callback (Callback): 2 moved to t 1.1.0\n")
+    assert (done.exit_code, done.output) == (0, (f"t 1.1.0 is installed already; running processes still to move:\n  {plan}"
+                                                 "running processes moved:\n  callback (Callback): 2 moved to t 1.1.0\n"))
     assert (again.exit_code, again.output) == (1, "error: t 1.1.0 is installed already, with exactly these files: nothing to upgrade\n")
     new_version = inst.compiled().process_specs["callback"]["version"]
     versions = _versions(engine)
