@@ -705,11 +705,35 @@ def _print_plan(plan) -> None:
     if not plan.schema and not plan.schema_refused:
         click.echo("  nothing to change")
     click.echo("running processes:")
-    for r in plan.running:
-        stays = "stay on their version; new ones start on the new one" if r.changes else "the new release runs the same version"
-        click.echo(f"  {r.process} ({r.label}) version {r.version[:12]}: {r.count} running, {stays}")
+    for r in plan.running:  # runtime.instancemigration.Planned: they stay, or the new version's migration moves them
+        click.echo(f"  {r.line()}")
     if not plan.running:
         click.echo("  none")
+
+
+def _move_running(settings, engine, planned) -> None:
+    """Send an upgrade's instance migrations to the running processes (after the switch), and say what happened."""
+    import asyncio
+
+    from admin.packtool import install
+    from admin.run import connect
+
+    if not planned:
+        return
+
+    async def go() -> list[str]:
+        client = await connect(settings, patience=5.0)
+        return await install.move(client, engine, planned)
+
+    try:
+        lines = asyncio.run(go())
+    except (RuntimeError, OSError) as exc:
+        click.secho(f"the running processes were not moved: Temporal at {settings.temporal_address} did not answer ({exc}); "
+                    f"once it does, run the same command again to move them", fg="red")
+        sys.exit(1)
+    click.echo("running processes moved:")
+    for line in lines:
+        click.echo(f"  {line}")
 
 
 def _install(sources: tuple[Path, ...], apply: bool, reason: str | None, upgrade: bool) -> None:
@@ -722,22 +746,39 @@ def _install(sources: tuple[Path, ...], apply: bool, reason: str | None, upgrade
     except PackError as exc:
         _pack_error(exc)
     settings, engine = _installation(apply)
+    moves = []  # sent once the switch is committed: the workers write the moved instances' rows
     try:
         with engine.begin() as conn:
             try:
                 plan = install.make_plan(conn, given, upgrade=upgrade)
+            except install.Installed:  # a retried apply: the instances an earlier one did not move yet
+                moves = install.still_to_move(conn, settings.data_dir / "releases")
+                if not moves:
+                    raise
+                plan = None
             except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:  # no platform tables: nothing installed there
                 _pack_error(f"there is no installation at {settings.database_url} yet ({type(exc).__name__}): start it once with `tailor run`")
-            _print_plan(plan)
-            if not plan.ok:
-                click.secho("nothing was changed", fg="red")
-                sys.exit(1)
-            if not apply:
-                click.echo("this was a dry run: nothing was changed (add --apply to do it)")
-                return
-            why = reason or f"tailor pack {plan.kind} {', '.join(p.label for p in given)}"
-            release_id, activation, ops = install.apply(conn, plan, settings.data_dir / "releases", why)
-        click.secho(f"done: release {release_id} is active (activation {activation}); every node switches within seconds", fg="green")
+            if plan is None:
+                click.echo(f"{', '.join(p.label for p in given)} is installed already; running processes still to move:")
+                for r in moves:
+                    click.echo(f"  {r.line()}")
+                if not apply:
+                    click.echo("this was a dry run: nothing was changed (add --apply to move them)")
+                    return
+            else:
+                _print_plan(plan)
+                if not plan.ok:
+                    click.secho("nothing was changed", fg="red")
+                    sys.exit(1)
+                if not apply:
+                    click.echo("this was a dry run: nothing was changed (add --apply to do it)")
+                    return
+                why = reason or f"tailor pack {plan.kind} {', '.join(p.label for p in given)}"
+                release_id, activation, _ = install.apply(conn, plan, settings.data_dir / "releases", why)
+                moves = [r for r in plan.running if r.move is not None]
+        if plan is not None:
+            click.secho(f"done: release {release_id} is active (activation {activation}); every node switches within seconds", fg="green")
+        _move_running(settings, engine, moves)
     except PackError as exc:
         _pack_error(exc)
     finally:

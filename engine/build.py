@@ -13,7 +13,7 @@ from . import durations
 from .errors import Loc, Problem
 from .model import (
     ApprovalStep, Calendar, Choice, CreateAction, Due, Duration, Entity, EntityPages, Escalation, Field, Form, FormTrigger, Group, GroupDef, Link,
-    ManualTrigger, Overlay, Pack, ParallelStep, Party, Process, ProjectSpec, RecordFieldRules, RecordTrigger, Role,
+    ManualTrigger, Migration, Overlay, Pack, ParallelStep, Party, Process, ProjectSpec, RecordFieldRules, RecordTrigger, Role,
     ScheduleTrigger, Section, Source, StartAction, Step, TaskStep, Template, UpdateAction, Webhook, WorkingPeriod,
 )
 from .reports import Chart, Dashboard, Delivery, Measure, PipelineOptions, Report
@@ -262,7 +262,12 @@ class Builder:
             project=ProjectSpec(Template(proj["title"], self.loc("/project/title")), self.loc("/project"),
                                 self.party(proj.get("manager"), "/project/manager")) if proj else None,
             fallback=self.party(d.get("fallback"), "/fallback"),
+            migrate=self.migration(d["migrate"]) if "migrate" in d else None,
         )
+
+    def migration(self, raw: dict) -> Migration:
+        return Migration(self.loc("/migrate"), str(raw.get("from", "any")), self.loc("/migrate/from") if "from" in raw else None,
+                         tuple((old, new, self.loc(J("/migrate/steps", old))) for old, new in (raw.get("steps") or {}).items()))
 
     def role(self) -> Role:
         d = self.doc.data

@@ -15,6 +15,7 @@ from . import fieldtypes, recurrence, reporting
 from .errors import Loc, Problem
 from .expressions import ANY, Opaque, Scope, check as check_template
 from .fieldtypes import COMMON_OPTIONS, is_valid_regex
+from .instancemigration import check_migration
 from .recurrence import RecurrenceError
 from .model import (
     ApprovalStep, CreateAction, Entity, Field, Form, FormTrigger, Model, ParallelStep, Party, Process, RecordTrigger, ScheduleTrigger,
@@ -674,6 +675,7 @@ def check_model(model: Model, broken: set[tuple[str, str]] = frozenset()) -> lis
         out.extend(c.form(f))
     for p in model.processes.values():
         out.extend(c.process(p))
+        out.extend(check_migration(p))
     for g in model.groups.values():
         out.extend(c.group(g))
     for cal in model.calendars.values():

@@ -389,6 +389,17 @@ Trigger = Union[FormTrigger, RecordTrigger, ScheduleTrigger, ManualTrigger]
 
 
 @dataclass(frozen=True, slots=True)
+class Migration:
+    """An instance migration: running instances of the versions `from_` names move to this version, their steps mapped
+    (`steps`: old id -> new id, each with where the new id is written; a step whose id both versions have maps to itself)."""
+
+    loc: Loc
+    from_: str = "any"  # "any", or a version range of the pack the process is in (e.g. "1.0.0", ">=1.0,<1.1")
+    from_loc: Loc | None = None
+    steps: tuple[tuple[str, str, Loc], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectSpec:
     title: Template
     loc: Loc
@@ -411,6 +422,7 @@ class Process:
     triggers: tuple[Trigger, ...] = ()
     project: ProjectSpec | None = None
     fallback: Party | None = None  # who gets a task whose step names nobody who may hold it (a step's own fallback wins)
+    migrate: Migration | None = None  # moves running instances of an earlier version to this one (none: they stay)
     kind: str = field(default="process", init=False)
 
 

@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from engine.compiler import CompiledModel
 from . import approvals, holders, messages, notifications, parties, records, routing, tasks as task_service
+from .instancemigration import move_rows
 from .mail import MailSettings
 from .schema import alerts, idempotency_keys, users
 from .workflows import DATA_ERROR, NOT_A_HOLDER
@@ -79,7 +80,7 @@ class Activities:
     def all(self) -> list:
         return [self.open_project, self.create_task, self.set_task_state, self.reassign_task,
                 self.raise_alert, self.email_alert, self.send_reminder, self.finish_instance, self.add_comment,
-                self.create_approvals, self.decide_approval]
+                self.create_approvals, self.decide_approval, self.move_instance]
 
     def _owner(self, conn: sa.Connection, entity: str | None, record_id: int | None) -> int | None:
         """The record's owner as it is now (not as it was when the process started), read through the record service:
@@ -268,6 +269,11 @@ class Activities:
                     conn.execute(idempotency_keys.insert().values(key=key, scope="reminder", result={}, created_at=task_service.utcnow()))
             except sa.exc.IntegrityError:
                 pass
+
+    @write("tailor.move_instance")
+    def move_instance(self, conn: sa.Connection, req: dict) -> bool:
+        """A migrated instance's rows on its new version (runtime/instancemigration.py), once."""
+        return move_rows(conn, req)
 
     @write("tailor.add_comment")
     def add_comment(self, conn: sa.Connection, req: dict) -> None:

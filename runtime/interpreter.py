@@ -28,6 +28,9 @@ class ProcessInput:
     started_by: int | None = None
     started_at: str | None = None  # ISO time; defaults to the workflow's start
     announce: list[str] = field(default_factory=list)  # the webhook events someone receives (none: send nothing)
+    # a run that continues an instance moved to this spec (runtime/instancemigration.py): {states: {step: StepState
+    # fields}, steps: published results, project, project_id, at: when it moved}
+    resume: dict | None = None
 
 
 @dataclass

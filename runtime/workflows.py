@@ -1,7 +1,9 @@
 """ONE interpreter workflow runs every compiled process spec.
 
 The spec (with its content hash) is the workflow input, so a running instance
-keeps its version when definitions change. Due times are absolute, computed from
+keeps its version when definitions change, unless a pack's instance migration moves
+it: the `migrate` update, after which the run continues as new on the new spec with
+its step states carried over (runtime/instancemigration.py). Due times are absolute, computed from
 the spec's business calendar at the moment each step starts, and enforced with
 Temporal timers; staff actions arrive as updates whose validators keep invalid
 input out of history.
@@ -20,6 +22,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from .instancemigration import Move, carry, refusal, renames
     from .interpreter import (Calendar, ProcessInput, StepState, TaskAction, condition, deadlines, form_errors, render,
                               template_context, walk)
 
@@ -33,6 +36,7 @@ UPDATE_RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), maximum_int
                            non_retryable_error_types=[DATA_ERROR, NOT_A_HOLDER])
 OPEN = ("open", "awaiting_approval")
 STATE_AFTER_WRITE = "state-after-write"  # workflow.patched: a step takes its new state once the write is in (see _settle)
+MIGRATABLE = "migratable"  # workflow.patched: the run can stop where it stands and go on under a new version (see migrate)
 
 
 def _storable(*values: Any) -> None:
@@ -61,6 +65,10 @@ class ProcessWorkflow:
         self.instance: dict | None = None  # the instance row, until the first write has carried it
         self.clock: dt.datetime | None = None  # when the latest write committed (see _now)
         self.settling: set[str] = set()  # steps whose completion or decision is being written
+        self.moving: Move | None = None  # a migration accepted: no staff action changes a step until the run moves
+        self.moved = False  # its rows are on the new version: the run continues as new on it
+        self.resumed_at: dt.datetime | None = None  # a run that continues a migrated one: when it moved
+        self.migratable = False  # started by code that can move it (not a history recorded before)
 
     # -- run -------------------------------------------------------------------
     @workflow.run
@@ -77,13 +85,22 @@ class ProcessWorkflow:
                          "record_id": inp.record_id, "inputs": inp.inputs, "started_by": inp.started_by, "started_at": started.isoformat()}
         self.ctx = {"record": {**inp.record, "id": inp.record_id}, "inputs": inp.inputs,
                     "process": {"name": spec["name"], "label": spec["label"], "id": wid}, "project": {}, "steps": {}}
-        if spec.get("project"):
+        if inp.resume:  # a migrated instance, going on where its earlier version stood (its rows exist)
+            r = inp.resume
+            self.states.update({sid: StepState(**st) for sid, st in r["states"].items() if sid in self.specs})
+            self.ctx["steps"], self.ctx["project"], self.project_id = dict(r["steps"]), dict(r["project"]), r["project_id"]
+            self.instance, self.resumed_at = None, dt.datetime.fromisoformat(r["at"])
+        elif spec.get("project"):
             title = self._render(spec["project"]["title"], spec["label"])
             self.project_id = await self._write("tailor.open_project", {
                 "key": wid, "title": title, "entity": inp.entity, "record_id": inp.record_id, "manager": spec["project"]["manager"],
                 "started_by": inp.started_by})
             self.ctx["project"] = {"title": title, "id": self.project_id}
-        await self._sequence(spec["steps"])
+        self.migratable = workflow.patched(MIGRATABLE)
+        if self.migratable:
+            await self._until_moved(spec["steps"])
+        else:  # a history recorded before instances could move: its steps ran in the run itself
+            await self._sequence(spec["steps"])
         await workflow.wait_condition(workflow.all_handlers_finished)  # the last completion's DB write and reply
         for handle in self.background:  # let pending emails finish (or give up) before the process ends
             try:
@@ -93,9 +110,31 @@ class ProcessWorkflow:
         await self._write("tailor.finish_instance", {"workflow_id": wid, "status": "completed", "project_id": self.project_id})
         return {"steps": {sid: s.status for sid, s in self.states.items()}}
 
+    async def _until_moved(self, steps: list[dict]) -> None:
+        """Run the steps, unless a migration moves the instance first: then go on as a new run of the new version, with
+        the steps' states carried over (the steps still waiting are abandoned with this run: their timers with it)."""
+        run = asyncio.ensure_future(self._sequence(steps))
+        await workflow.wait_condition(lambda: run.done() or self.moved)
+        if run.done():
+            run.result()  # its failure, if it failed
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)  # the migrate update's reply
+        move, inp = self.moving, self.input
+        states, published = carry(inp.spec, move.spec, move.steps, self.states, self.ctx["steps"], StepState)
+        workflow.continue_as_new(ProcessInput(
+            spec=move.spec, entity=inp.entity, record_id=inp.record_id, record=inp.record, inputs=inp.inputs, started_by=inp.started_by,
+            started_at=self.started_at.isoformat(), announce=inp.announce,
+            resume={"states": {sid: vars(st) for sid, st in states.items()}, "steps": published, "project": self.ctx["project"],
+                    "project_id": self.project_id, "at": workflow.now().isoformat()}))
+
     async def _sequence(self, steps: list[dict]) -> None:
         for step in steps:
-            if step.get("when") and not self._condition(step["when"]):
+            if self.resumed_at is not None and self.states[step["id"]].status in ("done", "skipped"):
+                self._publish(step["id"])  # a migrated instance: this step was over before it moved
+                continue
+            # moved here with a step of it open: its `when` held, and it goes on
+            carried = self.resumed_at is not None and any(self.states[s["id"]].status in OPEN for s in walk([step]))
+            if step.get("when") and not carried and not self._condition(step["when"]):
                 await self._skip(step)
                 continue
             if step["kind"] == "parallel":
@@ -116,6 +155,11 @@ class ProcessWorkflow:
     # -- one task ----------------------------------------------------------------
     async def _task(self, step: dict) -> None:
         state = self.states[step["id"]]
+        if self.resumed_at is not None and state.status in OPEN:  # moved here by a migration: its task, assignee and due stay
+            due_at = dt.datetime.fromisoformat(state.due_at) if state.due_at else None
+            await self._watch(step, state, due_at, since=self.resumed_at)
+            self._publish(step["id"])
+            return
         due_at = self._due(step)
         state.due_at = due_at.isoformat() if due_at else None
         title = self._render(step["title"], step["id"])
@@ -140,9 +184,12 @@ class ProcessWorkflow:
         await self._watch(step, state, due_at)
         self._publish(step["id"])
 
-    async def _watch(self, step: dict, state: StepState, due_at: dt.datetime | None) -> None:
-        """Wait for the step to finish, firing reminders and escalation levels at their times, once each."""
+    async def _watch(self, step: dict, state: StepState, due_at: dt.datetime | None, since: dt.datetime | None = None) -> None:
+        """Wait for the step to finish, firing reminders and escalation levels at their times, once each (`since`: those
+        before it were the earlier version's, which fired its own)."""
         for at, kind, detail in deadlines(step, due_at, self.calendar):
+            if since is not None and at <= since:
+                continue
             if state.status not in OPEN:
                 return
             wait = (at - self._now()).total_seconds()
@@ -207,7 +254,21 @@ class ProcessWorkflow:
             await self._skip(step)
             return
         wid = workflow.info().workflow_id
+        since = self.resumed_at if state.status == "open" and state.approvals else None  # moved here by a migration
         while True:
+            if since is not None:  # the round under way goes on: its approvers' tasks, and their due, stay
+                due_at = dt.datetime.fromisoformat(state.due_at) if state.due_at else None
+                await self._watch_approval(step, state, due_at, work.completed_by, since=since)
+                since = None
+                if state.outcome == "approved":
+                    break
+                await workflow.wait_condition(lambda: work.status == "done")
+                self._publish(step["approve"])
+                state.round += 1
+                if step.get("when") and not self._condition(step["when"]):
+                    state.status = state.outcome = "skipped"
+                    break
+                continue
             due_at = self._due(step)
             state.due_at = due_at.isoformat() if due_at else None
             title = self._render(step["title"], step["id"])
@@ -236,10 +297,13 @@ class ProcessWorkflow:
                 break
         self._publish(step["id"])
 
-    async def _watch_approval(self, step: dict, state: StepState, due_at: dt.datetime | None, requester: int | None) -> None:
+    async def _watch_approval(self, step: dict, state: StepState, due_at: dt.datetime | None, requester: int | None,
+                              since: dt.datetime | None = None) -> None:
         """Wait for the round's decision, reminding each approver still to decide and escalating their task, once each."""
         wid = workflow.info().workflow_id
         for at, kind, detail in deadlines(step, due_at, self.calendar):
+            if since is not None and at <= since:
+                continue
             if state.status not in OPEN:
                 return
             wait = (at - self._now()).total_seconds()
@@ -263,6 +327,7 @@ class ProcessWorkflow:
     def _approval_entry(self, action: TaskAction) -> tuple[StepState, dict]:
         """The approval task of the round under way that `action` decides, if `action.user_id` may decide it now."""
         state = self.states[action.step]
+        self._not_moving()
         if state.status != "open":
             why = {"rejected": "the work was sent back for revision: nothing waits for a decision until it is resubmitted",
                    "done": "this approval is already decided"}.get(state.status, f"step '{action.step}' is not waiting for a decision")
@@ -331,6 +396,7 @@ class ProcessWorkflow:
         if action.step in self.settling:
             raise ApplicationError(f"step '{action.step}' is being changed by another request; try again", type="Conflict",
                                    non_retryable=True)
+        self._not_moving()
         if state.status not in statuses:
             raise ApplicationError(f"step '{action.step}' is {state.status}, not {' or '.join(statuses)}", type="Conflict", non_retryable=True)
         return state
@@ -477,6 +543,45 @@ class ProcessWorkflow:
         if not action.comment.strip():
             raise ApplicationError("a comment needs some text", type="Invalid", non_retryable=True)
         _storable(action.comment)
+
+    # -- moving to a new version (runtime/instancemigration.py) ------------------------------------------------
+    def _not_moving(self) -> None:
+        if self.moving is not None:
+            raise ApplicationError("this process is moving to a new version: try again in a moment", type="Conflict", non_retryable=True)
+
+    def _refusal(self, move: Move) -> None:
+        if self.moving is not None:
+            raise ApplicationError("this process is moving to a new version already", type="Conflict", non_retryable=True)
+        if not self.migratable and self.input is not None and self.input.spec["version"] != move.spec.get("version"):
+            raise ApplicationError("it started before Tailor could move running processes: it finishes on its version",
+                                   type="Unmapped", non_retryable=True)
+        if self.settling:
+            raise ApplicationError(f"step '{min(self.settling)}' is being changed by another request: try again", type="Conflict",
+                                   non_retryable=True)
+        why = refusal(self.input.spec, self.states, move)
+        if why:
+            raise ApplicationError(why[1], type=why[0], non_retryable=True)
+
+    @workflow.update
+    async def migrate(self, move: Move) -> dict:
+        """Move the instance to a new version of its process: its rows first, then (the run, once this reply is out) a
+        new run of the new spec that goes on where this one stands."""
+        self._refusal(move)  # again: a staff action may have begun since the validator ran
+        self.moving = move
+        renamed, dropped = renames(self.input.spec, move.spec, move.steps)
+        try:
+            await self._write("tailor.move_instance", {"workflow_id": workflow.info().workflow_id, "version": move.spec["version"],
+                                                       "from_version": self.input.spec["version"], "renames": renamed, "dropped": dropped})
+        except BaseException:
+            self.moving = None
+            raise
+        self.moved = True
+        return {"from": self.input.spec["version"], "to": move.spec["version"],
+                "open": {sid: s.task_id for sid, s in self.states.items() if s.status in OPEN}}
+
+    @migrate.validator
+    def _validate_migrate(self, move: Move) -> None:
+        self._refusal(move)
 
     @workflow.query
     def state(self) -> dict:

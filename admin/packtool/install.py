@@ -3,8 +3,10 @@
 The new release is the active release's packs with this pack added (install) or put in place of its installed version
 (upgrade), the installation's `local` pack kept. Before anything changes there is a plan: what changes in words, the
 3-way merge of an upgraded base under the client's overlays (`merge`: what carries over, and every conflict with its
-place on both sides), the database plan, and the running processes (they finish on the version they started with).
-Applying it is `runtime.releases.switch_to`: compile, schema plan and activation in one transaction.
+place on both sides), the database plan, and the running processes: they finish on the version they started with,
+unless the new version ships an instance migration (`migrate:`), which moves them (`runtime.instancemigration`).
+Applying it is `runtime.releases.switch_to` (compile, schema plan and activation in one transaction), then `move`: the
+migration updates sent to the running instances, which a retried apply sends again to those still to move.
 """
 from __future__ import annotations
 
@@ -19,13 +21,17 @@ from packaging.version import InvalidVersion, Version
 from engine.compiler import CompiledModel, compile_model
 from engine.errors import DefinitionError, Loc, Problem
 from engine.loader import load_model
-from runtime import releases
+from runtime import instancemigration, releases
 from runtime.releases import LOCAL, Files
 
 from . import PackError
 from .archive import PackFiles, _manifest_of
 from .changes import describe
 from .merge import Carried, Conflict, merge, unexplained
+
+
+class Installed(PackError):
+    """An upgrade to what is installed already: nothing to plan (running instances may still have to move: `still_to_move`)."""
 
 
 @dataclass
@@ -45,7 +51,7 @@ class Plan:
     carried: list[Carried] = field(default_factory=list)
     schema: list[str] = field(default_factory=list)
     schema_refused: str | None = None
-    running: list[releases.Running] = field(default_factory=list)
+    running: list[instancemigration.Planned] = field(default_factory=list)
     places: dict[str, str] = field(default_factory=dict)  # folder loaded from -> how to show it
     loads: bool = False  # the new set of packs loads and compiles
 
@@ -182,7 +188,7 @@ def make_plan(conn: sa.Connection, given: list[PackFiles], *, upgrade: bool) -> 
                                 f"use `tailor pack install`")
             previous[pack.name] = heads[folder]["version"]
             if base_files[folder] == pack.files:
-                raise PackError(f"{pack.label} is installed already, with exactly these files: nothing to upgrade")
+                raise Installed(f"{pack.label} is installed already, with exactly these files: nothing to upgrade")
             if _later(previous[pack.name], pack.version):
                 raise PackError(f"{pack.label} is older than the installed {pack.name} {previous[pack.name]}: a downgrade is not an "
                                 f"upgrade (to go back, activate an earlier release: `tailor release list`, `tailor release activate`)")
@@ -234,7 +240,7 @@ def make_plan(conn: sa.Connection, given: list[PackFiles], *, upgrade: bool) -> 
                 plan.schema = list(describe_ops(schema_plan(conn, new)))
             except MigrationError as exc:
                 plan.schema_refused = str(exc)
-            plan.running = releases.running(conn, new)
+            plan.running = instancemigration.plan_moves(conn, old, new)
     return plan
 
 
@@ -251,3 +257,21 @@ def apply(conn: sa.Connection, plan: Plan, root: Path, reason: str) -> tuple[int
     except DefinitionError as exc:  # the plan loaded it: only a change in between could make it fail here
         raise PackError(f"the new release does not load: {exc}") from None
     return release_id, activation, ops
+
+
+def still_to_move(conn: sa.Connection, root: Path) -> list[instancemigration.Planned]:
+    """The moves an upgrade's apply did not finish (Temporal away, an instance busy): the running instances of the release
+    active before the current one that the current one's migrations move."""
+    log = releases.history(conn, limit=2)
+    if len(log) < 2 or log[0]["id"] == log[1]["id"]:
+        return []
+    before, now = (releases.compile_release(releases.get(conn, r["id"]), root) for r in (log[1], log[0]))
+    return [p for p in instancemigration.plan_moves(conn, before, now) if p.move is not None]
+
+
+async def move(client, engine: sa.Engine, planned: list[instancemigration.Planned]) -> list[str]:
+    """Send the plan's moves to the running instances; what happened, in words."""
+    lines: list[str] = []
+    for p, outcome in await instancemigration.send(client, engine, planned):
+        lines += instancemigration.report(p, outcome)
+    return lines
