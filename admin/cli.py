@@ -99,7 +99,7 @@ def _platform(echo=click.echo, **options) -> None:
 
 
 @main.command()
-@click.option("--demo", is_flag=True, help="load the CRM pack's demo data (once) and start its demo processes")
+@click.option("--demo", is_flag=True, help="load the demo data of every active pack (each once) and start its demo processes")
 @click.option("--external", is_flag=True, help="use the Temporal cluster at TAILOR_TEMPORAL_ADDRESS instead of starting the dev server")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

@@ -1,33 +1,77 @@
-"""The demo's past (definitions/demo/history.yaml): opportunities that moved through the pipeline, finished tasks with
-the alerts their ladders raised, and contacts with customers, so the reports and dashboards show something.
+"""The CRM pack's demo past (the `past:` section of definitions/crm/demo/history.yaml): opportunities that moved
+through the pipeline, support requests handled before, and finished tasks with the alerts their ladders raised, so the
+reports and dashboards show something.
 
 Written as the runtime writes them (records through the record service with their times, so the audit log holds
-the stage changes; task rows with the due time the process's calendar gives), once, with the rest of the demo data.
+the stage changes; task rows with the due time the process's calendar gives), once, with the rest of the CRM pack's
+demo (admin/demo.py); checked with it first, every problem at its line.
 """
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-import yaml
 
 from engine.build import humanise
 from engine.calendars import BusinessCalendar
 from engine.compiler import CompiledModel
+from engine.errors import Problem
+from engine.model import Model
+from engine.source import Document
 from runtime import records
-from runtime.history import add_history
 from runtime.schema import alerts, process_starts, tasks
 
-HISTORY = Path(__file__).resolve().parent.parent / "definitions" / "demo" / "history.yaml"
+if TYPE_CHECKING:
+    from .demo import Known
+
+PARTS = {"opportunities": "opportunity", "support_requests": "support_request", "tasks": None}
 
 
-def load_history(conn: sa.Connection, compiled: CompiledModel, users: dict[str, int], keys: dict[str, tuple[str, int]],
-                 now: dt.datetime, path: Path = HISTORY) -> None:
-    """Write the demo's past; `users` and `keys` are the demo's users and records by their names in the YAML."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    admin = users["admin"]
+def check_past(doc: Document, pointer: str, data: Any, model: Model, known: Known) -> list[Problem]:
+    """Every problem of a `past:` section: users, keys, processes and steps it names; its records' keys become known."""
+    problems: list[Problem] = []
+
+    def at(p: str, code: str, message: str) -> None:
+        problems.append(Problem(doc.loc(p), code, message, p))
+
+    if not isinstance(data, dict):
+        at(pointer, "demo.shape", f"past is a mapping of {', '.join(PARTS)}")
+        return problems
+    for part, rows in data.items():
+        if part not in PARTS:
+            at(f"{pointer}/{part}", "demo.section", f"unknown part '{part}' of the past (expected {', '.join(PARTS)})")
+            continue
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            p = f"{pointer}/{part}/{i}"
+            if not isinstance(row, dict):
+                at(p, "demo.shape", f"each of {part} is a mapping")
+                continue
+            for name in ("owner", "assignee"):
+                if name in row and row[name] not in known.users:
+                    at(f"{p}/{name}", "demo.user", f"no user '{row[name]}' (users come from this or an earlier pack's demo)")
+            refs = [row["company"]] if "company" in row else []
+            if "record" in row:
+                refs.append(str(row["record"]).split("/")[-1])
+            for ref in refs:
+                if ref not in known.keys:
+                    at(f"{p}/{'company' if ref == row.get('company') else 'record'}", "demo.key", f"no record with key '{ref}' made before this")
+            if part == "tasks":
+                process = model.processes.get(row.get("process"))
+                if process is None:
+                    at(f"{p}/process", "demo.process", f"no process '{row.get('process')}'")
+                elif row.get("step") not in {s.id for s in process.steps}:
+                    at(f"{p}/step", "demo.step", f"process {process.name} has no step '{row.get('step')}'")
+            elif "key" in row:
+                known.keys.setdefault(str(row["key"]), (PARTS[part], None, "crm"))
+    return problems
+
+
+def load_past(conn: sa.Connection, compiled: CompiledModel, data: dict, users: dict[str, int], keys: dict[str, tuple[str, int]],
+              now: dt.datetime) -> None:
+    """Write the demo's past; `users` and `keys` are the users and records by their names in the demo (the past's own
+    records are added to `keys`)."""
+    admin = users.get("admin")
     morning = now.replace(hour=10, minute=0, second=0, microsecond=0)
 
     def ago(days: int) -> dt.datetime:
@@ -51,11 +95,6 @@ def load_history(conn: sa.Connection, compiled: CompiledModel, users: dict[str, 
         keys[row["key"]] = ("support_request", rec.id)
     for n, row in enumerate(data.get("tasks", [])):
         _task(conn, compiled, n, row, users, keys, ago(row["started"]))
-    for row in data.get("contacts", []):
-        entity, key = row["record"].split("/")
-        form = row.get("form")
-        add_history(conn, entity, keys[key][1], "submission" if form else "note", row["summary"], {"form": form} if form else {},
-                    users[row["by"]], form=form, at=ago(row["days"]))
 
 
 def _task(conn: sa.Connection, compiled: CompiledModel, n: int, row: dict, users: dict[str, int], keys: dict[str, tuple[str, int]],
