@@ -666,6 +666,42 @@ def _installation(apply: bool):
     return settings, engine
 
 
+@pack.command("export")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="the folder to write the pack into (default: ./NAME)")
+@click.option("--name", default="site_changes", show_default=True, help="the pack's name")
+@click.option("--version", "version", default="0.1.0", show_default=True, help="the pack's version")
+def pack_export(out: Path | None, name: str, version: str) -> None:
+    """Write the active release's local changes (what admins changed in the console) as a client pack NAME.
+
+    The pack extends the packs the changes stand on, with version ranges; it is checked to give the release's model
+    before it is written, so `tailor pack build` and `tailor pack install` take it as it is."""
+    import sqlalchemy as sa
+
+    from admin.packtool import PackError, export
+    from engine.packs import display_path
+    from runtime import releases
+
+    settings, engine = _installation(False)
+    target = out or Path(name)
+    try:
+        with engine.connect() as conn:
+            try:
+                found = releases.active(conn)
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+                _pack_error(f"there is no installation at {settings.database_url} yet ({type(exc).__name__}): start it once with `tailor run`")
+        if found is None:
+            _pack_error("this installation has no configuration release yet: nothing to export")
+        made = export.export(found[0], name, version, target, settings.data_dir / "releases")
+    except PackError as exc:
+        _pack_error(exc)
+    finally:
+        engine.dispose()
+    ranges = ", ".join(f"{b} {r}" for b, r in made.extends.items())
+    click.echo(f"exported the local changes of release {made.release_id} as {made.name} {made.version} (extends {ranges}) "
+               f"into {target}: {made.definitions} definitions and overlays, {len(made.files)} files")
+    click.echo(f"next: tailor pack build {display_path(target)}")
+
+
 def _print_plan(plan) -> None:
     sources = ", ".join(p.source for p in plan.given)
     click.echo(f"{plan.title()} (from {sources}) into release {plan.release_id} ({', '.join(plan.others) or 'no other packs'})")

@@ -33,7 +33,7 @@ def version_range(version: str) -> str:
     return f">={major}.{minor},<{major + 1}" if major else f">=0.{minor},<0.{minor + 1}"
 
 
-def _dump(data) -> str:
+def dump(data) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
@@ -98,7 +98,7 @@ def _start() -> dt.datetime:
     return dt.datetime.combine(day, dt.time(10, 0))
 
 
-def _schema_line(folder: Path, rel: str, schema: str) -> str:
+def schema_line(folder: Path, rel: str, schema: str) -> str:
     """The comment that lets an editor check the file against its published schema (a path relative to the file)."""
     target = Path(__file__).resolve().parents[2] / "engine" / "schemas" / f"{schema}.schema.json"
     return f"# yaml-language-server: $schema={os.path.relpath(target, (folder.resolve() / rel).parent)}\n"
@@ -111,7 +111,7 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
     model = compiled.model
     base_pack = next(p for p in model.packs if p.name == base)
     out = {
-        "pack.yaml": _schema_line(folder, "pack.yaml", "pack") + _dump({
+        "pack.yaml": schema_line(folder, "pack.yaml", "pack") + dump({
             "kind": "pack", "name": name, "version": "0.1.0", "label": name.replace("_", " ").title(),
             "description": f"{name.replace('_', ' ').title()}'s own fields, forms and processes, on top of the {base_pack.label} pack.",
             "extends": {base: version_range(base_pack.version)}}),
@@ -124,10 +124,10 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
     form, process, step = found.form, found.process, found.step
     field_name = f"{name}_reference"
     out[f"overlays/{form.name}.yaml"] = (
-        _schema_line(folder, f"overlays/{form.name}.yaml", "overlay") +
+        schema_line(folder, f"overlays/{form.name}.yaml", "overlay") +
         f"# A sample overlay: {name} asks for its own reference on the {base} pack's '{form.label}' form.\n"
         f"# Overlays change the base's definitions without copying them; docs/definitions.md lists what they can do.\n"
-        + _dump({"kind": "overlay", "name": f"{name}_{form.name}", "target": f"form/{form.name}",
+        + dump({"kind": "overlay", "name": f"{name}_{form.name}", "target": f"form/{form.name}",
                  "add_fields": {field_name: {"type": "string", "label": f"{name.replace('_', ' ').title()} reference",
                                              "help": "Our own reference for this, if we have one."}}}))
     start = _start()
@@ -158,7 +158,7 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
     calendar = f"calendar: {spec['calendar']['name']}\n" if process.calendar else ""
     groups = "".join(f"  groups:\n    {g}: {_flow(v)}\n" for g, v in (given.get("groups") or {}).items())
     out[f"tests/{form.name}.yaml"] = (
-        _schema_line(folder, f"tests/{form.name}.yaml", "scenario")
+        schema_line(folder, f"tests/{form.name}.yaml", "scenario")
         + "# A sample scenario test, run by `tailor pack test` (the format: docs/packs.md). Times are local to the calendar.\n"
         + f"scenario: {_flow(f'{form.label} starts {process.label.lower()}, its first task for the right person, due on time')}\n"
         + calendar
