@@ -45,6 +45,10 @@ def check(paths: tuple[Path, ...], postgres: str | None, no_postgres: bool) -> N
         sys.exit(1)
     assert model is not None
     problems = check_packs(paths, model)  # the packs' scenario tests name what the definitions have
+    from admin import demo
+
+    demos, demo_problems = demo.read(model)  # and so do their demo data, loaded into a fresh installation
+    problems += demo_problems + demo.check(demos, model, demo.Known())
     if problems:
         _report(problems)
         sys.exit(1)

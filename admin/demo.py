@@ -78,10 +78,10 @@ class Loaded:
 
 
 # -- reading ------------------------------------------------------------------------------------------
-def read(compiled: CompiledModel) -> tuple[list[PackDemo], list[Problem]]:
+def read(model: Model) -> tuple[list[PackDemo], list[Problem]]:
     """The demo of every pack of the model that has one, in pack order; problems of files that are not YAML."""
     out, problems = [], []
-    for pack in compiled.model.packs:
+    for pack in model.packs:
         folder = Path(pack.root) / DEMO
         docs: list[Document] = []
         for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
@@ -135,8 +135,9 @@ class _Checker:
         self.problems: list[Problem] = []
         self.customers: list[tuple[Document, str, dict]] = []
 
-    def problem(self, doc: Document, pointer: str, code: str, message: str) -> None:
-        self.problems.append(Problem(doc.loc(pointer), code, message, pointer))
+    def problem(self, doc: Document, pointer: str, code: str, message: str, *, key: bool = False) -> None:
+        """A problem at the value at `pointer` (at its key, for a name that is a key: an entity, a field, a group)."""
+        self.problems.append(Problem(doc.loc(pointer, key=key), code, message, pointer))
 
     def user(self, doc: Document, pointer: str, name: Any) -> None:
         if name not in self.known.users:
@@ -145,7 +146,9 @@ class _Checker:
     def key(self, doc: Document, pointer: str, key: Any, entity: str | None = None) -> None:
         found = self.known.keys.get(key) if isinstance(key, str) else None
         if found is None:
-            self.problem(doc, pointer, "demo.key", f"no record with key '{key}' made before this (keys: {', '.join(sorted(self.known.keys)) or 'none'})")
+            keys = sorted(k for k, (e, _, _) in self.known.keys.items() if entity in (None, e))
+            what = f"{entity} record" if entity else "record"
+            self.problem(doc, pointer, "demo.key", f"no {what} with key '{key}' made before this (keys: {', '.join(keys) or 'none'})")
         elif entity and found[0] != entity:
             self.problem(doc, pointer, "demo.key", f"'{key}' is a {found[0]}, not a {entity}")
 
@@ -153,7 +156,7 @@ class _Checker:
         for doc in self.demo.docs:
             for name in doc.data:
                 if name not in SECTIONS:
-                    self.problem(doc, f"/{name}", "demo.section", f"unknown section '{name}' (expected {', '.join(SECTIONS)})")
+                    self.problem(doc, f"/{name}", "demo.section", f"unknown section '{name}' (expected {', '.join(SECTIONS)})", key=True)
         for part in ("users", "groups", "records", "past", "contacts", "processes"):  # in the order they are loaded
             for doc in self.demo.docs:
                 if part in doc.data:
@@ -182,13 +185,13 @@ class _Checker:
         for name, spec in value.items():
             p = f"{pointer}/{name}"
             if name not in self.model.groups:
-                self.problem(doc, p, "demo.group", _unknown("group", name, self.model.groups))
+                self.problem(doc, p, "demo.group", _unknown("group", name, self.model.groups), key=True)
             if not isinstance(spec, dict):
                 self.problem(doc, p, "demo.shape", "a group is {members: [...], managers: [...]}")
                 continue
             for part in spec:
                 if part not in ("members", "managers"):
-                    self.problem(doc, f"{p}/{part}", "demo.section", f"unknown key '{part}' (expected members, managers)")
+                    self.problem(doc, f"{p}/{part}", "demo.section", f"unknown key '{part}' (expected members, managers)", key=True)
             for part in ("members", "managers"):
                 for i, who in enumerate(_list(doc, f"{p}/{part}", spec.get(part), part, self.problems)):
                     self.user(doc, f"{p}/{part}/{i}", who)
@@ -200,7 +203,7 @@ class _Checker:
         for entity, rows in value.items():
             ent = self.model.entities.get(entity)
             if ent is None:
-                self.problem(doc, f"{pointer}/{entity}", "demo.entity", _unknown("entity", entity, self.model.entities))
+                self.problem(doc, f"{pointer}/{entity}", "demo.entity", _unknown("entity", entity, self.model.entities), key=True)
                 continue
             fields = {f.name: f for f in ent.all_fields()}
             for p, row in _items(doc, f"{pointer}/{entity}", rows, f"the {entity} records", self.problems):
@@ -211,7 +214,7 @@ class _Checker:
                     if name == "key":
                         continue
                     if f is None:
-                        self.problem(doc, f"{p}/{name}", "demo.field", f"{entity} has no field '{name}' (fields: {', '.join(fields)})")
+                        self.problem(doc, f"{p}/{name}", "demo.field", f"{entity} has no field '{name}' (fields: {', '.join(fields)})", key=True)
                     elif f.type == "user":
                         self.user(doc, f"{p}/{name}", v)
                     elif f.type == "reference":
@@ -385,7 +388,7 @@ def load_demo(engine: sa.Engine, compiled: CompiledModel, *, demos: list[PackDem
 
     Raises `DemoError` with every problem (nothing loaded) if a demo file does not fit the model."""
     if demos is None:
-        demos, problems = read(compiled)
+        demos, problems = read(compiled.model)
         if problems:
             raise DemoError(problems)
     now = dt.datetime.now(dt.UTC)
