@@ -116,6 +116,7 @@ The changes made in the console of an installation (its `local` pack), exported 
 | `processes/` | processes (`kind: process`) |
 | `overlays/` | changes to the definitions of the packs it extends (`kind: overlay`) |
 | `tests/` | scenario tests, run by `tailor pack test` |
+| `demo/` | demo data, loaded by `tailor run --demo` |
 
     tailor pack test {name}                    # the scenarios you add, on a fake clock
     tailor pack build {name}                   # {name}-VERSION.zip, to install

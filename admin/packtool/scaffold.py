@@ -23,7 +23,7 @@ from engine.scenarios import written
 from . import PackError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-FOLDERS = ("entities", "forms", "processes", "overlays", "tests")
+FOLDERS = ("entities", "forms", "processes", "overlays", "tests", "demo")
 
 
 def version_range(version: str) -> str:
@@ -116,10 +116,11 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
             "description": f"{name.replace('_', ' ').title()}'s own fields, forms and processes, on top of the {base_pack.label} pack.",
             "extends": {base: version_range(base_pack.version)}}),
         "README.md": _readme(name, base),
-        **{f"{folder}/.gitkeep": "" for folder in FOLDERS if folder not in ("overlays", "tests")},
+        **{f"{folder}/.gitkeep": "" for folder in FOLDERS if folder not in ("overlays", "tests", "demo")},
     }
     found = sample(compiled, base)
     if found is None:
+        out[f"demo/{name}.yaml"] = _demo(name, _staff_role(compiled), None)
         return out
     form, process, step = found.form, found.process, found.step
     field_name = f"{name}_reference"
@@ -137,7 +138,7 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
     at = (start.replace(tzinfo=zone) + dt.timedelta(seconds=1)).astimezone(dt.UTC)
     due = Calendar(spec["calendar"]).add(at, {"unit": step.due.duration.unit, "amount": step.due.duration.amount})
     due_local = due.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
-    role = next((r.name for r in model.roles.values() if {"generate_tasks", "manage_own_tasks"} <= set(r.permissions)), None)
+    role = _staff_role(compiled)
     entity = model.entities[form.entity]
     record = {"key": "customer", **{f.name: _value(f, start) for f in entity.fields if f.required and f.default is None}}
     if entity.field("owner") is not None and entity.field("owner").type == "user":
@@ -170,7 +171,30 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
         + (f"    creates: {_flow(creates)}\n" if creates else "")
         + f"\n  # '{step.id}' is due {step.due.duration.text} after the start, counted on the process's calendar.\n"
         + f"  - expect:\n      tasks:\n        - {_flow(task)}\n      history:\n        customer: [{_flow(form.label)}]\n")
+    demo_record = {**record, "key": f"{name}_customer"}
+    out[f"demo/{name}.yaml"] = _demo(name, role, (form, demo_record, given.get("groups")))
     return out
+
+
+def _staff_role(compiled: CompiledModel) -> str | None:
+    """A role whose people get and work on tasks."""
+    return next((r.name for r in compiled.model.roles.values() if {"generate_tasks", "manage_own_tasks"} <= set(r.permissions)), None)
+
+
+def _demo(name: str, role: str | None, found: tuple[Form, dict, dict | None] | None) -> str:
+    """A sample demo file: a person to log in as and, with a sample form, a customer with a contact of that form."""
+    text = (f"# Demo data of {name}, loaded by `tailor run --demo` after its base's (once per version of the pack; the format:\n"
+            "# docs/packs.md). It may name the users and records of the base's demo. Passwords are for a local demo only.\n"
+            "users:\n"
+            f"  - {_flow({'username': 'sam', 'name': 'Sam Sample', 'password': 'sam', 'roles': [role] if role else []})}\n")
+    if found is None:
+        return text
+    form, record, groups = found
+    if groups:
+        text += "groups:\n" + "".join(f"  {g}: {_flow({'members': v['members']})}\n" for g, v in groups.items())
+    text += f"records:\n  {form.entity}:\n    - {_flow(record)}\n"
+    text += f"contacts:\n  - {_flow({'record': record['key'], 'form': form.name, 'summary': form.label, 'by': 'sam', 'days': 1})}\n"
+    return text
 
 
 def _readme(name: str, base: str) -> str:
@@ -185,6 +209,7 @@ A client pack extending the `{base}` pack.
 | `processes/` | its processes (`kind: process`) |
 | `overlays/` | changes to the `{base}` pack's definitions (`kind: overlay`) |
 | `tests/` | scenario tests, run by `tailor pack test` |
+| `demo/` | demo data, loaded by `tailor run --demo` after the `{base}` pack's |
 
     tailor check definitions/{base} {name}     # every problem at its file:line
     tailor pack test {name}                    # the scenarios, on a fake clock

@@ -52,7 +52,7 @@ def test_the_console_changes_exported_built_and_installed_elsewhere_give_the_sam
     assert (head["kind"], head["name"], head["version"], head["extends"]) == ("pack", "st_marys", "1.0.0", {"crm": ">=1.0,<2"})
     # laid out as `tailor pack new` lays a pack out, each file with the comment that lets an editor check it
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "README.md", "entities/.gitkeep", "forms/site_visit.yaml", "overlays/entities/company.yaml", "overlays/forms/lead_enquiry.yaml",
+        "README.md", "demo/.gitkeep", "entities/.gitkeep", "forms/site_visit.yaml", "overlays/entities/company.yaml", "overlays/forms/lead_enquiry.yaml",
         "pack.yaml", "processes/.gitkeep", "tests/.gitkeep"]
     assert (out / "forms/site_visit.yaml").read_text().startswith("# yaml-language-server: $schema=")
     assert "overlay.schema.json" in (out / "overlays/forms/lead_enquiry.yaml").read_text().splitlines()[0]
