@@ -19,9 +19,10 @@ The format (`docs/packs.md`):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -104,9 +105,14 @@ def _list(doc: Document, pointer: str, value: Any, what: str, problems: list[Pro
     if value is None:
         return []
     if not isinstance(value, list):
-        problems.append(Problem(doc.loc(pointer), "demo.shape", f"{what} is a list, not {type(value).__name__}"))
+        problems.append(Problem(doc.loc(pointer), "demo.shape", f"{what}: expected a list, found {_what(value)}"))
         return []
     return value
+
+
+def _what(value: Any) -> str:
+    return "a mapping" if isinstance(value, dict) else "text" if isinstance(value, str) else "a number" \
+        if isinstance(value, (int, float)) and not isinstance(value, bool) else f"'{value}'"
 
 
 def _items(doc: Document, pointer: str, value: Any, what: str, problems: list[Problem]):
@@ -125,6 +131,10 @@ def _need(doc: Document, pointer: str, item: dict, keys: tuple[str, ...], proble
     return not missing
 
 
+def _has(names, name: Any) -> bool:
+    return isinstance(name, str) and name in names
+
+
 def _unknown(kind: str, name: Any, known) -> str:
     return f"no {kind} '{name}' (known: {', '.join(sorted(known)) or 'none'})"
 
@@ -134,13 +144,14 @@ class _Checker:
         self.demo, self.model, self.known = demo, model, known
         self.problems: list[Problem] = []
         self.customers: list[tuple[Document, str, dict]] = []
+        self.seen: dict[str, Any] = {}  # the keys of this demo's records, where each is first given
 
     def problem(self, doc: Document, pointer: str, code: str, message: str, *, key: bool = False) -> None:
         """A problem at the value at `pointer` (at its key, for a name that is a key: an entity, a field, a group)."""
         self.problems.append(Problem(doc.loc(pointer, key=key), code, message, pointer))
 
     def user(self, doc: Document, pointer: str, name: Any) -> None:
-        if name not in self.known.users:
+        if not _has(self.known.users, name):
             self.problem(doc, pointer, "demo.user", _unknown("user", name, self.known.users) + " (users come from this or an earlier pack's demo)")
 
     def key(self, doc: Document, pointer: str, key: Any, entity: str | None = None) -> None:
@@ -172,8 +183,11 @@ class _Checker:
         for p, u in _items(doc, pointer, value, "users", self.problems):
             if not _need(doc, p, u, ("username", "roles"), self.problems):
                 continue
+            if not isinstance(u["username"], str):
+                self.problem(doc, f"{p}/username", "demo.shape", "a username is text")
+                continue
             for i, role in enumerate(_list(doc, f"{p}/roles", u["roles"], "roles", self.problems)):
-                if role not in self.model.roles:
+                if not _has(self.model.roles, role):
                     self.problem(doc, f"{p}/roles/{i}", "demo.role", _unknown("role", role, self.model.roles))
             self.known.users.add(str(u["username"]))
             self.customers.append((doc, p, u))
@@ -184,7 +198,7 @@ class _Checker:
             return
         for name, spec in value.items():
             p = f"{pointer}/{name}"
-            if name not in self.model.groups:
+            if not _has(self.model.groups, name):
                 self.problem(doc, p, "demo.group", _unknown("group", name, self.model.groups), key=True)
             if not isinstance(spec, dict):
                 self.problem(doc, p, "demo.shape", "a group is {members: [...], managers: [...]}")
@@ -220,10 +234,13 @@ class _Checker:
                     elif f.type == "reference":
                         self.key(doc, f"{p}/{name}", v, f.entity)
                 key, before = str(row["key"]), self.known.keys.get(str(row["key"]))
-                if before is not None and before[2] != self.demo.pack:
+                if key in self.seen:
+                    self.problem(doc, f"{p}/key", "demo.duplicate", f"the key '{key}' is given twice (first at {self.seen[key]})")
+                elif before is not None and before[2] != self.demo.pack:
                     self.problem(doc, f"{p}/key", "demo.duplicate", f"the key '{key}' is a record of {before[2]}'s demo already")
                 elif before is None:
                     self.known.keys[key] = (entity, None, self.demo.pack)
+                self.seen.setdefault(key, doc.loc(f"{p}/key"))
 
     def contacts(self, doc: Document, pointer: str, value: Any) -> None:
         for p, c in _items(doc, pointer, value, "contacts", self.problems):
@@ -231,7 +248,7 @@ class _Checker:
                 continue
             self.key(doc, f"{p}/record", c["record"])
             self.user(doc, f"{p}/by", c["by"])
-            if c.get("form") is not None and c["form"] not in self.model.forms:
+            if c.get("form") is not None and not _has(self.model.forms, c["form"]):
                 self.problem(doc, f"{p}/form", "demo.form", _unknown("form", c["form"], self.model.forms))
             if not isinstance(c.get("days", 0), int) or c.get("days", 0) < 0:
                 self.problem(doc, f"{p}/days", "demo.days", "days is how many days ago, a whole number from 0")
@@ -240,7 +257,7 @@ class _Checker:
         for p, s in _items(doc, pointer, value, "processes", self.problems):
             if not _need(doc, p, s, ("process", "record", "started_by"), self.problems):
                 continue
-            if s["process"] not in self.model.processes:
+            if not _has(self.model.processes, s["process"]):
                 self.problem(doc, f"{p}/process", "demo.process", _unknown("process", s["process"], self.model.processes))
             self.key(doc, f"{p}/record", s["record"])
             self.user(doc, f"{p}/started_by", s["started_by"])
@@ -356,7 +373,7 @@ class _Writer:
 
     def run(self) -> None:
         docs = self.demo.docs
-        sections = lambda name: [(d, d.data[name]) for d in docs if d.data.get(name)]  # noqa: E731
+        sections = lambda name: [(d, d.data[name]) for d in docs if d.data.get(name)]
         for doc, rows in sections("users"):
             for u in rows:
                 self.users(doc, u)

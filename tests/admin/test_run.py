@@ -144,8 +144,8 @@ def test_a_broken_demo_file_stops_tailor_run_demo_before_anything_starts(tmp_pat
     (acme / "demo" / "acme.yaml").write_text("users:\n  - {username: carl, roles: [wizard]}\nrecords:\n  spaceship: []\n")
     env = {**os.environ, "TAILOR_DATA_DIR": str(tmp_path / "var"), "TAILOR_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
            "TAILOR_PACKS": f"{CRM},{acme}"}
-    result = subprocess.run([str(Path(sys.executable).parent / "tailor"), "run", "--demo", "--port", str(free_port())], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(Path(sys.executable).parent / "tailor"), "run", "--demo", "--port", str(free_port())], check=False, cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{acme}/demo/acme.yaml:2:30: no role 'wizard'" in result.stderr
     assert f"{acme}/demo/acme.yaml:4:3: no entity 'spaceship'" in result.stderr
