@@ -186,6 +186,9 @@ class _Checker:
             if not isinstance(u["username"], str):
                 self.problem(doc, f"{p}/username", "demo.shape", "a username is text")
                 continue
+            for name in ("name", "email", "password", "time_zone"):
+                if u.get(name) is not None and not isinstance(u[name], str):
+                    self.problem(doc, f"{p}/{name}", "demo.shape", f"{name}: expected text, found {_what(u[name])}")
             for i, role in enumerate(_list(doc, f"{p}/roles", u["roles"], "roles", self.problems)):
                 if not _has(self.model.roles, role):
                     self.problem(doc, f"{p}/roles/{i}", "demo.role", _unknown("role", role, self.model.roles))
@@ -373,7 +376,7 @@ class _Writer:
 
     def run(self) -> None:
         docs = self.demo.docs
-        sections = lambda name: [(d, d.data[name]) for d in docs if d.data.get(name)]
+        sections = lambda name: [(d, d.data[name]) for d in docs if d.data.get(name)]  # checked: of the right shape, or empty
         for doc, rows in sections("users"):
             for u in rows:
                 self.users(doc, u)
@@ -382,7 +385,7 @@ class _Writer:
                 self.groups(group, spec or {})
         for doc, by_entity in sections("records"):
             for entity, rows in by_entity.items():
-                for i, row in enumerate(rows):
+                for i, row in enumerate(rows or []):
                     self.record(doc, f"/records/{entity}/{i}", entity, row)
         for doc, rows in sections("users"):
             for u in rows:
@@ -390,7 +393,10 @@ class _Writer:
         if self.demo.pack not in self.known.packs:  # the past happened once, whichever version first loaded it
             keys = {**{k: (e, i) for k, (e, i, _) in self.known.keys.items() if i is not None}, **self.made}
             for doc, past in sections("past"):
-                PASTS[self.demo.pack][1](self.conn, self.compiled, past, self.ids, keys, self.now)
+                try:
+                    PASTS[self.demo.pack][1](self.conn, self.compiled, past, self.ids, keys, self.now)
+                except RecordInvalid as exc:
+                    self.problems.append(Problem(doc.loc("/past"), "demo.value", f"the past: {exc}", "/past"))
                 self.made.update({k: v for k, v in keys.items() if k not in self.known.keys})
         for doc, rows in sections("contacts"):
             for c in rows:

@@ -26,10 +26,14 @@ if TYPE_CHECKING:
     from .demo import Known
 
 PARTS = {"opportunities": "opportunity", "support_requests": "support_request", "tasks": None}
+NEEDS = {"opportunities": ("key", "company", "owner", "created"), "support_requests": ("key", "company", "created"),
+         "tasks": ("process", "step", "record", "assignee", "started")}
+DAYS = ("created", "started", "took", "late_by", "expected_close")  # whole numbers of days (hours for took and late_by)
 
 
 def check_past(doc: Document, pointer: str, data: Any, model: Model, known: Known) -> list[Problem]:
-    """Every problem of a `past:` section: users, keys, processes and steps it names; its records' keys become known."""
+    """Every problem of a `past:` section: what each entry needs, the users, keys, processes and steps it names; its
+    records' keys become known."""
     problems: list[Problem] = []
 
     def at(p: str, code: str, message: str) -> None:
@@ -42,27 +46,41 @@ def check_past(doc: Document, pointer: str, data: Any, model: Model, known: Know
         if part not in PARTS:
             at(f"{pointer}/{part}", "demo.section", f"unknown part '{part}' of the past (expected {', '.join(PARTS)})")
             continue
+        if rows is not None and not isinstance(rows, list):
+            at(f"{pointer}/{part}", "demo.shape", f"{part}: expected a list")
         for i, row in enumerate(rows if isinstance(rows, list) else []):
             p = f"{pointer}/{part}/{i}"
             if not isinstance(row, dict):
                 at(p, "demo.shape", f"each of {part} is a mapping")
                 continue
+            missing = [k for k in NEEDS[part] if row.get(k) is None]
+            for k in missing:
+                at(p, "demo.missing", f"'{k}' is missing")
+            if missing:
+                continue
+            for name in DAYS:
+                if name in row and (not isinstance(row[name], int) or isinstance(row[name], bool) or row[name] < 0):
+                    at(f"{p}/{name}", "demo.days", f"{name} is a whole number from 0")
             for name in ("owner", "assignee"):
-                if name in row and row[name] not in known.users:
+                if name in row and not (isinstance(row[name], str) and row[name] in known.users):
                     at(f"{p}/{name}", "demo.user", f"no user '{row[name]}' (users come from this or an earlier pack's demo)")
-            refs = [row["company"]] if "company" in row else []
-            if "record" in row:
-                refs.append(str(row["record"]).split("/")[-1])
-            for ref in refs:
-                if ref not in known.keys:
-                    at(f"{p}/{'company' if ref == row.get('company') else 'record'}", "demo.key", f"no record with key '{ref}' made before this")
+            ref = "company" if part != "tasks" else "record"
+            key = str(row[ref]).split("/")[-1]
+            if key not in known.keys:
+                at(f"{p}/{ref}", "demo.key", f"no record with key '{key}' made before this")
+            moves = row.get("moves") or []
+            if not isinstance(moves, list) or not all(isinstance(m, list) and len(m) == 2 and isinstance(m[1], int) for m in moves):
+                at(f"{p}/moves", "demo.shape", "moves is a list of [stage, days ago]")
+            alerts = row.get("alerts") or []
+            if not isinstance(alerts, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in alerts):
+                at(f"{p}/alerts", "demo.shape", "alerts is a list of escalation levels (1, 2, …)")
             if part == "tasks":
-                process = model.processes.get(row.get("process"))
+                process = model.processes.get(row["process"]) if isinstance(row["process"], str) else None
                 if process is None:
-                    at(f"{p}/process", "demo.process", f"no process '{row.get('process')}'")
-                elif row.get("step") not in {s.id for s in process.steps}:
-                    at(f"{p}/step", "demo.step", f"process {process.name} has no step '{row.get('step')}'")
-            elif "key" in row:
+                    at(f"{p}/process", "demo.process", f"no process '{row['process']}'")
+                elif row["step"] not in {s.id for s in process.steps}:
+                    at(f"{p}/step", "demo.step", f"process {process.name} has no step '{row['step']}'")
+            else:
                 known.keys.setdefault(str(row["key"]), (PARTS[part], None, "crm"))
     return problems
 
@@ -77,7 +95,7 @@ def load_past(conn: sa.Connection, compiled: CompiledModel, data: dict, users: d
     def ago(days: int) -> dt.datetime:
         return morning - dt.timedelta(days=days)
 
-    for row in data.get("opportunities", []):
+    for row in data.get("opportunities") or []:
         values: dict[str, Any] = {k: v for k, v in row.items() if k not in ("key", "created", "moves", "company", "owner", "expected_close")}
         values.update(company=keys[row["company"]][1], owner=users[row["owner"]])
         if "expected_close" in row:
@@ -86,14 +104,14 @@ def load_past(conn: sa.Connection, compiled: CompiledModel, data: dict, users: d
         for stage, days in row.get("moves", []):
             records.update_record(conn, compiled, "opportunity", rec.id, {"stage": stage}, users[row["owner"]], at=ago(days))
         keys[row["key"]] = ("opportunity", rec.id)
-    for row in data.get("support_requests", []):
+    for row in data.get("support_requests") or []:
         values = {k: v for k, v in row.items() if k not in ("key", "created", "company")}
         rec = records.create_record(conn, compiled, "support_request", {**values, "company": keys[row["company"]][1]}, admin,
                                     at=ago(row["created"]))
         # their support processes ran before the demo began (their finished tasks below): nothing to start now
         conn.execute(process_starts.delete().where(process_starts.c.workflow_id.in_(rec.starts)))
         keys[row["key"]] = ("support_request", rec.id)
-    for n, row in enumerate(data.get("tasks", [])):
+    for n, row in enumerate(data.get("tasks") or []):
         _task(conn, compiled, n, row, users, keys, ago(row["started"]))
 
 

@@ -2,12 +2,15 @@
 version; a broken demo file is reported at its lines and loads nothing."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from admin import demo
 from engine.compiler import compile_model
@@ -168,3 +171,48 @@ def test_the_demo_loaded_before_demos_came_per_pack_is_not_loaded_again():
 
 def test_the_crm_demo_lives_in_the_crm_pack():
     assert sorted(p.name for p in (ROOT / "definitions" / "crm" / "demo").iterdir()) == ["crm.yaml", "history.yaml"]
+
+
+@st.composite
+def mutated_demo(draw):
+    """A CRM demo file with one to three hand edits gone wrong."""
+    path = draw(st.sampled_from(sorted((CRM / "demo").glob("*.yaml"))))
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(lines) - 1))
+        op = draw(st.sampled_from(["delete", "duplicate", "indent", "dedent", "junk", "replace-token"]))
+        if op == "delete" and len(lines) > 1:
+            del lines[i]
+        elif op == "duplicate":
+            lines.insert(i, lines[i])
+        elif op == "indent":
+            lines[i] = "  " + lines[i]
+        elif op == "dedent":
+            lines[i] = lines[i].lstrip(" ")
+        elif op == "junk":
+            col = draw(st.integers(0, len(lines[i])))
+            lines[i] = lines[i][:col] + draw(st.sampled_from(["", ":", "- ", "{", "[", "'", "&a", "*a", "{x: 1}", "[]", "~", "-4"])) + lines[i][col:]
+        elif op == "replace-token":
+            words = re.findall(r"[A-Za-z_]+", lines[i])
+            if words:
+                lines[i] = lines[i].replace(draw(st.sampled_from(words)), draw(st.sampled_from(["x", "42", "true", "[]", "{}"])), 1)
+    return path.name, "".join(lines)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutation=mutated_demo())
+def test_a_demo_file_edited_wrongly_gives_located_problems_never_a_traceback(tmp_path_factory, mutation):
+    name, text = mutation
+    pack = tmp_path_factory.mktemp("pack") / "crm"
+    shutil.copytree(CRM, pack)
+    (pack / "demo" / name).write_text(text, encoding="utf-8")
+    engine, compiled = installation(pack)
+    try:
+        loaded = demo.load_demo(engine, compiled)  # must not raise anything but the problems
+    except demo.DemoError as err:
+        assert err.problems
+        for p in err.problems:
+            assert re.match(r"^[^:]+:\d+:\d+: .+ \[[a-z.-]+\]$", str(p).replace("\n", " ")), str(p)
+        assert counts(engine, compiled)["users"] == 0  # nothing was loaded
+    else:
+        assert loaded.packs == ["crm 1.0.0"]
