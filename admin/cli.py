@@ -691,6 +691,7 @@ def pack_export(out: Path | None, name: str, version: str) -> None:
         with engine.connect() as conn:
             try:
                 found = releases.active(conn)
+                drafted = releases.draft(conn) is not None
             except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
                 _pack_error(f"there is no installation at {settings.database_url} yet ({type(exc).__name__}): start it once with `tailor run`")
         if found is None:
@@ -703,6 +704,8 @@ def pack_export(out: Path | None, name: str, version: str) -> None:
     ranges = ", ".join(f"{b} {r}" for b, r in made.extends.items())
     click.echo(f"exported the local changes of release {made.release_id} as {made.name} {made.version} (extends {ranges}) "
                f"into {target}: {made.definitions} definitions and overlays, {len(made.files)} files")
+    if drafted:
+        click.echo("note: the console has a draft that is not active; it is not part of the pack (activate it, then export again)")
     click.echo(f"next: tailor pack build {display_path(target)}")
 
 

@@ -73,8 +73,15 @@ def test_the_console_changes_exported_built_and_installed_elsewhere_give_the_sam
 def test_the_exported_pack_extends_every_pack_the_changes_stand_on(tmp_path):
     site = _installation(tmp_path, "site", CRM, ACME)
     _console_changes(site)
+    engine = site.engine()
+    with engine.begin() as conn:  # an admin's draft, not activated: not part of the export, and the export says so
+        row = releases.active(conn)[0]
+        releases.save_draft(conn, row["id"], {**releases.export(row), "forms/draft_only.yaml": "kind: form\nname: draft_only\n"}, None)
+    engine.dispose()
     result = site.tailor("pack", "export", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
+    assert "note: the console has a draft that is not active; it is not part of the pack" in result.output
+    assert not (tmp_path / "out" / "forms" / "draft_only.yaml").exists()
     head = yaml.safe_load((tmp_path / "out" / "pack.yaml").read_text())
     assert (head["name"], head["version"], head["extends"]) == ("site_changes", "0.1.0", {"acme": ">=1.0,<2"})
 
