@@ -45,6 +45,10 @@ def check(paths: tuple[Path, ...], postgres: str | None, no_postgres: bool) -> N
         sys.exit(1)
     assert model is not None
     problems = check_packs(paths, model)  # the packs' scenario tests name what the definitions have
+    from admin import demo
+
+    demos, demo_problems = demo.read(model)  # and so do their demo data, loaded into a fresh installation
+    problems += demo_problems + demo.check(demos, model, demo.Known())
     if problems:
         _report(problems)
         sys.exit(1)
@@ -99,7 +103,7 @@ def _platform(echo=click.echo, **options) -> None:
 
 
 @main.command()
-@click.option("--demo", is_flag=True, help="load the CRM pack's demo data (once) and start its demo processes")
+@click.option("--demo", is_flag=True, help="load the demo data of every active pack (each once) and start its demo processes")
 @click.option("--external", is_flag=True, help="use the Temporal cluster at TAILOR_TEMPORAL_ADDRESS instead of starting the dev server")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -664,6 +668,45 @@ def _installation(apply: bool):
         with engine.begin() as conn:
             upgrade(conn)
     return settings, engine
+
+
+@pack.command("export")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="the folder to write the pack into (default: ./NAME)")
+@click.option("--name", default="site_changes", show_default=True, help="the pack's name")
+@click.option("--version", "version", default="0.1.0", show_default=True, help="the pack's version")
+def pack_export(out: Path | None, name: str, version: str) -> None:
+    """Write the active release's local changes (what admins changed in the console) as a client pack NAME.
+
+    The pack extends the packs the changes stand on, with version ranges; it is checked to give the release's model
+    before it is written, so `tailor pack build` and `tailor pack install` take it as it is."""
+    import sqlalchemy as sa
+
+    from admin.packtool import PackError, export
+    from engine.packs import display_path
+    from runtime import releases
+
+    settings, engine = _installation(False)
+    target = out or Path(name)
+    try:
+        with engine.connect() as conn:
+            try:
+                found = releases.active(conn)
+                drafted = releases.draft(conn) is not None
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+                _pack_error(f"there is no installation at {settings.database_url} yet ({type(exc).__name__}): start it once with `tailor run`")
+        if found is None:
+            _pack_error("this installation has no configuration release yet: nothing to export")
+        made = export.export(found[0], name, version, target, settings.data_dir / "releases")
+    except PackError as exc:
+        _pack_error(exc)
+    finally:
+        engine.dispose()
+    ranges = ", ".join(f"{b} {r}" for b, r in made.extends.items())
+    click.echo(f"exported the local changes of release {made.release_id} as {made.name} {made.version} (extends {ranges}) "
+               f"into {target}: {made.definitions} definitions and overlays, {len(made.files)} files")
+    if drafted:
+        click.echo("note: the console has a draft that is not active; it is not part of the pack (activate it, then export again)")
+    click.echo(f"next: tailor pack build {display_path(target)}")
 
 
 def _print_plan(plan) -> None:

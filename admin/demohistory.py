@@ -1,39 +1,101 @@
-"""The demo's past (definitions/demo/history.yaml): opportunities that moved through the pipeline, finished tasks with
-the alerts their ladders raised, and contacts with customers, so the reports and dashboards show something.
+"""The CRM pack's demo past (the `past:` section of definitions/crm/demo/history.yaml): opportunities that moved
+through the pipeline, support requests handled before, and finished tasks with the alerts their ladders raised, so the
+reports and dashboards show something.
 
 Written as the runtime writes them (records through the record service with their times, so the audit log holds
-the stage changes; task rows with the due time the process's calendar gives), once, with the rest of the demo data.
+the stage changes; task rows with the due time the process's calendar gives), once, with the rest of the CRM pack's
+demo (admin/demo.py); checked with it first, every problem at its line.
 """
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-import yaml
 
 from engine.build import humanise
 from engine.calendars import BusinessCalendar
 from engine.compiler import CompiledModel
+from engine.errors import Problem
+from engine.model import Model
+from engine.source import Document
 from runtime import records
-from runtime.history import add_history
 from runtime.schema import alerts, process_starts, tasks
 
-HISTORY = Path(__file__).resolve().parent.parent / "definitions" / "demo" / "history.yaml"
+if TYPE_CHECKING:
+    from .demo import Known
+
+PARTS = {"opportunities": "opportunity", "support_requests": "support_request", "tasks": None}
+NEEDS = {"opportunities": ("key", "company", "owner", "created"), "support_requests": ("key", "company", "created"),
+         "tasks": ("process", "step", "record", "assignee", "started")}
+DAYS = ("created", "started", "took", "late_by", "expected_close")  # whole numbers of days (hours for took and late_by)
 
 
-def load_history(conn: sa.Connection, compiled: CompiledModel, users: dict[str, int], keys: dict[str, tuple[str, int]],
-                 now: dt.datetime, path: Path = HISTORY) -> None:
-    """Write the demo's past; `users` and `keys` are the demo's users and records by their names in the YAML."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    admin = users["admin"]
+def check_past(doc: Document, pointer: str, data: Any, model: Model, known: Known) -> list[Problem]:
+    """Every problem of a `past:` section: what each entry needs, the users, keys, processes and steps it names; its
+    records' keys become known."""
+    problems: list[Problem] = []
+
+    def at(p: str, code: str, message: str) -> None:
+        problems.append(Problem(doc.loc(p), code, message, p))
+
+    if not isinstance(data, dict):
+        at(pointer, "demo.shape", f"past is a mapping of {', '.join(PARTS)}")
+        return problems
+    for part, rows in data.items():
+        if part not in PARTS:
+            at(f"{pointer}/{part}", "demo.section", f"unknown part '{part}' of the past (expected {', '.join(PARTS)})")
+            continue
+        if rows is not None and not isinstance(rows, list):
+            at(f"{pointer}/{part}", "demo.shape", f"{part}: expected a list")
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            p = f"{pointer}/{part}/{i}"
+            if not isinstance(row, dict):
+                at(p, "demo.shape", f"each of {part} is a mapping")
+                continue
+            missing = [k for k in NEEDS[part] if row.get(k) is None]
+            for k in missing:
+                at(p, "demo.missing", f"'{k}' is missing")
+            if missing:
+                continue
+            for name in DAYS:
+                if name in row and (not isinstance(row[name], int) or isinstance(row[name], bool) or row[name] < 0):
+                    at(f"{p}/{name}", "demo.days", f"{name} is a whole number from 0")
+            for name in ("owner", "assignee"):
+                if name in row and not (isinstance(row[name], str) and row[name] in known.users):
+                    at(f"{p}/{name}", "demo.user", f"no user '{row[name]}' (users come from this or an earlier pack's demo)")
+            ref = "company" if part != "tasks" else "record"
+            key = str(row[ref]).split("/")[-1]
+            if key not in known.keys:
+                at(f"{p}/{ref}", "demo.key", f"no record with key '{key}' made before this")
+            moves = row.get("moves") or []
+            if not isinstance(moves, list) or not all(isinstance(m, list) and len(m) == 2 and isinstance(m[1], int) for m in moves):
+                at(f"{p}/moves", "demo.shape", "moves is a list of [stage, days ago]")
+            alerts = row.get("alerts") or []
+            if not isinstance(alerts, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in alerts):
+                at(f"{p}/alerts", "demo.shape", "alerts is a list of escalation levels (1, 2, …)")
+            if part == "tasks":
+                process = model.processes.get(row["process"]) if isinstance(row["process"], str) else None
+                if process is None:
+                    at(f"{p}/process", "demo.process", f"no process '{row['process']}'")
+                elif row["step"] not in {s.id for s in process.steps}:
+                    at(f"{p}/step", "demo.step", f"process {process.name} has no step '{row['step']}'")
+            else:
+                known.keys.setdefault(str(row["key"]), (PARTS[part], None, "crm"))
+    return problems
+
+
+def load_past(conn: sa.Connection, compiled: CompiledModel, data: dict, users: dict[str, int], keys: dict[str, tuple[str, int]],
+              now: dt.datetime) -> None:
+    """Write the demo's past; `users` and `keys` are the users and records by their names in the demo (the past's own
+    records are added to `keys`)."""
+    admin = users.get("admin")
     morning = now.replace(hour=10, minute=0, second=0, microsecond=0)
 
     def ago(days: int) -> dt.datetime:
         return morning - dt.timedelta(days=days)
 
-    for row in data.get("opportunities", []):
+    for row in data.get("opportunities") or []:
         values: dict[str, Any] = {k: v for k, v in row.items() if k not in ("key", "created", "moves", "company", "owner", "expected_close")}
         values.update(company=keys[row["company"]][1], owner=users[row["owner"]])
         if "expected_close" in row:
@@ -42,20 +104,15 @@ def load_history(conn: sa.Connection, compiled: CompiledModel, users: dict[str, 
         for stage, days in row.get("moves", []):
             records.update_record(conn, compiled, "opportunity", rec.id, {"stage": stage}, users[row["owner"]], at=ago(days))
         keys[row["key"]] = ("opportunity", rec.id)
-    for row in data.get("support_requests", []):
+    for row in data.get("support_requests") or []:
         values = {k: v for k, v in row.items() if k not in ("key", "created", "company")}
         rec = records.create_record(conn, compiled, "support_request", {**values, "company": keys[row["company"]][1]}, admin,
                                     at=ago(row["created"]))
         # their support processes ran before the demo began (their finished tasks below): nothing to start now
         conn.execute(process_starts.delete().where(process_starts.c.workflow_id.in_(rec.starts)))
         keys[row["key"]] = ("support_request", rec.id)
-    for n, row in enumerate(data.get("tasks", [])):
+    for n, row in enumerate(data.get("tasks") or []):
         _task(conn, compiled, n, row, users, keys, ago(row["started"]))
-    for row in data.get("contacts", []):
-        entity, key = row["record"].split("/")
-        form = row.get("form")
-        add_history(conn, entity, keys[key][1], "submission" if form else "note", row["summary"], {"form": form} if form else {},
-                    users[row["by"]], form=form, at=ago(row["days"]))
 
 
 def _task(conn: sa.Connection, compiled: CompiledModel, n: int, row: dict, users: dict[str, int], keys: dict[str, tuple[str, int]],

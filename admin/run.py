@@ -226,6 +226,13 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
         # SIGTERM (a service manager, `kill`) stops everything as Ctrl-C does, whenever it comes
         signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
     engine, compiled = prepare(settings, echo)
+    demo_starts: list[str] = []
+    if demo:  # every active pack's demo, checked and loaded before anything starts (a broken demo file stops here)
+        from admin.demo import load_demo
+
+        loaded = load_demo(engine, compiled)
+        demo_starts = loaded.starts
+        echo(f"demo data loaded: {', '.join(loaded.packs)}" if loaded.packs else "demo data: loaded before")
     hooks = WebhookSettings.of(settings, compiled.model) if worker else None  # a missing secret stops the start, before anything runs
     dev: DevServer | None = None
     if embedded:
@@ -244,12 +251,9 @@ async def run_platform(settings: Settings, *, embedded: bool, demo: bool, web: b
                 echo(f"recurring processes scheduled: {', '.join(schedules)}")
             if deliveries := await sync_report_schedules(client, compiled, settings.task_queue):
                 echo(f"reports scheduled for email: {', '.join(deliveries)}")
-        if demo:
-            from admin.demo import load_demo
-
-            await start_enqueued(client, engine, compiled, settings.task_queue, load_demo(engine, compiled),
-                                 announce=announcing(settings, compiled.model))
-            echo("demo data loaded; demo processes started")
+        if demo_starts:
+            await start_enqueued(client, engine, compiled, settings.task_queue, demo_starts, announce=announcing(settings, compiled.model))
+            echo("demo processes started")
         base_url = settings.base_url or f"http://{host}:{port}"
         if not web:
             assert hooks is not None

@@ -26,8 +26,8 @@ def _read_pack(folder: Path, problems: list[Problem]) -> packs_mod.PackSource | 
         return None
     src = packs_mod.PackSource(folder, display)
     for rel in yaml_files(folder):
-        if len(rel.parts) > 1 and rel.parts[0] == packs_mod.TESTS:
-            continue  # scenario tests are read by `tailor pack test`, not as definitions
+        if len(rel.parts) > 1 and rel.parts[0] in packs_mod.NOT_DEFINITIONS:
+            continue  # scenario tests and demo data are read by `tailor pack test` and `tailor run --demo`, not as definitions
         path = folder / rel
         # what display_path(path) says, without resolving every file's path again (a linked file may lead elsewhere)
         shown = packs_mod.display_path(path) if path.is_symlink() else str(Path(display, rel))

@@ -14,6 +14,8 @@ from .model import Pack
 from .source import Document
 
 TESTS = "tests"  # a pack's scenario tests (`tailor pack test`): files of the pack, never definitions
+DEMO = "demo"  # a pack's demo data (`tailor run --demo`): files of the pack, never definitions
+NOT_DEFINITIONS = (TESTS, DEMO)
 
 
 @dataclass

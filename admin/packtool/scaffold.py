@@ -23,7 +23,7 @@ from engine.scenarios import written
 from . import PackError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-FOLDERS = ("entities", "forms", "processes", "overlays", "tests")
+FOLDERS = ("entities", "forms", "processes", "overlays", "tests", "demo")
 
 
 def version_range(version: str) -> str:
@@ -33,7 +33,7 @@ def version_range(version: str) -> str:
     return f">={major}.{minor},<{major + 1}" if major else f">=0.{minor},<0.{minor + 1}"
 
 
-def _dump(data) -> str:
+def dump(data) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
@@ -98,7 +98,7 @@ def _start() -> dt.datetime:
     return dt.datetime.combine(day, dt.time(10, 0))
 
 
-def _schema_line(folder: Path, rel: str, schema: str) -> str:
+def schema_line(folder: Path, rel: str, schema: str) -> str:
     """The comment that lets an editor check the file against its published schema (a path relative to the file)."""
     target = Path(__file__).resolve().parents[2] / "engine" / "schemas" / f"{schema}.schema.json"
     return f"# yaml-language-server: $schema={os.path.relpath(target, (folder.resolve() / rel).parent)}\n"
@@ -111,23 +111,24 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
     model = compiled.model
     base_pack = next(p for p in model.packs if p.name == base)
     out = {
-        "pack.yaml": _schema_line(folder, "pack.yaml", "pack") + _dump({
+        "pack.yaml": schema_line(folder, "pack.yaml", "pack") + dump({
             "kind": "pack", "name": name, "version": "0.1.0", "label": name.replace("_", " ").title(),
             "description": f"{name.replace('_', ' ').title()}'s own fields, forms and processes, on top of the {base_pack.label} pack.",
             "extends": {base: version_range(base_pack.version)}}),
         "README.md": _readme(name, base),
-        **{f"{folder}/.gitkeep": "" for folder in FOLDERS if folder not in ("overlays", "tests")},
+        **{f"{folder}/.gitkeep": "" for folder in FOLDERS if folder not in ("overlays", "tests", "demo")},
     }
     found = sample(compiled, base)
     if found is None:
+        out[f"demo/{name}.yaml"] = _demo(name, _staff_role(compiled), None)
         return out
     form, process, step = found.form, found.process, found.step
     field_name = f"{name}_reference"
     out[f"overlays/{form.name}.yaml"] = (
-        _schema_line(folder, f"overlays/{form.name}.yaml", "overlay") +
+        schema_line(folder, f"overlays/{form.name}.yaml", "overlay") +
         f"# A sample overlay: {name} asks for its own reference on the {base} pack's '{form.label}' form.\n"
         f"# Overlays change the base's definitions without copying them; docs/definitions.md lists what they can do.\n"
-        + _dump({"kind": "overlay", "name": f"{name}_{form.name}", "target": f"form/{form.name}",
+        + dump({"kind": "overlay", "name": f"{name}_{form.name}", "target": f"form/{form.name}",
                  "add_fields": {field_name: {"type": "string", "label": f"{name.replace('_', ' ').title()} reference",
                                              "help": "Our own reference for this, if we have one."}}}))
     start = _start()
@@ -137,7 +138,7 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
     at = (start.replace(tzinfo=zone) + dt.timedelta(seconds=1)).astimezone(dt.UTC)
     due = Calendar(spec["calendar"]).add(at, {"unit": step.due.duration.unit, "amount": step.due.duration.amount})
     due_local = due.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
-    role = next((r.name for r in model.roles.values() if {"generate_tasks", "manage_own_tasks"} <= set(r.permissions)), None)
+    role = _staff_role(compiled)
     entity = model.entities[form.entity]
     record = {"key": "customer", **{f.name: _value(f, start) for f in entity.fields if f.required and f.default is None}}
     if entity.field("owner") is not None and entity.field("owner").type == "user":
@@ -158,7 +159,7 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
     calendar = f"calendar: {spec['calendar']['name']}\n" if process.calendar else ""
     groups = "".join(f"  groups:\n    {g}: {_flow(v)}\n" for g, v in (given.get("groups") or {}).items())
     out[f"tests/{form.name}.yaml"] = (
-        _schema_line(folder, f"tests/{form.name}.yaml", "scenario")
+        schema_line(folder, f"tests/{form.name}.yaml", "scenario")
         + "# A sample scenario test, run by `tailor pack test` (the format: docs/packs.md). Times are local to the calendar.\n"
         + f"scenario: {_flow(f'{form.label} starts {process.label.lower()}, its first task for the right person, due on time')}\n"
         + calendar
@@ -170,7 +171,30 @@ def files(name: str, compiled: CompiledModel, base: str, folder: Path) -> dict[s
         + (f"    creates: {_flow(creates)}\n" if creates else "")
         + f"\n  # '{step.id}' is due {step.due.duration.text} after the start, counted on the process's calendar.\n"
         + f"  - expect:\n      tasks:\n        - {_flow(task)}\n      history:\n        customer: [{_flow(form.label)}]\n")
+    demo_record = {**record, "key": f"{name}_customer"}
+    out[f"demo/{name}.yaml"] = _demo(name, role, (form, demo_record, given.get("groups")))
     return out
+
+
+def _staff_role(compiled: CompiledModel) -> str | None:
+    """A role whose people get and work on tasks."""
+    return next((r.name for r in compiled.model.roles.values() if {"generate_tasks", "manage_own_tasks"} <= set(r.permissions)), None)
+
+
+def _demo(name: str, role: str | None, found: tuple[Form, dict, dict | None] | None) -> str:
+    """A sample demo file: a person to log in as and, with a sample form, a customer with a contact of that form."""
+    text = (f"# Demo data of {name}, loaded by `tailor run --demo` after its base's (once per version of the pack; the format:\n"
+            "# docs/packs.md). It may name the users and records of the base's demo. Passwords are for a local demo only.\n"
+            "users:\n"
+            f"  - {_flow({'username': 'sam', 'name': 'Sam Sample', 'password': 'sam', 'roles': [role] if role else []})}\n")
+    if found is None:
+        return text
+    form, record, groups = found
+    if groups:
+        text += "groups:\n" + "".join(f"  {g}: {_flow({'members': v['members']})}\n" for g, v in groups.items())
+    text += f"records:\n  {form.entity}:\n    - {_flow(record)}\n"
+    text += f"contacts:\n  - {_flow({'record': record['key'], 'form': form.name, 'summary': form.label, 'by': 'sam', 'days': 1})}\n"
+    return text
 
 
 def _readme(name: str, base: str) -> str:
@@ -185,6 +209,7 @@ A client pack extending the `{base}` pack.
 | `processes/` | its processes (`kind: process`) |
 | `overlays/` | changes to the `{base}` pack's definitions (`kind: overlay`) |
 | `tests/` | scenario tests, run by `tailor pack test` |
+| `demo/` | demo data, loaded by `tailor run --demo` after the `{base}` pack's |
 
     tailor check definitions/{base} {name}     # every problem at its file:line
     tailor pack test {name}                    # the scenarios, on a fake clock

@@ -105,7 +105,7 @@ def test_tailor_run_demo_starts_everything_and_stops_cleanly(tmp_path):
         rows = []
         while time.monotonic() < deadline and len(rows) < 2:
             with engine.connect() as conn:
-                # the open ones: the demo's past (definitions/demo/history.yaml) holds finished tasks for the reports
+                # the open ones: the demo's past (definitions/crm/demo/history.yaml) holds finished tasks for the reports
                 rows = conn.execute(sa.text("SELECT title, status, group_name FROM tasks WHERE status = 'open' ORDER BY title")).all()
             time.sleep(0.5)
         engine.dispose()
@@ -131,6 +131,30 @@ def test_tailor_run_demo_starts_everything_and_stops_cleanly(tmp_path):
     assert code == 0 and out.rstrip().endswith("stopped"), out[-3000:]
     assert "Traceback" not in out
     assert "[worker] worker running on task queue 'tailor'" in out  # the worker is a process of its own, its output shown
+    assert "demo data loaded: crm 1.0.0" in out
+
+
+def test_a_broken_demo_file_stops_tailor_run_demo_before_anything_starts(tmp_path):
+    """Every problem at its line; no Temporal server, no worker, and nothing of any pack's demo in the database."""
+    import shutil
+
+    from tests.conftest import ACME
+
+    acme = shutil.copytree(ACME, tmp_path / "acme")
+    (acme / "demo" / "acme.yaml").write_text("users:\n  - {username: carl, roles: [wizard]}\nrecords:\n  spaceship: []\n")
+    env = {**os.environ, "TAILOR_DATA_DIR": str(tmp_path / "var"), "TAILOR_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+           "TAILOR_PACKS": f"{CRM},{acme}"}
+    result = subprocess.run([str(Path(sys.executable).parent / "tailor"), "run", "--demo", "--port", str(free_port())], check=False, cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{acme}/demo/acme.yaml:2:30: no role 'wizard'" in result.stderr
+    assert f"{acme}/demo/acme.yaml:4:3: no entity 'spaceship'" in result.stderr
+    assert result.stderr.rstrip().endswith("2 problems found") and "Traceback" not in result.stderr
+    assert "Temporal" not in result.stdout
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'tailor.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar() == 0
+    engine.dispose()
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to tailor run", "the worker dies", "tailor run is killed"])

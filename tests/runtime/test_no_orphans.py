@@ -94,6 +94,7 @@ def _prepare(engine: sa.Engine, compiled, hostile: bool) -> dict:
         if hostile:
             conn.execute(users.update().where(users.c.username.in_(["sue", "lee"])).values(active=False))  # support has left
             conn.execute(group_members.delete().where(group_members.c.group_name == "professional_services"))  # nobody runs projects
+            conn.execute(group_members.delete().where(group_members.c.group_name == "credit_control"))  # Acme's credit control is empty
     on = {"opportunity": deal, "support_request": request, "company": company, "contract": contract}
     starters = {"lead_follow_up": ids["jane"] if hostile else ids["ann"], "support_sla": ids["jane"], "meeting_follow_up": ids["bob"],
                 "onboarding": None if hostile else ids["ann"], "contract_renewal": None, "account_review": None,
