@@ -286,7 +286,8 @@ BUILD_PER_READ = 2.0  # building an index costs about twice reading its expressi
 SQLITE_BUILD_CACHE_KIB = 65536  # the page cache (and so SQLite's sorter memory) while an index builds; restored after
 
 
-def _seconds(x: float) -> str:
+def duration_words(x: float) -> str:
+    """"under a second", "about 12 s", "about 3 min"."""
     return "under a second" if x < 1 else f"about {x:.0f} s" if x < 90 else f"about {x / 60:.0f} min"
 
 
@@ -318,7 +319,7 @@ class AddIndex:
             text = f"add {what}"
         if self.rows is None or self.rows < ESTIMATE_FROM or self.seconds is None:
             return text
-        size = f"{self.rows:,} records, {_seconds(self.seconds)} to build"
+        size = f"{self.rows:,} records, {duration_words(self.seconds)} to build"
         if self.concurrent:
             return (f"{text}: {size}, concurrently after the other changes commit (record writes go on; "
                     f"queries on {self.field} work without it, only slower, until it is built)")
