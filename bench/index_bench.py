@@ -13,8 +13,8 @@ section of docs/benchmarks.md.
 
     .venv/bin/python bench/index_bench.py [--records N] [--rate W] [--no-write] [--skip-postgres]
 """
-from __future__ import annotations
-
+# (no `from __future__ import annotations`: tests load this file without putting it in sys.modules, which dataclasses
+# with string annotations need)
 import argparse
 import datetime as dt
 import os
@@ -26,21 +26,22 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]  # runnable from a checkout without `pip install -e .`
 
-import sqlalchemy as sa  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import runtime_bench as rb  # one way to make a million records: its bulk insert
+import sqlalchemy as sa
+from report import code_state, load_average, machine_basics, write_section
+from rich.console import Console
+from rich.table import Table
 
-import runtime_bench as rb  # noqa: E402 - one way to make a million records: its bulk insert
-from engine.compiler import CompiledModel, compile_model  # noqa: E402
-from engine.loader import load  # noqa: E402
-from report import code_state, load_average, machine_basics, write_section  # noqa: E402
-from runtime import records  # noqa: E402
-from runtime.db import make_engine, upgrade  # noqa: E402
-from runtime.plan import AddIndex, apply, build_indexes, plan  # noqa: E402
+from engine.compiler import CompiledModel, compile_model
+from engine.loader import load
+from runtime import records
+from runtime.db import make_engine, upgrade
+from runtime.plan import AddIndex, apply, build_indexes, plan
 
 DOCS = BENCH.parent / "docs" / "benchmarks.md"
 START, END = "<!-- index-bench:start -->", "<!-- index-bench:end -->"
@@ -88,7 +89,7 @@ class Writer:
                 self.failures.append(due)
             due += self.interval
 
-    def __enter__(self) -> Writer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -186,13 +187,13 @@ def rows(results: list[Result]) -> list[tuple[str, ...]]:
 
 def markdown(results: list[Result], n: int, rate: float, when: str) -> str:
     lines = [START, "## Index builds: record writes while an indexed field is added", "",
-             f"The p99 latency of record writes while `tailor migrate`'s plan adds an indexed field to {n:,} companies, "
+             (f"The p99 latency of record writes while `tailor migrate`'s plan adds an indexed field to {n:,} companies, "
              f"against the same writes without it, measured by `bench/index_bench.py`. A writer thread creates a company "
              f"through `runtime.records.create_record` (one transaction each) every {1000 / rate:.0f} ms; a write's latency "
              f"runs from when it was due to start until it committed, so a write queued behind a lock counts its wait. The "
              f"baseline is the writer alone in the same run, just before. The migration is `plan` + `apply(later=...)` in "
              f"one transaction, then `build_indexes` (PostgreSQL: CREATE INDEX CONCURRENTLY after the commit; SQLite builds "
-             f"in the transaction). The records are made by `bench/runtime_bench.py`'s bulk insert.", "",
+             f"in the transaction). The records are made by `bench/runtime_bench.py`'s bulk insert."), "",
              "| database | writes alone | writes during the migration | p99 ratio | migration (build included) | plan's estimate |",
              "| --- | --- | --- | ---: | --- | --- |"]
     lines += [f"| {' | '.join(r[:6])} |" for r in rows(results)]
@@ -200,14 +201,14 @@ def markdown(results: list[Result], n: int, rate: float, when: str) -> str:
     for r in results:
         if not r.skipped:
             lines.append(f"- {r.dialect}, the plan said: \"{r.plan_line}\"")
-    lines += ["", "SQLite has one writer: while the index builds, every write waits for it, so the writes' p99 is about the "
+    lines += ["", ("SQLite has one writer: while the index builds, every write waits for it, so the writes' p99 is about the "
               "build time; the plan says so and gives its estimate (a sample of the index's expression timed and scaled by "
               "the record count). PostgreSQL writes go on during the build: it holds only a lock that writers do not "
-              "conflict with, and waits for the writes in flight at each of its phases.", ""]
+              "conflict with, and waits for the writes in flight at each of its phases."), ""]
     basics = machine_basics()
-    lines += [f"Measured {when} on {basics['cores']} cores ({basics['CPU']}, {basics['memory']}), {basics['OS']}, "
+    lines += [(f"Measured {when} on {basics['cores']} cores ({basics['CPU']}, {basics['memory']}), {basics['OS']}, "
               f"{basics['Python']}, {code_state(('runtime', 'bench'))}; load average {load_average(': other work was running, figures are upper bounds' if os.getloadavg()[0] > 1.5 else '')}. "
-              f"Run again with `.venv/bin/python bench/index_bench.py` (about a minute per database).", END, ""]
+              f"Run again with `.venv/bin/python bench/index_bench.py` (about a minute per database)."), END, ""]
     return "\n".join(lines)
 
 
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None, pg_url: str = PG_URL) -> list[Result]:
             console.print(f"{r.dialect} plan: {r.plan_line}", highlight=False)
     if not args.no_write:
         write_section(DOCS, START, END, markdown(results, args.records, args.rate,
-                                                 dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")))
+                                                 dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")))
         console.print(f"wrote {DOCS.relative_to(BENCH.parent)}")
     return results
 
