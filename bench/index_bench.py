@@ -59,6 +59,7 @@ class Result:
     failed: int = 0  # writes that raised during the build
     transaction: float = 0.0  # the plan's transaction (SQLite: the build is in it)
     build: float = 0.0  # the concurrent build after it (PostgreSQL)
+    cpu: float = 0.0  # this process's CPU seconds during the migration (SQLite: the build's own work, the writer waiting)
     estimate: float | None = None
     plan_line: str = ""
 
@@ -123,15 +124,15 @@ def measure(engine: sa.Engine, dialect: str, n: int, rate: float, baseline_secon
     later: list = []
     with Writer(engine, v1, rate) as writer:
         time.sleep(min(1.0, baseline_seconds))  # the writer at its pace first
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with engine.begin() as conn:  # what `tailor migrate` does
             ops = plan(conn, v2)
             apply(conn, v2, ops, later=later)
         t1 = time.perf_counter()
         build_indexes(engine, later)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         time.sleep(0.2)  # let the writes due during the build finish
-    res.transaction, res.build = t1 - t0, t2 - t1
+    res.transaction, res.build, res.cpu = t1 - t0, t2 - t1, c2 - c0
     res.during = writer.between(t0, t2)
     res.failed = sum(t0 <= due <= t2 for due in writer.failures)
     index = next(op for op in ops if isinstance(op, AddIndex))
@@ -180,7 +181,8 @@ def rows(results: list[Result]) -> list[tuple[str, ...]]:
                      f"{len(r.during)} writes: p50 {ms(rb.pct(r.during, 50)) if r.during else '—'}, p99 {ms(during)}, "
                      f"max {ms(max(r.during)) if r.during else '—'}" + (f", {r.failed} failed" if r.failed else ""),
                      f"{during / base:.1f}x" if base else "—",
-                     f"{build:.2f} s ({how}" + (f"; transaction {r.transaction:.2f} s" if r.dialect != "sqlite" else "") + ")",
+                     f"{build:.2f} s ({how}" + (f"; transaction {r.transaction:.2f} s" if r.dialect != "sqlite" else
+                                                f"; {r.cpu:.2f} s of CPU") + ")",
                      ms(r.estimate) if r.estimate is not None else "—", ""))
     return out
 
