@@ -220,7 +220,7 @@ def _long_steps(engine):
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}")]
         with Progress(*columns, console=console, transient=True) as progress:
             note = f"(estimate: {planning.duration_words(estimate)})" if estimate is not None else ""
-            task = progress.add_task(step.describe().split(":")[0], total=None, note=note)
+            task = progress.add_task(f"building {step.name} ({rows:,} records)", total=None, note=note)
             stop = threading.Event()
             poller = None
             if isinstance(step, planning.IndexBuild):
