@@ -213,3 +213,33 @@ def test_the_postgresql_plan_says_the_build_runs_concurrently(pg, packs):
     assert lines(ops) == [("add index ix_account_region on account.region: 2,000 records, under a second to build, concurrently "
                           "after the other changes commit (record writes go on; queries on region work without it, only "
                           "slower, until it is built)")]
+
+
+def test_tailor_migrate_on_postgresql_builds_the_index_after_the_commit_and_check_sees_an_invalid_one(pg, packs, monkeypatch):
+    from click.testing import CliRunner
+
+    from admin.cli import main
+
+    monkeypatch.delenv("TAILOR_PACKS", raising=False)
+    with pg.connect() as conn:  # the test's own schema, which the command must use too
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+    assert schema.startswith("t_")
+    url = f"{pg.url.render_as_string(hide_password=False)}?options=-csearch_path%3D{schema}"
+    folder = packs.write("p", {"account.yaml": BEFORE})
+
+    def tailor(*args: str):
+        return CliRunner().invoke(main, ["migrate", str(folder), "--database-url", url, *args], catch_exceptions=False)
+
+    assert tailor().exit_code == 0
+    packs.write("p", {"account.yaml": INDEXED})
+    applied = tailor()
+    assert applied.exit_code == 0, applied.output
+    assert applied.stdout.splitlines() == ["1. add index ix_account_region on account.region",
+                                           "building 1 index concurrently (record writes go on) ...", "applied 1 change(s)"]
+    with pg.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        assert "ix_account_region" in index_names(conn, "account") and invalid_indexes(conn, "account") == set()
+        conn.exec_driver_sql("UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass('ix_account_region')")
+    drifted = tailor("--check")
+    assert drifted.exit_code == 1 and drifted.stdout.splitlines() == [
+        "1. index ix_account_region is invalid (an earlier build did not finish): will rebuild index ix_account_region on account.region"]
+    assert tailor().exit_code == 0 and tailor("--check").exit_code == 0
