@@ -169,21 +169,82 @@ def migrate(paths: tuple[Path, ...], only_plan: bool, check: bool, database_url:
                             f"(run `tailor migrate` to apply them)", fg="red", err=True)
                 sys.exit(1)
             return
+        later: list[planning.IndexBuild] = []  # PostgreSQL's index builds: concurrently, once the rest has committed
+        watch = _long_steps(engine)
         with engine.begin() as conn:
             revision = current_revision(conn)
             upgrade(conn)
             ops = planning.plan(conn, compiled)
-            planning.apply(conn, compiled, ops)
+            planning.apply(conn, compiled, ops, later=later, watch=watch)
         if revision != head_revision():
             click.echo(f"upgraded the platform tables from {revision or 'nothing'} to {head_revision()}")
         for i, op in enumerate(ops, 1):
             click.echo(f"{i}. {op.describe()}")
+        if later:
+            click.echo(f"building {len(later)} index{'es' if len(later) != 1 else ''} concurrently (record writes go on) ...")
+            planning.build_indexes(engine, later, watch=watch)
         click.echo(f"applied {len(ops)} change(s)" if ops else "the entity tables match the definitions: nothing to do")
     except MigrationError as exc:
         click.secho(str(exc), fg="red", err=True)
         sys.exit(1)
     finally:
         engine.dispose()
+
+
+def _long_steps(engine):
+    """A live display around each long step of a migration (runtime.plan's `watch`): an index build on a big table.
+
+    PostgreSQL reports a concurrent build's phase and progress (pg_stat_progress_create_index, read from a second
+    connection every half second). SQLite reports none for an index build: a spinner shows the time spent next to the
+    plan's estimate, without pretending to know how far it is.
+    """
+    import threading
+    from contextlib import contextmanager
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from runtime import plan as planning
+
+    console = Console(stderr=True)
+
+    @contextmanager
+    def watch(step):
+        rows = getattr(step, "rows", None)
+        if rows is None or rows < planning.ESTIMATE_FROM:
+            yield
+            return
+        estimate = getattr(step, "seconds", None)
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}")]
+        with Progress(*columns, console=console, transient=True) as progress:
+            note = f"(estimate: {planning.duration_words(estimate)})" if estimate is not None else ""
+            task = progress.add_task(f"building {step.name} ({rows:,} records)", total=None, note=note)
+            stop = threading.Event()
+            poller = None
+            if isinstance(step, planning.IndexBuild):
+                def poll():
+                    with engine.connect() as conn:
+                        while not stop.wait(0.5):
+                            now = planning.build_progress(conn, step)
+                            conn.rollback()  # a fresh snapshot for the next look
+                            if now:
+                                phase, done = now
+                                progress.update(task, total=1 if done is not None else None, completed=done or 0, note=f"{phase} {note}")
+                poller = threading.Thread(target=poll, daemon=True)
+                poller.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                if poller:
+                    poller.join()
+    return watch
 
 
 # -- business time and schedules, as the engine computes them ------------------------------
@@ -416,6 +477,7 @@ def release_create(paths: tuple[Path, ...], reason: str, then_activate: bool) ->
     """Make a release of pack folders (plus the active release's local pack), after checking them."""
     from engine.compiler import compile_model
     from engine.loader import load
+    from runtime import plan as planning
     from runtime import releases
     from runtime.plan import MigrationError
 
@@ -426,6 +488,7 @@ def release_create(paths: tuple[Path, ...], reason: str, then_activate: bool) ->
         sys.exit(1)
     settings, engine = _release_env()
     files, packs = releases.snapshot(paths)
+    later: list = []  # PostgreSQL's index builds, run concurrently once the activation has committed
     try:
         with engine.begin() as conn:
             current = releases.active(conn)
@@ -433,10 +496,13 @@ def release_create(paths: tuple[Path, ...], reason: str, then_activate: bool) ->
             rid = releases.create(conn, files, packs, reason=reason)
             click.echo(f"release {rid} ({', '.join(packs)})")
             if then_activate:
-                activation, ops = releases.switch_to(conn, rid, settings.data_dir / "releases", reason=reason or "tailor release create")
+                activation, ops = releases.switch_to(conn, rid, settings.data_dir / "releases", reason=reason or "tailor release create",
+                                                     later=later)
                 for line in (op.describe() for op in ops):
                     click.echo(f"migrated: {line}")
                 click.echo(f"activated: activation {activation}")
+        if later:
+            planning.build_indexes(engine, later, watch=_long_steps(engine))
     except DefinitionError as exc:
         _report(exc.problems)
         sys.exit(1)
@@ -462,13 +528,17 @@ def release_list() -> None:
 @click.option("--reason", required=True, help="why (kept in the history)")
 def release_activate(release_id: int, reason: str) -> None:
     """Activate a release (an earlier one: a revert); every node switches within seconds."""
+    from runtime import plan as planning
     from runtime import releases
     from runtime.plan import MigrationError
 
     settings, engine = _release_env()
+    later: list = []  # PostgreSQL's index builds, run concurrently once the activation has committed
     try:
         with engine.begin() as conn:
-            activation, ops = releases.switch_to(conn, release_id, settings.data_dir / "releases", reason=reason)
+            activation, ops = releases.switch_to(conn, release_id, settings.data_dir / "releases", reason=reason, later=later)
+        if later:
+            planning.build_indexes(engine, later, watch=_long_steps(engine))
     except LookupError as exc:
         click.secho(str(exc), fg="red", err=True)
         sys.exit(1)

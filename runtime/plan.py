@@ -9,12 +9,19 @@ keeps its values, hidden, and a removed entity keeps its table.
 from __future__ import annotations
 
 import json
+import re
+import time
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Union
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Any, Union
 
 import sqlalchemy as sa
-from sqlalchemy.schema import AddConstraint, CreateColumn, DropIndex as DropIndexDDL
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import AddConstraint, CreateColumn, CreateIndex
+from sqlalchemy.schema import DropIndex as DropIndexDDL
+from sqlalchemy.sql import visitors
 
 from engine.compiler import CompiledModel, canonical_json, is_column
 from engine.errors import MigrationError
@@ -273,18 +280,82 @@ class ChangeType:
             conn.execute(sql, params[start:start + BATCH])
 
 
+ESTIMATE_FROM = 1000  # records: below this an index builds in a blink and the plan says nothing about its time
+SAMPLE = 20_000  # records read to measure the per-record cost of an index's expression
+# Building an index costs a multiple of reading its expression: SQLite reads once, then sorts and writes (about 2x);
+# PostgreSQL's concurrent build reads the table twice, building then validating (about 4x). bench/index_bench.py prints
+# the estimate next to the build time.
+BUILD_PER_READ = {"sqlite": 2.0, "postgresql": 4.0}
+SQLITE_BUILD_CACHE_KIB = 65536  # the page cache (and so SQLite's sorter memory) while an index builds; restored after
+
+
+def duration_words(x: float) -> str:
+    """"under a second", "about 12 s", "about 3 min"."""
+    return "under a second" if x < 1 else f"about {x:.0f} s" if x < 90 else f"about {x / 60:.0f} min"
+
+
 @dataclass(frozen=True)
 class AddIndex:
     entity: str
     field: str
     unique: bool = False
+    redo: str = ""  # "missing" or "invalid": the stored state has the index, the database lacks a usable one
+    rows: int | None = None  # records in the table when planned (plan() fills it in for existing tables)
+    seconds: float | None = None  # the estimated build time
+    dialect: str = ""
 
     @property
     def name(self) -> str:
         return f"ix_{self.entity}_{self.field}"
 
+    @property
+    def concurrent(self) -> bool:
+        return self.dialect == "postgresql"
+
     def describe(self) -> str:
-        return f"add {'unique ' if self.unique else ''}index {self.name} on {self.entity}.{self.field}"
+        what = f"{'unique ' if self.unique else ''}index {self.name} on {self.entity}.{self.field}"
+        if self.redo == "invalid":
+            text = f"index {self.name} is invalid (an earlier build did not finish): will rebuild {what}"
+        elif self.redo == "missing":
+            text = f"index {self.name} is missing (an earlier build did not finish): will build {what}"
+        else:
+            text = f"add {what}"
+        if self.rows is None or self.rows < ESTIMATE_FROM or self.seconds is None:
+            return text
+        size = f"{self.rows:,} records, {duration_words(self.seconds)} to build"
+        if self.concurrent:
+            return (f"{text}: {size}, concurrently after the other changes commit (record writes go on; "
+                    f"queries on {self.field} work without it, only slower, until it is built)")
+        return f"{text}: {size}, during which record writes wait (SQLite has one writer)"
+
+    def estimated(self, conn: sa.Connection, compiled: CompiledModel) -> AddIndex:
+        """This build with the table's record count and a time estimate: a sample's reading time, scaled."""
+        table = compiled.metadata.tables[self.entity]
+        rows = _row_count(conn, self.entity)
+        existing = {c["name"] for c in sa.inspect(conn).get_columns(self.entity)}
+        index = self.index(compiled)
+        # a column this plan adds is empty: its values cost nothing to read
+        needed = {c.name for e in index.expressions for c in _columns(e) if c.name in existing}
+        sub = sa.select(*[table.c[n] for n in sorted(needed | {"id"})]).limit(SAMPLE).subquery()
+        exprs = [_rebind(e, table, sub) for e in index.expressions if all(c.name in existing for c in _columns(e))]
+        query = sa.select(sa.func.count(), *[sa.func.max(e) for e in exprs]).select_from(sub)
+        per_row = 0.0
+        if rows:
+            times = []
+            for _ in range(3):  # the quickest of three: a sample this short is easily stretched by other work
+                t0 = time.perf_counter()
+                n = conn.execute(query).scalar() or 0
+                times.append(time.perf_counter() - t0)
+            per_row = min(times) / n if n else 0.0
+        return replace(self, rows=rows, seconds=rows * per_row * BUILD_PER_READ.get(conn.dialect.name, 2.0), dialect=conn.dialect.name)
+
+    def index(self, compiled: CompiledModel) -> sa.Index:
+        table = compiled.metadata.tables[self.entity]
+        index = next((i for i in table.indexes if i.name == self.name), None)
+        if index is None:  # a unique column made later: a unique index, since SQLite cannot add constraints
+            index = sa.Index(self.name, table.c[self.field], unique=True)
+            table.indexes.discard(index)  # made for this build: the compiled metadata stays as compiled
+        return index
 
     def check(self, conn: sa.Connection, compiled: CompiledModel) -> str | None:
         if not self.unique:
@@ -303,12 +374,125 @@ class AddIndex:
                     f"make their values different first")
         return None
 
+    def build(self, compiled: CompiledModel) -> IndexBuild:
+        """The concurrent build of this index (PostgreSQL), to run after the plan's transaction commits."""
+        ddl = str(CreateIndex(self.index(compiled), if_not_exists=True)
+                  .compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        sql = re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX CONCURRENTLY ", ddl.strip())
+        return IndexBuild(self.entity, self.field, self.name, sql, self.redo == "invalid", self.rows, self.seconds)
+
     def apply(self, conn: sa.Connection, compiled: CompiledModel) -> None:
-        table = compiled.metadata.tables[self.entity]
-        index = next((i for i in table.indexes if i.name == self.name), None)
-        if index is None:  # a unique column made later: a unique index, since SQLite cannot add constraints
-            index = sa.Index(self.name, table.c[self.field], unique=True)
-        index.create(conn)
+        if self.redo == "invalid":
+            conn.execute(DropIndexDDL(sa.Index(self.name), if_exists=True))
+        if conn.dialect.name != "sqlite":
+            self.index(compiled).create(conn)
+            return
+        # SQLite sorts the index's entries in its page cache before writing them: a bigger cache sorts in fewer passes
+        # (helper threads, PRAGMA threads, measured no better on 2 cores: not used)
+        (cache,) = conn.exec_driver_sql("PRAGMA cache_size").one()
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_BUILD_CACHE_KIB}")
+        try:
+            self.index(compiled).create(conn)
+        finally:
+            conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
+
+
+@dataclass(frozen=True)
+class IndexBuild:
+    """An index built with CREATE INDEX CONCURRENTLY outside the plan's transaction: writers are not blocked."""
+
+    entity: str
+    field: str
+    name: str
+    sql: str
+    drop_first: bool = False  # an invalid index of this name is there from a build that did not finish
+    rows: int | None = None
+    seconds: float | None = None
+
+    def describe(self) -> str:
+        size = f" ({self.rows:,} records)" if self.rows else ""
+        return f"build index {self.name} on {self.entity}.{self.field}{size}"
+
+
+class IndexBuildFailed(MigrationError):
+    """Concurrent index builds that failed; their invalid leftovers are dropped and the next migrate retries them."""
+
+    def __init__(self, failures: Iterable[str]):
+        self.failures = list(failures)
+        n = len(self.failures)
+        super().__init__(
+            f"{n} index build{'s' if n != 1 else ''} failed (the other changes are applied; queries on "
+            f"{'these fields' if n != 1 else 'this field'} still work, only slower, until the index exists; "
+            f"`tailor migrate` or activating the release again retries):\n" + "\n".join(f"  - {f}" for f in self.failures))
+
+
+def _rebind(expr: sa.ColumnElement, table: sa.Table, sub: sa.Subquery) -> sa.ColumnElement:
+    """An index expression over a subquery of its table (to time it on a sample)."""
+    return visitors.replacement_traverse(expr, {}, lambda el: sub.c[el.name] if isinstance(el, sa.Column) and el.table is table else None)
+
+
+def _columns(expr: sa.ColumnElement) -> list[sa.Column]:
+    return [el for el in visitors.iterate(expr) if isinstance(el, sa.Column)]
+
+
+def _row_count(conn: sa.Connection, table: str) -> int:
+    if conn.dialect.name == "postgresql":  # the planner's estimate (kept by autovacuum): counting would read the table
+        n = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": _q(conn, table)}).scalar()
+        if n is not None and n >= 0:
+            return int(n)
+    return conn.execute(sa.text(f"SELECT count(*) FROM {_q(conn, table)}")).scalar_one()
+
+
+def invalid_indexes(conn: sa.Connection, table: str) -> set[str]:
+    """Indexes of a table left invalid by a concurrent build that failed or was stopped (PostgreSQL; none on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return set()
+    sql = ("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+           "WHERE i.indrelid = to_regclass(:t) AND NOT i.indisvalid")
+    return set(conn.execute(sa.text(sql), {"t": _q(conn, table)}).scalars())
+
+
+def build_progress(conn: sa.Connection, build: IndexBuild) -> tuple[str, float | None] | None:
+    """The phase of a concurrent build running in another session and how far it is in it (0..1), or None."""
+    row = conn.execute(sa.text(
+        "SELECT phase, blocks_total, blocks_done, tuples_total, tuples_done FROM pg_stat_progress_create_index "
+        "WHERE relid = to_regclass(:t)"), {"t": _q(conn, build.entity)}).first()
+    if row is None:
+        return None
+    phase, blocks_total, blocks_done, tuples_total, tuples_done = row
+    if blocks_total:
+        return phase, blocks_done / blocks_total
+    if tuples_total:
+        return phase, tuples_done / tuples_total
+    return phase, None
+
+
+Watch = Callable[[Any], AbstractContextManager]  # around each op (and each later index build): e.g. a progress display
+
+
+def build_indexes(engine: sa.Engine, builds: Iterable[IndexBuild], watch: Watch | None = None) -> None:
+    """Run the concurrent builds `apply` left for after the commit, each in its own autocommit statement.
+
+    A build that fails leaves an invalid index: it is dropped (so it costs writers nothing) and the failures are raised
+    together as IndexBuildFailed once every build has been tried. A build stopped half-way (the process killed) leaves
+    it too: the next plan finds it and rebuilds it.
+    """
+    failures = []
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for b in builds:
+            with watch(b) if watch else nullcontext():
+                try:
+                    if b.drop_first:
+                        conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(conn, b.name)}")
+                    conn.exec_driver_sql(b.sql)
+                except sa.exc.DBAPIError as exc:
+                    why = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+                    left = b.name in invalid_indexes(conn, b.entity)
+                    if left:
+                        conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(conn, b.name)}")
+                    failures.append(f"index {b.name} on {b.entity}.{b.field}: {why}" + ("; its invalid leftover is dropped" if left else ""))
+    if failures:
+        raise IndexBuildFailed(failures)
 
 
 @dataclass(frozen=True)
@@ -494,31 +678,63 @@ def inspected_state(conn: sa.Connection, compiled: CompiledModel, name: str) -> 
 
 
 def plan(conn: sa.Connection, compiled: CompiledModel) -> list[Op]:
-    """Diff the database's applied state with the compiled model and check the result against the records."""
+    """Diff the database's applied state with the compiled model and check the result against the records.
+
+    Indexes the state has but the database lacks (or has invalid: a concurrent build that failed or was stopped) are
+    built again; each index build on an existing table carries its record count and estimated time.
+    """
     states = read_state(conn)
     tables = set(sa.inspect(conn).get_table_names())
     for name in compiled.model.entities:
         if name not in states and name in tables:
             states[name] = inspected_state(conn, compiled, name)
-    ops = diff(states, compiled) + _missing_title_indexes(conn, compiled, tables)
+    ops = _index_repairs(conn, compiled, tables, diff(states, compiled))
+    ops = [op.estimated(conn, compiled) if isinstance(op, AddIndex) and op.entity in tables else op for op in ops]
     refused = [r for op in ops if hasattr(op, "check") and (r := op.check(conn, compiled))]
     if refused:
         raise MigrationRefused(refused)
     return ops
 
 
-def _missing_title_indexes(conn: sa.Connection, compiled: CompiledModel, tables: set[str]) -> list[Op]:
-    """The title index of every existing entity table that lacks it (tables made before the title was indexed)."""
-    return [AddIndex(name, "title") for name in compiled.model.entities
-            if name in tables and f"ix_{name}_title" not in index_names(conn, name)]
+def _index_repairs(conn: sa.Connection, compiled: CompiledModel, tables: set[str], ops: list[Op]) -> list[Op]:
+    """The ops, plus a build of every index an existing table should have and lacks or has invalid.
+
+    (Tables made before titles were indexed lack their title index; a concurrent build that failed, or was stopped,
+    leaves its index missing or invalid.)
+    """
+    planned = {op.name for op in ops if isinstance(op, AddIndex)}
+    out = list(ops)
+    for name in compiled.model.entities:
+        if name not in tables:
+            continue
+        present, invalid = index_names(conn, name), invalid_indexes(conn, name)
+        out = [replace(op, redo="invalid") if isinstance(op, AddIndex) and op.name in invalid else op for op in out]
+        for ix in sorted(compiled.metadata.tables[name].indexes, key=lambda i: i.name):
+            if ix.name in planned:
+                continue
+            field_name = ix.info.get("field", "title")
+            if ix.name in invalid:
+                out.append(AddIndex(name, field_name, unique=bool(ix.unique), redo="invalid"))
+            elif ix.name not in present:
+                out.append(AddIndex(name, field_name, unique=bool(ix.unique), redo="" if field_name == "title" else "missing"))
+    return out
 
 
-def apply(conn: sa.Connection, compiled: CompiledModel, ops: Iterable[Op]) -> None:
-    """Carry out a plan in the caller's transaction, then store the new state of every entity."""
+def apply(conn: sa.Connection, compiled: CompiledModel, ops: Iterable[Op], *, later: list[IndexBuild] | None = None,
+          watch: Watch | None = None) -> None:
+    """Carry out a plan in the caller's transaction, then store the new state of every entity.
+
+    With `later` (a list) on PostgreSQL, index builds are not run here but appended to it, for `build_indexes` to run
+    concurrently once the caller has committed; without it they build in the transaction (blocking writers).
+    """
     ops = list(ops)
     previous = read_state(conn)
     for op in ops:
-        op.apply(conn, compiled)
+        if later is not None and isinstance(op, AddIndex) and conn.dialect.name == "postgresql":
+            later.append(op.build(compiled))
+            continue
+        with watch(op) if watch else nullcontext():
+            op.apply(conn, compiled)
     renamed: dict[str, dict[str, str]] = {}
     for op in ops:
         if isinstance(op, RenameField):

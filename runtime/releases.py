@@ -364,9 +364,12 @@ class Follower:
 
 
 # -- switching the installation to a release ------------------------------------------------------
-def switch_to(conn: sa.Connection, release_id: int, root: Path, *, by: int | None = None, reason: str = "") -> tuple[int, list]:
+def switch_to(conn: sa.Connection, release_id: int, root: Path, *, by: int | None = None, reason: str = "",
+              later: list | None = None) -> tuple[int, list]:
     """Activate a release: compile it, apply its schema plan (refused values stop it: nothing changes) and make it the
-    active one, in this one transaction. Returns (the activation version, the plan's operations)."""
+    active one, in this one transaction. Returns (the activation version, the plan's operations).
+
+    With `later`, PostgreSQL's index builds are left in it for `runtime.plan.build_indexes` after the commit."""
     from .plan import apply, plan
 
     row = get(conn, release_id)
@@ -374,7 +377,7 @@ def switch_to(conn: sa.Connection, release_id: int, root: Path, *, by: int | Non
         raise LookupError(f"there is no release {release_id}")
     compiled = compile_release(row, root)
     ops = plan(conn, compiled)
-    apply(conn, compiled, ops)
+    apply(conn, compiled, ops, later=later)
     return activate(conn, release_id, by=by, reason=reason), ops
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -18,3 +19,13 @@ def bench(name: str):
 def test_release_bench_measures_every_node_switching(tmp_path):
     result = asyncio.run(bench("release_bench").main(1, f"sqlite:///{tmp_path / 'bench.db'}", 0.1))
     assert result["rounds"] == 1 and 0 < result["bare_p50"] < 30 and 0 < result["tailor_max"] < 30
+
+
+def test_index_bench_times_writes_alone_and_during_an_indexed_field_migration():
+    results = bench("index_bench").main(["--records", "1500", "--baseline", "0.3", "--no-write"])
+    lite = results[0]
+    assert lite.dialect == "sqlite" and lite.baseline and lite.transaction > 0 and lite.failed == 0
+    assert re.search(r"1,5\d\d records, under a second to build, during which record writes wait \(SQLite has one writer\)",
+                     lite.plan_line)  # the 1,500 and the baseline's writes
+    for pg in results[1:]:
+        assert pg.skipped or ("concurrently after the other changes commit" in pg.plan_line and pg.build > 0)

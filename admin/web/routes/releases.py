@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.loader import load
 from forms.widgets import when_text, zone_of
 from runtime import releases
-from runtime.plan import MigrationError, describe, plan
+from runtime.plan import IndexBuildFailed, MigrationError, build_indexes, describe, plan
 from runtime.recurrence import sync_schedules
 from runtime.schema import users
 
@@ -133,6 +133,7 @@ async def draft_activate(request: Request, user: Admin, data: CsrfForm, engine: 
     """The draft becomes a release and is activated (its schema plan applied): every node switches within seconds."""
     reason = str(data.get("reason", "")).strip()[:500]
     root = releases_root(request)
+    later: list = []  # PostgreSQL's index builds: concurrently, once the activation has committed
 
     def activate():
         try:
@@ -153,7 +154,7 @@ async def draft_activate(request: Request, user: Admin, data: CsrfForm, engine: 
                 return None, _draft_page(request, conn, compiled, user, problems=problems, status=422)
             all_files, packs = releases.with_local(base["files"], base["packs"], files)
             release_id = releases.create(conn, all_files, packs, author_id=user["id"], reason=reason)
-            activation, _ = releases.switch_to(conn, release_id, root, by=user["id"], reason=reason)
+            activation, _ = releases.switch_to(conn, release_id, root, by=user["id"], reason=reason, later=later)
             releases.discard_draft(conn)
             accounts.log(conn, user["id"], "release.activate", f"release {release_id}", {"activation": activation}, reason)
             return (release_id, new_compiled), None
@@ -165,7 +166,8 @@ async def draft_activate(request: Request, user: Admin, data: CsrfForm, engine: 
     request.app.state.compiled = new_compiled  # this node at once; the others within a poll
     if services.client is not None:
         await sync_schedules(services.client, new_compiled, services.task_queue, announce=services.webhooks)
-    flash(request, f"Release {release_id} is active: every web app and worker switches to it within seconds.")
+    failed = await run_in_threadpool(_build_later, engine, later)
+    flash(request, f"Release {release_id} is active: every web app and worker switches to it within seconds.{failed}")
     return redirect("/admin/releases")
 
 
@@ -201,11 +203,12 @@ async def release_revert(request: Request, release_id: int, user: Admin, data: C
     """Activate an earlier release again (a revert is a new activation of the same files)."""
     reason = str(data.get("reason", "")).strip()[:500] or f"back to release {release_id}"
     root = releases_root(request)
+    later: list = []  # PostgreSQL's index builds: concurrently, once the activation has committed
 
     def activate():
         with engine.begin() as conn:
             _release_or_404(conn, release_id)
-            activation, _ = releases.switch_to(conn, release_id, root, by=user["id"], reason=reason)
+            activation, _ = releases.switch_to(conn, release_id, root, by=user["id"], reason=reason, later=later)
             accounts.log(conn, user["id"], "release.activate", f"release {release_id}", {"activation": activation}, reason)
             return releases.compile_release(releases.get(conn, release_id), root)
 
@@ -217,8 +220,19 @@ async def release_revert(request: Request, release_id: int, user: Admin, data: C
     request.app.state.compiled = new_compiled
     if services.client is not None:
         await sync_schedules(services.client, new_compiled, services.task_queue, announce=services.webhooks)
-    flash(request, f"Release {release_id} is active again: every web app and worker switches to it within seconds.")
+    failed = await run_in_threadpool(_build_later, engine, later)
+    flash(request, f"Release {release_id} is active again: every web app and worker switches to it within seconds.{failed}")
     return redirect("/admin/releases")
+
+
+def _build_later(engine, later: list) -> str:
+    """An activation's index builds after its commit: '' when they all built, else what failed (the next activation or
+    `tailor migrate` retries them)."""
+    try:
+        build_indexes(engine, later)
+    except IndexBuildFailed as exc:
+        return f" {exc}"
+    return ""
 
 
 @router.get("/admin/releases/{release_id}/local.zip")
