@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterator, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping, Union
 
 from .errors import Loc
 from .reports import Dashboard, Report
+
+if TYPE_CHECKING:
+    from .labels import Translation
 
 # -- shared pieces -----------------------------------------------------------
 
@@ -511,6 +514,8 @@ class Model:
     changes: tuple[OverlayChange, ...] = ()  # what each overlay changed, in the order applied (base packs' overlays first)
     reports: Mapping[str, Report] = field(default_factory=lambda: MappingProxyType({}))
     dashboards: Mapping[str, Dashboard] = field(default_factory=lambda: MappingProxyType({}))
+    #: the packs' label translations by locale, merged (engine.labels): the model reads as defined; `labels.translate` gives it in a language
+    translations: Mapping[str, "Translation"] = field(default_factory=lambda: MappingProxyType({}))
 
     def __hash__(self) -> int:  # dict fields: identity hash is enough
         return id(self)
