@@ -18,6 +18,7 @@ from runtime import notifications
 
 from ..access import allowed
 from ..deps import csrf_token
+from .language import compiled_for
 
 STATUS_TEXT = {"open": "Open", "awaiting_approval": "Waiting for approval", "done": "Done", "skipped": "Skipped",
                "cancelled": "Cancelled", "rejected": "Rejected"}
@@ -49,7 +50,7 @@ def fills(template: str) -> Callable[[Filler], Filler]:
 def render(request: Request, name: str, *, user: dict | None = None, status: int = 200, **ctx: Any) -> HTMLResponse:
     """The template `name` as a page (templates live in per-area folders: `records/record.html`)."""
     templates = request.app.state.services.templates
-    model = request.app.state.compiled.model
+    model = compiled_for(request, user).model  # labels in the reader's language
     zone = widgets.zone_of(model, user)
     staff = user is not None and allowed(model, user, "access")
     context = {
@@ -57,6 +58,7 @@ def render(request: Request, name: str, *, user: dict | None = None, status: int
         "staff": staff, "home_url": home_url(model, user), "nav": navigation(model, user, request.url.path) if user else [],
         "zone": zone, "when": lambda moment: widgets.when_text(moment, zone), "status_text": STATUS_TEXT,
         "unread": unread_of(request, user),  # notifications: the bell's count (notifications/_bell.html)
+        "lang": request.state.locale,  # the page's <html lang>: the language its labels are in
         **ctx}
     for fill in _FILLERS.get(name, ()):
         context.update(fill(request, context))
