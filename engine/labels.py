@@ -316,7 +316,7 @@ def translate(model: Model, locale: str | None) -> Model:
         return replace(d, label=get((kind, d.name), d.label))
 
     return replace(
-        model,
+        model, locale=t.locale,
         entities=MappingProxyType({n: entity(e) for n, e in model.entities.items()}),
         forms=MappingProxyType({n: form(f) for n, f in model.forms.items()}),
         processes=MappingProxyType({n: process(p) for n, p in model.processes.items()}),
@@ -325,10 +325,10 @@ def translate(model: Model, locale: str | None) -> Model:
     )
 
 
-def step_title(model: Model, locale: str | None, process: str | None, step: str | None, title: str) -> str:
-    """A task's title as `locale` reads it: its step's translated title, else the text it was made with (only plain
-    step titles are translated: a task made from a template title keeps its own)."""
-    return label(model, locale, ("process", process or "", "step", step or ""), title)
+def step_title(model: Model, process: str | None, step: str | None, title: str) -> str:
+    """A task's title as `model` (translated or not, see `translate`) reads it: its step's translated title, else the
+    text it was made with (only plain step titles are translated: a task made from a template title keeps its own)."""
+    return label(model, model.locale, ("process", process or "", "step", step or ""), title) if model.locale else title
 
 
 def localized(compiled: CompiledModel, locale: str | None) -> CompiledModel:

@@ -516,6 +516,7 @@ class Model:
     dashboards: Mapping[str, Dashboard] = field(default_factory=lambda: MappingProxyType({}))
     #: the packs' label translations by locale, merged (engine.labels): the model reads as defined; `labels.translate` gives it in a language
     translations: Mapping[str, "Translation"] = field(default_factory=lambda: MappingProxyType({}))
+    locale: str = ""  # the language its labels are in: "" as written, else the translation `labels.translate` gave it
 
     def __hash__(self) -> int:  # dict fields: identity hash is enough
         return id(self)

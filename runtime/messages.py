@@ -59,11 +59,11 @@ def holder_text(conn: sa.Connection, model: Model, task: dict) -> str:
     return NOBODY
 
 
-def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo, locale: str | None = None) -> dict:
+def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo) -> dict:
     """`task` in a message template: human `due` and `assignee`, raw `due_at` and `assignee_id` beside them; its title
-    and its queue's group as `locale` reads them (`model` is then the model in that language, see `labels.translate`)."""
+    and its queue's group as `model` names them (in its reader's language, see `labels.translate`)."""
     due = _moment(task.get("due_at"))
-    title = labels.step_title(model, locale, task.get("process"), task.get("step_id"), task.get("title") or "")
+    title = labels.step_title(model, task.get("process"), task.get("step_id"), task.get("title") or "")
     return {"id": task.get("id"), "title": title, "due": when_text(due, zone) if due else "no set time",
             "due_at": due.astimezone(dt.UTC).isoformat() if due else None,
             "assignee": holder_text(conn, model, task), "assignee_id": task.get("assignee_id")}
@@ -104,7 +104,7 @@ def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: d
         entity = model.entities.get(task.get("entity") or "")
         if entity is not None and isinstance(ctx.get("record"), dict):
             scope["record"] = display_context(ctx["record"], entity.all_fields(), Names(conn, compiled, zone))
-        scope["task"] = task_context(conn, model, task, zone, locale)
+        scope["task"] = task_context(conn, model, task, zone)
         return expressions.render(req["template"], scope) or fallback
     except Exception:  # noqa: BLE001 - a template that fails at run time must not stop the alert
         return fallback
@@ -121,7 +121,7 @@ def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, text
         groups.setdefault((texts.get(uid) or alert["message"], zone, locale), []).append(uid)
     mails = []
     for (message, key, locale), recipients in groups.items():
-        ctx = task_context(conn, labels.translate(model, locale), task, ZoneInfo(key), locale)
+        ctx = task_context(conn, labels.translate(model, locale), task, ZoneInfo(key))
         lines = [message, "", f"Task: {ctx['title']}"]
         if ctx["due_at"]:
             lines.append(f"Due: {ctx['due']} ({key})")
@@ -137,6 +137,6 @@ def reminder_mail(conn: sa.Connection, model: Model, task: dict, link: str) -> t
     `link` opens the task."""
     user = _user(conn, task.get("assignee_id"))
     zone, locale = zone_of(model, user), locale_of(model, user)
-    ctx = task_context(conn, labels.translate(model, locale), task, zone, locale)
+    ctx = task_context(conn, labels.translate(model, locale), task, zone)
     when = f"due {ctx['due']} ({zone.key})" if ctx["due_at"] else "waiting for you"
     return f"[Tailor] Reminder: {ctx['title']}", f"This task is {when}.\nOpen it: {link}\n"

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from engine import labels
 from engine import pages as entity_pages
 from engine.model import Model
 from engine.reports import may_see
@@ -125,9 +126,11 @@ def due_text(due: dt.datetime | None, zone: ZoneInfo) -> str:
     return widgets.when_text(due, zone)
 
 
-def task_view(row: dict, zone: ZoneInfo) -> dict:
-    """A task row with what a page shows of it: due text in the viewer's zone, status label, overdue."""
+def task_view(row: dict, zone: ZoneInfo, model: Model | None = None) -> dict:
+    """A task row with what a page shows of it: due text in the viewer's zone, status label, overdue; with the `model`
+    the page reads, its title in the page's language (a plain step title's translation, engine.labels)."""
     due = row["due_at"]
     due = due.replace(tzinfo=dt.UTC) if due is not None and due.tzinfo is None else due
-    return {**row, "due_text": due_text(due, zone), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
+    title = labels.step_title(model, row.get("process"), row.get("step_id"), row.get("title") or "") if model else row.get("title")
+    return {**row, "title": title, "due_text": due_text(due, zone), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
             "overdue": due is not None and row["status"] in ("open", "awaiting_approval") and due < dt.datetime.now(dt.UTC)}

@@ -114,8 +114,9 @@ def test_the_model_in_a_language_reads_translated_labels_and_keeps_the_rest(pack
     assert labels.translate(model, "fr") is model and labels.translate(model, None) is model
     assert model.entities["company"].label == "Company"  # the model itself reads as defined
     assert labels.languages(model) == [("en", "English"), ("de", "Deutsch")]
-    assert labels.step_title(model, "de", "follow_up", "qualify", "Qualify") == "Qualifizieren"
-    assert labels.step_title(model, None, "follow_up", "qualify", "Qualify") == "Qualify"
+    assert de.locale == "de" and model.locale == ""
+    assert labels.step_title(de, "follow_up", "qualify", "Qualify") == "Qualifizieren"  # a task made from a plain title
+    assert labels.step_title(model, "follow_up", "qualify", "Qualify") == "Qualify"
 
 
 def test_a_compiled_model_in_a_language_has_translated_form_schemas_and_the_same_process_versions(packs):

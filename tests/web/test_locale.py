@@ -16,7 +16,7 @@ from engine.compiler import compile_model
 from engine.loader import load
 from runtime import records
 from runtime.schema import metadata as platform
-from runtime.schema import users
+from runtime.schema import tasks, users
 from tests.conftest import CRM
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -39,6 +39,9 @@ def site(compiled, tmp_path):
                                                locale=locale, created_at=now))
         company = records.create_record(conn, compiled, "company", {"name": "Acme Health", "status": "customer",
                                                                     "industry": "healthcare"}, None).id
+        uwe = conn.execute(sa.select(users.c.id).where(users.c.username == "uwe")).scalar()
+        conn.execute(tasks.insert().values(key="t", workflow_id="wf", process="lead_follow_up", step_id="qualify", title="Qualify Acme",
+                                           entity="company", record_id=company, assignee_id=uwe, status="open", created_at=now))
     return create_app(engine, compiled, None, secret_key="locale-secret"), engine, company
 
 
@@ -125,3 +128,8 @@ def test_directory_columns_and_their_choice_values_are_in_the_users_language(sit
     assert "Firmen" in text and "Branche" in text and "Ort" in text and "Kundenbetreuer" in text
     assert "Gesundheitswesen" in text and "Kunde" in text
     assert "Industry" not in text and "Healthcare" not in text
+
+
+def test_my_work_names_the_process_of_a_task_in_the_users_language(site):
+    app, _, _ = site
+    assert "Lead-Nachverfolgung" in words(logged_in(app, "uwe").get("/").text)
