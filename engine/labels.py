@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Iterable, Iterator, Mapping
 
+import sqlalchemy as sa
+
 from . import compiler, uischema
 from .compiler import CompiledModel
 from .errors import Loc, Problem
@@ -331,6 +333,15 @@ def step_title(model: Model, process: str | None, step: str | None, title: str) 
     return label(model, model.locale, ("process", process or "", "step", step or ""), title) if model.locale else title
 
 
+def _same_tables(metadata: sa.MetaData) -> sa.MetaData:
+    """`metadata`'s tables (the same objects) under an `info` of its own: what is kept there per compiled model (the
+    record store's entities with their labels, runtime.records) must not be shared between languages."""
+    view = sa.MetaData.__new__(sa.MetaData)
+    view.__dict__.update(metadata.__dict__)
+    view.__dict__["info"] = {}
+    return view
+
+
 def localized(compiled: CompiledModel, locale: str | None) -> CompiledModel:
     """`compiled` as read in `locale`: its model, entity and form schemas and layouts translated; its tables and
     process specs (and so their versions) the same objects. `compiled` itself when the packs ship no such language."""
@@ -341,7 +352,7 @@ def localized(compiled: CompiledModel, locale: str | None) -> CompiledModel:
     entities = sorted(model.entities.values(), key=lambda e: e.name)
     forms = sorted(model.forms.items())
     return replace(
-        compiled, model=model,
+        compiled, model=model, metadata=_same_tables(compiled.metadata),
         entity_schemas=MappingProxyType({e.name: compiler.entity_schema(e, groups) for e in entities}),
         group_schemas=MappingProxyType({(e.name, g.name): compiler.group_schema(e, g.name, groups) for e in entities for g in e.groups}),
         form_schemas=MappingProxyType({n: compiler.form_schema(f, groups) for n, f in forms}),

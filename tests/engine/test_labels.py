@@ -126,6 +126,8 @@ def test_a_compiled_model_in_a_language_has_translated_form_schemas_and_the_same
     assert de.entity_schemas["company"]["properties"]["industry"]["oneOf"][0]["title"] == "Gesundheitswesen"
     assert de.form_layouts["enquiry"]["sections"][0]["fields"][0]["label"] == "Zusammenfassung"
     assert de.process_specs is compiled.process_specs  # workflows run the same specs whatever the reader's language
+    assert de.metadata.tables["company"] is compiled.metadata.tables["company"]  # and the store the same tables
+    assert de.metadata.info is not compiled.metadata.info  # what is kept per model (with its labels) is not shared
     assert compiled.form_schemas["enquiry"]["title"] == "Enquiry"
     assert labels.localized(compiled, "en") is compiled
 

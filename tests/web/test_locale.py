@@ -133,3 +133,13 @@ def test_directory_columns_and_their_choice_values_are_in_the_users_language(sit
 def test_my_work_names_the_process_of_a_task_in_the_users_language(site):
     app, _, _ = site
     assert "Lead-Nachverfolgung" in words(logged_in(app, "uwe").get("/").text)
+
+
+def test_a_refused_record_names_its_field_in_each_readers_language(site):
+    app, _, _ = site
+    for who, label in (("uwe", "Anzahl Mitarbeitende"), ("ann", "Number of employees")):
+        client = logged_in(app, who)
+        refused = client.post("/records/company/new", data={"csrf_token": token(client, "/records/company/new"), "name": "Tiny",
+                                                             "status": "prospect", "employees": "-1"})
+        assert refused.status_code == 422
+        assert f"{label} must be at least 0" in words(refused.text)
