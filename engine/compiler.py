@@ -385,6 +385,7 @@ class CompiledModel:
             "processes": {n: s["version"] for n, s in sorted(self.process_specs.items())},
             **({"webhooks": [{"name": w.name, "pack": w.pack, "url": w.url, "events": list(w.events), "secret_env": w.secret_env}
                              for w in self.model.webhooks]} if self.model.webhooks else {}),
+            **({"locales": sorted(self.model.translations)} if self.model.translations else {}),
         }
 
 
@@ -424,6 +425,13 @@ def outputs(c: CompiledModel) -> dict[str, str]:
     files.update({f"processes/{n}.json": pretty_json(s) for n, s in c.process_specs.items()})
     files.update({f"reports/{n}.json": pretty_json(reporting.report_spec(c.model, r)) for n, r in sorted(c.model.reports.items())})
     files.update({f"dashboards/{n}.json": pretty_json(reporting.dashboard_spec(d)) for n, d in sorted(c.model.dashboards.items())})
+    from .labels import localized  # (engine.labels builds on this module)
+    for locale in sorted(c.model.translations):  # what people read, in each language the packs translate into
+        lc = localized(c, locale)
+        files.update({f"locales/{locale}/entities/{n}.schema.json": pretty_json(s) for n, s in lc.entity_schemas.items()})
+        files.update({f"locales/{locale}/forms/{n}.schema.json": pretty_json(s) for n, s in lc.form_schemas.items()})
+        files.update({f"locales/{locale}/forms/{n}.layout.json": pretty_json(s) for n, s in lc.form_layouts.items()})
+        files.update({f"locales/{locale}/forms/{n}.ui.{d}.json": pretty_json(s) for n, uis in lc.form_ui_schemas.items() for d, s in uis.items()})
     files["ddl/sqlite.sql"] = c.ddl("sqlite")
     files["ddl/postgresql.sql"] = c.ddl("postgresql")
     files["manifest.json"] = pretty_json(c.manifest())
