@@ -32,6 +32,17 @@ Key = tuple[str, ...]
 # OWNER is "entity", "form" or "process" (whose fields are its inputs).
 
 
+class Label(str):
+    """A translated label. It keeps the case its translator wrote: the pages' sentences lowercase a label as written
+    where it falls mid-sentence ('Edit this company'), which would misspell nouns of languages that capitalise them
+    ('Firma'); comparisons that ignore case use `casefold`."""
+
+    __slots__ = ()
+
+    def lower(self) -> str:
+        return str(self)
+
+
 @dataclass(frozen=True, slots=True)
 class Translation:
     """What definitions are called in one language: entries by key (see `Key`), and where each named thing is written."""
@@ -107,7 +118,8 @@ def build(doc: Document, pack: str) -> Translation:
         for n, text in (d.get(kind + "s") or {}).items():
             name((kind, n), J(f"/{kind}s", n))
             entries[(kind, n)] = text
-    return Translation(d["locale"], pack, doc.loc("/locale"), d.get("language", ""), MappingProxyType(entries), MappingProxyType(names))
+    return Translation(d["locale"], pack, doc.loc("/locale"), d.get("language", ""),
+                       MappingProxyType({k: Label(v.strip()) for k, v in entries.items()}), MappingProxyType(names))
 
 
 # -- checking --------------------------------------------------------------------

@@ -111,6 +111,8 @@ def test_the_model_in_a_language_reads_translated_labels_and_keeps_the_rest(pack
     steps = de.processes["follow_up"].steps
     assert [s.title.source for s in steps] == ["Qualifizieren", "Call {{ record.name }}"]
     assert de.roles["staff"].label == "Mitarbeitende"
+    assert f"Edit this {company.label.lower()}" == "Edit this Firma"  # a translation keeps its case mid-sentence
+    assert model.entities["company"].label.lower() == "company"
     assert labels.translate(model, "fr") is model and labels.translate(model, None) is model
     assert model.entities["company"].label == "Company"  # the model itself reads as defined
     assert labels.languages(model) == [("en", "English"), ("de", "Deutsch")]
