@@ -24,10 +24,10 @@ DEFAULT = "en"
 DEFAULT_LANGUAGE = "English"
 
 Key = tuple[str, ...]
-# ("entity", NAME, "label" | "plural")            ("entity", NAME, "group" | "link", G)
+# ("entity", NAME, "label" | "plural" | "description")            ("entity", NAME, "group" | "link", G)
 # (OWNER, NAME, "field", F, "label" | "help" | "placeholder")    (OWNER, NAME, "field", F, "choice", VALUE)
-# ("form", NAME, "label" | "portal_description")  ("form", NAME, "section", TITLE AS WRITTEN, "title" | "help")
-# ("process", NAME, "label")                       ("process", NAME, "step", STEP)
+# ("form", NAME, "label" | "description" | "portal_description")  ("form", NAME, "section", TITLE AS WRITTEN, "title" | "help")
+# ("process", NAME, "label" | "description")                       ("process", NAME, "step", STEP)
 # ("role", NAME)                                   ("group", NAME)
 # OWNER is "entity", "form" or "process" (whose fields are its inputs).
 
@@ -90,7 +90,7 @@ def build(doc: Document, pack: str) -> Translation:
     for e, spec in (d.get("entities") or {}).items():
         key, ptr = ("entity", e), J("/entities", e)
         name(key, ptr)
-        entries.update({(*key, a): spec[a] for a in ("label", "plural") if a in spec})
+        entries.update({(*key, a): spec[a] for a in ("label", "plural", "description") if a in spec})
         fields(key, spec.get("fields"), J(ptr, "fields"))
         for part in ("group", "link"):
             for n, text in (spec.get(part + "s") or {}).items():
@@ -99,7 +99,7 @@ def build(doc: Document, pack: str) -> Translation:
     for f, spec in (d.get("forms") or {}).items():
         key, ptr = ("form", f), J("/forms", f)
         name(key, ptr)
-        entries.update({(*key, a): spec[a] for a in ("label", "portal_description") if a in spec})
+        entries.update({(*key, a): spec[a] for a in ("label", "description", "portal_description") if a in spec})
         fields(key, spec.get("fields"), J(ptr, "fields"))
         for title, text in (spec.get("sections") or {}).items():
             name((*key, "section", title), J(J(ptr, "sections"), title))
@@ -108,8 +108,7 @@ def build(doc: Document, pack: str) -> Translation:
     for p, spec in (d.get("processes") or {}).items():
         key, ptr = ("process", p), J("/processes", p)
         name(key, ptr)
-        if "label" in spec:
-            entries[(*key, "label")] = spec["label"]
+        entries.update({(*key, a): spec[a] for a in ("label", "description") if a in spec})
         fields(key, spec.get("inputs"), J(ptr, "inputs"))
         for step, text in (spec.get("steps") or {}).items():
             name((*key, "step", step), J(J(ptr, "steps"), step))
@@ -298,6 +297,7 @@ def translate(model: Model, locale: str | None) -> Model:
     def entity(e: Entity) -> Entity:
         k = ("entity", e.name)
         return replace(e, label=get((*k, "label"), e.label), plural=get((*k, "plural"), e.plural),
+                       description=get((*k, "description"), e.description),
                        fields=tuple(fld(k, f) for f in e.fields),
                        groups=tuple(replace(g, label=get((*k, "group", g.name), g.label), fields=tuple(fld(k, f) for f in g.fields))
                                     for g in e.groups),
@@ -312,7 +312,8 @@ def translate(model: Model, locale: str | None) -> Model:
         # a form without a layout has one section, titled with the form's label: it reads as the label does
         layout = tuple(replace(s, title=label) if not f.layout_given and s.title == f.label and (*k, "section", s.title, "title") not in t.entries
                        else section(k, s) for s in f.layout)
-        return replace(f, label=label, portal_description=get((*k, "portal_description"), f.portal_description),
+        return replace(f, label=label, description=get((*k, "description"), f.description),
+                       portal_description=get((*k, "portal_description"), f.portal_description),
                        fields=tuple(fld(k, x) for x in f.fields), layout=layout)
 
     def step(k: Key, s: Step) -> Step:
@@ -323,7 +324,7 @@ def translate(model: Model, locale: str | None) -> Model:
 
     def process(p: Process) -> Process:
         k = ("process", p.name)
-        return replace(p, label=get((*k, "label"), p.label), inputs=tuple(fld(k, f) for f in p.inputs),
+        return replace(p, label=get((*k, "label"), p.label), description=get((*k, "description"), p.description), inputs=tuple(fld(k, f) for f in p.inputs),
                        steps=tuple(step(k, s) for s in p.steps))
 
     def named(kind: str, d: Role | GroupDef):

@@ -47,6 +47,7 @@ BASE = {
         forms:
           enquiry:
             label: Anfrage
+            description: Was ein Kunde wissen will
             fields: {summary: {label: Zusammenfassung, help: Was sie wollen}}
             sections: {Request: Anliegen}
         processes:
@@ -108,6 +109,7 @@ def test_the_model_in_a_language_reads_translated_labels_and_keeps_the_rest(pack
     form = de.forms["enquiry"]
     assert (form.label, form.field("summary").label, form.field("summary").help, form.layout[0].title) == (
         "Anfrage", "Zusammenfassung", "Was sie wollen", "Anliegen")
+    assert form.description == "Was ein Kunde wissen will"
     steps = de.processes["follow_up"].steps
     assert [s.title.source for s in steps] == ["Qualifizieren", "Call {{ record.name }}"]
     assert de.roles["staff"].label == "Mitarbeitende"
