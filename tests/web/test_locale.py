@@ -39,6 +39,8 @@ def site(compiled, tmp_path):
                                                locale=locale, created_at=now))
         company = records.create_record(conn, compiled, "company", {"name": "Acme Health", "status": "customer",
                                                                     "industry": "healthcare"}, None).id
+        conn.execute(users.insert().values(username="pia", name="Pia", roles=["portal"], company_id=company, password_hash=FAST.hash("pia-secret"),
+                                           created_at=now))  # a customer's person, in the portal
         uwe = conn.execute(sa.select(users.c.id).where(users.c.username == "uwe")).scalar()
         conn.execute(tasks.insert().values(key="t", workflow_id="wf", process="lead_follow_up", step_id="qualify", title="Qualify Acme",
                                            entity="company", record_id=company, assignee_id=uwe, status="open", created_at=now))
@@ -143,3 +145,14 @@ def test_a_refused_record_names_its_field_in_each_readers_language(site):
                                                              "status": "prospect", "employees": "-1"})
         assert refused.status_code == 422
         assert f"{label} must be at least 0" in words(refused.text)
+
+
+def test_a_portal_contact_form_follows_the_customers_browser_language(site):
+    app, _, _ = site
+    german = logged_in(app, "pia", **{"Accept-Language": "de"}).get("/portal/forms/support_request")
+    assert german.status_code == 200 and '<html lang="de">' in german.text
+    text = words(german.text)
+    assert "Supportanfrage" in text and "Schweregrad" in text and "Kritisch – Dienst ausgefallen" in text
+    assert "Ihre Anfrage verfolgen Sie auf ihrer Seite hier" in text  # the form's portal description
+    english = words(logged_in(app, "pia").get("/portal/forms/support_request").text)
+    assert "Severity" in english and "Schweregrad" not in english
