@@ -7,16 +7,12 @@ a translated model differs from the default only in what people read, and workfl
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Iterable, Iterator, Mapping
 
-import sqlalchemy as sa
-
-from . import compiler, uischema
-from .compiler import CompiledModel
 from .errors import Loc, Problem
-from .model import Choice, Entity, Field, Form, GroupDef, Model, ParallelStep, Process, Role, Section, Step, walk
+from .model import Choice, Entity, Field, Form, GroupDef, Model, ParallelStep, Process, Role, Section, Step, Translation, walk
 from .source import Document, pointer_join as J
 
 #: the language definitions are written in: a user who picks it, or names no shipped language, reads them as written
@@ -41,24 +37,6 @@ class Label(str):
 
     def lower(self) -> str:
         return str(self)
-
-
-@dataclass(frozen=True, slots=True)
-class Translation:
-    """What definitions are called in one language: entries by key (see `Key`), and where each named thing is written."""
-
-    locale: str
-    pack: str
-    loc: Loc
-    language: str = ""
-    entries: Mapping[Key, str] = field(default_factory=lambda: MappingProxyType({}))
-    #: the key of every named thing the document translates (an entity, a field, a choice...) and where it is written
-    names: Mapping[Key, Loc] = field(default_factory=lambda: MappingProxyType({}), compare=False)
-
-    @property
-    def title(self) -> str:
-        """The language's own name, for the language picker."""
-        return self.language or self.locale
 
 
 # -- building --------------------------------------------------------------------
@@ -344,31 +322,3 @@ def step_title(model: Model, process: str | None, step: str | None, title: str) 
     """A task's title as `model` (translated or not, see `translate`) reads it: its step's translated title, else the
     text it was made with (only plain step titles are translated: a task made from a template title keeps its own)."""
     return label(model, model.locale, ("process", process or "", "step", step or ""), title) if model.locale else title
-
-
-def _same_tables(metadata: sa.MetaData) -> sa.MetaData:
-    """`metadata`'s tables (the same objects) under an `info` of its own: what is kept there per compiled model (the
-    record store's entities with their labels, runtime.records) must not be shared between languages."""
-    view = sa.MetaData.__new__(sa.MetaData)
-    view.__dict__.update(metadata.__dict__)
-    view.__dict__["info"] = {}
-    return view
-
-
-def localized(compiled: CompiledModel, locale: str | None) -> CompiledModel:
-    """`compiled` as read in `locale`: its model, entity and form schemas and layouts translated; its tables and
-    process specs (and so their versions) the same objects. `compiled` itself when the packs ship no such language."""
-    model = translate(compiled.model, locale)
-    if model is compiled.model:
-        return compiled
-    groups = compiler.group_options(model)
-    entities = sorted(model.entities.values(), key=lambda e: e.name)
-    forms = sorted(model.forms.items())
-    return replace(
-        compiled, model=model, metadata=_same_tables(compiled.metadata),
-        entity_schemas=MappingProxyType({e.name: compiler.entity_schema(e, groups) for e in entities}),
-        group_schemas=MappingProxyType({(e.name, g.name): compiler.group_schema(e, g.name, groups) for e in entities for g in e.groups}),
-        form_schemas=MappingProxyType({n: compiler.form_schema(f, groups) for n, f in forms}),
-        form_layouts=MappingProxyType({n: compiler.form_layout(f) for n, f in forms}),
-        form_ui_schemas=MappingProxyType({n: MappingProxyType(uischema.ui_schemas(f)) for n, f in forms}),
-    )

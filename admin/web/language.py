@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from engine import labels
-from engine.compiler import CompiledModel
+from engine.compiler import CompiledModel, localized
 from forms.widgets import locale_of
 
 AS_WRITTEN = ("/admin", "/api")  # pages and endpoints that show the definitions as written
@@ -46,5 +46,5 @@ def in_language(request: Request, compiled: CompiledModel, locale: str) -> Compi
     if hit is None or hit[0] is not compiled:  # an id may be reused once a configuration is gone
         if len(memo) >= _KEPT:
             memo.clear()
-        hit = memo[key] = (compiled, labels.localized(compiled, locale))
+        hit = memo[key] = (compiled, localized(compiled, locale))
     return hit[1]

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from engine import labels
-from engine.compiler import compile_model
+from engine.compiler import compile_model, localized
 from engine.loader import load, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ def test_the_model_in_a_language_reads_translated_labels_and_keeps_the_rest(pack
 
 def test_a_compiled_model_in_a_language_has_translated_form_schemas_and_the_same_process_versions(packs):
     compiled = compile_model(load([packs.write("base", BASE)]))
-    de = labels.localized(compiled, "de")
+    de = localized(compiled, "de")
     assert de.form_schemas["enquiry"]["title"] == "Anfrage"
     assert de.entity_schemas["company"]["properties"]["industry"]["oneOf"][0]["title"] == "Gesundheitswesen"
     assert de.form_layouts["enquiry"]["sections"][0]["fields"][0]["label"] == "Zusammenfassung"
@@ -133,7 +133,7 @@ def test_a_compiled_model_in_a_language_has_translated_form_schemas_and_the_same
     assert de.metadata.tables["company"] is compiled.metadata.tables["company"]  # and the store the same tables
     assert de.metadata.info is not compiled.metadata.info  # what is kept per model (with its labels) is not shared
     assert compiled.form_schemas["enquiry"]["title"] == "Enquiry"
-    assert labels.localized(compiled, "en") is compiled
+    assert localized(compiled, "en") is compiled
 
 
 def test_a_client_pack_translates_its_base_and_wins_over_the_base_translation(packs):
