@@ -130,18 +130,23 @@ def _listing(names: Iterable[str]) -> str:
 _WORDS = {"entity": "entity", "form": "form", "process": "process", "role": "role", "group": "group"}
 
 
-def iter_problems(model: Model, t: Translation, ancestors: set[str], broken: set[tuple[str, str]] = frozenset()) -> Iterator[Problem]:
-    """Every name `t` translates that does not exist in `model`, or that belongs to a pack `t`'s pack does not build on
-    (`broken`: (kind, name) of documents too broken to build, already reported)."""
+def iter_problems(models: tuple[Model, ...], t: Translation, ancestors: set[str],
+                  broken: set[tuple[str, str]] = frozenset()) -> Iterator[Problem]:
+    """Every name `t` translates that exists in none of `models`, or that belongs to a pack `t`'s pack does not build on
+    (`broken`: (kind, name) of documents too broken to build, already reported).
+
+    `models` are the model and its definitions before overlays: a base pack's translation of a field a client's overlay
+    removed (or an administrator's change in the console) is not wrong, only unused; a client's translation of a field
+    its overlay added is right. The problem told is the first model's."""
     own = {t.pack, *ancestors}
     failed: set[Key] = {k for k in t.names if k[:2] in broken}
     for key, loc in sorted(t.names.items(), key=lambda kv: len(kv[0])):
         if any(key[:n] in failed for n in range(2, len(key))):
             continue  # its entity, form or field is already reported
-        problem = _problem(model, key, own, t.pack)
-        if problem:
+        found = [_problem(m, key, own, t.pack) for m in models]
+        if all(found):
             failed.add(key)
-            yield Problem(loc, *problem)
+            yield Problem(loc, *found[0])
 
 
 def _problem(model: Model, key: Key, own: set[str], pack: str) -> tuple[str, str] | None:

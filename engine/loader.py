@@ -111,6 +111,7 @@ def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem
             problems.append(Problem(ov.loc, "definition.duplicate", f"overlay '{ov.name}' is already defined at {names[(ov.pack, ov.name)]}"))
         names[(ov.pack, ov.name)] = ov.loc
     changes: list = []
+    as_written = {kind: dict(table) for kind, table in definitions.items()}  # before overlays: what translations may also name
     problems.extend(apply_overlays(definitions, overlays, ancestors, changes))
 
     model = Model(
@@ -121,8 +122,10 @@ def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem
         reports=MappingProxyType(definitions["report"]), dashboards=MappingProxyType(definitions["dashboard"]),
     )
     problems.extend(checks.check_model(model, broken))
+    unchanged = replace(model, entities=as_written["entity"], forms=as_written["form"], processes=as_written["process"],
+                        roles=as_written["role"], groups=as_written["group"])
     for t in translations:
-        problems.extend(labels.iter_problems(model, t, ancestors.get(t.pack, set()), broken))
+        problems.extend(labels.iter_problems((model, unchanged), t, ancestors.get(t.pack, set()), broken))
     by_locale = {}
     for item in labels.merged(translations, rank):
         if isinstance(item, Problem):

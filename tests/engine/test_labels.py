@@ -177,3 +177,16 @@ def test_the_shipped_packs_german_translations_load():
     de = labels.translate(model, "de")
     assert de.entities["company"].field("status").choices[0].label == "Interessent"
     assert de.entities["company"].field("phone").label == "Zentrale"  # acme's, over the CRM pack's Telefon
+
+
+def test_a_base_translation_of_what_a_client_overlay_removed_is_not_wrong_only_unused(packs):
+    base = packs.write("base", BASE)
+    client = packs.write("client", {"overlay.yaml": """
+        kind: overlay
+        name: no_industry
+        target: entity/company
+        remove_fields: [industry]
+        """}, extends="base: '>=1.0'")
+    model, found = load_model([base, client])
+    assert found == []
+    assert labels.translate(model, "de").entities["company"].label == "Firma"
