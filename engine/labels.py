@@ -163,7 +163,8 @@ def _problem(model: Model, key: Key, own: set[str], pack: str) -> tuple[str, str
     part, item = key[2], key[3]
     if part == "field":
         fields = {f.name: f for f in _fields(d)}
-        f = fields.get(item)
+        # a field the base renamed (`renamed_from`) keeps its translation under the name it was translated as
+        f = fields.get(item) or next((x for x in fields.values() if x.renamed_from == item), None)
         where = f"{word} '{name}'" if kind != "process" else f"the inputs of process '{name}'"
         if f is None:
             return "labels.unknown", f"{where} has no field '{item}' (fields: {_listing(fields)})"
@@ -272,10 +273,12 @@ def translate(model: Model, locale: str | None) -> Model:
     get = t.entries.get
 
     def fld(owner: Key, f: Field) -> Field:
-        k = (*owner, "field", f.name)
-        choices = tuple(Choice(c.value, get((*k, "choice", str(c.value)), c.label)) for c in f.choices)
-        return replace(f, label=get((*k, "label"), f.label), help=get((*k, "help"), f.help),
-                       placeholder=get((*k, "placeholder"), f.placeholder), choices=choices)
+        names = (f.name, f.renamed_from) if f.renamed_from else (f.name,)  # its translation under a name it was renamed from
+        def of(*part: str, default: str) -> str:
+            return next((t.entries[k] for k in ((*owner, "field", n, *part) for n in names) if k in t.entries), default)
+        choices = tuple(Choice(c.value, of("choice", str(c.value), default=c.label)) for c in f.choices)
+        return replace(f, label=of("label", default=f.label), help=of("help", default=f.help),
+                       placeholder=of("placeholder", default=f.placeholder), choices=choices)
 
     def entity(e: Entity) -> Entity:
         k = ("entity", e.name)

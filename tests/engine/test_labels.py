@@ -190,3 +190,11 @@ def test_a_base_translation_of_what_a_client_overlay_removed_is_not_wrong_only_u
     model, found = load_model([base, client])
     assert found == []
     assert labels.translate(model, "de").entities["company"].label == "Firma"
+
+
+def test_a_field_the_base_renames_keeps_its_translation(packs):
+    renamed = {**BASE, "company.yaml": BASE["company.yaml"].replace("industry: {type: choice,", "sector: {type: choice, renamed_from: industry,")}
+    model, found = load_model([packs.write("base", renamed)])
+    assert found == []
+    sector = labels.translate(model, "de").entities["company"].field("sector")
+    assert (sector.label, sector.choices[0].label) == ("Branche", "Gesundheitswesen")
