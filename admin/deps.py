@@ -24,6 +24,7 @@ from runtime.taskactions import TaskActions
 from . import sessions
 from .access import allowed
 from .throttle import LoginThrottle
+from .web.language import compiled_for
 
 
 @dataclass
@@ -45,12 +46,7 @@ def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_compiled(request: Request) -> CompiledModel:
-    return request.app.state.compiled
-
-
 ServicesDep = Annotated[Services, Depends(get_services)]
-CompiledDep = Annotated[CompiledModel, Depends(get_compiled)]
 
 
 def get_engine(services: ServicesDep) -> sa.Engine:
@@ -80,6 +76,14 @@ def session_user(request: Request, engine: EngineDep) -> dict | None:
 
 
 MaybeUser = Annotated[dict | None, Depends(session_user)]
+
+
+def get_compiled(request: Request, user: MaybeUser) -> CompiledModel:
+    """The active configuration (on `app.state.compiled`), its labels in the language of the request's reader."""
+    return compiled_for(request, user)
+
+
+CompiledDep = Annotated[CompiledModel, Depends(get_compiled)]
 
 
 class MustChangePassword(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
 from . import collector, fieldtypes, reporting, uischema
+from .labels import translate
 from .model import (
     ApprovalStep, Calendar, CreateAction, Duration, Entity, Escalation, Field, Form, FormTrigger, ManualTrigger, Model, ParallelStep, Party,
     Process, RecordTrigger, ScheduleTrigger, Source, StartAction, Step, TaskStep, UpdateAction, walk,
@@ -385,6 +386,7 @@ class CompiledModel:
             "processes": {n: s["version"] for n, s in sorted(self.process_specs.items())},
             **({"webhooks": [{"name": w.name, "pack": w.pack, "url": w.url, "events": list(w.events), "secret_env": w.secret_env}
                              for w in self.model.webhooks]} if self.model.webhooks else {}),
+            **({"locales": sorted(self.model.translations)} if self.model.translations else {}),
         }
 
 
@@ -414,6 +416,37 @@ def _compile_model(model: Model) -> CompiledModel:
     )
 
 
+# -- in a language -----------------------------------------------------------------
+
+
+def _same_tables(metadata: sa.MetaData) -> sa.MetaData:
+    """`metadata`'s tables (the same objects) under an `info` of its own: what is kept there per compiled model (the
+    record store's entities with their labels, runtime.records) must not be shared between languages."""
+    view = sa.MetaData.__new__(sa.MetaData)
+    view.__dict__.update(metadata.__dict__)
+    view.__dict__["info"] = {}
+    return view
+
+
+def localized(compiled: CompiledModel, locale: str | None) -> CompiledModel:
+    """`compiled` as read in `locale`: its model, entity and form schemas and layouts translated; its tables and
+    process specs (and so their versions) the same objects. `compiled` itself when the packs ship no such language."""
+    model = translate(compiled.model, locale)
+    if model is compiled.model:
+        return compiled
+    groups = group_options(model)
+    entities = sorted(model.entities.values(), key=lambda e: e.name)
+    forms = sorted(model.forms.items())
+    return replace(
+        compiled, model=model, metadata=_same_tables(compiled.metadata),
+        entity_schemas=MappingProxyType({e.name: entity_schema(e, groups) for e in entities}),
+        group_schemas=MappingProxyType({(e.name, g.name): group_schema(e, g.name, groups) for e in entities for g in e.groups}),
+        form_schemas=MappingProxyType({n: form_schema(f, groups) for n, f in forms}),
+        form_layouts=MappingProxyType({n: form_layout(f) for n, f in forms}),
+        form_ui_schemas=MappingProxyType({n: MappingProxyType(uischema.ui_schemas(f)) for n, f in forms}),
+    )
+
+
 def outputs(c: CompiledModel) -> dict[str, str]:
     """Every output file's relative path and text."""
     files = {f"entities/{n}.schema.json": pretty_json(s) for n, s in c.entity_schemas.items()}
@@ -424,6 +457,12 @@ def outputs(c: CompiledModel) -> dict[str, str]:
     files.update({f"processes/{n}.json": pretty_json(s) for n, s in c.process_specs.items()})
     files.update({f"reports/{n}.json": pretty_json(reporting.report_spec(c.model, r)) for n, r in sorted(c.model.reports.items())})
     files.update({f"dashboards/{n}.json": pretty_json(reporting.dashboard_spec(d)) for n, d in sorted(c.model.dashboards.items())})
+    for locale in sorted(c.model.translations):  # what people read, in each language the packs translate into
+        lc = localized(c, locale)
+        files.update({f"locales/{locale}/entities/{n}.schema.json": pretty_json(s) for n, s in lc.entity_schemas.items()})
+        files.update({f"locales/{locale}/forms/{n}.schema.json": pretty_json(s) for n, s in lc.form_schemas.items()})
+        files.update({f"locales/{locale}/forms/{n}.layout.json": pretty_json(s) for n, s in lc.form_layouts.items()})
+        files.update({f"locales/{locale}/forms/{n}.ui.{d}.json": pretty_json(s) for n, uis in lc.form_ui_schemas.items() for d, s in uis.items()})
     files["ddl/sqlite.sql"] = c.ddl("sqlite")
     files["ddl/postgresql.sql"] = c.ddl("postgresql")
     files["manifest.json"] = pretty_json(c.manifest())

@@ -18,7 +18,7 @@ from . import patterns, validation
 from .errors import Problem
 from .source import Document, pointer_join
 
-KINDS = ("pack", "entity", "form", "process", "role", "group", "calendar", "report", "dashboard", "overlay")
+KINDS = ("pack", "entity", "form", "process", "role", "group", "calendar", "report", "dashboard", "overlay", "labels")
 
 
 def schema_text(kind: str) -> str:

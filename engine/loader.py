@@ -1,11 +1,12 @@
 """load: pack folders in, one merged `Model` out (or every problem at once)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable
 
-from . import checks, collector, packs as packs_mod
+from . import checks, collector, labels, packs as packs_mod
 from .build import BUILDERS, Builder
 from .errors import DefinitionError, Loc, Problem
 from .kinds import validate_document
@@ -48,6 +49,7 @@ def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem
     sources = [s for s in (_read_pack(Path(p), problems) for p in paths) if s]
     packs: dict[str, Pack] = {}
     built: list[tuple[Any, str]] = []  # (definition or overlay, pack)
+    translations: list[labels.Translation] = []  # every pack's `kind: labels` documents
     broken: set[tuple[str, str]] = set()  # (kind, name) of documents too broken to build
     for src in sources:
         pack_docs = [d for d in src.docs if d.kind == "pack"]
@@ -78,6 +80,9 @@ def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem
                 if doc.kind in TABLES and doc.name:
                     broken.add((doc.kind, doc.name))
                 continue
+            if doc.kind == "labels":
+                translations.append(labels.build(doc, pack.name))
+                continue
             builder = Builder(doc, pack.name, currency=pack.currency)
             built.append((BUILDERS[doc.kind](builder), pack.name))
             problems.extend(builder.problems)
@@ -106,6 +111,7 @@ def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem
             problems.append(Problem(ov.loc, "definition.duplicate", f"overlay '{ov.name}' is already defined at {names[(ov.pack, ov.name)]}"))
         names[(ov.pack, ov.name)] = ov.loc
     changes: list = []
+    as_written = {kind: dict(table) for kind, table in definitions.items()}  # before overlays: what translations may also name
     problems.extend(apply_overlays(definitions, overlays, ancestors, changes))
 
     model = Model(
@@ -116,6 +122,17 @@ def _load_model(paths: Iterable[str | Path]) -> tuple[Model | None, list[Problem
         reports=MappingProxyType(definitions["report"]), dashboards=MappingProxyType(definitions["dashboard"]),
     )
     problems.extend(checks.check_model(model, broken))
+    unchanged = replace(model, entities=as_written["entity"], forms=as_written["form"], processes=as_written["process"],
+                        roles=as_written["role"], groups=as_written["group"])
+    for t in translations:
+        problems.extend(labels.iter_problems((model, unchanged), t, ancestors.get(t.pack, set()), broken))
+    by_locale = {}
+    for item in labels.merged(translations, rank):
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            by_locale[item.locale] = item
+    model = replace(model, translations=MappingProxyType(by_locale))
     unique = sorted(set(problems), key=Problem.sort_key)
     return (None if unique else model), unique
 

@@ -484,6 +484,25 @@ Definition = Union[Entity, Form, Process, Role, GroupDef, Calendar, Report, Dash
 
 
 @dataclass(frozen=True, slots=True)
+class Translation:
+    """What definitions are called in one language (a `kind: labels` document, engine.labels): entries by key (see
+    `labels.Key`), and where each named thing is written."""
+
+    locale: str
+    pack: str
+    loc: Loc
+    language: str = ""
+    entries: Mapping[tuple[str, ...], str] = field(default_factory=lambda: MappingProxyType({}))
+    #: the key of every named thing the document translates (an entity, a field, a choice...) and where it is written
+    names: Mapping[tuple[str, ...], Loc] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+
+    @property
+    def title(self) -> str:
+        """The language's own name, for the language picker."""
+        return self.language or self.locale
+
+
+@dataclass(frozen=True, slots=True)
 class Overlay:
     """Changes, by a pack, to a definition of a pack it extends. Operations stay raw-but-located."""
 
@@ -523,6 +542,9 @@ class Model:
     changes: tuple[OverlayChange, ...] = ()  # what each overlay changed, in the order applied (base packs' overlays first)
     reports: Mapping[str, Report] = field(default_factory=lambda: MappingProxyType({}))
     dashboards: Mapping[str, Dashboard] = field(default_factory=lambda: MappingProxyType({}))
+    #: the packs' label translations by locale, merged (engine.labels): the model reads as defined; `labels.translate` gives it in a language
+    translations: Mapping[str, Translation] = field(default_factory=lambda: MappingProxyType({}))
+    locale: str = ""  # the language its labels are in: "" as written, else the translation `labels.translate` gave it
 
     def __hash__(self) -> int:  # dict fields: identity hash is enough
         return id(self)

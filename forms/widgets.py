@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from markupsafe import Markup, escape
 
-from engine import fieldtypes
+from engine import fieldtypes, labels
 from engine.compiler import CompiledModel
 from engine.model import Field, Model
 from runtime import values as V
@@ -74,6 +74,12 @@ def zone_of(model: Model, user: dict | None) -> ZoneInfo:
         except (ZoneInfoNotFoundError, ValueError):
             pass
     return organisation_zone(model)
+
+
+def locale_of(model: Model, user: dict | None, accepted: Iterable[str] = ()) -> str:
+    """The language the viewer reads labels in: their own choice, else the first of `accepted` (the browser's languages,
+    most wanted first) the packs translate into, else the definitions' own (engine.labels)."""
+    return labels.pick(model, [(user or {}).get("locale"), *accepted])
 
 
 @dataclass

@@ -8,8 +8,10 @@ name, a referenced record's title, money with its currency, a date in words). Th
 The workflow cannot read the database, so the activity that records an alert renders its text with this
 context; values are shown through `forms.widgets`, like everywhere else.
 
-Each recipient reads an alert in their own time zone: the text is rendered once per zone among the
-recipients (their in-app notification and their email carry it); the alert row keeps the organisation's.
+Each recipient reads an alert in their own time zone and language: the text is rendered once per zone and language
+among the recipients (their in-app notification and their email carry it), fields, choices, groups and plain task
+titles named as that language calls them (engine.labels); the alert row keeps the organisation's zone and the
+definitions' own labels.
 """
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from engine import expressions
+from engine import expressions, labels
 from engine.compiler import CompiledModel
 from engine.model import Model
-from forms.widgets import Names, display_context, organisation_zone, when_text, zone_of
+from forms.widgets import Names, display_context, locale_of, organisation_zone, when_text, zone_of
 
 from .interpreter import template_context
 from .schema import users
@@ -41,7 +43,8 @@ def _moment(value: Any) -> dt.datetime | None:
 def _user(conn: sa.Connection, user_id: int | None) -> dict | None:
     if not user_id:
         return None
-    row = conn.execute(sa.select(users.c.name, users.c.email, users.c.time_zone).where(users.c.id == user_id)).mappings().first()
+    row = conn.execute(sa.select(users.c.name, users.c.email, users.c.time_zone, users.c.locale)
+                       .where(users.c.id == user_id)).mappings().first()
     return dict(row) if row else None
 
 
@@ -57,19 +60,24 @@ def holder_text(conn: sa.Connection, model: Model, task: dict) -> str:
 
 
 def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo) -> dict:
-    """`task` in a message template: human `due` and `assignee`, raw `due_at` and `assignee_id` beside them."""
+    """`task` in a message template: human `due` and `assignee`, raw `due_at` and `assignee_id` beside them; its title
+    and its queue's group as `model` names them (in its reader's language, see `labels.translate`)."""
     due = _moment(task.get("due_at"))
-    return {"id": task.get("id"), "title": task.get("title") or "", "due": when_text(due, zone) if due else "no set time",
+    title = labels.step_title(model, task.get("process"), task.get("step_id"), task.get("title") or "")
+    return {"id": task.get("id"), "title": title, "due": when_text(due, zone) if due else "no set time",
             "due_at": due.astimezone(dt.UTC).isoformat() if due else None,
             "assignee": holder_text(conn, model, task), "assignee_id": task.get("assignee_id")}
 
 
-def _zones(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[int, ZoneInfo]:
-    """Each user's time zone (their own choice, else the organisation's)."""
+Reader = tuple[str, str]  # (time zone, language) a message is rendered for
+
+
+def _readers(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[int, Reader]:
+    """Each user's time zone (their own choice, else the organisation's) and language (theirs, else the definitions')."""
     if not user_ids:
         return {}
-    rows = conn.execute(sa.select(users.c.id, users.c.time_zone).where(users.c.id.in_(user_ids))).mappings()
-    return {r["id"]: zone_of(model, dict(r)) for r in rows}
+    rows = conn.execute(sa.select(users.c.id, users.c.time_zone, users.c.locale).where(users.c.id.in_(user_ids))).mappings()
+    return {r["id"]: (zone_of(model, dict(r)).key, locale_of(model, dict(r))) for r in rows}
 
 
 def alert_texts(conn: sa.Connection, compiled: CompiledModel, req: dict, task: dict, recipients: list[int]) -> tuple[str, dict[int, str]]:
@@ -78,13 +86,13 @@ def alert_texts(conn: sa.Connection, compiled: CompiledModel, req: dict, task: d
     Rendered with the process's context as the workflow saw it (`req`: template, context, steps, now) and the
     record's display values; the workflow's own rendering (`req["message"]`) if the template fails."""
     model = compiled.model
-    org = organisation_zone(model)
-    zones = _zones(conn, model, recipients)
-    texts = {z.key: _alert_text(conn, compiled, req, task, z) for z in {org, *zones.values()}}
-    return texts[org.key], {u: texts[z.key] for u, z in zones.items()}
+    org = (organisation_zone(model).key, labels.DEFAULT)
+    readers = _readers(conn, model, recipients)
+    texts = {r: _alert_text(conn, compiled, req, task, ZoneInfo(r[0]), r[1]) for r in {org, *readers.values()}}
+    return texts[org], {u: texts[r] for u, r in readers.items()}
 
 
-def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: dict, zone: ZoneInfo) -> str:
+def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: dict, zone: ZoneInfo, locale: str) -> str:
     fallback = req.get("message") or ""
     if not req.get("template"):
         return fallback
@@ -92,10 +100,11 @@ def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: d
         now = dt.datetime.fromisoformat(req["now"])
         ctx = req.get("context") or {"steps": {}}
         scope = template_context(ctx, iter(req.get("steps") or ()), now)
-        entity = compiled.model.entities.get(task.get("entity") or "")
+        model = labels.translate(compiled.model, locale)
+        entity = model.entities.get(task.get("entity") or "")
         if entity is not None and isinstance(ctx.get("record"), dict):
             scope["record"] = display_context(ctx["record"], entity.all_fields(), Names(conn, compiled, zone))
-        scope["task"] = task_context(conn, compiled.model, task, zone)
+        scope["task"] = task_context(conn, model, task, zone)
         return expressions.render(req["template"], scope) or fallback
     except Exception:  # noqa: BLE001 - a template that fails at run time must not stop the alert
         return fallback
@@ -103,15 +112,16 @@ def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: d
 
 def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, texts: dict[int, str], link: str) -> list[tuple[list[int], str, str]]:
     """The emails of an alert: [(recipients, subject, body)], one per text and time zone, each recipient reading the
-    alert's message (`texts`: theirs, else the alert's own) and the due time in their own zone; `link` opens the task."""
-    zones = _zones(conn, model, list(alert["recipients"] or []))
-    groups: dict[tuple[str, str], list[int]] = {}
+    alert's message (`texts`: theirs, else the alert's own) and the due time in their own zone, the task's title in their
+    language; `link` opens the task."""
+    readers = _readers(conn, model, list(alert["recipients"] or []))
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for uid in alert["recipients"] or []:
-        zone = zones.get(uid) or organisation_zone(model)
-        groups.setdefault((texts.get(uid) or alert["message"], zone.key), []).append(uid)
+        zone, locale = readers.get(uid) or (organisation_zone(model).key, labels.DEFAULT)
+        groups.setdefault((texts.get(uid) or alert["message"], zone, locale), []).append(uid)
     mails = []
-    for (message, key), recipients in groups.items():
-        ctx = task_context(conn, model, task, ZoneInfo(key))
+    for (message, key, locale), recipients in groups.items():
+        ctx = task_context(conn, labels.translate(model, locale), task, ZoneInfo(key))
         lines = [message, "", f"Task: {ctx['title']}"]
         if ctx["due_at"]:
             lines.append(f"Due: {ctx['due']} ({key})")
@@ -123,8 +133,10 @@ def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, text
 
 
 def reminder_mail(conn: sa.Connection, model: Model, task: dict, link: str) -> tuple[str, str]:
-    """(subject, body) of a reminder to the task's assignee, the due time in their own zone; `link` opens the task."""
-    zone = zone_of(model, _user(conn, task.get("assignee_id")))
-    ctx = task_context(conn, model, task, zone)
+    """(subject, body) of a reminder to the task's assignee, the due time in their own zone, the title in their language;
+    `link` opens the task."""
+    user = _user(conn, task.get("assignee_id"))
+    zone, locale = zone_of(model, user), locale_of(model, user)
+    ctx = task_context(conn, labels.translate(model, locale), task, zone)
     when = f"due {ctx['due']} ({zone.key})" if ctx["due_at"] else "waiting for you"
     return f"[Tailor] Reminder: {ctx['title']}", f"This task is {when}.\nOpen it: {link}\n"

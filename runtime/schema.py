@@ -28,6 +28,7 @@ users = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("api_token_hash", sa.String(200)),
     sa.Column("time_zone", sa.String(64)),                # IANA name the user chose; empty: the organisation's
+    sa.Column("locale", sa.String(16)),                   # language of labels the user chose (engine.labels); empty: the browser's (0013)
     sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),  # set by a reset (0008)
     sa.Column("created_at", When, nullable=False),
     sa.Index("ix_users_api_token_hash", "api_token_hash"),  # every API request finds its user by the token's digest

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from engine import labels
 from engine import pages as entity_pages
 from engine.model import Model
 from engine.reports import may_see
@@ -18,6 +19,7 @@ from runtime import notifications
 
 from ..access import allowed
 from ..deps import csrf_token
+from .language import compiled_for
 
 STATUS_TEXT = {"open": "Open", "awaiting_approval": "Waiting for approval", "done": "Done", "skipped": "Skipped",
                "cancelled": "Cancelled", "rejected": "Rejected"}
@@ -49,7 +51,7 @@ def fills(template: str) -> Callable[[Filler], Filler]:
 def render(request: Request, name: str, *, user: dict | None = None, status: int = 200, **ctx: Any) -> HTMLResponse:
     """The template `name` as a page (templates live in per-area folders: `records/record.html`)."""
     templates = request.app.state.services.templates
-    model = request.app.state.compiled.model
+    model = compiled_for(request, user).model  # labels in the reader's language
     zone = widgets.zone_of(model, user)
     staff = user is not None and allowed(model, user, "access")
     context = {
@@ -57,6 +59,7 @@ def render(request: Request, name: str, *, user: dict | None = None, status: int
         "staff": staff, "home_url": home_url(model, user), "nav": navigation(model, user, request.url.path) if user else [],
         "zone": zone, "when": lambda moment: widgets.when_text(moment, zone), "status_text": STATUS_TEXT,
         "unread": unread_of(request, user),  # notifications: the bell's count (notifications/_bell.html)
+        "lang": request.state.locale,  # the page's <html lang>: the language its labels are in
         **ctx}
     for fill in _FILLERS.get(name, ()):
         context.update(fill(request, context))
@@ -123,9 +126,11 @@ def due_text(due: dt.datetime | None, zone: ZoneInfo) -> str:
     return widgets.when_text(due, zone)
 
 
-def task_view(row: dict, zone: ZoneInfo) -> dict:
-    """A task row with what a page shows of it: due text in the viewer's zone, status label, overdue."""
+def task_view(row: dict, zone: ZoneInfo, model: Model | None = None) -> dict:
+    """A task row with what a page shows of it: due text in the viewer's zone, status label, overdue; with the `model`
+    the page reads, its title in the page's language (a plain step title's translation, engine.labels)."""
     due = row["due_at"]
     due = due.replace(tzinfo=dt.UTC) if due is not None and due.tzinfo is None else due
-    return {**row, "due_text": due_text(due, zone), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
+    title = labels.step_title(model, row.get("process"), row.get("step_id"), row.get("title") or "") if model else row.get("title")
+    return {**row, "title": title, "due_text": due_text(due, zone), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
             "overdue": due is not None and row["status"] in ("open", "awaiting_approval") and due < dt.datetime.now(dt.UTC)}

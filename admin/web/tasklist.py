@@ -68,7 +68,7 @@ def rows_view(conn: sa.Connection, compiled: CompiledModel, rows: list[dict], zo
         names.prefetch([Field("record_id", "reference", Loc("tasks"), "For", entity=entity)], refs)
     out = []
     for r in rows:
-        view = task_view(dict(r), zone)
+        view = task_view(dict(r), zone, model)
         process = model.processes.get(r["process"])
         group = group_label(model, r["group_name"])
         view.update(

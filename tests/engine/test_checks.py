@@ -52,7 +52,7 @@ def test_all_problems_are_reported_at_once_sorted_by_place(packs):
     ("kind: entity\nname: Company\nfields: {name: string}\n",
      "x.yaml:2:7: expected a lower_snake_case name (a-z, 0-9 and _, starting with a letter) in 'name', found 'Company' [schema.pattern]"),
     ("kind: widget\nname: w\n", "x.yaml:1:7: unknown kind 'widget' (expected one of: pack, entity, form, process, role, group, "
-                                "calendar, report, dashboard, overlay) [schema.unknown-kind]"),
+                                "calendar, report, dashboard, overlay, labels) [schema.unknown-kind]"),
     ("- just\n- a list\n", "x.yaml:1:1: expected a mapping with 'kind:' and 'name:', found a list [schema.not-a-definition]"),
     ("kind: entity\nname: e\nfields:\n  bad name: string\n",
      "x.yaml:4:3: invalid name 'bad name' in 'fields': use lower_snake_case (a-z, 0-9 and _, starting with a letter) [schema.bad-name]"),

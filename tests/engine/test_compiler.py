@@ -58,7 +58,7 @@ def test_published_kind_schemas_are_valid_draft_2020_12():
     folder = Path(__file__).resolve().parent.parent.parent / "engine" / "schemas"
     files = sorted(folder.glob("*.schema.json"))
     assert [f.name.split(".")[0] for f in files] == sorted(
-        ["calendar", "common", "dashboard", "entity", "form", "group", "overlay", "pack", "process", "report", "role", "scenario"])
+        ["calendar", "common", "dashboard", "entity", "form", "group", "labels", "overlay", "pack", "process", "report", "role", "scenario"])
     for f in files:
         jsonschema.Draft202012Validator.check_schema(json.loads(f.read_text()))
 

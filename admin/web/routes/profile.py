@@ -1,4 +1,4 @@
-"""A user's own profile: the time zone they read times in, and changing their password."""
+"""A user's own profile: the time zone they read times in, the language they read labels in, and changing their password."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,6 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from engine import labels
 from forms.widgets import organisation_zone, when_text, zone_of
 from runtime.schema import users
 
@@ -46,7 +47,8 @@ def profile_page(request: Request, user: dict, compiled, status: int = 200, erro
     return render(request, "profile/profile.html", user=user, status=status, errors=errors or {},
                   zones=zone_choices(now), chosen=(user.get("time_zone") or "") if chosen is None else chosen,
                   listed=set(_zone_names()) | {"", "UTC"},
-                  organisation_zone=organisation_zone(compiled.model).key, now_text=when_text(now, zone), zone_name=zone.key)
+                  organisation_zone=organisation_zone(compiled.model).key, now_text=when_text(now, zone), zone_name=zone.key,
+                  languages=labels.languages(compiled.model), chosen_locale=user.get("locale") or "")
 
 
 @router.get("/profile", response_class=HTMLResponse)
@@ -64,6 +66,19 @@ def set_time_zone(request: Request, user: CurrentUser, data: CsrfForm, engine: E
         conn.execute(users.update().where(users.c.id == user["id"]).values(time_zone=chosen or None))
     shown = chosen or f"the organisation's time zone ({organisation_zone(compiled.model).key})"
     flash(request, f"Times are now shown in {shown}.")
+    return redirect("/profile")
+
+
+@router.post("/profile/language", response_class=HTMLResponse)
+def set_language(request: Request, user: CurrentUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    """Keep the language the user chose among those the packs ship ('' for the browser's)."""
+    chosen = str(data.get("locale", "")).strip()
+    offered = dict(labels.languages(compiled.model))
+    if chosen and chosen not in offered:
+        return profile_page(request, user, compiled, 422, {"locale": "Choose a language from the list."})
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.id == user["id"]).values(locale=chosen or None))
+    flash(request, f"Labels are now shown in {offered[chosen]}." if chosen else "Labels now follow your browser's language.")
     return redirect("/profile")
 
 

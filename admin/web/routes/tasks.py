@@ -30,7 +30,7 @@ def task_page(request: Request, conn, compiled: CompiledModel, user: dict, task:
     actions they may take."""
     model = compiled.model
     zone = zone_of(model, user)
-    view = task_view(task, zone)
+    view = task_view(task, zone, model)
     rec = record_or_404(conn, compiled, task["entity"], task["record_id"]) if task["entity"] and task["record_id"] else None
     context = rec.context(model.entities[rec.entity]) if rec is not None else None
     shown = taskpage.gather(conn, compiled, task, zone, insider=allowed(model, user, "access"), viewer_id=user["id"],
