@@ -11,8 +11,10 @@ from engine.source import read_file
 from tests.conftest import ACME, CRM
 
 # (the schema a shipped document is written to, the document): definitions by their kind, a pack's tests/ as scenarios
+# (a pack's demo/ is data, checked by admin/demo.py, not a definition)
 DOCS = [("scenario" if p.relative_to(root).parts[0] == "tests" else d.data["kind"], d.data)
-        for root in (CRM, ACME) for p in sorted(root.rglob("*.yaml")) for d in read_file(p)[0] if d.data is not None]
+        for root in (CRM, ACME) for p in sorted(root.rglob("*.yaml")) if p.relative_to(root).parts[0] != "demo"
+        for d in read_file(p)[0] if d.data is not None]
 ODD_VALUES = st.sampled_from([None, True, False, 0, 7, 1.5, 2.0, "", "Bad Name", "x", "due", "owner", "role:x", [], ["x"], [{}], {}, {"x": 1}, {"value": 1}])
 
 
