@@ -860,6 +860,8 @@ def _install(sources: tuple[Path, ...], apply: bool, reason: str | None, upgrade
         _pack_error(exc)
     settings, engine = _installation(apply)
     moves = []  # sent once the switch is committed: the workers write the moved instances' rows
+    later: list = []  # PostgreSQL's index builds, run concurrently once the switch has committed
+    failed = False
     try:
         with engine.begin() as conn:
             try:
@@ -887,11 +889,22 @@ def _install(sources: tuple[Path, ...], apply: bool, reason: str | None, upgrade
                     click.echo("this was a dry run: nothing was changed (add --apply to do it)")
                     return
                 why = reason or f"tailor pack {plan.kind} {', '.join(p.label for p in given)}"
-                release_id, activation, _ = install.apply(conn, plan, settings.data_dir / "releases", why)
+                release_id, activation, _ = install.apply(conn, plan, settings.data_dir / "releases", why, later=later)
                 moves = [r for r in plan.running if r.move is not None]
         if plan is not None:
             click.secho(f"done: release {release_id} is active (activation {activation}); every node switches within seconds", fg="green")
+        if later:
+            from runtime import plan as planning
+
+            click.echo(f"building {len(later)} index{'es' if len(later) != 1 else ''} concurrently (record writes go on) ...")
+            try:
+                planning.build_indexes(engine, later, watch=_long_steps(engine))
+            except planning.MigrationError as exc:  # the release is active: said, and the moves still go
+                click.secho(str(exc), fg="red", err=True)
+                failed = True
         _move_running(settings, engine, moves)
+        if failed:
+            sys.exit(1)
     except PackError as exc:
         _pack_error(exc)
     finally:

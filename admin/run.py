@@ -28,7 +28,7 @@ from runtime.db import make_engine, upgrade
 from runtime.deliveries import sync_report_schedules
 from runtime.devserver import DevServer
 from runtime.mail import MailSettings
-from runtime.plan import apply, plan
+from runtime.plan import IndexBuildFailed, apply, build_indexes, plan
 from runtime.recurrence import sync_schedules
 from runtime.settings import Settings
 from runtime.starter import start_enqueued
@@ -39,7 +39,9 @@ from runtime.worker import make_worker
 def prepare(settings: Settings, echo=print) -> tuple[sa.Engine, CompiledModel]:
     """Compile the packs, migrate the platform tables and apply the entity-table plan.
 
-    The plan never drops data; a change it must refuse (values that do not convert) stops the start.
+    The plan never drops data; a change it must refuse (values that do not convert) stops the start. On PostgreSQL new
+    indexes are built concurrently once the rest has committed (record writes go on); one that fails is said and the
+    start goes on without it (queries on its field are slower): the next start builds it again.
     """
     checked = compile_model(load(settings.packs))  # the packs' own problems first, before any database is touched
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +50,13 @@ def prepare(settings: Settings, echo=print) -> tuple[sa.Engine, CompiledModel]:
         upgrade(conn)
         release, compiled, new = releases.adopt_disk(conn, settings.packs, settings.data_dir / "releases", checked=checked)
         ops = plan(conn, compiled)
-        apply(conn, compiled, ops)
+        later: list = []
+        apply(conn, compiled, ops, later=later)
+    if later:
+        try:
+            build_indexes(engine, later)
+        except IndexBuildFailed as exc:
+            echo(f"warning: {exc}")
     if new:
         echo(f"configuration release {release['id']} activated (the packs on disk)")
     for op in ops:

@@ -235,7 +235,9 @@ def make_plan(conn: sa.Connection, given: list[PackFiles], *, upgrade: bool) -> 
         if new is not None:
             plan.loads = True
             plan.words = describe(old.model, new.model)
-            from runtime.plan import MigrationError, describe as describe_ops, plan as schema_plan
+            from runtime.plan import MigrationError
+            from runtime.plan import describe as describe_ops
+            from runtime.plan import plan as schema_plan
             try:
                 plan.schema = list(describe_ops(schema_plan(conn, new)))
             except MigrationError as exc:
@@ -244,8 +246,9 @@ def make_plan(conn: sa.Connection, given: list[PackFiles], *, upgrade: bool) -> 
     return plan
 
 
-def apply(conn: sa.Connection, plan: Plan, root: Path, reason: str) -> tuple[int, int, list]:
-    """Make the plan's release and switch the installation to it (one transaction): (release id, activation, schema ops)."""
+def apply(conn: sa.Connection, plan: Plan, root: Path, reason: str, later: list | None = None) -> tuple[int, int, list]:
+    """Make the plan's release and switch the installation to it (one transaction): (release id, activation, schema ops).
+    With `later`, PostgreSQL's index builds are left in it for `runtime.plan.build_indexes` after the commit."""
     if not plan.ok:
         raise PackError("the plan has conflicts or problems: nothing was changed")
     current = releases.active(conn)
@@ -253,7 +256,7 @@ def apply(conn: sa.Connection, plan: Plan, root: Path, reason: str) -> tuple[int
         raise PackError("the active release changed since this plan was made: plan again")
     release_id = releases.create(conn, plan.files, plan.packs, reason=reason)
     try:
-        activation, ops = releases.switch_to(conn, release_id, root, reason=reason)
+        activation, ops = releases.switch_to(conn, release_id, root, reason=reason, later=later)
     except DefinitionError as exc:  # the plan loaded it: only a change in between could make it fail here
         raise PackError(f"the new release does not load: {exc}") from None
     return release_id, activation, ops

@@ -74,7 +74,7 @@ def test_build_writes_a_versioned_archive_with_checksums_and_the_same_bytes_twic
     out = tmp_path / "acme.zip"
     result = CliRunner().invoke(main, ["pack", "build", str(ACME), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert re.fullmatch(rf"built acme 1\.0\.0 \(extends crm >=1\.0,<2\): {re.escape(str(out))}, 10 files, sha256 [0-9a-f]{{64}}\n", result.output)
+    assert re.fullmatch(rf"built acme 1\.0\.0 \(extends crm >=1\.0,<2\): {re.escape(str(out))}, 11 files, sha256 [0-9a-f]{{64}}\n", result.output)
     with zipfile.ZipFile(out) as z:
         manifest = json.loads(z.read("tailor-pack.json"))
         names = sorted(z.namelist())
@@ -82,6 +82,7 @@ def test_build_writes_a_versioned_archive_with_checksums_and_the_same_bytes_twic
     assert sorted(manifest["files"]) == [n for n in names if n != "tailor-pack.json"]
     assert "tests/lead_to_proposal.yaml" in manifest["files"] and "overlays/company.yaml" in manifest["files"]
     assert "demo/acme.yaml" in manifest["files"]  # the pack's demo data travels with it
+    assert "locales/de.yaml" in manifest["files"]  # and so do its translations
     first = out.read_bytes()
     CliRunner().invoke(main, ["pack", "build", str(ACME), "--out", str(out)])
     assert out.read_bytes() == first
