@@ -6,6 +6,7 @@ import io
 import zipfile
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from runtime import releases
@@ -119,3 +120,40 @@ def test_a_bad_path_is_refused_with_what_was_typed(site):
     log_in(admin, "ada")
     bad = save(admin, "../../etc/passwd", "kind: form")
     assert bad.status_code == 422 and "Give a path inside the pack" in words(bad.text) and "kind: form" in bad.text
+
+
+VISIT_PROCESS = """kind: process
+name: visit_follow_up
+label: Visit follow-up
+entity: contract
+fallback: group:sales
+migrate:
+  from: ">=0.1"
+  steps: {call: ring}
+steps:
+  - id: ring
+    title: Ring them
+    assign: group:sales
+    fallback: user:ann
+  - id: write
+    title: Write it up
+    assign: group:sales
+"""
+
+
+def test_the_process_editor_keeps_the_fallback_and_how_running_instances_move(site):
+    from tests.web.test_console_editors import post, step_form
+    app, engine = site
+    admin = TestClient(app)
+    log_in(admin, "ada")
+    assert "The draft has no problems." in save(admin, "processes/visit_follow_up.yaml", VISIT_PROCESS).text
+    url = "/admin/editors/processes/visit_follow_up/steps"
+    data = step_form(admin, f"{url}/ring")
+    assert data["title"] == "Ring them"
+    saved = post(admin, url, {**data, "title": "Ring them back", "op": "save"}, f"{url}/ring")
+    assert saved.status_code == 303
+    with engine.connect() as conn:
+        written = yaml.safe_load(releases.draft(conn)["files"]["processes/visit_follow_up.yaml"])
+    assert written["steps"][0]["title"] == "Ring them back"
+    assert written["fallback"] == "group:sales" and written["migrate"] == {"from": ">=0.1", "steps": {"call": "ring"}}
+    assert written["steps"][0]["fallback"] == "user:ann"
