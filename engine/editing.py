@@ -19,8 +19,8 @@ from typing import Any
 
 from .build import humanise
 from .model import (
-    ApprovalStep,
     Action,
+    ApprovalStep,
     CreateAction,
     Entity,
     Escalation,

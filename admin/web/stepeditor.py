@@ -105,9 +105,8 @@ class StepForm:
         kept = {k: v for k, v in (current or {}).items() if k not in FORM_KEYS}
         if "approve" in kept:
             out["approve"] = kept.pop("approve")
-        if self.kind == "approval":
-            if not self.approval:
-                errors["approval"] = "Say who approves, e.g. role:sales_director."
+        if self.kind == "approval" and not self.approval:
+            errors["approval"] = "Say who approves, e.g. role:sales_director."
         if not self.title:
             errors["title"] = "Give the task a title, e.g. Call {{ record.name }} back."
         out["title"] = self.title

@@ -19,9 +19,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from admin.packtool.install import still_to_move
 from engine.loader import load
 from forms.widgets import when_text, zone_of
-from admin.packtool.install import still_to_move
 from runtime import instancemigration, releases
 from runtime.plan import MigrationError, describe, plan
 from runtime.recurrence import sync_schedules
@@ -29,7 +29,8 @@ from runtime.schema import console_log, users
 
 from ... import accounts
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep
-from ..drafting import active_release, check as check_draft, draft_files, releases_root
+from ..drafting import active_release, draft_files, releases_root
+from ..drafting import check as check_draft
 from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
