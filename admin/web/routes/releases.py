@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from admin.packtool.install import still_to_move
+from admin.packtool import install
 from engine.loader import load
 from forms.widgets import when_text, zone_of
 from runtime import instancemigration, releases
@@ -194,12 +194,9 @@ async def _answers(services) -> bool:
 
 
 async def _move_running(services, engine, release_id: int, moves: list, actor_id: int, answers: bool | None = None) -> None:
-    """Send the moves (`instancemigration.send`, the CLI's way) unless Temporal does not answer, and log what they did."""
+    """Send the moves (`install.move`, as `tailor pack upgrade --apply` does) unless Temporal does not answer, and log what they did."""
     pending = not (await _answers(services) if answers is None else answers)
-    lines: list[str] = []
-    if not pending:
-        for planned, outcome in await instancemigration.send(services.client, engine, moves):
-            lines += instancemigration.report(planned, outcome)
+    lines = await install.move(services.client, engine, moves) if not pending else []
     said = ("Temporal did not answer: the moves are pending" if pending else "; ".join(x.strip() for x in lines))[:500]
 
     def log():
@@ -218,7 +215,7 @@ def _last_moves(conn, release_id: int) -> dict | None:
 def _still_to_move(conn, request, release_id: int) -> list:
     """The moves the active release's migrations still have to make (none when `release_id` is not the active one)."""
     current = releases.active(conn)
-    return still_to_move(conn, releases_root(request)) if current and current[0]["id"] == release_id else []
+    return install.still_to_move(conn, releases_root(request)) if current and current[0]["id"] == release_id else []
 
 
 @router.get("/admin/releases/{release_id}/running", response_class=HTMLResponse)
