@@ -289,3 +289,18 @@ def test_the_fixture_uses_every_property_the_schemas_of_entities_forms_and_proce
         for doc in parse_text(text.replace("\n        ", "\n").strip(), "x.yaml")[0]:
             _keys(doc.data, used)
     assert wanted - used == set()
+
+
+def test_a_process_fallback_and_a_step_fallback_go_into_an_overlay_and_migrate_is_said_to_be_the_packs(tmp_path):
+    from tests.engine.test_editing import BASE, after
+
+    base = editing.data_of(BASE.processes["lead_follow_up"])
+    want = {**base, "fallback": "group:sales", "steps": [{**s, "fallback": "user:mia"} if s["id"] == "qualify" else s for s in base["steps"]]}
+    ops = editing.overlay("process", base, want)
+    assert ops == {"set": {"fallback": "group:sales"}, "change_steps": {"qualify": {"fallback": "user:mia"}}}
+    got = after(tmp_path, "process", "lead_follow_up", ops)
+    assert editing.differences(want, editing.data_of(got)) == []
+    with pytest.raises(editing.CannotExpress, match="how running instances move to a new version \\(migrate\\) comes from its pack"):
+        editing.overlay("process", base, {**base, "migrate": {"steps": {"call": "qualify"}}})
+    with pytest.raises(editing.CannotExpress, match="cannot take its fallback away"):
+        editing.overlay("process", want, base)
