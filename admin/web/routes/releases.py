@@ -25,7 +25,7 @@ from forms.widgets import when_text, zone_of
 from runtime import instancemigration, releases
 from runtime.plan import MigrationError, describe, plan
 from runtime.recurrence import sync_schedules
-from runtime.schema import console_log, users
+from runtime.schema import console_log, process_instances, users
 
 from ... import accounts
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep
@@ -218,6 +218,26 @@ def _still_to_move(conn, request, release_id: int) -> list:
     return install.still_to_move(conn, releases_root(request)) if current and current[0]["id"] == release_id else []
 
 
+STAYS = re.compile(r"^  (\S+) stays: (.*)$")  # a line of `instancemigration.report` about one instance that stays
+
+
+def _outcome_lines(conn, compiled, lines: list[str]) -> list[dict]:
+    """The lines of what the moves did, an instance that stays named by the record it runs on (not its workflow id)."""
+    out = []
+    for line in lines:
+        m = STAYS.match(line)
+        if not m:
+            out.append({"text": line})
+            continue
+        row = conn.execute(sa.select(process_instances.c.entity, process_instances.c.record_id)
+                           .where(process_instances.c.workflow_id == m.group(1))).first()
+        table = compiled.metadata.tables.get(row.entity) if row is not None and row.entity else None
+        title = conn.execute(sa.select(table.c.title).where(table.c.id == row.record_id)).scalar() if table is not None else None
+        out.append({"stays": m.group(2), "about": title or "an instance on no record",
+                    "url": f"/records/{row.entity}/{row.record_id}" if title else None})
+    return out
+
+
 @router.get("/admin/releases/{release_id}/running", response_class=HTMLResponse)
 def release_running(request: Request, release_id: int, user: Admin, conn: Conn, compiled: CompiledDep):
     """What activating a release did with the running instances it moves, and those still to move."""
@@ -226,7 +246,7 @@ def release_running(request: Request, release_id: int, user: Admin, conn: Conn, 
     names = _names(conn, [last["actor_id"]]) if last else {}
     zone = zone_of(compiled.model, user)
     return render(request, "console/running.html", user=user, release=row, still=[p.line() for p in _still_to_move(conn, request, release_id)],
-                  last=last, last_when=when_text(last["at"], zone) if last else "", last_who=names.get(last["actor_id"], "") if last else "",
+                  last=last, outcome=_outcome_lines(conn, compiled, (last["details"] or {}).get("lines", [])) if last else [], last_when=when_text(last["at"], zone) if last else "", last_who=names.get(last["actor_id"], "") if last else "",
                   current=(releases.active(conn) or ({"id": None},))[0]["id"] == release_id)
 
 
