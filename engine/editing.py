@@ -19,8 +19,8 @@ from typing import Any
 
 from .build import humanise
 from .model import (
-    ApprovalStep,
     Action,
+    ApprovalStep,
     CreateAction,
     Entity,
     Escalation,
@@ -29,6 +29,7 @@ from .model import (
     FormTrigger,
     Group,
     ManualTrigger,
+    Migration,
     ParallelStep,
     Process,
     RecordFieldRules,
@@ -171,8 +172,21 @@ def action_data(a: Action) -> Data:
     return {"start": a.process, **when, **({"with": {k: source_data(v) for k, v in a.inputs}} if a.inputs else {})}
 
 
+def default_layout(label: str, fields: Iterable[str]) -> list[Data]:
+    """The layout of a form that gives none: one section, titled with the form's label, of all its fields."""
+    return [{"section": label, "fields": list(fields)}]
+
+
+def form_layout(data: Data) -> list[Data]:
+    """The sections of a form's YAML data: its `layout`, or the one a form without one has."""
+    if "layout" in data:
+        return data["layout"]
+    return default_layout(data.get("label", humanise(data["name"])), data.get("fields") or {})
+
+
 def form_data(f: Form) -> Data:
-    """The whole form definition; `layout` always (an editor's sections are the layout)."""
+    """The whole form definition; `layout` where one is written or the sections differ from the one section a form
+    without a layout has (`form_layout` reads either)."""
     out: Data = {"kind": "form", "name": f.name}
     if f.label != humanise(f.name):
         out["label"] = f.label
@@ -184,8 +198,12 @@ def form_data(f: Form) -> Data:
         out["contact"] = True
     if f.portal:
         out["portal"] = True
+    if f.portal_description:
+        out["portal_description"] = f.portal_description
     out["fields"] = fields_data(f.fields)
-    out["layout"] = [section_data(s) for s in f.layout]
+    layout = [section_data(s) for s in f.layout]
+    if f.layout_given or layout != default_layout(f.label, (x.name for x in f.fields)):
+        out["layout"] = layout
     if f.actions:
         out["on_submit"] = [action_data(a) for a in f.actions]
     return out
@@ -254,7 +272,7 @@ def trigger_data(t) -> Data:
     if isinstance(t, FormTrigger):
         return {"form": t.form}
     if isinstance(t, RecordTrigger):
-        return {"record": t.entity, **({"on": list(t.on)} if set(t.on) != {"created", "changed"} else {}),
+        return {"record": t.entity, **({"on": list(t.on)} if t.on != ("created", "changed") else {}),
                 **({"when": t.when.source} if t.when else {})}
     if isinstance(t, ScheduleTrigger):
         return {"schedule": t.rrule, **({"starts": t.starts} if t.starts else {}), **({"for_each": t.for_each} if t.for_each else {}),
@@ -280,7 +298,21 @@ def process_data(p: Process) -> Data:
         out["triggers"] = [trigger_data(t) for t in p.triggers]
     if p.project:
         out["project"] = {"title": p.project.title.source, **({"manager": str(p.project.manager)} if p.project.manager else {})}
+    if p.fallback:
+        out["fallback"] = str(p.fallback)
+    if p.migrate:
+        out["migrate"] = migration_data(p.migrate)
     out["steps"] = [step_data(s) for s in p.steps]
+    return out
+
+
+def migration_data(m: Migration) -> Data:
+    """How running instances of earlier versions move to this one: the versions they come from and the steps renamed."""
+    out: Data = {}
+    if m.from_ != "any":
+        out["from"] = m.from_
+    if m.steps:
+        out["steps"] = {old: new for old, new, _ in m.steps}
     return out
 
 
@@ -294,7 +326,7 @@ def data_of(definition) -> Data:
 CHANGEABLE_FIELD = frozenset({"label", "help", "required", "default", "indexed", "min", "max", "min_length", "max_length", "pattern",
                               "choices", "placeholder"})
 UNSET_FIELD = {"help": "", "placeholder": "", "required": False, "indexed": False}  # an option taken away, as change_fields says it
-CHANGEABLE_STEP = frozenset({"title", "description", "when", "assign", "strategy", "due", "form", "reminders", "escalate"})
+CHANGEABLE_STEP = frozenset({"title", "description", "when", "assign", "strategy", "due", "form", "reminders", "escalate", "fallback"})
 UNSET_STEP = {"strategy": "round_robin", "reminders": [], "escalate": []}
 RULES = RecordFieldRules()  # the defaults of single-record fields
 
@@ -358,12 +390,16 @@ def placements(start: list[tuple[str, list[str]]], want: list[tuple[str, list[st
     return out
 
 
+def _sections_of(data: Data, key: str) -> list[Data]:
+    return form_layout(data) if key == "layout" else data.get(key) or []
+
+
 def _layout(data: Data, key: str = "layout") -> list[tuple[str, list[str]]]:
-    return [(s["section"], list(s["fields"])) for s in data.get(key) or ()]
+    return [(s["section"], list(s["fields"])) for s in _sections_of(data, key)]
 
 
 def _section_props(data: Data, key: str) -> list[tuple]:
-    return [(s["section"], s.get("columns", 1), s.get("help", "")) for s in data.get(key) or ()]
+    return [(s["section"], s.get("columns", 1), s.get("help", "")) for s in _sections_of(data, key)]
 
 
 def _put(out: Data, key: str, value) -> None:
@@ -434,8 +470,9 @@ def form_overlay(base: Data, want: Data) -> Data:
     if base.get("entity") != want.get("entity"):
         raise CannotExpress(f"{where}: an overlay cannot change the record a form is filled in for")
     ops: Data = {}
-    _put(ops, "set", _settable(base, want, ("label", "description", "contact", "portal"),
-                               {"label": humanise(base["name"]), "description": "", "contact": False, "portal": False}))
+    _put(ops, "set", _settable(base, want, ("label", "description", "contact", "portal", "portal_description"),
+                               {"label": humanise(base["name"]), "description": "", "contact": False, "portal": False,
+                                "portal_description": ""}))
     add, change, replace, remove = _fields_ops(base.get("fields") or {}, want.get("fields") or {}, where)
     _put(ops, "add_fields", add)
     _put(ops, "change_fields", change)
@@ -466,8 +503,13 @@ def process_overlay(base: Data, want: Data, moved: Iterable[str] = ()) -> Data:
     for key in ("entity", "inputs", "project"):
         if base.get(key) != want.get(key):
             raise CannotExpress(f"{where}: an overlay cannot change its {key}")
+    if base.get("migrate") != want.get("migrate"):
+        raise CannotExpress(f"{where}: how running instances move to a new version (migrate) comes from its pack; an overlay cannot change it")
+    for key in ("calendar", "fallback"):
+        if key in base and key not in want:
+            raise CannotExpress(f"{where}: an overlay cannot take its {key} away (set another instead)")
     ops: Data = {}
-    _put(ops, "set", _settable(base, want, ("label", "description", "calendar"), {"label": humanise(base["name"]), "description": ""}))
+    _put(ops, "set", _settable(base, want, ("label", "description", "calendar", "fallback"), {"label": humanise(base["name"]), "description": ""}))
     steps = _StepOps(where, frozenset(moved))
     steps.lists(base["steps"], want["steps"], top=True)
     _put(ops, "remove_steps", steps.remove)
@@ -573,7 +615,10 @@ def overlay(kind: str, base: Data, want: Data, moved: Iterable[str] = ()) -> Dat
 
 def differences(want: Data, got: Data, path: str = "") -> list[str]:
     """Where `got` (what the loader made of the written YAML) differs from `want` (what the editor asked for), as
-    JSON pointers: empty when the YAML says exactly what was wanted."""
+    JSON pointers: empty when the YAML says exactly what was wanted (a form's layout written out or left to its
+    default is the same layout)."""
+    if not path and isinstance(want, dict) and isinstance(got, dict) and want.get("kind") == got.get("kind") == "form":
+        want, got = {**want, "layout": form_layout(want)}, {**got, "layout": form_layout(got)}
     if isinstance(want, dict) and isinstance(got, dict):
         out = []
         for key in list(want) + [k for k in got if k not in want]:

@@ -6,7 +6,7 @@ Three parts, one per place they run:
   and due; new steps before where the instance stands are skipped, as they are behind it);
 - the database: `move_rows`, the `tailor.move_instance` write: the instance's version and its task rows' step ids;
 - the shell: `move_running` sends the `migrate` update to each running instance of a version, after the release switch
-  (`tailor pack upgrade --apply`), and counts who moved and who was refused, and why.
+  (`tailor pack upgrade --apply`, or activating the console's draft), and counts who moved and who was refused, and why.
 """
 from __future__ import annotations
 

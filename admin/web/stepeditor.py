@@ -18,6 +18,9 @@ from .fieldeditor import NAME
 PARTY = re.compile(r"^(owner|assignee|manager|project_manager|(role|group|user|completer):[a-z][a-z0-9_]*)$")
 STRATEGIES = {"round_robin": "In turn (round robin)", "least_busy": "Whoever has the fewest open tasks"}
 MAX_ROWS = 20
+#: the keys of a step's YAML the step form edits (an approval step's `approval` is its `approvers`)
+FORM_KEYS = frozenset({"id", "title", "description", "when", "assign", "strategy", "due", "form", "approvers", "approval",
+                       "reminders", "escalate"})
 
 
 @dataclass
@@ -97,10 +100,13 @@ class StepForm:
                 out = {"id": sid, "when": self.when, **{k: v for k, v in out.items() if k not in ("id", "when")}}
             return out
         out: dict[str, Any] = {"id": sid}
-        if self.kind == "approval":  # an approval step keeps what it approves and what it shows; the form edits the rest
-            out.update({k: v for k, v in (current or {}).items() if k in ("approve", "decide", "show", "fallback")})
-            if not self.approval:
-                errors["approval"] = "Say who approves, e.g. role:sales_director."
+        # what the form does not edit stays as the step says it: an approval's step approved, how it decides and what it
+        # shows, a step's fallback (and whatever a later option of steps is)
+        kept = {k: v for k, v in (current or {}).items() if k not in FORM_KEYS}
+        if "approve" in kept:
+            out["approve"] = kept.pop("approve")
+        if self.kind == "approval" and not self.approval:
+            errors["approval"] = "Say who approves, e.g. role:sales_director."
         if not self.title:
             errors["title"] = "Give the task a title, e.g. Call {{ record.name }} back."
         out["title"] = self.title
@@ -168,6 +174,7 @@ class StepForm:
             out["escalate"] = ladder
         elif reminders and not self.due_in:
             errors["due_in"] = "Reminders count back from the due time: give one."
+        out.update(kept)
         return out
 
     def to_input(self, path: tuple, doc: dict, _problem) -> str | None:

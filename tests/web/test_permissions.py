@@ -170,6 +170,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/admin/releases/diff"): Rule("admin", "/admin/releases/diff?a=1&b=2"),
     ("POST", "/admin/releases/{release_id}/activate"): Rule("admin", "/admin/releases/99999/activate", {}),
     ("GET", "/admin/releases/{release_id}/local.zip"): Rule("admin", "/admin/releases/99999/local.zip"),
+    ("GET", "/admin/releases/{release_id}/running"): Rule("admin", "/admin/releases/99999/running"),
+    ("POST", "/admin/releases/{release_id}/running"): Rule("admin", "/admin/releases/99999/running", {}),
     ("GET", "/notifications"): Rule(ANY_SESSION, "/notifications"),
     ("GET", "/notifications/count"): Rule(ANY_SESSION, "/notifications/count"),
     ("GET", "/notifications/stream"): Rule(ANY_SESSION, "/notifications/stream"),  # ends at once here (short_streams)

@@ -1,13 +1,15 @@
 """Configuration in the browser: the draft of the installation's local pack (YAML files checked on every save, every
 problem at its line), what activating it would change (in words, as a diff, the schema plan, the running processes
-that stay on their version), activation with a reason, the history of releases with a diff of any two, revert, and
-export of the local pack as a zip.
+that stay on their version or move to the new one), activation with a reason, then the running instances' moves
+sent (`runtime.instancemigration`, as `tailor pack upgrade --apply` sends them) with what they did, and a retry while
+some are still to move; the history of releases with a diff of any two, revert, and export of the local pack as a zip.
 
 The shipped and installed packs are never written: the console's edits are the `local` pack, ordinary definitions
 and overlays that a consultant can take into a client pack.
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import zipfile
@@ -17,16 +19,18 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from admin.packtool import install
 from engine.loader import load
 from forms.widgets import when_text, zone_of
-from runtime import releases
+from runtime import instancemigration, releases
 from runtime.plan import IndexBuildFailed, MigrationError, build_indexes, describe, plan
 from runtime.recurrence import sync_schedules
-from runtime.schema import users
+from runtime.schema import console_log, process_instances, users
 
 from ... import accounts
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, ServicesDep
-from ..drafting import active_release, check as check_draft, draft_files, releases_root
+from ..drafting import active_release, draft_files, releases_root
+from ..drafting import check as check_draft
 from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -117,7 +121,7 @@ def _impact(conn, request, base: dict, files: dict[str, str], active_compiled) -
         out["plan"] = list(describe(plan(conn, new_compiled)))
     except MigrationError as exc:
         out["plan_refused"] = str(exc)
-    out["running"] = [{"process": r.label, "count": r.count, "changes": r.changes} for r in releases.running(conn, new_compiled)]
+    out["running"] = [r.line() for r in instancemigration.plan_moves(conn, active_compiled, new_compiled)]
     return out
 
 
@@ -154,21 +158,114 @@ async def draft_activate(request: Request, user: Admin, data: CsrfForm, engine: 
                 return None, _draft_page(request, conn, compiled, user, problems=problems, status=422)
             all_files, packs = releases.with_local(base["files"], base["packs"], files)
             release_id = releases.create(conn, all_files, packs, author_id=user["id"], reason=reason)
+            moves = [r for r in instancemigration.plan_moves(conn, compiled, new_compiled) if r.move is not None]
             activation, _ = releases.switch_to(conn, release_id, root, by=user["id"], reason=reason, later=later)
             releases.discard_draft(conn)
             accounts.log(conn, user["id"], "release.activate", f"release {release_id}", {"activation": activation}, reason)
-            return (release_id, new_compiled), None
+            return (release_id, new_compiled, moves), None
 
     done, page = await run_in_threadpool(activate)
     if page is not None:
         return page
-    release_id, new_compiled = done
+    release_id, new_compiled, moves = done
     request.app.state.compiled = new_compiled  # this node at once; the others within a poll
-    if services.client is not None:
+    answers = await _answers(services)
+    if answers:
         await sync_schedules(services.client, new_compiled, services.task_queue, announce=services.webhooks)
     failed = await run_in_threadpool(_build_later, engine, later)
     flash(request, f"Release {release_id} is active: every web app and worker switches to it within seconds.{failed}")
-    return redirect("/admin/releases")
+    if not moves:
+        return redirect("/admin/releases")
+    await _move_running(services, engine, release_id, moves, user["id"], answers)  # once the switch is committed, as the CLI does
+    return redirect(f"/admin/releases/{release_id}/running")
+
+
+# -- moving running instances ---------------------------------------------------------------------
+MOVES = "release.move_running"
+ANSWER_WITHIN = 5.0  # seconds Temporal has to say it is there before the moves are left pending
+
+
+async def _answers(services) -> bool:
+    """Whether the app has a Temporal client and its server answers (within a few seconds)."""
+    if services.client is None:
+        return False
+    try:
+        return bool(await asyncio.wait_for(services.client.service_client.check_health(), ANSWER_WITHIN))
+    except Exception:  # noqa: BLE001 - any failure to answer is 'not now'
+        return False
+
+
+async def _move_running(services, engine, release_id: int, moves: list, actor_id: int, answers: bool | None = None) -> None:
+    """Send the moves (`install.move`, as `tailor pack upgrade --apply` does) unless Temporal does not answer, and log what they did."""
+    pending = not (await _answers(services) if answers is None else answers)
+    lines = await install.move(services.client, engine, moves) if not pending else []
+    said = ("Temporal did not answer: the moves are pending" if pending else "; ".join(x.strip() for x in lines))[:500]
+
+    def log():
+        with engine.begin() as conn:
+            accounts.log(conn, actor_id, MOVES, f"release {release_id}", {"lines": lines, "pending": pending}, said)
+
+    await run_in_threadpool(log)
+
+
+def _last_moves(conn, release_id: int) -> dict | None:
+    row = conn.execute(sa.select(console_log).where(console_log.c.action == MOVES, console_log.c.subject == f"release {release_id}")
+                       .order_by(console_log.c.id.desc()).limit(1)).mappings().first()
+    return dict(row) if row else None
+
+
+def _still_to_move(conn, request, release_id: int) -> list:
+    """The moves the active release's migrations still have to make (none when `release_id` is not the active one)."""
+    current = releases.active(conn)
+    return install.still_to_move(conn, releases_root(request)) if current and current[0]["id"] == release_id else []
+
+
+STAYS = re.compile(r"^  (\S+) stays: (.*)$")  # a line of `instancemigration.report` about one instance that stays
+
+
+def _outcome_lines(conn, compiled, lines: list[str]) -> list[dict]:
+    """The lines of what the moves did, an instance that stays named by the record it runs on (not its workflow id)."""
+    out = []
+    for line in lines:
+        m = STAYS.match(line)
+        if not m:
+            out.append({"text": line})
+            continue
+        row = conn.execute(sa.select(process_instances.c.entity, process_instances.c.record_id)
+                           .where(process_instances.c.workflow_id == m.group(1))).first()
+        table = compiled.metadata.tables.get(row.entity) if row is not None and row.entity else None
+        title = conn.execute(sa.select(table.c.title).where(table.c.id == row.record_id)).scalar() if table is not None else None
+        out.append({"stays": m.group(2), "about": title or "an instance on no record",
+                    "url": f"/records/{row.entity}/{row.record_id}" if title else None})
+    return out
+
+
+@router.get("/admin/releases/{release_id}/running", response_class=HTMLResponse)
+def release_running(request: Request, release_id: int, user: Admin, conn: Conn, compiled: CompiledDep):
+    """What activating a release did with the running instances it moves, and those still to move."""
+    row = _release_or_404(conn, release_id)
+    last = _last_moves(conn, release_id)
+    names = _names(conn, [last["actor_id"]]) if last else {}
+    zone = zone_of(compiled.model, user)
+    return render(request, "console/running.html", user=user, release=row, still=[p.line() for p in _still_to_move(conn, request, release_id)],
+                  last=last, outcome=_outcome_lines(conn, compiled, (last["details"] or {}).get("lines", [])) if last else [], last_when=when_text(last["at"], zone) if last else "", last_who=names.get(last["actor_id"], "") if last else "",
+                  current=(releases.active(conn) or ({"id": None},))[0]["id"] == release_id)
+
+
+@router.post("/admin/releases/{release_id}/running")
+async def release_move_now(request: Request, release_id: int, user: Admin, data: CsrfForm, engine: EngineDep, services: ServicesDep):
+    """Send the moves still to make again (Temporal was away, or an instance was busy)."""
+    def still():
+        with engine.connect() as conn:
+            _release_or_404(conn, release_id)
+            return _still_to_move(conn, request, release_id)
+
+    moves = await run_in_threadpool(still)
+    if moves:
+        await _move_running(services, engine, release_id, moves, user["id"])
+    else:
+        flash(request, "No running instance is still to move.")
+    return redirect(f"/admin/releases/{release_id}/running")
 
 
 # -- history, diff, revert, export ----------------------------------------------------------------
