@@ -34,7 +34,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from admin.app import create_app  # noqa: E402
 from engine.compiler import compile_model  # noqa: E402
 from engine.loader import load  # noqa: E402
-from runtime import charts, reports  # noqa: E402
+from runtime import charts, metrics, reports  # noqa: E402
 from runtime.db import make_engine, upgrade  # noqa: E402
 from runtime.plan import apply, plan  # noqa: E402
 from runtime.schema import alerts, audit_log, group_members, tasks, users  # noqa: E402
@@ -85,6 +85,10 @@ def seed(engine: sa.Engine, compiled, n_tasks: int, n_opps: int, now: dt.datetim
         rows, late = [], []
         # rows arrive in the order they are made, as a worker writes them: a period's tasks sit together on disk
         starts = sorted(now - dt.timedelta(seconds=rnd.random() * span) for _ in range(n_tasks))
+        # each done task carries its working seconds, as its completion stores them (runtime.metrics.WorkTime); one
+        # working clock per calendar over the two years counts them with the same calendar code, in a fraction of the time
+        work_time = metrics.WorkTime(compiled)
+        clocks = {}
         for i in range(n_tasks):
             process, step, hours = STEPS[i % len(STEPS)]
             created = starts[i]
@@ -93,11 +97,20 @@ def seed(engine: sa.Engine, compiled, n_tasks: int, n_opps: int, now: dt.datetim
             took = dt.timedelta(hours=rnd.expovariate(1 / (hours * 1.6)))
             done = None if opened else created + took
             worker = staff[rnd.randrange(len(staff))]
+            work = None
+            if done is not None:
+                calendar = work_time.calendar(process, step)
+                if calendar is None:
+                    work = took.total_seconds()
+                else:
+                    if calendar not in clocks:
+                        clocks[calendar] = calendar.clock(now - dt.timedelta(seconds=span + 86400), now + dt.timedelta(days=60))
+                    work = clocks[calendar].seconds_between(created, done)
             rows.append({"key": f"b{i}", "workflow_id": f"{process}/b{i // 3}", "process": process, "step_id": step,
                          "title": f"{step} {i}", "entity": "company", "record_id": 1 + i % 2000, "assignee_id": worker,
                          "group_name": GROUPS[i % len(GROUPS)], "status": "open" if opened else "done", "due_at": due,
                          "created_at": created, "completed_at": done, "completed_by": None if opened else worker, "kind": "task",
-                         "round": 1})
+                         "round": 1, "work_seconds": work})
             if (done or now) > due:
                 late.append((first_task + i, due))
             if len(rows) == BATCH:
