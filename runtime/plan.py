@@ -508,9 +508,10 @@ def plan(conn: sa.Connection, compiled: CompiledModel) -> list[Op]:
 
 
 def _missing_title_indexes(conn: sa.Connection, compiled: CompiledModel, tables: set[str]) -> list[Op]:
-    """The title index of every existing entity table that lacks it (tables made before the title was indexed)."""
-    return [AddIndex(name, "title") for name in compiled.model.entities
-            if name in tables and f"ix_{name}_title" not in index_names(conn, name)]
+    """The title and created_at indexes of every existing entity table that lacks them (tables made before they were
+    indexed: the search box reads the first, the reports' periods the second)."""
+    return [AddIndex(name, column) for name in compiled.model.entities if name in tables
+            for column in ("title", "created_at") if f"ix_{name}_{column}" not in index_names(conn, name)]
 
 
 def apply(conn: sa.Connection, compiled: CompiledModel, ops: Iterable[Op]) -> None:
