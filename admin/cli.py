@@ -138,6 +138,7 @@ def migrate(paths: tuple[Path, ...], only_plan: bool, check: bool, database_url:
     from engine.compiler import compile_model
     from engine.errors import MigrationError
     from engine.loader import load
+    from runtime import metrics
     from runtime import plan as planning
     from runtime.db import current_revision, head_revision, make_engine, upgrade
     from runtime.settings import Settings
@@ -170,11 +171,14 @@ def migrate(paths: tuple[Path, ...], only_plan: bool, check: bool, database_url:
             upgrade(conn)
             ops = planning.plan(conn, compiled)
             planning.apply(conn, compiled, ops)
+            filled = metrics.fill_work_seconds(conn, compiled)  # tasks completed before migration 0012 stored it
         if revision != head_revision():
             click.echo(f"upgraded the platform tables from {revision or 'nothing'} to {head_revision()}")
         for i, op in enumerate(ops, 1):
             click.echo(f"{i}. {op.describe()}")
         click.echo(f"applied {len(ops)} change(s)" if ops else "the entity tables match the definitions: nothing to do")
+        if filled:
+            click.echo(f"stored the working time of {filled} task(s) completed before it was kept, for the SLA reports")
     except MigrationError as exc:
         click.secho(str(exc), fg="red", err=True)
         sys.exit(1)

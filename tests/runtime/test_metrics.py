@@ -192,6 +192,42 @@ def test_completing_a_task_stores_its_working_seconds_counted_across_the_easter_
         assert conn.execute(sa.select(tasks.c.work_seconds).where(tasks.c.id == task_id)).scalar() is None
 
 
+def test_filling_in_the_working_seconds_of_older_tasks_moves_no_figure(sla_data):
+    store, _, _ = sla_data
+    unstored = sa.select(sa.func.count()).where(tasks.c.status == "done", tasks.c.work_seconds.is_(None))
+    with store.connect() as conn:
+        before = metrics.sla(conn, store.compiled, APRIL, ("step",), now=NOW)
+        missing = conn.execute(unstored).scalar()
+    with store.begin() as conn:
+        filled = metrics.fill_work_seconds(conn, store.compiled, batch=2)
+        assert metrics.fill_work_seconds(conn, store.compiled) == 0  # nothing left the second time
+    with store.connect() as conn:
+        assert conn.execute(unstored).scalar() == 0
+        after = metrics.sla(conn, store.compiled, APRIL, ("step",), now=NOW)
+    assert filled == missing  # 5 done tasks (T6 in March too) when none was stored, 3 when every other one was
+    assert table(after, *SLA) == table(before, *SLA)
+
+
+def test_tailor_migrate_stores_the_working_time_of_tasks_completed_before_it_was_kept(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from admin.cli import main
+    from runtime.db import make_engine
+    from tests.conftest import CRM
+
+    monkeypatch.setenv("TAILOR_DATA_DIR", str(tmp_path / "var"))
+    url = f"sqlite:///{tmp_path / 'tailor.db'}"
+    assert CliRunner().invoke(main, ["migrate", str(CRM), "--database-url", url], catch_exceptions=False).exit_code == 0
+    engine = make_engine(url)
+    with engine.begin() as conn:  # T1 of the April tasks, completed by a version that did not keep its working time
+        add_task(conn, assignee=None, created=at("04-02", 14), due=at("04-07", 9, 30), completed=at("04-07", 9))
+    again = CliRunner().invoke(main, ["migrate", str(CRM), "--database-url", url], catch_exceptions=False)
+    assert again.stdout.splitlines()[-1] == "stored the working time of 1 task(s) completed before it was kept, for the SLA reports"
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(tasks.c.work_seconds)).scalar() == 3.5 * 3600
+    engine.dispose()
+
+
 def test_the_databases_median_and_p90_are_those_of_percentile(store: Store):
     """Teams of 1, 2, 3, 7 and 50 tasks with random working times: the database's median and p90 (percentile_cont on
     PostgreSQL, ranks on SQLite) are `metrics.percentile` of the same hours."""
