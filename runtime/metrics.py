@@ -404,14 +404,16 @@ class WorkTime:
 
 
 def fill_work_seconds(conn: sa.Connection, compiled: CompiledModel, *, batch: int = 5000) -> int:
-    """Store the working seconds of the tasks finished before they were stored (platform migration 0012), counted as the
-    SLA report counts them meanwhile, so no figure moves; returns how many. Safe to run again, and while tasks complete."""
+    """Store the working seconds of the tasks done before they were stored (platform migration 0012), counted as the SLA
+    report counts them meanwhile, so no figure moves; returns how many. Safe to run again, and while tasks complete.
+    Approvals are left out: the SLA counts the work, not its approval."""
     work = WorkTime(compiled)
     t = tasks
     filled = 0
     while True:
         found = conn.execute(sa.select(t.c.id, t.c.process, t.c.step_id, t.c.created_at, t.c.completed_at)
-                             .where(t.c.completed_at.is_not(None), t.c.work_seconds.is_(None)).order_by(t.c.id).limit(batch)).all()
+                             .where(t.c.status == "done", t.c.kind == "task", t.c.completed_at.is_not(None), t.c.work_seconds.is_(None))
+                             .order_by(t.c.id).limit(batch)).all()
         if not found:
             return filled
         conn.execute(t.update().where(t.c.id == sa.bindparam("task_id")).values(work_seconds=sa.bindparam("seconds")),
