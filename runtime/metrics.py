@@ -272,9 +272,10 @@ def _worker(t: sa.Table = tasks) -> sa.ColumnElement:
 
 
 def _task_keys(compiled: CompiledModel, by: Sequence[str], customer: Entity | None,
-               t: sa.Table = tasks) -> tuple[list[sa.ColumnElement], Any]:
-    """The key columns of the dimensions `by`, and the FROM clause they need (a join to the customers for 'customer')."""
-    source: Any = t
+               t: Any = tasks, start: Any = None) -> tuple[list[sa.ColumnElement], Any]:
+    """The key columns of the dimensions `by`, and the FROM clause they need (a join to the customers for 'customer'):
+    `t` (the tasks, or a subquery of them) joined from `start` if given."""
+    source: Any = t if start is None else start
     cols: list[sa.ColumnElement] = []
     for i, d in enumerate(by):
         if d == "process":
@@ -485,9 +486,18 @@ def alert_counts(conn: sa.Connection, compiled: CompiledModel, period: Period, b
     """Alerts raised in the period per key of `by` (task dimensions and 'level', the escalation level): raised and acknowledged.
 
     Breaches by escalation level are this by ('level',): level 1 is the first rung of a step's ladder, usually at its due time."""
-    a, t = alerts, tasks
+    a = alerts
     task_dims = [d for d in by if d != "level"]
-    keys, source = _task_keys(compiled, task_dims, customer)
+    if conn.dialect.name == "postgresql":
+        # each alert's task looked up by its key (LATERAL): joined, PostgreSQL hashes the period's alerts against a
+        # scan of every task
+        t = sa.select(*tasks.c).where(tasks.c.id == a.c.task_id, scope.condition(tasks), where).lateral("t")
+        keys, source = _task_keys(compiled, task_dims, customer, t, start=a.join(t, sa.true()))
+        conditions = [period.holds(a.c.raised_at)]
+    else:
+        keys, source = _task_keys(compiled, task_dims, customer)
+        source = source.join(a, a.c.task_id == tasks.c.id)
+        conditions = [period.holds(a.c.raised_at), scope.condition(tasks), where]
     cols, i = [], 0
     for d in by:
         if d == "level":
@@ -495,10 +505,9 @@ def alert_counts(conn: sa.Connection, compiled: CompiledModel, period: Period, b
         else:
             cols.append(keys[i])
             i += 1
-    source = source.join(a, a.c.task_id == t.c.id)
     q = (sa.select(*cols, sa.func.count().label("raised"),
                    sa.func.sum(sa.case((a.c.acknowledged_at.is_not(None), 1), else_=0)).label("acknowledged"))
-         .select_from(source).where(period.holds(a.c.raised_at), scope.condition(t), where).group_by(*cols))
+         .select_from(source).where(*conditions).group_by(*cols))
     return _sorted([Row(tuple(r[: len(by)]), {"raised": int(r.raised), "acknowledged": int(r.acknowledged or 0)}) for r in conn.execute(q)])
 
 

@@ -172,6 +172,15 @@ def test_alerts_raised_and_acknowledged_by_escalation_level(sla_data):
         by_person_level = metrics.alert_counts(conn, store.compiled, APRIL, ("assignee", "level"))
     assert table(by_level, "raised", "acknowledged") == {1: (2, 1), 2: (1, 0)}  # March's alert is outside the period
     assert table(by_person_level, "raised", "acknowledged") == {(store.bob, 1): (2, 1), (store.bob, 2): (1, 0)}
+    _, acme, _ = sla_data
+    with store.connect() as conn:
+        by_customer = metrics.alert_counts(conn, store.compiled, APRIL, ("customer", "level"))
+        alices = metrics.alert_counts(conn, store.compiled, APRIL, ("level",), scope=TaskScope(store.alice, frozenset()))
+        queue = metrics.alert_counts(conn, store.compiled, APRIL, ("level",), scope=TaskScope(store.alice, frozenset({"support"})))
+        adhoc = metrics.alert_counts(conn, store.compiled, APRIL, ("level",), where=metrics.task_filter(processes=["adhoc"]))
+    assert table(by_customer, "raised") == {(acme.id, 1): (2,), (acme.id, 2): (1,)}  # T2 and T5: a support request of Acme's
+    assert alices == [] and adhoc == []  # Alice's own tasks raised none in April, nor did the ad-hoc step
+    assert table(queue, "raised") == {}  # T2 and T5 are Bob's, not waiting in the support queue
 
 
 def test_completing_a_task_stores_its_working_seconds_counted_across_the_easter_holidays(store: Store, monkeypatch):
