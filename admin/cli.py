@@ -142,6 +142,7 @@ def migrate(paths: tuple[Path, ...], only_plan: bool, check: bool, database_url:
     from engine.compiler import compile_model
     from engine.errors import MigrationError
     from engine.loader import load
+    from runtime import metrics
     from runtime import plan as planning
     from runtime.db import current_revision, head_revision, make_engine, upgrade
     from runtime.settings import Settings
@@ -176,6 +177,7 @@ def migrate(paths: tuple[Path, ...], only_plan: bool, check: bool, database_url:
             upgrade(conn)
             ops = planning.plan(conn, compiled)
             planning.apply(conn, compiled, ops, later=later, watch=watch)
+            filled = metrics.fill_work_seconds(conn, compiled)  # tasks completed before migration 0012 stored it
         if revision != head_revision():
             click.echo(f"upgraded the platform tables from {revision or 'nothing'} to {head_revision()}")
         for i, op in enumerate(ops, 1):
@@ -184,6 +186,8 @@ def migrate(paths: tuple[Path, ...], only_plan: bool, check: bool, database_url:
             click.echo(f"building {len(later)} index{'es' if len(later) != 1 else ''} concurrently (record writes go on) ...")
             planning.build_indexes(engine, later, watch=watch)
         click.echo(f"applied {len(ops)} change(s)" if ops else "the entity tables match the definitions: nothing to do")
+        if filled:
+            click.echo(f"stored the working time of {filled} task(s) completed before it was kept, for the SLA reports")
     except MigrationError as exc:
         click.secho(str(exc), fg="red", err=True)
         sys.exit(1)

@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.compiler import CompiledModel
-from . import approvals, holders, messages, notifications, parties, records, routing, tasks as task_service
+from . import approvals, holders, messages, metrics, notifications, parties, records, routing, tasks as task_service
 from .instancemigration import move_rows
 from .mail import MailSettings
 from .schema import alerts, idempotency_keys, users
@@ -65,6 +65,7 @@ class Activities:
         self.engine = engine
         self.compiled = compiled
         self.mail = mail
+        self._work_time = metrics.WorkTime(compiled)
         # SQLite lets one transaction write at a time (ours all begin IMMEDIATE) and makes the others poll for the lock
         # with growing sleeps, up to 100 ms each, failing after the busy timeout: with every activity thread writing at
         # once (a burst of deadlines), they would wait on those sleeps rather than on each other, and an unlucky one for
@@ -76,6 +77,14 @@ class Activities:
         """A write transaction on the store, in turn with this worker's other writers on SQLite."""
         with self._turn, self.engine.begin() as conn:
             yield conn
+
+    @property
+    def work_time(self) -> metrics.WorkTime:
+        """How long a completed task took (stored for the SLA reports), on the calendars of the model in use: a newly
+        activated release replaces `compiled`."""
+        if self._work_time.compiled is not self.compiled:
+            self._work_time = metrics.WorkTime(self.compiled)
+        return self._work_time
 
     def all(self) -> list:
         return [self.open_project, self.create_task, self.set_task_state, self.reassign_task,
@@ -141,7 +150,7 @@ class Activities:
     @write("tailor.set_task_state")
     def set_task_state(self, conn: sa.Connection, req: dict) -> None:
         task_service.set_task_state(conn, req["task_id"], req["status"], req.get("user_id"), req.get("outcome"), req.get("data"),
-                                    req.get("comment", ""), key=req.get("key"))
+                                    req.get("comment", ""), key=req.get("key"), work_time=self.work_time.of)
 
     @write("tailor.reassign_task")
     def reassign_task(self, conn: sa.Connection, req: dict) -> dict:

@@ -9,8 +9,9 @@ kind) and customers with no contact for N days. No table of their own: nothing c
 Every function takes the connection, the compiled model and what to measure, and returns plain rows
 whose keys are stored values (ids, choice values, step ids); `runtime.reports` turns them into what
 people read. Counts, sums and averages are SQL aggregates (SQLite and PostgreSQL alike); medians and
-percentiles are picked by the database too (`_percentiles`: window functions, exact interpolation),
-except times to complete in business time, which only the calendar can count (`engine.calendars`).
+percentiles are picked by the database too (`_percentiles`: window functions, exact interpolation; PostgreSQL's
+percentile_cont for the SLA), of times to complete stored with each task when it was completed (`WorkTime`: business
+time only the calendar can count, `engine.calendars`).
 """
 from __future__ import annotations
 
@@ -160,20 +161,22 @@ def _percentiles(conn: sa.Connection, sub: sa.Subquery, keys: Sequence[str], val
                        sa.func.row_number().over(partition_by=key_cols or None, order_by=v).label("rn"),
                        sa.func.count().over(partition_by=key_cols or None).label("n")).where(v.is_not(None)).subquery()
     rk = [ranked.c[k] for k in keys]
-    out: dict[tuple, dict[float, float]] = defaultdict(dict)
-    for p in ps:
-        num, den = _fraction(p)
+    fractions = {p: _fraction(p) for p in ps}
+    wanted = []
+    for num, den in fractions.values():
         lo = 1 + ((ranked.c.n - 1) * num) // den  # integer division on both dialects: floor for these non-negative numbers
-        rows = conn.execute(sa.select(*rk, ranked.c.rn, ranked.c.v, ranked.c.n)
-                            .where(sa.or_(ranked.c.rn == lo, ranked.c.rn == lo + 1))).all()
-        picked: dict[tuple, dict[int, float]] = defaultdict(dict)
-        sizes: dict[tuple, int] = {}
-        for r in rows:
-            k = tuple(r[: len(keys)])
-            picked[k][r.rn] = float(r.v)
-            sizes[k] = r.n
-        for k, values in picked.items():
-            n = sizes[k]
+        wanted += [ranked.c.rn == lo, ranked.c.rn == lo + 1]
+    rows = conn.execute(sa.select(*rk, ranked.c.rn, ranked.c.v, ranked.c.n).where(sa.or_(*wanted))).all() if ps else []
+    picked: dict[tuple, dict[int, float]] = defaultdict(dict)
+    sizes: dict[tuple, int] = {}
+    for r in rows:
+        k = tuple(r[: len(keys)])
+        picked[k][r.rn] = float(r.v)
+        sizes[k] = r.n
+    out: dict[tuple, dict[float, float]] = defaultdict(dict)
+    for k, values in picked.items():
+        n = sizes[k]
+        for p, (num, den) in fractions.items():
             low = 1 + ((n - 1) * num) // den
             frac = ((n - 1) * num % den) / den
             a = values[low]
@@ -269,9 +272,10 @@ def _worker(t: sa.Table = tasks) -> sa.ColumnElement:
 
 
 def _task_keys(compiled: CompiledModel, by: Sequence[str], customer: Entity | None,
-               t: sa.Table = tasks) -> tuple[list[sa.ColumnElement], Any]:
-    """The key columns of the dimensions `by`, and the FROM clause they need (a join to the customers for 'customer')."""
-    source: Any = t
+               t: Any = tasks, start: Any = None) -> tuple[list[sa.ColumnElement], Any]:
+    """The key columns of the dimensions `by`, and the FROM clause they need (a join to the customers for 'customer'):
+    `t` (the tasks, or a subquery of them) joined from `start` if given."""
+    source: Any = t if start is None else start
     cols: list[sa.ColumnElement] = []
     for i, d in enumerate(by):
         if d == "process":
@@ -319,8 +323,11 @@ def sla(conn: sa.Connection, compiled: CompiledModel, period: Period, by: Sequen
     due in the period and past due now), compliance % (on time of all three), median and p90 hours to complete.
 
     Hours to complete count working hours on the process's calendar for steps whose due is in business time, else
-    calendar hours. `steps` narrows to (process, step) pairs (first response: `first_response`); `where` is a condition
-    on the tasks table (`task_filter`)."""
+    calendar hours: each task's `work_seconds`, stored when it was completed (`WorkTime`), so the database picks the
+    median and p90 (PostgreSQL's percentile_cont, a window function on SQLite). A task completed before that column
+    existed has none: while the period holds any, its hours are counted from its two moments here, as they always were.
+    `steps` narrows to (process, step) pairs (first response: `first_response`); `where` is a condition on the tasks
+    table (`task_filter`)."""
     now = now or utcnow()
     t = tasks
     keys, source = _task_keys(compiled, by, customer)
@@ -331,46 +338,120 @@ def sla(conn: sa.Connection, compiled: CompiledModel, period: Period, by: Sequen
     on_time = sa.func.sum(sa.case((sa.and_(done, t.c.completed_at <= t.c.due_at), 1), else_=0))
     late = sa.func.sum(sa.case((sa.and_(done, t.c.completed_at > t.c.due_at), 1), else_=0))
     still = sa.func.sum(sa.case((overdue, 1), else_=0))
-    q = (sa.select(*keys, on_time.label("on_time"), late.label("late"), still.label("overdue")).select_from(source)
-         .where(base, sa.or_(done, overdue)).group_by(*keys))
+    unstored = sa.func.sum(sa.case((sa.and_(done, t.c.work_seconds.is_(None)), 1), else_=0))
+    cols = [on_time.label("on_time"), late.label("late"), still.label("overdue"), unstored.label("unstored")]
+    in_sql = conn.dialect.name == "postgresql"
+    if in_sql:  # the percentiles in the same pass over the period's tasks
+        work = sa.case((done, t.c.work_seconds))  # NULL (left out) for the overdue ones
+        cols += [sa.func.percentile_cont(p).within_group(work).label(f"p{i}") for i, p in enumerate(QUANTILES)]
+    q = sa.select(*keys, *cols).select_from(source).where(base, sa.or_(done, overdue)).group_by(*keys)
+    found = conn.execute(q).all()
     rows = {tuple(r[: len(by)]): {"on_time": int(r.on_time or 0), "late": int(r.late or 0), "overdue": int(r.overdue or 0)}
-            for r in conn.execute(q)}
-    hours = _hours_to_complete(conn, compiled, sa.and_(base, done), keys, source, len(by))
+            for r in found}
+    quantiles: dict[tuple, dict[float, float | None]]
+    if any(r.unstored for r in found):
+        hours = _hours_to_complete(conn, compiled, sa.and_(base, done), keys, source, len(by))
+        quantiles = {k: {p: percentile(spans, p) for p in QUANTILES} for k, spans in hours.items()}
+    elif in_sql:
+        quantiles = {tuple(r[: len(by)]): {p: None if r._mapping[f"p{i}"] is None else float(r._mapping[f"p{i}"]) / HOUR
+                                           for i, p in enumerate(QUANTILES)} for r in found}
+    else:
+        sub = sa.select(*keys, t.c.work_seconds.label("v")).select_from(source).where(base, done).subquery()
+        quantiles = {k: {p: v / HOUR for p, v in qs.items()}
+                     for k, qs in _percentiles(conn, sub, [k.name for k in keys], "v", QUANTILES).items()}
     out = []
     for k, v in rows.items():
         total = v["on_time"] + v["late"] + v["overdue"]
-        spans = hours.get(k, [])
+        qs = quantiles.get(k, {})
         out.append(Row(k, {**v, "total": total, "compliance": 100.0 * v["on_time"] / total if total else None,
-                           "median_hours": percentile(spans, 0.5), "p90_hours": percentile(spans, 0.9)}))
+                           "median_hours": qs.get(0.5), "p90_hours": qs.get(0.9)}))
     return _sorted(out)
+
+
+QUANTILES = (0.5, 0.9)  # the SLA's median and p90
+
+
+class WorkTime:
+    """How long a task took, as the SLA counts it: working seconds on its process's calendar (the one its due was computed
+    with, `engine.calendars`) where its step's due is in business time, else calendar seconds. One per compiled model;
+    the activity that completes a task stores it (`runtime.tasks.set_task_state`)."""
+
+    def __init__(self, compiled: CompiledModel):
+        self.compiled = compiled
+        self.business = business_steps(compiled)
+        self._calendars: dict[str, BusinessCalendar] = {}
+
+    def calendar(self, process: str, step: str) -> BusinessCalendar | None:
+        """The calendar the step's time is counted on; None: calendar time."""
+        name = self.business.get((process, step))
+        if name is None:
+            return None
+        if name not in self._calendars:
+            self._calendars[name] = BusinessCalendar(self.compiled.process_specs[name]["calendar"])
+        return self._calendars[name]
+
+    def seconds(self, process: str, step: str, start: dt.datetime, end: dt.datetime) -> float:
+        """The task's time from `start` to `end`."""
+        start, end = _aware(start), _aware(end)
+        assert start is not None and end is not None
+        calendar = self.calendar(process, step)
+        if calendar is None:
+            return max(0.0, end.timestamp() - start.timestamp())
+        return calendar.clock(start, end).seconds_between(start, end)
+
+    def of(self, task: Mapping[str, Any], end: dt.datetime) -> float:
+        """A task row's time from its creation to `end` (when it is being completed)."""
+        return self.seconds(task["process"], task["step_id"], task["created_at"], end)
+
+
+def fill_work_seconds(conn: sa.Connection, compiled: CompiledModel, *, batch: int = 5000) -> int:
+    """Store the working seconds of the tasks done before they were stored (platform migration 0012), counted as the SLA
+    report counts them meanwhile, so no figure moves; returns how many. Safe to run again, and while tasks complete.
+    Approvals are left out: the SLA counts the work, not its approval."""
+    work = WorkTime(compiled)
+    t = tasks
+    filled = 0
+    while True:
+        found = conn.execute(sa.select(t.c.id, t.c.process, t.c.step_id, t.c.created_at, t.c.completed_at)
+                             .where(t.c.status == "done", t.c.kind == "task", t.c.completed_at.is_not(None), t.c.work_seconds.is_(None))
+                             .order_by(t.c.id).limit(batch)).all()
+        if not found:
+            return filled
+        conn.execute(t.update().where(t.c.id == sa.bindparam("task_id")).values(work_seconds=sa.bindparam("seconds")),
+                     [{"task_id": r.id, "seconds": work.seconds(r.process, r.step_id, r.created_at, r.completed_at)} for r in found])
+        filled += len(found)
 
 
 def _hours_to_complete(conn: sa.Connection, compiled: CompiledModel, where: sa.ColumnElement, keys, source,
                        n: int) -> dict[tuple, list[float]]:
-    """Per key, the hours each task took from created to completed; working hours where its step's due is in business time.
+    """Per key, the hours each task took from created to completed: its stored `work_seconds`, else counted here (a task
+    completed before they were stored), working hours where its step's due is in business time.
 
     The database hands back the two moments as seconds since the epoch: numbers are much cheaper to read than moments,
     and the calendar's working clock counts in them."""
     t = tasks
-    q = (sa.select(*keys, t.c.process, t.c.step_id, epoch(conn, t.c.created_at).label("a"), epoch(conn, t.c.completed_at).label("b"))
-         .select_from(source).where(where))
+    q = (sa.select(*keys, t.c.process, t.c.step_id, epoch(conn, t.c.created_at).label("a"), epoch(conn, t.c.completed_at).label("b"),
+                   t.c.work_seconds).select_from(source).where(where))
     found = conn.execute(q).all()
     if not found:
         return {}
-    business = business_steps(compiled)
-    clocks: dict[str, Any] = {}
+    work = WorkTime(compiled)
+    clocks: dict[BusinessCalendar, Any] = {}
     spans: dict[tuple, list[float]] = defaultdict(list)
     first = dt.datetime.fromtimestamp(min(float(r.a) for r in found), dt.UTC)
     last = dt.datetime.fromtimestamp(max(float(r.b) for r in found), dt.UTC)
     for r in found:
+        if r.work_seconds is not None:
+            spans[tuple(r[:n])].append(float(r.work_seconds) / HOUR)
+            continue
         a, b = float(r.a), float(r.b)
-        process = business.get((r.process, r.step_id))
-        if process is None:
+        calendar = work.calendar(r.process, r.step_id)
+        if calendar is None:
             seconds = max(0.0, b - a)
         else:
-            clock = clocks.get(process)
+            clock = clocks.get(calendar)
             if clock is None:
-                clock = clocks[process] = BusinessCalendar(compiled.process_specs[process]["calendar"]).clock(first, last)
+                clock = clocks[calendar] = calendar.clock(first, last)
             seconds = clock.seconds_between_epochs(a, b)
         spans[tuple(r[:n])].append(seconds / HOUR)
     return spans
@@ -405,9 +486,18 @@ def alert_counts(conn: sa.Connection, compiled: CompiledModel, period: Period, b
     """Alerts raised in the period per key of `by` (task dimensions and 'level', the escalation level): raised and acknowledged.
 
     Breaches by escalation level are this by ('level',): level 1 is the first rung of a step's ladder, usually at its due time."""
-    a, t = alerts, tasks
+    a = alerts
     task_dims = [d for d in by if d != "level"]
-    keys, source = _task_keys(compiled, task_dims, customer)
+    if conn.dialect.name == "postgresql":
+        # each alert's task looked up by its key (LATERAL): joined, PostgreSQL hashes the period's alerts against a
+        # scan of every task
+        t = sa.select(*tasks.c).where(tasks.c.id == a.c.task_id, scope.condition(tasks), where).lateral("t")
+        keys, source = _task_keys(compiled, task_dims, customer, t, start=a.join(t, sa.true()))
+        conditions = [period.holds(a.c.raised_at)]
+    else:
+        keys, source = _task_keys(compiled, task_dims, customer)
+        source = source.join(a, a.c.task_id == tasks.c.id)
+        conditions = [period.holds(a.c.raised_at), scope.condition(tasks), where]
     cols, i = [], 0
     for d in by:
         if d == "level":
@@ -415,10 +505,9 @@ def alert_counts(conn: sa.Connection, compiled: CompiledModel, period: Period, b
         else:
             cols.append(keys[i])
             i += 1
-    source = source.join(a, a.c.task_id == t.c.id)
     q = (sa.select(*cols, sa.func.count().label("raised"),
                    sa.func.sum(sa.case((a.c.acknowledged_at.is_not(None), 1), else_=0)).label("acknowledged"))
-         .select_from(source).where(period.holds(a.c.raised_at), scope.condition(t), where).group_by(*cols))
+         .select_from(source).where(*conditions).group_by(*cols))
     return _sorted([Row(tuple(r[: len(by)]), {"raised": int(r.raised), "acknowledged": int(r.acknowledged or 0)}) for r in conn.execute(q)])
 
 

@@ -699,7 +699,8 @@ def plan(conn: sa.Connection, compiled: CompiledModel) -> list[Op]:
 def _index_repairs(conn: sa.Connection, compiled: CompiledModel, tables: set[str], ops: list[Op]) -> list[Op]:
     """The ops, plus a build of every index an existing table should have and lacks or has invalid.
 
-    (Tables made before titles were indexed lack their title index; a concurrent build that failed, or was stopped,
+    (Tables made before titles and creation times were indexed lack those indexes: the search box reads the first,
+    the reports' periods the second; a concurrent build that failed, or was stopped,
     leaves its index missing or invalid.)
     """
     planned = {op.name for op in ops if isinstance(op, AddIndex)}
@@ -712,11 +713,11 @@ def _index_repairs(conn: sa.Connection, compiled: CompiledModel, tables: set[str
         for ix in sorted(compiled.metadata.tables[name].indexes, key=lambda i: i.name):
             if ix.name in planned:
                 continue
-            field_name = ix.info.get("field", "title")
+            field_name = ix.info.get("field") or ix.name.removeprefix(f"ix_{name}_")  # a field's, or a column's (title, created_at)
             if ix.name in invalid:
                 out.append(AddIndex(name, field_name, unique=bool(ix.unique), redo="invalid"))
             elif ix.name not in present:
-                out.append(AddIndex(name, field_name, unique=bool(ix.unique), redo="" if field_name == "title" else "missing"))
+                out.append(AddIndex(name, field_name, unique=bool(ix.unique), redo="missing" if ix.info.get("field") else ""))
     return out
 
 

@@ -254,6 +254,35 @@ class Result:
         return out
 
 
+@dataclass(frozen=True)
+class BoardFilter:
+    """A viewer filter of a dashboard: one per name any of its reports lets the viewer change, applied to each of them
+    that has it (a `Result` of another report ignores it), with the choices they offer together."""
+
+    name: str
+    label: str
+    options: tuple[tuple[str, str], ...]  # (value, label); empty: typed as text
+    value: str                            # as given
+    reports: tuple[str, ...]              # the labels of the reports it applies to
+
+
+def board_filters(model: Model, results: Iterable[Result]) -> list[BoardFilter]:
+    """The viewer filters of a dashboard's reports, by name in the order the reports declare them."""
+    found: dict[str, BoardFilter] = {}
+    for result in results:
+        given = dict(result.ask.filters)
+        for name, _ in result.report.viewer_filters:
+            options = tuple(result.options.get(name, ()))
+            have = found.get(name)
+            if have is None:
+                found[name] = BoardFilter(name, reporting.filter_label(model, result.report, name), options, given.get(name, ""),
+                                          (result.report.label,))
+            else:
+                more = tuple(o for o in options if o[0] not in {v for v, _ in have.options})
+                found[name] = replace(have, options=have.options + more, reports=have.reports + (result.report.label,))
+    return list(found.values())
+
+
 class ReportError(ValueError):
     """A report that cannot be run as defined against this database (e.g. an entity without a close date field)."""
 

@@ -121,6 +121,8 @@ tasks = sa.Table(
     sa.Column("subject", JSON),    # an approval's subject: {"of": step id, "task_id": the approved task, "show": [paths]}
     sa.Column("reason", sa.Text),  # an approval: why it was rejected; a task sent back: the approver's reason
     sa.Column("routed", sa.Text),  # why the task went where it did when its party named nobody (the fallback), in words
+    # seconds from created to completed, working seconds where the step's due is in business time (migration 0012)
+    sa.Column("work_seconds", sa.Float),
     sa.Index("ix_tasks_inbox", "assignee_id", "status", "due_at"),
     sa.Index("ix_tasks_group", "group_name", "status", "due_at"),
     sa.Index("ix_tasks_record", "entity", "record_id", "status"),  # a customer page lists the open tasks of its records

@@ -106,8 +106,11 @@ def get_task(conn: sa.Connection, task_id: int) -> dict | None:
 
 
 def set_task_state(conn: sa.Connection, task_id: int, status: str, user_id: int | None, outcome: str | None = None,
-                   data: dict | None = None, comment: str = "", key: str | None = None) -> dict:
-    """Record a task's new state (done, awaiting_approval, open again, skipped) and its history entry (once per `key`)."""
+                   data: dict | None = None, comment: str = "", key: str | None = None,
+                   work_time: Callable[[dict, dt.datetime], float] | None = None) -> dict:
+    """Record a task's new state (done, awaiting_approval, open again, skipped) and its history entry (once per `key`);
+    a finished task also its working time, `work_time(task, completed_at)` (`runtime.metrics.WorkTime.of`: the reports
+    pick their percentiles of it)."""
     values: dict[str, Any] = {"status": status}
     if outcome is not None:
         values["outcome"] = outcome
@@ -115,6 +118,11 @@ def set_task_state(conn: sa.Connection, task_id: int, status: str, user_id: int 
         values["data"] = data
     if status in ("done", "skipped", "cancelled"):
         values.update(completed_at=utcnow(), completed_by=user_id)
+        before = get_task(conn, task_id) if work_time is not None else None
+        if before is not None:
+            values["work_seconds"] = work_time(before, values["completed_at"])
+    elif status == "open":
+        values["work_seconds"] = None  # reopened: its time is counted again when it is finished
     conn.execute(tasks.update().where(tasks.c.id == task_id).values(**values))
     task = get_task(conn, task_id)
     assert task is not None
@@ -264,7 +272,7 @@ def send_back(conn: sa.Connection, key: str, task_id: int, round_: int, reason: 
     requester = task["completed_by"] or task["assignee_id"]
     conn.execute(tasks.update().where(tasks.c.id == task_id).values(
         status="open", outcome="rejected", round=round_, reason=reason, assignee_id=requester, group_name=None if requester else task["group_name"],
-        completed_at=None, completed_by=None))
+        completed_at=None, completed_by=None, work_seconds=None))
     task = get_task(conn, task_id)
     assert task is not None
     if task["entity"] and task["record_id"]:

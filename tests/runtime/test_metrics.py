@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import random
 
 import pytest
 import sqlalchemy as sa
 
 from engine.calendars import BusinessCalendar
 from runtime import metrics, records
+from runtime.activities import Activities
 from runtime.history import add_history
 from runtime.metrics import Period, TaskScope
 from runtime.schema import alerts, tasks
@@ -31,12 +33,15 @@ def at(day: str, hour: int = 9, minute: int = 0) -> dt.datetime:
 
 
 def add_task(conn, *, process="support_sla", step="triage", status="done", assignee=None, group=None, created, due,
-             completed=None, entity=None, record_id=None) -> int:
+             completed=None, entity=None, record_id=None, work=None) -> int:
+    """A task row; `work` (a `metrics.WorkTime`): with the working seconds its completion stores, else without (a task
+    completed before migration 0012)."""
     n = next(_keys)
     return conn.execute(tasks.insert().values(
         key=f"t{n}", workflow_id=f"{process}/w{n}", process=process, step_id=step, title=f"Task {n}", status=status,
         assignee_id=assignee, group_name=group, created_at=created, due_at=due, entity=entity, record_id=record_id,
-        completed_at=completed, completed_by=assignee if completed else None).returning(tasks.c.id)).scalar_one()
+        completed_at=completed, completed_by=assignee if completed else None,
+        work_seconds=work.seconds(process, step, created, completed) if work and completed else None).returning(tasks.c.id)).scalar_one()
 
 
 def add_alert(conn, task_id: int, level: int, raised: dt.datetime, acknowledged: dt.datetime | None = None) -> None:
@@ -44,8 +49,8 @@ def add_alert(conn, task_id: int, level: int, raised: dt.datetime, acknowledged:
                                         raised_at=raised, acknowledged_at=acknowledged))
 
 
-@pytest.fixture
-def sla_data(store: Store):
+@pytest.fixture(params=("stored", "not stored", "some stored"))
+def sla_data(store: Store, request):
     """Tasks of April 2026 on the office calendar (London, Mon-Fri 09:00-17:30, English holidays).
 
     T1 triage (alice): created Thu 2 Apr 15:00 BST, due in 4 business hours: 2.5 h on Thursday, Good Friday and
@@ -57,8 +62,14 @@ def sla_data(store: Store):
     T4 an ad-hoc step (bob) the definitions do not know, so calendar time: 2 hours, on time.
     T5 triage (bob, support), still open, due 20 Apr: overdue. T6 done in March: outside the period.
     T7 triage (bob), open, due 28 Apr (after now): not overdue. T8 triage in the support queue, nobody on it, due 21 Apr: overdue.
+
+    Each figure is the same whether the tasks carry the working seconds their completion stored (the database picks the
+    percentiles), were completed before those were stored (counted from their two moments), or some of each.
     """
     office = BusinessCalendar(store.compiled.process_specs["support_sla"]["calendar"])
+    work_time = metrics.WorkTime(store.compiled)
+    stored = {"stored": itertools.repeat(work_time), "not stored": itertools.repeat(None),
+              "some stored": itertools.cycle((work_time, None))}[request.param]
     four_hours = {"amount": 4, "unit": "business_hours"}
     with store.begin() as conn:
         acme = records.create_record(conn, store.compiled, "company", {"name": "Acme"}, store.alice)
@@ -69,17 +80,17 @@ def sla_data(store: Store):
         t1_due = office.add(t1_created, four_hours)
         assert t1_due == at("04-07", 9, 30)  # the calendar skips Good Friday, the weekend and Easter Monday
         ids = {
-            "t1": add_task(conn, assignee=store.alice, group="support", created=t1_created, due=t1_due, completed=at("04-07", 9), **on),
-            "t2": add_task(conn, assignee=store.bob, group="support", created=at("04-07", 8), due=office.add(at("04-07", 8), four_hours),
+            "t1": add_task(conn, work=next(stored), assignee=store.alice, group="support", created=t1_created, due=t1_due, completed=at("04-07", 9), **on),
+            "t2": add_task(conn, work=next(stored), assignee=store.bob, group="support", created=at("04-07", 8), due=office.add(at("04-07", 8), four_hours),
                            completed=at("04-07", 13), **on),
-            "t3": add_task(conn, step="resolve", assignee=store.alice, created=at("04-07", 9),
+            "t3": add_task(conn, work=next(stored), step="resolve", assignee=store.alice, created=at("04-07", 9),
                            due=office.add(at("04-07", 9), {"amount": 2, "unit": "business_days"}), completed=at("04-08", 15), **on),
-            "t4": add_task(conn, process="adhoc", step="call", assignee=store.bob, created=at("04-10", 9), due=at("04-10", 12),
+            "t4": add_task(conn, work=next(stored), process="adhoc", step="call", assignee=store.bob, created=at("04-10", 9), due=at("04-10", 12),
                            completed=at("04-10", 11), entity="company", record_id=acme.id),
-            "t5": add_task(conn, status="open", assignee=store.bob, group="support", created=at("04-20", 8), due=at("04-20", 12), **on),
-            "t6": add_task(conn, assignee=store.alice, created=at("03-15", 9), due=at("03-15", 10), completed=at("03-15", 11), **on),
-            "t7": add_task(conn, status="open", assignee=store.bob, created=at("04-24", 9), due=at("04-28", 12), **on),
-            "t8": add_task(conn, status="open", group="support", created=at("04-21", 8), due=at("04-21", 12), **on),
+            "t5": add_task(conn, work=next(stored), status="open", assignee=store.bob, group="support", created=at("04-20", 8), due=at("04-20", 12), **on),
+            "t6": add_task(conn, work=next(stored), assignee=store.alice, created=at("03-15", 9), due=at("03-15", 10), completed=at("03-15", 11), **on),
+            "t7": add_task(conn, work=next(stored), status="open", assignee=store.bob, created=at("04-24", 9), due=at("04-28", 12), **on),
+            "t8": add_task(conn, work=next(stored), status="open", group="support", created=at("04-21", 8), due=at("04-21", 12), **on),
         }
         assert conn.execute(sa.select(tasks.c.due_at).where(tasks.c.id == ids["t3"])).scalar() is not None
         add_alert(conn, ids["t2"], 1, at("04-07", 12), acknowledged=at("04-07", 12, 30))
@@ -161,6 +172,89 @@ def test_alerts_raised_and_acknowledged_by_escalation_level(sla_data):
         by_person_level = metrics.alert_counts(conn, store.compiled, APRIL, ("assignee", "level"))
     assert table(by_level, "raised", "acknowledged") == {1: (2, 1), 2: (1, 0)}  # March's alert is outside the period
     assert table(by_person_level, "raised", "acknowledged") == {(store.bob, 1): (2, 1), (store.bob, 2): (1, 0)}
+    _, acme, _ = sla_data
+    with store.connect() as conn:
+        by_customer = metrics.alert_counts(conn, store.compiled, APRIL, ("customer", "level"))
+        alices = metrics.alert_counts(conn, store.compiled, APRIL, ("level",), scope=TaskScope(store.alice, frozenset()))
+        queue = metrics.alert_counts(conn, store.compiled, APRIL, ("level",), scope=TaskScope(store.alice, frozenset({"support"})))
+        adhoc = metrics.alert_counts(conn, store.compiled, APRIL, ("level",), where=metrics.task_filter(processes=["adhoc"]))
+    assert table(by_customer, "raised") == {(acme.id, 1): (2,), (acme.id, 2): (1,)}  # T2 and T5: a support request of Acme's
+    assert alices == [] and adhoc == []  # Alice's own tasks raised none in April, nor did the ad-hoc step
+    assert table(queue, "raised") == {}  # T2 and T5 are Bob's, not waiting in the support queue
+
+
+def test_completing_a_task_stores_its_working_seconds_counted_across_the_easter_holidays(store: Store, monkeypatch):
+    """T1 of the April tasks completed by its activity: Thursday 15:00-17:30 BST, Good Friday to Easter Monday nothing,
+    Tuesday 09:00-10:00: 3.5 working hours stored, the figure the SLA report shows; reopened, it has none until done again."""
+    task_id = None
+    with store.begin() as conn:
+        task_id = add_task(conn, status="open", assignee=store.alice, created=at("04-02", 14), due=at("04-07", 9, 30))
+    monkeypatch.setattr("runtime.tasks.utcnow", lambda: at("04-07", 9))
+    acts = Activities(store.engine, store.compiled)
+    acts.set_task_state({"task_id": task_id, "status": "done", "user_id": store.alice, "outcome": "done", "key": "k1"})
+    with store.connect() as conn:
+        assert conn.execute(sa.select(tasks.c.work_seconds).where(tasks.c.id == task_id)).scalar() == 3.5 * 3600
+        rows = metrics.sla(conn, store.compiled, APRIL, ("process",), now=NOW)
+    assert table(rows, *SLA) == {"support_sla": (1, 0, 0, 100.0, 3.5, 3.5)}
+    acts.set_task_state({"task_id": task_id, "status": "open", "user_id": store.alice, "key": "k2"})
+    with store.connect() as conn:
+        assert conn.execute(sa.select(tasks.c.work_seconds).where(tasks.c.id == task_id)).scalar() is None
+
+
+def test_filling_in_the_working_seconds_of_older_tasks_moves_no_figure(sla_data):
+    store, _, _ = sla_data
+    unstored = sa.select(sa.func.count()).where(tasks.c.status == "done", tasks.c.work_seconds.is_(None))
+    with store.connect() as conn:
+        before = metrics.sla(conn, store.compiled, APRIL, ("step",), now=NOW)
+        missing = conn.execute(unstored).scalar()
+    with store.begin() as conn:
+        filled = metrics.fill_work_seconds(conn, store.compiled, batch=2)
+        assert metrics.fill_work_seconds(conn, store.compiled) == 0  # nothing left the second time
+    with store.connect() as conn:
+        assert conn.execute(unstored).scalar() == 0
+        after = metrics.sla(conn, store.compiled, APRIL, ("step",), now=NOW)
+    assert filled == missing  # 5 done tasks (T6 in March too) when none was stored, 3 when every other one was
+    assert table(after, *SLA) == table(before, *SLA)
+
+
+def test_tailor_migrate_stores_the_working_time_of_tasks_completed_before_it_was_kept(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from admin.cli import main
+    from runtime.db import make_engine
+    from tests.conftest import CRM
+
+    monkeypatch.setenv("TAILOR_DATA_DIR", str(tmp_path / "var"))
+    url = f"sqlite:///{tmp_path / 'tailor.db'}"
+    assert CliRunner().invoke(main, ["migrate", str(CRM), "--database-url", url], catch_exceptions=False).exit_code == 0
+    engine = make_engine(url)
+    with engine.begin() as conn:  # T1 of the April tasks, completed by a version that did not keep its working time
+        add_task(conn, assignee=None, created=at("04-02", 14), due=at("04-07", 9, 30), completed=at("04-07", 9))
+    again = CliRunner().invoke(main, ["migrate", str(CRM), "--database-url", url], catch_exceptions=False)
+    assert again.stdout.splitlines()[-1] == "stored the working time of 1 task(s) completed before it was kept, for the SLA reports"
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(tasks.c.work_seconds)).scalar() == 3.5 * 3600
+    engine.dispose()
+
+
+def test_the_databases_median_and_p90_are_those_of_percentile(store: Store):
+    """Teams of 1, 2, 3, 7 and 50 tasks with random working times: the database's median and p90 (percentile_cont on
+    PostgreSQL, ranks on SQLite) are `metrics.percentile` of the same hours."""
+    rnd = random.Random(7)
+    hours: dict[str, list[float]] = {}
+    with store.begin() as conn:
+        for size, team in zip((1, 2, 3, 7, 50), ("a", "b", "c", "d", "e")):
+            for _ in range(size):
+                seconds = rnd.uniform(0, 200_000)
+                hours.setdefault(team, []).append(seconds / 3600)
+                task_id = add_task(conn, process="adhoc", step="call", group=team, created=at("04-10", 9), due=at("04-11", 9),
+                                   completed=at("04-10", 9) + dt.timedelta(seconds=seconds))
+                conn.execute(tasks.update().where(tasks.c.id == task_id).values(work_seconds=seconds))
+    with store.connect() as conn:
+        rows = metrics.sla(conn, store.compiled, APRIL, ("group",), now=NOW)
+    assert {r.key[0]: (r["median_hours"], r["p90_hours"]) for r in rows} == {
+        team: (pytest.approx(metrics.percentile(v, 0.5), rel=1e-12), pytest.approx(metrics.percentile(v, 0.9), rel=1e-12))
+        for team, v in hours.items()}
 
 
 # -- the pipeline ---------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from runtime import charts, records, reports
+from runtime import charts, metrics, records, reports
+from runtime.db import upgrade
+from runtime.plan import apply, describe, index_names, plan
 from runtime.reports import Ask, Viewer
 from runtime.schema import users
 
@@ -164,3 +166,27 @@ def test_customers_with_no_contact_lead_to_their_pages(store: Store):
         result = reports.run(conn, c, c.model.reports["forgotten_customers"], manager(store), Ask(), now=NOW)
     assert texts(result) == [["Quiet Ltd", "—", "—"]] and result.period_text == ""
     assert result.rows[0].drill.url() == f"/records/company/{quiet.id}"
+
+
+def test_migrate_gives_older_entity_tables_the_created_at_index_the_reports_periods_read(db, crm):
+    """Records created in a period (the pipeline funnel, counts by a field) are a range of ix_ENTITY_created_at; a table made
+    before it was declared gets it from the plan, once."""
+    upgrade(db)
+    with db.begin() as conn:
+        apply(conn, crm, plan(conn, crm))
+        assert "ix_opportunity_created_at" in index_names(conn, "opportunity")
+        conn.exec_driver_sql("DROP INDEX ix_opportunity_created_at")
+    with db.begin() as conn:
+        ops = plan(conn, crm)
+        assert [line.split(". ", 1)[1] for line in describe(ops)] == ["add index ix_opportunity_created_at on opportunity.created_at"]
+        apply(conn, crm, ops)
+    with db.begin() as conn:
+        assert "ix_opportunity_created_at" in index_names(conn, "opportunity")
+        assert plan(conn, crm) == []
+        if conn.dialect.name == "sqlite":
+            table = crm.metadata.tables["opportunity"]
+            period = metrics.Period(at("04-01"), at("04-08"))
+            q = sa.select(sa.func.count()).where(period.holds(table.c.created_at))
+            sql = str(q.compile(conn, compile_kwargs={"literal_binds": True}))
+            found = " ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "USING COVERING INDEX ix_opportunity_created_at" in found, found

@@ -60,6 +60,24 @@ def test_a_sales_manager_picks_a_period_and_follows_a_funnel_bar_to_those_opport
     expect(rows.filter(has_text="Northwind – analytics")).to_have_count(1)
 
 
+def test_a_sales_manager_narrows_the_dashboard_to_one_owner_and_keeps_it_on_a_report(platform, page: Page):
+    log_in(page, platform, "mia")
+    page.goto(f"{platform}/dashboards/sales")
+    owner = page.get_by_label("Owner", exact=True)
+    expect(owner).to_have_accessible_description("Owner: for Pipeline funnel, Forecast by close month, Opportunities by lead source.")
+    owner.select_option("bob")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"/dashboards/sales\?.*\bowner=bob\b"))
+    expect(owner).to_have_value("bob")
+    funnel = page.get_by_role("link", name="Pipeline funnel", exact=True)
+    assert "owner=bob" in funnel.get_attribute("href")
+    assert "owner=" not in page.get_by_role("link", name="Win rate by owner", exact=True).get_attribute("href")  # no owner filter
+    shoot(page, "sales-dashboard-owner")
+    funnel.click()
+    expect(page.get_by_role("heading", name="Pipeline funnel", level=1)).to_be_visible()
+    expect(page.get_by_label("Owner", exact=True)).to_have_value("bob")
+
+
 def test_a_support_lead_sees_sla_compliance_per_agent(platform, page: Page):
     log_in(page, platform, "lee")
     page.goto(f"{platform}/dashboards")

@@ -87,6 +87,25 @@ def test_a_sales_manager_finds_their_dashboard_under_reports(site):
         in board.text
 
 
+def test_a_dashboard_offers_the_filters_its_reports_let_the_viewer_change(site):
+    mia = client_of(site, "mia")
+    board = mia.get("/dashboards/sales")
+    labels = re.findall(r'<label for="filter-(\w+)">([^<]+)</label>', board.text)
+    assert labels == [("owner", "Owner"), ("source", "Lead source"), ("stage", "Stage")]  # owner and source: the funnel's first
+    assert '<option value="ann">Ann Sales</option>' in board.text
+    assert "Owner: for Pipeline funnel, Forecast by close month, Opportunities by lead source." in board.text
+    # all three opportunities are Ann's: filtered to Mia's, the reports with an owner filter count none; the others all
+    mine = mia.get("/dashboards/sales?owner=mia")
+    assert '<option value="mia" selected>Mia Manager</option>' in mine.text
+    assert 'href="/reports/pipeline_funnel?period=last_90_days&amp;owner=mia">Pipeline funnel</a>' in mine.text
+    assert 'href="/reports/win_rate_by_owner?period=last_90_days">Win rate by owner</a>' in mine.text  # it has no owner filter
+    assert "Pipeline funnel, reached: Lead: 3" not in mine.text and "Pipeline funnel, reached: Lead: 3" in board.text
+    anns = mia.get("/dashboards/sales?owner=ann")
+    assert "Pipeline funnel, reached: Lead: 3" in anns.text
+    assert 'href="/directory/opportunity?f1=owner&amp;o1=eq&amp;v1=ann&amp;f2=stage&amp;o2=eq&amp;v2=Lead' in anns.text  # rows keep it
+    assert mia.get("/dashboards/sales?owner=zed").text.count("Owner: nobody is called “zed”.") == 1  # said once, not per report
+
+
 def test_the_report_page_shows_the_chart_and_the_table_with_names_and_links(site):
     page = client_of(site, "mia").get("/reports/pipeline_funnel?period=last_30_days")
     assert page.status_code == 200

@@ -40,11 +40,10 @@ class Shown:
         return self.result.report
 
 
-def show(conn, compiled: CompiledModel, viewer: reports.Viewer, report: Report, params, *, period_only: bool = False) -> Shown:
-    """Run `report` for the viewer with what `params` asks (on a dashboard: only its period)."""
+def show(conn, compiled: CompiledModel, viewer: reports.Viewer, report: Report, params) -> Shown:
+    """Run `report` for the viewer with what `params` asks: the period, and those of its viewer filters given (on a
+    dashboard, the parameters of all its reports: each reads its own)."""
     today = dt.datetime.now(viewer.zone).date()
-    if period_only:
-        params = {k: params[k] for k in ("period", "from", "to") if k in params}
     ask = reports.read_ask(report, params, today)
     try:
         result = reports.run(conn, compiled, report, viewer, ask)
@@ -102,12 +101,15 @@ def dashboard_page(request: Request, name: str, user: Reporter, conn: Conn, comp
     params = request.query_params
     rows = []
     for row in board.rows:
-        shown = [show(conn, compiled, viewer, r, params, period_only=True)
-                 for r in (reports.report_for(compiled.model, viewer, n) for n, _ in row) if r is not None]
+        shown = [show(conn, compiled, viewer, r, params) for r in (reports.report_for(compiled.model, viewer, n) for n, _ in row)
+                 if r is not None]
         if shown:
             rows.append(shown)
     picked = picker(params.get("period", ""), params.get("from", ""), params.get("to", ""))
+    filters = reports.board_filters(compiled.model, [s.result for row in rows for s in row])
     return render(request, "reports/dashboard.html", user=user, board=board, rows=rows, picker=picked,
+                  filters=[(f.name, f.label, list(f.options), f.value) for f in filters],
+                  applies={f.name: f.reports for f in filters},
                   problems=sorted({p for row in rows for s in row for p in s.result.problems}))
 
 

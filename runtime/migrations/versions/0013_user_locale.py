@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-# 0012 (tasks.work_seconds) is on another branch: at the merge this becomes "0012", one line
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

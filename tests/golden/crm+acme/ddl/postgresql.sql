@@ -13,6 +13,8 @@ CREATE TABLE company (
 
 CREATE UNIQUE INDEX ix_company_account_number ON company ((CAST(data ->> 'account_number' AS VARCHAR)));
 
+CREATE INDEX ix_company_created_at ON company (created_at);
+
 CREATE INDEX ix_company_industry ON company ((CAST(data ->> 'industry' AS VARCHAR)));
 
 CREATE INDEX ix_company_name ON company ((CAST(data ->> 'name' AS VARCHAR)));
@@ -36,6 +38,8 @@ CREATE TABLE product (
 	PRIMARY KEY (id)
 );
 
+CREATE INDEX ix_product_created_at ON product (created_at);
+
 CREATE UNIQUE INDEX ix_product_sku ON product ((CAST(data ->> 'sku' AS VARCHAR)));
 
 CREATE INDEX ix_product_title ON product (title);
@@ -56,6 +60,8 @@ CREATE TABLE person (
 );
 
 CREATE INDEX ix_person_company ON person (company);
+
+CREATE INDEX ix_person_created_at ON person (created_at);
 
 CREATE INDEX ix_person_email ON person ((CAST(data ->> 'email' AS VARCHAR)));
 
@@ -83,6 +89,8 @@ CREATE TABLE contract (
 CREATE INDEX ix_contract_company ON contract (company);
 
 CREATE INDEX ix_contract_contact ON contract (contact);
+
+CREATE INDEX ix_contract_created_at ON contract (created_at);
 
 CREATE INDEX ix_contract_end_date ON contract ((CAST(data ->> 'end_date' AS VARCHAR)));
 
@@ -112,6 +120,8 @@ CREATE TABLE opportunity (
 CREATE INDEX ix_opportunity_company ON opportunity (company);
 
 CREATE INDEX ix_opportunity_contact ON opportunity (contact);
+
+CREATE INDEX ix_opportunity_created_at ON opportunity (created_at);
 
 CREATE INDEX ix_opportunity_expected_close ON opportunity ((CAST(data ->> 'expected_close' AS VARCHAR)));
 
@@ -143,6 +153,8 @@ CREATE TABLE purchase (
 );
 
 CREATE INDEX ix_purchase_company ON purchase (company);
+
+CREATE INDEX ix_purchase_created_at ON purchase (created_at);
 
 CREATE INDEX ix_purchase_opportunity ON purchase (opportunity);
 
@@ -177,6 +189,8 @@ CREATE INDEX ix_support_request_company ON support_request (company);
 
 CREATE INDEX ix_support_request_contract ON support_request (contract);
 
+CREATE INDEX ix_support_request_created_at ON support_request (created_at);
+
 CREATE INDEX ix_support_request_person ON support_request (person);
 
 CREATE INDEX ix_support_request_product ON support_request (product);
@@ -207,6 +221,8 @@ CREATE TABLE shipment (
 );
 
 CREATE INDEX ix_shipment_company ON shipment (company);
+
+CREATE INDEX ix_shipment_created_at ON shipment (created_at);
 
 CREATE INDEX ix_shipment_product ON shipment (product);
 
