@@ -57,7 +57,9 @@ async def api_caller(request: Request) -> dict:
 def api_require(permission: str):
     """A dependency giving the token's user if their roles grant `permission`, else a 403 problem."""
 
-    async def check(user: Annotated[dict, Depends(api_caller)], compiled: Annotated[CompiledModel, Depends(get_compiled)]) -> dict:
+    # the caller read here rather than as a dependency of its own: FastAPI solves each dependency on every request
+    async def check(request: Request, compiled: Annotated[CompiledModel, Depends(get_compiled)]) -> dict:
+        user = await api_caller(request)
         if not allowed(compiled.model, user, permission):
             raise Problem(403, "Forbidden", f"This needs the '{permission}' permission.")
         return user
