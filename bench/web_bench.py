@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -695,8 +696,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (20,000 companies, fewer requests): about 1 minute")
     ap.add_argument("--no-write", action="store_true", help="print the table only; leave docs/benchmarks.md alone")
+    ap.add_argument("--rounds", type=int, help="alternating rounds of each part (3 by default, 1 with --quick)")
     args = ap.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.rounds:
+        sizes = dataclasses.replace(sizes, rounds=args.rounds)
     began = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="tailor-web-bench-"))
     try:
