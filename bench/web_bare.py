@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import sqlalchemy as sa  # noqa: E402
-from fastapi import Body, Depends, FastAPI, Header, HTTPException  # noqa: E402  (module level: string annotations resolve here)
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Request  # noqa: E402  (module level: string annotations resolve here)
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
 
@@ -143,19 +143,20 @@ def record_note(engine: sa.Engine, user: dict, body: NoteBody, idempotency_key: 
     return result
 
 
+def caller(request: Request, authorization: Annotated[str, Header()] = "") -> dict:
+    """The token's user; a plain `def` dependency, so FastAPI runs it in its thread pool, as the `def` route below."""
+    with request.app.state.engine.connect() as conn:
+        return token_user(conn, authorization)
+
+
 def create_app(engine: sa.Engine):
     """FastAPI endpoints for a call note written by hand (the work Tailor's submission does, without a platform), and
     the least an endpoint can do for a submission: parse the JSON body, insert one row, answer 201."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-
-    def caller(authorization: Annotated[str, Header()] = "") -> dict:
-        # a plain `def` dependency: FastAPI runs it in its thread pool, as the `def` route below
-        with engine.connect() as conn:
-            return token_user(conn, authorization)
+    app.state.engine = engine
 
     @app.post("/note", status_code=201)
-    def note(body: NoteBody, idempotency_key: Annotated[str, Header(min_length=1)], user: dict = Depends(caller)) -> dict:
-        # (`Depends` as the default: this module's annotations are strings, and `caller` is not a module-level name)
+    def note(body: NoteBody, user: Annotated[dict, Depends(caller)], idempotency_key: Annotated[str, Header(min_length=1)]) -> dict:
         return record_note(engine, user, body, idempotency_key)
 
     @app.post("/note-async", status_code=201)
@@ -170,19 +171,9 @@ def create_app(engine: sa.Engine):
         user = await run_in_threadpool(lookup)
         return await run_in_threadpool(record_note, engine, user, body, idempotency_key)
 
-    @app.post("/submit", status_code=201)
-    def submit(body: Annotated[dict, Body()], idempotency_key: Annotated[str, Header()]) -> dict:
-        # a plain `def` route: FastAPI runs it in its thread pool, the idiomatic way to call a blocking driver
-        with engine.begin() as conn:
-            new_id = conn.execute(submissions.insert().values(key=idempotency_key, record_id=body.get("record_id"), payload=body,
-                                                              created_at=dt.datetime.now(dt.timezone.utc))
-                                  .returning(submissions.c.id)).scalar_one()
-        return {"id": new_id}
-
     @app.post("/submit-async", status_code=201)
     async def submit_async(body: Annotated[dict, Body()], idempotency_key: Annotated[str, Header()]) -> dict:
-        # the same work on the event loop, as Tailor's submission route does it: one SQLite writer at a time, so
-        # no thread ever waits on SQLite's busy handler for the write lock
+        # for scale: what the HTTP stack and one insert cost, on the event loop
         with engine.begin() as conn:
             new_id = conn.execute(submissions.insert().values(key=idempotency_key, record_id=body.get("record_id"), payload=body,
                                                               created_at=dt.datetime.now(dt.timezone.utc))

@@ -1,8 +1,10 @@
 """Web benchmark: form submissions and directory searches through Tailor's whole web stack, next to bare baselines.
 
-1. Submissions/s and latency of POST /api/forms/call_note/submissions (a contact form that starts no process)
-   on `tailor run` (uvicorn, SQLite file, the CRM pack), next to a bare FastAPI + SQLAlchemy endpoint that
-   inserts one row (bench/web_bare.py, its own uvicorn process, same SQLite settings), same client.
+1. Submissions/s, latency and server CPU per request of POST /api/forms/call_note/submissions (a contact form
+   that starts no process) on `tailor run` (uvicorn, SQLite file, the CRM pack), next to the same work written
+   by hand in FastAPI + SQLAlchemy (bench/web_bare.py: token lookup, idempotency key, record read, history entry;
+   its own uvicorn process, same uvicorn and SQLite settings), same client; and an endpoint that only inserts
+   one row, for scale.
 2. The same with lead_enquiry (creates an opportunity, starts lead_follow_up) on the dev server `tailor run`
    embeds, next to the bare temporalio start rate on that same dev server (bench/bare_workflow.py with its
    worker in its own process, bench/web_bare.py).
