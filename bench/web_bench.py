@@ -156,6 +156,7 @@ class CpuMeter:
         wall = time.perf_counter() - self.t0
         out = {k: (cpu_seconds(p) - self.c0[k]) / wall for k, p in self.pids.items()}
         out["client"] = (time.process_time() - self.me0) / wall
+        out["wall"] = wall
         return out
 
 
@@ -264,6 +265,10 @@ class Side:
 
     def cpu_mean(self, key: str) -> float:
         return sum(c[key] for c in self.cpu) / len(self.cpu) if self.cpu else 0.0
+
+    def cpu_per_request(self, key: str) -> float:
+        """CPU seconds process `key` used over all rounds, per request answered."""
+        return sum(c[key] * c["wall"] for c in self.cpu) / self.n if self.n else 0.0
 
 
 async def post_all(http: httpx.AsyncClient, url: str, n: int, body: Callable[[int], dict], headers: dict, tag: str,
@@ -566,7 +571,7 @@ def bare_plain(s: dict) -> tuple[Side, str]:
 
 def per_request(side: Side, key: str) -> float:
     """CPU seconds one process used per request answered."""
-    return side.cpu_mean(key) / side.rate
+    return side.cpu_per_request(key)
 
 
 def bare_cpu(s: dict) -> tuple[Side, str]:
@@ -615,13 +620,13 @@ def summary_rows(res: dict, sizes: Sizes, cpu: bool = False) -> list[tuple[str, 
 
 
 def cpu_per(side: Side, key: str) -> str:
-    per = side.cpu_mean(key) / side.rate
+    per = side.cpu_per_request(key)
     return f"{per * 1000:.2f} ms ({1 / per:.0f}/s per core)"
 
 
 def per_ratio(a: Side, akey: str, b: Side, bkey: str) -> float:
     """Throughput ratio if each server were CPU-bound on one core (the GIL): bare's CPU per request over Tailor's."""
-    return (b.cpu_mean(bkey) / b.rate) / (a.cpu_mean(akey) / a.rate)
+    return b.cpu_per_request(bkey) / a.cpu_per_request(akey)
 
 
 def cpu_text(side: Side, keys: list[str]) -> str:
