@@ -7,7 +7,7 @@ checks the user's role permissions from the definitions (see `deps.py`).
 from __future__ import annotations
 
 import asyncio
-import gc
+
 import logging
 import uuid
 from collections.abc import Sequence
@@ -98,10 +98,6 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
 
             def switch(new: CompiledModel, _row: dict) -> None:
                 app.state.compiled = new
-                if gc.get_freeze_count():  # a served process froze its heap (admin.run.settle_heap): the old model
-                    gc.unfreeze()           # can be collected only once unfrozen; one pause per activation
-                    gc.collect()
-                    gc.freeze()
 
             follower = asyncio.create_task(releases.Follower(engine, releases_root, switch, seen=seen, name="the web app").run())
         yield

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import subprocess
@@ -125,13 +124,6 @@ async def _until_exit(child: subprocess.Popen) -> int:
 GRACE_SECONDS = 5  # how long a stopping web app lets running requests finish
 
 
-def settle_heap() -> None:
-    """Before serving: collect what starting left behind, then exempt everything still alive (modules, the compiled
-    model, templates) from the cyclic garbage collector, whose every collection would otherwise walk it again."""
-    gc.collect()
-    gc.freeze()
-
-
 class _Server(uvicorn.Server):
     """uvicorn without signal handlers of its own: `serve_web` stops it, and then the worker and the dev server."""
 
@@ -159,7 +151,6 @@ async def serve_web(app, host: str, port: int, child: subprocess.Popen | None, e
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, exit_on_signal)
-    settle_heap()
     serving = asyncio.create_task(server.serve())
     watch = asyncio.create_task(_until_exit(child) if child else asyncio.Event().wait())
     await asyncio.wait([serving, watch], return_when=asyncio.FIRST_COMPLETED)

@@ -199,15 +199,14 @@ def seed(engine: sa.Engine, token: str, record_id: int) -> None:
 def serve_web(port: int, db: str, token: str, record_id: int) -> None:
     import uvicorn
 
-    from admin.run import GRACE_SECONDS, settle_heap
+    from admin.run import GRACE_SECONDS
 
     engine = make_engine(f"sqlite:///{db}")
     seed(engine, token, record_id)
     # as admin.run.serve_web: the same uvicorn.Config, served with `asyncio.run(server.serve())`, so both sides get the
-    # same event loop and HTTP parser (uvicorn picks httptools if it is installed, for both), the heap frozen first
+    # same event loop and HTTP parser (uvicorn picks httptools if it is installed, for both)
     server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=GRACE_SECONDS))
-    settle_heap()  # as admin.run.serve_web does before it serves
     asyncio.run(server.serve())
 
 
