@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -12,6 +13,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 def bench(name: str):
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as the import system does: pydantic resolves a model's string annotations through it
     spec.loader.exec_module(module)
     return module
 
@@ -29,3 +31,27 @@ def test_index_bench_times_writes_alone_and_during_an_indexed_field_migration():
                      lite.plan_line)  # the 1,500 and the baseline's writes
     for pg in results[1:]:
         assert pg.skipped or ("concurrently after the other changes commit" in pg.plan_line and pg.build > 0)
+
+
+def test_web_bench_bare_note_does_the_work_of_a_submission(tmp_path):
+    """The bare baseline of the web benchmark answers a call note as Tailor's submission does: token checked, the
+    company read, one history entry, a repeat of the key given the first answer."""
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from runtime.db import make_engine
+
+    bare = bench("web_bare")
+    engine = make_engine(f"sqlite:///{tmp_path / 'bare.db'}")
+    bare.seed(engine, "tok", 7)
+    body = {"record_id": 7, "values": {"direction": "outbound", "subject": "Renewal", "notes": "Quote by Friday.", "minutes": 12}}
+    with TestClient(bare.create_app(engine)) as client:
+        for route in ("/note", "/note-async"):
+            first = client.post(route, json=body, headers={"Authorization": "Bearer tok", "Idempotency-Key": route})
+            again = client.post(route, json=body, headers={"Authorization": "Bearer tok", "Idempotency-Key": route})
+            assert first.status_code == again.status_code == 201 and first.json() == again.json()
+            assert client.post(route, json=body, headers={"Authorization": "Bearer nope", "Idempotency-Key": "x"}).status_code == 401
+            assert client.post(route, json={**body, "record_id": 8}, headers={"Authorization": "Bearer tok",
+                                                                             "Idempotency-Key": f"{route}-8"}).status_code == 422
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(bare.bare_history)).scalar() == 2

@@ -46,7 +46,7 @@ class ApiAuthentication:
         await problem_response(problem, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
 
 
-def api_caller(request: Request) -> dict:
+async def api_caller(request: Request) -> dict:
     """The user the bearer token named (set by ApiAuthentication)."""
     user = getattr(request.state, "api_user", None)
     if user is None:
@@ -57,7 +57,9 @@ def api_caller(request: Request) -> dict:
 def api_require(permission: str):
     """A dependency giving the token's user if their roles grant `permission`, else a 403 problem."""
 
-    def check(user: Annotated[dict, Depends(api_caller)], compiled: Annotated[CompiledModel, Depends(get_compiled)]) -> dict:
+    # the caller read here rather than as a dependency of its own: FastAPI solves each dependency on every request
+    async def check(request: Request, compiled: Annotated[CompiledModel, Depends(get_compiled)]) -> dict:
+        user = await api_caller(request)
         if not allowed(compiled.model, user, permission):
             raise Problem(403, "Forbidden", f"This needs the '{permission}' permission.")
         return user

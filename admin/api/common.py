@@ -112,14 +112,14 @@ def _checked_key(key: str) -> str:
 KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", include_in_schema=False)]
 
 
-def required_key(idempotency_key: KeyHeader = None) -> str:
+async def required_key(idempotency_key: KeyHeader = None) -> str:
     """The request's Idempotency-Key, which it must send (400 without one)."""
     if not idempotency_key:
         raise Problem(400, "Idempotency-Key required", "Send a unique Idempotency-Key header so a retry cannot submit twice.")
     return _checked_key(idempotency_key)
 
 
-def optional_key(idempotency_key: KeyHeader = None) -> str | None:
+async def optional_key(idempotency_key: KeyHeader = None) -> str | None:
     """The request's Idempotency-Key, if it sent one."""
     return _checked_key(idempotency_key) if idempotency_key else None
 

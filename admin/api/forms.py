@@ -13,7 +13,7 @@ from forms import submit as forms
 from runtime import records
 from runtime.holders import MAX_ID
 
-from ..deps import CompiledDep, EngineDep, ServicesDep
+from ..deps import CompiledDep, ServicesDep
 from ..processes import announce_submission, started
 from .auth import ApiPermitted, ApiUser
 from .common import FormName, key_parameter, required_key
@@ -92,9 +92,11 @@ def submission_input(compiled, name: str, body: SubmissionBody) -> tuple[Form, A
                         **problems(400, 403, 404, 413, 422)},
              openapi_extra={"parameters": [key_parameter(required=True)]})
 async def submit_form(name: FormName, body: SubmissionBody, user: ApiPermitted("generate_tasks"),
-                      idempotency_key: Annotated[str, Depends(required_key)], engine: EngineDep, compiled: CompiledDep,
+                      idempotency_key: Annotated[str, Depends(required_key)], compiled: CompiledDep,
                       services: ServicesDep) -> JSONResponse:
     """Submit a form: recorded once per Idempotency-Key, its actions run, its processes started."""
+    engine = services.engine  # (not a dependency of its own: FastAPI solves each one per request, the busiest route's cost)
+
     def write():
         form, record_id, values = submission_input(compiled, name, body)
         try:
