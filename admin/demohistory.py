@@ -9,7 +9,7 @@ demo (admin/demo.py); checked with it first, every problem at its line.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -22,8 +22,12 @@ from engine.source import Document
 from runtime import records
 from runtime.schema import alerts, process_starts, tasks
 
-if TYPE_CHECKING:
-    from .demo import Known
+
+class Known(Protocol):
+    """What the demos loaded before made (admin.demo.Known): usernames, and records by key."""
+
+    users: set[str]
+    keys: dict[str, tuple[str, int | None, str]]
 
 PARTS = {"opportunities": "opportunity", "support_requests": "support_request", "tasks": None}
 NEEDS = {"opportunities": ("key", "company", "owner", "created"), "support_requests": ("key", "company", "created"),

@@ -186,13 +186,14 @@ def running_on(conn: sa.Connection, process: str, version: str) -> list[str]:
     return list(conn.execute(q.order_by(process_instances.c.workflow_id)).scalars())
 
 
+UPDATE = "migrate"  # the interpreter's update that moves an instance (runtime.workflows.ProcessWorkflow.migrate)
+
+
 async def move_running(client, workflow_ids: Iterable[str], move: Move, *, concurrency: int = 8) -> Outcome:
     """Send `move` to each instance (its update id is made of the versions: a retry is the same request)."""
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.exceptions import ApplicationError
     from temporalio.service import RPCError
-
-    from .workflows import ProcessWorkflow
 
     out = Outcome()
     turn = asyncio.Semaphore(concurrency)
@@ -201,7 +202,7 @@ async def move_running(client, workflow_ids: Iterable[str], move: Move, *, concu
         async with turn:
             try:
                 await client.get_workflow_handle(wid).execute_update(
-                    ProcessWorkflow.migrate, move, id=f"migrate:{move.from_version}:{move.spec['version']}")
+                    UPDATE, move, id=f"migrate:{move.from_version}:{move.spec['version']}")
                 out.moved += 1
             except WorkflowUpdateFailedError as exc:
                 cause = exc.cause

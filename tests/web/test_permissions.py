@@ -60,6 +60,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/profile"): Rule(ANY_SESSION, "/profile"),
     ("POST", "/profile"): Rule(ANY_SESSION, "/profile", {"time_zone": "Europe/Paris"}),
     ("POST", "/profile/password"): Rule(ANY_SESSION, "/profile/password", {"current_password": "wrong"}),
+    ("POST", "/profile/language"): Rule(ANY_SESSION, "/profile/language", {"locale": "xx"}),
     ("GET", "/"): Rule("access", "/"),
     ("GET", "/forms"): Rule("access", "/forms"),
     ("GET", "/forms/{name}"): Rule("generate_tasks", "/forms/call_note?record={company}"),
