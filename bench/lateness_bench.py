@@ -80,6 +80,7 @@ class Case:
 
 FULL = (Case("spread", 100, 20, 20), Case("burst 100", 100, 0, 20), Case("burst 1,000", 1000, 0, 60))
 QUICK = (Case("spread", 20, 5, 8), Case("burst 100", 100, 0, 15))
+TINY = (Case("spread", 3, 1, 6), Case("burst 5", 5, 0, 8))  # the smoke test's (tests/test_benches.py)
 
 
 def alert_pack(root: Path) -> Path:
@@ -315,8 +316,8 @@ async def measure(tmp: Path, cases: tuple[Case, ...], sampler: bool) -> dict:
             bare_worker = Worker(client, task_queue="lateness-bare", workflows=[BareAlertWorkflow], activities=[bare.raise_alert],
                                  **worker_options(bpool))
             async with tailor_worker, bare_worker:
-                say("warm-up (20 each) ...")
-                warm = Case("warm", 20, 0, 6)
+                warm = Case("warm", min(20, max(c.n for c in cases)), 0, 6)
+                say(f"warm-up ({warm.n} each) ...")
                 for side in ("tailor", "bare"):
                     await run_side(env, side, warm, f"warm-{side}")
                 for k, case in enumerate(cases):
@@ -420,12 +421,13 @@ async def main(argv: list[str] | None = None, cases: tuple[Case, ...] | None = N
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    ap.add_argument("--tiny", action="store_true", help="a few processes per case: only to see that it runs")
     ap.add_argument("--sample", action="store_true", help="sample this process's Python stacks during the bursts")
     args = ap.parse_args(argv)
     began = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="tailor-lateness-bench-"))
     try:
-        out = await measure(tmp, cases or (QUICK if args.quick else FULL), args.sample)
+        out = await measure(tmp, cases or (TINY if args.tiny else QUICK if args.quick else FULL), args.sample)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.perf_counter() - began

@@ -278,7 +278,7 @@ async def workers_on_postgres(tmp: Path, pack_dir: Path, n: int) -> dict:
                             **{f"worker {k + 1}": cpu_seconds(w.proc.pid) for k, w in enumerate(workers)}}
                     t0 = time.perf_counter()
                     handles = await pooled(m, CONCURRENCY, lambda i: start_process(
-                        client, spec, key=f"{phase}-{i}", task_queue=queue, entity="company", record_id=company.id,
+                        client, spec, key=f"{count}-{phase}-{i}", task_queue=queue, entity="company", record_id=company.id,
                         record=dict(company.data)))
                     await wait_count(engine, rows, before + m, 300, every=0.05)
                     start_s = time.perf_counter() - t0
@@ -286,7 +286,7 @@ async def workers_on_postgres(tmp: Path, pack_dir: Path, n: int) -> dict:
                     before_done = _scalar(engine, done)
                     t0 = time.perf_counter()
                     await pooled(m, CONCURRENCY, lambda i: handles[i].execute_update(
-                        ProcessWorkflow.complete, TaskAction(step="call", user_id=uid), id=f"done-{phase}-{i}"))
+                        ProcessWorkflow.complete, TaskAction(step="call", user_id=uid), id=f"done-{count}-{phase}-{i}"))
                     await wait_count(engine, done, before_done + m, 300, every=0.05)
                     complete_s = time.perf_counter() - t0
                     cpu = {"client": cpu_seconds(os.getpid()) - cpu0["client"], "server": cpu_seconds(server.proc.pid) - cpu0["server"],
