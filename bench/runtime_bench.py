@@ -98,6 +98,7 @@ class Sizes:
 
 FULL = Sizes(rounds=3, per_round=200, records=1_000_000, searches=200)
 QUICK = Sizes(rounds=1, per_round=100, records=100_000, searches=100)
+TINY = Sizes(rounds=1, per_round=5, records=1_000, searches=5)  # the smoke test's (tests/test_benches.py)
 
 # -- the pack ------------------------------------------------------------------------
 
@@ -388,7 +389,7 @@ async def processes(tmp: Path, pack: Path, sizes: Sizes) -> dict:
                                          BareWorkflow if name == "bare" else BareLocalWorkflow)
 
                 for name in sides:
-                    await side(name, "warm", 30, Throughput())
+                    await side(name, "warm", min(30, sizes.per_round), Throughput())
                 names = list(sides)
                 for r in range(sizes.rounds):
                     for name in names[r % 3:] + names[:r % 3]:  # each round starts with the next side
@@ -650,10 +651,11 @@ def write_docs(path: Path, section: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (100 processes per side, 100,000 records): about 2 minutes")
+    ap.add_argument("--tiny", action="store_true", help="a few of everything: only to see that it runs")
     ap.add_argument("--no-write", action="store_true", help="print the table only; leave docs/benchmarks.md alone")
     ap.add_argument("--skip-postgres", action="store_true")
     args = ap.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+    sizes = TINY if args.tiny else QUICK if args.quick else FULL
     began = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="tailor-runtime-bench-"))
     try:

@@ -44,3 +44,9 @@ def test_scale_bench_fills_both_workers_and_runs_one_then_two_on_postgres():
     assert result["open"]["tailor"]["peak_mib"] > 0 and result["open"]["tailor"]["server_mib"] > 0
     assert [r["workers"] for r in result["postgres"]["runs"]] == [1, 2], out
     assert all(r["n"] == 5 and r["start_rate"] > 0 and r["complete_rate"] > 0 for r in result["postgres"]["runs"]), out
+
+
+def test_runtime_bench_measures_tailor_and_both_bare_workflows():
+    out = run_script("runtime_bench.py", "--tiny", "--no-write")
+    assert out.count("process starts/s") == 2 and out.count("task completions/s") == 2, out  # vs each bare baseline
+    assert "sqlite: filter" in out and "postgresql: filter" in out, out
