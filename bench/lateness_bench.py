@@ -230,6 +230,15 @@ class Env:
     bare_poll: sa.Engine
     server_pid: int
     sampler: bool
+    rate: float | None = None  # processes/s the warm-up got ready (started, and Tailor's task row written): sets the leads
+
+
+def lead(env: Env, case: Case) -> float:
+    """Seconds from the first start to the first deadline: the case's, or longer when the warm-up says starting (and
+    Tailor's first write) is too slow on this machine right now for every process to be ready before it."""
+    if env.rate is None:
+        return case.lead
+    return max(case.lead, 1.5 * (case.n if not case.spread else CONCURRENCY) / env.rate + 10)
 
 
 async def run_side(env: Env, side: str, case: Case, tag: str) -> dict:
@@ -237,7 +246,8 @@ async def run_side(env: Env, side: str, case: Case, tag: str) -> dict:
     wait for every alert, and measure."""
     n = case.n
     base = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=1)
-    first_due = base + dt.timedelta(seconds=case.lead)
+    case_lead = lead(env, case)
+    first_due = base + dt.timedelta(seconds=case_lead)
     offsets = [i * case.spread / n for i in range(n)]
     spec = env.compiled.process_specs["bench_alert"]
     t0 = time.perf_counter()
@@ -258,9 +268,10 @@ async def run_side(env: Env, side: str, case: Case, tag: str) -> dict:
 
     ids = await pooled(n, n if case.spread else CONCURRENCY, start)
     started_in = time.perf_counter() - t0
+    starts_before = (first_due - dt.datetime.now(dt.timezone.utc)).total_seconds()  # >0: every start was in before the deadline
     if side == "tailor":  # and every task row written
         mine = tasks.c.workflow_id.like(f"bench_alert/{tag}-%")
-        await wait_count(env.poll, sa.select(sa.func.count()).select_from(tasks).where(mine), n, case.lead + case.spread + 60, every=0.1)
+        await wait_count(env.poll, sa.select(sa.func.count()).select_from(tasks).where(mine), n, case_lead + case.spread + 60, every=0.1)
         query = (sa.select(tasks.c.workflow_id, alerts.c.due_at, alerts.c.raised_at, tasks.c.created_at)
                  .join(tasks, tasks.c.id == alerts.c.task_id).where(mine))
         count = sa.select(sa.func.count()).select_from(alerts).join(tasks, tasks.c.id == alerts.c.task_id).where(mine)
@@ -270,13 +281,14 @@ async def run_side(env: Env, side: str, case: Case, tag: str) -> dict:
         query = sa.select(bare_alerts.c.key.label("workflow_id"), bare_alerts.c.due_at, bare_alerts.c.raised_at).where(mine)
         count = sa.select(sa.func.count()).select_from(bare_alerts).where(mine)
         poll = env.bare_poll
-    ready_before = (first_due - dt.datetime.now(dt.timezone.utc)).total_seconds()  # >0: every start was in before the deadline
+    ready_in = time.perf_counter() - t0
+    ready_before = (first_due - dt.datetime.now(dt.timezone.utc)).total_seconds()  # Tailor: every task row too
     cpu0 = (cpu_seconds(os.getpid()), cpu_seconds(env.server_pid))
     sampler = StackSampler() if env.sampler and not case.spread else None
     if sampler:
         await asyncio.sleep(max(0.0, ready_before - 0.5))
         sampler.__enter__()
-    got = await wait_count(poll, count, n, case.lead + case.spread + 180, every=0.25)
+    got = await wait_count(poll, count, n, case_lead + case.spread + 180, every=0.25)
     if sampler:
         sampler.__exit__(None, None, None)
     cpu = (cpu_seconds(os.getpid()) - cpu0[0], cpu_seconds(env.server_pid) - cpu0[1])
@@ -285,7 +297,8 @@ async def run_side(env: Env, side: str, case: Case, tag: str) -> dict:
     late = [(utc(r.raised_at) - utc(r.due_at)).total_seconds() for r in rows]
     after_due = sum(1 for r in rows if side == "tailor" and utc(r.created_at) > utc(r.due_at))
     parts = await split(env.client, ids, {r.workflow_id: utc(r.due_at) for r in rows}, {r.workflow_id: utc(r.raised_at) for r in rows})
-    return {"side": side, "n": n, "raised": got, "started_in": started_in, "ready_before": ready_before, "created_after_due": after_due,
+    return {"side": side, "n": n, "raised": got, "started_in": started_in, "ready_before": ready_before,
+            "starts_before": starts_before, "ready_in": ready_in, "lead": case_lead, "created_after_due": after_due,
             **summary(late), "parts": parts, "cpu_self": cpu[0], "cpu_server": cpu[1],
             "stacks": sampler.top() if sampler else [], "samples": sampler.samples if sampler else 0}
 
@@ -318,13 +331,14 @@ async def measure(tmp: Path, cases: tuple[Case, ...], sampler: bool) -> dict:
             async with tailor_worker, bare_worker:
                 warm = Case("warm", min(20, max(c.n for c in cases)), 0, 6)
                 say(f"warm-up ({warm.n} each) ...")
-                for side in ("tailor", "bare"):
-                    await run_side(env, side, warm, f"warm-{side}")
+                warmed = [await run_side(env, side, warm, f"warm-{side}") for side in ("tailor", "bare")]
+                env.rate = min(r["n"] / r["ready_in"] for r in warmed)
+                say(f"      ready at {env.rate:.1f} processes/s: leads " + ", ".join(f"{c.name} {lead(env, c):.0f} s" for c in cases))
                 for k, case in enumerate(cases):
                     sides = ("tailor", "bare") if k % 2 == 0 else ("bare", "tailor")  # each case starts with the other side
                     result = {"case": case}
                     for side in sides:
-                        say(f"{case.name}: {side}, {case.n} deadlines {case.lead:.0f} s after the first start ...")
+                        say(f"{case.name}: {side}, {case.n} deadlines {lead(env, case):.0f} s after the first start ...")
                         result[side] = await run_side(env, side, case, f"{case.name.replace(' ', '').replace(',', '')}-{side}")
                         r = result[side]
                         say(f"      {r['raised']}/{r['n']} raised; p50 {r['p50'] * 1000:.0f} ms, p99 {r['p99'] * 1000:.0f} ms, max "
@@ -372,12 +386,12 @@ def split_text(r: dict) -> str:
     return ", ".join(f"{k} {ms(p[k]['p50'])} / {ms(p[k]['p99'])}" for k in ("timer", "queued", "worker") if k in p) + armed
 
 
-def markdown(out: dict, quick: bool, when: str, elapsed: float) -> str:
+def markdown(out: dict, quick: bool, note: str, when: str, elapsed: float) -> str:
     lines = [START, "## Alert lateness against a bare timer", "",
              "How late an alert is raised after its deadline (`raised_at - due_at`), Tailor's escalation next to a bare temporalio "
              "workflow that sleeps until its deadline and writes one alert row with one local activity, in one run on the same dev "
              "server with the same worker settings, measured by `bench/lateness_bench.py`"
-             + (" **with `--quick`** (smaller sizes)" if quick else "") + ".", "",
+             + (" **with `--quick`** (smaller sizes)" if quick else "") + ". " + note, "",
              "| case | Tailor | bare | Tailor p99 / bare p99 | goal |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows(out)]
     lines += ["", "Where the time goes, p50 / p99 over a sample of each side's histories (timer: the server's TimerFired after "
@@ -388,8 +402,10 @@ def markdown(out: dict, quick: bool, when: str, elapsed: float) -> str:
         for side in ("tailor", "bare"):
             r = c[side]
             lines.append(f"- {case.name}, {side}: {split_text(r)}; CPU {r['cpu_self']:.1f} / {r['cpu_server']:.1f} s; started in "
-                         f"{r['started_in']:.1f} s, the last start {r['ready_before']:.1f} s before the first deadline"
-                         + (f", {r['created_after_due']} task rows written after their due time" if side == "tailor" else "") + ".")
+                         f"{r['started_in']:.1f} s, the last start {r['starts_before']:.1f} s before the first deadline "
+                         f"({r['lead']:.0f} s after the first start)"
+                         + (f", every task row {r['ready_before']:.1f} s before it, {r['created_after_due']} written after their due time"
+                            if side == "tailor" else "") + ".")
     lines += ["", "### How it is measured", "",
               f"- One dev server (`temporal server start-dev`, SQLite-backed, loopback). In one process: Tailor's worker "
               f"(`runtime.worker.make_worker`) and a bare temporalio worker, both with `runtime.worker.worker_options`: {POOL} "
@@ -405,10 +421,15 @@ def markdown(out: dict, quick: bool, when: str, elapsed: float) -> str:
               "regular activity.",
               "- Bare (`bench/bare_workflow.py` `BareAlert`): `workflow.sleep` until its deadline, then one local activity that "
               "inserts one alert row (key, message, due_at, raised_at).",
-              f"- Spread: started one by one, each {FULL[0].lead:.0f} s before its deadline, the deadlines spread evenly. Bursts: "
-              f"every deadline in the same second, started {CONCURRENCY} requests at a time from {FULL[1].lead:.0f} s (100) or "
-              f"{FULL[2].lead:.0f} s (1,000) before it. Each case runs both sides one after the other (the first side alternates "
-              f"between cases), after a warm-up of 20 each. Nearest-rank percentiles.",
+              f"- Spread: started one by one, each the case's lead before its deadline, the deadlines spread evenly. Bursts: "
+              f"every deadline in the same second, started {CONCURRENCY} requests at a time from the lead before it. The lead is "
+              f"the case's ({FULL[0].lead:.0f} s spread, {FULL[1].lead:.0f} s for 100, {FULL[2].lead:.0f} s for 1,000) or, when "
+              f"the warm-up (20 each) got processes ready slower than that allows, 1.5 × the processes (spread: {CONCURRENCY}) / "
+              f"that rate + 10 s, so that every start is in before the first deadline (the lines above give each lead). Each "
+              f"case runs both sides one after the other (the first side alternates between cases). Nearest-rank percentiles.",
+              "- The bare workflow's timer counts from its workflow task's start (`workflow.now()`), so it fires late by that "
+              "task's own duration (the `timer` part); Tailor's counts from the commit time of its last write "
+              "(docs/runtime.md, \"Due times\").",
               f"- The split uses up to {HISTORY_SAMPLE} histories per side and case (evenly sampled).",
               "", f"Measured {when} in {elapsed / 60:.1f} min on:", ""]
     lines += [f"- {k}: {v}" for k, v in {**machine_basics(), "code": code_state(("runtime", "bench")),
@@ -421,6 +442,7 @@ async def main(argv: list[str] | None = None, cases: tuple[Case, ...] | None = N
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    ap.add_argument("--note", default="", help="a sentence for the page about how the run went (what else ran meanwhile)")
     ap.add_argument("--tiny", action="store_true", help="a few processes per case: only to see that it runs")
     ap.add_argument("--sample", action="store_true", help="sample this process's Python stacks during the bursts")
     args = ap.parse_args(argv)
@@ -441,7 +463,7 @@ async def main(argv: list[str] | None = None, cases: tuple[Case, ...] | None = N
                     for w, k in c[side]["stacks"]:
                         print(f"  {k:6d} {w}")
     if not args.no_write:
-        write_section(DOCS, START, END, markdown(out, args.quick, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), elapsed))
+        write_section(DOCS, START, END, markdown(out, args.quick, args.note, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), elapsed))
         print(f"wrote {DOCS.relative_to(ROOT)}")
     return out
 
