@@ -177,24 +177,32 @@ async def fill(client: Client, worker: Child, server: DevServer, poll: sa.Engine
             "server_cpu_ms": cpu[1] / max(got, 1) * 1000, "budget": budget}
 
 
+class _Skip(Exception):
+    pass
+
+
 async def open_processes(tmp: Path, pack_dir: Path, n: int, n_bare: int, budget: float, tailor_budget: float,
                          stop_at: float | None = None) -> dict:
     server = await dev_server(tmp, "temporal-open")
     out: dict[str, Any] = {}
     try:
         client = await Client.connect(server.address)
-        # bare first: its worker process alone, then stopped
+        # bare first: its worker process alone, then stopped (--bare 0: Tailor only, the bare side from an earlier run)
         bare_db = tmp / "bare.db"
         bare = Child([sys.executable, str(ROOT / "bench" / "bare_worker.py"), server.address, "scale-bare", str(bare_db), str(CACHE)],
                      dict(os.environ), tmp / "bare-worker.log")
         try:
             await bare.ready()
+            if not n_bare:
+                raise _Skip
             poll = reader(f"sqlite:///{bare_db}")
             say(f"[1/2] {n_bare:,} bare open processes on one bare worker process ...")
             out["bare"] = await fill(client, bare, server, poll, sa.text("SELECT count(*) FROM bare_tasks"), n_bare, budget,
                                      lambda i: client.start_workflow(BareWaitWorkflow.run, f"open-{i}", id=f"bare-open/{i}",
                                                                      task_queue="scale-bare"))
             poll.dispose()
+        except _Skip:
+            pass
         finally:
             bare.stop()
         env = tailor_env(tmp / "open-var", pack_dir, server, "scale-tailor")
@@ -429,7 +437,7 @@ async def main(argv: list[str] | None = None) -> dict:
         print(f"wrote {DOCS.relative_to(ROOT)}")
         return out
     n = args.open or (2000 if args.quick else 100_000)
-    n_bare = args.bare or (1000 if args.quick else 10_000)
+    n_bare = args.bare if args.bare is not None else (1000 if args.quick else 10_000)
     began = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="tailor-scale-bench-"))
     out: dict[str, Any] = {}
