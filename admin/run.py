@@ -177,7 +177,7 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
     """Run a worker until Ctrl-C or SIGTERM (or, started by `tailor run`, until that process is gone)."""
     with ThreadPoolExecutor(8) as pool:
         mail = mail_settings(settings, base_url, echo)
-        runner = make_worker(client, engine, compiled, settings.task_queue, mail, pool, hooks)
+        runner = make_worker(client, engine, compiled, settings.task_queue, mail, pool, hooks, cache=settings.workflow_cache)
         worker_task = asyncio.create_task(runner.run())
         current = {"compiled": compiled}
 

