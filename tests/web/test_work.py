@@ -122,21 +122,21 @@ def token(page: str) -> str:
 
 def visible(page: str) -> str:
     """The page's text as a person reads it: no tags, entities decoded, white space collapsed."""
-    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.DOTALL)
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page))).strip()
 
 
 def part(page: str, heading_id: str) -> str:
     """The section (or form) labelled by the heading `heading_id`, as text."""
-    found = re.search(rf'<(section|form)[^>]*aria-labelledby="{heading_id}".*?</\1>', page, re.S)
+    found = re.search(rf'<(section|form)[^>]*aria-labelledby="{heading_id}".*?</\1>', page, re.DOTALL)
     assert found, f"no part labelled {heading_id}"
     return visible(found.group(0))
 
 
 def steps(page: str) -> list[str]:
     """The entries of the process timeline, each as text."""
-    timeline = re.search(r'<ol class="steps">(.*?)</ol>\s*</section>', page, re.S).group(1)
-    return [visible(li) for li in re.findall(r'<li class="step.*?</li>\s*(?=<li class="step|$)', timeline, re.S)]
+    timeline = re.search(r'<ol class="steps">(.*?)</ol>\s*</section>', page, re.DOTALL).group(1)
+    return [visible(li) for li in re.findall(r'<li class="step.*?</li>\s*(?=<li class="step|$)', timeline, re.DOTALL)]
 
 
 # -- the task page ------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_the_timeline_shows_each_step_with_outcome_who_and_when_and_the_skipped_
     assert "Opportunity owner Bob Sales" in qualify and "Decision maker Jane Doe" in qualify and "Budget confirmed Yes" in qualify
     assert "Probability (%) 60" in qualify and "They compare us with one other supplier." in qualify
     assert "Proposal value £24,000.00" in proposal and "Stage now Proposal sent" in proposal and "Discount (%) 10" in proposal
-    shown = re.findall(r"<dd>(.*?)</dd>", page, re.S)
+    shown = re.findall(r"<dd>(.*?)</dd>", page, re.DOTALL)
     assert not {str(site.people["bob"]), str(site.record["person"]["Jane Doe"]), "qualified", "proposal", "True"} & set(shown)
 
 
@@ -188,7 +188,7 @@ def test_an_approval_round_shows_each_approvers_decision_and_the_reason(site):
 
 def test_a_task_sent_back_starts_its_form_from_what_was_sent(site):
     page = site.client("bob").get(f"/tasks/{site.ids['sent_back']}").text
-    form = re.search(r'<form method="post" action="/tasks/\d+/complete".*?</form>', page, re.S).group(0)
+    form = re.search(r'<form method="post" action="/tasks/\d+/complete".*?</form>', page, re.DOTALL).group(0)
     assert 'name="proposal_value" type="text"' in form and 'value="52000.00"' in form
     assert re.search(r'<option value="negotiation" selected>Already negotiating</option>', form)
 
@@ -210,7 +210,7 @@ def test_only_the_actions_the_viewer_may_take_are_offered(site):
     assert "Complete task" in ann and "Hand it over" not in ann and "Claim it" not in ann
     mia = site.client("mia").get(f"/tasks/{site.ids['chase']}").text
     assert "Complete task" not in mia and "Hand it over" in mia and "only they complete it, unless you hand it over" in visible(mia)
-    picker = re.search(r'<select id="to-user".*?</select>', mia, re.S).group(0)
+    picker = re.search(r'<select id="to-user".*?</select>', mia, re.DOTALL).group(0)
     assert '<optgroup label="In Sales">' in picker and "Ann Sales (has it now)" in picker
     assert "Jane Doe" not in picker and "Raj Patel" not in picker  # customers' people never hold a staff task
     queued = site.task("queued", title="Call Northwind back", group_name="sales", entity="company",
@@ -284,14 +284,14 @@ def titles(section: str) -> list[str]:
 
 def test_my_work_lists_overdue_first_then_this_week_then_later_with_counts(site, sue_work):
     page = site.client("sue").get("/").text
-    sections = re.findall(r'<section aria-labelledby="s-(\w+)".*?</section>', page, re.S)
+    sections = re.findall(r'<section aria-labelledby="s-(\w+)".*?</section>', page, re.DOTALL)
     assert sections == ["overdue", "week", "later"]
-    overdue, week, later = (re.search(rf'<section aria-labelledby="s-{k}".*?</section>', page, re.S).group(0) for k in sections)
+    overdue, week, later = (re.search(rf'<section aria-labelledby="s-{k}".*?</section>', page, re.DOTALL).group(0) for k in sections)
     assert titles(overdue) == ["Very late", "A bit late"] and "Overdue" in visible(overdue)
     assert titles(week) == ["Due this week"]
     assert titles(later) == ["In the support queue", "Due next month", "No due date"]  # by due, none last
     assert "Waiting in the Customer support queue Claim" in visible(later)
-    tabs = visible(re.search(r'<nav class="due-tabs".*?</nav>', page, re.S).group(0))
+    tabs = visible(re.search(r'<nav class="due-tabs".*?</nav>', page, re.DOTALL).group(0))
     assert tabs == "All 6 Overdue 2 Due this week 1 Later 3"
     assert "6 tasks to do · 2 overdue" in visible(page)
     assert "Bob's task" not in page and "Waiting for a director" not in page
@@ -325,8 +325,8 @@ def test_my_work_with_nothing_to_do_says_so(site):
 
 
 def team_rows(page: str) -> list[str]:
-    body = re.search(r"<tbody>(.*?)</tbody>", page, re.S)
-    return [visible(r) for r in re.findall(r"<tr.*?</tr>", body.group(1), re.S)] if body else []
+    body = re.search(r"<tbody>(.*?)</tbody>", page, re.DOTALL)
+    return [visible(r) for r in re.findall(r"<tr.*?</tr>", body.group(1), re.DOTALL)] if body else []
 
 
 def test_the_team_view_shows_each_open_task_with_assignee_group_local_due_status_and_overdue(site, sue_work):
