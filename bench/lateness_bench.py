@@ -1,8 +1,8 @@
 """Alert lateness: Tailor's escalation at a deadline next to a bare temporalio timer, in one run.
 
 Tailor: a process whose one task is due at a set time, with an escalation `at: due` alerting a role (the
-`raise_alert` local activity writes the alert row, its history entry and a notification; the email is a regular
-activity). Bare (`bench/bare_workflow.py` BareAlert): a workflow that sleeps until the same kind of deadline and then
+`raise_alert` local activity writes the alert row, its history entry, a notification and its email into the mail
+outbox, which the worker's outbox sender, `runtime.mailbox.run`, sends beside it). Bare (`bench/bare_workflow.py` BareAlert): a workflow that sleeps until the same kind of deadline and then
 writes one alert row with one local activity: the least any system on Temporal must do. Same dev server, same worker
 settings (`runtime.worker.worker_options`), SQLite file databases opened by `runtime.db.make_engine`, writers taking
 turns on a lock in the process, in the same run. Lateness is the row's `raised_at` minus its `due_at`.
@@ -47,7 +47,7 @@ from temporalio.worker import Worker  # noqa: E402
 from admin.run import prepare  # noqa: E402
 from bare_workflow import BareAlertWorkflow  # noqa: E402
 from report import code_state, load_average, machine_basics, write_section  # noqa: E402
-from runtime import records  # noqa: E402
+from runtime import mailbox, records  # noqa: E402
 from runtime.db import make_engine  # noqa: E402
 from runtime.devserver import DevServer  # noqa: E402
 from runtime.mail import MailSettings  # noqa: E402
@@ -325,7 +325,9 @@ async def measure(tmp: Path, cases: tuple[Case, ...], sampler: bool) -> dict:
                   server.proc.pid, sampler)
         with ThreadPoolExecutor(POOL) as tpool, ThreadPoolExecutor(POOL) as bpool:
             bare = BareAlertActivities(bare_engine)
-            tailor_worker = make_worker(client, engine, compiled, "lateness-tailor", MailSettings(port=smtp_port), tpool)
+            tailor_mail = MailSettings(port=smtp_port)
+            tailor_worker = make_worker(client, engine, compiled, "lateness-tailor", tailor_mail, tpool)
+            sender = asyncio.create_task(mailbox.run(engine, tailor_mail))  # as `tailor worker` runs it beside its worker
             bare_worker = Worker(client, task_queue="lateness-bare", workflows=[BareAlertWorkflow], activities=[bare.raise_alert],
                                  **worker_options(bpool))
             async with tailor_worker, bare_worker:
@@ -346,6 +348,7 @@ async def measure(tmp: Path, cases: tuple[Case, ...], sampler: bool) -> dict:
                     out["cases"].append(result)
                 await asyncio.sleep(2)
                 out["emails"] = inbox.count
+            sender.cancel()
         env.poll.dispose()
         env.bare_poll.dispose()
     finally:
@@ -417,8 +420,8 @@ def markdown(out: dict, quick: bool, note: str, when: str, elapsed: float) -> st
               f"{out['emails']} emails). Each process is started as of an hour before its deadline (`start_process(started_at=…)`), "
               "so the deadlines fall exactly where the case puts them, however long the starts take. At the deadline the timer "
               "wakes a workflow task that runs `raise_alert` (a local activity: reads the task, resolves the role, renders the "
-              "message, writes the alert row, a history entry and a notification, in one transaction) and schedules the email, a "
-              "regular activity.",
+              "message, writes the alert row, a history entry, a notification and the email into the mail outbox, in one "
+              "transaction); the worker's outbox sender (`runtime.mailbox.run`, polling every second) sends the email.",
               "- Bare (`bench/bare_workflow.py` `BareAlert`): `workflow.sleep` until its deadline, then one local activity that "
               "inserts one alert row (key, message, due_at, raised_at).",
               f"- Spread: started one by one, each the case's lead before its deadline, the deadlines spread evenly. Bursts: "

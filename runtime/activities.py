@@ -2,7 +2,9 @@
 
 Each one is idempotent (keyed writes), so Temporal may retry it after a crash,
 a timeout or a database outage without creating anything twice. The writes run as
-local activities (see `runtime/workflows.py`); email is a regular activity.
+local activities (see `runtime/workflows.py`); the emails they tell of (alerts, approval
+requests, work sent back) go into the mail outbox in the same transaction (`runtime.taskmail`).
+Reminders are regular activities.
 """
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.compiler import CompiledModel
-from . import approvals, holders, messages, metrics, notifications, parties, records, routing, tasks as task_service
+from . import approvals, holders, messages, metrics, parties, records, routing, taskmail, tasks as task_service
 from .instancemigration import move_rows
 from .mail import MailSettings
-from .schema import alerts, idempotency_keys, users
+from .schema import idempotency_keys
 from .workflows import DATA_ERROR, NOT_A_HOLDER
 
 
@@ -116,11 +118,6 @@ class Activities:
             recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
         return parties.active(conn, recipients)  # an owner or a project's manager may have left since
 
-    def _emails(self, conn: sa.Connection, user_ids: list[int]) -> list[str]:
-        if not user_ids:
-            return []
-        return [e for e in conn.execute(sa.select(users.c.email).where(users.c.id.in_(user_ids))).scalars() if e]
-
     @write("tailor.open_project")
     def open_project(self, conn: sa.Connection, req: dict) -> int:
         """The process's project, managed by the first the `manager` party names who may hold its tasks, else by whoever
@@ -141,10 +138,11 @@ class Activities:
             conn, self.compiled, req.get("assign"), req.get("strategy") or "round_robin", ctx, values, req.get("fallback"),
             req.get("fallback_of") or "step"))
         out = {"task_id": row["id"], "assignee_id": row["assignee_id"], "group": row["group_name"]}
-        if row["routed"]:  # the task went to a fallback holder: the workflow emails the alert that says why
+        if row["routed"]:  # the task went to a fallback holder: an alert says why, emailed with it
             out["routed"] = row["routed"]
             if (alert := task_service.alert_by_key(conn, task_service.routed_key(req["key"]))) is not None:
                 out.update(alert_id=alert["id"], recipients=alert["recipients"], message=alert["message"])
+                taskmail.alert(conn, self.compiled.model, alert["id"], self.mail.base_url)
         return out
 
     @write("tailor.set_task_state")
@@ -200,6 +198,7 @@ class Activities:
             holder = "where it is"
         message = f"'{task['title']}' could not be handed on: {why}, so it stays {holder}."
         alert, _ = task_service.raise_alert(conn, f"{req['key']}:unmoved", task, req.get("level") or 0, recipients, message)
+        taskmail.alert(conn, self.compiled.model, alert["id"], self.mail.base_url)
         return {"assignee_id": task["assignee_id"], "group": task["group_name"], "alert_id": alert["id"], "recipients": alert["recipients"],
                 "message": message}
 
@@ -220,6 +219,8 @@ class Activities:
             choice = approvals.choose(conn, self.compiled.model, req.get("approvers") or [], ctx, req.get("requester"),
                                       {"project_id": req.get("project_id")}, req.get("fallback"))
             existing = task_service.create_approval_tasks(conn, req["key"], values, choice.approvers, choice.routed)
+            for t in existing:  # each approver hears of it by email too (the app has told them already)
+                taskmail.approval_requested(conn, self.compiled.model, t["key"], t, self.mail.base_url)
         return {"tasks": [{"task_id": t["id"], "assignee_id": t["assignee_id"]} for t in existing],
                 "routed": existing[0]["routed"] if existing else None}
 
@@ -232,33 +233,26 @@ class Activities:
         if req.get("cancel"):
             task_service.cancel_approvals(conn, req["key"], req["cancel"], req["user_id"])
         if back := req.get("send_back"):
-            task_service.send_back(conn, req["key"], back["task_id"], back["round"], req.get("reason") or "", req["user_id"])
+            work = task_service.send_back(conn, req["key"], back["task_id"], back["round"], req.get("reason") or "", req["user_id"])
+            taskmail.sent_back(conn, self.compiled.model, req["key"], work, req["user_id"], req.get("reason") or "", self.mail.base_url)
 
     @write("tailor.raise_alert")
     def raise_alert(self, conn: sa.Connection, req: dict) -> dict:
-        """Raise escalation level N of a task exactly once: the alert row and its history entry."""
+        """Raise escalation level N of a task exactly once: the alert row, its history entry, its notifications and its emails."""
         task = task_service.get_task(conn, req["task_id"])
         assert task is not None
         recipients = self._recipients(conn, req, task, req.get("alert") or [])
         message, texts = messages.alert_texts(conn, self.compiled, req, task, recipients)
         alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, message, texts)
+        taskmail.alert(conn, self.compiled.model, alert["id"], self.mail.base_url)
         return {"alert_id": alert["id"], "recipients": alert["recipients"], "message": alert["message"]}
 
     @activity.defn(name="tailor.email_alert")
     def email_alert(self, req: dict) -> None:
-        """Email an alert's recipients unless that was done; retried on its own, it never holds up the ladder."""
-        with self.engine.connect() as conn:  # a read: deferred on SQLite, it needs no turn
-            alert = conn.execute(sa.select(alerts).where(alerts.c.id == req["alert_id"])).mappings().one()
-            task = task_service.get_task(conn, alert["task_id"])
-            if alert["emailed_at"] is not None or task is None:
-                return
-            texts = notifications.texts(conn, f"alert:{alert['key']}", alert["recipients"] or [])
-            mails = [(self._emails(conn, to), subject, body) for to, subject, body in
-                     messages.alert_mails(conn, self.compiled.model, alert, task, texts, f"{self.mail.base_url}/tasks/{task['id']}")]
-        for i, (emails, subject, body) in enumerate(m for m in mails if m[0]):
-            self.mail.send(emails, subject, body, key=f"tailor-alert-{alert['id']}" + (f"-{i}" if i else ""))
+        """An alert's emails into the outbox, unless they are there: what processes recorded before the alert's write did
+        this itself schedule it after the write (workflow.patched "alert-mail-outbox"), so it stays for them."""
         with self.transaction() as conn:
-            task_service.mark_emailed(conn, alert["id"])
+            taskmail.alert(conn, self.compiled.model, req["alert_id"], self.mail.base_url)
 
     @activity.defn(name="tailor.send_reminder")
     def send_reminder(self, req: dict) -> None:
@@ -267,7 +261,7 @@ class Activities:
             if conn.execute(sa.select(idempotency_keys.c.key).where(idempotency_keys.c.key == key)).first():
                 return
             task = task_service.get_task(conn, req["task_id"])
-            emails = self._emails(conn, [task["assignee_id"]] if task and task["assignee_id"] else [])
+            emails = taskmail.emails(conn, [task["assignee_id"]] if task and task["assignee_id"] else [])
             if task and task["status"] in ("open", "awaiting_approval") and emails:
                 subject, body = messages.reminder_mail(conn, self.compiled.model, task, f"{self.mail.base_url}/tasks/{task['id']}")
         if task and task["status"] in ("open", "awaiting_approval") and emails:

@@ -135,8 +135,35 @@ def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, text
 def reminder_mail(conn: sa.Connection, model: Model, task: dict, link: str) -> tuple[str, str]:
     """(subject, body) of a reminder to the task's assignee, the due time in their own zone, the title in their language;
     `link` opens the task."""
-    user = _user(conn, task.get("assignee_id"))
-    zone, locale = zone_of(model, user), locale_of(model, user)
-    ctx = task_context(conn, labels.translate(model, locale), task, zone)
+    zone, ctx = _for_reader(conn, model, task, task.get("assignee_id"))
     when = f"due {ctx['due']} ({zone.key})" if ctx["due_at"] else "waiting for you"
     return f"[Tailor] Reminder: {ctx['title']}", f"This task is {when}.\nOpen it: {link}\n"
+
+
+def _for_reader(conn: sa.Connection, model: Model, task: dict, user_id: int | None) -> tuple[ZoneInfo, dict]:
+    """The reader's time zone and `task` as they read it (its title in their language, its due time in their zone)."""
+    user = _user(conn, user_id)
+    zone = zone_of(model, user)
+    return zone, task_context(conn, labels.translate(model, locale_of(model, user)), task, zone)
+
+
+def approval_mail(conn: sa.Connection, model: Model, task: dict, requester: str, link: str) -> tuple[str, str]:
+    """(subject, body) asking an approval task's approver to decide: who asks, the title in their language, the due time
+    in their zone; `link` opens the task."""
+    zone, ctx = _for_reader(conn, model, task, task.get("assignee_id"))
+    lines = [f"{requester} asks for your approval.", "", f"Task: {ctx['title']}"]
+    if ctx["due_at"]:
+        lines.append(f"Due: {ctx['due']} ({zone.key})")
+    lines.append(f"Open it: {link}")
+    return f"[Tailor] Waiting for your approval: {ctx['title']}", "\n".join(lines) + "\n"
+
+
+def sent_back_mail(conn: sa.Connection, model: Model, task: dict, by: str, reason: str, link: str) -> tuple[str, str]:
+    """(subject, body) telling whoever did a piece of work that an approver sent it back, and why; the title in their
+    language, the due time in their zone; `link` opens the task."""
+    zone, ctx = _for_reader(conn, model, task, task.get("assignee_id"))
+    lines = [f"{by} sent this back for revision" + (f": {reason}" if reason else "."), "", f"Task: {ctx['title']}"]
+    if ctx["due_at"]:
+        lines.append(f"Due: {ctx['due']} ({zone.key})")
+    lines.append(f"Open it: {link}")
+    return f"[Tailor] Sent back for revision: {ctx['title']}", "\n".join(lines) + "\n"

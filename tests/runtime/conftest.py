@@ -6,6 +6,7 @@ dropped afterwards, so tests never see each other's tables.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -20,7 +21,9 @@ from aiosmtpd.controller import Controller
 
 from engine.compiler import CompiledModel, compile_model
 from engine.loader import load
+from runtime import mailbox
 from runtime.db import make_engine, upgrade
+from runtime.mail import MailSettings
 from runtime.plan import apply, plan
 from runtime.schema import users
 from tests.conftest import ACME, CRM, free_port
@@ -131,6 +134,27 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
         return "250 OK"
+
+    async def received(self, n: int, timeout: float = 10.0) -> list:
+        """The messages once at least `n` have come (or `timeout` s have passed), and a moment more for any extra one."""
+        for _ in range(int(timeout / 0.05)):
+            if len(self.messages) >= n:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        return self.messages
+
+
+@contextlib.asynccontextmanager
+async def sending(engine: sa.Engine, mail: MailSettings):
+    """The mail outbox's sender, as every worker runs it beside its Temporal worker (admin/run.py), polling often."""
+    sender = asyncio.create_task(mailbox.run(engine, mail, poll=0.05))
+    try:
+        yield
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from runtime.mail import MailSettings
 from runtime.schema import alerts, metadata as platform, notifications, tasks, users
 from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow
+from tests.runtime.conftest import sending
 from tests.runtime.test_workflows import TEST_SERVER
 
 
@@ -45,7 +46,7 @@ def test_a_call_back_request_is_reminded_escalated_and_handed_over_within_five_m
         async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER) as env:
             queue = f"q-{uuid.uuid4()}"
             with ThreadPoolExecutor(4) as pool:
-                async with make_worker(env.client, engine, crm, queue, acts.mail, pool):
+                async with make_worker(env.client, engine, crm, queue, acts.mail, pool), sending(engine, acts.mail):
                     with engine.begin() as conn:  # Ann records the customer's request, as the form page does
                         user = dict(conn.execute(sa.select(users).where(users.c.id == ids["ann"])).mappings().one())
                         result = forms.submit(conn, crm, "callback_request", {"topic": "Renewal price"}, submission_id="demo-callback",

@@ -21,7 +21,7 @@ from runtime.mail import MailSettings
 from runtime.schema import alerts, contact_history, group_members, metadata as platform, process_instances, projects, tasks, users
 from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
-from tests.runtime.conftest import Inbox  # noqa: F401 - test_mail imports it from here
+from tests.runtime.conftest import Inbox, sending  # noqa: F401 - test_mail imports Inbox from here
 
 TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
 
@@ -126,7 +126,7 @@ async def _with_worker(world, body):
         queue = f"q-{uuid.uuid4()}"
         with ThreadPoolExecutor(4) as pool:
             acts = world["acts"]
-            async with make_worker(env.client, acts.engine, acts.compiled, queue, acts.mail, pool):
+            async with make_worker(env.client, acts.engine, acts.compiled, queue, acts.mail, pool), sending(acts.engine, acts.mail):
                 return await body(env, queue)
 
 
@@ -162,7 +162,7 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
         assert (task["group_name"], task["assignee_id"]) == ("leads", ids["lee"])
         await env.sleep(5 * 3600)  # nothing more is raised, however long it stays overdue
         assert len(rows(world, alerts)) == 2
-        assert sorted(to for to, _ in world["inbox"].messages) == [["dave@example.com"], ["mia@example.com"]]
+        assert sorted(to for to, _ in await world["inbox"].received(2)) == [["dave@example.com"], ["mia@example.com"]]
 
         # invalid form data is refused by the validator and changes nothing
         with pytest.raises(WorkflowUpdateFailedError) as err:
