@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.api.enums.v1 import EventType
+from temporalio.worker import Replayer, Worker
 
 from forms.widgets import when_text
 from runtime.activities import Activities
 from runtime.schema import alerts, mail_outbox, notifications, tasks, users
-from runtime.worker import worker_options
+from runtime.worker import worker_options, workflow_runner
 from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
 from tests.runtime.conftest import sending
 from tests.runtime.test_workflows import PACK, TEST_SERVER, _with_worker, _world, rows
@@ -85,13 +86,20 @@ def test_an_alert_is_emailed_once_per_recipient_group_in_their_zone_even_when_it
                 async with Worker(env.client, task_queue=queue, workflows=[ProcessWorkflow], activities=acts.all(),
                                   **worker_options(pool)), sending(engine, acts.mail):
                     start = await env.get_current_time()
-                    await env.client.start_workflow(
+                    handle = await env.client.start_workflow(
                         ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"],
                                                           record={"name": "Acme", "owner": ids["bob"]}, started_by=ids["ann"],
                                                           started_at=start.isoformat()), id="mail-1", task_queue=queue)
                     await env.sleep(2 * 3600 + 60)
                     await world["inbox"].received(2)
                     await asyncio.sleep(1)  # long enough for a third email, were one written
+                    history = await handle.fetch_history()
+        # the deadline scheduled no activity of its own (only the alert's write, a local activity), and the history
+        # (with its alert-mail-outbox marker) replays under this code
+        scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                     if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+        assert "tailor.email_alert" not in scheduled
+        await Replayer(workflows=[ProcessWorkflow], workflow_runner=workflow_runner()).replay_workflow(history)
 
     asyncio.run(run())
     assert AnswerLostOnce.attempts == 2  # the write ran twice
