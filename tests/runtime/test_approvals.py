@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import email
 import json
 from pathlib import Path
 
@@ -315,7 +316,7 @@ def test_an_approval_is_reminded_escalated_and_never_handed_to_the_requester(wor
         await env.sleep(5)
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="propose", user_id=ids["bob"], data=PROPOSAL))
         await env.sleep(3600 + 60)  # the reminder, an hour before due
-        reminded = [to for to, _ in world["inbox"].messages]
+        reminded = sorted((to, email.message_from_string(content)["Subject"]) for to, content in await world["inbox"].received(2))
         await env.sleep(3600)  # due: mia hears of it
         first = [(a["level"], a["recipients"]) for a in rows(world, alerts)]
         await env.sleep(3600)  # due + 1 hour: the owner would get it, but bob is the requester, so it stays with dana
@@ -328,7 +329,8 @@ def test_an_approval_is_reminded_escalated_and_never_handed_to_the_requester(wor
         return reminded, first, stays, ask
 
     reminded, first, stays, ask = asyncio.run(_with_worker(world, body))
-    assert reminded == [["dana@example.com"]]
+    assert reminded == [(["dana@example.com"], "[Tailor] Reminder: Approve it in time"),  # and her request, once
+                        (["dana@example.com"], "[Tailor] Waiting for your approval: Approve it in time")]
     assert first == [(1, [ids["mia"]])]
     assert stays[0] == ids["dana"] and "could not be handed on: nobody it names may approve it (its requester never may)" in stays[1][0]
     assert ask["assignee_id"] == ids["max"]
