@@ -249,8 +249,9 @@ class Activities:
 
     @activity.defn(name="tailor.email_alert")
     def email_alert(self, req: dict) -> None:
-        """An alert's emails into the outbox, unless they are there: what processes recorded before the alert's write did
-        this itself schedule it after the write (workflow.patched "alert-mail-outbox"), so it stays for them."""
+        """An alert's emails into the outbox, unless they are there (`taskmail.alert`). Processes recorded before the
+        alert's write did this schedule this activity after the write, and replay so (workflow.patched "alert-mail-outbox"):
+        it stays registered for them."""
         with self.transaction() as conn:
             taskmail.alert(conn, self.compiled.model, req["alert_id"], self.mail.base_url)
 

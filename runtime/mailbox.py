@@ -2,7 +2,8 @@
 
 The web app has no mail server of its own, and an email sent from a request could be lost (the
 process dies after the commit) or sent twice (a retried request). So what a request wants emailed
-(a staff reply to a customer) is a row here, keyed by the event and written with the event itself;
+(a staff reply to a customer), and what a process's write tells of (an alert, an approval request, work sent
+back: `runtime/taskmail.py`), is a row here, keyed by the event and written with the event itself;
 every worker runs `run`, which sends the rows whose turn has come. A row is claimed before it is
 sent (its next turn moved past the sending time), so two workers do not send it together; the
 Message-ID comes from the key, so a send repeated after a crash between sending and marking it

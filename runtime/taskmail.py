@@ -6,7 +6,7 @@ retried write finds its emails already there (each is keyed by the event, and by
 Their words are `runtime.messages`': each recipient reads the times in their own zone and the titles in their language.
 
 Emails are not workflow commands, so a burst of deadlines adds no activities to the task queue: the alerts' writes are
-all the process does at a deadline (docs/runtime.md, "Alerts and email").
+all the process does at a deadline (docs/runtime.md, "Processes", on escalations).
 """
 from __future__ import annotations
 
