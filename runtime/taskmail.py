@@ -13,7 +13,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from engine.model import Model
-from . import mailbox, messages, notifications, tasks as task_service
+
+from . import mailbox, messages, notifications
+from . import tasks as task_service
 from .schema import alerts, users
 
 

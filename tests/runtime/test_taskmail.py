@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from temporalio import activity
-from temporalio.testing import WorkflowEnvironment
 from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from forms.widgets import when_text
