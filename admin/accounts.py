@@ -131,6 +131,22 @@ def update_user(conn: sa.Connection, model: Model, user_id: int, *, name: str, e
                                                        "roles": [row["roles"], list(roles)]})
 
 
+def set_language(conn: sa.Connection, model: Model, user_id: int, locale: str, *, actor_id: int | None) -> str:
+    """The language `user_id` reads labels in: one of those the packs ship (engine.labels.languages), '' for their
+    browser's; in the console log with the languages' names. What they read now, in words."""
+    row = get_user(conn, user_id)
+    offered = dict(labels.languages(model))
+    locale = locale.strip()
+    if locale and locale not in offered:
+        raise AccountError({"locale": "Choose a language from the list."})
+    shown = offered[locale] if locale else "their browser's language"
+    if (row.get("locale") or "") != locale:
+        conn.execute(users.update().where(users.c.id == user_id).values(locale=locale or None))
+        before = offered.get(row.get("locale") or "", row.get("locale")) if row.get("locale") else "their browser's language"
+        log(conn, actor_id, "user.language", describe(row), {"language": [before, shown]})
+    return shown
+
+
 def set_active(conn: sa.Connection, user_id: int, active: bool, *, actor_id: int | None, reason: str = "") -> None:
     """Deactivate (their sessions end at once, they are handed no more tasks) or reactivate a user."""
     row = get_user(conn, user_id)
