@@ -185,7 +185,7 @@ def user_language(request: Request, user_id: int, user: Admin, data: CsrfForm, e
     """The language the user reads labels in (as they would choose it on their profile), in the console log."""
     chosen = str(data.get("locale", "")).strip()[:40]
     return _change(request, engine, compiled, user, user_id, lambda conn: accounts.set_language(
-        conn, compiled.model, user_id, chosen, actor_id=user["id"]) and None, "Language saved.", {"locale": chosen})
+        conn, compiled.model, user_id, chosen, actor_id=user["id"]), "Language saved.", {"locale": chosen})
 
 
 @router.post("/admin/users/{user_id}/deactivate", response_class=HTMLResponse)
