@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
 
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
 
 def upgrade() -> None:
     with op.batch_alter_table("tasks") as batch:
-        batch.add_column(sa.Column("titles", sa.JSON))
+        batch.add_column(sa.Column("titles", JSON))
 
 
 def downgrade() -> None:
