@@ -18,8 +18,8 @@ from markupsafe import Markup
 from engine import expressions
 from engine import pages as entity_pages
 from engine.compiler import CompiledModel
-from engine.labels import task_title
 from engine.errors import Loc
+from engine.labels import task_title
 from engine.model import Entity, Field
 from forms import widgets
 from runtime import records

@@ -70,7 +70,7 @@ def test_a_templated_title_is_made_in_german_too_and_each_person_is_told_in_thei
 
 
 def test_a_plain_title_is_kept_in_its_translation_and_a_retry_writes_nothing_again(world):
-    acts, engine, ids, company = world
+    acts, engine, _, company = world
     first = _create(acts, company, "visit", "Visit the customer")
     again = _create(acts, company, "visit", "Visit the customer")
     with engine.connect() as conn:

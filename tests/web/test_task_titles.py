@@ -89,7 +89,7 @@ def test_a_task_made_before_titles_were_kept_reads_as_it_was_made(site):
 
 
 def test_the_api_keeps_the_title_it_was_made_with(site):
-    app, engine, ids = site
+    _, engine, ids = site
     with engine.connect() as conn:
         row = conn.execute(sa.select(tasks.c.title, tasks.c.titles).where(tasks.c.id == ids["task"])).one()
     assert row == ("Call Acme Health (customer)", {"de": "Acme Health anrufen (Kunde)"})
