@@ -18,12 +18,26 @@ import sqlalchemy as sa
 
 from engine import expressions, labels
 from engine.compiler import CompiledModel
-from engine.model import walk
+from engine.model import Model, walk
 from forms.widgets import Names, display_context, organisation_zone
 
 from . import records
 from .interpreter import template_context
 from .schema import process_instances, projects, tasks
+
+
+_KEPT = 8  # (model, language) pairs remembered: a release brings a new model
+_translated: dict[tuple[int, str], tuple[Model, Model]] = {}
+
+
+def _in(model: Model, locale: str) -> Model:
+    """`model` in `locale`, translated once per model and language (a translation takes milliseconds; tasks are many)."""
+    hit = _translated.get((id(model), locale))
+    if hit is None or hit[0] is not model:  # an id may be reused once a model is gone
+        if len(_translated) >= _KEPT:
+            _translated.clear()
+        hit = _translated[(id(model), locale)] = (model, labels.translate(model, locale))
+    return hit[1]
 
 
 def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[str, str] | None:
@@ -37,7 +51,7 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
     base = _context(conn, compiled, values)
     out: dict[str, str] = {}
     for locale in locales:
-        m = labels.translate(model, locale)
+        m = _in(model, locale)
         p = m.processes[process.name]
         step = next((s for s in walk(p.steps) if s.id == values.get("step_id")), None)
         if step is None or getattr(step, "title", None) is None:

@@ -3,11 +3,17 @@ it renders the step's translated title (choices named as that language names the
 their own language. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from temporalio.testing import WorkflowEnvironment
 
 from engine.compiler import compile_model
 from engine.loader import load
@@ -16,7 +22,11 @@ from runtime.activities import Activities
 from runtime.db import alembic_config, upgrade
 from runtime.plan import apply, plan
 from runtime.schema import notifications, tasks, users
+from runtime.worker import make_worker
+from runtime.workflows import ProcessInput, ProcessWorkflow
 from tests.conftest import CRM
+
+TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
 
 CLIENT = {
     "check.yaml": """
@@ -89,3 +99,36 @@ def test_migration_0014_adds_the_titles_and_goes_back(db):
                              "VALUES ('old', 'wf', 'p', 's', 'An old task', 'open', CURRENT_TIMESTAMP, 'task', 1)"))
         command.upgrade(alembic_config(conn), "0014")
         assert conn.execute(sa.select(tasks.c.title, tasks.c.titles)).one() == ("An old task", None)  # an old row keeps its one title
+
+
+def test_a_process_makes_its_task_in_german_through_the_workflow(world):
+    """The whole way: the workflow renders the English title, the activity the German one (on Temporal's test server)."""
+    acts, engine, ids, company = world
+    spec = acts.compiled.process_specs["check_in"]
+
+    async def run() -> None:
+        async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER) as env:
+            queue = f"q-{uuid.uuid4()}"
+            with ThreadPoolExecutor(2) as pool:
+                async with make_worker(env.client, engine, acts.compiled, queue, acts.mail, pool):
+                    start = await env.get_current_time()
+                    await env.client.start_workflow(
+                        ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=company,
+                                                          record={"name": "Acme Health", "status": "customer"},
+                                                          started_by=ids["uwe"], started_at=start.isoformat()),
+                        id="check_in-1", task_queue=queue)
+                    for _ in range(100):
+                        with engine.connect() as conn:
+                            if conn.execute(sa.select(tasks.c.id)).first():
+                                return
+                        await asyncio.sleep(0.1)
+
+    asyncio.run(run())
+    with engine.connect() as conn:
+        made = conn.execute(sa.select(tasks.c.title, tasks.c.titles, tasks.c.assignee_id)).one()
+        told = conn.execute(sa.select(notifications.c.user_id, notifications.c.text)).all()
+    assert made.title == "Call Acme Health (customer)" and made.titles == {"de": "Acme Health anrufen (Kunde)"}
+    # Uwe, who reads German, has it (the sales group has nobody), and so is told why in German too
+    assert made.assignee_id == ids["uwe"] and sorted(text for _, text in told) == [
+        "'Acme Health anrufen (Kunde)': The Sales group has no members, so it came to Uwe, who started the process.",
+        "New task for you: Acme Health anrufen (Kunde)"]
