@@ -25,7 +25,6 @@ from . import records
 from .interpreter import template_context
 from .schema import process_instances, projects, tasks
 
-
 _KEPT = 8  # (model, language) pairs remembered: a release brings a new model
 _translated: dict[tuple[int, str], tuple[Model, Model]] = {}
 
