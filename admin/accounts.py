@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
+from engine import labels
 from engine.model import Model
 from runtime.schema import console_log, group_members, users
 
@@ -129,6 +130,21 @@ def update_user(conn: sa.Connection, model: Model, user_id: int, *, name: str, e
     conn.execute(users.update().where(users.c.id == user_id).values(name=name, email=email or None, roles=list(roles)))
     log(conn, actor_id, "user.update", describe(row), {"name": [row["name"], name], "email": [row["email"], email or None],
                                                        "roles": [row["roles"], list(roles)]})
+
+
+def set_language(conn: sa.Connection, model: Model, user_id: int, locale: str, *, actor_id: int | None) -> None:
+    """The language `user_id` reads labels in: one of those the packs ship (engine.labels.languages), '' for their
+    browser's; a change goes into the console log with the languages' names."""
+    row = get_user(conn, user_id)
+    offered = dict(labels.languages(model))
+    locale = locale.strip()
+    if locale and locale not in offered:
+        raise AccountError({"locale": "Choose a language from the list."})
+    shown = offered[locale] if locale else "their browser's language"
+    if (row.get("locale") or "") != locale:
+        conn.execute(users.update().where(users.c.id == user_id).values(locale=locale or None))
+        before = offered.get(row.get("locale") or "", row.get("locale")) if row.get("locale") else "their browser's language"
+        log(conn, actor_id, "user.language", describe(row), {"language": [before, shown]})
 
 
 def set_active(conn: sa.Connection, user_id: int, active: bool, *, actor_id: int | None, reason: str = "") -> None:

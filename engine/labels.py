@@ -1,7 +1,7 @@
 """Translations of labels: `kind: labels` documents, one language of a pack each, and the model in a language.
 
 A pack may translate its own definitions and its base packs' (entities, fields, choices, forms, processes and
-their plain step titles, roles, groups). Later packs win over their bases, entry by entry. What is not translated
+their step titles, plain or templates, roles, groups). Later packs win over their bases, entry by entry. What is not translated
 keeps its default label, so a half-done translation still reads. Names, values and process specs never change:
 a translated model differs from the default only in what people read, and workflows never see it.
 """
@@ -103,7 +103,7 @@ def build(doc: Document, pack: str) -> Translation:
 
 
 def plain(template: str) -> bool:
-    """Whether a title is plain text, not a template: only plain step titles are translated."""
+    """Whether a title is plain text, not a template (a template title's translation is rendered when its task is made)."""
     return "{{" not in template and "{%" not in template
 
 
@@ -147,6 +147,22 @@ def iter_problems(models: tuple[Model, ...], t: Translation, ancestors: set[str]
         if all(found):
             failed.add(key)
             yield Problem(loc, *found[0])
+        elif key[2:3] == ("step",) and (wrong := _template_problem(t.entries.get(key, ""))):
+            yield Problem(loc, "labels.template", f"the title of step '{key[3]}' of process '{key[1]}' {wrong}")
+
+
+def _template_problem(text: str) -> str | None:
+    """What is wrong with a translated title that is a template, if it cannot be parsed."""
+    if plain(text):
+        return None
+    from jinja2 import TemplateSyntaxError
+
+    from .expressions import ENV
+    try:
+        ENV.parse(text)
+    except TemplateSyntaxError as exc:
+        return f"is not a valid template: {exc.message}"
+    return None
 
 
 def _problem(model: Model, key: Key, own: set[str], pack: str) -> tuple[str, str] | None:
@@ -191,9 +207,6 @@ def _problem(model: Model, key: Key, own: set[str], pack: str) -> tuple[str, str
         return "labels.unknown", f"process '{name}' has no step '{item}' (steps: {_listing(steps)})"
     if isinstance(s, ParallelStep):
         return "labels.untitled", f"step '{item}' of process '{name}' is a parallel block: it has no title of its own"
-    if not plain(s.title.source):
-        return "labels.template-title", (f"the title of step '{item}' of process '{name}' is a template ({s.title.source!r}): "
-                                          "each task's title is made from it when the task is created, so only plain titles are translated")
     return None
 
 
@@ -306,7 +319,7 @@ def translate(model: Model, locale: str | None) -> Model:
         if isinstance(s, ParallelStep):
             return replace(s, branches=tuple((n, tuple(step(k, x) for x in b)) for n, b in s.branches))
         text = get((*k, "step", s.id))
-        return replace(s, title=replace(s.title, source=text)) if text and plain(s.title.source) else s
+        return replace(s, title=replace(s.title, source=text)) if text else s
 
     def process(p: Process) -> Process:
         k = ("process", p.name)
@@ -326,7 +339,17 @@ def translate(model: Model, locale: str | None) -> Model:
     )
 
 
-def step_title(model: Model, process: str | None, step: str | None, title: str) -> str:
-    """A task's title as `model` (translated or not, see `translate`) reads it: its step's translated title, else the
-    text it was made with (only plain step titles are translated: a task made from a template title keeps its own)."""
-    return label(model, model.locale, ("process", process or "", "step", step or ""), title) if model.locale else title
+def task_title(task: Mapping[str, Any], locale: str | None, model: Model | None = None) -> str:
+    """The title of `task` (a tasks row) for a reader of `locale`: as its step's title in that language made it when the
+    task was created (tasks.titles), else, on a task made before titles were kept, its step's plain title as `model`
+    translates it, else the title it was made with (`tasks.title`, in the definitions' own language)."""
+    title = task.get("title") or ""
+    if not locale or locale == DEFAULT:
+        return title
+    made = (task.get("titles") or {}).get(locale)
+    if made:
+        return made
+    if model is None:
+        return title
+    text = label(model, locale, ("process", task.get("process") or "", "step", task.get("step_id") or ""), title)
+    return text if plain(text) else title  # a template's translation reads only as its task's titles rendered it

@@ -9,7 +9,7 @@ The workflow cannot read the database, so the activity that records an alert ren
 context; values are shown through `forms.widgets`, like everywhere else.
 
 Each recipient reads an alert in their own time zone and language: the text is rendered once per zone and language
-among the recipients (their in-app notification and their email carry it), fields, choices, groups and plain task
+among the recipients (their in-app notification and their email carry it), fields, choices, groups and task
 titles named as that language calls them (engine.labels); the alert row keeps the organisation's zone and the
 definitions' own labels.
 """
@@ -63,7 +63,7 @@ def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo) 
     """`task` in a message template: human `due` and `assignee`, raw `due_at` and `assignee_id` beside them; its title
     and its queue's group as `model` names them (in its reader's language, see `labels.translate`)."""
     due = _moment(task.get("due_at"))
-    title = labels.step_title(model, task.get("process"), task.get("step_id"), task.get("title") or "")
+    title = labels.task_title(task, model.locale, model)
     return {"id": task.get("id"), "title": title, "due": when_text(due, zone) if due else "no set time",
             "due_at": due.astimezone(dt.UTC).isoformat() if due else None,
             "assignee": holder_text(conn, model, task), "assignee_id": task.get("assignee_id")}

@@ -123,6 +123,9 @@ tasks = sa.Table(
     sa.Column("routed", sa.Text),  # why the task went where it did when its party named nobody (the fallback), in words
     # seconds from created to completed, working seconds where the step's due is in business time (migration 0012)
     sa.Column("work_seconds", sa.Float),
+    # the title in each language the packs translate into, {locale: title}, rendered when the task was made (migration 0014);
+    # None on older rows: they read `title` (engine.labels.task_title)
+    sa.Column("titles", JSON),
     sa.Index("ix_tasks_inbox", "assignee_id", "status", "due_at"),
     sa.Index("ix_tasks_group", "group_name", "status", "due_at"),
     sa.Index("ix_tasks_record", "entity", "record_id", "status"),  # a customer page lists the open tasks of its records

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from engine.labels import task_title
+
 from . import notifications, parties
 from .history import add_history
 from .keyed import insert_new
@@ -66,7 +68,9 @@ def create_task(conn: sa.Connection, key: str, values: dict, route: Callable[[],
     if created:
         notify_holders(conn, f"task-created:{key}", row)
         if where.routed and where.tell:  # nobody to tell: nobody at all may hold it, and `routed` says so on the task
-            raise_alert(conn, routed_key(key), row, 0, list(where.tell), f"'{row['title']}': {where.routed}")
+            tell = list(where.tell)
+            raise_alert(conn, routed_key(key), row, 0, tell, f"'{row['title']}': {where.routed}",
+                        {u: f"'{title}': {where.routed}" for title, us in by_title(conn, row, tell).items() for u in us})
     return row
 
 
@@ -80,15 +84,31 @@ def alert_by_key(conn: sa.Connection, key: str) -> dict | None:
     return dict(row) if row else None
 
 
-def notify_holders(conn: sa.Connection, key: str, task: dict, text: str | None = None) -> None:
-    """Tell whoever now holds `task` (its assignee, else its group's members) that it is theirs, once per `key`."""
-    link = f"/tasks/{task['id']}"
+def by_title(conn: sa.Connection, task: dict, user_ids: list[int]) -> dict[str, list[int]]:
+    """`user_ids` by the title of `task` each reads (in their language, `engine.labels.task_title`), in the order given."""
+    ids = [u for u in dict.fromkeys(user_ids) if u]
+    locales = dict(conn.execute(sa.select(users.c.id, users.c.locale).where(users.c.id.in_(ids))).all()) if ids else {}
+    out: dict[str, list[int]] = {}
+    for uid in ids:
+        out.setdefault(task_title(task, locales.get(uid)), []).append(uid)
+    return out
+
+
+def notify_task(conn: sa.Connection, key: str, user_ids: list[int], kind: str, words: Callable[[str], str], task: dict) -> None:
+    """Notify `user_ids` of `task` once per `key`, each with `words(title)`: the task's title in their language."""
+    for title, users_ in by_title(conn, task, user_ids).items():
+        notifications.notify(conn, key, users_, kind, words(title), f"/tasks/{task['id']}")
+
+
+def notify_holders(conn: sa.Connection, key: str, task: dict, words: Callable[[str], str] | None = None) -> None:
+    """Tell whoever now holds `task` (its assignee, else its group's members) that it is theirs, once per `key`
+    (`words(title)`: what they are told, the title in their language)."""
     if task["assignee_id"]:
-        notifications.notify(conn, key, [task["assignee_id"]], "task", text or f"New task for you: {task['title']}", link)
+        notify_task(conn, key, [task["assignee_id"]], "task", words or (lambda t: f"New task for you: {t}"), task)
     elif task["group_name"]:
         queue = task["group_name"].replace("_", " ")
-        notifications.notify(conn, key, parties.group_users(conn, task["group_name"]), "group_task",
-                             text or f"New task in the {queue} queue: {task['title']}", link)
+        notify_task(conn, key, parties.group_users(conn, task["group_name"]), "group_task",
+                    words or (lambda t: f"New task in the {queue} queue: {t}"), task)
 
 
 def access_context(conn: sa.Connection, user_id: int, task: dict) -> tuple[set[str], int | None]:
@@ -144,7 +164,7 @@ def reassign_task(conn: sa.Connection, task_id: int, user_id: int | None, group:
         add_history(conn, task["entity"], task["record_id"], "task", f"Task reassigned: {task['title']}",
                     {"task_id": task_id, "assignee_id": user_id, "group": group}, by, key=f"task-reassigned:{key}" if key else None)
     if key and user_id != by:
-        notify_holders(conn, f"task-reassigned:{key}", task, f"Handed to you: {task['title']}" if user_id else None)
+        notify_holders(conn, f"task-reassigned:{key}", task, (lambda t: f"Handed to you: {t}") if user_id else None)
     return task
 
 
@@ -228,8 +248,7 @@ def create_approval_tasks(conn: sa.Connection, key: str, values: dict, approvers
                         {"task_id": row["id"], "approval_of": (row["subject"] or {}).get("task_id"), "routed": routed}, None,
                         key=f"task-created:{row_key}")
         if uid:
-            notifications.notify(conn, f"approval-waiting:{row_key}", [uid], "approval", f"Waiting for your approval: {row['title']}",
-                                 f"/tasks/{row['id']}")
+            notify_task(conn, f"approval-waiting:{row_key}", [uid], "approval", lambda t: f"Waiting for your approval: {t}", row)
     return rows
 
 

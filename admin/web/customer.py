@@ -19,6 +19,7 @@ from engine import expressions
 from engine import pages as entity_pages
 from engine.compiler import CompiledModel
 from engine.errors import Loc
+from engine.labels import task_title
 from engine.model import Entity, Field
 from forms import widgets
 from runtime import records
@@ -224,7 +225,7 @@ def _open_tasks(conn: sa.Connection, compiled: CompiledModel, ent: Entity, rec: 
             about_text = f"{label}: {titles[other]}"
         group = model.groups.get(r["group_name"]) if r["group_name"] else None
         shown.append({
-            "id": r["id"], "title": r["title"], "status_text": STATUS_TEXT.get(r["status"], r["status"]),
+            "id": r["id"], "title": task_title(r, model.locale, model), "status_text": STATUS_TEXT.get(r["status"], r["status"]),
             "assignee": widgets.text(r["assignee_id"], _ASSIGNEE, names) if r["assignee_id"] else
             (f"in the {group.label if group else r['group_name']} queue" if r["group_name"] else "nobody yet"),
             "due_text": widgets.when_text(due, names.zone) if due else "no due date",

@@ -128,9 +128,9 @@ def due_text(due: dt.datetime | None, zone: ZoneInfo) -> str:
 
 def task_view(row: dict, zone: ZoneInfo, model: Model | None = None) -> dict:
     """A task row with what a page shows of it: due text in the viewer's zone, status label, overdue; with the `model`
-    the page reads, its title in the page's language (a plain step title's translation, engine.labels)."""
+    the page reads, its title in the page's language (engine.labels.task_title)."""
     due = row["due_at"]
     due = due.replace(tzinfo=dt.UTC) if due is not None and due.tzinfo is None else due
-    title = labels.step_title(model, row.get("process"), row.get("step_id"), row.get("title") or "") if model else row.get("title")
+    title = labels.task_title(row, model.locale, model) if model else row.get("title")
     return {**row, "title": title, "due_text": due_text(due, zone), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
             "overdue": due is not None and row["status"] in ("open", "awaiting_approval") and due < dt.datetime.now(dt.UTC)}

@@ -220,7 +220,7 @@ def _steps(model: Model, names: widgets.Names, rows: list[dict], entries: list[d
         if r["kind"] == "approval":
             key = (r["step_id"], r["round"])
             if key not in approvals:
-                approvals[key] = Step(title=labels.step_title(model, r["process"], r["step_id"], r["title"]), state="", tone="", task_id=r["id"])
+                approvals[key] = Step(title=labels.task_title(r, model.locale, model), state="", tone="", task_id=r["id"])
                 out.append((position, approvals[key]))
             _add_approver(approvals[key], r, names, task["id"])
             continue
@@ -244,7 +244,7 @@ def _steps(model: Model, names: widgets.Names, rows: list[dict], entries: list[d
 def _task_step(model: Model, names: widgets.Names, r: dict, entries: list[dict], current_id: int, insider: bool) -> Step:
     status, outcome = r["status"], r["outcome"]
     # why a task came back is on its approval round's entry (and at the top of its page), not said twice
-    step = Step(title=labels.step_title(model, r["process"], r["step_id"], r["title"]), state=STATUS_TEXT.get(status, status.replace("_", " ").capitalize()), tone="",
+    step = Step(title=labels.task_title(r, model.locale, model), state=STATUS_TEXT.get(status, status.replace("_", " ").capitalize()), tone="",
                 task_id=r["id"], current=r["id"] == current_id)
     if status == "done":
         step.state, step.tone = ("Approved", "good") if outcome == "approved" else ("Done", "good")

@@ -79,16 +79,16 @@ def test_a_translation_naming_what_does_not_exist_is_reported_where_it_is_writte
             sections: {Requests: Anliegen}
         processes:
           follow_up:
-            steps: {call: Anrufen, qualfy: Qualifizieren}
+            steps: {call: "Anrufen {{ record.name ", qualfy: Qualifizieren}
         """})
     assert problems(base) == [
         "base/locales/de.yaml:6:7: entity 'company' has no field 'industy' (fields: industry, name) [labels.unknown]",
         "base/locales/de.yaml:8:19: field 'industry' of entity 'company' has no choice 'helthcare' (choices: healthcare, retail) [labels.unknown]",
         "base/locales/de.yaml:9:3: there is no entity 'compny' to translate (known: company) [labels.unknown]",
         "base/locales/de.yaml:12:16: form 'enquiry' has no section titled 'Requests' (sections: Request) [labels.unknown]",
-        ("base/locales/de.yaml:15:13: the title of step 'call' of process 'follow_up' is a template ('Call {{ record.name }}'): "
-         "each task's title is made from it when the task is created, so only plain titles are translated [labels.template-title]"),
-        "base/locales/de.yaml:15:28: process 'follow_up' has no step 'qualfy' (steps: call, qualify) [labels.unknown]",
+        ("base/locales/de.yaml:15:13: the title of step 'call' of process 'follow_up' is not a valid template: "
+         "unexpected end of template, expected 'end of print statement'. [labels.template]"),
+        "base/locales/de.yaml:15:46: process 'follow_up' has no step 'qualfy' (steps: call, qualify) [labels.unknown]",
     ]
 
 
@@ -119,8 +119,10 @@ def test_the_model_in_a_language_reads_translated_labels_and_keeps_the_rest(pack
     assert model.entities["company"].label == "Company"  # the model itself reads as defined
     assert labels.languages(model) == [("en", "English"), ("de", "Deutsch")]
     assert de.locale == "de" and model.locale == ""
-    assert labels.step_title(de, "follow_up", "qualify", "Qualify") == "Qualifizieren"  # a task made from a plain title
-    assert labels.step_title(model, "follow_up", "qualify", "Qualify") == "Qualify"
+    old = {"process": "follow_up", "step_id": "qualify", "title": "Qualify", "titles": None}  # a task made before titles were kept
+    assert labels.task_title(old, "de", model) == "Qualifizieren" and labels.task_title(old, "en", model) == "Qualify"
+    made = {**old, "step_id": "call", "title": "Call Acme", "titles": {"de": "Acme anrufen"}}
+    assert labels.task_title(made, "de", model) == "Acme anrufen" and labels.task_title(made, None, model) == "Call Acme"
 
 
 def test_a_compiled_model_in_a_language_has_translated_form_schemas_and_the_same_process_versions(packs):

@@ -153,9 +153,14 @@ def start_site(tmp: Path) -> tuple[Site, uvicorn.Server, threading.Thread]:
     platform.create_all(engine)
     compiled.metadata.create_all(engine)
     ids = _seed(engine, compiled)
+    url, server, thread = serve(create_app(engine, compiled, None, secret_key="look-secret"))
+    return Site(url, engine, ids), server, thread
+
+
+def serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """`app` listening on a free port in a thread of this process: (its address, the server, its thread)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, compiled, None, secret_key="look-secret"), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, name="look-site", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -163,4 +168,4 @@ def start_site(tmp: Path) -> tuple[Site, uvicorn.Server, threading.Thread]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the web app did not start")
         time.sleep(0.05)
-    return Site(f"http://127.0.0.1:{port}", engine, ids), server, thread
+    return f"http://127.0.0.1:{port}", server, thread

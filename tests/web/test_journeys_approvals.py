@@ -121,7 +121,9 @@ def test_a_discount_goes_to_the_director_who_rejects_with_a_reason_then_approves
 
     # the director sees what he is asked to approve, as people read it
     log_in(page, base, "dave")
-    page.get_by_role("link", name=f"Approve a 20% discount: {DEAL}").click()
+    # his decisions wait in their own section of My work (the task is in his list of work too)
+    waiting = page.locator("section", has=page.get_by_role("heading", name=re.compile("Waiting for my approval")))
+    waiting.get_by_role("link", name=f"Approve a 20% discount: {DEAL}").click()
     subject = page.locator("section", has=page.get_by_role("heading", name="What you are asked to approve"))
     expect(subject).to_contain_text("Submitted by Bob Sales")
     for label, value in (("Company", "Northwind Retail"), ("Proposal value", "£12,500.00"), ("Discount (%)", "20"),
@@ -161,7 +163,7 @@ def test_a_discount_goes_to_the_director_who_rejects_with_a_reason_then_approves
 
     # the revision comes back to the director, who approves it; the chase follows
     log_in(page, base, "dave")
-    page.get_by_role("link", name=f"Approve a 16% discount: {DEAL}").click()
+    waiting.get_by_role("link", name=f"Approve a 16% discount: {DEAL}").click()
     expect(page.locator("section", has=page.get_by_role("heading", name="What you are asked to approve"))).to_contain_text("Revised: round 2")
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status")).to_contain_text("Approved: Approve a 16% discount")

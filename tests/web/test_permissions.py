@@ -149,6 +149,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/users"): Rule("admin", "/admin/users", {"username": ""}),
     ("GET", "/admin/users/{user_id}"): Rule("admin", "/admin/users/99999"),
     ("POST", "/admin/users/{user_id}"): Rule("admin", "/admin/users/99999", {"name": "X", "roles": "staff"}),
+    ("POST", "/admin/users/{user_id}/language"): Rule("admin", "/admin/users/99999/language", {"locale": "de"}),
     ("POST", "/admin/users/{user_id}/deactivate"): Rule("admin", "/admin/users/99999/deactivate", {"reason": "matrix"}),
     ("POST", "/admin/users/{user_id}/reactivate"): Rule("admin", "/admin/users/99999/reactivate", {}),
     ("POST", "/admin/users/{user_id}/reset-password"): Rule("admin", "/admin/users/99999/reset-password", {}),

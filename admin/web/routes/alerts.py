@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from engine.compiler import CompiledModel
+from engine.labels import task_title
 from forms.widgets import zone_of
 from runtime import tasks as task_service
 from runtime.schema import alerts, group_members, projects, tasks
@@ -23,7 +24,8 @@ def inbox(conn: sa.Connection, compiled: CompiledModel, user: dict) -> list[dict
     groups = list(conn.execute(sa.select(group_members.c.group_name).where(group_members.c.user_id == user["id"],
                                                                           group_members.c.manager)).scalars())
     managed = list(conn.execute(sa.select(projects.c.id).where(projects.c.manager_id == user["id"])).scalars())
-    rows = conn.execute(sa.select(alerts, tasks.c.title, tasks.c.group_name, tasks.c.status.label("task_status"))
+    rows = conn.execute(sa.select(alerts, tasks.c.title, tasks.c.titles, tasks.c.process, tasks.c.step_id, tasks.c.group_name,
+                                  tasks.c.status.label("task_status"))
                         .join(tasks, tasks.c.id == alerts.c.task_id)
                         .order_by(alerts.c.acknowledged_at.is_not(None), alerts.c.raised_at.desc()).limit(300)).mappings().all()
     see_all = allowed(compiled.model, user, "set_alerts")
@@ -32,6 +34,7 @@ def inbox(conn: sa.Connection, compiled: CompiledModel, user: dict) -> list[dict
     zone = zone_of(compiled.model, user)
     for a in shown:
         a["raised_text"] = due_text(a["raised_at"], zone)
+        a["title"] = task_title(a, compiled.model.locale, compiled.model)
     return shown
 
 

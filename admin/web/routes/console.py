@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from engine import labels
 from forms.widgets import when_text, zone_of
 from runtime import records
 from runtime.schema import console_log, group_members, project_members, projects, users
@@ -134,11 +135,12 @@ def _user_page(request, conn, compiled, admin: dict, user_id: int, *, status=200
         title = conn.execute(sa.select(person_table.c.title).where(person_table.c.id == target["person_id"])).scalar()
         person = {"id": target["person_id"], "title": title} if title is not None else None
     history = _log_rows(conn, compiled, admin, 0, 20, subject=f"user {target['username']} (")
-    values = values or {"name": target["name"], "email": target["email"] or "", "roles": target["roles"] or []}
+    values = {"name": target["name"], "email": target["email"] or "", "roles": target["roles"] or [], **(values or {})}
     return render(request, "console/user.html", user=admin, status=status, target=target, errors=errors or {}, values=values,
                   roles=_roles(model, values["roles"]), roles_text=_role_labels(model, target["roles"]), groups=groups, company=company,
                   person=person, created_text=when_text(target["created_at"], zone), issued=issued, created=created, history=history,
-                  myself=target["id"] == admin["id"])
+                  myself=target["id"] == admin["id"], languages=labels.languages(model),
+                  chosen_locale=values.get("locale", target.get("locale") or ""))
 
 
 def _user_id(user_id: int) -> int:
@@ -176,6 +178,14 @@ def user_update(request: Request, user_id: int, user: Admin, data: CsrfForm, eng
     return _change(request, engine, compiled, user, user_id, lambda conn: accounts.update_user(
         conn, compiled.model, user_id, name=values["name"], email=values["email"], roles=values["roles"], actor_id=user["id"]),
         "Saved.", values)
+
+
+@router.post("/admin/users/{user_id}/language", response_class=HTMLResponse)
+def user_language(request: Request, user_id: int, user: Admin, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
+    """The language the user reads labels in (as they would choose it on their profile), in the console log."""
+    chosen = str(data.get("locale", "")).strip()[:40]
+    return _change(request, engine, compiled, user, user_id, lambda conn: accounts.set_language(
+        conn, compiled.model, user_id, chosen, actor_id=user["id"]), "Language saved.", {"locale": chosen})
 
 
 @router.post("/admin/users/{user_id}/deactivate", response_class=HTMLResponse)

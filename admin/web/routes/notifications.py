@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from engine.compiler import CompiledModel
+from engine.labels import task_title
 from forms.widgets import when_text, zone_of
 from runtime import notifications as notes
 from runtime import tasks as task_service
@@ -129,7 +130,7 @@ def destination(conn: sa.Connection, compiled: CompiledModel, user: dict, link: 
         holder = f"the {task['group_name'].replace('_', ' ')} queue"
     else:
         holder = "someone else"
-    why = f"“{task['title']}” is now with {holder}, so you cannot open it any more."
+    why = f"“{task_title(task, compiled.model.locale, compiled.model)}” is now with {holder}, so you cannot open it any more."
     if task["entity"] and task["record_id"] and allowed(compiled.model, user, "access"):
         return f"/records/{task['entity']}/{task['record_id']}", why + " Here is its record."
     return "/notifications", why

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
+from engine.labels import task_title
 from engine.model import Field, Process
 from forms import submit as forms
 from forms import widgets
@@ -157,7 +158,7 @@ def _task(t: dict, model, names: widgets.Names, now: dt.datetime) -> dict:
     group = model.groups.get(t["group_name"]) if t["group_name"] else None
     who = names.user(t["assignee_id"]) if t["assignee_id"] else (
         f"The {group.label if group else t['group_name'].replace('_', ' ')} queue" if t["group_name"] else "Nobody yet")
-    return {"id": t["id"], "title": t["title"], "who": who, "due_text": widgets.when_text(due, names.zone) if due else "",
+    return {"id": t["id"], "title": task_title(t, model.locale, model), "who": who, "due_text": widgets.when_text(due, names.zone) if due else "",
             "late": due is not None and t["status"] in teams.OPEN and due < now,
             "done_text": widgets.when_text(t["completed_at"], names.zone) if t["completed_at"] else ""}
 

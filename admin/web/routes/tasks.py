@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
+from engine.labels import task_title
 from forms.widgets import zone_of
 from runtime import holders
 from runtime import tasks as task_service
@@ -113,7 +114,7 @@ async def task_complete(request: Request, task_id: int, user: Permitted("manage_
     page = await _act(request, engine, compiled, user, task, 422, actions.complete(task, user, data, key=_key(data)), typed)
     if page is not None:
         return page
-    flash(request, f"Done: {task['title']}")
+    flash(request, f"Done: {task_title(task, compiled.model.locale, compiled.model)}")
     return redirect("/")
 
 
@@ -135,7 +136,7 @@ async def task_decide(request: Request, task_id: int, user: Permitted("approve_t
                       actions.decide(task, user, approve, key=_key(data), comment="" if approve else typed), {"reason": typed})
     if page is not None:
         return page
-    flash(request, f"{'Approved' if approve else 'Sent back'}: {task['title']}")
+    flash(request, f"{'Approved' if approve else 'Sent back'}: {task_title(task, compiled.model.locale, compiled.model)}")
     return redirect("/")
 
 
@@ -177,5 +178,5 @@ async def task_claim(request: Request, task_id: int, user: Permitted("manage_own
         await actions.reassign(task, user, user["id"], key=_key(data))
     except ActionRefused as exc:
         raise HTTPException(exc.status, exc.message) from None
-    flash(request, f"It's yours: {task['title']}")
+    flash(request, f"It's yours: {task_title(task, compiled.model.locale, compiled.model)}")
     return redirect(f"/tasks/{task_id}")

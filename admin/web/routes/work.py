@@ -11,12 +11,13 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
+from engine.labels import task_title
 from forms.widgets import zone_of
 from runtime import holders
 from runtime.schema import alerts, tasks, users
 from runtime.taskactions import ActionRefused
 
-from ...access import may_approve, may_see_task
+from ...access import allowed, may_approve, may_see_task
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff, TaskActionsDep
 from .. import tasklist
 from ..finders import MAX_ID
@@ -25,21 +26,45 @@ from ..pages import STATUS_TEXT, render
 router = APIRouter(include_in_schema=False)
 BULK_MOST = 200       # tasks one bulk reassignment hands over
 BULK_AT_ONCE = 4      # of them, updates in flight together
+APPROVALS_SHOWN = 50  # decisions My work lists
+APPROVALS_PAGE, APPROVALS_READ = 200, 2000  # tasks awaiting their step's approver read at once, and at most
 
 
 def home_extras(conn: sa.Connection, compiled: CompiledModel, user: dict) -> dict:
     """What My work shows besides the task lists: approvals waiting for me, my alerts, customers, my team's counts."""
     model = compiled.model
     groups, _ = tasklist.user_groups(conn, user["id"])
-    waiting = conn.execute(sa.select(tasks).where(tasks.c.status == "awaiting_approval")).mappings().all()
     raised = conn.execute(sa.select(alerts).where(alerts.c.acknowledged_at.is_(None)).order_by(alerts.c.raised_at.desc()).limit(200)).mappings().all()
     company = compiled.metadata.tables.get("company")
     companies = conn.execute(sa.select(company.c.id, company.c.title).order_by(company.c.title).limit(50)).mappings().all() \
         if company is not None else []
     team = tasklist.team_of(conn, model, user)
-    return {"approvals": [t for t in waiting if may_approve(model, user, dict(t), groups, None)],
+    return {"approvals": waiting_for(conn, model, user, groups),
             "alerts": [a for a in raised if user["id"] in (a["recipients"] or [])], "companies": companies,
             "team_counts": tasklist.team_counts(conn, team) if team else None}
+
+
+def waiting_for(conn: sa.Connection, model, user: dict, groups: set[str]) -> list[dict]:
+    """The decisions `user` must make, soonest due first, at most APPROVALS_SHOWN: their own approval tasks (approval
+    steps) and tasks awaiting the approver their step names (processes started before approval steps), each titled in
+    the page's language. The second kind is read in pages (whose approver it is is told per task), at most
+    APPROVALS_READ rows."""
+    if not allowed(model, user, "approve_tasks"):
+        return []
+    order = (tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.id)
+    found = [dict(r) for r in conn.execute(sa.select(tasks).where(tasks.c.kind == "approval", tasks.c.status == "open",
+                                                                   tasks.c.assignee_id == user["id"])
+                                           .order_by(*order).limit(APPROVALS_SHOWN)).mappings()]
+    for offset in range(0, APPROVALS_READ, APPROVALS_PAGE):
+        if len(found) >= APPROVALS_SHOWN:
+            break
+        page = [dict(r) for r in conn.execute(sa.select(tasks).where(tasks.c.status == "awaiting_approval", tasks.c.kind == "task")
+                                              .order_by(*order).offset(offset).limit(APPROVALS_PAGE)).mappings()]
+        found += [t for t in page if may_approve(model, user, t, groups, None)]
+        if len(page) < APPROVALS_PAGE:
+            break
+    found.sort(key=lambda t: (t["due_at"] is None, t["due_at"] or 0, t["id"]))
+    return [{**t, "title": task_title(t, model.locale, model)} for t in found[:APPROVALS_SHOWN]]
 
 
 @router.get("/", response_class=HTMLResponse)
