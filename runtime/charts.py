@@ -12,6 +12,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
@@ -29,6 +30,7 @@ _LOCK = threading.Lock()       # the remembered drawings
 _DRAW_LOCK = threading.Lock()  # one conversion at a time: vl-convert's engine is one JavaScript runtime
 MAX_DRAWINGS = 256
 _DRAWINGS: OrderedDict[tuple, str | None] = OrderedDict()
+_DRAWER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="charts")  # svg_soon
 
 
 def _rows(result: Result, link: Callable[[Drill], str] | None) -> list[dict[str, Any]]:
@@ -168,6 +170,12 @@ def svg(result: Result, link: Callable[[Drill], str] | None = None) -> str | Non
         while len(_DRAWINGS) > MAX_DRAWINGS:
             _DRAWINGS.popitem(last=False)
     return drawing
+
+
+def svg_soon(result: Result, link: Callable[[Drill], str] | None = None) -> Future[str | None]:
+    """`svg` on the drawing thread, while the caller goes on: a dashboard runs its next report's queries as this one's
+    chart is drawn (vl-convert lets go of the interpreter while it draws; its one engine draws one chart at a time)."""
+    return _DRAWER.submit(svg, result, link)
 
 
 def forget_drawings() -> None:
