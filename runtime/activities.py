@@ -230,8 +230,9 @@ class Activities:
     def decide_approval(self, conn: sa.Connection, req: dict) -> None:
         """An approver's decision, in one transaction with what it settles: the round's other tasks cancelled, and on a
         rejection the work's task sent back to whoever did it."""
-        task_service.decide_approval(conn, req["key"], req["task_id"], req["user_id"], req["approve"], req.get("reason") or "",
-                                     req.get("comment") or "")
+        decided = task_service.decide_approval(conn, req["key"], req["task_id"], req["user_id"], req["approve"], req.get("reason") or "",
+                                               req.get("comment") or "")
+        self.work_time.store(conn, decided)  # the SLA counts the approver's decision as a task done
         if req.get("cancel"):
             task_service.cancel_approvals(conn, req["key"], req["cancel"], req["user_id"])
         if back := req.get("send_back"):

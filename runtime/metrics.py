@@ -31,6 +31,9 @@ from .records import field_expression
 from .schema import alerts, audit_log, contact_history, tasks, users
 
 OPEN = ("open", "awaiting_approval")
+#: the tasks the SLA counts: the work, and each approver's decision (an approval step's due, reminders and ladder are a
+#: task's); an approval no longer needed (cancelled: another approver decided) is neither done nor open, so counts nowhere
+SLA_KINDS = ("task", "approval")
 HOUR = 3600.0
 DAY = 86400.0
 #: dimensions a task (and the alert raised on it) can be counted by
@@ -334,7 +337,7 @@ def sla(conn: sa.Connection, compiled: CompiledModel, period: Period, by: Sequen
     done = sa.and_(t.c.status == "done", period.holds(t.c.completed_at))
     overdue_until = Period(period.start, min(period.end, now) if period.end else now)
     overdue = sa.and_(t.c.status.in_(OPEN), overdue_until.holds(t.c.due_at))
-    base = sa.and_(t.c.due_at.is_not(None), t.c.kind == "task", scope.condition(t), _step_filter(steps, t), where)
+    base = sa.and_(t.c.due_at.is_not(None), t.c.kind.in_(SLA_KINDS), scope.condition(t), _step_filter(steps, t), where)
     on_time = sa.func.sum(sa.case((sa.and_(done, t.c.completed_at <= t.c.due_at), 1), else_=0))
     late = sa.func.sum(sa.case((sa.and_(done, t.c.completed_at > t.c.due_at), 1), else_=0))
     still = sa.func.sum(sa.case((overdue, 1), else_=0))
@@ -374,7 +377,7 @@ QUANTILES = (0.5, 0.9)  # the SLA's median and p90
 class WorkTime:
     """How long a task took, as the SLA counts it: working seconds on its process's calendar (the one its due was computed
     with, `engine.calendars`) where its step's due is in business time, else calendar seconds. One per compiled model;
-    the activity that completes a task stores it (`runtime.tasks.set_task_state`)."""
+    the activity that completes a task stores it (`runtime.tasks.set_task_state`), the one that decides an approval `store`."""
 
     def __init__(self, compiled: CompiledModel):
         self.compiled = compiled
@@ -403,17 +406,24 @@ class WorkTime:
         """A task row's time from its creation to `end` (when it is being completed)."""
         return self.seconds(task["process"], task["step_id"], task["created_at"], end)
 
+    def store(self, conn: sa.Connection, task: Mapping[str, Any]) -> None:
+        """Store the working seconds of a task row done by other means than `runtime.tasks.set_task_state` (an approval
+        decided), unless it has them."""
+        if task["status"] == "done" and task["completed_at"] is not None and task["work_seconds"] is None:
+            conn.execute(tasks.update().where(tasks.c.id == task["id"], tasks.c.work_seconds.is_(None))
+                         .values(work_seconds=self.of(task, task["completed_at"])))
+
 
 def fill_work_seconds(conn: sa.Connection, compiled: CompiledModel, *, batch: int = 5000) -> int:
     """Store the working seconds of the tasks done before they were stored (platform migration 0012), counted as the SLA
     report counts them meanwhile, so no figure moves; returns how many. Safe to run again, and while tasks complete.
-    Approvals are left out: the SLA counts the work, not its approval."""
+    The decided approvals too (`SLA_KINDS`): the SLA counts each approver's decision as a task."""
     work = WorkTime(compiled)
     t = tasks
     filled = 0
     while True:
         found = conn.execute(sa.select(t.c.id, t.c.process, t.c.step_id, t.c.created_at, t.c.completed_at)
-                             .where(t.c.status == "done", t.c.kind == "task", t.c.completed_at.is_not(None), t.c.work_seconds.is_(None))
+                             .where(t.c.status == "done", t.c.kind.in_(SLA_KINDS), t.c.completed_at.is_not(None), t.c.work_seconds.is_(None))
                              .order_by(t.c.id).limit(batch)).all()
         if not found:
             return filled

@@ -201,6 +201,27 @@ def test_completing_a_task_stores_its_working_seconds_counted_across_the_easter_
         assert conn.execute(sa.select(tasks.c.work_seconds).where(tasks.c.id == task_id)).scalar() is None
 
 
+def test_an_approvers_decision_counts_in_the_sla_with_its_working_hours_and_an_approval_no_longer_needed_nowhere(store: Store,
+                                                                                                               monkeypatch):
+    """A discount approval asked of Bob and Alice on Tuesday 7 April at 09:00 BST, due a business day later: Bob approves
+    at 13:00 BST, 4 working hours, on time, which the decision's activity stores; Alice's task, no longer needed, is
+    cancelled and counts in no figure. The step's SLA row is Bob's decision alone; Bob is the approver in the per-person row."""
+    with store.begin() as conn:
+        asked = [add_task(conn, process="lead_follow_up", step="discount_approval", status="open", assignee=who,
+                          created=at("04-07", 8), due=at("04-08", 8)) for who in (store.bob, store.alice)]
+        conn.execute(tasks.update().where(tasks.c.id.in_(asked)).values(kind="approval"))
+    monkeypatch.setattr("runtime.tasks.utcnow", lambda: at("04-07", 12))
+    Activities(store.engine, store.compiled).decide_approval({"key": "d1", "task_id": asked[0], "user_id": store.bob, "approve": True,
+                                                              "cancel": [asked[1]]})
+    with store.connect() as conn:
+        stored = dict(conn.execute(sa.select(tasks.c.id, tasks.c.work_seconds).where(tasks.c.id.in_(asked))).all())
+        by_step = metrics.sla(conn, store.compiled, APRIL, ("step",), now=NOW)
+        by_person = metrics.sla(conn, store.compiled, APRIL, ("assignee",), now=NOW)
+    assert stored == {asked[0]: 4 * 3600, asked[1]: None}
+    assert table(by_step, *SLA) == {"lead_follow_up/discount_approval": (1, 0, 0, 100.0, 4.0, 4.0)}
+    assert table(by_person, *SLA) == {store.bob: (1, 0, 0, 100.0, 4.0, 4.0)}
+
+
 def test_filling_in_the_working_seconds_of_older_tasks_moves_no_figure(sla_data):
     store, _, _ = sla_data
     unstored = sa.select(sa.func.count()).where(tasks.c.status == "done", tasks.c.work_seconds.is_(None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from concurrent.futures import Future
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -27,10 +28,11 @@ router = APIRouter(include_in_schema=False)
 
 @dataclass(frozen=True)
 class Shown:
-    """A report as a page shows it: its result, the chart, each row's link, and the query that asks for it again."""
+    """A report as a page shows it: its result, the chart (being drawn meanwhile), each row's link, and the query that
+    asks for it again."""
 
     result: reports.Result
-    chart: Markup | None
+    drawing: Future[str | None] | None
     links: tuple[str | None, ...]
     query: str
     error: str = ""
@@ -39,10 +41,16 @@ class Shown:
     def report(self) -> Report:
         return self.result.report
 
+    @property
+    def chart(self) -> Markup | None:
+        svg = self.drawing.result() if self.drawing is not None else None
+        return Markup(svg) if svg else None
 
-def show(conn, compiled: CompiledModel, viewer: reports.Viewer, report: Report, params) -> Shown:
+
+def show(conn, compiled: CompiledModel, viewer: reports.Viewer, report: Report, params, *, draw: bool = True) -> Shown:
     """Run `report` for the viewer with what `params` asks: the period, and those of its viewer filters given (on a
-    dashboard, the parameters of all its reports: each reads its own)."""
+    dashboard, the parameters of all its reports: each reads its own). Its chart is drawn while the caller goes on (a
+    dashboard's next report runs its queries meanwhile); `draw=False`: none (the CSV)."""
     today = dt.datetime.now(viewer.zone).date()
     ask = reports.read_ask(report, params, today)
     try:
@@ -50,9 +58,9 @@ def show(conn, compiled: CompiledModel, viewer: reports.Viewer, report: Report, 
     except reports.ReportError as exc:
         empty = reports.Result(report, (), (), ask, reports.Period(), "", "table", None)
         return Shown(empty, None, (), urlencode(ask.pairs()), f"This report cannot be shown: {exc}.")
-    drawing = charts.svg(result, reports.Drill.url)
+    drawing = charts.svg_soon(result, reports.Drill.url) if draw else None
     links = tuple(r.drill.url() if r.drill else None for r in result.rows)
-    return Shown(result, Markup(drawing) if drawing else None, links, urlencode(ask.pairs()))
+    return Shown(result, drawing, links, urlencode(ask.pairs()))
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,7 @@ def report_csv(request: Request, name: str, user: Reporter, conn: Conn, compiled
         raise HTTPException(403, refusal("export"))
     viewer = report_viewer(conn, compiled.model, user)
     report = _report_or_404(compiled, viewer, name)
-    shown = show(conn, compiled, viewer, report, request.query_params)
+    shown = show(conn, compiled, viewer, report, request.query_params, draw=False)
     if shown.error:
         raise HTTPException(409, shown.error)
     out = io.StringIO()
