@@ -30,7 +30,7 @@ from engine.compiler import CompiledModel
 from runtime import releases
 from runtime.notifications import UnreadWatch
 
-from .api import api_router
+from .api import api_routes, document_bearer
 from .api.auth import ApiAuthentication
 from .api.problems import Problem, problem_response, validation_problem
 from .deps import MustChangePassword, Services, session_user
@@ -118,8 +118,11 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # the API first: a request is matched against the routes in order, and integrations send the most requests (a
-    # submission then tries its own 20 routes, not the 112 pages' before them); no page's path starts with /api/
-    app.include_router(api_router())
+    # submission then tries its own 20 routes, not the 112 pages' before them); no page's path starts with /api/. The
+    # API's routes are the app's own, not an included router's (each inclusion is matched through on every request).
+    app.router.routes.extend(api_routes())
+    openapi = app.openapi
+    app.openapi = lambda: app.openapi_schema or document_bearer(openapi())
     for area in AREAS:
         app.include_router(area.router)
 

@@ -7,10 +7,8 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.compiler import CompiledModel
-
 from ..access import allowed, token_user
-from ..deps import get_compiled
+from .common import ApiCompiled
 from .problems import Problem, problem_response
 
 PUBLIC = {"/api/openapi.json"}
@@ -58,7 +56,7 @@ def api_require(permission: str):
     """A dependency giving the token's user if their roles grant `permission`, else a 403 problem."""
 
     # the caller read here rather than as a dependency of its own: FastAPI solves each dependency on every request
-    async def check(request: Request, compiled: Annotated[CompiledModel, Depends(get_compiled)]) -> dict:
+    async def check(request: Request, compiled: ApiCompiled) -> dict:
         user = await api_caller(request)
         if not allowed(compiled.model, user, permission):
             raise Problem(403, "Forbidden", f"This needs the '{permission}' permission.")
