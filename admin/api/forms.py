@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -13,10 +13,10 @@ from forms import submit as forms
 from runtime import records
 from runtime.holders import MAX_ID
 
-from ..deps import ServicesDep
+from ..deps import Services
 from ..processes import announce_submission, started
 from .auth import ApiPermitted, ApiUser
-from .common import ApiCompiled, FormName, key_parameter, required_key
+from .common import ApiCompiled, FormName, api_compiled, key_parameter, required_key
 from .problems import Problem, problems
 from .routing import area_router
 
@@ -92,10 +92,13 @@ def submission_input(compiled, name: str, body: SubmissionBody) -> tuple[Form, A
                         **problems(400, 403, 404, 413, 422)},
              openapi_extra={"parameters": [key_parameter(required=True)]})
 async def submit_form(name: FormName, body: SubmissionBody, user: ApiPermitted("generate_tasks"),
-                      idempotency_key: Annotated[str, Depends(required_key)], compiled: ApiCompiled,
-                      services: ServicesDep) -> JSONResponse:
+                      idempotency_key: Annotated[str, Depends(required_key)], request: Request) -> JSONResponse:
     """Submit a form: recorded once per Idempotency-Key, its actions run, its processes started."""
-    engine = services.engine  # (not a dependency of its own: FastAPI solves each one per request, the busiest route's cost)
+    # the configuration and the services are not dependencies of their own: FastAPI solves each one on every request,
+    # and this is the API's busiest route
+    compiled = await api_compiled(request)
+    services: Services = request.app.state.services
+    engine = services.engine
 
     def write():
         form, record_id, values = submission_input(compiled, name, body)

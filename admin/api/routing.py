@@ -12,6 +12,11 @@ from .problems import problems
 PREFIX = "/api"
 
 
+def is_api_path(path: str) -> bool:
+    """Whether a request's path is the API's (under /api, where a bearer token authenticates, never a session)."""
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
 def allowed_methods(scope: Scope) -> set[str]:
     """Every method some route of the app takes at the request's path."""
     root = scope.get("root_path", "")
