@@ -23,19 +23,19 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client
 
 from engine.compiler import CompiledModel
 from runtime import releases
 from runtime.notifications import UnreadWatch
 
-from .api import api_router
+from .api import api_routes, document_bearer
 from .api.auth import ApiAuthentication
 from .api.problems import Problem, problem_response, validation_problem
+from .api.routing import is_api_path
 from .deps import MustChangePassword, Services, session_user
 from .limits import DEFAULT_MAX_BODY, BodyLimit
-from .sessions import LIFETIME
+from .sessions import LIFETIME, PageSessions
 from .web.pages import render
 from .web.routes import (
     alerts,
@@ -111,15 +111,19 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     app.state.services = Services(engine=engine, client=client, templates=Jinja2Templates(directory=HERE / "templates"),
                                   task_queue=task_queue, webhooks=tuple(webhooks), temporal_ui=temporal_ui)
     app.state.unread_watch = UnreadWatch(engine)  # one poller for every open page's bell (routes/notifications.py)
-    # outermost first: the size limit, then the session cookie, then the API's token check
+    # outermost first: the size limit, then the session cookie (the pages'; the API's requests go around it), then the
+    # API's token check
     app.add_middleware(ApiAuthentication)
-    app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="tailor_session", same_site="lax",
+    app.add_middleware(PageSessions, skip=is_api_path, secret_key=secret_key, session_cookie="tailor_session", same_site="lax",
                        https_only=secure_cookies, max_age=int(LIFETIME.total_seconds()))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # the API first: a request is matched against the routes in order, and integrations send the most requests (a
-    # submission then tries its own 20 routes, not the 112 pages' before them); no page's path starts with /api/
-    app.include_router(api_router())
+    # submission then tries its own 20 routes, not the 112 pages' before them); no page's path starts with /api/. The
+    # API's routes are the app's own, not an included router's (each inclusion is matched through on every request).
+    app.router.routes.extend(api_routes())
+    openapi = app.openapi
+    app.openapi = lambda: app.openapi_schema or document_bearer(openapi())
     for area in AREAS:
         app.include_router(area.router)
 
@@ -160,7 +164,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
 
 
 def is_api(request: Request) -> bool:
-    return request.url.path == "/api" or request.url.path.startswith("/api/")
+    return is_api_path(request.url.path)
 
 
 def _phrase(status: int) -> str:

@@ -176,9 +176,14 @@ async def csrf_form(request: Request) -> FormData:
 CsrfForm = Annotated[FormData, Depends(csrf_form)]
 
 
-async def get_task_actions(services: ServicesDep, compiled: CompiledDep) -> TaskActions:
-    """The staff-action service (complete, decide, reassign, comment) over the active model."""
+def task_actions(services: Services, compiled: CompiledModel) -> TaskActions:
+    """The staff-action service (complete, decide, reassign, comment) over `compiled`."""
     return TaskActions(services.engine, compiled, services.client, services.task_queue, announce=services.webhooks)
+
+
+async def get_task_actions(services: ServicesDep, compiled: CompiledDep) -> TaskActions:
+    """The staff-action service over the active model, in the reader's language."""
+    return task_actions(services, compiled)
 
 
 TaskActionsDep = Annotated[TaskActions, Depends(get_task_actions)]

@@ -6,18 +6,27 @@ documents the statuses it can answer with (`problems.problems`).
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from fastapi.security import HTTPBearer
+from typing import Any
+
+from fastapi.routing import APIRoute
 
 from . import forms, projects, records, reports, tasks
-from .problems import problems
+from .routing import PREFIX
+
+# how the OpenAPI names the scheme every operation needs (ApiAuthentication checks it before any route runs)
+BEARER = {"HTTPBearer": {"type": "http", "scheme": "bearer", "description": "A token from `tailor user create NAME --role ROLE --token`."}}
 
 
-def api_router() -> APIRouter:
-    """Every API area under /api."""
-    # every operation: the token comes first (ApiAuthentication checks it; the dependency only documents the scheme)
-    bearer = HTTPBearer(auto_error=False, description="A token from `tailor user create NAME --role ROLE --token`.")
-    router = APIRouter(prefix="/api", responses=problems(401), dependencies=[Depends(bearer)])
-    for area in (forms, records, tasks, projects, reports):
-        router.include_router(area.router)
-    return router
+def api_routes() -> list[APIRoute]:
+    """Every operation under /api, whole (see `routing.area_router`): the app takes them as its own routes."""
+    return [route for area in (forms, records, tasks, projects, reports) for route in area.router.routes]
+
+
+def document_bearer(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` (the app's OpenAPI) saying that every operation under /api needs the bearer token."""
+    spec.setdefault("components", {}).setdefault("securitySchemes", {}).update(BEARER)
+    for path, operations in spec.get("paths", {}).items():
+        if path.startswith(PREFIX + "/"):
+            for operation in operations.values():
+                operation["security"] = [{name: []} for name in BEARER]
+    return spec

@@ -7,11 +7,10 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.compiler import CompiledModel
-
 from ..access import allowed, token_user
-from ..deps import get_compiled
+from .common import api_compiled
 from .problems import Problem, problem_response
+from .routing import is_api_path
 
 PUBLIC = {"/api/openapi.json"}
 
@@ -24,7 +23,7 @@ class ApiAuthentication:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/api" or path.startswith("/api/")) or path in PUBLIC:
+        if scope["type"] != "http" or not is_api_path(path) or path in PUBLIC:
             await self.app(scope, receive, send)
             return
         auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
@@ -57,9 +56,11 @@ async def api_caller(request: Request) -> dict:
 def api_require(permission: str):
     """A dependency giving the token's user if their roles grant `permission`, else a 403 problem."""
 
-    # the caller read here rather than as a dependency of its own: FastAPI solves each dependency on every request
-    async def check(request: Request, compiled: Annotated[CompiledModel, Depends(get_compiled)]) -> dict:
+    # the caller and the configuration read here rather than as dependencies of their own: FastAPI solves each
+    # dependency on every request, at a cost like that of the check itself
+    async def check(request: Request) -> dict:
         user = await api_caller(request)
+        compiled = await api_compiled(request)
         if not allowed(compiled.model, user, permission):
             raise Problem(403, "Forbidden", f"This needs the '{permission}' permission.")
         return user

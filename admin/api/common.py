@@ -6,7 +6,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from fastapi import Header, Path
+from fastapi import Depends, Header, Path, Request
 from pydantic import AfterValidator, Field, WithJsonSchema
 
 from engine.compiler import CompiledModel
@@ -21,6 +21,15 @@ EntityName = Annotated[str, Path(pattern=NAME_PATTERN, description="the entity's
 FormName = Annotated[str, Path(pattern=NAME_PATTERN, description="the form's name, e.g. lead_enquiry")]
 RecordId = Annotated[int, Path(description="the record's id")]
 Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]  # as `jsonable` writes it: ISO 8601 with its offset
+
+
+async def api_compiled(request: Request) -> CompiledModel:
+    """The active configuration, as written: the API names things by their names (admin.web.language.AS_WRITTEN),
+    so it needs neither the session's user nor a translation (and no thread-pool hop to find them)."""
+    return request.app.state.compiled
+
+
+ApiCompiled = Annotated[CompiledModel, Depends(api_compiled)]
 
 
 def jsonable(value: Any) -> Any:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -13,14 +13,14 @@ from forms import submit as forms
 from runtime import records
 from runtime.holders import MAX_ID
 
-from ..deps import CompiledDep, ServicesDep
+from ..deps import Services
 from ..processes import announce_submission, started
 from .auth import ApiPermitted, ApiUser
-from .common import FormName, key_parameter, required_key
+from .common import ApiCompiled, FormName, api_compiled, key_parameter, required_key
 from .problems import Problem, problems
-from .routing import ApiRoute
+from .routing import area_router
 
-router = APIRouter(tags=["forms"], route_class=ApiRoute)
+router = area_router("forms")
 
 
 class FormSummary(BaseModel):
@@ -52,12 +52,12 @@ class SubmissionResult(BaseModel):
 
 
 @router.get("/forms", responses=problems(403))
-def list_forms(user: ApiUser, compiled: CompiledDep) -> list[FormSummary]:
+def list_forms(user: ApiUser, compiled: ApiCompiled) -> list[FormSummary]:
     return [FormSummary(name=f.name, label=f.label, entity=f.entity, contact=f.contact, portal=f.portal) for f in compiled.model.forms.values()]
 
 
 @router.get("/forms/{name}/schema", responses=problems(403, 404, 422))
-def form_schema(name: FormName, user: ApiUser, compiled: CompiledDep) -> dict[str, Any]:
+def form_schema(name: FormName, user: ApiUser, compiled: ApiCompiled) -> dict[str, Any]:
     """The form's JSON Schema (draft 2020-12)."""
     if name not in compiled.form_schemas:
         raise Problem(404, "Not found", f"There is no form '{name}'.")
@@ -65,7 +65,7 @@ def form_schema(name: FormName, user: ApiUser, compiled: CompiledDep) -> dict[st
 
 
 @router.get("/forms/{name}/ui-schema", responses=problems(403, 404, 422))
-def form_ui_schema(name: FormName, user: ApiUser, compiled: CompiledDep,
+def form_ui_schema(name: FormName, user: ApiUser, compiled: ApiCompiled,
                    renderer: Annotated[Literal["rjsf", "jsonforms"], Query(alias="for")] = "rjsf") -> dict[str, Any]:
     """The form's UI schema for react-jsonschema-form (`for=rjsf`) or JSON Forms (`for=jsonforms`): order, widgets, sections."""
     if name not in compiled.form_ui_schemas:
@@ -92,10 +92,13 @@ def submission_input(compiled, name: str, body: SubmissionBody) -> tuple[Form, A
                         **problems(400, 403, 404, 413, 422)},
              openapi_extra={"parameters": [key_parameter(required=True)]})
 async def submit_form(name: FormName, body: SubmissionBody, user: ApiPermitted("generate_tasks"),
-                      idempotency_key: Annotated[str, Depends(required_key)], compiled: CompiledDep,
-                      services: ServicesDep) -> JSONResponse:
+                      idempotency_key: Annotated[str, Depends(required_key)], request: Request) -> JSONResponse:
     """Submit a form: recorded once per Idempotency-Key, its actions run, its processes started."""
-    engine = services.engine  # (not a dependency of its own: FastAPI solves each one per request, the busiest route's cost)
+    # the configuration and the services are not dependencies of their own: FastAPI solves each one on every request,
+    # and this is the API's busiest route
+    compiled = await api_compiled(request)
+    services: Services = request.app.state.services
+    engine = services.engine
 
     def write():
         form, record_id, values = submission_input(compiled, name, body)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime import projects as teams
@@ -12,13 +11,13 @@ from runtime.holders import MAX_ID
 from runtime.schema import alerts, project_members, projects, tasks
 
 from ..access import allowed, may_change_team, may_open_project
-from ..deps import CompiledDep, Conn, EngineDep
+from ..deps import Conn, EngineDep
 from .auth import ApiPermitted, ApiUser
-from .common import Moment, id_or_404, row_json
+from .common import ApiCompiled, Moment, id_or_404, row_json
 from .problems import Problem, problems
-from .routing import ApiRoute
+from .routing import area_router
 
-router = APIRouter(tags=["projects and alerts"], route_class=ApiRoute)
+router = area_router("projects and alerts")
 
 
 class ProjectOut(BaseModel):
@@ -61,7 +60,7 @@ class AlertOut(BaseModel):
 
 
 @router.get("/projects", response_model=list[ProjectOut], responses=problems(403))
-def my_projects(user: ApiPermitted("project_access"), conn: Conn, compiled: CompiledDep) -> list[dict]:
+def my_projects(user: ApiPermitted("project_access"), conn: Conn, compiled: ApiCompiled) -> list[dict]:
     """Projects the caller may see: all with staff project access, else those they manage or are on."""
     q = sa.select(projects).order_by(projects.c.created_at.desc())
     if not allowed(compiled.model, user, "access"):
@@ -102,13 +101,13 @@ def _detail(conn, project: dict) -> dict:
 
 
 @router.get("/projects/{project_id}", response_model=ProjectDetail, responses=problems(403, 404, 422))
-def project(project_id: int, user: ApiPermitted("project_access"), conn: Conn, compiled: CompiledDep) -> dict:
+def project(project_id: int, user: ApiPermitted("project_access"), conn: Conn, compiled: ApiCompiled) -> dict:
     """One project the caller may open (its manager, its members, staff with project access), with its team."""
     return _detail(conn, _project(conn, compiled, user, project_id))
 
 
 @router.post("/projects/{project_id}/members", response_model=ProjectDetail, responses=problems(400, 403, 404, 413, 422))
-def add_member(project_id: int, body: MemberIn, user: ApiPermitted("project_access"), engine: EngineDep, compiled: CompiledDep) -> dict:
+def add_member(project_id: int, body: MemberIn, user: ApiPermitted("project_access"), engine: EngineDep, compiled: ApiCompiled) -> dict:
     """Bring someone onto the team: an active user who may hold the project's tasks (a customer's user: of its customer)."""
     with engine.begin() as conn:
         found = _project(conn, compiled, user, project_id, change=True)
@@ -120,7 +119,7 @@ def add_member(project_id: int, body: MemberIn, user: ApiPermitted("project_acce
 
 
 @router.delete("/projects/{project_id}/members/{user_id}", response_model=ProjectDetail, responses=problems(403, 404, 409, 422))
-def remove_member(project_id: int, user_id: int, user: ApiPermitted("project_access"), engine: EngineDep, compiled: CompiledDep) -> dict:
+def remove_member(project_id: int, user_id: int, user: ApiPermitted("project_access"), engine: EngineDep, compiled: ApiCompiled) -> dict:
     """Take someone off the team (the project manager stays)."""
     with engine.begin() as conn:
         found = _project(conn, compiled, user, project_id, change=True)

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import Body, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from runtime import records
 
-from ..deps import CompiledDep, Conn, EngineDep, ServicesDep
+from ..deps import Conn, EngineDep, ServicesDep
 from ..processes import started
 from .auth import ApiPermitted, ApiUser
 from .common import (
+    ApiCompiled,
     EntityName,
     Moment,
     RecordId,
@@ -25,9 +26,9 @@ from .common import (
     row_version,
 )
 from .problems import Problem, problems
-from .routing import ApiRoute
+from .routing import area_router
 
-router = APIRouter(tags=["records"], route_class=ApiRoute)
+router = area_router("records")
 
 
 class RecordOut(BaseModel):
@@ -61,7 +62,7 @@ FILTERS = {"name": "filters", "in": "query", "required": False, "style": "form",
 
 @router.get("/records/{entity}", response_model=RecordPage, responses=problems(400, 403, 404, 422),
             openapi_extra={"parameters": [FILTERS]})
-def search(request: Request, entity: EntityName, user: ApiUser, conn: Conn, compiled: CompiledDep,
+def search(request: Request, entity: EntityName, user: ApiUser, conn: Conn, compiled: ApiCompiled,
            sort: Annotated[str, Query(description="the field to sort by, '-name' for descending; id breaks ties")] = "id",
            page: Annotated[int, Query(ge=1)] = 1, page_size: Annotated[int, Query(ge=1, le=records.MAX_PAGE_SIZE)] = 50) -> dict:
     """Records matching every filter, a page at a time."""
@@ -81,7 +82,7 @@ async def changed(services, compiled, rec: records.Record) -> dict:
 
 
 @router.post("/records/{entity}", status_code=201, response_model=RecordChanged, responses=problems(400, 403, 404, 413, 422))
-async def create(entity: EntityName, body: Values, user: ApiPermitted("edit_records"), engine: EngineDep, compiled: CompiledDep,
+async def create(entity: EntityName, body: Values, user: ApiPermitted("edit_records"), engine: EngineDep, compiled: ApiCompiled,
                  services: ServicesDep) -> dict:
     """Create a record; a message per field that is not accepted."""
     def write() -> records.Record:
@@ -96,7 +97,7 @@ async def create(entity: EntityName, body: Values, user: ApiPermitted("edit_reco
 
 
 @router.get("/records/{entity}/{record_id}", response_model=RecordOut, responses=problems(403, 404, 422))
-def get(entity: EntityName, record_id: RecordId, user: ApiUser, conn: Conn, compiled: CompiledDep) -> dict:
+def get(entity: EntityName, record_id: RecordId, user: ApiUser, conn: Conn, compiled: ApiCompiled) -> dict:
     entity_or_404(compiled, entity)
     try:
         return record_json(records.get_record(conn, compiled, entity, id_or_404(record_id, entity)))
@@ -107,7 +108,7 @@ def get(entity: EntityName, record_id: RecordId, user: ApiUser, conn: Conn, comp
 @router.patch("/records/{entity}/{record_id}", response_model=RecordChanged, responses=problems(400, 403, 404, 412, 413, 422),
               openapi_extra={"parameters": [if_match_parameter(required=False)]})
 async def update(entity: EntityName, record_id: RecordId, body: Values, user: ApiPermitted("edit_records"),
-                 expected: Annotated[int | None, Depends(row_version)], engine: EngineDep, compiled: CompiledDep,
+                 expected: Annotated[int | None, Depends(row_version)], engine: EngineDep, compiled: ApiCompiled,
                  services: ServicesDep) -> dict:
     """Change the fields the body names (null empties one)."""
     def write() -> records.Record:
@@ -129,7 +130,7 @@ async def update(entity: EntityName, record_id: RecordId, body: Values, user: Ap
 @router.delete("/records/{entity}/{record_id}", status_code=204, response_class=Response,
                responses=problems(400, 403, 404, 409, 412, 422, 428), openapi_extra={"parameters": [if_match_parameter(required=True)]})
 def delete(entity: EntityName, record_id: RecordId, user: ApiPermitted("delete_records"), version: Annotated[int, Depends(required_row_version)],
-           engine: EngineDep, compiled: CompiledDep) -> Response:
+           engine: EngineDep, compiled: ApiCompiled) -> Response:
     """Delete a record nothing refers to; If-Match (its row_version) is required, so you delete what you have seen."""
     entity_or_404(compiled, entity)
     try:

@@ -4,26 +4,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, RootModel
 
 from engine import reporting
-from engine.compiler import CompiledModel
 from runtime import charts, reports
 
 from ..access import allowed, report_viewer
-from ..deps import CompiledDep, Conn, get_compiled
+from ..deps import Conn
 from .auth import api_caller
-from .common import NAME_PATTERN, jsonable
+from .common import NAME_PATTERN, ApiCompiled, jsonable
 from .problems import Problem, problems
-from .routing import ApiRoute
+from .routing import area_router
 
-router = APIRouter(tags=["reports"], route_class=ApiRoute)
+router = area_router("reports")
 ReportName = Annotated[str, Path(pattern=NAME_PATTERN, description="the report's name, e.g. pipeline_funnel")]
 
 
-def api_reporter(user: Annotated[dict, Depends(api_caller)], compiled: Annotated[CompiledModel, Depends(get_compiled)]) -> dict:
+async def api_reporter(user: Annotated[dict, Depends(api_caller)], compiled: ApiCompiled) -> dict:
     """Staff: a caller without the 'access' permission (a customer's people) finds no reports at all (404)."""
     if not allowed(compiled.model, user, "access"):
         raise Problem(404, "Not found", "There are no reports here.")
@@ -80,7 +79,7 @@ class ReportOut(BaseModel):
 
 
 @router.get("/reports", response_model=list[ReportSummary], responses=problems(404))
-def report_list(user: ApiReporter, conn: Conn, compiled: CompiledDep) -> list[dict]:
+def report_list(user: ApiReporter, conn: Conn, compiled: ApiCompiled) -> list[dict]:
     """The reports the caller may see."""
     viewer = report_viewer(conn, compiled.model, user)
     return [{"name": r.name, "label": r.label, "description": r.description, "metric": r.metric, "entity": r.entity,
@@ -94,7 +93,7 @@ class VegaLiteSpec(RootModel[dict[str, Any]]):
 @router.get("/reports/{name}", response_model=ReportOut | VegaLiteSpec, responses={
     200: {"description": "The rows and the chart (format=json), or the chart's Vega-Lite spec alone (format=vega-lite)"},
     **problems(404, 409, 422)}, openapi_extra={"x-tailor-query": "any viewer filter of the report, by its name (e.g. owner=ann)"})
-def report_rows(request: Request, name: ReportName, user: ApiReporter, conn: Conn, compiled: CompiledDep,
+def report_rows(request: Request, name: ReportName, user: ApiReporter, conn: Conn, compiled: ApiCompiled,
                 period: Annotated[str | None, Query(description="a period preset (this_month, last_90_days, ...) or 'custom'")] = None,
                 start: Annotated[dt.date | None, Query(alias="from", description="custom period: the first day")] = None,
                 end: Annotated[dt.date | None, Query(alias="to", description="custom period: the last day")] = None,

@@ -4,19 +4,20 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from runtime import tasks as task_service
 from runtime.holders import MAX_ID
 from runtime.schema import tasks
-from runtime.taskactions import ActionRefused
+from runtime.taskactions import ActionRefused, TaskActions
 
 from ..access import decide_refusal, may_act_on_task, may_see_task
-from ..deps import CompiledDep, Conn, EngineDep, TaskActionsDep
+from ..deps import Conn, EngineDep, ServicesDep, task_actions
 from .auth import ApiPermitted
 from .common import (
+    ApiCompiled,
     FormValue,
     Moment,
     Text,
@@ -26,10 +27,18 @@ from .common import (
     row_json,
 )
 from .problems import Problem, problems
-from .routing import ApiRoute
+from .routing import area_router
 
-router = APIRouter(tags=["tasks"], route_class=ApiRoute)
+router = area_router("tasks")
 IdempotencyKey = Annotated[str | None, Depends(optional_key)]
+
+
+async def api_task_actions(services: ServicesDep, compiled: ApiCompiled) -> TaskActions:
+    """The staff-action service over the active model, as written (see `api_compiled`)."""
+    return task_actions(services, compiled)
+
+
+ApiTaskActions = Annotated[TaskActions, Depends(api_task_actions)]
 ACTION = {"responses": problems(400, 403, 404, 409, 413, 422, 503), "response_model_exclude_unset": True,
           "openapi_extra": {"parameters": [key_parameter(required=False)]}}
 
@@ -122,7 +131,7 @@ async def act(engine, user: dict, task_id: int, permitted, action) -> dict:
 
 @router.post("/tasks/{task_id}/complete", response_model=ActionResult, **ACTION)
 async def complete(task_id: int, body: CompleteBody, user: ApiPermitted("manage_own_tasks"), engine: EngineDep,
-                   actions: TaskActionsDep, idempotency_key: IdempotencyKey) -> dict:
+                   actions: ApiTaskActions, idempotency_key: IdempotencyKey) -> dict:
     """Complete a task with its step form's values (the form's on-submit actions run as on the web page)."""
     return await act(engine, user, task_id, lambda t, g, pm: may_act_on_task(user, t, g),
                      lambda t: actions.complete(t, user, body.data, key=idempotency_key, comment=body.comment))
@@ -135,8 +144,8 @@ def _decider(engine, task_id: int, user: dict) -> tuple[dict, set[str], int | No
 
 
 @router.post("/tasks/{task_id}/approve", response_model=ActionResult, **ACTION)
-async def approve(task_id: int, body: ApproveBody, user: ApiPermitted("approve_tasks"), engine: EngineDep, compiled: CompiledDep,
-                  actions: TaskActionsDep, idempotency_key: IdempotencyKey) -> dict:
+async def approve(task_id: int, body: ApproveBody, user: ApiPermitted("approve_tasks"), engine: EngineDep, compiled: ApiCompiled,
+                  actions: ApiTaskActions, idempotency_key: IdempotencyKey) -> dict:
     """Approve an approval task of the caller's, or reject it with `approve: false` and a `reason` (422 without one): the
     work goes back to whoever did it. Nobody decides on their own work (403), nor on someone else's approval (403); a
     decided or cancelled approval answers 409. A task awaiting its own approver (a process started before approval
@@ -152,8 +161,8 @@ async def approve(task_id: int, body: ApproveBody, user: ApiPermitted("approve_t
 
 
 @router.post("/tasks/{task_id}/reassign", response_model=ActionResult, **ACTION)
-async def reassign(task_id: int, body: ReassignBody, user: ApiPermitted("monitor_tasks"), engine: EngineDep, compiled: CompiledDep,
-                   actions: TaskActionsDep, idempotency_key: IdempotencyKey) -> dict:
+async def reassign(task_id: int, body: ReassignBody, user: ApiPermitted("monitor_tasks"), engine: EngineDep, compiled: ApiCompiled,
+                   actions: ApiTaskActions, idempotency_key: IdempotencyKey) -> dict:
     """Hand a task to another active staff user who may hold it."""
     return await act(engine, user, task_id, lambda t, g, pm: may_see_task(compiled.model, user, t, g, pm),
                      lambda t: actions.reassign(t, user, body.to_user, key=idempotency_key))
