@@ -200,3 +200,16 @@ def test_a_field_the_base_renames_keeps_its_translation(packs):
     assert found == []
     sector = labels.translate(model, "de").entities["company"].field("sector")
     assert (sector.label, sector.choices[0].label) == ("Branche", "Gesundheitswesen")
+
+
+def test_every_task_title_of_the_crm_pack_reads_in_german():
+    """A German reader of the CRM pack sees every step's task title in German, templated ones included."""
+    from engine.model import walk
+
+    model, problems = load_model([ROOT / "definitions" / "crm"])
+    assert not problems
+    german = labels.translate(model, "de")
+    untranslated = [f"{name}.{step.id}" for name, process in model.processes.items()
+                    for step, de in zip(walk(process.steps), walk(german.processes[name].steps), strict=True)
+                    if getattr(step, "title", None) is not None and de.title.source == step.title.source]
+    assert untranslated == []
