@@ -12,6 +12,7 @@ when the task is made. A title that fails to render in a language keeps the defi
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +29,8 @@ from .schema import process_instances, projects, tasks
 _KEPT = 8  # (model, language) pairs remembered: a release brings a new model
 _translated: dict[tuple[int, str], tuple[Model, Model]] = {}
 
+
+log = logging.getLogger(__name__)
 
 def _in(model: Model, locale: str) -> Model:
     """`model` in `locale`, translated once per model and language (a translation takes milliseconds; tasks are many)."""
@@ -73,7 +76,9 @@ def _render(conn: sa.Connection, compiled: CompiledModel, model: Any, source: st
     scope["process"] = {**base["process"], "label": process.label}
     try:
         return expressions.render(source, scope).strip() or None
-    except Exception:  # noqa: BLE001 - a translated title that fails keeps the definitions' one
+    except Exception as exc:  # noqa: BLE001 - a translated title that fails keeps the definitions' one
+        log.warning("the %s title of step %s.%s did not render (%s): the task keeps its own title",
+                    model.locale or "translated", values.get("process"), values.get("step"), exc)
         return None
 
 

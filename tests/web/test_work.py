@@ -179,7 +179,7 @@ def test_the_timeline_shows_each_step_with_outcome_who_and_when_and_the_skipped_
 
 def test_an_approval_round_shows_each_approvers_decision_and_the_reason(site):
     page = site.client("mia").get(f"/tasks/{site.ids['sent_back']}").text
-    qualify, proposal, approval = steps(page)
+    _qualify, proposal, approval = steps(page)
     assert "This task" in proposal and "Sent back to Bob Sales" in proposal
     assert "Proposal value £52,000.00" in proposal and "Stage now Already negotiating" in proposal  # what was sent, to revise
     assert "Rejected" in approval and "Dave Director: Rejected" in approval
