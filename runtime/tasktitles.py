@@ -32,6 +32,7 @@ _translated: dict[tuple[int, str], tuple[Model, Model]] = {}
 
 log = logging.getLogger(__name__)
 
+
 def _in(model: Model, locale: str) -> Model:
     """`model` in `locale`, translated once per model and language (a translation takes milliseconds; tasks are many)."""
     hit = _translated.get((id(model), locale))
