@@ -41,6 +41,8 @@ def crm_1_1(root: Path, *, conflict: bool = False, version: str = "1.1.0") -> Pa
     start, end = text.index("  - id: training\n"), text.index("  - id: sign_off\n")
     onboarding.write_text(text[:start] + text[end:])
     _edit(onboarding, "    due: 3 business days\n", "    due: 2 business days\n")
+    german = folder / "locales" / "de.yaml"
+    _edit(german, '      training: "Die Anwender von {{ record.name }} schulen"\n', "")
     (folder / "forms" / "contact" / "site_visit.yaml").write_text(SITE_VISIT)
     if conflict:
         lead = folder / "processes" / "lead_follow_up.yaml"
@@ -48,4 +50,6 @@ def crm_1_1(root: Path, *, conflict: bool = False, version: str = "1.1.0") -> Pa
         text = (lead.read_text().replace("id: proposal\n", "id: send_proposal\n").replace("steps.proposal.", "steps.send_proposal.")
                 .replace("approve: proposal\n", "approve: send_proposal\n").replace(" proposal.", " send_proposal."))
         lead.write_text(text.replace("from: proposal}", "from: send_proposal}"))
+        _edit(german, '      proposal: "Angebot senden', '      send_proposal: "Angebot senden')
+        _edit(german, "steps.proposal.", "steps.send_proposal.")
     return folder

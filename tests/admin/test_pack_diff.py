@@ -19,7 +19,7 @@ def test_two_versions_in_words_then_as_a_yaml_diff(tmp_path):
                      "  renamed field phone of company to telephone (its values are kept)\n  changed pages of entity company\n"
                      "  changed label of field telephone of company: 'Phone' → 'Telephone'\n"
                      "  changed due of step kickoff of process onboarding: 3 business days → 2 business days\n")
-    assert files.startswith("  changed entities/company.yaml\n  added forms/contact/site_visit.yaml\n  changed pack.yaml\n"
+    assert files.startswith("  changed entities/company.yaml\n  added forms/contact/site_visit.yaml\n  changed locales/de.yaml\n  changed pack.yaml\n"
                             "  changed processes/onboarding.yaml\n\n--- before/crm/entities/company.yaml\n+++ after/crm/entities/company.yaml\n")
     assert "\n-  phone: phone\n+  telephone:\n+    type: phone\n+    renamed_from: phone\n" in files
     assert "\n-    due: 3 business days\n+    due: 2 business days\n" in files
