@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from engine.compiler import CompiledModel
-from runtime import releases
+from runtime import heap, releases
 from runtime.notifications import UnreadWatch
 
 from .api import api_routes, document_bearer
@@ -98,6 +98,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
 
             def switch(new: CompiledModel, _row: dict) -> None:
                 app.state.compiled = new
+                heap.after_switch()
 
             follower = asyncio.create_task(releases.Follower(engine, releases_root, switch, seen=seen, name="the web app").run())
         yield

@@ -23,7 +23,7 @@ from temporalio.client import Client, TLSConfig
 from engine.compiler import CompiledModel, compile_model
 from engine.errors import TailorError
 from engine.loader import load
-from runtime import drainer, mailbox, releases
+from runtime import drainer, heap, mailbox, releases
 from runtime.db import make_engine, upgrade
 from runtime.deliveries import sync_report_schedules
 from runtime.devserver import DevServer
@@ -159,6 +159,7 @@ async def serve_web(app, host: str, port: int, child: subprocess.Popen | None, e
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, exit_on_signal)
+    heap.settle()  # everything built so far lives as long as the process: full collections need not walk it
     serving = asyncio.create_task(server.serve())
     watch = asyncio.create_task(_until_exit(child) if child else asyncio.Event().wait())
     await asyncio.wait([serving, watch], return_when=asyncio.FIRST_COMPLETED)
@@ -178,6 +179,7 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
     with ThreadPoolExecutor(8) as pool:
         mail = mail_settings(settings, base_url, echo)
         runner = make_worker(client, engine, compiled, settings.task_queue, mail, pool, hooks, cache=settings.workflow_cache)
+        heap.settle()
         worker_task = asyncio.create_task(runner.run())
         current = {"compiled": compiled}
 
@@ -186,6 +188,7 @@ async def run_worker(client: Client, engine: sa.Engine, compiled: CompiledModel,
             for part in runner.tailor_parts:
                 part.compiled = new
             current["compiled"] = new
+            heap.after_switch()
             await sync_schedules(client, new, settings.task_queue, announce=announcing(settings, new.model))
 
         with engine.connect() as conn:

@@ -182,7 +182,12 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
         return Submission.stored(done)
     form = compiled.model.forms[form_name]
     result = Submission(submission_id)
-    record = records.get_record(conn, compiled, form.entity, record_id).data if form.entity and record_id else {}
+    record: Mapping[str, Any] = {}
+    if form.entity and record_id:
+        if form.actions:  # their values and conditions may name the record's fields
+            record = records.get_record(conn, compiled, form.entity, record_id).data
+        else:
+            records.require_record(conn, compiled, form.entity, record_id)
     context = {"record_id": record_id, "template": {"form": dict(form_values), "record": dict(record), "user": {k: user.get(k) for k in ("id", "name", "email")},
                                                     "today": dt.date.today(), "now": dt.datetime.now(dt.timezone.utc)}}
     if form.entity and record_id:

@@ -51,6 +51,7 @@ def _entry(row) -> HistoryEntry:
 # built once: SQLAlchemy then finds their compiled form at once instead of rebuilding and hashing them per call
 _BY_KEY = sa.select(contact_history).where(contact_history.c.key == sa.bindparam("key"))
 _INSERT = contact_history.insert().returning(*contact_history.c)
+_WRITTEN = ("entity", "record_id", "kind", "summary", "data", "user_id", "form", "key", "public")
 
 
 def _by_key(conn: sa.Connection, key: str) -> HistoryEntry | None:
@@ -69,9 +70,12 @@ def add_history(conn: sa.Connection, entity: str, record_id: int, kind: str, sum
                   data=dict(data) if data is not None else None, user_id=user, occurred_at=at or utcnow(), public=public)
     if key is None:
         return _entry(conn.execute(_INSERT, values).one())
-    # A repeat (or a concurrent writer that got there first) inserts nothing and reads the first entry.
-    row = insert_new(conn, contact_history, values, ("key",))
-    entry = _entry(row) if row is not None else _by_key(conn, key)
+    # A new entry is what was written (only its id is read back: decoding the row again costs more than writing it);
+    # a repeat (or a concurrent writer that got there first) inserts nothing and reads the first entry.
+    row = insert_new(conn, contact_history, values, ("key",), returning=("id",))
+    if row is not None:
+        return HistoryEntry(id=row.id, occurred_at=_aware(values["occurred_at"]), **{k: values[k] for k in _WRITTEN})
+    entry = _by_key(conn, key)
     assert entry is not None
     return entry
 

@@ -127,6 +127,7 @@ class _Entity:
     # statements built once, so SQLAlchemy finds their compiled form at once: the row with id :id, plain and locked, ...
     by_id: sa.Select
     by_id_locked: sa.Select
+    exists: sa.Select  # the id alone: whether there is such a record
     insert: sa.Insert  # a new row, returning its id
 
 
@@ -151,7 +152,8 @@ def _build_entity(compiled: CompiledModel, name: str) -> _Entity:
     return _Entity(e=e, table=table, schema=schema, group_schemas=group_schemas, fields={f.name: f for f in e.all_fields()},
                    group_of={f.name: g for g in e.groups for f in g.fields},
                    validators={None: V.validator(schema), **{g: V.validator(gs) for g, gs in group_schemas.items()}},
-                   by_id=by_id, by_id_locked=by_id.with_for_update(), insert=table.insert().returning(table.c.id))
+                   by_id=by_id, by_id_locked=by_id.with_for_update(),
+                   exists=sa.select(table.c.id).where(table.c.id == sa.bindparam("id")), insert=table.insert().returning(table.c.id))
 
 
 def field_expression(table: sa.Table, f: Field) -> sa.ColumnElement:
@@ -194,6 +196,13 @@ def get_record(conn: sa.Connection, compiled: CompiledModel, entity: str, record
     """One record; RecordNotFound if there is none with that id."""
     ent = _entity(compiled, entity)
     return _to_record(ent, _row(conn, ent, record_id))
+
+
+def require_record(conn: sa.Connection, compiled: CompiledModel, entity: str, record_id: int) -> None:
+    """RecordNotFound unless there is a record with that id (what get_record checks, without reading the record)."""
+    ent = _entity(compiled, entity)
+    if conn.execute(ent.exists, {"id": record_id}).first() is None:
+        raise RecordNotFound(ent.e.name, record_id)
 
 
 def get_records(conn: sa.Connection, compiled: CompiledModel, entity: str, ids: Iterable[int]) -> dict[int, Record]:
