@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import jsonschema
 
-from engine import fieldtypes, validation
+from engine import fastcheck, fieldtypes, validation
 from engine.compiler import is_column
 from engine.model import Field
 
@@ -327,6 +327,31 @@ def field_validator(f: Field) -> jsonschema.Draft202012Validator:
         return validator(fieldtypes.get(f.type).json_schema(f))
 
 
+@functools.lru_cache(maxsize=4096)
+def _field_check(f: Field) -> Callable[[Any], Any] | None:
+    return fastcheck.compile_check(fieldtypes.get(f.type).json_schema(f))
+
+
+def field_check(f: Field) -> Callable[[Any], Any] | None:
+    """The compiled yes/no check of one field's values (engine.fastcheck), built once per field; None where only
+    jsonschema can be trusted (money bounds, say)."""
+    try:
+        return _field_check(f)
+    except TypeError:  # not hashable (a multichoice's list default): built each time it would cost more than it saves
+        return None
+
+
+def _fits(value: Any, target: Field) -> bool:
+    check = field_check(target)
+    if check is not None:
+        try:
+            check(value)
+            return True
+        except fastcheck.Invalid:
+            pass  # jsonschema says why, or that it is fine after all
+    return False
+
+
 def convert(value: Any, target: Field) -> Any:
     """`value` as a value of `target`, or NotConvertible saying why not."""
     if isinstance(value, list) and target.type != "multichoice":
@@ -336,7 +361,7 @@ def convert(value: Any, target: Field) -> Any:
     new = CONVERTERS[target.type](value)
     if target.type == "choice" and target.choices and all(isinstance(c.value, int) for c in target.choices):
         new = _to_integer(new)
-    errors = list(field_validator(target).iter_errors(new))
+    errors = [] if _fits(new, target) else list(field_validator(target).iter_errors(new))
     if errors:
         raise NotConvertible(message(target, errors[0]))
     if (problem := storage_problem(target, new)):
