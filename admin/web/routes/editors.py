@@ -5,7 +5,9 @@ active and the draft version; and a preview of a form as staff will see it, for 
 
 Every save checks the whole draft as `tailor check` does; a change that brings a problem is not saved, and the form
 comes back as it was typed with each problem at the input it belongs to (or, when it cannot be told, with its file and
-line in the YAML shown beside the form).
+line in the YAML shown beside the form). A draft that does not compile cannot be shown in them: each editor reads the
+draft through `deps.EditableDraft` (a save through `deps.editable_draft`, in its transaction), which sends the admin
+to the YAML editor to fix its problems first.
 """
 from __future__ import annotations
 
