@@ -132,9 +132,10 @@ def update_user(conn: sa.Connection, model: Model, user_id: int, *, name: str, e
                                                        "roles": [row["roles"], list(roles)]})
 
 
-def set_language(conn: sa.Connection, model: Model, user_id: int, locale: str, *, actor_id: int | None) -> None:
+def set_language(conn: sa.Connection, model: Model, user_id: int, locale: str, *, actor_id: int | None) -> str:
     """The language `user_id` reads labels in: one of those the packs ship (engine.labels.languages), '' for their
-    browser's; a change goes into the console log with the languages' names."""
+    browser's; a change goes into the console log with the languages' names (whether an administrator made it on the
+    console or the user on their profile). Returns the language's own name ('' for the browser's)."""
     row = get_user(conn, user_id)
     offered = dict(labels.languages(model))
     locale = locale.strip()
@@ -145,6 +146,7 @@ def set_language(conn: sa.Connection, model: Model, user_id: int, locale: str, *
         conn.execute(users.update().where(users.c.id == user_id).values(locale=locale or None))
         before = offered.get(row.get("locale") or "", row.get("locale")) if row.get("locale") else "their browser's language"
         log(conn, actor_id, "user.language", describe(row), {"language": [before, shown]})
+    return offered[locale] if locale else ""
 
 
 def set_active(conn: sa.Connection, user_id: int, active: bool, *, actor_id: int | None, reason: str = "") -> None:

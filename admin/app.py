@@ -33,7 +33,7 @@ from .api import api_routes, document_bearer
 from .api.auth import ApiAuthentication
 from .api.problems import Problem, problem_response, validation_problem
 from .api.routing import is_api_path
-from .deps import MustChangePassword, Services, session_user
+from .deps import DraftHasProblems, MustChangePassword, Services, session_user
 from .limits import DEFAULT_MAX_BODY, BodyLimit
 from .sessions import LIFETIME, PageSessions
 from .web.pages import render
@@ -142,6 +142,15 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     async def must_change(request: Request, exc: MustChangePassword) -> Response:
         request.session["flash"] = "Choose your own password before you go on: the one you were given was temporary."
         return RedirectResponse("/profile#password", status_code=303)
+
+    @app.exception_handler(DraftHasProblems)
+    async def fix_draft_first(request: Request, exc: DraftHasProblems) -> Response:
+        """A structured editor on a draft that does not compile: to the YAML editor, where every problem is listed at its
+        line, with a word why."""
+        n = exc.problems
+        request.session["flash"] = (f"The draft has {n} problem{'s' if n != 1 else ''}: fix {'them' if n != 1 else 'it'} here "
+                                    f"before using the structured editors.")
+        return RedirectResponse("/admin/draft#problems", status_code=303)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -18,12 +18,14 @@ from starlette.datastructures import FormData
 from temporalio.client import Client
 
 from engine.compiler import CompiledModel
+from engine.model import Model
 from runtime.mailmerge import MergeProcess
 from runtime.taskactions import TaskActions
 
 from . import sessions
 from .access import allowed
 from .throttle import LoginThrottle
+from .web import drafting
 from .web.language import compiled_for
 
 
@@ -107,6 +109,41 @@ async def current_user(request: Request, user: MaybeUser) -> dict:
 
 
 CurrentUser = Annotated[dict, Depends(current_user)]
+
+
+# -- the console's draft, for the structured editors -------------------------------------
+class DraftHasProblems(Exception):
+    """The draft does not compile, so the structured editors cannot show it: its problems are fixed in the YAML editor
+    first (the handler in `app.py` sends the admin there, with a word how many there are)."""
+
+    def __init__(self, problems: int):
+        super().__init__(f"the draft has {problems} problem(s)")
+        self.problems = problems
+
+
+class Editable(NamedTuple):
+    """The draft and its model, which the structured editors show and change."""
+
+    draft: drafting.Draft
+    model: Model
+
+
+def editable_draft(request: Request, conn: sa.Connection, compiled: CompiledModel) -> Editable:
+    """The draft (as `drafting.open_draft` reads it on `conn`) if it compiles, else `DraftHasProblems`. An editor's save
+    calls this in its own transaction; its page reads it through `EditableDraft`."""
+    draft = drafting.open_draft(request, conn, compiled)
+    if draft.model is None:
+        raise DraftHasProblems(len(draft.problems))
+    return Editable(draft, draft.model)
+
+
+def get_editable_draft(request: Request, conn: Conn, compiled: CompiledDep) -> Editable:
+    return editable_draft(request, conn, compiled)
+
+
+# Declare it after the route's user: FastAPI resolves a route's dependencies in order, and someone who may not use the
+# console is refused (403) before anything of the draft is read or told.
+EditableDraft = Annotated[Editable, Depends(get_editable_draft)]
 
 
 # What each permission lets someone do, for the refusal a person reads (the names are the definitions' own).

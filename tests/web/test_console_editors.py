@@ -444,6 +444,32 @@ def test_a_draft_with_problems_sends_the_editors_to_the_yaml_files(site):
     assert "this is the active configuration" in words(admin.get("/admin/preview?show=form:call_note").text)
 
 
+def test_every_editor_page_and_save_on_a_draft_with_problems_goes_to_the_yaml_editor_first(site):
+    admin = site["admin"]
+    broken = admin.post("/admin/draft/files", data={"csrf_token": token(admin.get("/admin/draft").text), "path": "forms/bad.yaml",
+                                                    "text": "kind: form\nname: bad\nfields: {a: nonsense}\n"})
+    assert broken.status_code == 422
+    before = draft_files(site["engine"])
+    editors = [url for url in GETS if url.startswith("/admin/editors/")]
+    for url in editors:
+        sent = admin.get(url, follow_redirects=False)
+        assert (sent.status_code, sent.headers.get("location")) == (303, "/admin/draft#problems"), url
+        assert "The draft has 1 problem: fix it here before using the structured editors." in words(admin.get("/admin/draft").text), url
+    csrf = token(admin.get("/admin/draft").text)
+    typed = {"csrf_token": csrf, "scope": "all", "name": "x", "label": "X", "type": "string", "section": "Company", "op": "save"}
+    for url in POSTS:
+        sent = admin.post(url, data=typed, follow_redirects=False)
+        assert (sent.status_code, sent.headers.get("location")) == (303, "/admin/draft#problems"), url
+        assert "fix it here before using the structured editors" in words(admin.get("/admin/draft").text), url
+    assert draft_files(site["engine"]) == before  # nothing of the saves was written
+    # someone who may not use the console is refused, and not told about the draft
+    staff = TestClient(site["app"])
+    log_in(staff, "ann")
+    assert [staff.get(url, follow_redirects=False).status_code for url in editors] == [403] * len(editors)
+    assert [staff.post(url, data={**typed, "csrf_token": token(staff.get("/").text)}, follow_redirects=False).status_code
+            for url in POSTS] == [403] * len(POSTS)
+
+
 def test_every_crm_process_page_draws_every_step_branch_and_escalation_level(site):
     from engine.loader import load
     from engine.model import ParallelStep

@@ -1,6 +1,6 @@
 """A task whose step title is a template reads in its reader's language on My work, the task page and the alerts page;
 a task made before titles were kept reads as it was made; an administrator sets a user's language on the console's
-user page, and that user's pages turn German. The German task page in a browser, on a desk and a phone."""
+user page (or the user on their profile, the same change in the same console log), and that user's pages turn German. The German task page in a browser, on a desk and a phone."""
 from __future__ import annotations
 
 import datetime as dt
@@ -110,6 +110,28 @@ def test_an_administrator_sets_a_users_language_on_the_console_and_their_pages_t
         logged = conn.execute(sa.select(console_log.c.action, console_log.c.details, console_log.c.actor_id)).all()
     assert logged == [("user.language", {"language": ["their browser's language", "Deutsch"]}, ids["ada"])]
     assert 'data-label="What">Language</td>' in saved.text  # the page's own list of changes to Ann names it
+
+
+def test_a_user_sets_their_own_language_on_the_profile_as_the_console_does_and_a_bad_one_changes_nothing(site):
+    app, engine, ids = site
+    ann = logged_in(app, "ann")
+    saved = ann.post("/profile/language", data={"csrf_token": token(ann, "/profile"), "locale": "de"})
+    assert saved.status_code == 200 and "Labels are now shown in Deutsch." in saved.text
+    work = ann.get("/")
+    assert '<html lang="de">' in work.text
+    assert "Acme Health anrufen (Kunde)" in words(work.text) and "Call Acme Health" not in words(work.text)
+    with engine.connect() as conn:  # in the console log as an administrator's change is, made by Ann herself
+        logged = conn.execute(sa.select(console_log.c.action, console_log.c.subject, console_log.c.details, console_log.c.actor_id)).all()
+    assert logged == [("user.language", "user ann (Ann)", {"language": ["their browser's language", "Deutsch"]}, ids["ann"])]
+    refused = ann.post("/profile/language", data={"csrf_token": token(ann, "/profile"), "locale": "xx"})
+    assert refused.status_code == 422
+    assert '<p class="error" id="locale-error">Choose a language from the list.</p>' in refused.text  # at the select
+    assert re.search(r'<select id="locale" name="locale" aria-invalid="true"', refused.text)
+    assert '<option value="de" lang="de" selected>Deutsch</option>' in refused.text  # her language as it still is
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(users.c.locale).where(users.c.id == ids["ann"])).scalar() == "de"
+        assert conn.execute(sa.select(sa.func.count()).select_from(console_log)).scalar() == 1
+    assert "Acme Health anrufen (Kunde)" in words(ann.get("/").text)
 
 
 @needs_chromium

@@ -5,7 +5,9 @@ active and the draft version; and a preview of a form as staff will see it, for 
 
 Every save checks the whole draft as `tailor check` does; a change that brings a problem is not saved, and the form
 comes back as it was typed with each problem at the input it belongs to (or, when it cannot be told, with its file and
-line in the YAML shown beside the form).
+line in the YAML shown beside the form). A draft that does not compile cannot be shown in them: each editor reads the
+draft through `deps.EditableDraft` (a save through `deps.editable_draft`, in its transaction), which sends the admin
+to the YAML editor to fix its problems first.
 """
 from __future__ import annotations
 
@@ -24,7 +26,16 @@ from forms import widgets
 from runtime import records, releases
 
 from ...access import allowed
-from ...deps import PERMISSION_TEXT, CompiledDep, Conn, CsrfForm, EngineDep, Permitted
+from ...deps import (
+    PERMISSION_TEXT,
+    CompiledDep,
+    Conn,
+    CsrfForm,
+    EditableDraft,
+    EngineDep,
+    Permitted,
+    editable_draft,
+)
 from .. import drafting, finders, recordforms
 from .. import stepeditor as steps
 from ..fieldeditor import (
@@ -51,19 +62,6 @@ Page = Callable[[int, dict | None, Any], Any]  # an editor's page again: (status
 Admin = Permitted("admin")
 
 
-def _usable(draft: drafting.Draft) -> Model | None:
-    """The draft's model; None while the draft has problems (the editors cannot show it: see `_fix_first`)."""
-    return draft.model
-
-
-def _fix_first(request: Request, draft: drafting.Draft):
-    """To the YAML editor, where every problem of the draft is listed at its line, with a word why."""
-    n = len(draft.problems)
-    flash(request, f"The draft has {n} problem{'s' if n != 1 else ''}: fix {'them' if n != 1 else 'it'} here before using the "
-                   f"structured editors.")
-    return redirect("/admin/draft#problems")
-
-
 def _entity(model: Model, name: str) -> Entity:
     if name not in model.entities:
         raise HTTPException(404, "There is no such kind of record.")
@@ -82,13 +80,11 @@ def _changes(before: Model | None, after) -> str:
 
 
 async def _in_draft(request: Request, engine, compiled, work: Callable[[Any, drafting.Draft, Model], Any]):
-    """`work(conn, draft, model)` in one transaction off the event loop, on a draft the editors can show (else to the
-    YAML editor, `_fix_first`)."""
+    """`work(conn, draft, model)` in one transaction off the event loop, on a draft the editors can show (else
+    `DraftHasProblems`: to the YAML editor, as the editors' pages)."""
     def run():
         with engine.begin() as conn:
-            draft = drafting.open_draft(request, conn, compiled)
-            model = _usable(draft)
-            return _fix_first(request, draft) if model is None else work(conn, draft, model)
+            return work(conn, *editable_draft(request, conn, compiled))
 
     return await run_in_threadpool(run)
 
@@ -122,11 +118,8 @@ def editors_home(request: Request, user: Admin, conn: Conn, compiled: CompiledDe
 
 # -- fields of an entity ----------------------------------------------------------------------------
 @router.get("/admin/editors/entities/{entity}", response_class=HTMLResponse)
-def entity_page(request: Request, entity: str, user: Admin, conn: Conn, compiled: CompiledDep):
-    draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(draft)
-    if model is None:
-        return _fix_first(request, draft)
+def entity_page(request: Request, entity: str, user: Admin, editable: EditableDraft):
+    draft, model = editable
     e = _entity(model, entity)
     return render(request, "console/editors/entity.html", user=user, entity=e, types=TYPES, origin=_origin(draft, "entity", entity),
                   sections=[(s.title, [e.field(n) for n in s.fields if e.field(n)]) for s in e.pages.sections]
@@ -147,11 +140,8 @@ def _group_field(e: Entity, name: str):
 
 
 @router.get("/admin/editors/entities/{entity}/fields", response_class=HTMLResponse)
-def field_editor(request: Request, entity: str, user: Admin, conn: Conn, compiled: CompiledDep, field: str = "", group: str = ""):
-    draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(draft)
-    if model is None:
-        return _fix_first(request, draft)
+def field_editor(request: Request, entity: str, user: Admin, editable: EditableDraft, field: str = "", group: str = ""):
+    draft, model = editable
     e = _entity(model, entity)
     if field:
         f = e.field(field) or _group_field(e, field)
@@ -196,11 +186,8 @@ async def field_save(request: Request, entity: str, user: Admin, data: CsrfForm,
 
 
 @router.get("/admin/editors/entities/{entity}/record-fields", response_class=HTMLResponse)
-def rules_editor(request: Request, entity: str, user: Admin, conn: Conn, compiled: CompiledDep):
-    draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(draft)
-    if model is None:
-        return _fix_first(request, draft)
+def rules_editor(request: Request, entity: str, user: Admin, editable: EditableDraft):
+    model = editable.model
     e = _entity(model, entity)
     return render(request, "console/editors/rules.html", user=user, entity=e, form=RulesForm.of(e.record_fields), errors={}, edit=None,
                   types=TYPES, simple=SIMPLE)
@@ -230,11 +217,8 @@ async def rules_save(request: Request, entity: str, user: Admin, data: CsrfForm,
 
 
 @router.get("/admin/editors/entities/{entity}/groups/{group}", response_class=HTMLResponse)
-def group_editor(request: Request, entity: str, group: str, user: Admin, conn: Conn, compiled: CompiledDep):
-    draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(draft)
-    if model is None:
-        return _fix_first(request, draft)
+def group_editor(request: Request, entity: str, group: str, user: Admin, editable: EditableDraft):
+    draft, model = editable
     e = _entity(model, entity)
     g = next((x for x in e.groups if x.name == group), None)
     if g is None:
@@ -295,21 +279,15 @@ def _builder_page(request, user, model: Model, b: Builder, *, status=200, errors
 
 
 @router.get("/admin/editors/forms/new", response_class=HTMLResponse)
-def form_new(request: Request, user: Admin, conn: Conn, compiled: CompiledDep):
-    draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(draft)
-    if model is None:
-        return _fix_first(request, draft)
+def form_new(request: Request, user: Admin, editable: EditableDraft):
+    model = editable.model
     first = next((e.name for e in model.entities.values() if e.customer), next(iter(model.entities), ""))
     return _builder_page(request, user, model, Builder.new(first))
 
 
 @router.get("/admin/editors/forms/{name}", response_class=HTMLResponse)
-def form_builder(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep):
-    draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(draft)
-    if model is None:
-        return _fix_first(request, draft)
+def form_builder(request: Request, name: str, user: Admin, editable: EditableDraft):
+    draft, model = editable
     form, base = _forms(draft, model, name)
     return _builder_page(request, user, model, Builder.of(form, base))
 
@@ -350,11 +328,8 @@ def _process(model: Model, name: str):
 
 
 @router.get("/admin/editors/processes/{name}", response_class=HTMLResponse)
-def process_editor(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep):
-    draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(draft)
-    if model is None:
-        return _fix_first(request, draft)
+def process_editor(request: Request, name: str, user: Admin, editable: EditableDraft):
+    draft, model = editable
     p = _process(model, name)
     data = editing.data_of(p)
     return render(request, "console/editors/process.html", user=user, process=p, data=data, lists=steps.lists(data),
@@ -386,11 +361,8 @@ def _parties(model: Model) -> list[tuple[str, str]]:
 
 
 @router.get("/admin/editors/processes/{name}/steps/new", response_class=HTMLResponse)
-def step_new(request: Request, name: str, user: Admin, conn: Conn, compiled: CompiledDep, after: str = "", list: str = ""):
-    draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(draft)
-    if model is None:
-        return _fix_first(request, draft)
+def step_new(request: Request, name: str, user: Admin, editable: EditableDraft, after: str = "", list: str = ""):
+    model = editable.model
     p = _process(model, name)
     data = editing.data_of(p)
     position = f"{list}|" if list in {q for q, _, _ in steps.lists(data)} else "|"
@@ -401,11 +373,8 @@ def step_new(request: Request, name: str, user: Admin, conn: Conn, compiled: Com
 
 
 @router.get("/admin/editors/processes/{name}/steps/{step_id}", response_class=HTMLResponse)
-def step_editor(request: Request, name: str, step_id: str, user: Admin, conn: Conn, compiled: CompiledDep):
-    draft = drafting.open_draft(request, conn, compiled)
-    model = _usable(draft)
-    if model is None:
-        return _fix_first(request, draft)
+def step_editor(request: Request, name: str, step_id: str, user: Admin, editable: EditableDraft):
+    model = editable.model
     p = _process(model, name)
     data = editing.data_of(p)
     found = steps.locate(data, step_id)

@@ -13,7 +13,8 @@ from engine import labels
 from forms.widgets import organisation_zone, when_text, zone_of
 from runtime.schema import users
 
-from ... import sessions
+from ... import accounts, sessions
+from ...accounts import AccountError
 from ...deps import CompiledDep, CsrfForm, CurrentUser, EngineDep, ServicesDep
 from ..pages import flash, redirect, render
 
@@ -71,14 +72,16 @@ def set_time_zone(request: Request, user: CurrentUser, data: CsrfForm, engine: E
 
 @router.post("/profile/language", response_class=HTMLResponse)
 def set_language(request: Request, user: CurrentUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
-    """Keep the language the user chose among those the packs ship ('' for the browser's)."""
-    chosen = str(data.get("locale", "")).strip()
-    offered = dict(labels.languages(compiled.model))
-    if chosen and chosen not in offered:
-        return profile_page(request, user, compiled, 422, {"locale": "Choose a language from the list."})
-    with engine.begin() as conn:
-        conn.execute(users.update().where(users.c.id == user["id"]).values(locale=chosen or None))
-    flash(request, f"Labels are now shown in {offered[chosen]}." if chosen else "Labels now follow your browser's language.")
+    """Keep the language the user chose among those the packs ship ('' for the browser's). The same change as an
+    administrator's on the console's user page (`accounts.set_language`), so it is checked the same way and goes into
+    the console log the same way, with the user as the one who made it: their user page then lists every change of
+    their language, whoever made it."""
+    try:
+        with engine.begin() as conn:
+            name = accounts.set_language(conn, compiled.model, user["id"], str(data.get("locale", "")), actor_id=user["id"])
+    except AccountError as exc:
+        return profile_page(request, user, compiled, 422, exc.errors)
+    flash(request, f"Labels are now shown in {name}." if name else "Labels now follow your browser's language.")
     return redirect("/profile")
 
 
