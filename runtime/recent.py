@@ -8,8 +8,8 @@ Pure reads, each bounded: the user's newest history entries (index ix_contact_hi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import sqlalchemy as sa
 

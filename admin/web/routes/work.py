@@ -18,7 +18,15 @@ from runtime.schema import alerts, tasks, users
 from runtime.taskactions import ActionRefused
 
 from ...access import allowed, may_approve, may_see_task
-from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff, TaskActionsDep
+from ...deps import (
+    CompiledDep,
+    Conn,
+    CsrfForm,
+    EngineDep,
+    Permitted,
+    Staff,
+    TaskActionsDep,
+)
 from .. import tasklist
 from ..finders import MAX_ID
 from ..pages import STATUS_TEXT, render
