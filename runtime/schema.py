@@ -180,6 +180,7 @@ contact_history = sa.Table(
     sa.Column("public", sa.Boolean, nullable=False, server_default=sa.false()),  # shown to the customer's portal users
     sa.Index("ix_contact_history_record", "entity", "record_id", "occurred_at"),
     sa.Index("ix_contact_history_occurred", "occurred_at"),  # reports: contact with customers in a period
+    sa.Index("ix_contact_history_user", "user_id", "occurred_at"),  # My work: the records a user touched last (0015)
 )
 
 audit_log = sa.Table(

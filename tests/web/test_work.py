@@ -18,12 +18,14 @@ from admin.app import create_app
 from admin.demo import load_demo
 from admin.deps import get_task_actions
 from admin.web import tasklist
-from admin.web.routes.work import APPROVALS_SHOWN
+from admin.web.routes.work import ALERTS_SHOWN, APPROVALS_SHOWN, my_alerts
 from engine.compiler import compile_model
 from engine.loader import load
 from forms.widgets import when_text
+from runtime import recent, records
 from runtime import tasks as task_service
-from runtime.schema import contact_history, group_members, tasks, users
+from runtime.history import add_history
+from runtime.schema import alerts, contact_history, group_members, tasks, users
 from runtime.schema import metadata as platform
 from runtime.taskactions import ActionRefused, TaskActions
 from tests.conftest import CRM
@@ -582,3 +584,94 @@ def test_a_long_backlog_of_decisions_lists_a_page_of_them_soonest_first(site):
                   approver={"kind": "role", "name": "sales_director"}, due_at=now + dt.timedelta(hours=i + 1))
     shown = waiting(site.client("dave").get("/").text)
     assert shown == [f"Backlog {i:03d}" for i in range(APPROVALS_SHOWN)]
+
+
+# -- My customers and my alerts ------------------------------------------------------------------------
+
+
+def customers(page: str) -> list[str]:
+    """The entries of My customers, each as text (title, then the entity and how the viewer deals with it)."""
+    section = re.search(r'<section aria-labelledby="recs">.*?</section>', page, re.DOTALL).group(0)
+    return [visible(li) for li in re.findall(r"<li>.*?</li>", section, re.DOTALL)]
+
+
+def test_my_customers_are_what_i_touched_work_on_or_own_latest_first_and_not_anybody_elses(site):
+    now = dt.datetime.now(dt.UTC)
+    london = ZoneInfo("Europe/London")
+    company = site.record["company"]
+    sue, bob = site.people["sue"], site.people["bob"]
+    with site.engine.begin() as conn:
+        add_history(conn, "company", company["Northwind Retail"], "note", "Called about the renewal", None, sue,
+                    at=now - dt.timedelta(days=2))
+        add_history(conn, "company", company["Acme Health Ltd"], "note", "Bob's call", None, bob, at=now)  # Bob's, not Sue's
+    given = now - dt.timedelta(hours=1)
+    site.task("sue-globex", title="Check the delivery", assignee_id=sue, entity="company", record_id=company["Globex Manufacturing"],
+              created_at=given)
+    site.task("sue-done", title="Long done", assignee_id=sue, status="done", entity="company", record_id=company["Acme Health Ltd"])
+    shown = customers(site.client("sue").get("/").text)
+    assert shown[:2] == [f"Globex Manufacturing Company · your open task since {when_text(given, london)}",
+                         f"Northwind Retail Company · last dealt with {when_text(now - dt.timedelta(days=2), london)}"]
+    assert shown[2].startswith("#2 Users cannot log in after the update Support request · last dealt with")  # the demo's reply
+    assert not any("Acme Health Ltd" in c for c in shown)  # Bob's call and a task Sue finished long ago are not hers
+    # what Ann owns (the CRM pack's owner fields: a company's account manager, an opportunity's owner), by its field's label
+    ann = customers(site.client("ann").get("/").text)
+    assert any(c.startswith("Acme Health Ltd Company · Account manager: you · changed ") for c in ann)
+    assert any(c.startswith("Globex – sensors Opportunity · Owner: you · changed ") for c in ann)
+    assert not any("Northwind Retail" in c for c in ann)  # Bob's company
+    assert len(ann) <= recent.SHOWN
+
+
+def test_my_customers_with_nothing_of_mine_says_so_and_leads_to_the_directory(site):
+    page = site.client("lee").get("/").text
+    section = re.search(r'<section aria-labelledby="recs">.*?</section>', page, re.DOTALL).group(0)
+    assert "No customers of yours yet" in visible(section) and not customers(page)
+    assert '<a href="/directory/company">Companies</a>' in section and '<a href="/records/company/new">add a new company</a>' in section
+
+
+def test_my_own_alert_shows_when_hundreds_of_others_are_newer(site):
+    now = dt.datetime.now(dt.UTC)
+    bob, mia = site.people["bob"], site.people["mia"]
+    task = site.ids["chase"]
+    with site.engine.begin() as conn:
+        conn.execute(alerts.insert(), [{"key": f"bob-{i}", "task_id": task, "level": 1, "recipients": [bob], "message": f"Bob's alert {i}",
+                                        "raised_at": now - dt.timedelta(minutes=i)} for i in range(250)])
+        conn.execute(alerts.insert().values(key="mia", task_id=task, level=2, recipients=[bob, mia], message="The chase is two days late",
+                                            raised_at=now - dt.timedelta(days=1)))
+        conn.execute(alerts.insert().values(key="mia-seen", task_id=task, level=1, recipients=[mia], message="Seen already", raised_at=now,
+                                            acknowledged_at=now, acknowledged_by=mia))
+    page = site.client("mia").get("/").text
+    mine = part(page, "al")
+    assert "The chase is two days late" in mine and "Bob's alert" not in mine and "Seen already" not in mine
+    assert f"Raised {when_text(now - dt.timedelta(days=1), ZoneInfo('Europe/London'))}" in mine
+    assert "· 1 alert" in visible(page) and '<a href="/alerts">All alerts</a>' in page
+    page = site.client("bob").get("/").text
+    bobs = part(page, "al")
+    assert bobs.count("Acknowledge") == ALERTS_SHOWN and "Bob's alert 0 " in bobs and "Bob's alert 10 " not in bobs  # the newest
+    assert f"The {ALERTS_SHOWN} newest of 251: {251 - ALERTS_SHOWN} more on" in bobs and '<a href="/alerts">the alerts page</a>' in page
+    assert "· 251 alerts" in visible(page)
+
+
+def test_my_customers_and_my_alerts_agree_on_sqlite_and_postgresql(module_database, compiled):
+    engine = module_database
+    platform.create_all(engine)
+    compiled.metadata.create_all(engine)
+    now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        ann, bob = (conn.execute(users.insert().values(username=u, name=u.title(), roles=["staff"], created_at=now)).inserted_primary_key[0]
+                    for u in ("ann-db", "bob-db"))
+        made = {name: records.create_record(conn, compiled, "company", {"name": name, **({"owner": ann} if name == "Owned" else {})},
+                                            None, at=now - dt.timedelta(days=5)).id for name in ("Owned", "Touched", "Tasked", "Bobs", "Gone")}
+        add_history(conn, "company", made["Touched"], "note", "Called", None, ann, at=now - dt.timedelta(days=1))
+        add_history(conn, "company", made["Bobs"], "note", "Called", None, bob, at=now)
+        add_history(conn, "company", made["Gone"], "note", "Called", None, ann, at=now)
+        records.delete_record(conn, compiled, "company", made["Gone"], bob)
+        conn.execute(tasks.insert().values(key="t", workflow_id="t", process="p", step_id="s", title="t", status="open", assignee_id=ann,
+                                           entity="company", record_id=made["Tasked"], created_at=now - dt.timedelta(hours=2)))
+        conn.execute(alerts.insert(), [{"key": f"a{i}", "level": 1, "recipients": who, "message": f"alert {i}", "raised_at": now - dt.timedelta(minutes=i)}
+                                       for i, who in enumerate([[bob], [bob, ann], [ann], [bob], [ann]] + [[ann]] * 12)])
+    with engine.connect() as conn:
+        dealt = recent.dealt_with(conn, compiled, ann, compiled.model.entities)
+        assert [(d.title, d.how) for d in dealt] == [("Tasked", "task"), ("Touched", "touched"), ("Owned", "owner")]
+        shown, total = my_alerts(conn, ann)
+        assert [a["message"] for a in shown] == ["alert 1", "alert 2", "alert 4", *(f"alert {i}" for i in range(5, 12))]
+        assert total == 15 and my_alerts(conn, bob)[1] == 3

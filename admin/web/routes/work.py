@@ -12,13 +12,21 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.compiler import CompiledModel
 from engine.labels import task_title
-from forms.widgets import zone_of
-from runtime import holders
+from forms.widgets import when_text, zone_of
+from runtime import holders, recent
 from runtime.schema import alerts, tasks, users
 from runtime.taskactions import ActionRefused
 
 from ...access import allowed, may_approve, may_see_task
-from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, Staff, TaskActionsDep
+from ...deps import (
+    CompiledDep,
+    Conn,
+    CsrfForm,
+    EngineDep,
+    Permitted,
+    Staff,
+    TaskActionsDep,
+)
 from .. import tasklist
 from ..finders import MAX_ID
 from ..pages import STATUS_TEXT, render
@@ -27,21 +35,69 @@ router = APIRouter(include_in_schema=False)
 BULK_MOST = 200       # tasks one bulk reassignment hands over
 BULK_AT_ONCE = 4      # of them, updates in flight together
 APPROVALS_SHOWN = 50  # decisions My work lists
+ALERTS_SHOWN = 10     # alerts My work lists, the newest; the alerts page has the rest
 APPROVALS_PAGE, APPROVALS_READ = 200, 2000  # tasks awaiting their step's approver read at once, and at most
 
 
 def home_extras(conn: sa.Connection, compiled: CompiledModel, user: dict) -> dict:
-    """What My work shows besides the task lists: approvals waiting for me, my alerts, customers, my team's counts."""
+    """What My work shows besides the task lists: approvals waiting for me, my alerts, my customers, my team's counts."""
     model = compiled.model
     groups, _ = tasklist.user_groups(conn, user["id"])
-    raised = conn.execute(sa.select(alerts).where(alerts.c.acknowledged_at.is_(None)).order_by(alerts.c.raised_at.desc()).limit(200)).mappings().all()
-    company = compiled.metadata.tables.get("company")
-    companies = conn.execute(sa.select(company.c.id, company.c.title).order_by(company.c.title).limit(50)).mappings().all() \
-        if company is not None else []
+    mine, alerts_total = my_alerts(conn, user["id"])
+    zone = zone_of(model, user)
+    for a in mine:
+        a["raised_text"] = when_text(a["raised_at"], zone)
     team = tasklist.team_of(conn, model, user)
-    return {"approvals": waiting_for(conn, model, user, groups),
-            "alerts": [a for a in raised if user["id"] in (a["recipients"] or [])], "companies": companies,
+    return {"approvals": waiting_for(conn, model, user, groups), "alerts": mine, "alerts_total": alerts_total,
+            "customers": my_customers(conn, compiled, user),
+            "new_customer": new_customer(compiled, user),
             "team_counts": tasklist.team_counts(conn, team) if team else None}
+
+
+def _sent_to(conn: sa.Connection, user_id: int) -> sa.ColumnElement:
+    """Whether an alert's recipients (a JSON list of user ids) hold `user_id`: JSONB containment on PostgreSQL,
+    json_each on SQLite (as runtime.records looks in a list of choices)."""
+    if conn.dialect.name == "postgresql":
+        return alerts.c.recipients.op("@>")(sa.cast(sa.literal([user_id], sa.JSON), alerts.c.recipients.type))
+    each = sa.func.json_each(alerts.c.recipients).table_valued("value")
+    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user_id))
+
+
+def my_alerts(conn: sa.Connection, user_id: int) -> tuple[list[dict], int]:
+    """The unacknowledged alerts sent to the user, newest first (at most ALERTS_SHOWN), and how many there are in all:
+    asked of the database, so everybody else's alerts never crowd out the user's own."""
+    where = sa.and_(alerts.c.acknowledged_at.is_(None), _sent_to(conn, user_id))
+    shown = [dict(r) for r in conn.execute(sa.select(alerts).where(where).order_by(alerts.c.raised_at.desc(), alerts.c.id.desc())
+                                           .limit(ALERTS_SHOWN)).mappings()]
+    total = len(shown) if len(shown) < ALERTS_SHOWN else conn.execute(sa.select(sa.func.count()).select_from(alerts).where(where)).scalar_one()
+    return shown, total
+
+
+def my_customers(conn: sa.Connection, compiled: CompiledModel, user: dict) -> list[dict]:
+    """The records the user deals with (runtime.recent), as My work lists them: the entity's label, the title, a link,
+    and how and when (in the viewer's zone) they last dealt with it. Every entity the directory opens to staff."""
+    model = compiled.model
+    if not allowed(model, user, "access"):
+        return []
+    zone = zone_of(model, user)
+    shown = []
+    for d in recent.dealt_with(conn, compiled, user["id"], model.entities):
+        when = when_text(d.at, zone)
+        how = {"touched": f"last dealt with {when}", "task": f"your open task since {when}",
+               "owner": f"{d.owner_label}: you · changed {when}"}[d.how]
+        shown.append({"title": d.title, "label": model.entities[d.entity].label, "href": f"/records/{d.entity}/{d.record_id}", "how": how})
+    return shown
+
+
+def new_customer(compiled: CompiledModel, user: dict) -> dict | None:
+    """Where an empty "My customers" sends the user: the first customer entity's directory, and its new-record page
+    for those who may edit records."""
+    model = compiled.model
+    entity = next((e for e in model.entities.values() if e.customer), next(iter(model.entities.values()), None))
+    if entity is None:
+        return None
+    return {"plural": entity.plural, "directory": f"/directory/{entity.name}", "label": entity.label,
+            "new": f"/records/{entity.name}/new" if allowed(model, user, "edit_records") else None}
 
 
 def waiting_for(conn: sa.Connection, model, user: dict, groups: set[str]) -> list[dict]:
