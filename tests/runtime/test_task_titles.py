@@ -103,7 +103,7 @@ def test_a_plain_title_is_kept_in_its_translation_and_a_retry_writes_nothing_aga
 
 
 def test_an_english_reader_sees_a_choices_label_and_a_date_in_words_not_raw_values(world):
-    acts, engine, ids, company = world
+    acts, engine, _, company = world
     deal = _opportunity(acts, engine, company)
     created = _create(acts, deal, "call", "Call Big deal (existing_customer), closing 2027-01-15", who="ann", process="chase",
                       entity="opportunity")  # as the workflow rendered it, with raw values
