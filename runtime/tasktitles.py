@@ -9,10 +9,12 @@ title, a date in words), the process's inputs, the step forms' data, its project
 
 - In the definitions' own language (`engine.labels.DEFAULT`) the display title *is* the task's `title`: it replaces
   the workflow's raw rendering before the row is written. So every reader of `tasks.title` sees it, not only those who
-  go through `engine.labels.task_title`: pages, notifications, alert, reminder and approval emails, the messages of
-  alerts raised by the platform, the API's `title`, which stays 'the task's title in the definitions' own language'.
-  Nothing the workflow decides reads it (an activity's answer carries no title), so histories replay unchanged; the
-  workflow's own events (task.created) keep the title it rendered.
+  go through `engine.labels.task_title`: pages, record histories, notifications, alert, reminder and approval emails,
+  the messages of alerts raised by the platform, the API's `title` (still 'the task's title in the definitions' own
+  language').
+  Nothing the workflow decides reads it (an activity's answer carries no title), so histories replay unchanged. What
+  the workflow writes itself keeps the title it rendered: its task.created events, and the overdue message of an
+  escalation level that has no message of its own.
 - In each translated language it goes into `titles` (locale -> title), its step's title as that translation gives it
   (its own template, else the definitions'); `engine.labels.task_title` picks it for a reader of that language.
 
