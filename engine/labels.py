@@ -342,7 +342,8 @@ def translate(model: Model, locale: str | None) -> Model:
 def task_title(task: Mapping[str, Any], locale: str | None, model: Model | None = None) -> str:
     """The title of `task` (a tasks row) for a reader of `locale`: as its step's title in that language made it when the
     task was created (tasks.titles), else, on a task made before titles were kept, its step's plain title as `model`
-    translates it, else the title it was made with (`tasks.title`, in the definitions' own language)."""
+    translates it, else the title it was made with (`tasks.title`, in the definitions' own language: with display
+    values, a choice's label, a name, a date in words, `runtime.tasktitles`; on older tasks as the workflow wrote it)."""
     title = task.get("title") or ""
     if not locale or locale == DEFAULT:
         return title

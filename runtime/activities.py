@@ -133,7 +133,7 @@ class Activities:
                                           "project_id", "form", "approver")}
         values["due_at"] = _when(req.get("due_at"))
         values["created_by"] = req.get("started_by")
-        values["titles"] = tasktitles.render(conn, self.compiled, values)
+        values.update(tasktitles.render(conn, self.compiled, values))  # the title people read, in each language
         ctx = self._ctx(conn, req)
         row = task_service.create_task(conn, req["key"], values, lambda: routing.route(
             conn, self.compiled, req.get("assign"), req.get("strategy") or "round_robin", ctx, values, req.get("fallback"),
@@ -213,7 +213,7 @@ class Activities:
             values = {k: req.get(k) for k in ("workflow_id", "process", "step_id", "title", "description", "entity", "record_id",
                                               "project_id", "subject", "round")}
             values.update(due_at=_when(req.get("due_at")), created_by=req.get("started_by"))
-            values["titles"] = tasktitles.render(conn, self.compiled, values)
+            values.update(tasktitles.render(conn, self.compiled, values))  # the title people read, in each language
             work = task_service.get_task(conn, req["subject"]["task_id"])
             values["data"] = work["data"] if work else None  # the work as submitted for this round: what the approver decided on
             # 'manager' names the requester's managers: of the group the work was given to, else of the requester's groups

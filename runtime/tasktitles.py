@@ -1,13 +1,27 @@
-"""A new task's title in every language the packs translate into (tasks.titles), rendered when the task is made.
+"""A new task's title as people read it, in the definitions' own language (tasks.title) and in every language the
+packs translate into (tasks.titles), rendered when the task is made.
 
-A step's title is often a template ('Call back {{ record.name }}'): the workflow renders it once, in the definitions'
-own language, and that text is the task's `title`. Here, in the activity that writes the task, the step's title as
-each translation gives it (its own template, else the definitions') is rendered again for that language: the record's
-fields as it reads them (a choice's translated label, a user's name, a date in words), the process's inputs, its
-project and the steps done so far. Whoever reads the task then sees it in their language (`engine.labels.task_title`).
+A step's title is often a template ('Call back {{ record.name }} about {{ record.industry }}'): the workflow renders it
+once, in the definitions' own language, with the raw values it holds (a choice's value, a user's id, an ISO date), and
+asks for the task with that text. Here, in the activity that writes the task, the step's title is rendered again with
+display values: the record's fields as a reader sees them (a choice's label, a user's name, a referenced record's
+title, a date in words), the process's inputs, the step forms' data, its project and the steps done so far.
 
-The workflow's context is its own (its record as it was when the process started); this one is the record as it is
-when the task is made. A title that fails to render in a language keeps the definitions' one for it.
+- In the definitions' own language (`engine.labels.DEFAULT`) the display title *is* the task's `title`: it replaces
+  the workflow's raw rendering before the row is written. So every reader of `tasks.title` sees it, not only those who
+  go through `engine.labels.task_title`: pages, record histories, notifications, alert, reminder and approval emails,
+  the messages of alerts raised by the platform, the API's `title` (still 'the task's title in the definitions' own
+  language').
+  Nothing the workflow decides reads it (an activity's answer carries no title), so histories replay unchanged. What
+  the workflow writes itself keeps the title it rendered: its task.created events, and the overdue message of an
+  escalation level that has no message of its own.
+- In each translated language it goes into `titles` (locale -> title), its step's title as that translation gives it
+  (its own template, else the definitions'); `engine.labels.task_title` picks it for a reader of that language.
+
+A plain title (`labels.plain`) stays as the workflow wrote it. The workflow's context is its own (its record as it was
+when the process started); this one is the record as it is when the task is made. A title that fails to render keeps
+the workflow's one (in the definitions' language; in a translation, the definitions' display title), and says why in
+the log.
 """
 from __future__ import annotations
 
@@ -43,44 +57,61 @@ def _in(model: Model, locale: str) -> Model:
     return hit[1]
 
 
-def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[str, str] | None:
-    """{locale: title} of the task `values` describe (process, step_id, title, workflow_id, entity, record_id,
-    project_id) for every language the packs translate into; None when they translate into none."""
+def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[str, Any]:
+    """{"title": ..., "titles": ...} of the task `values` describe (process, step_id, title as the workflow rendered it,
+    workflow_id, entity, record_id, project_id): its title in the definitions' own language with display values, and
+    {locale: title} for every language the packs translate into (None when they translate into none)."""
     model = compiled.model
-    locales = [loc for loc in sorted(model.translations) if loc != labels.DEFAULT]
+    raw = values.get("title") or ""
     process = model.processes.get(values.get("process") or "")
-    if not locales or process is None:
-        return None
-    base = _context(conn, compiled, values)
+    if process is None:
+        return {"title": raw, "titles": None}
+    translated = [loc for loc in sorted(model.translations) if loc != labels.DEFAULT]
+    base: dict | None = None  # the context, read from the store once, when a template needs it
     out: dict[str, str] = {}
-    for locale in locales:
+    for locale in [labels.DEFAULT, *translated]:  # the definitions' language first: a translation that fails falls back to it
         m = _in(model, locale)
-        p = m.processes[process.name]
-        step = next((s for s in walk(p.steps) if s.id == values.get("step_id")), None)
+        step = next((s for s in walk(m.processes[process.name].steps) if s.id == values.get("step_id")), None)
         if step is None or getattr(step, "title", None) is None:
             continue  # a parallel block has no title of its own
-        title = _render(conn, compiled, m, step.title.source, base, values)
-        out[locale] = (title or values.get("title") or "")[:500]
-    return out
+        source = step.title.source
+        if labels.plain(source):
+            title = raw if locale == labels.DEFAULT else source
+        else:
+            base = _context(conn, compiled, values) if base is None else base
+            title = _render(conn, compiled, m, locale, source, base, values)
+        out[locale] = (title or out.get(labels.DEFAULT) or raw)[:500]
+    title = out.pop(labels.DEFAULT, raw)
+    return {"title": title, "titles": out if translated else None}
 
 
-def _render(conn: sa.Connection, compiled: CompiledModel, model: Any, source: str, base: dict, values: dict) -> str | None:
-    if labels.plain(source):
-        return source
-    names = Names(conn, compiled, organisation_zone(model))
-    scope = dict(base)
-    entity = model.entities.get(values.get("entity") or "")
-    if entity is not None and isinstance(base.get("record"), dict):
-        scope["record"] = display_context(base["record"], entity.all_fields(), names)
-    process = model.processes[values["process"]]
-    scope["inputs"] = display_context(base["inputs"], process.inputs, names)
-    scope["process"] = {**base["process"], "label": process.label}
+def _render(conn: sa.Connection, compiled: CompiledModel, model: Model, locale: str, source: str, base: dict,
+            values: dict) -> str | None:
+    """`source` rendered for a reader of `locale` (`model`: as that language has it), with display values; None if it
+    fails (logged: the task keeps the title it falls back to)."""
     try:
+        names = Names(conn, compiled, organisation_zone(model))
+        scope = dict(base)
+        entity = model.entities.get(values.get("entity") or "")
+        if entity is not None and isinstance(base.get("record"), dict):
+            scope["record"] = display_context(base["record"], entity.all_fields(), names)
+        process = model.processes[values["process"]]
+        scope["inputs"] = display_context(base["inputs"], process.inputs, names)
+        scope["process"] = {**base["process"], "label": process.label}
+        scope["steps"] = {**base["steps"], **{s.id: _shown(model, s, base["steps"][s.id], names)
+                                              for s in walk(process.steps) if s.id in base["steps"]}}
         return expressions.render(source, scope).strip() or None
-    except Exception as exc:  # noqa: BLE001 - a translated title that fails keeps the definitions' one
-        log.warning("the %s title of step %s.%s did not render (%s): the task keeps its own title",
-                    model.locale or "translated", values.get("process"), values.get("step"), exc)
+    except Exception as exc:  # noqa: BLE001 - a title that fails keeps the one it falls back to, and a task is still made
+        log.warning("the %s title of step %s.%s did not render (%s): the task keeps %s", locale, values.get("process"),
+                    values.get("step_id"), exc, "the workflow's title" if locale == labels.DEFAULT else "its own title")
         return None
+
+
+def _shown(model: Model, step: Any, done: dict, names: Names) -> dict:
+    """A step in a template: its form's data as display text (the raw values under `data.raw`)."""
+    form = model.forms.get(getattr(step, "form", None) or "")
+    data = done.get("data")
+    return {**done, "data": display_context(data, form.fields, names)} if form is not None and isinstance(data, dict) else done
 
 
 def _context(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict:

@@ -1,6 +1,7 @@
-"""A task whose step title is a template is made in every language the packs translate into: the activity that writes
-it renders the step's translated title (choices named as that language names them), and whoever it tells reads it in
-their own language. On SQLite and PostgreSQL."""
+"""A task whose step title is a template is made in the definitions' own language and in every language the packs
+translate into: the activity that writes it renders the step's title again with display values (a choice's label, a
+date in words), and whoever it tells reads it in their own language. A plain title stays as written; a template that
+fails keeps the workflow's title, and the log says why. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
@@ -15,9 +16,10 @@ import sqlalchemy as sa
 from alembic import command
 from temporalio.testing import WorkflowEnvironment
 
+from engine import labels
 from engine.compiler import compile_model
 from engine.loader import load
-from runtime import records
+from runtime import records, tasktitles
 from runtime.activities import Activities
 from runtime.db import alembic_config, upgrade
 from runtime.plan import apply, plan
@@ -36,6 +38,14 @@ CLIENT = {
         steps:
           - {id: call, title: "Call {{ record.name }} ({{ record.status }})", assign: group:sales}
           - {id: visit, title: Visit the customer, assign: owner}
+          - {id: quote, title: "Quote {{ record.name }} for {{ record.employees + 1 }} seats", assign: owner}
+        """,
+    "chase.yaml": """
+        kind: process
+        name: chase
+        entity: opportunity
+        steps:
+          - {id: call, title: "Call {{ record.name }} ({{ record.source }}), closing {{ record.expected_close }}", assign: owner}
         """,
     "locales/de.yaml": """
         kind: labels
@@ -57,13 +67,15 @@ def world(db, packs):
         ids = {name: conn.execute(users.insert().values(username=name, name=name.title(), roles=["staff"], locale=locale, created_at=now,
                                                         password_hash="-")
                                   .returning(users.c.id)).scalar_one() for name, locale in (("ann", None), ("uwe", "de"))}
-        company = records.create_record(conn, compiled, "company", {"name": "Acme Health", "status": "customer"}, None).id
+        company = records.create_record(conn, compiled, "company", {"name": "Acme Health", "status": "customer", "employees": 120},
+                                        None).id
     return Activities(db, compiled), db, ids, company
 
 
-def _create(acts: Activities, company: int, step: str, title: str, who: str = "uwe") -> dict:
-    return acts.create_task({"key": f"wf-1:{step}", "workflow_id": "wf-1", "process": "check_in", "step_id": step, "title": title,
-                             "entity": "company", "record_id": company, "assign": {"kind": "user", "name": who}})["result"]
+def _create(acts: Activities, company: int, step: str, title: str, who: str = "uwe", process: str = "check_in",
+            entity: str = "company") -> dict:
+    return acts.create_task({"key": f"wf-1:{step}", "workflow_id": "wf-1", "process": process, "step_id": step, "title": title,
+                             "entity": entity, "record_id": company, "assign": {"kind": "user", "name": who}})["result"]
 
 
 def test_a_templated_title_is_made_in_german_too_and_each_person_is_told_in_their_language(world):
@@ -73,10 +85,10 @@ def test_a_templated_title_is_made_in_german_too_and_each_person_is_told_in_thei
     with engine.connect() as conn:
         row = conn.execute(sa.select(tasks.c.title, tasks.c.titles).where(tasks.c.id == created["task_id"])).one()
         told = conn.execute(sa.select(notifications.c.user_id, notifications.c.text).order_by(notifications.c.id)).all()
-    assert row.title == "Call Acme Health (customer)"  # the title the API and the history keep
+    assert row.title == "Call Acme Health (Customer)"  # in the definitions' language, the choice's label: what the API gives
     assert row.titles == {"de": "Acme Health anrufen (Kunde)"}  # the German template, the choice's German label
     assert told == [(ids["uwe"], "New task for you: Acme Health anrufen (Kunde)"),  # Uwe reads German
-                    (ids["ann"], "Handed to you: Call Acme Health (customer)")]  # Ann, who chose no language, as written
+                    (ids["ann"], "Handed to you: Call Acme Health (Customer)")]  # Ann, who chose no language, in English
 
 
 def test_a_plain_title_is_kept_in_its_translation_and_a_retry_writes_nothing_again(world):
@@ -84,10 +96,67 @@ def test_a_plain_title_is_kept_in_its_translation_and_a_retry_writes_nothing_aga
     first = _create(acts, company, "visit", "Visit the customer")
     again = _create(acts, company, "visit", "Visit the customer")
     with engine.connect() as conn:
-        titles = conn.execute(sa.select(tasks.c.titles).where(tasks.c.id == first["task_id"])).scalar()
+        titles = tuple(conn.execute(sa.select(tasks.c.title, tasks.c.titles).where(tasks.c.id == first["task_id"])).one())
         told = conn.execute(sa.select(sa.func.count()).select_from(notifications)).scalar()
-    assert first == again and titles == {"de": "Den Kunden besuchen"}
+    assert first == again and titles == ("Visit the customer", {"de": "Den Kunden besuchen"})
     assert told == 1  # once, not again on the retry
+
+
+def test_an_english_reader_sees_a_choices_label_and_a_date_in_words_not_raw_values(world):
+    acts, engine, _, company = world
+    deal = _opportunity(acts, engine, company)
+    created = _create(acts, deal, "call", "Call Big deal (existing_customer), closing 2027-01-15", who="ann", process="chase",
+                      entity="opportunity")  # as the workflow rendered it, with raw values
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(tasks).where(tasks.c.id == created["task_id"])).mappings().one()
+        told = conn.execute(sa.select(notifications.c.text)).scalars().all()
+    english = "Call Big deal (Existing customer), closing Fri 15 Jan 2027"
+    assert labels.task_title(row, "en", acts.compiled.model) == english and row["title"] == english
+    assert told == [f"New task for you: {english}"]  # what Ann is told, and every page or email that shows the title
+    assert row["titles"] == {"de": "Call Big deal (Bestandskunde), closing Fri 15 Jan 2027"}  # no German template: the English one
+
+
+def test_a_template_that_fails_with_display_values_keeps_the_workflows_title_and_says_why(world, caplog):
+    acts, engine, _, company = world
+    created = _create(acts, company, "quote", "Quote Acme Health for 121 seats")  # the workflow added to the raw 120
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(tasks.c.title, tasks.c.titles).where(tasks.c.id == created["task_id"])).one()
+    assert tuple(row) == ("Quote Acme Health for 121 seats", {"de": "Quote Acme Health for 121 seats"})
+    assert [r.getMessage().split(" (")[0] for r in caplog.records if r.name == "runtime.tasktitles"] == [
+        "the en title of step check_in.quote did not render", "the de title of step check_in.quote did not render"]
+
+
+def test_without_any_translation_the_title_still_reads_with_labels(db, packs):
+    compiled = compile_model(load([packs.write("plain", {
+        "company.yaml": """
+            kind: entity
+            name: company
+            fields:
+              name: {type: string, required: true}
+              industry: {type: choice, choices: [{value: health, label: Healthcare}, retail]}
+            """,
+        "call.yaml": """
+            kind: process
+            name: call
+            entity: company
+            steps:
+              - {id: call, title: "Call {{ record.name }} about {{ record.industry }}"}
+            """,
+        "roles.yaml": "kind: role\nname: staff\npermissions: [access]\n"})]))
+    assert not compiled.model.translations
+    with db.begin() as conn:
+        upgrade(conn)
+        apply(conn, compiled, plan(conn, compiled))
+        company = records.create_record(conn, compiled, "company", {"name": "Acme", "industry": "health"}, None).id
+        made = tasktitles.render(conn, compiled, {"process": "call", "step_id": "call", "title": "Call Acme about health",
+                                                  "workflow_id": "wf-1", "entity": "company", "record_id": company})
+    assert made == {"title": "Call Acme about Healthcare", "titles": None}
+
+
+def _opportunity(acts: Activities, engine: sa.Engine, company: int) -> int:
+    with engine.begin() as conn:
+        return records.create_record(conn, acts.compiled, "opportunity", {
+            "name": "Big deal", "company": company, "source": "existing_customer", "expected_close": "2027-01-15"}, None).id
 
 
 def test_migration_0014_adds_the_titles_and_goes_back(db):
@@ -127,7 +196,7 @@ def test_a_process_makes_its_task_in_german_through_the_workflow(world):
     with engine.connect() as conn:
         made = conn.execute(sa.select(tasks.c.title, tasks.c.titles, tasks.c.assignee_id)).one()
         told = conn.execute(sa.select(notifications.c.user_id, notifications.c.text)).all()
-    assert made.title == "Call Acme Health (customer)" and made.titles == {"de": "Acme Health anrufen (Kunde)"}
+    assert made.title == "Call Acme Health (Customer)" and made.titles == {"de": "Acme Health anrufen (Kunde)"}
     # Uwe, who reads German, has it (the sales group has nobody), and so is told why in German too
     assert made.assignee_id == ids["uwe"] and sorted(text for _, text in told) == [
         "'Acme Health anrufen (Kunde)': The Sales group has no members, so it came to Uwe, who started the process.",

@@ -177,14 +177,14 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
                                     id="req-1")
         await env.sleep(5)
         offer = rows(world, tasks, step_id="offer")[0]
-        assert (offer["title"], offer["assignee_id"]) == ("Send offer (interested)", ids["bob"])  # the record owner
+        assert (offer["title"], offer["assignee_id"]) == ("Send offer (Interested)", ids["bob"])  # the record owner; the label
 
         # the offer's approval (written `approval:` on the task) is a step of its own: a task for mia (the approver), who sends it back
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="offer", user_id=ids["bob"]))
         await env.sleep(5)
         assert rows(world, tasks, step_id="offer")[0]["status"] == "done"
         [ask] = rows(world, tasks, step_id="offer_approval")
-        assert (ask["kind"], ask["assignee_id"], ask["title"]) == ("approval", ids["mia"], "Approve: Send offer (interested)")
+        assert (ask["kind"], ask["assignee_id"], ask["title"]) == ("approval", ids["mia"], "Approve: Send offer (Interested)")
         await handle.execute_update(ProcessWorkflow.decide, TaskAction(step="offer_approval", user_id=ids["mia"], approve=False,
                                                                        comment="too cheap", task_id=ask["id"]))
         offer = rows(world, tasks, step_id="offer")[0]
@@ -210,7 +210,7 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
     assert instance["status"] == "completed" and instance["version"] == world["compiled"].process_specs["follow_up"]["version"]
     summaries = [h["summary"] for h in rows(world, contact_history)]
     assert summaries.count("Alert (level 1): Call Acme is late") == 1
-    assert "Task completed: Call Acme" in summaries and "Sent back to Bob for revision: Send offer (interested)" in summaries
+    assert "Task completed: Call Acme" in summaries and "Sent back to Bob for revision: Send offer (Interested)" in summaries
     assert ["Rejected by Mia: too cheap", "Approved by Mia"] == [x for x in summaries if x.startswith(("Rejected", "Approved"))]
     assert len(rows(world, tasks)) == 5  # call, offer, its two rounds of approval, thanks
 

@@ -77,8 +77,8 @@ def test_a_german_user_reads_the_german_title_on_my_work_and_the_task_page_and_a
     page = words(uwe.get(f"/tasks/{ids['task']}").text)
     assert "Acme Health anrufen (Kunde)" in page and "Call Acme Health" not in page
     work = words(ann.get("/").text)
-    assert "Call Acme Health (customer)" in work and "anrufen" not in work
-    assert "Call Acme Health (customer)" in words(ann.get(f"/tasks/{ids['ann_task']}").text)
+    assert "Call Acme Health (Customer)" in work and "anrufen" not in work  # the choice's label, not its value
+    assert "Call Acme Health (Customer)" in words(ann.get(f"/tasks/{ids['ann_task']}").text)
 
 
 def test_a_task_made_before_titles_were_kept_reads_as_it_was_made(site):
@@ -88,11 +88,12 @@ def test_a_task_made_before_titles_were_kept_reads_as_it_was_made(site):
     assert "Call Old Co (prospect)" in words(uwe.get(f"/tasks/{ids['old']}").text)
 
 
-def test_the_api_keeps_the_title_it_was_made_with(site):
+def test_the_task_keeps_its_title_in_the_definitions_language_as_people_read_it(site):
+    """tasks.title, which the API gives: the English title with the choice's label; the workflow's raw one is gone."""
     _, engine, ids = site
     with engine.connect() as conn:
         row = conn.execute(sa.select(tasks.c.title, tasks.c.titles).where(tasks.c.id == ids["task"])).one()
-    assert row == ("Call Acme Health (customer)", {"de": "Acme Health anrufen (Kunde)"})
+    assert row == ("Call Acme Health (Customer)", {"de": "Acme Health anrufen (Kunde)"})
 
 
 def test_an_administrator_sets_a_users_language_on_the_console_and_their_pages_turn_german(site):
