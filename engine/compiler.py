@@ -8,6 +8,8 @@ hash is its version.
 """
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -350,6 +352,16 @@ class CompiledModel:
     process_specs: Mapping[str, dict]
     #: per form, its UI schema for each renderer dialect (engine.uischema): form_ui_schemas[name]["rjsf" | "jsonforms"]
     form_ui_schemas: Mapping[str, Mapping[str, dict]]
+
+    @functools.cached_property
+    def form_triggers(self) -> Mapping[str, tuple[str, ...]]:
+        """form -> the processes a submission of it starts through their form triggers (worked out once: every
+        submission asks)."""
+        out: dict[str, list[str]] = {}
+        for name, spec in self.process_specs.items():
+            for form in dict.fromkeys(t["form"] for t in spec["triggers"] if t["kind"] == "form"):
+                out.setdefault(form, []).append(name)
+        return MappingProxyType({form: tuple(names) for form, names in out.items()})
 
     def ddl(self, dialect: str) -> str:
         """CREATE statements for the entity tables in a dialect ('sqlite' or 'postgresql'), in an order that runs.

@@ -182,14 +182,14 @@ def submit(conn: sa.Connection, compiled: CompiledModel, form_name: str, form_va
         return Submission.stored(done)
     form = compiled.model.forms[form_name]
     result = Submission(submission_id)
-    record: Mapping[str, Any] = {}
-    if form.entity and record_id:
-        if form.actions:  # their values and conditions may name the record's fields
-            record = records.get_record(conn, compiled, form.entity, record_id).data
-        else:
-            records.require_record(conn, compiled, form.entity, record_id)
-    context = {"record_id": record_id, "template": {"form": dict(form_values), "record": dict(record), "user": {k: user.get(k) for k in ("id", "name", "email")},
-                                                    "today": dt.date.today(), "now": dt.datetime.now(dt.timezone.utc)}}
+    context: dict[str, Any] = {}
+    if form.actions:  # their values and conditions may name the record's fields, the user, today
+        record = records.get_record(conn, compiled, form.entity, record_id).data if form.entity and record_id else {}
+        context = {"record_id": record_id, "template": {"form": dict(form_values), "record": dict(record), "today": dt.date.today(),
+                                                        "user": {k: user.get(k) for k in ("id", "name", "email")},
+                                                        "now": dt.datetime.now(dt.timezone.utc)}}
+    elif form.entity and record_id:
+        records.require_record(conn, compiled, form.entity, record_id)  # it must exist; nothing reads it
     if form.entity and record_id:
         entry = add_history(conn, form.entity, record_id, "submission", form.label, {"form": form.name, "values": jsonable(form_values)},
                             user["id"], key=key)

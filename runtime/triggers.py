@@ -38,7 +38,7 @@ def record_key(entity: str, record_id: int, row_version: int, event: str) -> str
 
 def form_starts(compiled: CompiledModel, form: str) -> list[str]:
     """Processes a submission of `form` starts through their form trigger."""
-    return [name for name, spec in compiled.process_specs.items() if any(t["kind"] == "form" and t["form"] == form for t in spec["triggers"])]
+    return list(compiled.form_triggers.get(form, ()))
 
 
 def manual_starts(compiled: CompiledModel, entity: str) -> list[str]:
