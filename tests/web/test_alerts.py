@@ -14,8 +14,10 @@ from argon2 import PasswordHasher
 from runtime import alertbox
 from runtime.schema import alerts, group_members, projects, tasks, users
 from runtime.schema import metadata as platform
-from tests.web.test_work import compiled, demo_file, site, token, visible  # noqa: F401  (the fixtures)
+from tests.web import test_work as work
+from tests.web.test_work import token, visible
 
+compiled, demo_file, site = work.compiled, work.demo_file, work.site  # the demo site's fixtures
 QUICK = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
@@ -148,7 +150,7 @@ def test_acknowledging_follows_the_same_rule_and_leads_back_to_the_inbox(site, c
 # -- the rule on both databases -----------------------------------------------------------------
 
 
-def test_whose_alerts_agree_on_sqlite_and_postgresql(module_database, compiled):  # noqa: F811
+def test_whose_alerts_agree_on_sqlite_and_postgresql(module_database, compiled):
     engine = module_database
     platform.create_all(engine)
     compiled.metadata.create_all(engine)

@@ -23,8 +23,8 @@ from engine.compiler import compile_model
 from engine.loader import load
 from forms.widgets import when_text
 from runtime import recent, records
-from runtime.alertbox import my_alerts
 from runtime import tasks as task_service
+from runtime.alertbox import my_alerts
 from runtime.history import add_history
 from runtime.schema import alerts, contact_history, group_members, tasks, users
 from runtime.schema import metadata as platform
