@@ -18,12 +18,13 @@ from admin.app import create_app
 from admin.demo import load_demo
 from admin.deps import get_task_actions
 from admin.web import tasklist
-from admin.web.routes.work import ALERTS_SHOWN, APPROVALS_SHOWN, my_alerts
+from admin.web.routes.work import ALERTS_SHOWN, APPROVALS_SHOWN
 from engine.compiler import compile_model
 from engine.loader import load
 from forms.widgets import when_text
 from runtime import recent, records
 from runtime import tasks as task_service
+from runtime.alertbox import my_alerts
 from runtime.history import add_history
 from runtime.schema import alerts, contact_history, group_members, tasks, users
 from runtime.schema import metadata as platform
@@ -672,6 +673,6 @@ def test_my_customers_and_my_alerts_agree_on_sqlite_and_postgresql(module_databa
     with engine.connect() as conn:
         dealt = recent.dealt_with(conn, compiled, ann, compiled.model.entities)
         assert [(d.title, d.how) for d in dealt] == [("Tasked", "task"), ("Touched", "touched"), ("Owned", "owner")]
-        shown, total = my_alerts(conn, ann)
+        shown, total = my_alerts(conn, ann, ALERTS_SHOWN)
         assert [a["message"] for a in shown] == ["alert 1", "alert 2", "alert 4", *(f"alert {i}" for i in range(5, 12))]
-        assert total == 15 and my_alerts(conn, bob)[1] == 3
+        assert total == 15 and my_alerts(conn, bob, ALERTS_SHOWN)[1] == 3

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from engine.compiler import CompiledModel
 from engine.labels import task_title
 from forms.widgets import when_text, zone_of
-from runtime import holders, recent
-from runtime.schema import alerts, tasks, users
+from runtime import alertbox, holders, recent
+from runtime.schema import tasks, users
 from runtime.taskactions import ActionRefused
 
 from ...access import allowed, may_approve, may_see_task
@@ -43,7 +43,7 @@ def home_extras(conn: sa.Connection, compiled: CompiledModel, user: dict) -> dic
     """What My work shows besides the task lists: approvals waiting for me, my alerts, my customers, my team's counts."""
     model = compiled.model
     groups, _ = tasklist.user_groups(conn, user["id"])
-    mine, alerts_total = my_alerts(conn, user["id"])
+    mine, alerts_total = alertbox.my_alerts(conn, user["id"], ALERTS_SHOWN)
     zone = zone_of(model, user)
     for a in mine:
         a["raised_text"] = when_text(a["raised_at"], zone)
@@ -52,25 +52,6 @@ def home_extras(conn: sa.Connection, compiled: CompiledModel, user: dict) -> dic
             "customers": my_customers(conn, compiled, user),
             "new_customer": new_customer(compiled, user),
             "team_counts": tasklist.team_counts(conn, team) if team else None}
-
-
-def _sent_to(conn: sa.Connection, user_id: int) -> sa.ColumnElement:
-    """Whether an alert's recipients (a JSON list of user ids) hold `user_id`: JSONB containment on PostgreSQL,
-    json_each on SQLite (as runtime.records looks in a list of choices)."""
-    if conn.dialect.name == "postgresql":
-        return alerts.c.recipients.op("@>")(sa.cast(sa.literal([user_id], sa.JSON), alerts.c.recipients.type))
-    each = sa.func.json_each(alerts.c.recipients).table_valued("value")
-    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user_id))
-
-
-def my_alerts(conn: sa.Connection, user_id: int) -> tuple[list[dict], int]:
-    """The unacknowledged alerts sent to the user, newest first (at most ALERTS_SHOWN), and how many there are in all:
-    asked of the database, so everybody else's alerts never crowd out the user's own."""
-    where = sa.and_(alerts.c.acknowledged_at.is_(None), _sent_to(conn, user_id))
-    shown = [dict(r) for r in conn.execute(sa.select(alerts).where(where).order_by(alerts.c.raised_at.desc(), alerts.c.id.desc())
-                                           .limit(ALERTS_SHOWN)).mappings()]
-    total = len(shown) if len(shown) < ALERTS_SHOWN else conn.execute(sa.select(sa.func.count()).select_from(alerts).where(where)).scalar_one()
-    return shown, total
 
 
 def my_customers(conn: sa.Connection, compiled: CompiledModel, user: dict) -> list[dict]:
