@@ -135,8 +135,7 @@ def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: d
     """The level's message for a reader in `zone` and `locale`: its template with display values, else (none, or it
     renders empty) the overdue text naming the task as they read it; the workflow's rendering if the template fails."""
     model = labels.translate(compiled.model, locale)
-    shown = task_context(conn, model, task, zone)
-    overdue = f"'{shown['title']}' is overdue (escalation level {req.get('level')})"
+    overdue = f"'{labels.task_title(task, locale, model)}' is overdue (escalation level {req.get('level')})"
     if not req.get("template"):
         return overdue
     try:
@@ -144,7 +143,7 @@ def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: d
         ctx = req.get("context") or {"steps": {}}
         scope = display_scope(template_context(ctx, iter(req.get("steps") or ()), now), model, task.get("process"),
                               task.get("entity"), Names(conn, compiled, zone))
-        scope["task"] = shown
+        scope["task"] = task_context(conn, model, task, zone)
         return expressions.render(req["template"], scope) or overdue
     except Exception:  # noqa: BLE001 - a template that fails at run time must not stop the alert
         return req.get("message") or overdue

@@ -215,7 +215,7 @@ def test_an_alerts_message_names_who_did_a_step_and_when_in_each_readers_zone(wo
     with engine.connect() as conn:
         message = conn.execute(sa.select(alerts.c.message)).scalar()
         told = dict(conn.execute(sa.select(notifications.c.user_id, notifications.c.text).where(notifications.c.kind == "alert")).all())
-    said = lambda zone: f"Visited by Ann at {when_text(at, ZoneInfo(zone))} (user {ids['ann']})"  # noqa: E731
+    said = lambda zone: f"Visited by Ann at {when_text(at, ZoneInfo(zone))} (user {ids['ann']})"
     assert message == said("Europe/London") and told == {ids["ann"]: said("Europe/London"), ids["uwe"]: said("Asia/Tokyo")}
 
 
