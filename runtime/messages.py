@@ -5,8 +5,11 @@ as 'Thu 3 Dec, 09:00' in the reader's time zone and the assignee's name (or the 
 task), never a UTC ISO string or a user id; `record.X` is the field's display text (a choice's label, a user's
 name, a referenced record's title, money with its currency, a date in words). The raw values stay available:
 `task.due_at` (ISO, UTC), `task.assignee_id`, `record.raw.X`; step conditions (`when:`) always see raw values.
-The workflow cannot read the database, so the activity that records an alert renders its text with this
-context; values are shown through `forms.widgets`, like everywhere else.
+The steps done so far read the same way (`display_scope`, which task titles and descriptions use too): who completed
+a step is their name, when a local time, its form's data display text. The workflow cannot read the database, so the
+activity that records an alert renders its text with this context; values are shown through `forms.widgets`, like
+everywhere else. A level without a message says "'<the task's title>' is overdue (escalation level N)", the title as
+its reader reads it (in their language, with display values), not as the workflow rendered it.
 
 Each recipient reads an alert in their own time zone and language: the text is rendered once per zone and language
 among the recipients (their in-app notification and their email carry it), fields, choices, groups and task
@@ -23,7 +26,7 @@ import sqlalchemy as sa
 
 from engine import expressions, labels
 from engine.compiler import CompiledModel
-from engine.model import Model
+from engine.model import Model, walk
 from forms.widgets import Names, display_context, locale_of, organisation_zone, when_text, zone_of
 
 from .interpreter import template_context
@@ -69,6 +72,42 @@ def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo) 
             "assignee": holder_text(conn, model, task), "assignee_id": task.get("assignee_id")}
 
 
+def display_scope(scope: dict, model: Model, process: str | None, entity: str | None, names: Names) -> dict:
+    """A template's scope (`runtime.interpreter.template_context`) as people read it, in `model`'s language (see
+    `labels.translate`) and `names.zone`: the record's fields and the process's inputs as display text (raw values under
+    `record.raw`, `inputs.raw`), the process's label, and every step with `completed_by` its completer's name,
+    `completed_at` a local time ('Thu 3 Dec, 09:00') and its form's data as display text (`data.raw`); the step as the
+    workflow keeps it under `steps.X.raw`. `outcome` stays the word templates compare ('done', 'approved', 'pending')."""
+    shown = dict(scope)
+    ent = model.entities.get(entity or "")
+    if ent is not None and isinstance(scope.get("record"), dict):
+        shown["record"] = display_context(scope["record"], ent.all_fields(), names)
+    p = model.processes.get(process or "")
+    if p is None:
+        return shown
+    if isinstance(scope.get("inputs"), dict):
+        shown["inputs"] = display_context(scope["inputs"], p.inputs, names)
+    if isinstance(scope.get("process"), dict):
+        shown["process"] = {**scope["process"], "label": p.label}
+    specs = {s.id: s for s in walk(p.steps)}
+    shown["steps"] = {sid: _step_shown(model, specs.get(sid), done, names) if isinstance(done, dict) else done
+                      for sid, done in (scope.get("steps") or {}).items()}
+    return shown
+
+
+def _step_shown(model: Model, step: Any, done: dict, names: Names) -> dict:
+    shown = {**done, "raw": done}
+    form = model.forms.get(getattr(step, "form", None) or "")
+    if form is not None and isinstance(done.get("data"), dict):
+        shown["data"] = display_context(done["data"], form.fields, names)
+    who = done.get("completed_by")
+    if isinstance(who, int) and not isinstance(who, bool):
+        shown["completed_by"] = names.user(who)
+    if done.get("completed_at"):
+        shown["completed_at"] = when_text(done["completed_at"], names.zone)
+    return shown
+
+
 Reader = tuple[str, str]  # (time zone, language) a message is rendered for
 
 
@@ -93,21 +132,21 @@ def alert_texts(conn: sa.Connection, compiled: CompiledModel, req: dict, task: d
 
 
 def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: dict, zone: ZoneInfo, locale: str) -> str:
-    fallback = req.get("message") or ""
+    """The level's message for a reader in `zone` and `locale`: its template with display values, else (none, or it
+    renders empty) the overdue text naming the task as they read it; the workflow's rendering if the template fails."""
+    model = labels.translate(compiled.model, locale)
+    overdue = f"'{labels.task_title(task, locale, model)}' is overdue (escalation level {req.get('level')})"
     if not req.get("template"):
-        return fallback
+        return overdue
     try:
         now = dt.datetime.fromisoformat(req["now"])
         ctx = req.get("context") or {"steps": {}}
-        scope = template_context(ctx, iter(req.get("steps") or ()), now)
-        model = labels.translate(compiled.model, locale)
-        entity = model.entities.get(task.get("entity") or "")
-        if entity is not None and isinstance(ctx.get("record"), dict):
-            scope["record"] = display_context(ctx["record"], entity.all_fields(), Names(conn, compiled, zone))
+        scope = display_scope(template_context(ctx, iter(req.get("steps") or ()), now), model, task.get("process"),
+                              task.get("entity"), Names(conn, compiled, zone))
         scope["task"] = task_context(conn, model, task, zone)
-        return expressions.render(req["template"], scope) or fallback
+        return expressions.render(req["template"], scope) or overdue
     except Exception:  # noqa: BLE001 - a template that fails at run time must not stop the alert
-        return fallback
+        return req.get("message") or overdue
 
 
 def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, texts: dict[int, str], link: str) -> list[tuple[list[int], str, str]]:

@@ -1,11 +1,13 @@
-"""A new task's title as people read it, in the definitions' own language (tasks.title) and in every language the
-packs translate into (tasks.titles), rendered when the task is made.
+"""A new task's title and description as people read them, rendered when the task is made: the title in the
+definitions' own language (tasks.title) and in every language the packs translate into (tasks.titles), the
+description in the definitions' own language (tasks.description).
 
 A step's title is often a template ('Call back {{ record.name }} about {{ record.industry }}'): the workflow renders it
 once, in the definitions' own language, with the raw values it holds (a choice's value, a user's id, an ISO date), and
 asks for the task with that text. Here, in the activity that writes the task, the step's title is rendered again with
 display values: the record's fields as a reader sees them (a choice's label, a user's name, a referenced record's
-title, a date in words), the process's inputs, the step forms' data, its project and the steps done so far.
+title, a date in words), the process's inputs, the step forms' data, its project and the steps done so far (who
+completed one by name, when in the organisation's time zone: `runtime.messages.display_scope`, which alerts use too).
 
 - In the definitions' own language (`engine.labels.DEFAULT`) the display title *is* the task's `title`: it replaces
   the workflow's raw rendering before the row is written. So every reader of `tasks.title` sees it, not only those who
@@ -13,8 +15,8 @@ title, a date in words), the process's inputs, the step forms' data, its project
   the messages of alerts raised by the platform, the API's `title` (still 'the task's title in the definitions' own
   language').
   Nothing the workflow decides reads it (an activity's answer carries no title), so histories replay unchanged. What
-  the workflow writes itself keeps the title it rendered: its task.created events, and the overdue message of an
-  escalation level that has no message of its own.
+  the workflow writes itself keeps the title it rendered: its task.created events. (The overdue message of an
+  escalation level that has no message of its own names the task as each reader reads it: `runtime.messages`.)
 - In each translated language it goes into `titles` (locale -> title), its step's title as that translation gives it
   (its own template, else the definitions'); `engine.labels.task_title` picks it for a reader of that language.
 
@@ -22,6 +24,12 @@ A plain title (`labels.plain`) stays as the workflow wrote it. The workflow's co
 when the process started); this one is the record as it is when the task is made. A title that fails to render keeps
 the workflow's one (in the definitions' language; in a translation, the definitions' display title), and says why in
 the log.
+
+A step's description (often a template too) is rendered the same way, once: in the definitions' own language, where
+it replaces the workflow's rendering in `tasks.description`, which the task page shows. The packs translate step titles
+but not descriptions (`engine.labels`), and a description per language would need a column of its own; so a reader of
+another language reads it as written, its values labelled as the definitions label them. A plain description stays as
+the workflow wrote it; one that fails to render keeps the workflow's, and the log says why.
 """
 from __future__ import annotations
 
@@ -34,10 +42,11 @@ import sqlalchemy as sa
 from engine import expressions, labels
 from engine.compiler import CompiledModel
 from engine.model import Model, walk
-from forms.widgets import Names, display_context, organisation_zone
+from forms.widgets import Names, organisation_zone
 
 from . import records
 from .interpreter import template_context
+from .messages import display_scope
 from .schema import process_instances, projects, tasks
 
 _KEPT = 8  # (model, language) pairs remembered: a release brings a new model
@@ -58,20 +67,20 @@ def _in(model: Model, locale: str) -> Model:
 
 
 def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[str, Any]:
-    """{"title": ..., "titles": ...} of the task `values` describe (process, step_id, title as the workflow rendered it,
-    workflow_id, entity, record_id, project_id): its title in the definitions' own language with display values, and
-    {locale: title} for every language the packs translate into (None when they translate into none)."""
+    """{"title": ..., "titles": ..., "description": ...} of the task `values` describe (process, step_id, title and
+    description as the workflow rendered them, workflow_id, entity, record_id, project_id): its title in the definitions'
+    own language with display values, {locale: title} for every language the packs translate into (None when they
+    translate into none), and its description with display values in the definitions' own language."""
     model = compiled.model
     raw = values.get("title") or ""
     process = model.processes.get(values.get("process") or "")
     if process is None:
-        return {"title": raw, "titles": None}
+        return {"title": raw, "titles": None, "description": values.get("description")}
     translated = [loc for loc in sorted(model.translations) if loc != labels.DEFAULT]
     base: dict | None = None  # the context, read from the store once, when a template needs it
     out: dict[str, str] = {}
     for locale in [labels.DEFAULT, *translated]:  # the definitions' language first: a translation that fails falls back to it
-        m = _in(model, locale)
-        step = next((s for s in walk(m.processes[process.name].steps) if s.id == values.get("step_id")), None)
+        step = _step(_in(model, locale), values)
         if step is None or getattr(step, "title", None) is None:
             continue  # a parallel block has no title of its own
         source = step.title.source
@@ -79,39 +88,36 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
             title = raw if locale == labels.DEFAULT else source
         else:
             base = _context(conn, compiled, values) if base is None else base
-            title = _render(conn, compiled, m, locale, source, base, values)
+            title = _render(conn, compiled, _in(model, locale), locale, "title", source, base, values)
         out[locale] = (title or out.get(labels.DEFAULT) or raw)[:500]
     title = out.pop(labels.DEFAULT, raw)
-    return {"title": title, "titles": out if translated else None}
+    description = values.get("description")
+    step = _step(model, values)
+    source = step.description.source if step is not None and getattr(step, "description", None) is not None else None
+    if description is not None and source and not labels.plain(source):
+        base = _context(conn, compiled, values) if base is None else base
+        description = _render(conn, compiled, model, labels.DEFAULT, "description", source, base, values) or description
+    return {"title": title, "titles": out if translated else None, "description": description}
 
 
-def _render(conn: sa.Connection, compiled: CompiledModel, model: Model, locale: str, source: str, base: dict,
+def _step(model: Model, values: dict) -> Any:
+    """The step of the task `values` describe, as `model` has it (None if the process has no such step)."""
+    return next((s for s in walk(model.processes[values["process"]].steps) if s.id == values.get("step_id")), None)
+
+
+def _render(conn: sa.Connection, compiled: CompiledModel, model: Model, locale: str, what: str, source: str, base: dict,
             values: dict) -> str | None:
-    """`source` rendered for a reader of `locale` (`model`: as that language has it), with display values; None if it
-    fails (logged: the task keeps the title it falls back to)."""
+    """`source` (the step's `what`: title or description) rendered for a reader of `locale` (`model`: as that language
+    has it), with display values; None if it fails (logged: the task keeps the text it falls back to)."""
     try:
         names = Names(conn, compiled, organisation_zone(model))
-        scope = dict(base)
-        entity = model.entities.get(values.get("entity") or "")
-        if entity is not None and isinstance(base.get("record"), dict):
-            scope["record"] = display_context(base["record"], entity.all_fields(), names)
-        process = model.processes[values["process"]]
-        scope["inputs"] = display_context(base["inputs"], process.inputs, names)
-        scope["process"] = {**base["process"], "label": process.label}
-        scope["steps"] = {**base["steps"], **{s.id: _shown(model, s, base["steps"][s.id], names)
-                                              for s in walk(process.steps) if s.id in base["steps"]}}
+        scope = display_scope(base, model, values["process"], values.get("entity"), names)
         return expressions.render(source, scope).strip() or None
     except Exception as exc:  # noqa: BLE001 - a title that fails keeps the one it falls back to, and a task is still made
-        log.warning("the %s title of step %s.%s did not render (%s): the task keeps %s", locale, values.get("process"),
-                    values.get("step_id"), exc, "the workflow's title" if locale == labels.DEFAULT else "its own title")
+        log.warning("the %s %s of step %s.%s did not render (%s): the task keeps %s", locale, what, values.get("process"),
+                    values.get("step_id"), exc,
+                    f"the workflow's {what}" if locale == labels.DEFAULT else "its own title")
         return None
-
-
-def _shown(model: Model, step: Any, done: dict, names: Names) -> dict:
-    """A step in a template: its form's data as display text (the raw values under `data.raw`)."""
-    form = model.forms.get(getattr(step, "form", None) or "")
-    data = done.get("data")
-    return {**done, "data": display_context(data, form.fields, names)} if form is not None and isinstance(data, dict) else done
 
 
 def _context(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict:

@@ -10,6 +10,7 @@ import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -19,11 +20,12 @@ from temporalio.testing import WorkflowEnvironment
 from engine import labels
 from engine.compiler import compile_model
 from engine.loader import load
+from forms.widgets import when_text
 from runtime import records, tasktitles
 from runtime.activities import Activities
 from runtime.db import alembic_config, upgrade
 from runtime.plan import apply, plan
-from runtime.schema import notifications, tasks, users
+from runtime.schema import alerts, notifications, tasks, users
 from runtime.worker import make_worker
 from runtime.workflows import ProcessInput, ProcessWorkflow
 from tests.conftest import CRM
@@ -39,6 +41,11 @@ CLIENT = {
           - {id: call, title: "Call {{ record.name }} ({{ record.status }})", assign: group:sales}
           - {id: visit, title: Visit the customer, assign: owner}
           - {id: quote, title: "Quote {{ record.name }} for {{ record.employees + 1 }} seats", assign: owner}
+          - id: brief
+            title: Brief the team
+            description: "{{ record.name }} is a {{ record.status }} of {{ record.employees }} staff"
+            assign: owner
+          - {id: thank, title: "Thank {{ steps.visit.completed_by }} for the visit on {{ steps.visit.completed_at }}", assign: owner}
         """,
     "chase.yaml": """
         kind: process
@@ -150,7 +157,66 @@ def test_without_any_translation_the_title_still_reads_with_labels(db, packs):
         company = records.create_record(conn, compiled, "company", {"name": "Acme", "industry": "health"}, None).id
         made = tasktitles.render(conn, compiled, {"process": "call", "step_id": "call", "title": "Call Acme about health",
                                                   "workflow_id": "wf-1", "entity": "company", "record_id": company})
-    assert made == {"title": "Call Acme about Healthcare", "titles": None}
+    assert made == {"title": "Call Acme about Healthcare", "titles": None, "description": None}
+
+
+def test_a_description_shows_a_choices_label_not_its_value(world):
+    acts, engine, _, company = world
+    created = acts.create_task({"key": "wf-1:brief", "workflow_id": "wf-1", "process": "check_in", "step_id": "brief",
+                                "title": "Brief the team", "description": "Acme Health is a customer of 120 staff",  # the workflow's
+                                "entity": "company", "record_id": company, "assign": {"kind": "user", "name": "ann"}})["result"]
+    with engine.connect() as conn:
+        description = conn.execute(sa.select(tasks.c.description).where(tasks.c.id == created["task_id"])).scalar()
+    assert description == "Acme Health is a Customer of 120 staff"  # what the task page shows under its title
+
+
+def test_a_title_names_who_completed_an_earlier_step_and_when_in_local_time(world):
+    acts, engine, ids, company = world
+    visit = _create(acts, company, "visit", "Visit the customer")
+    acts.set_task_state({"task_id": visit["task_id"], "status": "done", "user_id": ids["ann"], "outcome": "done", "data": {},
+                         "key": "visit-done"})
+    created = _create(acts, company, "thank", f"Thank {ids['ann']} for the visit on 2026-12-02T13:00:00+00:00")  # raw, as rendered
+    with engine.connect() as conn:
+        done = conn.execute(sa.select(tasks.c.completed_at).where(tasks.c.id == visit["task_id"])).scalar()
+        row = conn.execute(sa.select(tasks.c.title, tasks.c.titles).where(tasks.c.id == created["task_id"])).one()
+    thanks = f"Thank Ann for the visit on {when_text(done, ZoneInfo('Europe/London'))}"  # the organisation's zone
+    assert row.title == thanks and row.titles == {"de": thanks}  # not the user's id and a UTC ISO string
+
+
+def test_an_alert_without_a_message_names_the_task_as_each_reader_reads_it(world):
+    acts, engine, ids, company = world
+    created = _create(acts, company, "call", "Call Acme Health (customer)")  # the workflow's title: the raw choice value
+    acts.raise_alert({"key": "wf-1:call:L1", "task_id": created["task_id"], "level": 1, "entity": "company", "record_id": company,
+                      "alert": [{"kind": "user", "name": "ann"}, {"kind": "user", "name": "uwe"}],
+                      "message": "'Call Acme Health (customer)' is overdue (escalation level 1)", "template": None,
+                      "context": {"record": {"name": "Acme Health", "status": "customer"}, "steps": {}},
+                      "steps": ["call", "visit"], "now": dt.datetime.now(dt.UTC).isoformat()})
+    with engine.connect() as conn:
+        message = conn.execute(sa.select(alerts.c.message)).scalar()
+        told = dict(conn.execute(sa.select(notifications.c.user_id, notifications.c.text).where(notifications.c.kind == "alert")).all())
+    assert message == "'Call Acme Health (Customer)' is overdue (escalation level 1)"
+    assert told == {ids["ann"]: "'Call Acme Health (Customer)' is overdue (escalation level 1)",
+                    ids["uwe"]: "'Acme Health anrufen (Kunde)' is overdue (escalation level 1)"}  # Uwe reads German
+
+
+def test_an_alerts_message_names_who_did_a_step_and_when_in_each_readers_zone(world):
+    acts, engine, ids, company = world
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.id == ids["uwe"]).values(time_zone="Asia/Tokyo"))
+    created = _create(acts, company, "call", "Call Acme Health (customer)")
+    at = "2026-12-02T13:05:00+00:00"  # as the workflow keeps it
+    acts.raise_alert({"key": "wf-1:call:L1", "task_id": created["task_id"], "level": 1, "entity": "company", "record_id": company,
+                      "alert": [{"kind": "user", "name": "ann"}, {"kind": "user", "name": "uwe"}],
+                      "message": f"Visited by {ids['ann']} at {at}", "template": "Visited by {{ steps.visit.completed_by }} at "
+                      "{{ steps.visit.completed_at }} (user {{ steps.visit.raw.completed_by }})",
+                      "context": {"record": {"name": "Acme Health", "status": "customer"},
+                                  "steps": {"visit": {"outcome": "done", "data": {}, "completed_by": ids["ann"], "completed_at": at}}},
+                      "steps": ["call", "visit"], "now": dt.datetime.now(dt.UTC).isoformat()})
+    with engine.connect() as conn:
+        message = conn.execute(sa.select(alerts.c.message)).scalar()
+        told = dict(conn.execute(sa.select(notifications.c.user_id, notifications.c.text).where(notifications.c.kind == "alert")).all())
+    said = lambda zone: f"Visited by Ann at {when_text(at, ZoneInfo(zone))} (user {ids['ann']})"
+    assert message == said("Europe/London") and told == {ids["ann"]: said("Europe/London"), ids["uwe"]: said("Asia/Tokyo")}
 
 
 def _opportunity(acts: Activities, engine: sa.Engine, company: int) -> int:
