@@ -327,18 +327,20 @@ def field_validator(f: Field) -> jsonschema.Draft202012Validator:
         return validator(fieldtypes.get(f.type).json_schema(f))
 
 
-@functools.lru_cache(maxsize=4096)
-def _field_check(f: Field) -> Callable[[Any], Any] | None:
-    return fastcheck.compile_check(fieldtypes.get(f.type).json_schema(f))
+_checks: dict[int, tuple[Field, Callable[[Any], Any] | None]] = {}  # id(field) -> (field, its check)
+_CHECKS_KEPT = 4096
 
 
 def field_check(f: Field) -> Callable[[Any], Any] | None:
     """The compiled yes/no check of one field's values (engine.fastcheck), built once per field; None where only
-    jsonschema can be trusted (money bounds, say)."""
-    try:
-        return _field_check(f)
-    except TypeError:  # not hashable (a multichoice's list default): built each time it would cost more than it saves
-        return None
+    jsonschema can be trusted (money bounds, say). Found by the field's identity: hashing a field (every attribute,
+    its choices too) costs more than the check itself."""
+    hit = _checks.get(id(f))
+    if hit is None or hit[0] is not f:  # an id may be reused once a field (its model) is gone
+        if len(_checks) >= _CHECKS_KEPT:
+            _checks.clear()
+        hit = _checks[id(f)] = (f, fastcheck.compile_check(fieldtypes.get(f.type).json_schema(f)))
+    return hit[1]
 
 
 def _fits(value: Any, target: Field) -> bool:
