@@ -6,9 +6,10 @@ from typing import Annotated
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
+from runtime import alertbox
 from runtime import projects as teams
 from runtime.holders import MAX_ID
-from runtime.schema import alerts, project_members, projects, tasks
+from runtime.schema import project_members, projects, tasks
 
 from ..access import allowed, may_change_team, may_open_project
 from ..deps import Conn, EngineDep
@@ -75,8 +76,8 @@ def my_projects(user: ApiPermitted("project_access"), conn: Conn, compiled: ApiC
 @router.get("/alerts", response_model=list[AlertOut], responses=problems(403))
 def my_alerts(user: ApiUser, conn: Conn) -> list[dict]:
     """Alerts raised for the caller that nobody has acknowledged yet, newest first."""
-    rows = conn.execute(sa.select(alerts).where(alerts.c.acknowledged_at.is_(None)).order_by(alerts.c.raised_at.desc()).limit(500)).mappings().all()
-    return [row_json(dict(r)) for r in rows if user["id"] in (r["recipients"] or [])]
+    rows, _ = alertbox.my_alerts(conn, user["id"], most=500)
+    return [row_json(r) for r in rows]
 
 
 def _project(conn, compiled, user: dict, project_id: int, *, change: bool = False) -> dict:

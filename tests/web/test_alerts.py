@@ -186,3 +186,15 @@ def test_whose_alerts_agree_on_sqlite_and_postgresql(module_database, compiled):
         field_alert = conn.execute(sa.select(alerts.c.id).where(alerts.c.message == "field")).scalar_one()
         assert [alertbox.may_see(conn, u, False, field_alert) for u in (gus, pia, ann, bob)] == [True, False, False, False]
         assert alertbox.may_see(conn, bob, True, field_alert) is True and alertbox.may_see(conn, bob, False, 10**9) is None
+
+
+def test_the_api_lists_the_callers_alerts_under_hundreds_of_somebody_elses(site, crowded):
+    from admin.access import new_token
+
+    secret, digest = new_token()
+    with site.engine.begin() as conn:
+        conn.execute(users.update().where(users.c.id == site.people["ann"]).values(api_token_hash=digest))
+    raise_alerts(site, crowded["bobs"], [site.people["bob"]], [f"Bob's other alert {i:03d}" for i in range(200)], dt.datetime.now(dt.UTC))
+    got = site.client("ann").get("/api/alerts", headers={"Authorization": f"Bearer {secret}"})  # 550 newer alerts are Bob's
+    assert got.status_code == 200
+    assert [a["message"] for a in got.json()] == ["Ann's call back is late"]
