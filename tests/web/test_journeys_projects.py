@@ -33,7 +33,7 @@ def shoot(page: Page, name: str) -> None:
 
 def test_a_project_started_from_the_customer_page_gets_a_member_who_opens_its_task(platform, page: Page):
     log_in(page, platform, "pam")  # Pam is in professional services: the onboarding's project manager
-    page.get_by_role("link", name="Companies", exact=True).click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Companies", exact=True).click()
     page.get_by_role("link", name="Acme Health Ltd").click()
     shoot(page, "customer-start")
     page.get_by_role("button", name="Start Customer onboarding").click()
