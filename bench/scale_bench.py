@@ -378,8 +378,8 @@ def markdown(out: dict, args: argparse.Namespace, when: str, elapsed: float) -> 
         busy = sum(v for v in one["cpu"].values() if v >= 0) / one["wall"]
         lines += [f"What bounds it, and what more cores buy. Each process (one start and one completion) cost the dev server "
                   f"{server:.0f} ms of CPU, the worker {worker:.0f} ms (two workers: {worker2:.0f} ms between them: the work "
-                  f"divides, it does not grow) and the client {client:.0f} ms. Measured on {os.cpu_count()} cores that other work "
-                  f"shared (the processes measured were busy {busy:.2f} cores on average), the run reached "
+                  f"divides, it does not grow) and the client {client:.0f} ms. Measured on {os.cpu_count()} cores (the processes "
+                  f"measured were busy {busy:.2f} cores on average, the rest of the machine's work aside), the run reached "
                   f"{two['start_rate'] / one['start_rate']:.2f}× the starts and {two['complete_rate'] / one['complete_rate']:.2f}× "
                   f"the completions with a second worker: the cores, not the workers, were what ran out. On 2 free cores the "
                   f"ceiling is about 2,000 / {total:.0f} ≈ {2000 / total:.0f} processes/s whatever the number of workers, and "
