@@ -278,11 +278,25 @@ def accept_language(header: str | None) -> list[str]:
 # -- the model in a language ------------------------------------------------------------
 
 
+_KEPT = 8  # (model, language) pairs remembered: a release brings a new model
+_translated: dict[tuple[int, str], tuple[Model, Model]] = {}
+
+
 def translate(model: Model, locale: str | None) -> Model:
-    """`model` with every label the translation into `locale` gives; the model itself when it has none."""
+    """`model` with every label the translation into `locale` gives; the model itself when it has none. Translated once
+    per model and language (a translation takes milliseconds; tasks, alerts and pages ask for one again and again)."""
     t = model.translations.get(locale or "")
     if t is None or not t.entries:
         return model
+    hit = _translated.get((id(model), t.locale))
+    if hit is None or hit[0] is not model:  # an id may be reused once a model is gone
+        if len(_translated) >= _KEPT:
+            _translated.clear()
+        hit = _translated[(id(model), t.locale)] = (model, _translate(model, t))
+    return hit[1]
+
+
+def _translate(model: Model, t: Translation) -> Model:
     get = t.entries.get
 
     def fld(owner: Key, f: Field) -> Field:

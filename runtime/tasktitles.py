@@ -49,21 +49,7 @@ from .interpreter import template_context
 from .messages import display_scope
 from .schema import process_instances, projects, tasks
 
-_KEPT = 8  # (model, language) pairs remembered: a release brings a new model
-_translated: dict[tuple[int, str], tuple[Model, Model]] = {}
-
-
 log = logging.getLogger(__name__)
-
-
-def _in(model: Model, locale: str) -> Model:
-    """`model` in `locale`, translated once per model and language (a translation takes milliseconds; tasks are many)."""
-    hit = _translated.get((id(model), locale))
-    if hit is None or hit[0] is not model:  # an id may be reused once a model is gone
-        if len(_translated) >= _KEPT:
-            _translated.clear()
-        hit = _translated[(id(model), locale)] = (model, labels.translate(model, locale))
-    return hit[1]
 
 
 def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[str, Any]:
@@ -80,7 +66,7 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
     base: dict | None = None  # the context, read from the store once, when a template needs it
     out: dict[str, str] = {}
     for locale in [labels.DEFAULT, *translated]:  # the definitions' language first: a translation that fails falls back to it
-        step = _step(_in(model, locale), values)
+        step = _step(labels.translate(model, locale), values)
         if step is None or getattr(step, "title", None) is None:
             continue  # a parallel block has no title of its own
         source = step.title.source
@@ -88,7 +74,7 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
             title = raw if locale == labels.DEFAULT else source
         else:
             base = _context(conn, compiled, values) if base is None else base
-            title = _render(conn, compiled, _in(model, locale), locale, "title", source, base, values)
+            title = _render(conn, compiled, labels.translate(model, locale), locale, "title", source, base, values)
         out[locale] = (title or out.get(labels.DEFAULT) or raw)[:500]
     title = out.pop(labels.DEFAULT, raw)
     description = values.get("description")
