@@ -20,12 +20,12 @@ from engine.model import Entity
 from . import mailbox, parties, records
 from .history import HistoryEntry, add_history
 from .notifications import notify
-from .schema import contact_history, tasks, users
+from .schema import OPEN_STATUSES, contact_history, tasks, users
 
 COMPANY = "company"  # the entity a portal user belongs to (users.company_id)
 MAX_LENGTH = 5000
 EXCERPT = 120
-OPEN = ("open", "awaiting_approval")
+OPEN = OPEN_STATUSES  # tasks someone still has to act on
 
 
 class ReplyRefused(ValueError):

@@ -1,6 +1,7 @@
 """Database engines and the platform tables' Alembic migrations."""
 from __future__ import annotations
 
+import datetime as dt
 import weakref
 from pathlib import Path
 
@@ -64,6 +65,11 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         # deferred transaction that reads and then writes fails at once with "database is locked" when
         # another writer got there first, instead of waiting out the busy timeout.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """A stored moment as an aware UTC datetime: SQLite hands back naive ones, and everything is stored in UTC."""
+    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def alembic_config(connection: sa.Connection | None = None):

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
+from .db import aware
 from .keyed import insert_new
 from .schema import audit_log, contact_history
 
@@ -18,13 +19,6 @@ KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 @dataclass(frozen=True)
@@ -44,7 +38,7 @@ class HistoryEntry:
 
 def _entry(row) -> HistoryEntry:
     return HistoryEntry(id=row.id, entity=row.entity, record_id=row.record_id, kind=row.kind, summary=row.summary,
-                        data=row.data, user_id=row.user_id, occurred_at=_aware(row.occurred_at), form=row.form, key=row.key,
+                        data=row.data, user_id=row.user_id, occurred_at=aware(row.occurred_at), form=row.form, key=row.key,
                         public=bool(row.public))
 
 
@@ -74,7 +68,7 @@ def add_history(conn: sa.Connection, entity: str, record_id: int, kind: str, sum
     # a repeat (or a concurrent writer that got there first) inserts nothing and reads the first entry.
     row = insert_new(conn, contact_history, values, ("key",), returning=("id",))
     if row is not None:
-        return HistoryEntry(id=row.id, occurred_at=_aware(values["occurred_at"]), **{k: values[k] for k in _WRITTEN})
+        return HistoryEntry(id=row.id, occurred_at=aware(values["occurred_at"]), **{k: values[k] for k in _WRITTEN})
     entry = _by_key(conn, key)
     assert entry is not None
     return entry
@@ -124,5 +118,5 @@ def list_audit(conn: sa.Connection, entity: str, record_id: int) -> list[AuditEn
     """Every change of a record, oldest first."""
     q = (sa.select(audit_log).where(audit_log.c.entity == entity, audit_log.c.record_id == record_id)
          .order_by(audit_log.c.at, audit_log.c.id))
-    return [AuditEntry(id=r.id, entity=r.entity, record_id=r.record_id, action=r.action, user_id=r.user_id, at=_aware(r.at),
+    return [AuditEntry(id=r.id, entity=r.entity, record_id=r.record_id, action=r.action, user_id=r.user_id, at=aware(r.at),
                        before=r.before, after=r.after) for r in conn.execute(q)]

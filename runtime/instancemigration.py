@@ -20,7 +20,9 @@ import sqlalchemy as sa
 
 from engine.compiler import canonical_json
 
-OPEN = ("open", "awaiting_approval")
+from .schema import OPEN_STATUSES
+
+OPEN = OPEN_STATUSES  # tasks someone still has to act on
 MOVED = "AlreadyMoved"  # the refusal of an instance already on the new version: a retry, not a failure
 VERSION = "VersionMismatch"
 BUSY = "Conflict"

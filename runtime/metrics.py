@@ -27,10 +27,11 @@ from engine.calendars import BusinessCalendar
 from engine.compiler import CompiledModel
 from engine.model import Choice, Entity, Field, ParallelStep, Process, TaskStep
 
+from .db import aware
 from .records import field_expression
-from .schema import alerts, audit_log, contact_history, tasks, users
+from .schema import OPEN_STATUSES, alerts, audit_log, contact_history, tasks, users
 
-OPEN = ("open", "awaiting_approval")
+OPEN = OPEN_STATUSES  # tasks someone still has to act on
 #: the tasks the SLA counts: the work, and each approver's decision (an approval step's due, reminders and ladder are a
 #: task's); an approval no longer needed (cancelled: another approver decided) is neither done nor open, so counts nowhere
 SLA_KINDS = ("task", "approval")
@@ -46,12 +47,6 @@ EVERY_RECORD = sa.true()  # no condition on the records
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -395,7 +390,7 @@ class WorkTime:
 
     def seconds(self, process: str, step: str, start: dt.datetime, end: dt.datetime) -> float:
         """The task's time from `start` to `end`."""
-        start, end = _aware(start), _aware(end)
+        start, end = aware(start), aware(end)
         assert start is not None and end is not None
         calendar = self.calendar(process, step)
         if calendar is None:
@@ -837,7 +832,7 @@ def no_contact(conn: sa.Connection, compiled: CompiledModel, days: int, *, custo
          .order_by(last.c.at.asc().nulls_first(), table.c.title, table.c.id).limit(limit))
     out = []
     for r in conn.execute(q):
-        at = _aware(r.at)
+        at = aware(r.at)
         out.append(Row((r.id,), {"title": r.title, "last_contact": at, "days": (now - at).days if at else None}))
     return out
 

@@ -18,9 +18,9 @@ from engine.errors import TailorError
 
 from . import holders
 from .history import add_history
-from .schema import project_members, projects, tasks, users
+from .schema import OPEN_STATUSES, project_members, projects, tasks, users
 
-OPEN = ("open", "awaiting_approval")
+OPEN = OPEN_STATUSES  # tasks someone still has to act on
 STATUSES = ("open", "closed")
 
 

@@ -16,12 +16,12 @@ import sqlalchemy as sa
 from engine.compiler import CompiledModel
 
 from . import records
-from .history import _aware
-from .schema import contact_history, tasks
+from .db import aware
+from .schema import OPEN_STATUSES, contact_history, tasks
 
 SHOWN = 10          # records listed
 HISTORY_READ = 500  # of the user's newest history entries, read at most to find them
-OPEN = ("open", "awaiting_approval")  # what My work calls open tasks (admin.web.tasklist.OPEN)
+OPEN = OPEN_STATUSES  # tasks someone still has to act on
 OWNER = "owner"     # the field the `owner` party reads (runtime.activities)
 
 
@@ -48,7 +48,7 @@ def touched(conn: sa.Connection, user_id: int, entities: Iterable[str], want: in
          .order_by(contact_history.c.occurred_at.desc(), contact_history.c.id.desc()).limit(HISTORY_READ))
     found: dict[Key, dt.datetime] = {}
     for row in conn.execute(q):
-        found.setdefault((row.entity, row.record_id), _aware(row.occurred_at))
+        found.setdefault((row.entity, row.record_id), aware(row.occurred_at))
         if len(found) >= want:
             break
     return found
@@ -61,7 +61,7 @@ def task_records(conn: sa.Connection, user_id: int, entities: Iterable[str], wan
          .where(tasks.c.assignee_id == user_id, tasks.c.status.in_(OPEN), tasks.c.entity.in_(list(entities)),
                 tasks.c.record_id.is_not(None))
          .group_by(tasks.c.entity, tasks.c.record_id).order_by(newest.desc()).limit(want))
-    return {(row.entity, row.record_id): _aware(row.at) for row in conn.execute(q)}
+    return {(row.entity, row.record_id): aware(row.at) for row in conn.execute(q)}
 
 
 def owned(conn: sa.Connection, compiled: CompiledModel, entity: str, user_id: int, want: int) -> list[Dealt]:
@@ -73,7 +73,7 @@ def owned(conn: sa.Connection, compiled: CompiledModel, entity: str, user_id: in
     where = records.filter_condition(conn, compiled, entity, {OWNER: user_id})
     rows = conn.execute(sa.select(table.c.id, table.c.title, table.c.updated_at).where(where)
                         .order_by(table.c.updated_at.desc(), table.c.id.desc()).limit(want))
-    return [Dealt(entity, r.id, r.title, _aware(r.updated_at), "owner", field.label) for r in rows]
+    return [Dealt(entity, r.id, r.title, aware(r.updated_at), "owner", field.label) for r in rows]
 
 
 def _titles(conn: sa.Connection, compiled: CompiledModel, keys: Iterable[Key]) -> dict[Key, str]:

@@ -26,7 +26,8 @@ from engine.model import Entity, Field, Group
 
 from . import outbox
 from . import values as V
-from .history import _aware, add_history, utcnow, write_audit
+from .db import aware
+from .history import add_history, utcnow, write_audit
 from .schema import users
 from .triggers import record_key, record_starts
 
@@ -180,7 +181,7 @@ def _to_record(ent: _Entity, row: Any, changed: tuple[str, ...] = ()) -> Record:
                 data[f.name] = value
     data = {f: data[f] for f in ent.fields if f in data}  # definition order
     return Record(entity=ent.e.name, id=row.id, title=row.title, data=data, record_fields=dict(row.record_fields or {}),
-                  row_version=row.row_version, created_at=_aware(row.created_at), updated_at=_aware(row.updated_at),
+                  row_version=row.row_version, created_at=aware(row.created_at), updated_at=aware(row.updated_at),
                   created_by=row.created_by, updated_by=row.updated_by, changed=changed)
 
 

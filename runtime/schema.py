@@ -91,6 +91,8 @@ process_instances = sa.Table(
     sa.Index("ix_process_instances_record", "entity", "record_id"),
 )
 
+OPEN_STATUSES = ("open", "awaiting_approval")  # a task someone still has to act on
+
 tasks = sa.Table(
     "tasks", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),

@@ -23,6 +23,7 @@ from engine.labels import task_title
 from engine.model import Entity, Field
 from forms import widgets
 from runtime import records
+from runtime.db import aware
 from runtime.history import HistoryEntry, list_history
 from runtime.schema import projects as projects_table
 from runtime.schema import tasks as tasks_table
@@ -217,7 +218,7 @@ def _open_tasks(conn: sa.Connection, compiled: CompiledModel, ent: Entity, rec: 
     model = compiled.model
     shown = []
     for r in rows:
-        due = _aware(r["due_at"])
+        due = aware(r["due_at"])
         other = (r["entity"], r["record_id"]) if (r["entity"], r["record_id"]) != (ent.name, rec.id) else None
         about_text = ""
         if other and other in titles:
@@ -245,10 +246,6 @@ def _titles(conn: sa.Connection, compiled: CompiledModel, wanted: set[tuple[str,
         if table is not None:
             found.update({(entity, i): title for i, title in conn.execute(sa.select(table.c.id, table.c.title).where(table.c.id.in_(ids)))})
     return found
-
-
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 # -- starting processes by hand (records/_start.html) --------------------------------------------

@@ -18,13 +18,13 @@ from engine.compiler import CompiledModel
 from engine.errors import Loc
 from engine.model import Field, Model
 from forms import widgets
-from runtime.schema import group_members, tasks, users
+from runtime.schema import OPEN_STATUSES, group_members, tasks, users
 
 from ..access import allowed
 from .pages import task_view
 from .taskpage import group_label
 
-OPEN = ("open", "awaiting_approval")
+OPEN = OPEN_STATUSES  # tasks someone still has to act on
 SHOWN = 100       # tasks per section of My work; past this the section says how many more there are
 TEAM_PAGE = 50    # tasks per page of the team view
 DUE = {"overdue": "Overdue", "week": "Due this week", "later": "Later"}

@@ -21,6 +21,7 @@ from engine.compiler import CompiledModel
 from engine.errors import Loc
 from engine.model import Field, Model
 from forms import widgets
+from runtime.db import aware
 from runtime.schema import contact_history, process_instances, projects, tasks
 
 from .pages import STATUS_TEXT
@@ -94,10 +95,6 @@ class TaskPage:
     process: str = ""
 
 
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def gather(conn: sa.Connection, compiled: CompiledModel, task: dict, zone, *, insider: bool, viewer_id: int,
            may_open: Callable[[dict], bool], record_title: str | None = None, record: dict | None = None) -> TaskPage:
     """Everything the task's page shows about `task` for a viewer in `zone`; `insider` (staff) also sees the steps' data
@@ -135,7 +132,7 @@ def _history(conn: sa.Connection, task: dict, task_ids: set[int]) -> list[dict]:
     for row in conn.execute(q).mappings():
         data = row["data"] if isinstance(row["data"], dict) else {}
         if isinstance(data.get("task_id"), int) and data["task_id"] in task_ids:
-            found.append({**row, "data": data, "occurred_at": _aware(row["occurred_at"])})
+            found.append({**row, "data": data, "occurred_at": aware(row["occurred_at"])})
     return found[::-1]
 
 
@@ -164,7 +161,7 @@ def _facts(conn: sa.Connection, model: Model, names: widgets.Names, task: dict, 
     facts = [("Assigned to", holder)]
     if group:
         facts.append(("Group", esc(group)))
-    due = _aware(task["due_at"])
+    due = aware(task["due_at"])
     if due is not None:
         late = task["status"] in ("open", "awaiting_approval") and due < dt.datetime.now(dt.UTC)
         facts.append(("Due", Markup('<span class="when">{0}</span>{1}').format(
@@ -180,10 +177,10 @@ def _facts(conn: sa.Connection, model: Model, names: widgets.Names, task: dict, 
         facts.append(("Project", Markup('<a href="/projects/{0}">{1}</a>').format(task["project_id"], project or "the project")))
     if instance is not None:
         by = f" by {names.user(instance['started_by'])}" if instance["started_by"] else ""
-        facts.append(("Started", Markup("{0}{1}").format(widgets.when_text(_aware(instance["started_at"]), names.zone), by)))
+        facts.append(("Started", Markup("{0}{1}").format(widgets.when_text(aware(instance["started_at"]), names.zone), by)))
     if task["status"] in ("done", "skipped", "cancelled") and task["completed_at"]:
         by = f" by {names.user(task['completed_by'])}" if task["completed_by"] else ""
-        facts.append(("Finished", Markup("{0}{1}").format(widgets.when_text(_aware(task["completed_at"]), names.zone), by)))
+        facts.append(("Finished", Markup("{0}{1}").format(widgets.when_text(aware(task["completed_at"]), names.zone), by)))
     return facts
 
 
@@ -249,14 +246,14 @@ def _task_step(model: Model, names: widgets.Names, r: dict, entries: list[dict],
     if status == "done":
         step.state, step.tone = ("Approved", "good") if outcome == "approved" else ("Done", "good")
         step.who = names.user(r["completed_by"]) if r["completed_by"] else ""
-        step.when = widgets.when_text(_aware(r["completed_at"]), names.zone)
+        step.when = widgets.when_text(aware(r["completed_at"]), names.zone)
     elif status in ("open", "awaiting_approval"):
         step.tone = "info" if status == "open" else "warn"
         if r["assignee_id"]:
             step.state = f"With {names.user(r['assignee_id'])}" if status == "open" else "Waiting for approval"
         elif r["group_name"]:
             step.state = f"Waiting in the {group_label(model, r['group_name'])} queue"
-        due = _aware(r["due_at"])
+        due = aware(r["due_at"])
         if due is not None:
             step.when = f"due {widgets.when_text(due, names.zone)}"
             if due < dt.datetime.now(dt.UTC):
@@ -279,7 +276,7 @@ def _task_step(model: Model, names: widgets.Names, r: dict, entries: list[dict],
 def _add_approver(step: Step, r: dict, names: widgets.Names, current_id: int) -> None:
     """One approver's row of an approval step's round: decided, waiting, or no longer needed."""
     name = names.user(r["assignee_id"]) if r["assignee_id"] else group_label(names.compiled.model, r["group_name"]) or "Nobody"
-    when = widgets.when_text(_aware(r["completed_at"]), names.zone) if r["completed_at"] else ""
+    when = widgets.when_text(aware(r["completed_at"]), names.zone) if r["completed_at"] else ""
     if r["outcome"] == "approved":
         state, tone = "Approved", "good"
     elif r["outcome"] == "rejected" or r["status"] == "rejected":
