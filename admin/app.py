@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from engine.compiler import CompiledModel
-from runtime import heap, releases
+from runtime import heap, releases, words
 from runtime.notifications import UnreadWatch
 
 from .api import api_routes, document_bearer
@@ -111,6 +111,7 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
     app.state.releases_root = releases_root
     app.state.services = Services(engine=engine, client=client, templates=Jinja2Templates(directory=HERE / "templates"),
                                   task_queue=task_queue, webhooks=tuple(webhooks), temporal_ui=temporal_ui)
+    words.install(app.state.services.templates.env)  # the pages' own words in the reader's language
     app.state.unread_watch = UnreadWatch(engine)  # one poller for every open page's bell (routes/notifications.py)
     # outermost first: the size limit, then the session cookie (the pages'; the API's requests go around it), then the
     # API's token check

@@ -15,7 +15,7 @@ from engine import pages as entity_pages
 from engine.model import Model
 from engine.reports import may_see
 from forms import widgets
-from runtime import notifications
+from runtime import notifications, words
 
 from ..access import allowed
 from ..deps import csrf_token
@@ -56,14 +56,16 @@ def render(request: Request, name: str, *, user: dict | None = None, status: int
     staff = user is not None and allowed(model, user, "access")
     context = {
         "user": user, "csrf_token": csrf_token(request), "flash": request.session.pop("flash", None), "model": model,
-        "staff": staff, "home_url": home_url(model, user), "nav": navigation(model, user, request.url.path) if user else [],
-        "zone": zone, "when": lambda moment: widgets.when_text(moment, zone), "status_text": STATUS_TEXT,
+        "staff": staff, "home_url": home_url(model, user), "nav": navigation(model, user, request.url.path, request.state.locale) if user else [],
+        "zone": zone, "when": lambda moment: widgets.when_text(moment, zone),
+        "status_text": {k: words.text(request.state.locale, v) for k, v in STATUS_TEXT.items()},
         "unread": unread_of(request, user),  # notifications: the bell's count (notifications/_bell.html)
         "lang": request.state.locale,  # the page's <html lang>: the language its labels are in
         **ctx}
     for fill in _FILLERS.get(name, ()):
         context.update(fill(request, context))
-    return templates.TemplateResponse(request, name, context, status_code=status)
+    with words.reading(request.state.locale):  # the template's own words in the page's language (words.py)
+        return templates.TemplateResponse(request, name, context, status_code=status)
 
 
 def unread_of(request: Request, user: dict | None) -> int:
@@ -81,22 +83,25 @@ def home_url(model: Model, user: dict | None) -> str:
     return "/" if allowed(model, user, "access") else "/portal"
 
 
-def navigation(model: Model, user: dict, path: str) -> list[NavItem]:
+def navigation(model: Model, user: dict, path: str, locale: str = labels.DEFAULT) -> list[NavItem]:
     """The main menu for `user`: My work, the entities the packs put in the navigation, Forms and Alerts (staff);
-    the portal's requests (a customer's people). The entry `path` belongs to is marked current."""
+    the portal's requests (a customer's people), in `locale`. The entry `path` belongs to is marked current."""
+    def _(word: str, **values: str) -> str:
+        return words.text(locale, word, **values)
+
     if not allowed(model, user, "access"):
-        entries = [("/portal", "Our requests", ("/portal/",))]
+        entries = [("/portal", _("Our requests"), ("/portal/",))]
     else:
-        entries = [("/", "My work", ("/tasks/", "/work/")), ("/projects", "Projects", ("/projects/",))]
+        entries = [("/", _("My work"), ("/tasks/", "/work/")), ("/projects", _("Projects"), ("/projects/",))]
         for e in entity_pages.navigation(model):
             entries.append((f"/directory/{e.name}", e.plural, (f"/directory/{e.name}/", f"/records/{e.name}/")))
             if entity_pages.stages(e) is not None:
-                entries.append((f"/board/{e.name}", f"{e.label} board", (f"/board/{e.name}/",)))
-        entries += [("/forms", "Forms", ("/forms/",)), ("/alerts", "Alerts", ("/alerts/",))]
+                entries.append((f"/board/{e.name}", _("%(entity)s board", entity=e.label), (f"/board/{e.name}/",)))
+        entries += [("/forms", _("Forms"), ("/forms/",)), ("/alerts", _("Alerts"), ("/alerts/",))]
         if may_see_reports(model, user):
-            entries.append(("/reports", "Reports", ("/reports/", "/dashboards")))
+            entries.append(("/reports", _("Reports"), ("/reports/", "/dashboards")))
         if allowed(model, user, "admin"):
-            entries.append(("/admin", "Console", ("/admin/",)))
+            entries.append(("/admin", _("Console"), ("/admin/",)))
     return [NavItem(url, label, "page" if path == url else "true" if path.startswith(inside) else "") for url, label, inside in entries]
 
 
