@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from engine.compiler import CompiledModel
 from engine.labels import task_title
 from forms.widgets import zone_of
-from runtime import alertbox
+from runtime import alertbox, words
 from runtime import tasks as task_service
 
 from ...access import allowed
@@ -63,5 +63,5 @@ def alert_acknowledge(request: Request, alert_id: int, user: Staff, data: CsrfFo
         if not may_acknowledge(conn, compiled, user, alert_id):
             raise HTTPException(403, "This alert was not sent to you.")
         task_service.acknowledge_alert(conn, alert_id, user["id"])
-    flash(request, "Alert acknowledged.")
+    flash(request, words.text(request.state.locale, "Alert acknowledged."))
     return redirect(_back(data))
