@@ -17,7 +17,6 @@ from runtime.schema import users
 from ... import accounts, sessions
 from ...accounts import AccountError
 from ...deps import CompiledDep, CsrfForm, CurrentUser, EngineDep, ServicesDep
-from ..language import page_locale
 from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -84,8 +83,7 @@ def set_language(request: Request, user: CurrentUser, data: CsrfForm, engine: En
             name = accounts.set_language(conn, compiled.model, user["id"], str(data.get("locale", "")), actor_id=user["id"])
     except AccountError as exc:
         return profile_page(request, user, compiled, 422, exc.errors)
-    # said in the language the user now reads: the one chosen, else their browser's
-    locale = str(data.get("locale", "")).strip() if name else page_locale(request, {**user, "locale": None})
+    locale = request.state.locale  # said in the language of the page they chose it on
     flash(request, words.text(locale, "Labels are now shown in %(language)s.", language=name) if name
           else words.text(locale, "Labels now follow your browser's language."))
     return redirect("/profile")
