@@ -231,7 +231,7 @@ def _open_tasks(conn: sa.Connection, compiled: CompiledModel, ent: Entity, rec: 
             "assignee": widgets.text(r["assignee_id"], _ASSIGNEE, names) if r["assignee_id"] else
             (words.text(model.locale, "in the %(group)s queue", group=group.label if group else r["group_name"]) if r["group_name"]
              else words.text(model.locale, "nobody yet")),
-            "due_text": widgets.when_text(due, names.zone) if due else words.text(model.locale, "no due date"),
+            "due_text": widgets.when_text(due, names.zone, locale=names.compiled.model.locale) if due else words.text(model.locale, "no due date"),
             "overdue": due is not None and due < now, "about": about_text,
             "about_url": f"/records/{other[0]}/{other[1]}" if about_text else None})
     return shown, total
@@ -308,6 +308,6 @@ def _entry_view(e: HistoryEntry, ent: Entity, model, names: widgets.Names, task_
         link = (f"/tasks/{task_id}", "the task")
     elif isinstance(data.get("project_id"), int):
         link = (f"/projects/{data['project_id']}", "the project")
-    return {"when": widgets.when_text(e.occurred_at, names.zone), "kind": KIND_TEXT.get(e.kind, e.kind.replace("_", " ").capitalize()),
+    return {"when": widgets.when_text(e.occurred_at, names.zone, locale=names.compiled.model.locale), "kind": KIND_TEXT.get(e.kind, e.kind.replace("_", " ").capitalize()),
             "summary": summary, "changes": changes, "who": widgets.text(e.user_id, _WHO, names) if e.user_id else words.text(names.compiled.model.locale, "Tailor (automatic)"),
             "form": form.label if form else None, "link": link}

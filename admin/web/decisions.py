@@ -89,7 +89,7 @@ def decision(conn: sa.Connection, compiled: CompiledModel, user: dict, task: dic
             "waiting": waiting, "can_decide": waiting and refusal is None, "refusal": refusal,
             "outcome": task.get("outcome"), "reason": task.get("reason"),
             "decided_by": task_service.user_name(conn, task["completed_by"]) if task.get("completed_by") else None,
-            "decided_at": widgets.when_text(task.get("completed_at"), zone)}
+            "decided_at": widgets.when_text(task.get("completed_at"), zone, locale=compiled.model.locale)}
 
 
 def sent_back(conn: sa.Connection, compiled: CompiledModel, task: dict, zone: ZoneInfo) -> dict[str, Any] | None:
@@ -98,7 +98,7 @@ def sent_back(conn: sa.Connection, compiled: CompiledModel, task: dict, zone: Zo
         return None
     rejection = task_service.last_rejection(conn, task)
     return {"by": task_service.user_name(conn, rejection["completed_by"]) if rejection else words.text(compiled.model.locale, "the approver"),
-            "when": widgets.when_text(rejection["completed_at"], zone) if rejection else "", "reason": task["reason"],
+            "when": widgets.when_text(rejection["completed_at"], zone, locale=compiled.model.locale) if rejection else "", "reason": task["reason"],
             "round": task.get("round") or 1}
 
 

@@ -139,7 +139,7 @@ def _history(conn: sa.Connection, task: dict, task_ids: set[int]) -> list[dict]:
 
 def _comment(e: dict, names: widgets.Names) -> Comment:
     text = e["data"].get("comment") if isinstance(e["data"].get("comment"), str) else e["summary"]
-    return Comment(who=_who(e["user_id"], names), when=widgets.when_text(e["occurred_at"], names.zone), text=text, public=bool(e["public"]))
+    return Comment(who=_who(e["user_id"], names), when=widgets.when_text(e["occurred_at"], names.zone, locale=names.compiled.model.locale), text=text, public=bool(e["public"]))
 
 
 def _said(names: widgets.Names, message: str, **values) -> str:
@@ -171,7 +171,7 @@ def _facts(conn: sa.Connection, model: Model, names: widgets.Names, task: dict, 
     if due is not None:
         late = task["status"] in ("open", "awaiting_approval") and due < dt.datetime.now(dt.UTC)
         facts.append(("Due", Markup('<span class="when">{0}</span>{1}').format(
-            widgets.when_text(due, names.zone), Markup(' <span class="kind bad">{0}</span>').format(_said(names, "Overdue")) if late else "")))
+            widgets.when_text(due, names.zone, locale=names.compiled.model.locale), Markup(' <span class="kind bad">{0}</span>').format(_said(names, "Overdue")) if late else "")))
     else:
         facts.append(("Due", Markup('<span class="muted">{0}</span>').format(_said(names, "No due date"))))
     if task["entity"] and task["record_id"]:
@@ -183,10 +183,10 @@ def _facts(conn: sa.Connection, model: Model, names: widgets.Names, task: dict, 
         facts.append(("Project", Markup('<a href="/projects/{0}">{1}</a>').format(task["project_id"], project or _said(names, "the project"))))
     if instance is not None:
         by = " " + _said(names, "by %(who)s", who=names.user(instance["started_by"])) if instance["started_by"] else ""
-        facts.append(("Started", Markup("{0}{1}").format(widgets.when_text(aware(instance["started_at"]), names.zone), by)))
+        facts.append(("Started", Markup("{0}{1}").format(widgets.when_text(aware(instance["started_at"]), names.zone, locale=names.compiled.model.locale), by)))
     if task["status"] in ("done", "skipped", "cancelled") and task["completed_at"]:
         by = " " + _said(names, "by %(who)s", who=names.user(task["completed_by"])) if task["completed_by"] else ""
-        facts.append(("Finished", Markup("{0}{1}").format(widgets.when_text(aware(task["completed_at"]), names.zone), by)))
+        facts.append(("Finished", Markup("{0}{1}").format(widgets.when_text(aware(task["completed_at"]), names.zone, locale=names.compiled.model.locale), by)))
     return facts
 
 
@@ -252,7 +252,7 @@ def _task_step(model: Model, names: widgets.Names, r: dict, entries: list[dict],
     if status == "done":
         step.state, step.tone = ("Approved", "good") if outcome == "approved" else ("Done", "good")
         step.who = names.user(r["completed_by"]) if r["completed_by"] else ""
-        step.when = widgets.when_text(aware(r["completed_at"]), names.zone)
+        step.when = widgets.when_text(aware(r["completed_at"]), names.zone, locale=names.compiled.model.locale)
     elif status in ("open", "awaiting_approval"):
         step.tone = "info" if status == "open" else "warn"
         if r["assignee_id"]:
@@ -261,7 +261,7 @@ def _task_step(model: Model, names: widgets.Names, r: dict, entries: list[dict],
             step.state = _said(names, "Waiting in the %(group)s queue", group=group_label(model, r["group_name"]))
         due = aware(r["due_at"])
         if due is not None:
-            step.when = _said(names, "due %(when)s", when=widgets.when_text(due, names.zone))
+            step.when = _said(names, "due %(when)s", when=widgets.when_text(due, names.zone, locale=names.compiled.model.locale))
             if due < dt.datetime.now(dt.UTC):
                 step.tone, step.when = "bad", _said(names, "%(when)s (overdue)", when=step.when)
         if status == "open" and (r["round"] > 1 or outcome == "rejected"):
@@ -282,7 +282,7 @@ def _task_step(model: Model, names: widgets.Names, r: dict, entries: list[dict],
 def _add_approver(step: Step, r: dict, names: widgets.Names, current_id: int) -> None:
     """One approver's row of an approval step's round: decided, waiting, or no longer needed."""
     name = names.user(r["assignee_id"]) if r["assignee_id"] else group_label(names.compiled.model, r["group_name"]) or "Nobody"
-    when = widgets.when_text(aware(r["completed_at"]), names.zone) if r["completed_at"] else ""
+    when = widgets.when_text(aware(r["completed_at"]), names.zone, locale=names.compiled.model.locale) if r["completed_at"] else ""
     if r["outcome"] == "approved":
         state, tone = "Approved", "good"
     elif r["outcome"] == "rejected" or r["status"] == "rejected":
@@ -319,7 +319,7 @@ _PHRASES = (("Task completed", "Completed"), ("Task submitted for approval", "Se
 def _event(model: Model, e: dict, names: widgets.Names) -> Event | None:
     """A history entry about a step, in a few words (its creation is the step itself, so it is left out)."""
     data, summary = e["data"], e["summary"]
-    when, who = widgets.when_text(e["occurred_at"], names.zone), _who(e["user_id"], names)
+    when, who = widgets.when_text(e["occurred_at"], names.zone, locale=names.compiled.model.locale), _who(e["user_id"], names)
     detail = data.get("comment") if isinstance(data.get("comment"), str) else ""
     if e["kind"] == "task":
         if summary.startswith("Task created"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from html import unescape
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from admin.app import create_app
 from engine.compiler import compile_model
 from engine.loader import load
+from forms import widgets
 from runtime import records
 from runtime.schema import alerts, tasks, users
 from runtime.schema import metadata as platform
@@ -43,14 +45,14 @@ def site(compiled, tmp_path):
                                                            password_hash=FAST.hash(f"{name}-secret"), locale=locale,
                                                            created_at=now)).inserted_primary_key[0]
         company = records.create_record(conn, compiled, "company", {"name": "Acme Health", "status": "customer",
-                                                                    "industry": "healthcare"}, None).id
+                                                                    "industry": "healthcare", "is_own_organisation": False}, None).id
         task_ids = {}
-        for name in ids:
+        for name, user_id in ids.items():
             task_ids[name] = conn.execute(tasks.insert().values(
                 key=f"t-{name}", workflow_id=f"wf-{name}", process="lead_follow_up", step_id="qualify", title="Qualify Acme",
-                entity="company", record_id=company, assignee_id=ids[name], status="open", created_at=now - dt.timedelta(days=2),
+                entity="company", record_id=company, assignee_id=user_id, status="open", created_at=now - dt.timedelta(days=2),
                 due_at=now - dt.timedelta(days=1))).inserted_primary_key[0]
-            conn.execute(alerts.insert().values(key=f"a-{name}", task_id=task_ids[name], level=1, recipients=[ids[name]],
+            conn.execute(alerts.insert().values(key=f"a-{name}", task_id=task_ids[name], level=1, recipients=[user_id],
                                                 message="Qualify Acme is late", raised_at=now - dt.timedelta(hours=2)))
     return create_app(engine, compiled, None, secret_key="words-secret"), company, task_ids
 
@@ -164,3 +166,26 @@ def test_flash_messages_are_said_in_the_readers_language(site):
         assert acknowledged in text_of(page.text)
         page = client.post("/profile", data={"csrf_token": token(client, "/profile"), "time_zone": "Europe/Berlin"})
         assert zone in text_of(page.text)
+
+
+def test_dates_and_yes_or_no_read_in_the_readers_language():
+    """forms.widgets: English as it always was, German in German words and order; a language without calendar data as English."""
+    moment = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
+    today = dt.date(2026, 12, 1)
+    assert widgets.when_text(moment, ZoneInfo("UTC"), today) == "Thu 3 Dec, 09:00"
+    assert widgets.when_text(moment, ZoneInfo("UTC"), today, locale="de") == "Do., 3. Dez., 09:00"
+    assert widgets.when_text(moment, ZoneInfo("UTC"), dt.date(2027, 1, 1), locale="de") == "Do., 3. Dez. 2026, 09:00"
+    assert widgets.date_text(dt.date(2026, 12, 3), locale="de") == "Do., 3. Dez. 2026"
+    assert widgets.date_text(dt.date(2026, 12, 3), locale="xx") == "Thu 3 Dec 2026"
+
+
+def test_a_german_reader_reads_dates_and_yes_or_no_in_german_on_a_record_and_my_work(site):
+    app, company, _ = site
+    uwe, ann = logged_in(app, "uwe"), logged_in(app, "ann")
+    text = text_of(uwe.get("/").text)
+    assert re.search(r"(Mo|Di|Mi|Do|Fr|Sa|So)\., \d{1,2}\. \w+\.?,? ", text), "a due date in German"
+    assert not re.search(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{1,2} ", text)
+    assert re.search(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)", text_of(ann.get("/").text))
+    record = uwe.get(f"/records/company/{company}").text
+    assert re.search(r"<dt>Das ist unsere Organisation</dt><dd>Nein</dd>", record)
+    assert re.search(r"<dt>This is our organisation</dt><dd>No</dd>", ann.get(f"/records/company/{company}").text)

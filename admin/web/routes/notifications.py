@@ -67,7 +67,7 @@ def notification_list(request: Request, user: CurrentUser, conn: Conn, compiled:
     pages = max(1, -(-total // PER_PAGE))
     number = _page_number(page, pages, request.state.locale)
     zone = zone_of(compiled.model, user)
-    items = [{**n, "when_text": when_text(n["created_at"], zone), "kind_text": KIND_TEXT.get(n["kind"], n["kind"])}
+    items = [{**n, "when_text": when_text(n["created_at"], zone, locale=request.state.locale), "kind_text": KIND_TEXT.get(n["kind"], n["kind"])}
              for n in notes.newest(conn, user["id"], (number - 1) * PER_PAGE, PER_PAGE)]
     return render(request, "notifications/list.html", user=user, items=items, total=total, page=number, pages=pages)
 

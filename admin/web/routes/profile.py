@@ -49,7 +49,7 @@ def profile_page(request: Request, user: dict, compiled, status: int = 200, erro
     return render(request, "profile/profile.html", user=user, status=status, errors=errors or {},
                   zones=zone_choices(now), chosen=(user.get("time_zone") or "") if chosen is None else chosen,
                   listed=set(_zone_names()) | {"", "UTC"},
-                  organisation_zone=organisation_zone(compiled.model).key, now_text=when_text(now, zone), zone_name=zone.key,
+                  organisation_zone=organisation_zone(compiled.model).key, now_text=when_text(now, zone, locale=request.state.locale), zone_name=zone.key,
                   languages=labels.languages(compiled.model), chosen_locale=user.get("locale") or "")
 
 

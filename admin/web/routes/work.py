@@ -46,7 +46,7 @@ def home_extras(conn: sa.Connection, compiled: CompiledModel, user: dict) -> dic
     mine, alerts_total = alertbox.my_alerts(conn, user["id"], ALERTS_SHOWN)
     zone = zone_of(model, user)
     for a in mine:
-        a["raised_text"] = when_text(a["raised_at"], zone)
+        a["raised_text"] = when_text(a["raised_at"], zone, locale=model.locale)
     team = tasklist.team_of(conn, model, user)
     return {"approvals": waiting_for(conn, model, user, groups), "alerts": mine, "alerts_total": alerts_total,
             "customers": my_customers(conn, compiled, user),
@@ -63,7 +63,7 @@ def my_customers(conn: sa.Connection, compiled: CompiledModel, user: dict) -> li
     zone = zone_of(model, user)
     shown = []
     for d in recent.dealt_with(conn, compiled, user["id"], model.entities):
-        when = when_text(d.at, zone)
+        when = when_text(d.at, zone, locale=model.locale)
         how = words.text(model.locale, {"touched": "last dealt with %(when)s", "task": "your open task since %(when)s",
                                         "owner": "%(owner)s: you · changed %(when)s"}[d.how], when=when, owner=d.owner_label)
         shown.append({"title": d.title, "label": model.entities[d.entity].label, "href": f"/records/{d.entity}/{d.record_id}", "how": how})
