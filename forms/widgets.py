@@ -21,13 +21,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import babel
 import sqlalchemy as sa
+from babel.dates import format_skeleton
 from markupsafe import Markup, escape
 
 from engine import fieldtypes, labels
 from engine.compiler import CompiledModel
 from engine.model import Field, Model
 from runtime import values as V
+from runtime import words
 from runtime.schema import users
 
 _WIDGETS: dict[str, Widget] = {}
@@ -159,8 +162,24 @@ def _moment(value: dt.datetime | str) -> dt.datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def when_text(moment: dt.datetime | str | None, zone: ZoneInfo, today: dt.date | None = None) -> str:
-    """A moment as people read it in their zone: 'Thu 3 Dec, 09:00' (the year only when it is not this year)."""
+def _language(names: Names | None) -> str | None:
+    """The language a page's values are shown in: the one its configuration's labels are read in (`Names.compiled`)."""
+    return names.compiled.model.locale if names is not None else None
+
+
+def _calendar(locale: str | None) -> babel.Locale | None:
+    """The calendar words (weekdays, months) and date order of `locale`; None for English, written as it always was."""
+    if not locale or locale.split("-")[0].split("_")[0].lower() == "en":
+        return None
+    try:
+        return babel.Locale.parse(locale.replace("-", "_"))
+    except (ValueError, babel.UnknownLocaleError):
+        return None
+
+
+def when_text(moment: dt.datetime | str | None, zone: ZoneInfo, today: dt.date | None = None, locale: str | None = None) -> str:
+    """A moment as people read it in their zone: 'Thu 3 Dec, 09:00' (the year only when it is not this year); in
+    `locale`'s words and order when it is another language ('Do., 3. Dez., 09:00')."""
     if moment is None or moment == "":
         return ""
     aware = _moment(moment)
@@ -168,12 +187,15 @@ def when_text(moment: dt.datetime | str | None, zone: ZoneInfo, today: dt.date |
         return str(moment)
     local = aware.astimezone(zone)
     today = today or dt.datetime.now(zone).date()
+    calendar = _calendar(locale)
+    if calendar is not None:
+        return f"{format_skeleton('MMMEd' if local.year == today.year else 'yMMMEd', local, locale=calendar)}, {local:%H:%M}"
     year = f" {local.year}" if local.year != today.year else ""
     return f"{local:%a} {local.day} {local:%b}{year}, {local:%H:%M}"
 
 
-def date_text(day: dt.date | str | None, today: dt.date | None = None) -> str:
-    """A date as people read it: 'Thu 3 Dec 2026'."""
+def date_text(day: dt.date | str | None, today: dt.date | None = None, locale: str | None = None) -> str:
+    """A date as people read it: 'Thu 3 Dec 2026' (in `locale`'s words and order: 'Do., 3. Dez. 2026')."""
     if day is None or day == "":
         return ""
     if isinstance(day, str):
@@ -181,6 +203,9 @@ def date_text(day: dt.date | str | None, today: dt.date | None = None) -> str:
             day = dt.date.fromisoformat(day)
         except ValueError:
             return day
+    calendar = _calendar(locale)
+    if calendar is not None:
+        return format_skeleton("yMMMEd", day, locale=calendar)
     return f"{day:%a} {day.day} {day:%b %Y}"
 
 
@@ -271,13 +296,13 @@ class BooleanWidget(Widget):
         return text in ("on", "true", "1", "yes", True)
 
     def text(self, value, f, names):
-        return "" if value is None else ("Yes" if value else "No")
+        return "" if value is None else words.text(_language(names), "Yes" if value else "No")
 
 
 @widget("date")
 class DateWidget(Widget):
     def text(self, value, f, names):
-        return date_text(value)
+        return date_text(value, locale=_language(names))
 
     def input_value(self, value, f, names):
         return value.isoformat() if isinstance(value, dt.date) else (value or "")
@@ -298,7 +323,7 @@ class DateTimeWidget(Widget):
         return super().parse(text, f, zone)
 
     def text(self, value, f, names):
-        return when_text(value, names.zone)
+        return when_text(value, names.zone, locale=_language(names))
 
     def input_value(self, value, f, names):
         return local_input(value, names.zone)

@@ -84,6 +84,16 @@ def plural(locale: str | None, singular: str, many: str, n: int, **values: Any) 
     return out % {"num": n, **values}
 
 
+# languages that write a noun with a capital inside a sentence: there a label reads as defined ("Firma bearbeiten")
+CAPITAL_NOUNS = {"de"}
+
+
+def noun(locale: str | None, label: str) -> str:
+    """A label (an entity's name) inside a sentence of `locale`: lower case ("Edit this company"), except in languages
+    that capitalise nouns."""
+    return label if (locale or DEFAULT).split("-")[0].split("_")[0].lower() in CAPITAL_NOUNS else label.lower()
+
+
 class reading:
     """`with reading(locale):` — the templates rendered inside read `locale`'s words."""
 
@@ -104,3 +114,6 @@ def install(env: Environment) -> None:
         gettext=lambda message: catalog(_reading.get()).gettext(message),
         ngettext=lambda singular, many, n: catalog(_reading.get()).ngettext(singular, many, n),
         newstyle=True)
+    env.globals["noun"] = lambda label: noun(_reading.get(), label)
+    # a message a route chose (an error's text, a refusal): looked up as it is, nothing filled in (it may hold a "%")
+    env.globals["said"] = lambda message: catalog(_reading.get()).gettext(message) if message else message

@@ -22,7 +22,7 @@ from engine.errors import Loc
 from engine.labels import task_title
 from engine.model import Entity, Field
 from forms import widgets
-from runtime import records
+from runtime import records, words
 from runtime.db import aware
 from runtime.history import HistoryEntry, list_history
 from runtime.schema import projects as projects_table
@@ -112,7 +112,8 @@ def sections(ent: Entity, rec: records.Record, names: widgets.Names, today: dt.d
     """Fields for every record, then each group that applies (or holds values), then the record's own fields."""
     fields = [f for f in ent.all_fields() if _filled(rec.data.get(f.name))]
     names.prefetch(fields, [rec.data])
-    shown = [Section(f"For every {ent.label.lower()}", _pairs(ent.fields, rec.data, names))]
+    locale = names.compiled.model.locale  # the page's language
+    shown = [Section(words.text(locale, "For every %(entity)s", entity=words.noun(locale, ent.label)), _pairs(ent.fields, rec.data, names))]
     holding = records.groups_holding(ent, rec.context(ent), today or dt.date.today())
     for g in ent.groups:
         pairs = _pairs(g.fields, rec.data, names)
@@ -121,7 +122,7 @@ def sections(ent: Entity, rec: records.Record, names: widgets.Names, today: dt.d
     own = [(v.get("label") or k, widgets.html(v.get("value"), _own_field(k, v), names))
            for k, v in rec.record_fields.items() if _filled(v.get("value"))]
     if own:
-        shown.append(Section(f"This {ent.label.lower()} only", own))
+        shown.append(Section(words.text(locale, "This %(entity)s only", entity=words.noun(locale, ent.label)), own))
     return shown
 
 
@@ -192,7 +193,7 @@ def _projects(conn: sa.Connection, ent: Entity, rec: records.Record, names: widg
                                           .order_by(projects_table.c.created_at.desc())).mappings()]
     names.prefetch([_MANAGER], rows)
     return [{**p, "status_text": PROJECT_STATUS.get(p["status"], p["status"].capitalize()),
-             "manager": widgets.text(p["manager_id"], _MANAGER, names) if p["manager_id"] else "nobody yet"} for p in rows]
+             "manager": widgets.text(p["manager_id"], _MANAGER, names) if p["manager_id"] else words.text(names.compiled.model.locale, "nobody yet")} for p in rows]
 
 
 def _open_tasks(conn: sa.Connection, compiled: CompiledModel, ent: Entity, rec: records.Record, related: list[Related],
@@ -228,8 +229,9 @@ def _open_tasks(conn: sa.Connection, compiled: CompiledModel, ent: Entity, rec: 
         shown.append({
             "id": r["id"], "title": task_title(r, model.locale, model), "status_text": STATUS_TEXT.get(r["status"], r["status"]),
             "assignee": widgets.text(r["assignee_id"], _ASSIGNEE, names) if r["assignee_id"] else
-            (f"in the {group.label if group else r['group_name']} queue" if r["group_name"] else "nobody yet"),
-            "due_text": widgets.when_text(due, names.zone) if due else "no due date",
+            (words.text(model.locale, "in the %(group)s queue", group=group.label if group else r["group_name"]) if r["group_name"]
+             else words.text(model.locale, "nobody yet")),
+            "due_text": widgets.when_text(due, names.zone, locale=names.compiled.model.locale) if due else words.text(model.locale, "no due date"),
             "overdue": due is not None and due < now, "about": about_text,
             "about_url": f"/records/{other[0]}/{other[1]}" if about_text else None})
     return shown, total
@@ -306,6 +308,6 @@ def _entry_view(e: HistoryEntry, ent: Entity, model, names: widgets.Names, task_
         link = (f"/tasks/{task_id}", "the task")
     elif isinstance(data.get("project_id"), int):
         link = (f"/projects/{data['project_id']}", "the project")
-    return {"when": widgets.when_text(e.occurred_at, names.zone), "kind": KIND_TEXT.get(e.kind, e.kind.replace("_", " ").capitalize()),
-            "summary": summary, "changes": changes, "who": widgets.text(e.user_id, _WHO, names) if e.user_id else "Tailor (automatic)",
+    return {"when": widgets.when_text(e.occurred_at, names.zone, locale=names.compiled.model.locale), "kind": KIND_TEXT.get(e.kind, e.kind.replace("_", " ").capitalize()),
+            "summary": summary, "changes": changes, "who": widgets.text(e.user_id, _WHO, names) if e.user_id else words.text(names.compiled.model.locale, "Tailor (automatic)"),
             "form": form.label if form else None, "link": link}

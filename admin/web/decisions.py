@@ -14,7 +14,7 @@ from markupsafe import Markup
 from engine.compiler import CompiledModel
 from engine.model import Field
 from forms import widgets
-from runtime import records
+from runtime import records, words
 from runtime import tasks as task_service
 
 from ..access import decide_refusal, may_see_task
@@ -74,8 +74,14 @@ def decision(conn: sa.Connection, compiled: CompiledModel, user: dict, task: dic
     refusal = decide_refusal(compiled.model, user, task, task["_groups"], task["_pm"], requester) if waiting else None
     if refusal and task.get("kind") == "approval":  # on the page, say who it waits for
         holder = task_service.user_name(conn, task["assignee_id"]) if task["assignee_id"] else None
-        waits = f"it is waiting for {holder}'s decision" if holder else "it is waiting for an administrator to hand it to someone"
-        refusal = f"{refusal.rstrip('.')}: {waits}." if requester == user["id"] else waits[:1].upper() + waits[1:] + "."
+        locale = compiled.model.locale  # the page's language
+        if requester == user["id"]:
+            waits = words.text(locale, "it is waiting for %(who)s's decision", who=holder) if holder else \
+                words.text(locale, "it is waiting for an administrator to hand it to someone")
+            refusal = words.text(locale, "%(why)s: %(waits)s.", why=words.text(locale, refusal).rstrip("."), waits=waits)
+        else:
+            refusal = words.text(locale, "It is waiting for %(who)s's decision.", who=holder) if holder else \
+                words.text(locale, "It is waiting for an administrator to hand it to someone.")
     return {"rows": rows, "requester": task_service.user_name(conn, requester) if requester else None, "round": task.get("round") or 1,
             "work_title": work["title"] if work else None,
             "work_link": f"/tasks/{work['id']}" if work and work is not task and may_see_task(
@@ -83,7 +89,7 @@ def decision(conn: sa.Connection, compiled: CompiledModel, user: dict, task: dic
             "waiting": waiting, "can_decide": waiting and refusal is None, "refusal": refusal,
             "outcome": task.get("outcome"), "reason": task.get("reason"),
             "decided_by": task_service.user_name(conn, task["completed_by"]) if task.get("completed_by") else None,
-            "decided_at": widgets.when_text(task.get("completed_at"), zone)}
+            "decided_at": widgets.when_text(task.get("completed_at"), zone, locale=compiled.model.locale)}
 
 
 def sent_back(conn: sa.Connection, compiled: CompiledModel, task: dict, zone: ZoneInfo) -> dict[str, Any] | None:
@@ -91,8 +97,8 @@ def sent_back(conn: sa.Connection, compiled: CompiledModel, task: dict, zone: Zo
     if task.get("kind") == "approval" or task["status"] != "open" or not task.get("reason"):
         return None
     rejection = task_service.last_rejection(conn, task)
-    return {"by": task_service.user_name(conn, rejection["completed_by"]) if rejection else "the approver",
-            "when": widgets.when_text(rejection["completed_at"], zone) if rejection else "", "reason": task["reason"],
+    return {"by": task_service.user_name(conn, rejection["completed_by"]) if rejection else words.text(compiled.model.locale, "the approver"),
+            "when": widgets.when_text(rejection["completed_at"], zone, locale=compiled.model.locale) if rejection else "", "reason": task["reason"],
             "round": task.get("round") or 1}
 
 

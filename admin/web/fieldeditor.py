@@ -350,8 +350,8 @@ class GroupForm:
     when: str = ""
 
     @classmethod
-    def posted(cls, data, name: str) -> "GroupForm":
-        text = lambda key: str(data.get(key, "")).replace("\r\n", "\n").strip()[:2000]  # noqa: E731
+    def posted(cls, data, name: str) -> GroupForm:
+        text = lambda key: str(data.get(key, "")).replace("\r\n", "\n").strip()[:2000]
         return cls(name, text("label"), text("description"), text("when"))
 
 

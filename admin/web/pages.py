@@ -57,7 +57,7 @@ def render(request: Request, name: str, *, user: dict | None = None, status: int
     context = {
         "user": user, "csrf_token": csrf_token(request), "flash": request.session.pop("flash", None), "model": model,
         "staff": staff, "home_url": home_url(model, user), "nav": navigation(model, user, request.url.path, request.state.locale) if user else [],
-        "zone": zone, "when": lambda moment: widgets.when_text(moment, zone),
+        "zone": zone, "when": lambda moment: widgets.when_text(moment, zone, locale=request.state.locale),
         "status_text": {k: words.text(request.state.locale, v) for k, v in STATUS_TEXT.items()},
         "unread": unread_of(request, user),  # notifications: the bell's count (notifications/_bell.html)
         "lang": request.state.locale,  # the page's <html lang>: the language its labels are in
@@ -137,5 +137,5 @@ def task_view(row: dict, zone: ZoneInfo, model: Model | None = None) -> dict:
     due = row["due_at"]
     due = due.replace(tzinfo=dt.UTC) if due is not None and due.tzinfo is None else due
     title = labels.task_title(row, model.locale, model) if model else row.get("title")
-    return {**row, "title": title, "due_text": due_text(due, zone), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
+    return {**row, "title": title, "due_text": widgets.when_text(due, zone, locale=model.locale if model else None), "status_text": STATUS_TEXT.get(row["status"], row["status"]),
             "overdue": due is not None and row["status"] in ("open", "awaiting_approval") and due < dt.datetime.now(dt.UTC)}

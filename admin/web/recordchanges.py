@@ -18,7 +18,7 @@ from engine.compiler import CompiledModel
 from engine.model import Entity, Field
 from forms import submit as forms
 from forms import widgets
-from runtime import records
+from runtime import records, words
 from runtime import values as V
 from runtime.history import add_history, list_audit
 
@@ -94,9 +94,9 @@ def add_own_field(conn: sa.Connection, compiled: CompiledModel, e: Entity, recor
     label = label.strip()
     name = own_field_name(label)
     if not name:
-        raise OwnFieldInvalid({"label": "Give the field a name"})
+        raise OwnFieldInvalid({"label": words.text(compiled.model.locale, "Give the field a name")})
     if ftype not in e.record_fields.types:
-        raise OwnFieldInvalid({"type": f"Choose one of the kinds listed ({', '.join(e.record_fields.types)})"})
+        raise OwnFieldInvalid({"type": words.text(compiled.model.locale, "Choose one of the kinds listed (%(kinds)s)", kinds=", ".join(e.record_fields.types))})
     f = own_field(name, {"type": ftype, "label": label})
     value = None
     if text.strip():

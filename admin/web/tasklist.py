@@ -18,6 +18,7 @@ from engine.compiler import CompiledModel
 from engine.errors import Loc
 from engine.model import Field, Model
 from forms import widgets
+from runtime import words
 from runtime.schema import OPEN_STATUSES, group_members, tasks, users
 
 from ..access import allowed
@@ -47,10 +48,11 @@ def _by_due():
     return (tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.id)
 
 
-def _choice(params: Any, key: str, allowed_values, what: str, notes: list[str]) -> str:
+def _choice(params: Any, key: str, allowed_values, what: str, notes: list[str], locale: str = "") -> str:
+    """The filter `key` as given, if it is one of `allowed_values`; else '' and a note (in `locale`) saying it is left out."""
     value = str(params.get(key) or "").strip()
     if value and value not in allowed_values:
-        notes.append(f"“{value[:40]}” is not {what}, so that filter is left out.")
+        notes.append(words.text(locale, "“%(value)s” is not %(what)s, so that filter is left out.", value=value[:40], what=words.text(locale, what)))
         return ""
     return value
 
@@ -74,7 +76,8 @@ def rows_view(conn: sa.Connection, compiled: CompiledModel, rows: list[dict], zo
         view.update(
             assignee=names.user(r["assignee_id"]) if r["assignee_id"] else "",
             group=group,
-            holder=names.user(r["assignee_id"]) if r["assignee_id"] else (f"Waiting in the {group} queue" if group else "Nobody"),
+            holder=names.user(r["assignee_id"]) if r["assignee_id"] else (words.text(model.locale, "Waiting in the %(group)s queue", group=group)
+                                                                          if group else words.text(model.locale, "Nobody")),
             record_title=names.title(r["entity"], r["record_id"]) if r["entity"] in by_entity else "",
             record_link=f"/records/{r['entity']}/{r['record_id']}" if r["entity"] in by_entity else "",
             process_label=process.label if process else r["process"].replace("_", " ").capitalize(),
@@ -104,9 +107,9 @@ class WorkFilters:
     @classmethod
     def parse(cls, params: Any, model: Model) -> WorkFilters:
         notes: list[str] = []
-        status = _choice(params, "status", STATUSES, "a status", notes) or "open"
-        due = _choice(params, "due", DUE, "a due date filter", notes)
-        process = _choice(params, "process", model.processes, "a process", notes)
+        status = _choice(params, "status", STATUSES, "a status", notes, model.locale) or "open"
+        due = _choice(params, "due", DUE, "a due date filter", notes, model.locale)
+        process = _choice(params, "process", model.processes, "a process", notes, model.locale)
         return cls(status, due, process, tuple(notes))
 
     def query(self, **changes: str) -> str:
@@ -208,19 +211,20 @@ class TeamFilters:
     notes: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, params: Any, team: Team) -> TeamFilters:
+    def parse(cls, params: Any, team: Team, locale: str = "") -> TeamFilters:
+        """The filters as given; what does not parse is left out, with a note in `locale` (the page's language)."""
         notes: list[str] = []
-        group = _choice(params, "group", {*team.choices, *(("all",) if team.monitor else ())}, "one of your groups", notes)
+        group = _choice(params, "group", {*team.choices, *(("all",) if team.monitor else ())}, "one of your groups", notes, locale)
         assignee = str(params.get("assignee") or "").strip()
         if assignee and assignee != "nobody" and not (assignee.isdigit() and 0 < int(assignee) < 2**63):
-            notes.append(f"“{assignee[:40]}” is not someone on the team, so every assignee is shown.")
+            notes.append(words.text(locale, "“%(value)s” is not someone on the team, so every assignee is shown.", value=assignee[:40]))
             assignee = ""
         raw, page = str(params.get("page") or "").strip(), 1
         if raw:
             if raw.isdigit() and int(raw) >= 1:
                 page = min(int(raw), 10**9)
             else:
-                notes.append(f"“{raw[:40]}” is not a page number, so this is the first page.")
+                notes.append(words.text(locale, "“%(value)s” is not a page number, so this is the first page.", value=raw[:40]))
         return cls(group, assignee, str(params.get("overdue") or "") in ("1", "on", "yes", "true"), page, tuple(notes))
 
     def query(self, **changes: Any) -> str:
@@ -288,7 +292,8 @@ def team_tasks(conn: sa.Connection, compiled: CompiledModel, user: dict, team: T
     pages = max(1, math.ceil(total / per))
     page = filters.page
     if page > pages:
-        notes.append(f"There is no page {page}: {'this is the last page' if pages > 1 else 'everything fits on one page'}.")
+        notes.append(words.text(model.locale, "There is no page %(page)s: this is the last page." if pages > 1
+                                else "There is no page %(page)s: everything fits on one page.", page=page))
         page = pages
     late_first = sa.case((tasks.c.due_at < now, 0), else_=1)
     rows = [dict(r) for r in conn.execute(sa.select(tasks).where(*where).order_by(late_first, *_by_due())

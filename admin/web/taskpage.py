@@ -21,6 +21,7 @@ from engine.compiler import CompiledModel
 from engine.errors import Loc
 from engine.model import Field, Model
 from forms import widgets
+from runtime import words
 from runtime.db import aware
 from runtime.schema import contact_history, process_instances, projects, tasks
 
@@ -138,11 +139,16 @@ def _history(conn: sa.Connection, task: dict, task_ids: set[int]) -> list[dict]:
 
 def _comment(e: dict, names: widgets.Names) -> Comment:
     text = e["data"].get("comment") if isinstance(e["data"].get("comment"), str) else e["summary"]
-    return Comment(who=_who(e["user_id"], names), when=widgets.when_text(e["occurred_at"], names.zone), text=text, public=bool(e["public"]))
+    return Comment(who=_who(e["user_id"], names), when=widgets.when_text(e["occurred_at"], names.zone, locale=names.compiled.model.locale), text=text, public=bool(e["public"]))
+
+
+def _said(names: widgets.Names, message: str, **values) -> str:
+    """`message` in the page's language (the language its labels are read in: `names.compiled`)."""
+    return words.text(names.compiled.model.locale, message, **values)
 
 
 def _who(user_id: int | None, names: widgets.Names) -> str:
-    return widgets.text(user_id, _USER, names) if user_id else "Tailor (automatic)"
+    return widgets.text(user_id, _USER, names) if user_id else _said(names, "Tailor (automatic)")
 
 
 # -- the facts -------------------------------------------------------------------------
@@ -155,9 +161,9 @@ def _facts(conn: sa.Connection, model: Model, names: widgets.Names, task: dict, 
     if task["assignee_id"]:
         holder = esc(names.user(task["assignee_id"]))
     elif group:
-        holder = Markup("Nobody yet: waiting in the {0} queue").format(group)
+        holder = esc(_said(names, "Nobody yet: waiting in the %(group)s queue", group=group))
     else:
-        holder = Markup("Nobody")
+        holder = esc(_said(names, "Nobody"))
     facts = [("Assigned to", holder)]
     if group:
         facts.append(("Group", esc(group)))
@@ -165,22 +171,22 @@ def _facts(conn: sa.Connection, model: Model, names: widgets.Names, task: dict, 
     if due is not None:
         late = task["status"] in ("open", "awaiting_approval") and due < dt.datetime.now(dt.UTC)
         facts.append(("Due", Markup('<span class="when">{0}</span>{1}').format(
-            widgets.when_text(due, names.zone), Markup(' <span class="kind bad">Overdue</span>') if late else "")))
+            widgets.when_text(due, names.zone, locale=names.compiled.model.locale), Markup(' <span class="kind bad">{0}</span>').format(_said(names, "Overdue")) if late else "")))
     else:
-        facts.append(("Due", Markup('<span class="muted">No due date</span>')))
+        facts.append(("Due", Markup('<span class="muted">{0}</span>').format(_said(names, "No due date"))))
     if task["entity"] and task["record_id"]:
         ent = model.entities.get(task["entity"])
         title = record_title or names.title(task["entity"], task["record_id"])
         facts.append((ent.label if ent else "For", Markup('<a href="/records/{0}/{1}">{2}</a>').format(task["entity"], task["record_id"], title)))
     if task["project_id"]:
         project = conn.execute(sa.select(projects.c.title).where(projects.c.id == task["project_id"])).scalar()
-        facts.append(("Project", Markup('<a href="/projects/{0}">{1}</a>').format(task["project_id"], project or "the project")))
+        facts.append(("Project", Markup('<a href="/projects/{0}">{1}</a>').format(task["project_id"], project or _said(names, "the project"))))
     if instance is not None:
-        by = f" by {names.user(instance['started_by'])}" if instance["started_by"] else ""
-        facts.append(("Started", Markup("{0}{1}").format(widgets.when_text(aware(instance["started_at"]), names.zone), by)))
+        by = " " + _said(names, "by %(who)s", who=names.user(instance["started_by"])) if instance["started_by"] else ""
+        facts.append(("Started", Markup("{0}{1}").format(widgets.when_text(aware(instance["started_at"]), names.zone, locale=names.compiled.model.locale), by)))
     if task["status"] in ("done", "skipped", "cancelled") and task["completed_at"]:
-        by = f" by {names.user(task['completed_by'])}" if task["completed_by"] else ""
-        facts.append(("Finished", Markup("{0}{1}").format(widgets.when_text(aware(task["completed_at"]), names.zone), by)))
+        by = " " + _said(names, "by %(who)s", who=names.user(task["completed_by"])) if task["completed_by"] else ""
+        facts.append(("Finished", Markup("{0}{1}").format(widgets.when_text(aware(task["completed_at"]), names.zone, locale=names.compiled.model.locale), by)))
     return facts
 
 
@@ -246,20 +252,20 @@ def _task_step(model: Model, names: widgets.Names, r: dict, entries: list[dict],
     if status == "done":
         step.state, step.tone = ("Approved", "good") if outcome == "approved" else ("Done", "good")
         step.who = names.user(r["completed_by"]) if r["completed_by"] else ""
-        step.when = widgets.when_text(aware(r["completed_at"]), names.zone)
+        step.when = widgets.when_text(aware(r["completed_at"]), names.zone, locale=names.compiled.model.locale)
     elif status in ("open", "awaiting_approval"):
         step.tone = "info" if status == "open" else "warn"
         if r["assignee_id"]:
-            step.state = f"With {names.user(r['assignee_id'])}" if status == "open" else "Waiting for approval"
+            step.state = _said(names, "With %(who)s", who=names.user(r["assignee_id"])) if status == "open" else "Waiting for approval"
         elif r["group_name"]:
-            step.state = f"Waiting in the {group_label(model, r['group_name'])} queue"
+            step.state = _said(names, "Waiting in the %(group)s queue", group=group_label(model, r["group_name"]))
         due = aware(r["due_at"])
         if due is not None:
-            step.when = f"due {widgets.when_text(due, names.zone)}"
+            step.when = _said(names, "due %(when)s", when=widgets.when_text(due, names.zone, locale=names.compiled.model.locale))
             if due < dt.datetime.now(dt.UTC):
-                step.tone, step.when = "bad", f"{step.when} (overdue)"
+                step.tone, step.when = "bad", _said(names, "%(when)s (overdue)", when=step.when)
         if status == "open" and (r["round"] > 1 or outcome == "rejected"):
-            step.state = f"Sent back to {names.user(r['assignee_id'])}" if r["assignee_id"] else "Sent back"
+            step.state = _said(names, "Sent back to %(who)s", who=names.user(r["assignee_id"])) if r["assignee_id"] else "Sent back"
     elif status == "skipped":
         step.state, step.note = "Skipped", "The process went on without it."
     form = model.forms.get(r["form"]) if r["form"] else None
@@ -276,7 +282,7 @@ def _task_step(model: Model, names: widgets.Names, r: dict, entries: list[dict],
 def _add_approver(step: Step, r: dict, names: widgets.Names, current_id: int) -> None:
     """One approver's row of an approval step's round: decided, waiting, or no longer needed."""
     name = names.user(r["assignee_id"]) if r["assignee_id"] else group_label(names.compiled.model, r["group_name"]) or "Nobody"
-    when = widgets.when_text(aware(r["completed_at"]), names.zone) if r["completed_at"] else ""
+    when = widgets.when_text(aware(r["completed_at"]), names.zone, locale=names.compiled.model.locale) if r["completed_at"] else ""
     if r["outcome"] == "approved":
         state, tone = "Approved", "good"
     elif r["outcome"] == "rejected" or r["status"] == "rejected":
@@ -313,7 +319,7 @@ _PHRASES = (("Task completed", "Completed"), ("Task submitted for approval", "Se
 def _event(model: Model, e: dict, names: widgets.Names) -> Event | None:
     """A history entry about a step, in a few words (its creation is the step itself, so it is left out)."""
     data, summary = e["data"], e["summary"]
-    when, who = widgets.when_text(e["occurred_at"], names.zone), _who(e["user_id"], names)
+    when, who = widgets.when_text(e["occurred_at"], names.zone, locale=names.compiled.model.locale), _who(e["user_id"], names)
     detail = data.get("comment") if isinstance(data.get("comment"), str) else ""
     if e["kind"] == "task":
         if summary.startswith("Task created"):
@@ -321,12 +327,12 @@ def _event(model: Model, e: dict, names: widgets.Names) -> Event | None:
         if summary.startswith("Task reassigned"):
             target = data.get("assignee_id")
             if isinstance(target, int):
-                text = f"Handed to {names.user(target)}"
+                text = _said(names, "Handed to %(who)s", who=names.user(target))
             elif data.get("group"):
-                text = f"Put in the {group_label(model, data['group'])} queue"
+                text = _said(names, "Put in the %(group)s queue", group=group_label(model, data["group"]))
             else:
                 text = "Handed over"
-            return Event(when, text, who if e["user_id"] else "Tailor (an escalation)")
+            return Event(when, text, who if e["user_id"] else _said(names, "Tailor (an escalation)"))
         for prefix, phrase in _PHRASES:
             if summary.startswith(prefix):
                 if summary.endswith("(approved)"):
@@ -338,8 +344,8 @@ def _event(model: Model, e: dict, names: widgets.Names) -> Event | None:
         message = summary.split(": ", 1)[1] if summary.startswith("Alert (level") and ": " in summary else summary
         recipients = [r for r in data.get("recipients") or [] if isinstance(r, int)]
         names.prefetch([_USER], [{"user_id": r} for r in recipients])
-        to = f" to {', '.join(names.user(r) for r in recipients)}" if recipients else ""
-        return Event(when, f"Alert{to}", "Tailor (automatic)", message)
+        text = _said(names, "Alert to %(who)s", who=", ".join(names.user(r) for r in recipients)) if recipients else "Alert"
+        return Event(when, text, _said(names, "Tailor (automatic)"), message)
     return Event(when, summary, who, detail)
 
 

@@ -8,14 +8,14 @@ from fastapi.responses import HTMLResponse
 
 from engine.compiler import CompiledModel
 from engine.labels import task_title
-from forms.widgets import zone_of
-from runtime import alertbox
+from forms.widgets import when_text, zone_of
+from runtime import alertbox, words
 from runtime import tasks as task_service
 
 from ...access import allowed
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Staff
 from ..finders import MAX_ID
-from ..pages import due_text, flash, redirect, render
+from ..pages import flash, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,7 +28,7 @@ def inbox_page(conn: sa.Connection, compiled: CompiledModel, user: dict, params)
                            alertbox.page_number(params.get("page")))
     zone = zone_of(compiled.model, user)
     for a in found.rows:
-        a["raised_text"] = due_text(a["raised_at"], zone)
+        a["raised_text"] = when_text(a["raised_at"], zone, locale=compiled.model.locale)
         a["title"] = task_title(a, compiled.model.locale, compiled.model) if a["task_id"] is not None else None
     return found
 
@@ -63,5 +63,5 @@ def alert_acknowledge(request: Request, alert_id: int, user: Staff, data: CsrfFo
         if not may_acknowledge(conn, compiled, user, alert_id):
             raise HTTPException(403, "This alert was not sent to you.")
         task_service.acknowledge_alert(conn, alert_id, user["id"])
-    flash(request, "Alert acknowledged.")
+    flash(request, words.text(request.state.locale, "Alert acknowledged."))
     return redirect(_back(data))

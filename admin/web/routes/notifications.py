@@ -22,6 +22,7 @@ from engine.labels import task_title
 from forms.widgets import when_text, zone_of
 from runtime import notifications as notes
 from runtime import tasks as task_service
+from runtime import words
 from runtime.schema import users
 
 from ...access import allowed, may_see_task
@@ -48,13 +49,15 @@ def get_watch(request: Request) -> notes.UnreadWatch:
 WatchDep = Annotated[notes.UnreadWatch, Depends(get_watch)]
 
 
-def _page_number(text: str, pages: int) -> int:
+def _page_number(text: str, pages: int, locale: str) -> int:
     """The page asked for; anything else (not a number, 0, past the last page) is 'not found', saying how many there are."""
     number = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else 0
     if not 1 <= number <= pages:
         shown = text if len(text) <= 20 else text[:20] + "…"
-        raise HTTPException(404, f"There is no page “{shown}” of your notifications: they fill {pages} page{'s' if pages != 1 else ''}. "
-                                 "Open the first page from the link below.")
+        raise HTTPException(404, words.plural(locale, "There is no page “%(shown)s” of your notifications: they fill %(num)s page. "
+                                              "Open the first page from the link below.",
+                                              "There is no page “%(shown)s” of your notifications: they fill %(num)s pages. "
+                                              "Open the first page from the link below.", pages, shown=shown))
     return number
 
 
@@ -62,9 +65,9 @@ def _page_number(text: str, pages: int) -> int:
 def notification_list(request: Request, user: CurrentUser, conn: Conn, compiled: CompiledDep, page: str = "1"):
     total = notes.total(conn, user["id"])
     pages = max(1, -(-total // PER_PAGE))
-    number = _page_number(page, pages)
+    number = _page_number(page, pages, request.state.locale)
     zone = zone_of(compiled.model, user)
-    items = [{**n, "when_text": when_text(n["created_at"], zone), "kind_text": KIND_TEXT.get(n["kind"], n["kind"])}
+    items = [{**n, "when_text": when_text(n["created_at"], zone, locale=request.state.locale), "kind_text": KIND_TEXT.get(n["kind"], n["kind"])}
              for n in notes.newest(conn, user["id"], (number - 1) * PER_PAGE, PER_PAGE)]
     return render(request, "notifications/list.html", user=user, items=items, total=total, page=number, pages=pages)
 
@@ -104,7 +107,7 @@ def notification_open(request: Request, notification_id: int, user: CurrentUser,
         if note is None:
             raise HTTPException(404, "There is no such notification.")
         notes.mark_read(conn, user["id"], notification_id)
-        target, why = destination(conn, compiled, user, note["link"])
+        target, why = destination(conn, compiled, user, note["link"])  # `why` in the page's language
     watch.touch(user["id"])
     if why:
         flash(request, why)
@@ -120,19 +123,21 @@ def destination(conn: sa.Connection, compiled: CompiledModel, user: dict, link: 
         return link, None
     task = task_service.get_task(conn, int(match.group(1))) if int(match.group(1)) <= MAX_ID else None
     if task is None:
-        return "/notifications", "That task no longer exists."
+        return "/notifications", words.text(compiled.model.locale, "That task no longer exists.")
     groups, manager = task_service.access_context(conn, user["id"], task)
     if allowed(compiled.model, user, "manage_own_tasks") and may_see_task(compiled.model, user, task, groups, manager):
         return link, None
+    locale = compiled.model.locale  # the page's language
     if task["assignee_id"]:
-        holder = conn.execute(sa.select(users.c.name).where(users.c.id == task["assignee_id"])).scalar() or "someone else"
+        holder = conn.execute(sa.select(users.c.name).where(users.c.id == task["assignee_id"])).scalar() or words.text(locale, "someone else")
     elif task["group_name"]:
-        holder = f"the {task['group_name'].replace('_', ' ')} queue"
+        holder = words.text(locale, "the %(group)s queue", group=task["group_name"].replace("_", " "))
     else:
-        holder = "someone else"
-    why = f"“{task_title(task, compiled.model.locale, compiled.model)}” is now with {holder}, so you cannot open it any more."
+        holder = words.text(locale, "someone else")
+    why = words.text(locale, "“%(task)s” is now with %(who)s, so you cannot open it any more.",
+                     task=task_title(task, compiled.model.locale, compiled.model), who=holder)
     if task["entity"] and task["record_id"] and allowed(compiled.model, user, "access"):
-        return f"/records/{task['entity']}/{task['record_id']}", why + " Here is its record."
+        return f"/records/{task['entity']}/{task['record_id']}", why + " " + words.text(locale, "Here is its record.")
     return "/notifications", why
 
 
@@ -145,19 +150,22 @@ def _back(data) -> str:
 
 @router.post("/notifications/{notification_id}/read")
 def notification_read(request: Request, notification_id: int, user: CurrentUser, data: CsrfForm, engine: EngineDep,
-                      watch: WatchDep):
+                      watch: WatchDep, compiled: CompiledDep):  # the configuration: for the page's language
     with engine.begin() as conn:
         if not notes.mark_read(conn, user["id"], notification_id):
             raise HTTPException(404, "There is no such notification.")
     watch.touch(user["id"])
-    flash(request, "Marked as read.")
+    flash(request, words.text(request.state.locale, "Marked as read."))
     return redirect(_back(data))
 
 
 @router.post("/notifications/read-all")
-def notification_read_all(request: Request, user: CurrentUser, data: CsrfForm, engine: EngineDep, watch: WatchDep):
+def notification_read_all(request: Request, user: CurrentUser, data: CsrfForm, engine: EngineDep, watch: WatchDep,
+                          compiled: CompiledDep):  # the configuration: for the page's language
     with engine.begin() as conn:
         marked = notes.mark_all_read(conn, user["id"])
     watch.touch(user["id"])
-    flash(request, f"Marked {marked} notification{'s' if marked != 1 else ''} as read." if marked else "Nothing was unread.")
+    locale = request.state.locale
+    flash(request, words.plural(locale, "Marked %(num)s notification as read.", "Marked %(num)s notifications as read.", marked)
+          if marked else words.text(locale, "Nothing was unread."))
     return redirect(_back(data))

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from engine import labels
 from forms.widgets import organisation_zone, when_text, zone_of
+from runtime import words
 from runtime.schema import users
 
 from ... import accounts, sessions
@@ -48,7 +49,7 @@ def profile_page(request: Request, user: dict, compiled, status: int = 200, erro
     return render(request, "profile/profile.html", user=user, status=status, errors=errors or {},
                   zones=zone_choices(now), chosen=(user.get("time_zone") or "") if chosen is None else chosen,
                   listed=set(_zone_names()) | {"", "UTC"},
-                  organisation_zone=organisation_zone(compiled.model).key, now_text=when_text(now, zone), zone_name=zone.key,
+                  organisation_zone=organisation_zone(compiled.model).key, now_text=when_text(now, zone, locale=request.state.locale), zone_name=zone.key,
                   languages=labels.languages(compiled.model), chosen_locale=user.get("locale") or "")
 
 
@@ -62,11 +63,12 @@ def set_time_zone(request: Request, user: CurrentUser, data: CsrfForm, engine: E
     """Keep the zone the user chose ('' for the organisation's)."""
     chosen = str(data.get("time_zone", "")).strip()
     if chosen and chosen not in zoneinfo.available_timezones():
-        return profile_page(request, user, compiled, 422, {"time_zone": "Choose a time zone from the list."}, chosen)
+        return profile_page(request, user, compiled, 422, {"time_zone": words.text(request.state.locale, "Choose a time zone from the list.")}, chosen)
     with engine.begin() as conn:
         conn.execute(users.update().where(users.c.id == user["id"]).values(time_zone=chosen or None))
-    shown = chosen or f"the organisation's time zone ({organisation_zone(compiled.model).key})"
-    flash(request, f"Times are now shown in {shown}.")
+    locale = request.state.locale
+    shown = chosen or words.text(locale, "the organisation's time zone (%(zone)s)", zone=organisation_zone(compiled.model).key)
+    flash(request, words.text(locale, "Times are now shown in %(zone)s.", zone=shown))
     return redirect("/profile")
 
 
@@ -81,7 +83,9 @@ def set_language(request: Request, user: CurrentUser, data: CsrfForm, engine: En
             name = accounts.set_language(conn, compiled.model, user["id"], str(data.get("locale", "")), actor_id=user["id"])
     except AccountError as exc:
         return profile_page(request, user, compiled, 422, exc.errors)
-    flash(request, f"Labels are now shown in {name}." if name else "Labels now follow your browser's language.")
+    locale = request.state.locale  # said in the language of the page they chose it on
+    flash(request, words.text(locale, "Labels are now shown in %(language)s.", language=name) if name
+          else words.text(locale, "Labels now follow your browser's language."))
     return redirect("/profile")
 
 
@@ -91,19 +95,21 @@ def change_password(request: Request, user: CurrentUser, data: CsrfForm, engine:
     """A new password, once the current one is confirmed; every other session of the user ends, this one goes on."""
     current, new, again = (str(data.get(k, "")) for k in ("current_password", "new_password", "confirm_password"))
     if services.throttle.blocked(user["username"]):
-        return profile_page(request, user, compiled, 429, {"current_password": "Too many wrong passwords. Wait a few minutes and try again."})
+        return profile_page(request, user, compiled, 429, {"current_password": words.text(request.state.locale,
+                                                                                            "Too many wrong passwords. Wait a few minutes and try again.")})
+    locale = request.state.locale
     errors: dict[str, str] = {}
     if not _verifies(services.hasher, user.get("password_hash"), current):
         services.throttle.failed(user["username"])  # a left-open session must not become a way to guess the password
-        errors["current_password"] = "That is not your current password."
+        errors["current_password"] = words.text(locale, "That is not your current password.")
     if len(new) < MIN_PASSWORD:
-        errors["new_password"] = f"Choose a new password of at least {MIN_PASSWORD} characters."
+        errors["new_password"] = words.text(locale, "Choose a new password of at least %(n)s characters.", n=MIN_PASSWORD)
     elif len(new) > MAX_PASSWORD:
-        errors["new_password"] = f"Choose a new password of at most {MAX_PASSWORD} characters."
+        errors["new_password"] = words.text(locale, "Choose a new password of at most %(n)s characters.", n=MAX_PASSWORD)
     elif new == current and "current_password" not in errors:
-        errors["new_password"] = "The new password must be different from the current one."
+        errors["new_password"] = words.text(locale, "The new password must be different from the current one.")
     if new != again:
-        errors["confirm_password"] = "The two new passwords are not the same."
+        errors["confirm_password"] = words.text(locale, "The two new passwords are not the same.")
     if errors:
         return profile_page(request, user, compiled, 422, errors)
     digest = services.hasher.hash(new)
@@ -112,8 +118,9 @@ def change_password(request: Request, user: CurrentUser, data: CsrfForm, engine:
         others = sessions.revoke_all(conn, user["id"]) - 1  # this one included: it is replaced just below
         request.session["sid"] = sessions.open_session(conn, user["id"])
     services.throttle.succeeded(user["username"])
-    flash(request, "Your password is changed." + (f" You were logged out of {others} other session{'s' if others != 1 else ''}."
-                                                   if others > 0 else ""))
+    flash(request, words.text(locale, "Your password is changed.") + (
+        " " + words.plural(locale, "You were logged out of %(num)s other session.", "You were logged out of %(num)s other sessions.", others)
+        if others > 0 else ""))
     return redirect("/profile")
 
 

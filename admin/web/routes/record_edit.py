@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.compiler import CompiledModel
 from engine.model import Entity
 from forms import widgets
-from runtime import records
+from runtime import records, words
 
 from ...deps import (
     CompiledDep,
@@ -71,7 +71,9 @@ def _after_save(request: Request, e: Entity, rec: records.Record, typed: recordf
     """Where a saved page goes: back to the page when a group's section appeared with the save, else the record."""
     new = [g for g in e.groups if g.name in recordforms.holding_groups(e, {}, rec) and g.name not in typed.shown and g.fields]
     if new:
-        flash(request, f"{said} The {' and '.join(g.label for g in new)} fields now apply: fill them in below.")
+        locale = request.state.locale
+        groups = words.text(locale, " and ").join(g.label for g in new)
+        flash(request, f"{said} " + words.text(locale, "The %(groups)s fields now apply: fill them in below.", groups=groups))
         return f"/records/{e.name}/{rec.id}/edit#group-{new[0].name}"
     flash(request, said)
     return f"/records/{e.name}/{rec.id}"
@@ -99,7 +101,8 @@ def _create(request: Request, engine: sa.Engine, compiled: CompiledModel, user: 
         try:
             with engine.begin() as conn:
                 rec = recordchanges.create(conn, compiled, e, typed, user)
-            return Saved(rec, _after_save(request, e, rec, typed, f"Added {e.label.lower()} '{rec.title}'."))
+            said = words.text(request.state.locale, "Added %(entity)s '%(record)s'.", entity=words.noun(request.state.locale, e.label), record=rec.title)
+            return Saved(rec, _after_save(request, e, rec, typed, said))
         except records.RecordInvalid as exc:
             typed.errors.update(exc.errors)
     with engine.connect() as conn:
@@ -120,7 +123,8 @@ def pick(request: Request, entity: str, field: str, user: Editor, conn: Conn, co
     e = entity_or_404(compiled, entity)
     f = next((x for x in e.all_fields() if x.name == field and x.type in ("reference", "user")), None)
     if f is None:
-        raise HTTPException(404, f"{e.label} has no field '{field}' to pick a record or a person for.")
+        raise HTTPException(404, words.text(request.state.locale, "%(entity)s has no field '%(field)s' to pick a record or a person for.",
+                                            entity=e.label, field=field))
     if f.type == "user":
         return JSONResponse([{"id": i, "title": t} for i, t in recordforms.staff_options(conn, compiled.model, q[:200])])
     values = recordforms.read_query(e, request.query_params, widgets.zone_of(compiled.model, user))
@@ -153,13 +157,16 @@ def _update(request: Request, engine: sa.Engine, compiled: CompiledModel, user: 
         try:
             with engine.begin() as conn:
                 saved = recordchanges.update(conn, compiled, e, rec.id, typed, version, user, widgets.Names(conn, compiled, zone))
-            return Saved(saved, _after_save(request, e, saved, typed, f"Saved {e.label.lower()} '{saved.title}'."))
+            said = words.text(request.state.locale, "Saved %(entity)s '%(record)s'.", entity=words.noun(request.state.locale, e.label),
+                              record=saved.title)
+            return Saved(saved, _after_save(request, e, saved, typed, said))
         except records.RecordInvalid as exc:
             typed.errors.update(exc.errors)
         except records.Conflict:
             return conflict_page(request, engine, compiled, user, e, rec.id, version, typed)
         except records.RecordNotFound:
-            raise HTTPException(404, f"This {e.label.lower()} has been deleted meanwhile; nothing was saved.") from None
+            raise HTTPException(404, words.text(request.state.locale, "This %(entity)s has been deleted meanwhile; nothing was saved.",
+                                                entity=words.noun(request.state.locale, e.label))) from None
     with engine.connect() as conn:
         return _show(request, conn, compiled, user, e, rec, 422, values={**rec.data, **typed.values}, inputs=typed.raw,
                      errors=typed.errors, version=version)
@@ -193,7 +200,8 @@ def add_own_field(request: Request, entity: str, record_id: str, user: FieldAdde
         with engine.connect() as conn:
             return _show(request, conn, compiled, user, e, record_or_404(conn, compiled, entity, record_id), 422,
                          add={**typed, "errors": exc.errors})
-    flash(request, f"Added '{typed['label'].strip()}' to this {e.label.lower()}.")
+    flash(request, words.text(request.state.locale, "Added '%(field)s' to this %(entity)s.", field=typed["label"].strip(),
+                              entity=words.noun(request.state.locale, e.label)))
     return redirect(f"/records/{entity}/{rec.id}/edit#own" if data.get("back") == "edit" else f"/records/{entity}/{rec.id}")
 
 
@@ -213,5 +221,6 @@ def remove_own_field(request: Request, entity: str, record_id: str, name: str, u
     except records.RecordInvalid as exc:
         flash(request, "; ".join(exc.errors.values()).capitalize())
         return redirect(f"/records/{entity}/{rec.id}/edit#own")
-    flash(request, f"Removed '{label}' from this {e.label.lower()}; its last value is kept in the audit log.")
+    flash(request, words.text(request.state.locale, "Removed '%(field)s' from this %(entity)s; its last value is kept in the audit log.",
+                              field=label, entity=words.noun(request.state.locale, e.label)))
     return redirect(f"/records/{entity}/{rec.id}/edit#own")

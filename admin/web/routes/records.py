@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from engine.compiler import CompiledModel
 from forms import widgets
-from runtime import records
+from runtime import records, words
 from runtime.referrers import referrers as find_referrers
 
 from ...access import allowed
@@ -64,6 +64,8 @@ def record_delete_page(request: Request, entity: str, record_id: str, user: Perm
 def record_delete(request: Request, entity: str, record_id: str, user: Permitted("delete_records"), data: CsrfForm, engine: EngineDep,
                   compiled: CompiledDep):
     ent = entity_or_404(compiled, entity)
+    locale = request.state.locale  # the page's language
+    noun = words.noun(locale, ent.label)
     with engine.connect() as conn:
         rec = record_or_404(conn, compiled, entity, record_id)
     try:
@@ -74,13 +76,14 @@ def record_delete(request: Request, entity: str, record_id: str, user: Permitted
         with engine.begin() as conn:
             gone = records.delete_record(conn, compiled, entity, rec.id, user["id"], expected_version=version)
     except records.RecordNotFound:
-        raise HTTPException(404, f"There is no {ent.label.lower()} with that number (it may have been deleted already).") from None
+        raise HTTPException(404, words.text(locale, "There is no %(entity)s with that number (it may have been deleted already).",
+                                            entity=noun)) from None
     except records.Conflict:
         with engine.connect() as conn:
-            return delete_view(request, conn, compiled, user, entity, rec.id, 409, f"Someone changed this {ent.label.lower()} while you were "
-                               "looking at it. Nothing was deleted; check the details again.")
+            return delete_view(request, conn, compiled, user, entity, rec.id, 409, words.text(
+                locale, "Someone changed this %(entity)s while you were looking at it. Nothing was deleted; check the details again.", entity=noun))
     except records.DeletionRefused as exc:
         with engine.connect() as conn:
             return delete_view(request, conn, compiled, user, entity, rec.id, 409, str(exc), exc.referrers)
-    flash(request, f"Deleted {ent.label.lower()} '{gone.title}'. Its last details are kept in the audit log.")
+    flash(request, words.text(locale, "Deleted %(entity)s '%(record)s'. Its last details are kept in the audit log.", entity=noun, record=gone.title))
     return redirect(f"/directory/{entity}")

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.compiler import CompiledModel
 from engine.labels import task_title
 from forms.widgets import zone_of
-from runtime import holders
+from runtime import holders, words
 from runtime import tasks as task_service
 from runtime.schema import group_members, users
 from runtime.taskactions import ActionRefused
@@ -65,8 +65,9 @@ def holders_of(conn, compiled: CompiledModel, task: dict) -> dict[str, list[dict
     offered = [p for p in people if p["id"] in fine]
     if not team:
         return {"": offered}
-    return {f"In {taskpage.group_label(compiled.model, task['group_name'])}": [p for p in offered if p["id"] in team],
-            "Everyone else": [p for p in offered if p["id"] not in team]}
+    locale = compiled.model.locale  # the page's language
+    return {words.text(locale, "In %(group)s", group=taskpage.group_label(compiled.model, task["group_name"])): [p for p in offered if p["id"] in team],
+            words.text(locale, "Everyone else"): [p for p in offered if p["id"] not in team]}
 
 
 async def refused(request, engine, compiled, user, task, status, problem, values=None):
@@ -114,7 +115,7 @@ async def task_complete(request: Request, task_id: int, user: Permitted("manage_
     page = await _act(request, engine, compiled, user, task, 422, actions.complete(task, user, data, key=_key(data)), typed)
     if page is not None:
         return page
-    flash(request, f"Done: {task_title(task, compiled.model.locale, compiled.model)}")
+    flash(request, words.text(request.state.locale, "Done: %(task)s", task=task_title(task, compiled.model.locale, compiled.model)))
     return redirect("/")
 
 
@@ -136,7 +137,8 @@ async def task_decide(request: Request, task_id: int, user: Permitted("approve_t
                       actions.decide(task, user, approve, key=_key(data), comment="" if approve else typed), {"reason": typed})
     if page is not None:
         return page
-    flash(request, f"{'Approved' if approve else 'Sent back'}: {task_title(task, compiled.model.locale, compiled.model)}")
+    flash(request, words.text(request.state.locale, "Approved: %(task)s" if approve else "Sent back: %(task)s",
+                              task=task_title(task, compiled.model.locale, compiled.model)))
     return redirect("/")
 
 
@@ -147,7 +149,7 @@ async def task_comment(request: Request, task_id: int, user: Permitted("manage_o
     page = await _act(request, engine, compiled, user, task, 422, actions.comment(task, user, str(data.get("comment", "")), key=_key(data)))
     if page is not None:
         return page
-    flash(request, "Comment added.")
+    flash(request, words.text(request.state.locale, "Comment added."))
     return redirect(f"/tasks/{task_id}")
 
 
@@ -158,7 +160,7 @@ async def task_reassign(request: Request, task_id: int, user: Permitted("monitor
     page = await _act(request, engine, compiled, user, task, 422, actions.reassign(task, user, data.get("to_user"), key=_key(data)))
     if page is not None:
         return page
-    flash(request, "Task reassigned.")
+    flash(request, words.text(request.state.locale, "Task reassigned."))
     return redirect(f"/tasks/{task_id}")
 
 
@@ -178,5 +180,5 @@ async def task_claim(request: Request, task_id: int, user: Permitted("manage_own
         await actions.reassign(task, user, user["id"], key=_key(data))
     except ActionRefused as exc:
         raise HTTPException(exc.status, exc.message) from None
-    flash(request, f"It's yours: {task_title(task, compiled.model.locale, compiled.model)}")
+    flash(request, words.text(request.state.locale, "It's yours: %(task)s", task=task_title(task, compiled.model.locale, compiled.model)))
     return redirect(f"/tasks/{task_id}")

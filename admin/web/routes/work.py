@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.compiler import CompiledModel
 from engine.labels import task_title
 from forms.widgets import when_text, zone_of
-from runtime import alertbox, holders, recent
+from runtime import alertbox, holders, recent, words
 from runtime.schema import tasks, users
 from runtime.taskactions import ActionRefused
 
@@ -46,7 +46,7 @@ def home_extras(conn: sa.Connection, compiled: CompiledModel, user: dict) -> dic
     mine, alerts_total = alertbox.my_alerts(conn, user["id"], ALERTS_SHOWN)
     zone = zone_of(model, user)
     for a in mine:
-        a["raised_text"] = when_text(a["raised_at"], zone)
+        a["raised_text"] = when_text(a["raised_at"], zone, locale=model.locale)
     team = tasklist.team_of(conn, model, user)
     return {"approvals": waiting_for(conn, model, user, groups), "alerts": mine, "alerts_total": alerts_total,
             "customers": my_customers(conn, compiled, user),
@@ -63,9 +63,9 @@ def my_customers(conn: sa.Connection, compiled: CompiledModel, user: dict) -> li
     zone = zone_of(model, user)
     shown = []
     for d in recent.dealt_with(conn, compiled, user["id"], model.entities):
-        when = when_text(d.at, zone)
-        how = {"touched": f"last dealt with {when}", "task": f"your open task since {when}",
-               "owner": f"{d.owner_label}: you · changed {when}"}[d.how]
+        when = when_text(d.at, zone, locale=model.locale)
+        how = words.text(model.locale, {"touched": "last dealt with %(when)s", "task": "your open task since %(when)s",
+                                        "owner": "%(owner)s: you · changed %(when)s"}[d.how], when=when, owner=d.owner_label)
         shown.append({"title": d.title, "label": model.entities[d.entity].label, "href": f"/records/{d.entity}/{d.record_id}", "how": how})
     return shown
 
@@ -127,14 +127,16 @@ def targets(conn: sa.Connection, compiled: CompiledModel, members: set[int]) -> 
     people = conn.execute(sa.select(users.c.id, users.c.name).where(users.c.active).order_by(users.c.name)).all()
     fine = set(holders.eligible(conn, compiled.model, [p.id for p in people], {"project_id": None}))
     offered = [(p.id, p.name) for p in people if p.id in fine]
-    return {"On the team": [p for p in offered if p[0] in members], "Everyone else": [p for p in offered if p[0] not in members]}
+    locale = compiled.model.locale  # the page's language
+    return {words.text(locale, "On the team"): [p for p in offered if p[0] in members],
+            words.text(locale, "Everyone else"): [p for p in offered if p[0] not in members]}
 
 
 def team_page(request: Request, conn: sa.Connection, compiled: CompiledModel, user: dict, params, status: int = 200,
               outcome: dict | None = None):
     team = team_or_403(conn, compiled, user)
     zone = zone_of(compiled.model, user)
-    view = tasklist.team_tasks(conn, compiled, user, team, tasklist.TeamFilters.parse(params, team), zone)
+    view = tasklist.team_tasks(conn, compiled, user, team, tasklist.TeamFilters.parse(params, team, compiled.model.locale), zone)
     groups, _ = tasklist.user_groups(conn, user["id"])
     for t in view.tasks:  # a manager without monitor_tasks opens only what they may see (their groups' queues)
         t["can_open"] = may_see_task(compiled.model, user, t, groups, None)
@@ -174,12 +176,13 @@ async def team_reassign(request: Request, user: Permitted("monitor_tasks"), data
         return rows, name
 
     rows, target = await run_in_threadpool(load)
+    locale = request.state.locale  # set by the compiled dependency: the page's language
     outcome: dict = {"target": target, "done": [], "refused": {}, "ticked": len(ids)}
     problem = None
     if not ids:
-        problem = "Tick the tasks to hand over first."
+        problem = words.text(locale, "Tick the tasks to hand over first.")
     elif target is None:
-        problem = "Choose who should have the tasks." if not to_user else "There is no such user."
+        problem = words.text(locale, "Choose who should have the tasks." if not to_user else "There is no such user.")
     if problem:
         outcome["problem"] = problem
     else:
@@ -188,9 +191,10 @@ async def team_reassign(request: Request, user: Permitted("monitor_tasks"), data
         async def one(task_id: int) -> tuple[int, str, str | None]:
             row = rows.get(task_id)
             if row is None:
-                return task_id, "a task that no longer exists", "There is no such task."
+                return task_id, words.text(locale, "a task that no longer exists"), words.text(locale, "There is no such task.")
             if row["status"] not in tasklist.OPEN:
-                return task_id, row["title"], f"It is {STATUS_TEXT.get(row['status'], row['status']).lower()} already."
+                status = words.text(locale, STATUS_TEXT.get(row["status"], row["status"]))
+                return task_id, row["title"], words.text(locale, "It is %(status)s already.", status=words.noun(locale, status))
             if row["assignee_id"] == int(to_user):
                 return task_id, row["title"], None  # already theirs (a second submission finds it so too)
             async with gate:
