@@ -30,6 +30,7 @@ from ...deps import CompiledDep, Conn, CsrfForm, CurrentUser, EngineDep, Permitt
 from ...processes import started
 from ..finders import entity_or_404, record_or_404
 from ..pages import STATUS_TEXT, flash, redirect, render
+from ..pagewords import said
 from ..recordforms import PICKER_LIMIT, staff_options
 
 router = APIRouter(include_in_schema=False)
@@ -102,7 +103,8 @@ def project_list(request: Request, user: Staff, conn: Conn, compiled: CompiledDe
     status = status if status in teams.STATUSES else ""
     found = teams.listing(conn, user_id=None if everyone else user["id"], status=status or None, page=_page_number(page), per=PER_PAGE)
     names = widgets.Names(conn, compiled, widgets.zone_of(compiled.model, user))
-    rows = [{**r, "manager": names.user(r["manager_id"]) if r["manager_id"] else "Nobody yet", "status_text": r["status"].capitalize(),
+    rows = [{**r, "manager": names.user(r["manager_id"]) if r["manager_id"] else said(request, "Nobody yet"),
+             "status_text": said(request, r["status"].capitalize()),
              "opened": widgets.when_text(r["created_at"], names.zone), **_customer(compiled, names, r)} for r in found.rows]
     return render(request, "projects/list.html", user=user, rows=rows, found=found, everyone=everyone, chosen_status=status,
                   may_see_all=sees_all(compiled, user), statuses=teams.STATUSES)
@@ -130,10 +132,10 @@ def project_view(request: Request, conn: sa.Connection, compiled: CompiledModel,
                                           .order_by(tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.id)).mappings()]
     by_status: dict[str, list[dict]] = {}
     for t in rows:
-        by_status.setdefault(t["status"], []).append(_task(t, model, names, now))
+        by_status.setdefault(t["status"], []).append(_task(t, model, names, now, request))
     for shown in by_status.values():
         shown.sort(key=lambda t: not t["late"])  # late first, each part soonest due first
-    groups = [(STATUS_TEXT.get(s, s.replace("_", " ").capitalize()), s, by_status[s])
+    groups = [(said(request, STATUS_TEXT.get(s, s.replace("_", " ").capitalize())), s, by_status[s])
               for s in [*STATUS_ORDER, *sorted(set(by_status) - set(STATUS_ORDER))] if s in by_status]
     raised = [dict(a) for a in conn.execute(
         sa.select(alerts, tasks.c.title.label("task_title")).join(tasks, tasks.c.id == alerts.c.task_id, isouter=True)
@@ -153,11 +155,12 @@ def project_view(request: Request, conn: sa.Connection, compiled: CompiledModel,
                   staff=allowed(model, user, "access"), **_customer(compiled, names, project))
 
 
-def _task(t: dict, model, names: widgets.Names, now: dt.datetime) -> dict:
+def _task(t: dict, model, names: widgets.Names, now: dt.datetime, request: Request) -> dict:
     due = t["due_at"].replace(tzinfo=dt.UTC) if t["due_at"] is not None and t["due_at"].tzinfo is None else t["due_at"]
     group = model.groups.get(t["group_name"]) if t["group_name"] else None
     who = names.user(t["assignee_id"]) if t["assignee_id"] else (
-        f"The {group.label if group else t['group_name'].replace('_', ' ')} queue" if t["group_name"] else "Nobody yet")
+        said(request, "The %(group)s queue", group=group.label if group else t['group_name'].replace('_', ' ')) if t["group_name"]
+        else said(request, "Nobody yet"))
     return {"id": t["id"], "title": task_title(t, model.locale, model), "who": who, "due_text": widgets.when_text(due, names.zone) if due else "",
             "late": due is not None and t["status"] in teams.OPEN and due < now,
             "done_text": widgets.when_text(t["completed_at"], names.zone) if t["completed_at"] else ""}
@@ -192,11 +195,11 @@ def add_member(request: Request, project_id: str, user: CurrentUser, data: CsrfF
         except teams.TeamRefused as exc:
             problem = str(exc)
         else:
-            problem = None if name else "Choose someone to add: type their name, then pick them from the list."
+            problem = None if name else said(request, "Choose someone to add: type their name, then pick them from the list.")
     if problem:
         with engine.connect() as conn:
             return project_view(request, conn, compiled, user, project, status=422, team_error=problem, picked=picked)
-    flash(request, f"{name} is on the team of {project['title']}.")
+    flash(request, said(request, "%(name)s is on the team of %(project)s.", name=name, project=project["title"]))
     return redirect(f"/projects/{project['id']}")
 
 
@@ -215,7 +218,7 @@ def remove_page(request: Request, project_id: str, member_id: str, user: Current
     name = _member_or_404(conn, compiled, project, member)
     if member == project["manager_id"]:
         return project_view(request, conn, compiled, user, project, status=409,
-                            team_error=f"{name} is the project manager and stays on the team.")
+                            team_error=said(request, "%(name)s is the project manager and stays on the team.", name=name))
     return render(request, "projects/remove.html", user=user, project=project, member_id=member, member_name=name)
 
 
@@ -233,7 +236,7 @@ def remove_member(request: Request, project_id: str, member_id: str, user: Curre
     if problem:
         with engine.connect() as conn:
             return project_view(request, conn, compiled, user, project, status=409, team_error=problem)
-    flash(request, f"{name} is no longer on the team of {project['title']}.")
+    flash(request, said(request, "%(name)s is no longer on the team of %(project)s.", name=name, project=project["title"]))
     return redirect(f"/projects/{project['id']}")
 
 
@@ -320,11 +323,12 @@ async def start(request: Request, entity: str, record_id: str, process: str, use
     await started(services, compiled, [wid])
     project_id = await _project_opened(engine, wid) if proc.project is not None and services.client is not None else None
     if project_id:
-        flash(request, f"Started {proc.label} for {rec.title}. This is its project: add the people who work on it.")
+        flash(request, said(request, "Started %(process)s for %(record)s. This is its project: add the people who work on it.",
+                            process=proc.label, record=rec.title))
         return redirect(f"/projects/{project_id}")
-    later = "Its project is listed on this page as soon as it is open." if proc.project is not None else \
-        "Its tasks are listed here as they are handed out."
-    flash(request, f"Started {proc.label} for {rec.title}. {later}")
+    later = "Started %(process)s for %(record)s. Its project is listed on this page as soon as it is open." if proc.project is not None \
+        else "Started %(process)s for %(record)s. Its tasks are listed here as they are handed out."
+    flash(request, said(request, later, process=proc.label, record=rec.title))
     return redirect(f"/records/{entity}/{rec.id}")
 
 
