@@ -58,11 +58,11 @@ def sees_all(compiled: CompiledModel, user: dict) -> bool:
     return allowed(model, user, "access") and allowed(model, user, "project_access")
 
 
-def project_for(conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> tuple[dict, bool]:
+def project_for(request: Request, conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> tuple[dict, bool]:
     """(the project a URL names, whether `user` is a member), if they may open it; else the error they should see."""
     project = teams.get(conn, _number(project_id))
     if project is None:
-        raise HTTPException(404, "There is no such project. It may have been removed, or the link is wrong.")
+        raise HTTPException(404, said(request, "There is no such project. It may have been removed, or the link is wrong."))
     member = teams.is_member(conn, project["id"], user["id"])
     model = compiled.model
     if may_open_project(model, user, project, member):
@@ -70,19 +70,20 @@ def project_for(conn: sa.Connection, compiled: CompiledModel, user: dict, projec
     if not allowed(model, user, "project_access") and not allowed(model, user, "access"):
         raise HTTPException(403, refusal("project_access"))
     if not allowed(model, user, "access") and user.get("company_id") != teams.company_of(conn, compiled, project):
-        raise HTTPException(404, "There is no such project. It may have been removed, or the link is wrong.")  # another customer's
+        raise HTTPException(404, said(request, "There is no such project. It may have been removed, or the link is wrong."))  # another customer's
     manager = widgets.Names(conn, compiled).user(project["manager_id"]) if project["manager_id"] else None
-    raise HTTPException(403, "You are not on this project's team. " + (
-        f"Ask its project manager, {manager}, to add you." if manager else "Ask someone who looks after projects to add you."))
+    raise HTTPException(403, said(request, "You are not on this project's team. Ask its project manager, %(manager)s, to add you.", manager=manager)
+                        if manager else said(request, "You are not on this project's team. Ask someone who looks after projects to add you."))
 
 
-def managing(conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> dict:
+def managing(request: Request, conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> dict:
     """The project, if `user` may change its team; a worded 403 otherwise."""
-    project, member = project_for(conn, compiled, user, project_id)
+    project, member = project_for(request, conn, compiled, user, project_id)
     if not may_change_team(compiled.model, user, project, member):
         manager = widgets.Names(conn, compiled).user(project["manager_id"]) if project["manager_id"] else None
-        raise HTTPException(403, f"Only the project manager{', ' + manager + ',' if manager else ''} or someone who looks after "
-                                 "projects adds people to the team or takes them off it.")
+        raise HTTPException(403, said(request, "Only the project manager, %(manager)s, or someone who looks after projects adds people to the "
+                                      "team or takes them off it.", manager=manager) if manager else
+                            said(request, "Only the project manager or someone who looks after projects adds people to the team or takes them off it."))
     return project
 
 
@@ -168,7 +169,7 @@ def _task(t: dict, model, names: widgets.Names, now: dt.datetime, request: Reque
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
 def project_page(request: Request, project_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep):
-    project, _ = project_for(conn, compiled, user, project_id)
+    project, _ = project_for(request, conn, compiled, user, project_id)
     return project_view(request, conn, compiled, user, project)
 
 
@@ -176,10 +177,10 @@ def project_page(request: Request, project_id: str, user: CurrentUser, conn: Con
 
 
 @router.get("/projects/{project_id}/people")
-def people(project_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep,
+def people(request: Request, project_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep,
            q: str = "") -> JSONResponse:
     """The member picker's search as you type: who may join, by name or user name."""
-    project = managing(conn, compiled, user, project_id)
+    project = managing(request, conn, compiled, user, project_id)
     found = teams.candidates(conn, compiled, project, q[:200], limit=LOOKUP_LIMIT)
     return JSONResponse([{"id": p["id"], "title": p["name"]} for p in found])
 
@@ -189,7 +190,7 @@ def add_member(request: Request, project_id: str, user: CurrentUser, data: CsrfF
     """The project manager (or someone who looks after projects) brings someone onto the team."""
     picked = str(data.get("user_id", "")).strip()
     with engine.begin() as conn:
-        project = managing(conn, compiled, user, project_id)
+        project = managing(request, conn, compiled, user, project_id)
         try:
             name = teams.add_member(conn, compiled, project, _number(picked), user["id"]) if picked else None
         except teams.TeamRefused as exc:
@@ -203,19 +204,19 @@ def add_member(request: Request, project_id: str, user: CurrentUser, data: CsrfF
     return redirect(f"/projects/{project['id']}")
 
 
-def _member_or_404(conn: sa.Connection, compiled: CompiledModel, project: dict, user_id: int) -> str:
+def _member_or_404(request: Request, conn: sa.Connection, compiled: CompiledModel, project: dict, user_id: int) -> str:
     """The name of the team member (or the manager) a URL names."""
     if not teams.is_member(conn, project["id"], user_id) and (user_id != project["manager_id"] or user_id is None):
-        raise HTTPException(404, "That person is not on this project's team (someone may have taken them off already).")
+        raise HTTPException(404, said(request, "That person is not on this project's team (someone may have taken them off already)."))
     return widgets.Names(conn, compiled).user(user_id)
 
 
 @router.get("/projects/{project_id}/members/{member_id}/remove", response_class=HTMLResponse)
 def remove_page(request: Request, project_id: str, member_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep):
     """Ask before taking someone off the team (a page, so it works without scripts)."""
-    project = managing(conn, compiled, user, project_id)
+    project = managing(request, conn, compiled, user, project_id)
     member = _number(member_id)
-    name = _member_or_404(conn, compiled, project, member)
+    name = _member_or_404(request, conn, compiled, project, member)
     if member == project["manager_id"]:
         return project_view(request, conn, compiled, user, project, status=409,
                             team_error=said(request, "%(name)s is the project manager and stays on the team.", name=name))
@@ -226,7 +227,7 @@ def remove_page(request: Request, project_id: str, member_id: str, user: Current
 def remove_member(request: Request, project_id: str, member_id: str, user: CurrentUser, data: CsrfForm, engine: EngineDep,
                   compiled: CompiledDep):
     with engine.begin() as conn:
-        project = managing(conn, compiled, user, project_id)
+        project = managing(request, conn, compiled, user, project_id)
         try:
             name = teams.remove_member(conn, project, _number(member_id), user["id"])
         except teams.TeamRefused as exc:
@@ -243,10 +244,10 @@ def remove_member(request: Request, project_id: str, member_id: str, user: Curre
 # -- starting a process by hand from a record's page --------------------------------------------
 
 
-def startable_or_404(compiled: CompiledModel, entity: str, name: str) -> Process:
+def startable_or_404(request: Request, compiled: CompiledModel, entity: str, name: str) -> Process:
     """The process `name`, if it may be started by hand on records of `entity`."""
     if name not in manual_starts(compiled, entity):
-        raise HTTPException(404, f"There is no process called '{name[:80]}' to start on this page.")
+        raise HTTPException(404, said(request, "There is no process called '%(name)s' to start on this page.", name=name[:80]))
     return compiled.model.processes[name]
 
 
@@ -275,7 +276,7 @@ def start_page(request: Request, entity: str, record_id: str, process: str, user
                compiled: CompiledDep):
     """The process's input form (or, for one without inputs, what it will do and a button)."""
     entity_or_404(compiled, entity)
-    proc = startable_or_404(compiled, entity, process)
+    proc = startable_or_404(request, compiled, entity, process)
     return start_view(request, conn, compiled, user, record_or_404(conn, compiled, entity, record_id), proc)
 
 
@@ -301,7 +302,7 @@ async def start(request: Request, entity: str, record_id: str, process: str, use
                 engine: EngineDep, compiled: CompiledDep, services: ServicesDep):
     """Start the process on the record through the outbox, once per request id; land on its project's page once it is open."""
     entity_or_404(compiled, entity)
-    proc = startable_or_404(compiled, entity, process)
+    proc = startable_or_404(request, compiled, entity, process)
     request_id = str(data.get("request_id") or uuid.uuid4())[:100]
 
     def enqueue():
