@@ -118,13 +118,14 @@ def test_the_board_speaks_the_readers_language(site):
 def test_the_forms_and_a_form_shown_again_with_its_problems_speak_german(site):
     app, ids = site
     uwe = logged_in(app, "uwe")
-    assert "auf der Seite des Eintrags wählen" in main_text(uwe.get("/forms").text)
+    assert "— auf der Seite des Eintrags (Firma) öffnen" in main_text(uwe.get("/forms").text)  # the entity as German names it
     form = uwe.get(f"/forms/support_request?record={ids['acme']}")
     assert "Absenden" in main_text(form.text) and "für Acme Health" in main_text(form.text)
     again = uwe.post(f"/forms/support_request?record={ids['acme']}", data={"csrf_token": token(form.text)})
     assert again.status_code == 422
     assert re.search(r"Bitte korrigieren Sie \d+ (Feld|Felder) unten\.", main_text(again.text))
     ann = logged_in(app, "ann")
+    assert "— pick the company on the record's page" in main_text(ann.get("/forms").text)
     form = ann.get(f"/forms/support_request?record={ids['acme']}")
     again = ann.post(f"/forms/support_request?record={ids['acme']}", data={"csrf_token": token(form.text)})
     assert re.search(r"Please correct \d+ fields? below\.", main_text(again.text)) and "Submit" in main_text(again.text)
