@@ -27,7 +27,14 @@ import sqlalchemy as sa
 from engine import expressions, labels
 from engine.compiler import CompiledModel
 from engine.model import Model, walk
-from forms.widgets import Names, display_context, locale_of, organisation_zone, when_text, zone_of
+from forms.widgets import (
+    Names,
+    display_context,
+    locale_of,
+    organisation_zone,
+    when_text,
+    zone_of,
+)
 
 from . import words
 from .interpreter import template_context

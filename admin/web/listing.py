@@ -301,7 +301,7 @@ class Unreadable(ValueError):
 
 def _filter(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, f: Filter, zone: ZoneInfo) -> tuple[Any, Any]:
     locale = catalogue.locale
-    op_text = lambda op: words.text(locale, OPERATORS[op])  # noqa: E731 - an operator as the page names it
+    op_text = lambda op: words.text(locale, OPERATORS[op])
     if f.op not in OPERATORS:
         raise Unreadable(words.text(locale, "“%(op)s” is not a way to compare; use one of: %(ops)s.", op=f.op[:40],
                                     ops=", ".join(op_text(o) for o in OPERATORS)))

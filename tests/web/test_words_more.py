@@ -163,7 +163,7 @@ def test_search_speaks_the_readers_language(site):
 
 
 def test_the_portal_speaks_german_to_a_german_customer(site):
-    app, ids = site
+    app, _ = site
     pia = logged_in(app, "pia")
     home = main_text(pia.get("/portal").text)
     assert "Ihre Anfragen" in home and "Anfrage" in home and "Gestellt" in home

@@ -23,8 +23,8 @@ from ...deps import (
 )
 from ...processes import started
 from .. import pipeline
-from ..listing import in_sentence
 from ..finders import entity_or_404, record_or_404
+from ..listing import in_sentence
 from ..pages import flash, redirect, render
 from ..pagewords import locale, said
 

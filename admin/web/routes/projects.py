@@ -26,7 +26,17 @@ from runtime.schema import alerts, tasks
 from runtime.triggers import manual_starts
 
 from ...access import allowed, may_change_team, may_open_project
-from ...deps import CompiledDep, Conn, CsrfForm, CurrentUser, EngineDep, Permitted, ServicesDep, Staff, refusal
+from ...deps import (
+    CompiledDep,
+    Conn,
+    CsrfForm,
+    CurrentUser,
+    EngineDep,
+    Permitted,
+    ServicesDep,
+    Staff,
+    refusal,
+)
 from ...processes import started
 from ..finders import entity_or_404, record_or_404
 from ..pages import STATUS_TEXT, flash, redirect, render
