@@ -27,8 +27,16 @@ import sqlalchemy as sa
 from engine import expressions, labels
 from engine.compiler import CompiledModel
 from engine.model import Model, walk
-from forms.widgets import Names, display_context, locale_of, organisation_zone, when_text, zone_of
+from forms.widgets import (
+    Names,
+    display_context,
+    locale_of,
+    organisation_zone,
+    when_text,
+    zone_of,
+)
 
+from . import words
 from .interpreter import template_context
 from .schema import users
 
@@ -51,15 +59,17 @@ def _user(conn: sa.Connection, user_id: int | None) -> dict | None:
     return dict(row) if row else None
 
 
-def holder_text(conn: sa.Connection, model: Model, task: dict) -> str:
-    """Who has the task: the assignee's name, else the group whose queue it waits in, else 'nobody yet'."""
+def holder_text(conn: sa.Connection, model: Model, task: dict, locale: str | None = None) -> str:
+    """Who has the task: the assignee's name, else the group whose queue it waits in, else 'nobody yet' — in `locale`'s
+    words for an email's frame; as written (None) where it fills a pack's template (`task.assignee`), whose sentence is
+    the pack's."""
     person = _user(conn, task.get("assignee_id"))
     if person:
         return person["name"]
     group = task.get("group_name")
     if group:
-        return f"the {model.groups[group].label if group in model.groups else group.replace('_', ' ')} queue"
-    return NOBODY
+        return words.text(locale, "the %(group)s queue", group=model.groups[group].label if group in model.groups else group.replace('_', ' '))
+    return words.text(locale, NOBODY)
 
 
 def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo) -> dict:
@@ -135,7 +145,8 @@ def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: d
     """The level's message for a reader in `zone` and `locale`: its template with display values, else (none, or it
     renders empty) the overdue text naming the task as they read it; the workflow's rendering if the template fails."""
     model = labels.translate(compiled.model, locale)
-    overdue = f"'{labels.task_title(task, locale, model)}' is overdue (escalation level {req.get('level')})"
+    overdue = words.text(locale, "'%(title)s' is overdue (escalation level %(level)s)", title=labels.task_title(task, locale, model),
+                         level=req.get("level"))
     if not req.get("template"):
         return overdue
     try:
@@ -161,12 +172,12 @@ def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, text
     mails = []
     for (message, key, locale), recipients in groups.items():
         ctx = task_context(conn, labels.translate(model, locale), task, ZoneInfo(key))
-        lines = [message, "", f"Task: {ctx['title']}"]
+        lines = [message, "", words.text(locale, "Task: %(title)s", title=ctx["title"])]
         if ctx["due_at"]:
-            lines.append(f"Due: {ctx['due']} ({key})")
-        lines += [f"With: {ctx['assignee']}", f"Open it: {link}"]
+            lines.append(words.text(locale, "Due: %(when)s (%(zone)s)", when=ctx["due"], zone=key))
+        lines += [words.text(locale, "With: %(holder)s", holder=holder_text(conn, labels.translate(model, locale), task, locale)), words.text(locale, "Open it: %(link)s", link=link)]
         # level 0: not an escalation but a task whose party named nobody who may hold it (runtime.routing)
-        subject = f"[Tailor] {'Overdue' if alert.get('level') else 'Handed on'}: {ctx['title']}"
+        subject = "[Tailor] " + words.text(locale, "Overdue: %(title)s" if alert.get("level") else "Handed on: %(title)s", title=ctx["title"])
         mails.append((recipients, subject, "\n".join(lines) + "\n"))
     return mails
 
@@ -174,35 +185,42 @@ def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, text
 def reminder_mail(conn: sa.Connection, model: Model, task: dict, link: str) -> tuple[str, str]:
     """(subject, body) of a reminder to the task's assignee, the due time in their own zone, the title in their language;
     `link` opens the task."""
-    zone, ctx = _for_reader(conn, model, task, task.get("assignee_id"))
-    when = f"due {ctx['due']} ({zone.key})" if ctx["due_at"] else "waiting for you"
-    return f"[Tailor] Reminder: {ctx['title']}", f"This task is {when}.\nOpen it: {link}\n"
+    locale, zone, ctx = _for_reader(conn, model, task, task.get("assignee_id"))
+    when = (words.text(locale, "This task is due %(when)s (%(zone)s).", when=ctx["due"], zone=zone.key) if ctx["due_at"]
+            else words.text(locale, "This task is waiting for you."))
+    return ("[Tailor] " + words.text(locale, "Reminder: %(title)s", title=ctx["title"]),
+            f"{when}\n{words.text(locale, 'Open it: %(link)s', link=link)}\n")
 
 
-def _for_reader(conn: sa.Connection, model: Model, task: dict, user_id: int | None) -> tuple[ZoneInfo, dict]:
-    """The reader's time zone and `task` as they read it (its title in their language, its due time in their zone)."""
+def _for_reader(conn: sa.Connection, model: Model, task: dict, user_id: int | None) -> tuple[str, ZoneInfo, dict]:
+    """The reader's language and time zone, and `task` as they read it (its title in their language, its due time in
+    their zone)."""
     user = _user(conn, user_id)
-    zone = zone_of(model, user)
-    return zone, task_context(conn, labels.translate(model, locale_of(model, user)), task, zone)
+    zone, locale = zone_of(model, user), locale_of(model, user)
+    return locale, zone, task_context(conn, labels.translate(model, locale), task, zone)
+
+
+def _task_lines(locale: str, zone: ZoneInfo, ctx: dict, link: str) -> list[str]:
+    """The end of a task's email: its title, its due time (if it has one) and the link that opens it, in `locale`."""
+    lines = [words.text(locale, "Task: %(title)s", title=ctx["title"])]
+    if ctx["due_at"]:
+        lines.append(words.text(locale, "Due: %(when)s (%(zone)s)", when=ctx["due"], zone=zone.key))
+    return lines + [words.text(locale, "Open it: %(link)s", link=link)]
 
 
 def approval_mail(conn: sa.Connection, model: Model, task: dict, requester: str, link: str) -> tuple[str, str]:
     """(subject, body) asking an approval task's approver to decide: who asks, the title in their language, the due time
     in their zone; `link` opens the task."""
-    zone, ctx = _for_reader(conn, model, task, task.get("assignee_id"))
-    lines = [f"{requester} asks for your approval.", "", f"Task: {ctx['title']}"]
-    if ctx["due_at"]:
-        lines.append(f"Due: {ctx['due']} ({zone.key})")
-    lines.append(f"Open it: {link}")
-    return f"[Tailor] Waiting for your approval: {ctx['title']}", "\n".join(lines) + "\n"
+    locale, zone, ctx = _for_reader(conn, model, task, task.get("assignee_id"))
+    lines = [words.text(locale, "%(who)s asks for your approval.", who=requester), "", *_task_lines(locale, zone, ctx, link)]
+    return "[Tailor] " + words.text(locale, "Waiting for your approval: %(title)s", title=ctx["title"]), "\n".join(lines) + "\n"
 
 
 def sent_back_mail(conn: sa.Connection, model: Model, task: dict, by: str, reason: str, link: str) -> tuple[str, str]:
     """(subject, body) telling whoever did a piece of work that an approver sent it back, and why; the title in their
     language, the due time in their zone; `link` opens the task."""
-    zone, ctx = _for_reader(conn, model, task, task.get("assignee_id"))
-    lines = [f"{by} sent this back for revision" + (f": {reason}" if reason else "."), "", f"Task: {ctx['title']}"]
-    if ctx["due_at"]:
-        lines.append(f"Due: {ctx['due']} ({zone.key})")
-    lines.append(f"Open it: {link}")
-    return f"[Tailor] Sent back for revision: {ctx['title']}", "\n".join(lines) + "\n"
+    locale, zone, ctx = _for_reader(conn, model, task, task.get("assignee_id"))
+    said = (words.text(locale, "%(who)s sent this back for revision: %(reason)s", who=by, reason=reason) if reason
+            else words.text(locale, "%(who)s sent this back for revision.", who=by))
+    lines = [said, "", *_task_lines(locale, zone, ctx, link)]
+    return "[Tailor] " + words.text(locale, "Sent back for revision: %(title)s", title=ctx["title"]), "\n".join(lines) + "\n"

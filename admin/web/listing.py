@@ -27,7 +27,7 @@ from engine.compiler import CompiledModel
 from engine.errors import NOWHERE
 from engine.model import Entity, Field
 from forms import widgets
-from runtime import records
+from runtime import records, words
 from runtime import values as V
 from runtime.schema import users
 
@@ -94,15 +94,17 @@ class Column:
 class Catalogue:
     """What one entity's directory can show, filter and sort on."""
 
-    def __init__(self, e: Entity, own_fields: Mapping[str, tuple[str, str]] | None = None):
-        self.entity = e
+    def __init__(self, e: Entity, own_fields: Mapping[str, tuple[str, str]] | None = None, locale: str | None = None):
+        self.entity, self.locale = e, locale  # the page's language: the system columns' labels and the problems' words
         title_only = _ONLY_FIELD.match(e.title.source.strip()) if e.title else None
         # a title that is one field already shows that field: it is the title column, not a second one
         self.title_field = title_only.group(1) if title_only else None
         self.title = Column("title", e.label, _made_up("title", "string", e.label), "text")
         self.fields = [Column(f.name, _label(e, f), f, kind_of(f)) for f in e.all_fields() if f.name != self.title_field]
-        self.system = [Column(n, label, _made_up(n, "datetime", label), "ordered") for n, label in SYSTEM.items()]
-        self.number = Column("id", "Number", _made_up("id", "integer", "Number"), "number")
+        self.system = [Column(n, label, _made_up(n, "datetime", label), "ordered")
+                       for n, label in ((n, words.text(locale, label)) for n, label in SYSTEM.items())]
+        number = words.text(locale, "Number")
+        self.number = Column("id", number, _made_up("id", "integer", number), "number")
         self.own: dict[str, Column] = {}
         for name, (type_name, label) in (own_fields or {}).items():
             self.add_own(name, type_name, label)
@@ -179,8 +181,9 @@ class Listing:
     notes: tuple[str, ...] = field(default=())  # what was not understood and how it was read instead
 
     @classmethod
-    def parse(cls, params: Any) -> Listing:
-        """The query of a request's parameters (a Starlette QueryParams or FormData, or any multi-dict)."""
+    def parse(cls, params: Any, locale: str | None = None) -> Listing:
+        """The query of a request's parameters (a Starlette QueryParams or FormData, or any multi-dict); its notes in
+        `locale` (the page's language)."""
         notes = []
         first = lambda key: str(params.get(key) or "").strip()
         filters = []
@@ -201,7 +204,7 @@ class Listing:
             if raw_page.isdigit() and int(raw_page) >= 1:
                 page = min(int(raw_page), 10**9)
             else:
-                notes.append(f"“{raw_page[:40]}” is not a page number, so this is the first page.")
+                notes.append(words.text(locale, "“%(typed)s” is not a page number, so this is the first page.", typed=raw_page[:40]))
         return cls(q=first("q"), filters=tuple(filters), columns=columns, sort=first("sort") or "title", per=per, page=page,
                    notes=tuple(notes))
 
@@ -251,7 +254,8 @@ class Resolved:
 
 
 def resolve(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, listing: Listing, zone: ZoneInfo) -> Resolved:
-    """Check the listing against the entity and read its filter values; every problem at once."""
+    """Check the listing against the entity and read its filter values; every problem at once (in the catalogue's language)."""
+    locale = catalogue.locale
     notes, problems = list(listing.notes), []
     if listing.columns is None:
         columns = catalogue.defaults()
@@ -260,19 +264,21 @@ def resolve(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, 
         for name in listing.columns:
             c = catalogue.get(name)
             if c is None:
-                notes.append(f"There is no column “{name[:60]}” for {catalogue.entity.plural.lower()}; it is left out.")
+                notes.append(words.text(locale, "There is no column “%(name)s” for %(things)s; it is left out.", name=name[:60],
+                                        things=in_sentence(locale, catalogue.entity.plural)))
             elif c is not catalogue.title and c not in columns:
                 columns.append(c)
     sort = listing.sort
     sorted_on = catalogue.get(sort.removeprefix("-"))
     if sorted_on is None:
-        problems.append(f"{catalogue.entity.plural} cannot be sorted by “{sort[:60]}”: there is no such column.")
+        problems.append(words.text(locale, "%(things)s cannot be sorted by “%(sort)s”: there is no such column.", things=catalogue.entity.plural,
+                                   sort=sort[:60]))
         sort = "title"
     else:
         sort = ("-" if sort.startswith("-") else "") + sorted_on.name
     filters: list[tuple[Any, Any]] = []
     if listing.q and (problem := V.text_problem(listing.q)):
-        problems.append(f"What to search for {problem}.")
+        problems.append(words.text(locale, "What to search for %(problem)s.", problem=problem))
     elif listing.q:
         filters.append((catalogue.search_targets(), {"contains": listing.q}))
     shown: dict[int, str] = {}
@@ -294,30 +300,34 @@ class Unreadable(ValueError):
 
 
 def _filter(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, f: Filter, zone: ZoneInfo) -> tuple[Any, Any]:
+    locale = catalogue.locale
+    op_text = lambda op: words.text(locale, OPERATORS[op])
     if f.op not in OPERATORS:
-        raise Unreadable(f"“{f.op[:40]}” is not a way to compare; use one of: {', '.join(OPERATORS.values())}.")
+        raise Unreadable(words.text(locale, "“%(op)s” is not a way to compare; use one of: %(ops)s.", op=f.op[:40],
+                                    ops=", ".join(op_text(o) for o in OPERATORS)))
     for text in (f.field, *f.values):
         if (problem := V.text_problem(text)):
-            raise Unreadable(f"A filter {problem}.")
+            raise Unreadable(words.text(locale, "A filter %(problem)s.", problem=problem))
     if not f.field:
         if f.op != "contains":
-            raise Unreadable(f"“— any field —” can only be searched with “contains”, not “{OPERATORS[f.op]}”.")
+            raise Unreadable(words.text(locale, "“— any field —” can only be searched with “contains”, not “%(op)s”.", op=op_text(f.op)))
         if not f.values:
-            raise Unreadable("“— any field —” needs something to look for.")
+            raise Unreadable(words.text(locale, "“— any field —” needs something to look for."))
         return catalogue.search_targets(), {"contains": f.text}
     column = catalogue.get(f.field)
     if column is None:
-        raise Unreadable(f"{catalogue.entity.plural} have no field “{f.field[:60]}”.")
+        raise Unreadable(words.text(locale, "%(things)s have no field “%(name)s”.", things=catalogue.entity.plural, name=f.field[:60]))
     if f.op not in column.operators:
-        allowed = ", ".join(f"“{OPERATORS[o]}”" for o in column.operators)
-        raise Unreadable(f"{column.label} cannot be compared with “{OPERATORS[f.op]}”; use {allowed}.")
+        allowed = ", ".join(f"“{op_text(o)}”" for o in column.operators)
+        raise Unreadable(words.text(locale, "%(field)s cannot be compared with “%(op)s”; use %(ops)s.", field=column.label, op=op_text(f.op),
+                                    ops=allowed))
     if f.op in NO_VALUE:
         return column.name, {"empty": f.op == "empty"}
     if not f.values:
-        raise Unreadable(f"{column.label} {OPERATORS[f.op]}: type what to compare with.")
+        raise Unreadable(words.text(locale, "%(field)s %(op)s: type what to compare with.", field=column.label, op=op_text(f.op)))
     if column.kind in ("text", "own") or (column.kind == "number" and f.op == "contains"):  # digits of a number, as typed
         return column.name, {f.op: list(f.values) if f.op == "in" else f.text}
-    read = [_value(conn, compiled, column, v, zone, f.op) for v in f.values]
+    read = [_value(conn, compiled, column, v, zone, f.op, locale) for v in f.values]
     if column.kind == "reference" or column.field.type == "user":  # a name may stand for several records or users
         ids = sorted({i for found in read for i in found})
         return column.name, {"in": ids}
@@ -326,56 +336,62 @@ def _filter(conn: sa.Connection, compiled: CompiledModel, catalogue: Catalogue, 
     return column.name, {f.op: read[0]}
 
 
-def _value(conn: sa.Connection, compiled: CompiledModel, column: Column, text: str, zone: ZoneInfo, op: str) -> Any:
-    """What a typed value stands for, in the form the store keeps it."""
+def _value(conn: sa.Connection, compiled: CompiledModel, column: Column, text: str, zone: ZoneInfo, op: str, locale: str | None) -> Any:
+    """What a typed value stands for, in the form the store keeps it (why not, in `locale`)."""
     reader = READERS.get(column.field.type, _typed)
-    return reader(conn, compiled, column, text, zone, op)
+    return reader(conn, compiled, column, text, zone, op, locale)
 
 
-def _typed(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str) -> Any:
+def in_sentence(locale: str | None, noun: str) -> str:
+    """A label as a sentence names it: English lowercases it ('these companies'); German keeps its nouns capitalised."""
+    return noun.lower() if (locale or words.DEFAULT)[:2] == "en" else noun
+
+
+def _typed(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str, locale: str | None = None) -> Any:
     loose = dataclasses.replace(column.field, min=None, max=None, min_length=None, max_length=None, pattern=None,
                                 required=False, unique=False, default=None)  # a filter's value need not be a valid value
     try:
         return widgets.get(loose.type).parse(text, loose, zone)
     except V.NotConvertible as exc:
-        raise Unreadable(f"{column.label}: “{text[:60]}” {exc}.") from None
+        raise Unreadable(words.text(locale, "%(field)s: “%(typed)s” %(problem)s.", field=column.label, typed=text[:60], problem=exc)) from None
 
 
-def _choice(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str) -> Any:
+def _choice(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str, locale: str | None = None) -> Any:
     wanted = text.casefold()
     for c in column.field.choices:
         if wanted in (str(c.value).casefold(), c.label.casefold()):
             return c.value
     offered = ", ".join(c.label for c in column.field.choices)
-    raise Unreadable(f"{column.label}: “{text[:60]}” is not one of its choices ({offered}).")
+    raise Unreadable(words.text(locale, "%(field)s: “%(typed)s” is not one of its choices (%(choices)s).", field=column.label, typed=text[:60],
+                                choices=offered))
 
 
-def _group(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str) -> Any:
+def _group(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str, locale: str | None = None) -> Any:
     wanted = text.casefold()
     for name, g in compiled.model.groups.items():
         if wanted in (name.casefold(), g.label.casefold()):
             return name
-    raise Unreadable(f"{column.label}: there is no group “{text[:60]}”.")
+    raise Unreadable(words.text(locale, "%(field)s: there is no group “%(typed)s”.", field=column.label, typed=text[:60]))
 
 
-def _boolean(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str) -> Any:
+def _boolean(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str, locale: str | None = None) -> Any:
     if text.casefold() in V.TRUE_TEXT:
         return True
     if text.casefold() in V.FALSE_TEXT:
         return False
-    raise Unreadable(f"{column.label}: “{text[:60]}” is not yes or no.")
+    raise Unreadable(words.text(locale, "%(field)s: “%(typed)s” is not yes or no.", field=column.label, typed=text[:60]))
 
 
-def _user(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str) -> list[int]:
+def _user(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str, locale: str | None = None) -> list[int]:
     wanted = text.casefold()
     found = [uid for uid, name, username in conn.execute(sa.select(users.c.id, users.c.name, users.c.username))
              if wanted in ((name or "").casefold(), (username or "").casefold())]
     if not found:
-        raise Unreadable(f"{column.label}: nobody is called “{text[:60]}”.")
+        raise Unreadable(words.text(locale, "%(field)s: nobody is called “%(typed)s”.", field=column.label, typed=text[:60]))
     return found
 
 
-def _reference(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str) -> list[int]:
+def _reference(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: str, locale: str | None = None) -> list[int]:
     target = compiled.model.entities[column.field.entity]
     how = "contains" if op == "contains" else "startswith"
     page = records.search_records(conn, compiled, target.name, {"title": {how: text}}, sort="title", page_size=MAX_MATCHES)
@@ -383,10 +399,11 @@ def _reference(conn, compiled, column: Column, text: str, zone: ZoneInfo, op: st
     if not found and op != "contains" and text.isdigit() and int(text) <= MAX_ID:
         found = list(records.get_records(conn, compiled, target.name, [int(text)]))  # a link from a record page names it by id
     if op == "contains" and page.total > MAX_MATCHES:
-        raise Unreadable(f"{column.label}: more than {MAX_MATCHES} {target.plural.lower()} contain “{text[:60]}”; type more of the name.")
+        raise Unreadable(words.text(locale, "%(field)s: more than %(n)s %(things)s contain “%(typed)s”; type more of the name.",
+                                    field=column.label, n=MAX_MATCHES, things=in_sentence(locale, target.plural), typed=text[:60]))
     if not found:
-        raise Unreadable(f"{column.label}: no {target.label.lower()} is called “{text[:60]}”." if op != "contains" else
-                         f"{column.label}: no {target.label.lower()}'s name contains “{text[:60]}”.")
+        said = "%(field)s: no %(thing)s is called “%(typed)s”." if op != "contains" else "%(field)s: no %(thing)s's name contains “%(typed)s”."
+        raise Unreadable(words.text(locale, said, field=column.label, thing=in_sentence(locale, target.label), typed=text[:60]))
     return found
 
 

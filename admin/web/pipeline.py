@@ -18,9 +18,9 @@ from engine.compiler import CompiledModel, is_column
 from engine.errors import TailorError
 from engine.model import Entity, Field
 from forms import widgets
-from runtime import records
+from runtime import records, words
 
-from .listing import directory_url
+from .listing import directory_url, in_sentence
 
 CARDS_SHOWN = 50  # cards per column; past this the column links to the directory, filtered on the stage
 SCOPES = ("reference", "user")  # fields a board can be narrowed to: one company's deals, one owner's
@@ -81,9 +81,9 @@ def owner_field(ent: Entity) -> Field | None:
     return next((f for f in ent.fields if f.type == "user"), None)
 
 
-def stage_label(stage: Field, value, names: widgets.Names) -> str:
-    """A stage as people read it (its choice label)."""
-    return widgets.text(value, stage, names) if value is not None else "no stage"
+def stage_label(stage: Field, value, names: widgets.Names, locale: str | None = None) -> str:
+    """A stage as people read it (its choice label; 'no stage' in `locale`)."""
+    return widgets.text(value, stage, names) if value is not None else words.text(locale, "no stage")
 
 
 def scope_of(ent: Entity, params) -> dict[str, int]:
@@ -99,8 +99,10 @@ def scope_of(ent: Entity, params) -> dict[str, int]:
     return scope
 
 
-def board(conn: sa.Connection, compiled: CompiledModel, ent: Entity, zone, scope: dict[str, int] | None = None) -> Board:
-    """The board of `ent` (within `scope`): a column per stage with its first cards, how many there are and what they are worth."""
+def board(conn: sa.Connection, compiled: CompiledModel, ent: Entity, zone, scope: dict[str, int] | None = None,
+          locale: str | None = None) -> Board:
+    """The board of `ent` (within `scope`): a column per stage with its first cards, how many there are and what they are
+    worth; its own words in `locale`."""
     stage = stage_field(ent)
     assert stage is not None, "only entities with stages have a board"
     value, owner = value_field(ent), owner_field(ent)
@@ -108,7 +110,8 @@ def board(conn: sa.Connection, compiled: CompiledModel, ent: Entity, zone, scope
     names = widgets.Names(conn, compiled, zone)
     fields = {f.name: f for f in ent.fields}
     names.prefetch([fields[k] for k in scope], [scope])
-    scope_text = " and ".join(f"{fields[k].label.lower()} is {widgets.text(v, fields[k], names)}" for k, v in scope.items())
+    scope_text = words.text(locale, " and ").join(words.text(locale, "%(field)s is %(value)s", field=in_sentence(locale, fields[k].label),
+                                                             value=widgets.text(v, fields[k], names)) for k, v in scope.items())
     counts, totals = _tallies(conn, compiled, ent, stage, value, scope)
     pages = {c.value: records.search_records(conn, compiled, ent.name, {**scope, stage.name: c.value},
                                              sort=[f"-{value.name}", "title"] if value else "title", page_size=CARDS_SHOWN)
@@ -117,7 +120,7 @@ def board(conn: sa.Connection, compiled: CompiledModel, ent: Entity, zone, scope
     names.prefetch([f for f in (value, owner) if f], [r.data for r in shown])
     columns = []
     for c in stage.choices:
-        cards = [Card(id=r.id, title=r.title or f"{ent.label} without a name", row_version=r.row_version,
+        cards = [Card(id=r.id, title=r.title or words.text(locale, "%(thing)s without a name", thing=ent.label), row_version=r.row_version,
                       value=widgets.html(r.data.get(value.name), value, names) if value else Markup(""),
                       owner=widgets.text(r.data.get(owner.name), owner, names) if owner and r.data.get(owner.name) else "",
                       stage=c.value) for r in pages[c.value].items]

@@ -18,7 +18,7 @@ from engine.compiler import CompiledModel
 from engine.errors import Loc
 from engine.model import CreateAction, Entity, Field
 from forms import widgets
-from runtime import records
+from runtime import records, words
 from runtime.conversation import COMPANY, company_of
 from runtime.history import list_audit, list_history
 
@@ -115,7 +115,7 @@ def _internal_comment(e) -> bool:
     return not e.public and e.kind == "note" and isinstance(e.data, dict) and e.data.get("from") == "staff" and "text" in e.data
 
 
-def conversation(conn: sa.Connection, compiled: CompiledModel, rec: records.Record, viewer: dict, zone, *,
+def conversation(conn: sa.Connection, compiled: CompiledModel, rec: records.Record, viewer: dict, zone, locale: str | None = None, *,
                  internal: bool = False) -> list[Message]:
     """The public entries of the request's contact history, oldest first, as the customer's people read them;
     `internal`: with staff's internal comments among them (for staff only)."""
@@ -131,7 +131,7 @@ def conversation(conn: sa.Connection, compiled: CompiledModel, rec: records.Reco
         data = e.data if isinstance(e.data, dict) else {}
         text = data.get("text") if isinstance(data.get("text"), str) else e.summary
         mine = e.user_id is not None and e.user_id == viewer["id"]
-        who = "You" if mine else widgets.text(e.user_id, _WHO, names) if e.user_id else "Tailor"
+        who = words.text(locale, "You") if mine else widgets.text(e.user_id, _WHO, names) if e.user_id else "Tailor"
         out.append(Message(widgets.when_text(e.occurred_at, zone), who, text, mine, data.get("from") != "customer", not e.public))
     return out
 

@@ -66,7 +66,7 @@ def test_an_alert_reads_in_each_recipients_language(mail_site):
     by_reader = {tuple(to): (subject, body) for to, subject, body in mails}
     assert by_reader[(ids["ann"],)][0] == "[Tailor] Overdue: Call the customer"
     subject, body = by_reader[(ids["uwe"],)]
-    assert subject == "[Tailor] Overdue: Den Kunden anrufen"
+    assert subject == "[Tailor] Überfällig: Den Kunden anrufen"
     assert body.startswith("Acme (Kunde, Gesundheitswesen) waits in the Vertrieb queue\n") and "Den Kunden anrufen" in body
 
 
@@ -75,5 +75,5 @@ def test_a_reminder_names_the_task_in_its_assignees_language(mail_site):
     with engine.connect() as conn:
         german = messages.reminder_mail(conn, compiled.model, {**TASK, "assignee_id": ids["uwe"]}, "http://tailor/tasks/7")
         english = messages.reminder_mail(conn, compiled.model, {**TASK, "assignee_id": ids["ann"]}, "http://tailor/tasks/7")
-    assert german[0] == "[Tailor] Reminder: Den Kunden anrufen"
+    assert german[0] == "[Tailor] Erinnerung: Den Kunden anrufen"
     assert english[0] == "[Tailor] Reminder: Call the customer"

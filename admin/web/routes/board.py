@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.compiler import CompiledModel
 from engine.model import Entity
 from forms import widgets
-from runtime import records
+from runtime import records, words
 
 from ...access import allowed
 from ...deps import (
@@ -24,16 +24,18 @@ from ...deps import (
 from ...processes import started
 from .. import pipeline
 from ..finders import entity_or_404, record_or_404
+from ..listing import in_sentence
 from ..pages import flash, redirect, render
+from ..pagewords import locale, said
 
 router = APIRouter(include_in_schema=False)
 
 
-def board_entity_or_404(compiled: CompiledModel, entity: str) -> Entity:
+def board_entity_or_404(request: Request, compiled: CompiledModel, entity: str) -> Entity:
     """The entity a board URL names, if it has stages."""
     ent = entity_or_404(compiled, entity)
     if pipeline.stage_field(ent) is None:
-        raise HTTPException(404, f"{ent.plural} have no pipeline board: their definition names no stages.")
+        raise HTTPException(404, said(request, "%(things)s have no pipeline board: their definition names no stages.", things=ent.plural))
     return ent
 
 
@@ -41,20 +43,20 @@ def board_view(request: Request, conn: sa.Connection, compiled: CompiledModel, u
                problem: str | None = None) -> HTMLResponse:
     """The board as `user` sees it (within the scope the query names): move forms only for those who may edit records."""
     model = compiled.model
-    shown = pipeline.board(conn, compiled, ent, widgets.zone_of(model, user), pipeline.scope_of(ent, request.query_params))
+    shown = pipeline.board(conn, compiled, ent, widgets.zone_of(model, user), pipeline.scope_of(ent, request.query_params), locale(request))
     return render(request, "board/board.html", user=user, status=status, board=shown, problem=problem,
                   can_move=allowed(model, user, "edit_records"))
 
 
 @router.get("/board/{entity}", response_class=HTMLResponse)
 def board_page(request: Request, entity: str, user: Staff, conn: Conn, compiled: CompiledDep):
-    return board_view(request, conn, compiled, user, board_entity_or_404(compiled, entity))
+    return board_view(request, conn, compiled, user, board_entity_or_404(request, compiled, entity))
 
 
 @router.post("/board/{entity}/{record_id}/move", response_class=HTMLResponse)
 async def board_move(request: Request, entity: str, record_id: str, user: Permitted("edit_records"), data: CsrfForm, engine: EngineDep,
                      compiled: CompiledDep, services: ServicesDep):
-    ent = board_entity_or_404(compiled, entity)
+    ent = board_entity_or_404(request, compiled, entity)
     to = str(data.get("stage", ""))
 
     def write():
@@ -63,19 +65,21 @@ async def board_move(request: Request, entity: str, record_id: str, user: Permit
         try:
             version = int(str(data.get("row_version", "")))
         except ValueError:
-            raise HTTPException(400, "Open the board and move the card from there.") from None
+            raise HTTPException(400, said(request, "Open the board and move the card from there.")) from None
         try:
             with engine.begin() as conn:
                 return pipeline.move(conn, compiled, ent, rec.id, to, version, user["id"]), None
         except pipeline.NotAStage as exc:
-            return None, (422, f"Not moved: {exc}.")
+            return None, (422, said(request, "Not moved: %(why)s.", why=exc))
         except records.RecordNotFound:
-            raise HTTPException(404, f"There is no {ent.label.lower()} with that number (it may have been deleted).") from None
+            raise HTTPException(404, said(request, "There is no %(thing)s with that number (it may have been deleted).",
+                                               thing=in_sentence(locale(request), ent.label))) from None
         except records.Conflict:
             with engine.connect() as conn:
-                return None, (409, conflict_message(conn, compiled, ent, rec.id))
+                return None, (409, conflict_message(conn, compiled, ent, rec.id, locale(request)))
         except records.RecordInvalid as exc:
-            return None, (422, f"'{rec.title}' was not moved: " + "; ".join(exc.errors.values()) + ". Open it, fill that in, then move it.")
+            return None, (422, said(request, "'%(title)s' was not moved: %(why)s. Open it, fill that in, then move it.", title=rec.title,
+                                    why="; ".join(exc.errors.values())))
 
     moved, refusal = await run_in_threadpool(write)
     if refusal is not None:
@@ -86,20 +90,22 @@ async def board_move(request: Request, entity: str, record_id: str, user: Permit
         return await run_in_threadpool(again)
     rec, _ = moved
     await started(services, compiled, rec.starts)
-    flash(request, f"Moved '{rec.title}' to {pipeline.stage_label(pipeline.stage_field(ent), to, widgets.Names(None, compiled))}.")
+    flash(request, said(request, "Moved '%(title)s' to %(stage)s.", title=rec.title,
+                        stage=pipeline.stage_label(pipeline.stage_field(ent), to, widgets.Names(None, compiled), locale(request))))
     scope = "&".join(f"{k}={v}" for k, v in pipeline.scope_of(ent, request.query_params).items())
     return redirect(f"/board/{entity}{'?' + scope if scope else ''}#card-{rec.id}")
 
 
-def conflict_message(conn: sa.Connection, compiled: CompiledModel, ent: Entity, record_id: int) -> str:
-    """What a stale move says: who changed the record meanwhile, and where it is now."""
+def conflict_message(conn: sa.Connection, compiled: CompiledModel, ent: Entity, record_id: int, locale: str | None = None) -> str:
+    """What a stale move says (in `locale`): who changed the record meanwhile, and where it is now."""
     try:
         current = records.get_record(conn, compiled, ent.name, record_id)
     except records.RecordNotFound:
-        return f"This {ent.label.lower()} was deleted while you were looking at the board. Nothing was moved."
+        return words.text(locale, "This %(thing)s was deleted while you were looking at the board. Nothing was moved.",
+                          thing=in_sentence(locale, ent.label))
     stage = pipeline.stage_field(ent)
     names = widgets.Names(conn, compiled)
-    who = names.user(current.updated_by) if current.updated_by else "someone else"
-    return (f"'{current.title}' was changed by {who} while you were looking at the board; it is now in "
-            f"{pipeline.stage_label(stage, current.data.get(stage.name), names)}. Nothing was moved: "
-            "look at the board again and move it if you still mean to.")
+    who = names.user(current.updated_by) if current.updated_by else words.text(locale, "someone else")
+    return words.text(locale, "'%(title)s' was changed by %(who)s while you were looking at the board; it is now in %(stage)s. "
+                      "Nothing was moved: look at the board again and move it if you still mean to.", title=current.title, who=who,
+                      stage=pipeline.stage_label(stage, current.data.get(stage.name), names, locale))

@@ -19,7 +19,7 @@ from engine.errors import Loc
 from engine.expressions import Scope
 from engine.model import Entity, Template
 from forms import widgets
-from runtime import records, saved_views
+from runtime import records, saved_views, words
 
 from ...access import allowed
 from ...deps import (
@@ -40,10 +40,12 @@ from ..listing import (
     Listing,
     Resolved,
     cell,
+    in_sentence,
     own_fields_in,
     resolve,
 )
 from ..pages import flash, redirect, render
+from ..pagewords import locale, said
 
 router = APIRouter(include_in_schema=False)
 EXPORT_BATCH = 500
@@ -68,26 +70,27 @@ class Query:
 def directory_query(request: Request, conn, compiled: CompiledModel, user: dict, entity: str) -> Query:
     """The directory query a request's URL asks for, checked against the entity (problems kept, never raised)."""
     ent = entity_or_404(compiled, entity)
-    catalogue = Catalogue(ent)
-    listing = Listing.parse(request.query_params)
+    catalogue = Catalogue(ent, locale=locale(request))
+    listing = Listing.parse(request.query_params, locale(request))
     zone = widgets.zone_of(compiled.model, user)
     return Query(ent, catalogue, listing, resolve(conn, compiled, catalogue, listing, zone), zone)
 
 
 def fetch_page(conn, compiled: CompiledModel, query: Query) -> tuple[records.Page, list[str]]:
-    """The page asked for; past the last page, the last page (with a note saying so)."""
-    listing, notes = query.listing, []
+    """The page asked for; past the last page, the last page (with a note saying so, in the page's language)."""
+    listing, notes, lang = query.listing, [], query.catalogue.locale
+    things = in_sentence(lang, query.entity.plural)
     try:
         page = query.search(conn, compiled, listing.page, listing.per)
     except records.BadQuery as exc:
         query.resolved.problems.append(str(exc))
         return records.Page([], 0, 1, listing.per), notes
     if listing.page > page.pages and not page.more:
-        notes.append(f"There {'is' if page.pages == 1 else 'are'} only {page.pages} page{'s' if page.pages != 1 else ''} of these "
-                     f"{query.entity.plural.lower()}; this is the last.")
+        notes.append(words.plural(lang, "There is only %(num)s page of these %(things)s; this is the last.",
+                                  "There are only %(num)s pages of these %(things)s; this is the last.", page.pages, things=things))
         page = query.search(conn, compiled, page.pages, listing.per)
     elif not page.items and listing.page > 1:
-        notes.append(f"Page {listing.page:,} is past the last of these {query.entity.plural.lower()}.")
+        notes.append(words.text(lang, "Page %(page)s is past the last of these %(things)s.", page=f"{listing.page:,}", things=things))
     return page, notes
 
 
@@ -139,13 +142,13 @@ def lookup(request: Request, entity: str, user: Staff, conn: Conn, compiled: Com
 # -- saved views ---------------------------------------------------------------------------------
 
 
-def _view_id(raw: str) -> int:
+def _view_id(request: Request, raw: str) -> int:
     try:
         number = int(raw)
     except ValueError:
         number = -1
     if not 0 < number <= MAX_ID:
-        raise HTTPException(404, "There is no saved view with that number.")
+        raise HTTPException(404, said(request, "There is no saved view with that number."))
     return number
 
 
@@ -160,28 +163,28 @@ def save_view(request: Request, entity: str, user: Staff, data: CsrfForm, engine
     except saved_views.ViewInvalid as exc:
         flash(request, str(exc))
         return redirect(f"/directory/{ent.name}?{query}")
-    flash(request, f"Saved the view “{' '.join(str(data.get('name', '')).split())}”.")
+    flash(request, said(request, "Saved the view “%(name)s”.", name=' '.join(str(data.get('name', '')).split())))
     return redirect(f"/directory/{ent.name}?{query}{'&' if query else ''}view={view_id}")
 
 
 @router.get("/directory/{entity}/views/{view_id}")
-def open_view(entity: str, view_id: str, user: Staff, conn: Conn, compiled: CompiledDep):
+def open_view(request: Request, entity: str, view_id: str, user: Staff, conn: Conn, compiled: CompiledDep):
     ent = entity_or_404(compiled, entity)
-    view = saved_views.view_of(conn, user["id"], _view_id(view_id))
+    view = saved_views.view_of(conn, user["id"], _view_id(request, view_id))
     if view is None or view["entity"] != ent.name:
-        raise HTTPException(404, "There is no saved view with that number among yours.")
+        raise HTTPException(404, said(request, "There is no saved view with that number among yours."))
     return redirect(f"/directory/{ent.name}?{view['query']}{'&' if view['query'] else ''}view={view['id']}")
 
 
 @router.post("/directory/{entity}/views/{view_id}/delete")
 def delete_view(request: Request, entity: str, view_id: str, user: Staff, data: CsrfForm, engine: EngineDep, compiled: CompiledDep):
     ent = entity_or_404(compiled, entity)
-    number = _view_id(view_id)
+    number = _view_id(request, view_id)
     with engine.begin() as conn:
         view = saved_views.view_of(conn, user["id"], number)
         if view is None or view["entity"] != ent.name or not saved_views.delete(conn, user["id"], number):
-            raise HTTPException(404, "There is no saved view with that number among yours.")
-    flash(request, f"Deleted the view “{view['name']}”.")
+            raise HTTPException(404, said(request, "There is no saved view with that number among yours."))
+    flash(request, said(request, "Deleted the view “%(name)s”.", name=view["name"]))
     return redirect(f"/directory/{ent.name}")
 
 
@@ -245,7 +248,7 @@ def mail_merge(request: Request, entity: str, user: Permitted("export"), data: C
     problems = expressions.check(Template(template, Loc("letter")), Scope({"record": known, "today": None}, "letter"))
     if problems or not template.strip():
         return render(request, "directory/merge.html", user=user, status=422, entity=ent, letters=[], template=template, note=None,
-                      error="; ".join(p.message for p in problems) or "Write the letter first.", query=query.listing.query())
+                      error="; ".join(p.message for p in problems) or said(request, "Write the letter first."), query=query.listing.query())
     if query.resolved.problems:
         return render(request, "directory/merge.html", user=user, status=400, entity=ent, letters=[], template=template, note=None,
                       error=" ".join(query.resolved.problems), query=query.listing.query())
@@ -260,7 +263,9 @@ def mail_merge(request: Request, entity: str, user: Permitted("export"), data: C
     # bounded (engine.sandbox limits, one time budget for all letters) and rendered in the merge process
     letters = services.merges.merge(template, [(r.title, {"record": widgets.display_context(r.context(ent), ent.all_fields(), names),
                                                           "today": today}) for r in result.items])
-    note = (f"Letters for the first {MAX_LETTERS:,} of {'more than ' if result.more else ''}{result.total:,} "
-            f"{ent.plural.lower()}; narrow the filters for the rest.") if result.total > len(result.items) else None
+    told = ("Letters for the first %(n)s of more than %(total)s %(things)s; narrow the filters for the rest." if result.more else
+            "Letters for the first %(n)s of %(total)s %(things)s; narrow the filters for the rest.")
+    note = said(request, told, n=f"{MAX_LETTERS:,}", total=f"{result.total:,}", things=in_sentence(locale(request), ent.plural)) \
+        if result.total > len(result.items) else None
     return render(request, "directory/merge.html", user=user, entity=ent, letters=letters, template=template, error=None, note=note,
                   query=query.listing.query())

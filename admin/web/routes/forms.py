@@ -20,14 +20,16 @@ from ...deps import (
 )
 from ...processes import announce_submission, started
 from ..finders import options_for, record_or_404
+from ..listing import in_sentence
 from ..pages import flash, redirect, render
+from ..pagewords import locale, said
 
 router = APIRouter(include_in_schema=False)
 
 
-def form_or_404(compiled, name: str):
+def form_or_404(request: Request, compiled, name: str):
     if name not in compiled.model.forms:
-        raise HTTPException(404, "There is no such form.")
+        raise HTTPException(404, said(request, "There is no such form."))
     return compiled.model.forms[name]
 
 
@@ -39,10 +41,11 @@ def form_list(request: Request, user: Staff, compiled: CompiledDep):
 
 @router.get("/forms/{name}", response_class=HTMLResponse)
 def form_page(request: Request, name: str, user: Permitted("generate_tasks"), conn: Conn, compiled: CompiledDep, record: str = ""):
-    form = form_or_404(compiled, name)
+    form = form_or_404(request, compiled, name)
     rec = record_or_404(conn, compiled, form.entity, record) if form.entity and record else None
     if form.entity and rec is None:
-        flash(request, f"Open a {compiled.model.entities[form.entity].label.lower()}'s page and choose the form there.")
+        flash(request, said(request, "Open a %(thing)s's page and choose the form there.",
+                            thing=in_sentence(locale(request), compiled.model.entities[form.entity].label)))
         return redirect("/")
     return render(request, "forms/form.html", user=user, layout=compiled.form_layouts[name], values={}, errors={},
                   options=options_for(conn, compiled, name, rec), record=rec, submission_id=str(uuid.uuid4()))
@@ -51,7 +54,7 @@ def form_page(request: Request, name: str, user: Permitted("generate_tasks"), co
 @router.post("/forms/{name}", response_class=HTMLResponse)
 async def form_submit(request: Request, name: str, user: Permitted("generate_tasks"), data: CsrfForm, engine: EngineDep,
                       compiled: CompiledDep, services: ServicesDep, record: str = ""):
-    form = form_or_404(compiled, name)
+    form = form_or_404(request, compiled, name)
     values, errors = forms.parse(form, data)
     submission_id = str(data.get("submission_id") or uuid.uuid4())[:100]
 
@@ -59,7 +62,7 @@ async def form_submit(request: Request, name: str, user: Permitted("generate_tas
         with engine.connect() as conn:
             rec = record_or_404(conn, compiled, form.entity, record) if form.entity else None
         if form.entity and rec is None:
-            raise HTTPException(404, "Open the record's page and choose the form there.")
+            raise HTTPException(404, said(request, "Open the record's page and choose the form there."))
         if errors:
             return rec, None, errors
         try:
@@ -81,5 +84,5 @@ async def form_submit(request: Request, name: str, user: Permitted("generate_tas
         return await run_in_threadpool(again)
     await started(services, compiled, result.starts)
     await announce_submission(services, form, result, values, user)
-    flash(request, f"{form.label} saved." if not result.replayed else f"{form.label} was already saved.")
+    flash(request, said(request, "%(form)s saved." if not result.replayed else "%(form)s was already saved.", form=form.label))
     return redirect(f"/records/{form.entity}/{rec.id}" if rec else "/")

@@ -26,14 +26,15 @@ from ...processes import announce_submission, started
 from .. import portalview
 from ..finders import record_or_404
 from ..pages import flash, redirect, render
+from ..pagewords import locale, said
 
 router = APIRouter(include_in_schema=False)
 
 
-def linked_user(user: Annotated[dict, require("portal")]) -> dict:
+def linked_user(request: Request, user: Annotated[dict, require("portal")]) -> dict:
     """The logged-in portal user, linked to their company: every portal page but the home needs one."""
     if not user["company_id"]:
-        raise HTTPException(403, "Your portal account is not linked to a company yet; ask your contact to link it.")
+        raise HTTPException(403, said(request, "Your portal account is not linked to a company yet; ask your contact to link it."))
     return user
 
 
@@ -62,9 +63,9 @@ def portal_options(conn: sa.Connection, compiled: CompiledModel, name: str, user
     return out
 
 
-def portal_form_or_404(compiled: CompiledModel, name: str):
+def portal_form_or_404(request: Request, compiled: CompiledModel, name: str):
     if name not in compiled.model.forms or not compiled.model.forms[name].portal:
-        raise HTTPException(404, "There is no such form in the portal.")
+        raise HTTPException(404, said(request, "There is no such form in the portal."))
     return compiled.model.forms[name]
 
 
@@ -88,14 +89,14 @@ def form_page(request: Request, conn, compiled: CompiledModel, name: str, user: 
 
 @router.get("/portal/forms/{name}", response_class=HTMLResponse)
 def portal_form(request: Request, name: str, user: LinkedUser, conn: Conn, compiled: CompiledDep):
-    portal_form_or_404(compiled, name)
+    portal_form_or_404(request, compiled, name)
     return form_page(request, conn, compiled, name, user)
 
 
 @router.post("/portal/forms/{name}", response_class=HTMLResponse)
 async def portal_submit(request: Request, name: str, user: LinkedUser, data: CsrfForm, engine: EngineDep, compiled: CompiledDep,
                         services: ServicesDep):
-    form = portal_form_or_404(compiled, name)
+    form = portal_form_or_404(request, compiled, name)
     values, errors = forms.parse(form, data)
     submission_id = str(data.get("submission_id") or uuid.uuid4())[:100]
 
@@ -104,7 +105,7 @@ async def portal_submit(request: Request, name: str, user: LinkedUser, data: Csr
             offered = portal_options(conn, compiled, name, user)
         for f in form.fields:  # a crafted POST must not name another company's records
             if f.type == "reference" and values.get(f.name) is not None and values[f.name] not in {v for v, _ in offered[f.name]}:
-                errors[f.name] = f"{f.label} must be one of the listed records"
+                errors[f.name] = said(request, "%(field)s must be one of the listed records", field=f.label)
         if errors:
             return offered, None, errors
         try:
@@ -120,7 +121,7 @@ async def portal_submit(request: Request, name: str, user: LinkedUser, data: Csr
         return form_page(request, None, compiled, name, user, 422, typed, problems, offered, submission_id)
     await started(services, compiled, result.starts)
     await announce_submission(services, form, result, values, user)
-    flash(request, "Thank you: we have your request.")
+    flash(request, said(request, "Thank you: we have your request."))
     return redirect("/portal")
 
 
@@ -135,7 +136,7 @@ def request_page(request: Request, conn: sa.Connection, compiled: CompiledModel,
     return render(request, "portal/request.html", user=user, status=status, record=rec,
                   status_now=portalview.status_text(ent, rec.data.get(portalview.STATUS)),
                   details=portalview.details(conn, compiled, ent, rec, zone), changes=portalview.status_history(conn, ent, rec, zone),
-                  messages=portalview.conversation(conn, compiled, rec, user, zone), typed=typed, problem=problem,
+                  messages=portalview.conversation(conn, compiled, rec, user, zone, locale(request)), typed=typed, problem=problem,
                   request_id=str(uuid.uuid4()))
 
 
@@ -156,5 +157,5 @@ def portal_reply(request: Request, request_id: str, user: LinkedUser, data: Csrf
     except ReplyRefused as exc:
         with engine.connect() as conn:
             return request_page(request, conn, compiled, user, rec, 422, text, str(exc))
-    flash(request, "Your reply is sent: we will answer here and by email.")
+    flash(request, said(request, "Your reply is sent: we will answer here and by email."))
     return redirect(f"/portal/requests/{rec.id}#conversation")

@@ -40,6 +40,7 @@ from ...deps import (
 from ...processes import started
 from ..finders import entity_or_404, record_or_404
 from ..pages import STATUS_TEXT, flash, redirect, render
+from ..pagewords import said
 from ..recordforms import PICKER_LIMIT, staff_options
 
 router = APIRouter(include_in_schema=False)
@@ -67,11 +68,11 @@ def sees_all(compiled: CompiledModel, user: dict) -> bool:
     return allowed(model, user, "access") and allowed(model, user, "project_access")
 
 
-def project_for(conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> tuple[dict, bool]:
+def project_for(request: Request, conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> tuple[dict, bool]:
     """(the project a URL names, whether `user` is a member), if they may open it; else the error they should see."""
     project = teams.get(conn, _number(project_id))
     if project is None:
-        raise HTTPException(404, "There is no such project. It may have been removed, or the link is wrong.")
+        raise HTTPException(404, said(request, "There is no such project. It may have been removed, or the link is wrong."))
     member = teams.is_member(conn, project["id"], user["id"])
     model = compiled.model
     if may_open_project(model, user, project, member):
@@ -79,19 +80,20 @@ def project_for(conn: sa.Connection, compiled: CompiledModel, user: dict, projec
     if not allowed(model, user, "project_access") and not allowed(model, user, "access"):
         raise HTTPException(403, refusal("project_access"))
     if not allowed(model, user, "access") and user.get("company_id") != teams.company_of(conn, compiled, project):
-        raise HTTPException(404, "There is no such project. It may have been removed, or the link is wrong.")  # another customer's
+        raise HTTPException(404, said(request, "There is no such project. It may have been removed, or the link is wrong."))  # another customer's
     manager = widgets.Names(conn, compiled).user(project["manager_id"]) if project["manager_id"] else None
-    raise HTTPException(403, "You are not on this project's team. " + (
-        f"Ask its project manager, {manager}, to add you." if manager else "Ask someone who looks after projects to add you."))
+    raise HTTPException(403, said(request, "You are not on this project's team. Ask its project manager, %(manager)s, to add you.", manager=manager)
+                        if manager else said(request, "You are not on this project's team. Ask someone who looks after projects to add you."))
 
 
-def managing(conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> dict:
+def managing(request: Request, conn: sa.Connection, compiled: CompiledModel, user: dict, project_id: str) -> dict:
     """The project, if `user` may change its team; a worded 403 otherwise."""
-    project, member = project_for(conn, compiled, user, project_id)
+    project, member = project_for(request, conn, compiled, user, project_id)
     if not may_change_team(compiled.model, user, project, member):
         manager = widgets.Names(conn, compiled).user(project["manager_id"]) if project["manager_id"] else None
-        raise HTTPException(403, f"Only the project manager{', ' + manager + ',' if manager else ''} or someone who looks after "
-                                 "projects adds people to the team or takes them off it.")
+        raise HTTPException(403, said(request, "Only the project manager, %(manager)s, or someone who looks after projects adds people to the "
+                                      "team or takes them off it.", manager=manager) if manager else
+                            said(request, "Only the project manager or someone who looks after projects adds people to the team or takes them off it."))
     return project
 
 
@@ -112,7 +114,8 @@ def project_list(request: Request, user: Staff, conn: Conn, compiled: CompiledDe
     status = status if status in teams.STATUSES else ""
     found = teams.listing(conn, user_id=None if everyone else user["id"], status=status or None, page=_page_number(page), per=PER_PAGE)
     names = widgets.Names(conn, compiled, widgets.zone_of(compiled.model, user))
-    rows = [{**r, "manager": names.user(r["manager_id"]) if r["manager_id"] else "Nobody yet", "status_text": r["status"].capitalize(),
+    rows = [{**r, "manager": names.user(r["manager_id"]) if r["manager_id"] else said(request, "Nobody yet"),
+             "status_text": said(request, r["status"].capitalize()),
              "opened": widgets.when_text(r["created_at"], names.zone), **_customer(compiled, names, r)} for r in found.rows]
     return render(request, "projects/list.html", user=user, rows=rows, found=found, everyone=everyone, chosen_status=status,
                   may_see_all=sees_all(compiled, user), statuses=teams.STATUSES)
@@ -140,10 +143,10 @@ def project_view(request: Request, conn: sa.Connection, compiled: CompiledModel,
                                           .order_by(tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.id)).mappings()]
     by_status: dict[str, list[dict]] = {}
     for t in rows:
-        by_status.setdefault(t["status"], []).append(_task(t, model, names, now))
+        by_status.setdefault(t["status"], []).append(_task(t, model, names, now, request))
     for shown in by_status.values():
         shown.sort(key=lambda t: not t["late"])  # late first, each part soonest due first
-    groups = [(STATUS_TEXT.get(s, s.replace("_", " ").capitalize()), s, by_status[s])
+    groups = [(said(request, STATUS_TEXT.get(s, s.replace("_", " ").capitalize())), s, by_status[s])
               for s in [*STATUS_ORDER, *sorted(set(by_status) - set(STATUS_ORDER))] if s in by_status]
     raised = [dict(a) for a in conn.execute(
         sa.select(alerts, tasks.c.title.label("task_title")).join(tasks, tasks.c.id == alerts.c.task_id, isouter=True)
@@ -163,11 +166,12 @@ def project_view(request: Request, conn: sa.Connection, compiled: CompiledModel,
                   staff=allowed(model, user, "access"), **_customer(compiled, names, project))
 
 
-def _task(t: dict, model, names: widgets.Names, now: dt.datetime) -> dict:
+def _task(t: dict, model, names: widgets.Names, now: dt.datetime, request: Request) -> dict:
     due = t["due_at"].replace(tzinfo=dt.UTC) if t["due_at"] is not None and t["due_at"].tzinfo is None else t["due_at"]
     group = model.groups.get(t["group_name"]) if t["group_name"] else None
     who = names.user(t["assignee_id"]) if t["assignee_id"] else (
-        f"The {group.label if group else t['group_name'].replace('_', ' ')} queue" if t["group_name"] else "Nobody yet")
+        said(request, "The %(group)s queue", group=group.label if group else t['group_name'].replace('_', ' ')) if t["group_name"]
+        else said(request, "Nobody yet"))
     return {"id": t["id"], "title": task_title(t, model.locale, model), "who": who, "due_text": widgets.when_text(due, names.zone) if due else "",
             "late": due is not None and t["status"] in teams.OPEN and due < now,
             "done_text": widgets.when_text(t["completed_at"], names.zone) if t["completed_at"] else ""}
@@ -175,7 +179,7 @@ def _task(t: dict, model, names: widgets.Names, now: dt.datetime) -> dict:
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
 def project_page(request: Request, project_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep):
-    project, _ = project_for(conn, compiled, user, project_id)
+    project, _ = project_for(request, conn, compiled, user, project_id)
     return project_view(request, conn, compiled, user, project)
 
 
@@ -183,10 +187,10 @@ def project_page(request: Request, project_id: str, user: CurrentUser, conn: Con
 
 
 @router.get("/projects/{project_id}/people")
-def people(project_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep,
+def people(request: Request, project_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep,
            q: str = "") -> JSONResponse:
     """The member picker's search as you type: who may join, by name or user name."""
-    project = managing(conn, compiled, user, project_id)
+    project = managing(request, conn, compiled, user, project_id)
     found = teams.candidates(conn, compiled, project, q[:200], limit=LOOKUP_LIMIT)
     return JSONResponse([{"id": p["id"], "title": p["name"]} for p in found])
 
@@ -196,36 +200,36 @@ def add_member(request: Request, project_id: str, user: CurrentUser, data: CsrfF
     """The project manager (or someone who looks after projects) brings someone onto the team."""
     picked = str(data.get("user_id", "")).strip()
     with engine.begin() as conn:
-        project = managing(conn, compiled, user, project_id)
+        project = managing(request, conn, compiled, user, project_id)
         try:
             name = teams.add_member(conn, compiled, project, _number(picked), user["id"]) if picked else None
         except teams.TeamRefused as exc:
             problem = str(exc)
         else:
-            problem = None if name else "Choose someone to add: type their name, then pick them from the list."
+            problem = None if name else said(request, "Choose someone to add: type their name, then pick them from the list.")
     if problem:
         with engine.connect() as conn:
             return project_view(request, conn, compiled, user, project, status=422, team_error=problem, picked=picked)
-    flash(request, f"{name} is on the team of {project['title']}.")
+    flash(request, said(request, "%(name)s is on the team of %(project)s.", name=name, project=project["title"]))
     return redirect(f"/projects/{project['id']}")
 
 
-def _member_or_404(conn: sa.Connection, compiled: CompiledModel, project: dict, user_id: int) -> str:
+def _member_or_404(request: Request, conn: sa.Connection, compiled: CompiledModel, project: dict, user_id: int) -> str:
     """The name of the team member (or the manager) a URL names."""
     if not teams.is_member(conn, project["id"], user_id) and (user_id != project["manager_id"] or user_id is None):
-        raise HTTPException(404, "That person is not on this project's team (someone may have taken them off already).")
+        raise HTTPException(404, said(request, "That person is not on this project's team (someone may have taken them off already)."))
     return widgets.Names(conn, compiled).user(user_id)
 
 
 @router.get("/projects/{project_id}/members/{member_id}/remove", response_class=HTMLResponse)
 def remove_page(request: Request, project_id: str, member_id: str, user: CurrentUser, conn: Conn, compiled: CompiledDep):
     """Ask before taking someone off the team (a page, so it works without scripts)."""
-    project = managing(conn, compiled, user, project_id)
+    project = managing(request, conn, compiled, user, project_id)
     member = _number(member_id)
-    name = _member_or_404(conn, compiled, project, member)
+    name = _member_or_404(request, conn, compiled, project, member)
     if member == project["manager_id"]:
         return project_view(request, conn, compiled, user, project, status=409,
-                            team_error=f"{name} is the project manager and stays on the team.")
+                            team_error=said(request, "%(name)s is the project manager and stays on the team.", name=name))
     return render(request, "projects/remove.html", user=user, project=project, member_id=member, member_name=name)
 
 
@@ -233,7 +237,7 @@ def remove_page(request: Request, project_id: str, member_id: str, user: Current
 def remove_member(request: Request, project_id: str, member_id: str, user: CurrentUser, data: CsrfForm, engine: EngineDep,
                   compiled: CompiledDep):
     with engine.begin() as conn:
-        project = managing(conn, compiled, user, project_id)
+        project = managing(request, conn, compiled, user, project_id)
         try:
             name = teams.remove_member(conn, project, _number(member_id), user["id"])
         except teams.TeamRefused as exc:
@@ -243,17 +247,17 @@ def remove_member(request: Request, project_id: str, member_id: str, user: Curre
     if problem:
         with engine.connect() as conn:
             return project_view(request, conn, compiled, user, project, status=409, team_error=problem)
-    flash(request, f"{name} is no longer on the team of {project['title']}.")
+    flash(request, said(request, "%(name)s is no longer on the team of %(project)s.", name=name, project=project["title"]))
     return redirect(f"/projects/{project['id']}")
 
 
 # -- starting a process by hand from a record's page --------------------------------------------
 
 
-def startable_or_404(compiled: CompiledModel, entity: str, name: str) -> Process:
+def startable_or_404(request: Request, compiled: CompiledModel, entity: str, name: str) -> Process:
     """The process `name`, if it may be started by hand on records of `entity`."""
     if name not in manual_starts(compiled, entity):
-        raise HTTPException(404, f"There is no process called '{name[:80]}' to start on this page.")
+        raise HTTPException(404, said(request, "There is no process called '%(name)s' to start on this page.", name=name[:80]))
     return compiled.model.processes[name]
 
 
@@ -282,7 +286,7 @@ def start_page(request: Request, entity: str, record_id: str, process: str, user
                compiled: CompiledDep):
     """The process's input form (or, for one without inputs, what it will do and a button)."""
     entity_or_404(compiled, entity)
-    proc = startable_or_404(compiled, entity, process)
+    proc = startable_or_404(request, compiled, entity, process)
     return start_view(request, conn, compiled, user, record_or_404(conn, compiled, entity, record_id), proc)
 
 
@@ -308,7 +312,7 @@ async def start(request: Request, entity: str, record_id: str, process: str, use
                 engine: EngineDep, compiled: CompiledDep, services: ServicesDep):
     """Start the process on the record through the outbox, once per request id; land on its project's page once it is open."""
     entity_or_404(compiled, entity)
-    proc = startable_or_404(compiled, entity, process)
+    proc = startable_or_404(request, compiled, entity, process)
     request_id = str(data.get("request_id") or uuid.uuid4())[:100]
 
     def enqueue():
@@ -330,11 +334,12 @@ async def start(request: Request, entity: str, record_id: str, process: str, use
     await started(services, compiled, [wid])
     project_id = await _project_opened(engine, wid) if proc.project is not None and services.client is not None else None
     if project_id:
-        flash(request, f"Started {proc.label} for {rec.title}. This is its project: add the people who work on it.")
+        flash(request, said(request, "Started %(process)s for %(record)s. This is its project: add the people who work on it.",
+                            process=proc.label, record=rec.title))
         return redirect(f"/projects/{project_id}")
-    later = "Its project is listed on this page as soon as it is open." if proc.project is not None else \
-        "Its tasks are listed here as they are handed out."
-    flash(request, f"Started {proc.label} for {rec.title}. {later}")
+    later = "Started %(process)s for %(record)s. Its project is listed on this page as soon as it is open." if proc.project is not None \
+        else "Started %(process)s for %(record)s. Its tasks are listed here as they are handed out."
+    flash(request, said(request, later, process=proc.label, record=rec.title))
     return redirect(f"/records/{entity}/{rec.id}")
 
 

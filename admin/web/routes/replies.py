@@ -25,6 +25,7 @@ from ...deps import CompiledDep, CsrfForm, EngineDep, Permitted
 from .. import portalview
 from ..finders import entity_or_404, record_or_404, task_or_404
 from ..pages import fills, flash, redirect
+from ..pagewords import locale, said
 from .records import record_view
 from .tasks import task_page
 
@@ -62,7 +63,7 @@ def _box(request: Request, compiled: CompiledModel, user: dict, entity: str, rec
     with request.app.state.services.engine.connect() as conn:
         rec = records.get_record(conn, compiled, entity, record_id)
         zone = zone_of(compiled.model, user)
-        messages = portalview.conversation(conn, compiled, rec, user, zone, internal=True)[-MESSAGES_SHOWN:]
+        messages = portalview.conversation(conn, compiled, rec, user, zone, locale(request), internal=True)[-MESSAGES_SHOWN:]
         people = contacts(conn, compiled, rec)
         company = company_of(compiled, rec)
         company_title = records.get_record(conn, compiled, "company", company).title if company else ""
@@ -87,12 +88,13 @@ def record_reply_box(request: Request, context: dict) -> dict:
     return {"reply": _box(request, compiled, user, rec.entity, rec.id, f"/records/{rec.entity}/{rec.id}/reply")}
 
 
-def _write(engine: sa.Engine, compiled: CompiledModel, entity: str, record_id: int, data, user: dict) -> tuple[str, dict]:
-    """Write the reply the form sent: (what to say it did, {}) or ('', a message per input) with nothing written."""
+def _write(request: Request, engine: sa.Engine, compiled: CompiledModel, entity: str, record_id: int, data, user: dict) -> tuple[str, dict]:
+    """Write the reply the form sent: (what to say it did, {}) or ('', a message per input) with nothing written; in the
+    page's language."""
     choice = str(data.get("visibility", ""))
     text = str(data.get("text", ""))
     if choice not in CHOICES:
-        return "", {"visibility": "Choose whether the customer sees this: reply to the customer, or add an internal comment."}
+        return "", {"visibility": said(request, "Choose whether the customer sees this: reply to the customer, or add an internal comment.")}
     key = str(data.get("request_id") or "").strip()[:200] or str(uuid.uuid4())
     try:
         with engine.begin() as conn:
@@ -101,9 +103,11 @@ def _write(engine: sa.Engine, compiled: CompiledModel, entity: str, record_id: i
     except ReplyRefused as exc:
         return "", {"text": str(exc)}
     if choice == "internal":
-        return "Internal comment added: only staff see it.", {}
-    emailed = f" and emailed to {', '.join(name for name, _ in people)}" if people else ""
-    return f"Reply sent to the customer: it is on their request's page in the portal{emailed}.", {}
+        return said(request, "Internal comment added: only staff see it."), {}
+    if people:
+        return said(request, "Reply sent to the customer: it is on their request's page in the portal and emailed to %(names)s.",
+                    names=", ".join(name for name, _ in people)), {}
+    return said(request, "Reply sent to the customer: it is on their request's page in the portal."), {}
 
 
 @router.post("/tasks/{task_id}/reply", response_class=HTMLResponse)
@@ -112,10 +116,10 @@ def task_reply(request: Request, task_id: int, user: Permitted("manage_own_tasks
     with engine.connect() as conn:
         task = task_or_404(conn, compiled, task_id, user)
     if not task["record_id"] or not portalview.is_request(compiled, task["entity"]):
-        raise HTTPException(404, "This task is not about a customer's request, so there is nobody to reply to.")
+        raise HTTPException(404, said(request, "This task is not about a customer's request, so there is nobody to reply to."))
     if not may_reply_on_task(compiled.model, user, task):
-        raise HTTPException(403, "Only whoever works on this open task may answer the customer from it.")
-    done, errors = _write(engine, compiled, task["entity"], task["record_id"], data, user)
+        raise HTTPException(403, said(request, "Only whoever works on this open task may answer the customer from it."))
+    done, errors = _write(request, engine, compiled, task["entity"], task["record_id"], data, user)
     if errors:
         request.state.reply = {"text": str(data.get("text", "")), "errors": errors}
         with engine.connect() as conn:
@@ -131,10 +135,10 @@ def record_reply(request: Request, entity: str, record_id: str, user: Permitted(
     with engine.connect() as conn:
         rec = record_or_404(conn, compiled, entity, record_id)
     if not portalview.is_request(compiled, entity):
-        raise HTTPException(404, "Only a customer's request has a conversation with the customer.")
+        raise HTTPException(404, said(request, "Only a customer's request has a conversation with the customer."))
     if not may_reply_on_record(compiled.model, user):
-        raise HTTPException(403, "Only staff may answer a customer.")
-    done, errors = _write(engine, compiled, entity, rec.id, data, user)
+        raise HTTPException(403, said(request, "Only staff may answer a customer."))
+    done, errors = _write(request, engine, compiled, entity, rec.id, data, user)
     if errors:
         request.state.reply = {"text": str(data.get("text", "")), "errors": errors}
         with engine.connect() as conn:

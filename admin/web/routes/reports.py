@@ -16,11 +16,12 @@ from markupsafe import Markup
 from engine import reporting
 from engine.compiler import CompiledModel
 from engine.reports import PERIODS, Report
-from runtime import charts, reports
+from runtime import charts, reports, words
 
 from ...access import allowed, report_viewer
 from ...deps import CompiledDep, Conn, Reporter, refusal
 from ..pages import redirect, render
+from ..pagewords import locale, said
 from .directory import spreadsheet_safe
 
 router = APIRouter(include_in_schema=False)
@@ -47,7 +48,8 @@ class Shown:
         return Markup(svg) if svg else None
 
 
-def show(conn, compiled: CompiledModel, viewer: reports.Viewer, report: Report, params, *, draw: bool = True) -> Shown:
+def show(conn, compiled: CompiledModel, viewer: reports.Viewer, report: Report, params, *, draw: bool = True,
+         lang: str | None = None) -> Shown:
     """Run `report` for the viewer with what `params` asks: the period, and those of its viewer filters given (on a
     dashboard, the parameters of all its reports: each reads its own). Its chart is drawn while the caller goes on (a
     dashboard's next report runs its queries meanwhile); `draw=False`: none (the CSV)."""
@@ -57,7 +59,7 @@ def show(conn, compiled: CompiledModel, viewer: reports.Viewer, report: Report, 
         result = reports.run(conn, compiled, report, viewer, ask)
     except reports.ReportError as exc:
         empty = reports.Result(report, (), (), ask, reports.Period(), "", "table", None)
-        return Shown(empty, None, (), urlencode(ask.pairs()), f"This report cannot be shown: {exc}.")
+        return Shown(empty, None, (), urlencode(ask.pairs()), words.text(lang, "This report cannot be shown: %(why)s.", why=exc))
     drawing = charts.svg_soon(result, reports.Drill.url) if draw else None
     links = tuple(r.drill.url() if r.drill else None for r in result.rows)
     return Shown(result, drawing, links, urlencode(ask.pairs()))
@@ -77,10 +79,10 @@ def picker(period: str, start: str, end: str) -> Picker:
     return Picker(period if period in PERIODS or period == "custom" else "", start[:10], end[:10])
 
 
-def _report_or_404(compiled: CompiledModel, viewer: reports.Viewer, name: str) -> Report:
+def _report_or_404(request: Request, compiled: CompiledModel, viewer: reports.Viewer, name: str) -> Report:
     report = reports.report_for(compiled.model, viewer, name)
     if report is None:
-        raise HTTPException(404, "There is no report by that name among those you may see.")
+        raise HTTPException(404, said(request, "There is no report by that name among those you may see."))
     return report
 
 
@@ -105,11 +107,11 @@ def dashboard_page(request: Request, name: str, user: Reporter, conn: Conn, comp
     viewer = report_viewer(conn, compiled.model, user)
     board = reports.dashboard_for(compiled.model, viewer, name)
     if board is None:
-        raise HTTPException(404, "There is no dashboard by that name among those you may see.")
+        raise HTTPException(404, said(request, "There is no dashboard by that name among those you may see."))
     params = request.query_params
     rows = []
     for row in board.rows:
-        shown = [show(conn, compiled, viewer, r, params) for r in (reports.report_for(compiled.model, viewer, n) for n, _ in row)
+        shown = [show(conn, compiled, viewer, r, params, lang=locale(request)) for r in (reports.report_for(compiled.model, viewer, n) for n, _ in row)
                  if r is not None]
         if shown:
             rows.append(shown)
@@ -124,8 +126,8 @@ def dashboard_page(request: Request, name: str, user: Reporter, conn: Conn, comp
 @router.get("/reports/{name}", response_class=HTMLResponse)
 def report_page(request: Request, name: str, user: Reporter, conn: Conn, compiled: CompiledDep):
     viewer = report_viewer(conn, compiled.model, user)
-    report = _report_or_404(compiled, viewer, name)
-    shown = show(conn, compiled, viewer, report, request.query_params)
+    report = _report_or_404(request, compiled, viewer, name)
+    shown = show(conn, compiled, viewer, report, request.query_params, lang=locale(request))
     ask = shown.result.ask
     picked = picker(ask.preset or ("custom" if ask.start or ask.end else ""), ask.start.isoformat() if ask.start else "",
                     ask.end.isoformat() if ask.end else "") if reporting.default_period(report) else None
@@ -141,8 +143,8 @@ def report_csv(request: Request, name: str, user: Reporter, conn: Conn, compiled
     if not allowed(compiled.model, user, "export"):
         raise HTTPException(403, refusal("export"))
     viewer = report_viewer(conn, compiled.model, user)
-    report = _report_or_404(compiled, viewer, name)
-    shown = show(conn, compiled, viewer, report, request.query_params, draw=False)
+    report = _report_or_404(request, compiled, viewer, name)
+    shown = show(conn, compiled, viewer, report, request.query_params, draw=False, lang=locale(request))
     if shown.error:
         raise HTTPException(409, shown.error)
     out = io.StringIO()
