@@ -131,7 +131,8 @@ def destination(conn: sa.Connection, compiled: CompiledModel, user: dict, link: 
     if task["assignee_id"]:
         holder = conn.execute(sa.select(users.c.name).where(users.c.id == task["assignee_id"])).scalar() or words.text(locale, "someone else")
     elif task["group_name"]:
-        holder = words.text(locale, "the %(group)s queue", group=task["group_name"].replace("_", " "))
+        group = compiled.model.groups.get(task["group_name"])
+        holder = words.text(locale, "the %(group)s queue", group=group.label if group else task["group_name"].replace("_", " "))
     else:
         holder = words.text(locale, "someone else")
     why = words.text(locale, "“%(task)s” is now with %(who)s, so you cannot open it any more.",
