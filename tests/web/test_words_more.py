@@ -166,7 +166,7 @@ def test_the_portal_speaks_german_to_a_german_customer(site):
     app, _ = site
     pia = logged_in(app, "pia")
     home = main_text(pia.get("/portal").text)
-    assert "Ihre Anfragen" in home and "Anfrage" in home and "Gestellt" in home
+    assert "Ihre Anfragen" in home and "Anfrage" in home and "Erstellt" in home
     assert "Your requests" not in home and "Raised" not in home
     assert "Your requests" in main_text(logged_in(app, "pat").get("/portal").text)
     request_url = re.search(r'href="(/portal/requests/\d+)"', pia.get("/portal").text).group(1)

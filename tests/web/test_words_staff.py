@@ -98,7 +98,7 @@ EDIT = [("Acme Health bearbeiten", "Edit Acme Health"), ("Speichern", "Save"), (
 TASK = [("Aufgabe erledigen", "Complete this task"), ("Der Prozess bisher", "The process so far"), ("Kommentare", "Comments"),
         ("Noch keine Kommentare.", "No comments yet."), ("Kommentieren", "Add comment"), ("Zugewiesen an", "Assigned to"),
         ("Fällig", "Due"), ("Überfällig", "Overdue")]
-ALERTS = [("Warnungen", "Alerts"), ("1 noch nicht bestätigt", "1 not yet acknowledged"), ("Ausgelöst", "Raised"),
+ALERTS = [("Warnungen", "Alerts"), ("1 noch nicht bestätigt", "1 not yet acknowledged"), ("Erstellt", "Raised"),
           ("Stufe 1", "Level 1"), ("Bestätigen", "Acknowledge"), ("Welche Warnungen", "Which alerts")]
 PROFILE = [("Ihr Profil", "Your profile"), ("Zeitzone speichern", "Save time zone"), ("Sprache speichern", "Save language"),
            ("Aktuelles Passwort", "Current password"), ("Passwort ändern", "Change password"), ("Sprache Ihres Browsers", "Your browser's language")]
