@@ -72,12 +72,12 @@ def holder_text(conn: sa.Connection, model: Model, task: dict, locale: str | Non
     return words.text(locale, NOBODY)
 
 
-def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo) -> dict:
+def task_context(conn: sa.Connection, model: Model, task: dict, zone: ZoneInfo, locale: str | None = None) -> dict:
     """`task` in a message template: human `due` and `assignee`, raw `due_at` and `assignee_id` beside them; its title
     and its queue's group as `model` names them (in its reader's language, see `labels.translate`)."""
     due = _moment(task.get("due_at"))
     title = labels.task_title(task, model.locale, model)
-    return {"id": task.get("id"), "title": title, "due": when_text(due, zone) if due else "no set time",
+    return {"id": task.get("id"), "title": title, "due": when_text(due, zone, locale=locale or model.locale) if due else "no set time",
             "due_at": due.astimezone(dt.UTC).isoformat() if due else None,
             "assignee": holder_text(conn, model, task), "assignee_id": task.get("assignee_id")}
 
@@ -114,7 +114,7 @@ def _step_shown(model: Model, step: Any, done: dict, names: Names) -> dict:
     if isinstance(who, int) and not isinstance(who, bool):
         shown["completed_by"] = names.user(who)
     if done.get("completed_at"):
-        shown["completed_at"] = when_text(done["completed_at"], names.zone)
+        shown["completed_at"] = when_text(done["completed_at"], names.zone, locale=names.compiled.model.locale)
     return shown
 
 
@@ -171,7 +171,7 @@ def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, text
         groups.setdefault((texts.get(uid) or alert["message"], zone, locale), []).append(uid)
     mails = []
     for (message, key, locale), recipients in groups.items():
-        ctx = task_context(conn, labels.translate(model, locale), task, ZoneInfo(key))
+        ctx = task_context(conn, labels.translate(model, locale), task, ZoneInfo(key), locale)
         lines = [message, "", words.text(locale, "Task: %(title)s", title=ctx["title"])]
         if ctx["due_at"]:
             lines.append(words.text(locale, "Due: %(when)s (%(zone)s)", when=ctx["due"], zone=key))
@@ -197,7 +197,7 @@ def _for_reader(conn: sa.Connection, model: Model, task: dict, user_id: int | No
     their zone)."""
     user = _user(conn, user_id)
     zone, locale = zone_of(model, user), locale_of(model, user)
-    return locale, zone, task_context(conn, labels.translate(model, locale), task, zone)
+    return locale, zone, task_context(conn, labels.translate(model, locale), task, zone, locale)
 
 
 def _task_lines(locale: str, zone: ZoneInfo, ctx: dict, link: str) -> list[str]:

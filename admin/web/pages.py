@@ -126,10 +126,6 @@ def viewer_zone(request: Request, user: dict | None) -> ZoneInfo:
     return widgets.zone_of(request.app.state.compiled.model, user)
 
 
-def due_text(due: dt.datetime | None, zone: ZoneInfo) -> str:
-    """A moment as the viewer reads it: 'Thu 3 Dec, 09:00' in their zone ('' for none)."""
-    return widgets.when_text(due, zone)
-
 
 def task_view(row: dict, zone: ZoneInfo, model: Model | None = None) -> dict:
     """A task row with what a page shows of it: due text in the viewer's zone, status label, overdue; with the `model`

@@ -84,7 +84,7 @@ class StatusChange:
     was: str  # '' for the first
 
 
-def status_history(conn: sa.Connection, ent: Entity, rec: records.Record, zone) -> list[StatusChange]:
+def status_history(conn: sa.Connection, ent: Entity, rec: records.Record, zone, locale: str | None = None) -> list[StatusChange]:
     """When the request's status changed, oldest first: each status by its label, with the one before it."""
     f = status_field(ent)
     if f is None:
@@ -96,7 +96,7 @@ def status_history(conn: sa.Connection, ent: Entity, rec: records.Record, zone) 
         if f.name not in after or after[f.name] == current:
             continue
         value = after[f.name]
-        changes.append(StatusChange(widgets.when_text(entry.at, zone), status_text(ent, value), status_text(ent, current)))
+        changes.append(StatusChange(widgets.when_text(entry.at, zone, locale=locale), status_text(ent, value), status_text(ent, current)))
         current = value
     return changes
 
@@ -132,7 +132,7 @@ def conversation(conn: sa.Connection, compiled: CompiledModel, rec: records.Reco
         text = data.get("text") if isinstance(data.get("text"), str) else e.summary
         mine = e.user_id is not None and e.user_id == viewer["id"]
         who = words.text(locale, "You") if mine else widgets.text(e.user_id, _WHO, names) if e.user_id else "Tailor"
-        out.append(Message(widgets.when_text(e.occurred_at, zone), who, text, mine, data.get("from") != "customer", not e.public))
+        out.append(Message(widgets.when_text(e.occurred_at, zone, locale=locale), who, text, mine, data.get("from") != "customer", not e.public))
     return out
 
 
@@ -153,5 +153,5 @@ def company_requests(conn: sa.Connection, compiled: CompiledModel, company_id: i
     if company is None:
         return []
     found = records.search_records(conn, compiled, ent.name, {company.name: company_id}, sort="-created_at", page_size=100)
-    return [{"title": r.title, "status": status_text(ent, r.data.get(STATUS)), "created": widgets.when_text(r.created_at, zone),
+    return [{"title": r.title, "status": status_text(ent, r.data.get(STATUS)), "created": widgets.when_text(r.created_at, zone, locale=compiled.model.locale),
              "url": f"/portal/requests/{r.id}"} for r in found.items]

@@ -64,9 +64,11 @@ def test_an_overdue_alert_has_a_german_frame_for_a_german_reader(mail_site):
     with engine.connect() as conn:
         mails = {tuple(to): (subject, body) for to, subject, body in messages.alert_mails(conn, compiled.model, alert, TASK, {}, LINK)}
     due = when_text(dt.datetime(2030, 7, 1, 8, tzinfo=dt.UTC), ZoneInfo("Europe/Berlin"))
+    due_de = when_text(dt.datetime(2030, 7, 1, 8, tzinfo=dt.UTC), ZoneInfo("Europe/Berlin"), locale="de")
+    assert due_de == "Mo., 1. Juli 2030, 10:00"  # the date too in the reader's words
     subject, body = mails[(ids["uwe"],)]
     assert subject == "[Tailor] Überfällig: Den Kunden anrufen"
-    assert body.splitlines()[2:] == ["Aufgabe: Den Kunden anrufen", f"Fällig: {due} (Europe/Berlin)", "Bei: Warteschlange Vertrieb",
+    assert body.splitlines()[2:] == ["Aufgabe: Den Kunden anrufen", f"Fällig: {due_de} (Europe/Berlin)", "Bei: Warteschlange Vertrieb",
                                      f"Öffnen: {LINK}"]
     subject, body = mails[(ids["ann"],)]
     assert subject == "[Tailor] Overdue: Call the customer"
@@ -77,7 +79,7 @@ def test_a_reminder_an_approval_request_and_sent_back_work_read_in_their_readers
     compiled, engine, ids = mail_site
     model = compiled.model
     uwe, ann = {**TASK, "assignee_id": ids["uwe"]}, {**TASK, "assignee_id": ids["ann"]}
-    due = when_text(dt.datetime(2030, 7, 1, 8, tzinfo=dt.UTC), ZoneInfo("Europe/Berlin"))
+    due = when_text(dt.datetime(2030, 7, 1, 8, tzinfo=dt.UTC), ZoneInfo("Europe/Berlin"), locale="de")
     with engine.connect() as conn:
         assert messages.reminder_mail(conn, model, uwe, LINK) == (
             "[Tailor] Erinnerung: Den Kunden anrufen", f"Diese Aufgabe ist fällig am {due} (Europe/Berlin).\nÖffnen: {LINK}\n")
@@ -135,13 +137,14 @@ def test_a_german_assignee_gets_a_german_reminder_and_alert_by_smtp_their_englis
     asyncio.run(_with_worker(world, body))
     [task] = rows(world, tasks)
     due = when_text(task["due_at"].replace(tzinfo=dt.UTC), ZoneInfo("Europe/London"))
+    due_de = when_text(task["due_at"].replace(tzinfo=dt.UTC), ZoneInfo("Europe/London"), locale="de")
     inbox = {(tuple(to), str(m["Subject"])): m.get_content().replace("\r\n", "\n")
              for to, m in ((to, email.message_from_bytes(content.encode(), policy=email.policy.default)) for to, content in world["inbox"].messages)}
     bob, mia = ("bob@example.com",), ("mia@example.com",)
-    assert f"Diese Aufgabe ist fällig am {due} (Europe/London)." in inbox[(bob, "[Tailor] Erinnerung: Call Acme")]
+    assert f"Diese Aufgabe ist fällig am {due_de} (Europe/London)." in inbox[(bob, "[Tailor] Erinnerung: Call Acme")]
     german = inbox[(bob, "[Tailor] Überfällig: Call Acme")]
     assert german.startswith("„Call Acme“ ist überfällig (Eskalationsstufe 1)\n")
-    assert f"Aufgabe: Call Acme\nFällig: {due} (Europe/London)\nBei: Bob\nÖffnen: " in german
+    assert f"Aufgabe: Call Acme\nFällig: {due_de} (Europe/London)\nBei: Bob\nÖffnen: " in german
     english = inbox[(mia, "[Tailor] Overdue: Call Acme")]
     assert english.startswith("'Call Acme' is overdue (escalation level 1)\n")
     assert f"Task: Call Acme\nDue: {due} (Europe/London)\nWith: Bob\nOpen it: " in english

@@ -135,7 +135,7 @@ def request_page(request: Request, conn: sa.Connection, compiled: CompiledModel,
     ent = portalview.request_entity(compiled)
     return render(request, "portal/request.html", user=user, status=status, record=rec,
                   status_now=portalview.status_text(ent, rec.data.get(portalview.STATUS)),
-                  details=portalview.details(conn, compiled, ent, rec, zone), changes=portalview.status_history(conn, ent, rec, zone),
+                  details=portalview.details(conn, compiled, ent, rec, zone), changes=portalview.status_history(conn, ent, rec, zone, compiled.model.locale),
                   messages=portalview.conversation(conn, compiled, rec, user, zone, locale(request)), typed=typed, problem=problem,
                   request_id=str(uuid.uuid4()))
 

@@ -116,7 +116,7 @@ def project_list(request: Request, user: Staff, conn: Conn, compiled: CompiledDe
     names = widgets.Names(conn, compiled, widgets.zone_of(compiled.model, user))
     rows = [{**r, "manager": names.user(r["manager_id"]) if r["manager_id"] else said(request, "Nobody yet"),
              "status_text": said(request, r["status"].capitalize()),
-             "opened": widgets.when_text(r["created_at"], names.zone), **_customer(compiled, names, r)} for r in found.rows]
+             "opened": widgets.when_text(r["created_at"], names.zone, locale=names.compiled.model.locale), **_customer(compiled, names, r)} for r in found.rows]
     return render(request, "projects/list.html", user=user, rows=rows, found=found, everyone=everyone, chosen_status=status,
                   may_see_all=sees_all(compiled, user), statuses=teams.STATUSES)
 
@@ -158,9 +158,9 @@ def project_view(request: Request, conn: sa.Connection, compiled: CompiledModel,
     return render(request, "projects/project.html", user=user, status=status, project=project,
                   status_label=project["status"].capitalize(), manager=names.user(project["manager_id"]) if project["manager_id"] else None,
                   members=members, groups=groups, open_count=sum(1 for t in rows if t["status"] in teams.OPEN),
-                  late_count=sum(1 for g in groups for t in g[2] if t["late"]), opened=widgets.when_text(project["created_at"], names.zone),
-                  alerts=[{**a, "raised_text": widgets.when_text(a["raised_at"], names.zone),
-                           "acknowledged_text": widgets.when_text(a["acknowledged_at"], names.zone)} for a in raised],
+                  late_count=sum(1 for g in groups for t in g[2] if t["late"]), opened=widgets.when_text(project["created_at"], names.zone, locale=names.compiled.model.locale),
+                  alerts=[{**a, "raised_text": widgets.when_text(a["raised_at"], names.zone, locale=names.compiled.model.locale),
+                           "acknowledged_text": widgets.when_text(a["acknowledged_at"], names.zone, locale=names.compiled.model.locale)} for a in raised],
                   can_manage=can_manage, team_error=team_error, picked=picked,
                   candidates=teams.candidates(conn, compiled, project, limit=PICKER_LIMIT) if can_manage else [],
                   staff=allowed(model, user, "access"), **_customer(compiled, names, project))
@@ -172,9 +172,9 @@ def _task(t: dict, model, names: widgets.Names, now: dt.datetime, request: Reque
     who = names.user(t["assignee_id"]) if t["assignee_id"] else (
         said(request, "The %(group)s queue", group=group.label if group else t['group_name'].replace('_', ' ')) if t["group_name"]
         else said(request, "Nobody yet"))
-    return {"id": t["id"], "title": task_title(t, model.locale, model), "who": who, "due_text": widgets.when_text(due, names.zone) if due else "",
+    return {"id": t["id"], "title": task_title(t, model.locale, model), "who": who, "due_text": widgets.when_text(due, names.zone, locale=names.compiled.model.locale) if due else "",
             "late": due is not None and t["status"] in teams.OPEN and due < now,
-            "done_text": widgets.when_text(t["completed_at"], names.zone) if t["completed_at"] else ""}
+            "done_text": widgets.when_text(t["completed_at"], names.zone, locale=names.compiled.model.locale) if t["completed_at"] else ""}
 
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
