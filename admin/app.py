@@ -7,7 +7,6 @@ checks the user's role permissions from the definitions (see `deps.py`).
 from __future__ import annotations
 
 import asyncio
-
 import logging
 import uuid
 from collections.abc import Sequence
@@ -52,12 +51,14 @@ from .web.routes import (
     projects,
     record_edit,
     records,
-    releases as release_pages,
     replies,
     reports,
     search,
     tasks,
     work,
+)
+from .web.routes import (
+    releases as release_pages,
 )
 
 HERE = Path(__file__).resolve().parent / "web"
