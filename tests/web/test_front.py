@@ -32,11 +32,16 @@ def site(compiled, tmp_path):
     platform.create_all(engine)
     compiled.metadata.create_all(engine)
     token, digest = new_token()
+    portal, portal_digest = new_token()
     with engine.begin() as conn:
         conn.execute(users.insert().values(username="erp", name="ERP", roles=["staff", "sales_manager"], api_token_hash=digest,
                                            created_at=dt.datetime.now(dt.timezone.utc)))
+        conn.execute(users.insert().values(username="viewer", name="Viewer", roles=["portal"], api_token_hash=portal_digest,
+                                           created_at=dt.datetime.now(dt.timezone.utc)))
         company = records.create_record(conn, compiled, "company", {"name": "Acme", "status": "customer"}, None).id
-    return create_app(engine, compiled, None, secret_key="k", max_body_bytes=LIMIT), engine, token, company
+    app = create_app(engine, compiled, None, secret_key="k", max_body_bytes=LIMIT)
+    app.state.portal_token = portal
+    return app, engine, token, company
 
 
 def call(app, path: str, headers: dict[str, str], chunks: list[bytes]) -> tuple[int, dict[str, str], bytes, int]:
@@ -102,6 +107,24 @@ def test_an_authenticated_body_over_the_limit_is_refused_with_413_declared_or_st
     assert entries(engine) == 0
     small = note(company)
     assert call(app, URL, {**base, "Content-Length": str(len(small))}, [small])[0] == 201 and entries(engine) == 1
+
+
+def test_a_submission_is_refused_403_or_400_before_its_body_is_read(site):
+    """Its caller is checked before FastAPI reads the body (routing.ApiRoute, auth.gated): a malformed body changes nothing."""
+    app, engine, token, company = site
+    bad = b'{"record_id": "not a number", "values": '
+    forbidden = {"Authorization": f"Bearer {app.state.portal_token}", "Content-Type": "application/json", "Idempotency-Key": "c",
+                 "Content-Length": str(len(bad))}
+    status, answer, content, read = call(app, URL, forbidden, [bad])
+    assert (status, read) == (403, 0) and json.loads(content)["detail"] == "This needs the 'generate_tasks' permission."
+    no_key = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Content-Length": str(len(bad))}
+    status, _, content, read = call(app, URL, no_key, [bad])
+    assert (status, read) == (400, 0) and json.loads(content)["title"] == "Idempotency-Key required"
+    status, _, content, read = call(app, URL, {**no_key, "Idempotency-Key": "k" * 101}, [bad])
+    assert (status, read) == (400, 0) and json.loads(content)["title"] == "Idempotency-Key too long"
+    status, _, content, _ = call(app, URL, {**no_key, "Idempotency-Key": "d"}, [bad])  # a permitted caller with a key: the body's turn
+    assert status == 400 and json.loads(content)["title"] == "Malformed JSON"
+    assert entries(engine) == 0
 
 
 def test_a_page_gets_its_session_and_an_api_request_never_does(site):
