@@ -10,11 +10,8 @@ from engine.model import Model
 from runtime import reports
 from runtime.schema import users
 
-# built once: a lookup runs on every request, and SQLAlchemy then finds its compiled form at once. An API caller is
-# read without the digests of their password and token, which no operation needs, nor when they were created: fewer
-# columns for SQLite to hand back and SQLAlchemy to convert (a timestamp is parsed from text) on every request
-_CALLER = [c for c in users.c if c.name not in ("password_hash", "api_token_hash", "created_at")]
-_BY_TOKEN = sa.select(*_CALLER).where(users.c.api_token_hash == sa.bindparam("token_hash"), users.c.active)
+# built once: a lookup runs on every request, and SQLAlchemy then finds its compiled form at once
+_BY_TOKEN = sa.select(users).where(users.c.api_token_hash == sa.bindparam("token_hash"), users.c.active)
 _BY_ID = sa.select(users).where(users.c.id == sa.bindparam("id"), users.c.active)
 
 
@@ -39,8 +36,7 @@ def token_hash(token: str) -> str:
 
 
 def token_user(conn: sa.Connection, token: str) -> dict | None:
-    """The active user whose API token this is (every column but the password's and token's digests and
-    created_at), or None."""
+    """The active user whose API token this is, or None."""
     row = conn.execute(_BY_TOKEN, {"token_hash": token_hash(token)}).mappings().first()
     return dict(row) if row else None
 
