@@ -29,12 +29,12 @@ from runtime import heap, releases, words
 from runtime.notifications import UnreadWatch
 
 from .api import api_routes, document_bearer
-from .api.auth import ApiAuthentication
 from .api.problems import Problem, problem_response, validation_problem
 from .api.routing import is_api_path
 from .deps import DraftHasProblems, MustChangePassword, Services, session_user
-from .limits import DEFAULT_MAX_BODY, BodyLimit
-from .sessions import LIFETIME, PageSessions
+from .front import Front
+from .limits import DEFAULT_MAX_BODY
+from .sessions import LIFETIME
 from .web.pages import render
 from .web.routes import (
     alerts,
@@ -114,12 +114,9 @@ def create_app(engine: sa.Engine, compiled: CompiledModel, client: Client | None
                                   task_queue=task_queue, webhooks=tuple(webhooks), temporal_ui=temporal_ui)
     words.install(app.state.services.templates.env)  # the pages' own words in the reader's language
     app.state.unread_watch = UnreadWatch(engine)  # one poller for every open page's bell (routes/notifications.py)
-    # outermost first: the size limit, then the session cookie (the pages'; the API's requests go around it), then the
-    # API's token check
-    app.add_middleware(ApiAuthentication)
-    app.add_middleware(PageSessions, skip=is_api_path, secret_key=secret_key, session_cookie="tailor_session", same_site="lax",
+    # one layer in front of the routes: the size limit, then the API's token or the pages' session cookie
+    app.add_middleware(Front, max_bytes=max_body_bytes, secret_key=secret_key, session_cookie="tailor_session", same_site="lax",
                        https_only=secure_cookies, max_age=int(LIFETIME.total_seconds()))
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # the API first: a request is matched against the routes in order, and integrations send the most requests (a
     # submission then tries its own 20 routes, not the 112 pages' before them); no page's path starts with /api/. The

@@ -2,39 +2,38 @@
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive
 
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: far above any form or record, far below what could stall the server
 
 
 class BodyLimit:
-    """ASGI middleware: refuses a declared Content-Length over `max_bytes` at once, and stops reading a streamed
-    body as soon as it passes the limit (the route then answers 413 through the usual error handlers)."""
+    """Refuses a declared Content-Length over `max_bytes` at once, and stops reading a streamed body as soon as it
+    passes the limit: `limited` gives the app a `receive` that raises instead (the route then answers 413 through
+    the usual error handlers). `admin.front.Front` applies it to every request."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BODY) -> None:
+        self.max_bytes = max_bytes
 
     def too_large(self) -> HTTPException:
         return HTTPException(413, f"The request is larger than this server accepts ({self.max_bytes:,} bytes).")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+    def limited(self, receive: Receive, declared: bytes | None) -> Receive:
+        """`receive` as the app reads it, given the request's Content-Length header (None: not declared)."""
+        refused: HTTPException | None = None
         if declared is not None:
             try:
                 length = int(declared)
             except ValueError:
                 length = -1
             if length < 0 or length > self.max_bytes:
-                scope["tailor.refused"] = self.too_large() if length >= 0 else HTTPException(400, "Content-Length is not a number.")
+                refused = self.too_large() if length >= 0 else HTTPException(400, "Content-Length is not a number.")
         received = 0
 
-        async def limited() -> Message:
+        async def read() -> Message:
             nonlocal received
-            if "tailor.refused" in scope:
-                raise scope["tailor.refused"]
+            if refused is not None:
+                raise refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -42,4 +41,4 @@ class BodyLimit:
                     raise self.too_large()
             return message
 
-        await self.app(scope, limited, send)
+        return read

@@ -4,12 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Callable
-from typing import Any
 
 import sqlalchemy as sa
-from starlette.middleware.sessions import SessionMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runtime.schema import sessions, users
 
@@ -53,18 +49,3 @@ def revoke_all(conn: sa.Connection, user_id: int) -> int:
     """End every session of a user (a password change, deactivation); returns how many were live."""
     return conn.execute(sessions.update().where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
                         .values(revoked_at=_now())).rowcount
-
-
-class PageSessions:
-    """ASGI middleware: Starlette's signed session cookie for the pages. Requests whose path `skip` names (the API's,
-    which a bearer token authenticates) go around it: no cookie read, no session made, no response headers rewritten."""
-
-    def __init__(self, app: ASGIApp, *, skip: Callable[[str], bool], **options: Any) -> None:
-        self.app, self.skip = app, skip
-        self.sessions = SessionMiddleware(app, **options)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.skip(scope["path"]):
-            await self.app(scope, receive, send)
-        else:
-            await self.sessions(scope, receive, send)

@@ -1,7 +1,7 @@
 """The REST API under /api: records, forms and submissions, tasks, projects and alerts, reports.
 
 Integrations authenticate with `Authorization: Bearer <token>` (`tailor user create … --token`); the token is
-checked before the body is read (`auth.ApiAuthentication`). Errors are RFC 9457 problem details; each operation
+checked before the body is read (`auth.authenticate`, which `admin.front.Front` calls). Errors are RFC 9457 problem details; each operation
 documents the statuses it can answer with (`problems.problems`).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from . import forms, projects, records, reports, tasks
 from .routing import PREFIX
 
-# how the OpenAPI names the scheme every operation needs (ApiAuthentication checks it before any route runs)
+# how the OpenAPI names the scheme every operation needs (`auth.authenticate` checks it before any route runs)
 BEARER = {"HTTPBearer": {"type": "http", "scheme": "bearer", "description": "A token from `tailor user create NAME --role ROLE --token`."}}
 
 

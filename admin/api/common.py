@@ -121,11 +121,16 @@ def _checked_key(key: str) -> str:
 KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", include_in_schema=False)]
 
 
-async def required_key(idempotency_key: KeyHeader = None) -> str:
+def required(idempotency_key: str | None) -> str:
     """The request's Idempotency-Key, which it must send (400 without one)."""
     if not idempotency_key:
         raise Problem(400, "Idempotency-Key required", "Send a unique Idempotency-Key header so a retry cannot submit twice.")
     return _checked_key(idempotency_key)
+
+
+async def required_key(idempotency_key: KeyHeader = None) -> str:
+    """The request's Idempotency-Key, which it must send (400 without one)."""
+    return required(idempotency_key)
 
 
 async def optional_key(idempotency_key: KeyHeader = None) -> str | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -15,8 +15,8 @@ from runtime.holders import MAX_ID
 
 from ..deps import Services
 from ..processes import announce_submission, started
-from .auth import ApiPermitted, ApiUser
-from .common import ApiCompiled, FormName, api_compiled, key_parameter, required_key
+from .auth import ApiUser, gated
+from .common import ApiCompiled, FormName, api_compiled, key_parameter
 from .problems import Problem, problems
 from .routing import area_router
 
@@ -91,9 +91,10 @@ def submission_input(compiled, name: str, body: SubmissionBody) -> tuple[Form, A
              responses={200: {"model": SubmissionResult, "description": "A repeat of an earlier submission: its first answer"},
                         **problems(400, 403, 404, 413, 422)},
              openapi_extra={"parameters": [key_parameter(required=True)]})
-async def submit_form(name: FormName, body: SubmissionBody, user: ApiPermitted("generate_tasks"),
-                      idempotency_key: Annotated[str, Depends(required_key)], request: Request) -> JSONResponse:
+@gated("generate_tasks", key=True)
+async def submit_form(name: FormName, body: SubmissionBody, request: Request) -> JSONResponse:
     """Submit a form: recorded once per Idempotency-Key, its actions run, its processes started."""
+    user, idempotency_key = request.state.api_user, request.state.idempotency_key
     # the configuration and the services are not dependencies of their own: FastAPI solves each one on every request,
     # and this is the API's busiest route
     compiled = await api_compiled(request)

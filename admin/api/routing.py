@@ -2,6 +2,9 @@
 that names every method the path takes, not only those of the route that matched first."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException
@@ -31,11 +34,20 @@ def allowed_methods(scope: Scope) -> set[str]:
 
 class ApiRoute(APIRoute):
     """Starlette answers a method a path does not take from the first route whose path matched, so
-    `PUT /api/records/company/1` said `Allow: GET, HEAD` though PATCH and DELETE work there too."""
+    `PUT /api/records/company/1` said `Allow: GET, HEAD` though PATCH and DELETE work there too.
+
+    An operation marked by `auth.gated` has its caller checked here, before FastAPI reads the body or solves a
+    parameter."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.gate: Callable[[Scope], None] | None = getattr(endpoint, "api_gate", None)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods and "router" in scope:
             raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed_methods(scope)))})
+        if self.gate is not None:
+            self.gate(scope)
         await super().handle(scope, receive, send)
 
 
