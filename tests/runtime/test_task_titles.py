@@ -196,7 +196,7 @@ def test_an_alert_without_a_message_names_the_task_as_each_reader_reads_it(world
         told = dict(conn.execute(sa.select(notifications.c.user_id, notifications.c.text).where(notifications.c.kind == "alert")).all())
     assert message == "'Call Acme Health (Customer)' is overdue (escalation level 1)"
     assert told == {ids["ann"]: "'Call Acme Health (Customer)' is overdue (escalation level 1)",
-                    ids["uwe"]: "'Acme Health anrufen (Kunde)' is overdue (escalation level 1)"}  # Uwe reads German
+                    ids["uwe"]: "„Acme Health anrufen (Kunde)“ ist überfällig (Eskalationsstufe 1)"}  # Uwe reads German, words too
 
 
 def test_an_alerts_message_names_who_did_a_step_and_when_in_each_readers_zone(world):
