@@ -16,6 +16,16 @@ PUBLIC = {"/api/openapi.json"}
 Endpoint = Callable[..., Any]
 
 
+def _no_token() -> Problem:
+    return Problem(401, "Authentication required", "Send 'Authorization: Bearer <token>'.")
+
+
+def _check_permission(model, user: dict, permission: str) -> None:
+    """A 403 problem unless `user`'s roles grant `permission` (the one check of `permitted` and `gated`)."""
+    if not allowed(model, user, permission):
+        raise Problem(403, "Forbidden", f"This needs the '{permission}' permission.")
+
+
 async def authenticate(app: ASGIApp, scope: Scope, receive: Receive, send: Send, authorization: bytes | None) -> None:
     """A request under /api, given its Authorization header: on to `app` with the token's user in the request's
     state, or answered 401 at once (its body unread). The token is looked up on every request, so a revoked one is
@@ -25,7 +35,7 @@ async def authenticate(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
         return
     auth = authorization.decode("latin-1") if authorization else ""
     if not auth.lower().startswith("bearer ") or not auth[7:].strip():
-        problem = Problem(401, "Authentication required", "Send 'Authorization: Bearer <token>'.")
+        problem = _no_token()
     else:
         engine = scope["app"].state.services.engine
 
@@ -46,16 +56,14 @@ async def api_caller(request: Request) -> dict:
     """The user the bearer token named (set by `authenticate`)."""
     user = getattr(request.state, "api_user", None)
     if user is None:
-        raise Problem(401, "Authentication required", "Send 'Authorization: Bearer <token>'.")
+        raise _no_token()
     return user
 
 
 async def permitted(request: Request, permission: str) -> dict:
     """The token's user if their roles grant `permission`, else a 403 problem."""
     user = await api_caller(request)
-    compiled = await api_compiled(request)
-    if not allowed(compiled.model, user, permission):
-        raise Problem(403, "Forbidden", f"This needs the '{permission}' permission.")
+    _check_permission((await api_compiled(request)).model, user, permission)
     return user
 
 
@@ -82,9 +90,8 @@ def gated(permission: str, *, key: bool = False) -> Callable[[Endpoint], Endpoin
         state = scope.setdefault("state", {})
         user = state.get("api_user")
         if user is None:
-            raise Problem(401, "Authentication required", "Send 'Authorization: Bearer <token>'.")
-        if not allowed(scope["app"].state.compiled.model, user, permission):
-            raise Problem(403, "Forbidden", f"This needs the '{permission}' permission.")
+            raise _no_token()
+        _check_permission(scope["app"].state.compiled.model, user, permission)
         if key:
             sent = next((v for k, v in scope["headers"] if k == b"idempotency-key"), None)
             state["idempotency_key"] = required(sent.decode("latin-1") if sent is not None else None)
