@@ -9,13 +9,14 @@ from fastapi.responses import HTMLResponse
 from engine.compiler import CompiledModel
 from engine.labels import task_title
 from forms.widgets import when_text, zone_of
-from runtime import alertbox, words
+from runtime import alertbox
 from runtime import tasks as task_service
 
 from ...access import allowed
 from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Staff
 from ..finders import MAX_ID
 from ..pages import flash, redirect, render
+from ..pagewords import said
 
 router = APIRouter(include_in_schema=False)
 
@@ -63,5 +64,5 @@ def alert_acknowledge(request: Request, alert_id: int, user: Staff, data: CsrfFo
         if not may_acknowledge(conn, compiled, user, alert_id):
             raise HTTPException(403, "This alert was not sent to you.")
         task_service.acknowledge_alert(conn, alert_id, user["id"])
-    flash(request, words.text(request.state.locale, "Alert acknowledged."))
+    flash(request, said(request, "Alert acknowledged."))
     return redirect(_back(data))

@@ -29,6 +29,7 @@ from ...access import allowed, may_see_task
 from ...deps import CompiledDep, Conn, CsrfForm, CurrentUser, EngineDep
 from ..finders import MAX_ID
 from ..pages import flash, redirect, render
+from ..pagewords import said
 
 router = APIRouter(include_in_schema=False)
 
@@ -156,7 +157,7 @@ def notification_read(request: Request, notification_id: int, user: CurrentUser,
         if not notes.mark_read(conn, user["id"], notification_id):
             raise HTTPException(404, "There is no such notification.")
     watch.touch(user["id"])
-    flash(request, words.text(request.state.locale, "Marked as read."))
+    flash(request, said(request, "Marked as read."))
     return redirect(_back(data))
 
 

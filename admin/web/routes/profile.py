@@ -18,6 +18,7 @@ from ... import accounts, sessions
 from ...accounts import AccountError
 from ...deps import CompiledDep, CsrfForm, CurrentUser, EngineDep, ServicesDep
 from ..pages import flash, redirect, render
+from ..pagewords import said
 
 router = APIRouter(include_in_schema=False)
 
@@ -63,7 +64,7 @@ def set_time_zone(request: Request, user: CurrentUser, data: CsrfForm, engine: E
     """Keep the zone the user chose ('' for the organisation's)."""
     chosen = str(data.get("time_zone", "")).strip()
     if chosen and chosen not in zoneinfo.available_timezones():
-        return profile_page(request, user, compiled, 422, {"time_zone": words.text(request.state.locale, "Choose a time zone from the list.")}, chosen)
+        return profile_page(request, user, compiled, 422, {"time_zone": said(request, "Choose a time zone from the list.")}, chosen)
     with engine.begin() as conn:
         conn.execute(users.update().where(users.c.id == user["id"]).values(time_zone=chosen or None))
     locale = request.state.locale

@@ -31,6 +31,7 @@ from ...processes import started
 from .. import recordchanges, recordforms
 from ..finders import MAX_ID, entity_or_404, record_or_404
 from ..pages import flash, redirect, render
+from ..pagewords import said
 
 router = APIRouter(include_in_schema=False)
 Editor = Permitted("edit_records")
@@ -67,15 +68,15 @@ async def _saved(services: Services, compiled: CompiledModel, outcome: Response 
     return redirect(outcome.url)
 
 
-def _after_save(request: Request, e: Entity, rec: records.Record, typed: recordforms.Typed, said: str) -> str:
+def _after_save(request: Request, e: Entity, rec: records.Record, typed: recordforms.Typed, done: str) -> str:
     """Where a saved page goes: back to the page when a group's section appeared with the save, else the record."""
     new = [g for g in e.groups if g.name in recordforms.holding_groups(e, {}, rec) and g.name not in typed.shown and g.fields]
     if new:
         locale = request.state.locale
         groups = words.text(locale, " and ").join(g.label for g in new)
-        flash(request, f"{said} " + words.text(locale, "The %(groups)s fields now apply: fill them in below.", groups=groups))
+        flash(request, f"{done} " + words.text(locale, "The %(groups)s fields now apply: fill them in below.", groups=groups))
         return f"/records/{e.name}/{rec.id}/edit#group-{new[0].name}"
-    flash(request, said)
+    flash(request, done)
     return f"/records/{e.name}/{rec.id}"
 
 
@@ -101,8 +102,8 @@ def _create(request: Request, engine: sa.Engine, compiled: CompiledModel, user: 
         try:
             with engine.begin() as conn:
                 rec = recordchanges.create(conn, compiled, e, typed, user)
-            said = words.text(request.state.locale, "Added %(entity)s '%(record)s'.", entity=words.noun(request.state.locale, e.label), record=rec.title)
-            return Saved(rec, _after_save(request, e, rec, typed, said))
+            done = said(request, "Added %(entity)s '%(record)s'.", entity=words.noun(request.state.locale, e.label), record=rec.title)
+            return Saved(rec, _after_save(request, e, rec, typed, done))
         except records.RecordInvalid as exc:
             typed.errors.update(exc.errors)
     with engine.connect() as conn:
@@ -123,7 +124,7 @@ def pick(request: Request, entity: str, field: str, user: Editor, conn: Conn, co
     e = entity_or_404(compiled, entity)
     f = next((x for x in e.all_fields() if x.name == field and x.type in ("reference", "user")), None)
     if f is None:
-        raise HTTPException(404, words.text(request.state.locale, "%(entity)s has no field '%(field)s' to pick a record or a person for.",
+        raise HTTPException(404, said(request, "%(entity)s has no field '%(field)s' to pick a record or a person for.",
                                             entity=e.label, field=field))
     if f.type == "user":
         return JSONResponse([{"id": i, "title": t} for i, t in recordforms.staff_options(conn, compiled.model, q[:200])])
@@ -157,15 +158,15 @@ def _update(request: Request, engine: sa.Engine, compiled: CompiledModel, user: 
         try:
             with engine.begin() as conn:
                 saved = recordchanges.update(conn, compiled, e, rec.id, typed, version, user, widgets.Names(conn, compiled, zone))
-            said = words.text(request.state.locale, "Saved %(entity)s '%(record)s'.", entity=words.noun(request.state.locale, e.label),
+            done = said(request, "Saved %(entity)s '%(record)s'.", entity=words.noun(request.state.locale, e.label),
                               record=saved.title)
-            return Saved(saved, _after_save(request, e, saved, typed, said))
+            return Saved(saved, _after_save(request, e, saved, typed, done))
         except records.RecordInvalid as exc:
             typed.errors.update(exc.errors)
         except records.Conflict:
             return conflict_page(request, engine, compiled, user, e, rec.id, version, typed)
         except records.RecordNotFound:
-            raise HTTPException(404, words.text(request.state.locale, "This %(entity)s has been deleted meanwhile; nothing was saved.",
+            raise HTTPException(404, said(request, "This %(entity)s has been deleted meanwhile; nothing was saved.",
                                                 entity=words.noun(request.state.locale, e.label))) from None
     with engine.connect() as conn:
         return _show(request, conn, compiled, user, e, rec, 422, values={**rec.data, **typed.values}, inputs=typed.raw,
@@ -200,7 +201,7 @@ def add_own_field(request: Request, entity: str, record_id: str, user: FieldAdde
         with engine.connect() as conn:
             return _show(request, conn, compiled, user, e, record_or_404(conn, compiled, entity, record_id), 422,
                          add={**typed, "errors": exc.errors})
-    flash(request, words.text(request.state.locale, "Added '%(field)s' to this %(entity)s.", field=typed["label"].strip(),
+    flash(request, said(request, "Added '%(field)s' to this %(entity)s.", field=typed["label"].strip(),
                               entity=words.noun(request.state.locale, e.label)))
     return redirect(f"/records/{entity}/{rec.id}/edit#own" if data.get("back") == "edit" else f"/records/{entity}/{rec.id}")
 
@@ -221,6 +222,6 @@ def remove_own_field(request: Request, entity: str, record_id: str, name: str, u
     except records.RecordInvalid as exc:
         flash(request, "; ".join(exc.errors.values()).capitalize())
         return redirect(f"/records/{entity}/{rec.id}/edit#own")
-    flash(request, words.text(request.state.locale, "Removed '%(field)s' from this %(entity)s; its last value is kept in the audit log.",
+    flash(request, said(request, "Removed '%(field)s' from this %(entity)s; its last value is kept in the audit log.",
                               field=label, entity=words.noun(request.state.locale, e.label)))
     return redirect(f"/records/{entity}/{rec.id}/edit#own")

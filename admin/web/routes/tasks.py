@@ -21,6 +21,7 @@ from ...deps import CompiledDep, Conn, CsrfForm, EngineDep, Permitted, TaskActio
 from .. import decisions, taskpage
 from ..finders import options_for, record_or_404, task_or_404
 from ..pages import flash, redirect, render, task_view
+from ..pagewords import said
 
 router = APIRouter(include_in_schema=False)
 OPEN = ("open", "awaiting_approval")
@@ -115,7 +116,7 @@ async def task_complete(request: Request, task_id: int, user: Permitted("manage_
     page = await _act(request, engine, compiled, user, task, 422, actions.complete(task, user, data, key=_key(data)), typed)
     if page is not None:
         return page
-    flash(request, words.text(request.state.locale, "Done: %(task)s", task=task_title(task, compiled.model.locale, compiled.model)))
+    flash(request, said(request, "Done: %(task)s", task=task_title(task, compiled.model.locale, compiled.model)))
     return redirect("/")
 
 
@@ -137,7 +138,7 @@ async def task_decide(request: Request, task_id: int, user: Permitted("approve_t
                       actions.decide(task, user, approve, key=_key(data), comment="" if approve else typed), {"reason": typed})
     if page is not None:
         return page
-    flash(request, words.text(request.state.locale, "Approved: %(task)s" if approve else "Sent back: %(task)s",
+    flash(request, said(request, "Approved: %(task)s" if approve else "Sent back: %(task)s",
                               task=task_title(task, compiled.model.locale, compiled.model)))
     return redirect("/")
 
@@ -149,7 +150,7 @@ async def task_comment(request: Request, task_id: int, user: Permitted("manage_o
     page = await _act(request, engine, compiled, user, task, 422, actions.comment(task, user, str(data.get("comment", "")), key=_key(data)))
     if page is not None:
         return page
-    flash(request, words.text(request.state.locale, "Comment added."))
+    flash(request, said(request, "Comment added."))
     return redirect(f"/tasks/{task_id}")
 
 
@@ -160,7 +161,7 @@ async def task_reassign(request: Request, task_id: int, user: Permitted("monitor
     page = await _act(request, engine, compiled, user, task, 422, actions.reassign(task, user, data.get("to_user"), key=_key(data)))
     if page is not None:
         return page
-    flash(request, words.text(request.state.locale, "Task reassigned."))
+    flash(request, said(request, "Task reassigned."))
     return redirect(f"/tasks/{task_id}")
 
 
@@ -180,5 +181,5 @@ async def task_claim(request: Request, task_id: int, user: Permitted("manage_own
         await actions.reassign(task, user, user["id"], key=_key(data))
     except ActionRefused as exc:
         raise HTTPException(exc.status, exc.message) from None
-    flash(request, words.text(request.state.locale, "It's yours: %(task)s", task=task_title(task, compiled.model.locale, compiled.model)))
+    flash(request, said(request, "It's yours: %(task)s", task=task_title(task, compiled.model.locale, compiled.model)))
     return redirect(f"/tasks/{task_id}")
