@@ -7,6 +7,7 @@ import html
 import re
 import shutil
 from pathlib import Path
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -81,8 +82,8 @@ class Engineless(TaskActions):
     """runtime.taskactions with the workflow update replaced by what its activity writes, and Temporal's update ids:
     a repeat of an update id does nothing again and gets the first answer."""
 
-    seen: dict[str, dict] = {}
-    calls: list[str] = []
+    seen: ClassVar[dict[str, dict]] = {}  # shared by every instance, as the one Temporal it stands in for
+    calls: ClassVar[list[str]] = []
 
     async def _update(self, task, update, uid, action):
         type(self).calls.append(uid)
