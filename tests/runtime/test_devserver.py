@@ -59,3 +59,15 @@ def test_a_port_another_program_holds_is_named_at_once_not_waited_for(tmp_path, 
     assert f"bind: address already in use — port {taken} is taken by another program" in message
     assert failed.value.port_in_use == taken
     assert server.proc is None and not (tmp_path / "temporal" / "temporal.pid").exists()  # nothing left behind
+
+
+def test_the_embedded_servers_store_keeps_a_write_ahead_log(tmp_path):
+    """The server's SQLite file in WAL mode, as Tailor's own database: with its default rollback journal every
+    persistence write cost several fsyncs, and a burst of deadlines waited on them (docs/benchmarks.md)."""
+    server = dev_server(tmp_path / "temporal")
+    try:
+        header = (tmp_path / "temporal" / "temporal.db").read_bytes()[:100]
+        assert header[18:20] == b"\x02\x02"  # the file format's read and write versions: 2 is WAL, 1 the rollback journal
+        assert (tmp_path / "temporal" / "temporal.db-wal").exists()
+    finally:
+        server.stop()
