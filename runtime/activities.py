@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import threading
 from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
@@ -18,7 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.compiler import CompiledModel
-from . import approvals, holders, messages, metrics, parties, records, routing, taskmail, tasktitles, tasks as task_service
+from . import approvals, db, holders, messages, metrics, parties, records, routing, taskmail, tasktitles, tasks as task_service
 from .instancemigration import move_rows
 from .mail import MailSettings
 from .schema import idempotency_keys
@@ -68,16 +67,11 @@ class Activities:
         self.compiled = compiled
         self.mail = mail
         self._work_time = metrics.WorkTime(compiled)
-        # SQLite lets one transaction write at a time (ours all begin IMMEDIATE) and makes the others poll for the lock
-        # with growing sleeps, up to 100 ms each, failing after the busy timeout: with every activity thread writing at
-        # once (a burst of deadlines), they would wait on those sleeps rather than on each other, and an unlucky one for
-        # the whole timeout. Taking turns on a lock in the process hands the database over the moment it is free.
-        self._turn = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
-        """A write transaction on the store, in turn with this worker's other writers on SQLite."""
-        with self._turn, self.engine.begin() as conn:
+        """A write transaction on the store, in turn with this worker's other writers on SQLite (`db.writing`)."""
+        with db.writing(self.engine) as conn:
             yield conn
 
     @property
@@ -246,8 +240,11 @@ class Activities:
         assert task is not None
         recipients = self._recipients(conn, req, task, req.get("alert") or [])
         message, texts = messages.alert_texts(conn, self.compiled, req, task, recipients)
-        alert, _ = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, message, texts)
-        taskmail.alert(conn, self.compiled.model, alert["id"], self.mail.base_url)
+        alert, created = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, message, texts)
+        if created:
+            taskmail.new_alert(conn, self.compiled.model, alert, task, texts, self.mail.base_url)
+        else:  # a retry of a write that committed: its emails went with it, unless it was recorded before they did
+            taskmail.alert(conn, self.compiled.model, alert["id"], self.mail.base_url)
         return {"alert_id": alert["id"], "recipients": alert["recipients"], "message": alert["message"]}
 
     @activity.defn(name="tailor.email_alert")

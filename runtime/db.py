@@ -1,8 +1,11 @@
 """Database engines and the platform tables' Alembic migrations."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -65,6 +68,27 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         # deferred transaction that reads and then writes fails at once with "database is locked" when
         # another writer got there first, instead of waiting out the busy timeout.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# SQLite lets one transaction write at a time (ours all begin IMMEDIATE) and makes the others poll for the lock with
+# growing sleeps, up to 100 ms each, failing after the busy timeout: with every activity thread and the mail sender
+# writing at once (a burst of deadlines), they would wait on those sleeps rather than on each other. The writers of one
+# process take turns on a lock per engine instead, which hands the database over the moment it is free.
+_turns: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_turns_made = threading.Lock()
+
+
+@contextlib.contextmanager
+def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """`engine.begin()` for a write, in turn with this process's other writers on the same SQLite engine."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with _turns_made:
+        turn = _turns.setdefault(engine, threading.Lock())
+    with turn, engine.begin() as conn:
+        yield conn
 
 
 def aware(moment: dt.datetime | None) -> dt.datetime | None:

@@ -63,6 +63,7 @@ def deliver(engine, compiled, mail, name: str, index: int, at: dt.datetime) -> i
     """The delivery of report `name`'s rule `index` for the occurrence at `at` (what the activity does)."""
     import sqlalchemy as sa
 
+    from . import db
     from .keyed import insert_new
     from .schema import idempotency_keys
 
@@ -80,7 +81,7 @@ def deliver(engine, compiled, mail, name: str, index: int, at: dt.datetime) -> i
                 continue
             subject, text, html, attachments = report_email(conn, compiled, report, user, at, mail.base_url)
         mail.send([user["email"]], subject, text, key=f"tailor-{key}", html=html, attachments=attachments)
-        with engine.begin() as conn:
+        with db.writing(engine) as conn:
             insert_new(conn, idempotency_keys, {"key": key, "scope": SCOPE, "result": {"user_id": user["id"], "at": at.isoformat()},
                                                 "created_at": dt.datetime.now(dt.UTC)}, ("key",))
         sent += 1

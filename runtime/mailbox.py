@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from . import db
 from .keyed import insert_new
 from .mail import MailSettings
 from .schema import mail_outbox
@@ -59,7 +60,7 @@ def message_key(key: str) -> str:
 def _claim(engine: sa.Engine, now: dt.datetime, limit: int) -> list[sa.Row]:
     """The due rows this sender takes: each one's turn moved past the lease, so no other sender takes it meanwhile
     (a claim counts an attempt, so of two senders that read the same row only the first one's claim matches)."""
-    with engine.begin() as conn:
+    with db.writing(engine) as conn:
         due = list(conn.execute(sa.select(mail_outbox).where(mail_outbox.c.status == PENDING, mail_outbox.c.next_attempt_at <= now)
                                 .order_by(mail_outbox.c.id).limit(limit)))
         taken = []
@@ -88,14 +89,14 @@ def send_due(engine: sa.Engine, mail: MailSettings, *, now: dt.datetime | None =
             attempts = row.attempts + 1
             given_up = attempts >= MAX_ATTEMPTS
             delay = min(dt.timedelta(seconds=2 ** min(attempts, 20)), MAX_RETRY_DELAY)
-            with engine.begin() as conn:
+            with db.writing(engine) as conn:
                 conn.execute(mail_outbox.update().where(mail_outbox.c.id == row.id, mail_outbox.c.status == PENDING)
                              .values(status=FAILED if given_up else PENDING, next_attempt_at=now + delay,
                                      last_error=f"{type(exc).__name__}: {exc}"[:2000]))
             (log.error if given_up else log.warning)("email %s not sent (attempt %d%s): %s", row.key, attempts,
                                                      ", given up" if given_up else "", exc)
             continue
-        with engine.begin() as conn:
+        with db.writing(engine) as conn:
             conn.execute(mail_outbox.update().where(mail_outbox.c.id == row.id).values(status=SENT, sent_at=utcnow(), last_error=None))
         sent += 1
     return sent

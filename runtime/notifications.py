@@ -23,6 +23,7 @@ from .keyed import insert_new
 from .schema import notifications, users
 
 KINDS = ("task", "group_task", "alert", "approval", "returned", "reply", "mention")
+TEXT_LIMIT = 500  # characters of a notification's text kept (the column's size)
 MAX_ID = 2**63 - 1  # the largest id a BIGINT holds: anything above names nothing
 logger = logging.getLogger("tailor.notifications")
 
@@ -37,7 +38,7 @@ def notify(conn: sa.Connection, key: str, user_ids: Iterable[int], kind: str, te
     new = 0
     now = utcnow()
     for uid in dict.fromkeys(u for u in user_ids if u):  # once each, in the order given
-        row = insert_new(conn, notifications, {"key": f"{key}:u{uid}"[:300], "user_id": uid, "kind": kind, "text": text[:500],
+        row = insert_new(conn, notifications, {"key": f"{key}:u{uid}"[:300], "user_id": uid, "kind": kind, "text": text[:TEXT_LIMIT],
                                                "link": link, "created_at": now}, ("key",))
         new += row is not None
     return new

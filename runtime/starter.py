@@ -14,7 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.compiler import CompiledModel
-from . import outbox, records
+from . import db, outbox, records
 from .outbox import workflow_id
 from .workflows import ProcessInput, ProcessWorkflow
 
@@ -119,7 +119,7 @@ def _record_data(conn: sa.Connection, compiled: CompiledModel, row: sa.Row) -> d
 
 def _write_outcomes(engine: sa.Engine, now: dt.datetime, started: list[str], failed: list[tuple[sa.Row, str]],
                     abandoned: list[tuple[sa.Row, str]]) -> None:
-    with engine.begin() as conn:
+    with db.writing(engine) as conn:
         outbox.mark_started(conn, started, now)
         for row, error in failed:
             outbox.mark_failed(conn, row, error, now)

@@ -34,12 +34,22 @@ def alert(conn: sa.Connection, model: Model, alert_id: int, base_url: str) -> in
     task = task_service.get_task(conn, row["task_id"])
     if row["emailed_at"] is not None or task is None:
         return 0
-    texts = notifications.texts(conn, f"alert:{row['key']}", row["recipients"] or [])
+    return _alert_mails(conn, model, dict(row), task, notifications.texts(conn, f"alert:{row['key']}", row["recipients"] or []), base_url)
+
+
+def new_alert(conn: sa.Connection, model: Model, alert: dict, task: dict, texts: dict[int, str], base_url: str) -> int:
+    """`alert`'s emails, for the write that has just raised it (`tasks.raise_alert` returned it created, with the
+    notifications of `texts`): as `alert` puts them, from what the write has in hand rather than read back."""
+    told = {uid: (texts.get(uid) or alert["message"])[:notifications.TEXT_LIMIT] for uid in alert["recipients"] or [] if uid}
+    return _alert_mails(conn, model, alert, task, told, base_url)
+
+
+def _alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, told: dict[int, str], base_url: str) -> int:
     mails = [(emails(conn, to), subject, body) for to, subject, body in
-             messages.alert_mails(conn, model, dict(row), task, texts, f"{base_url}/tasks/{task['id']}")]
-    added = sum(mailbox.enqueue(conn, f"alert-{alert_id}" + (f"-{i}" if i else ""), to, subject, body)
+             messages.alert_mails(conn, model, alert, task, told, f"{base_url}/tasks/{task['id']}")]
+    added = sum(mailbox.enqueue(conn, f"alert-{alert['id']}" + (f"-{i}" if i else ""), to, subject, body)
                 for i, (to, subject, body) in enumerate(m for m in mails if m[0]))
-    task_service.mark_emailed(conn, alert_id)
+    task_service.mark_emailed(conn, alert["id"])
     return added
 
 
