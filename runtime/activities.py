@@ -98,15 +98,18 @@ class Activities:
             return None
         return owner if holders.valid_id(owner) else None
 
-    def _ctx(self, conn: sa.Connection, req: dict) -> dict[str, Any]:
-        return {"owner_id": self._owner(conn, req.get("entity"), req.get("record_id")), "assignee_id": req.get("assignee_id"),
+    def _ctx(self, conn: sa.Connection, req: dict, *, owner: bool = True) -> dict[str, Any]:
+        """What parties are resolved against (`parties.resolve`); without `owner`, the record's owner is not read (no
+        party named asks for it)."""
+        return {"owner_id": self._owner(conn, req.get("entity"), req.get("record_id")) if owner else None, "assignee_id": req.get("assignee_id"),
                 "group": req.get("group"), "project_id": req.get("project_id"), "completers": req.get("completers") or {},
                 "started_by": req.get("started_by"), "entity": req.get("entity"), "record_id": req.get("record_id")}
 
     def _recipients(self, conn: sa.Connection, req: dict, task: dict, named: list[dict]) -> list[int]:
         """The active users the parties of an alert name, as the task is now (its assignee, group and project)."""
         ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
-                               "entity": task["entity"], "record_id": task["record_id"]})
+                               "entity": task["entity"], "record_id": task["record_id"]},
+                        owner=any(party.get("kind") == "owner" for party in named))
         recipients: list[int] = []
         for party in named:
             recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)

@@ -42,10 +42,66 @@ class MailSettings:
              attachments: Sequence[Attachment] = ()) -> None:
         """Send (or, with an outbox, write) one email; `key` names what it is about and makes its Message-ID.
         `html` is an HTML alternative to the text `body`; `attachments` go with it (inline ones inside the HTML)."""
-        if self.outbox is not None:
-            write_mail(self.outbox, self.sender, to, subject, body, key=key, html=html, attachments=attachments)
-        else:
-            send_mail(self.host, self.port, self.sender, to, subject, body, key=key, html=html, attachments=attachments)
+        with self.session() as post:
+            post.send(to, subject, body, key=key, html=html, attachments=attachments)
+
+    def session(self) -> MailSession:
+        """One connection to the mail server for several emails (`with mail.session() as post: post.send(...)`)."""
+        return MailSession(self)
+
+
+class MailSession:
+    """Emails sent over one SMTP connection, opened for the first and closed at the end: a batch of emails costs
+    one connect and greeting instead of one each. A send that fails closes the connection, so the next one starts
+    afresh; a connection the server dropped since the last email is opened again once."""
+
+    def __init__(self, settings: MailSettings):
+        self.settings = settings
+        self._smtp: smtplib.SMTP | None = None
+
+    def send(self, to: Iterable[str], subject: str, body: str, *, key: str | None = None, html: str | None = None,
+             attachments: Sequence[Attachment] = ()) -> None:
+        """As `MailSettings.send`; raises on SMTP failure so the caller retries."""
+        s = self.settings
+        if s.outbox is not None:
+            write_mail(s.outbox, s.sender, to, subject, body, key=key, html=html, attachments=attachments)
+            return
+        recipients = sorted({addr for addr in to if addr})
+        if not recipients:
+            return
+        message = _message(s.sender, recipients, subject, body, key, html, attachments)
+        reused = self._smtp is not None
+        try:
+            try:
+                self._connection().send_message(message)
+            except smtplib.SMTPServerDisconnected:
+                if not reused:
+                    raise
+                self.close()
+                self._connection().send_message(message)  # the server had closed the idle connection: once more, on a new one
+        except Exception:
+            self.close()
+            raise
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            self._smtp = smtplib.SMTP(self.settings.host, self.settings.port, timeout=10)
+        return self._smtp
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+    def __enter__(self) -> MailSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def message_id(sender: str, key: str) -> str:
@@ -86,13 +142,3 @@ def write_mail(outbox: Path, sender: str, to: Iterable[str], subject: str, body:
     path = outbox / f"{name}.eml"
     path.write_bytes(bytes(_message(sender, recipients, subject, body, key, html, attachments)))
     return path
-
-
-def send_mail(host: str, port: int, sender: str, to: Iterable[str], subject: str, body: str, *, key: str | None = None,
-              html: str | None = None, attachments: Sequence[Attachment] = ()) -> None:
-    """Send one email (plain text, with an HTML alternative if given); raises on SMTP failure so the activity retries."""
-    recipients = sorted({addr for addr in to if addr})
-    if not recipients:
-        return
-    with smtplib.SMTP(host, port, timeout=10) as smtp:
-        smtp.send_message(_message(sender, recipients, subject, body, key, html, attachments))

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from . import db
 from .keyed import insert_new
-from .mail import MailSettings
+from .mail import MailSession, MailSettings
 from .schema import mail_outbox
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
@@ -81,25 +81,31 @@ def body_of(row, base_url: str) -> str:
 def send_due(engine: sa.Engine, mail: MailSettings, *, now: dt.datetime | None = None, limit: int = BATCH) -> int:
     """Send the emails whose turn has come; returns how many went out. A failed one waits 2 s, 4 s, ... (at most 30 min)."""
     now = now or utcnow()
-    sent = 0
-    for row in _claim(engine, now, limit):
-        try:
-            mail.send(row.recipients, row.subject, body_of(row, mail.base_url), key=message_key(row.key))
-        except Exception as exc:  # the mail server refused or is down: the row waits for its next turn
-            attempts = row.attempts + 1
-            given_up = attempts >= MAX_ATTEMPTS
-            delay = min(dt.timedelta(seconds=2 ** min(attempts, 20)), MAX_RETRY_DELAY)
-            with db.writing(engine) as conn:
-                conn.execute(mail_outbox.update().where(mail_outbox.c.id == row.id, mail_outbox.c.status == PENDING)
-                             .values(status=FAILED if given_up else PENDING, next_attempt_at=now + delay,
-                                     last_error=f"{type(exc).__name__}: {exc}"[:2000]))
-            (log.error if given_up else log.warning)("email %s not sent (attempt %d%s): %s", row.key, attempts,
-                                                     ", given up" if given_up else "", exc)
-            continue
+    claimed = _claim(engine, now, limit)
+    if not claimed:
+        return 0
+    with mail.session() as post:  # one connection to the mail server for the batch
+        return sum(_send(engine, post, mail.base_url, row, now) for row in claimed)
+
+
+def _send(engine: sa.Engine, post: MailSession, base_url: str, row: sa.Row, now: dt.datetime) -> bool:
+    """Send one claimed email and mark it sent; if it fails, give it its next turn (or give it up) and return False."""
+    try:
+        post.send(row.recipients, row.subject, body_of(row, base_url), key=message_key(row.key))
+    except Exception as exc:  # the mail server refused or is down: the row waits for its next turn
+        attempts = row.attempts + 1
+        given_up = attempts >= MAX_ATTEMPTS
+        delay = min(dt.timedelta(seconds=2 ** min(attempts, 20)), MAX_RETRY_DELAY)
         with db.writing(engine) as conn:
-            conn.execute(mail_outbox.update().where(mail_outbox.c.id == row.id).values(status=SENT, sent_at=utcnow(), last_error=None))
-        sent += 1
-    return sent
+            conn.execute(mail_outbox.update().where(mail_outbox.c.id == row.id, mail_outbox.c.status == PENDING)
+                         .values(status=FAILED if given_up else PENDING, next_attempt_at=now + delay,
+                                 last_error=f"{type(exc).__name__}: {exc}"[:2000]))
+        (log.error if given_up else log.warning)("email %s not sent (attempt %d%s): %s", row.key, attempts,
+                                                 ", given up" if given_up else "", exc)
+        return False
+    with db.writing(engine) as conn:
+        conn.execute(mail_outbox.update().where(mail_outbox.c.id == row.id).values(status=SENT, sent_at=utcnow(), last_error=None))
+    return True
 
 
 async def run(engine: sa.Engine, mail: MailSettings, *, poll: float = POLL_SECONDS) -> None:

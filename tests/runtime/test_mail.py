@@ -67,3 +67,60 @@ def test_the_development_outbox_keeps_one_file_per_email(store: Store, tmp_path)
     [eml] = (tmp_path / "mail").iterdir()
     assert eml.name == f"tailor-alert-{alert}.eml"
     assert "Call Acme back is overdue" in eml.read_text()
+
+
+class Peers:
+    """An SMTP handler that keeps who sent each email (the client's address and port: one per connection) and refuses
+    one mailbox, as a real server refuses a recipient it does not know."""
+
+    def __init__(self):
+        self.peers: list = []
+        self.subjects: list[str] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == "gone@example.com":
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.peers.append(session.peer)
+        self.subjects.append(email.message_from_bytes(envelope.content)["Subject"])
+        return "250 OK"
+
+
+def test_a_batch_of_emails_goes_over_one_connection_and_a_refused_one_waits_without_holding_up_the_rest(store: Store):
+    with store.begin() as conn:
+        for key, to in (("first", "alice@example.com"), ("refused", "gone@example.com"), ("second", "bob@example.com"),
+                        ("third", "alice@example.com")):
+            mailbox.enqueue(conn, key, [to], f"About {key}", "Hello")
+    handler, port = Peers(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        assert mailbox.send_due(store.engine, MailSettings(port=port)) == 3
+    finally:
+        controller.stop()
+    assert handler.subjects == ["About first", "About second", "About third"]
+    assert len(set(handler.peers[1:])) == 1 and handler.peers[0] != handler.peers[1]  # after the refusal, one new connection
+    with store.connect() as conn:
+        rows = {r.key: r for r in conn.execute(sa.select(mail_outbox))}
+    assert {k: r.status for k, r in rows.items()} == {"first": "sent", "refused": "pending", "second": "sent", "third": "sent"}
+    assert "no such mailbox" in rows["refused"].last_error and rows["refused"].attempts == 1
+    assert rows["refused"].next_attempt_at > rows["first"].sent_at  # its next turn comes later: 2 s on
+
+
+def test_an_email_is_sent_again_on_a_new_connection_when_the_server_dropped_the_idle_one(store: Store):
+    handler, port = Peers(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with MailSettings(port=port).session() as post:
+            post.send(["alice@example.com"], "One", "Hello", key="one")
+            controller.stop()  # the server goes away and comes back: the session's connection is dead
+            controller = Controller(handler, hostname="127.0.0.1", port=port)
+            controller.start()
+            post.send(["alice@example.com"], "Two", "Hello", key="two")
+    finally:
+        controller.stop()
+    assert handler.subjects == ["One", "Two"] and handler.peers[0] != handler.peers[1]
