@@ -131,7 +131,7 @@ class Activities:
         values["due_at"] = _when(req.get("due_at"))
         values["created_by"] = req.get("started_by")
         values.update(tasktitles.render(conn, self.compiled, values))  # the title people read, in each language
-        ctx = self._ctx(conn, req)
+        ctx = self._ctx(conn, req, owner=any((p or {}).get("kind") == "owner" for p in (req.get("assign"), req.get("fallback"))))
         row = task_service.create_task(conn, req["key"], values, lambda: routing.route(
             conn, self.compiled, req.get("assign"), req.get("strategy") or "round_robin", ctx, values, req.get("fallback"),
             req.get("fallback_of") or "step"))

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,6 +65,7 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
         return {"title": raw, "titles": None, "description": values.get("description")}
     translated = [loc for loc in sorted(model.translations) if loc != labels.DEFAULT]
     base: dict | None = None  # the context, read from the store once, when a template needs it
+    sources = _sources(model, translated, values)
     out: dict[str, str] = {}
     for locale in [labels.DEFAULT, *translated]:  # the definitions' language first: a translation that fails falls back to it
         step = _step(labels.translate(model, locale), values)
@@ -73,7 +75,7 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
         if labels.plain(source):
             title = raw if locale == labels.DEFAULT else source
         else:
-            base = _context(conn, compiled, values) if base is None else base
+            base = _context(conn, compiled, values, sources) if base is None else base
             title = _render(conn, compiled, labels.translate(model, locale), locale, "title", source, base, values)
         out[locale] = (title or out.get(labels.DEFAULT) or raw)[:500]
     title = out.pop(labels.DEFAULT, raw)
@@ -81,9 +83,20 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
     step = _step(model, values)
     source = step.description.source if step is not None and getattr(step, "description", None) is not None else None
     if description is not None and source and not labels.plain(source):
-        base = _context(conn, compiled, values) if base is None else base
+        base = _context(conn, compiled, values, sources) if base is None else base
         description = _render(conn, compiled, model, labels.DEFAULT, "description", source, base, values) or description
     return {"title": title, "titles": out if translated else None, "description": description}
+
+
+def _sources(model: Model, translated: list[str], values: dict) -> str:
+    """The step's title and description templates in every language, together: what `_context` reads depends on them."""
+    parts = []
+    for locale in [labels.DEFAULT, *translated]:
+        step = _step(labels.translate(model, locale), values)
+        for what in ("title", "description"):
+            if step is not None and getattr(step, what, None) is not None:
+                parts.append(getattr(step, what).source)
+    return "\n".join(parts)
 
 
 def _step(model: Model, values: dict) -> Any:
@@ -106,26 +119,32 @@ def _render(conn: sa.Connection, compiled: CompiledModel, model: Model, locale: 
         return None
 
 
-def _context(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict:
-    """The process's context as templates read it, from the store: the record now, the inputs, project and steps."""
+def _context(conn: sa.Connection, compiled: CompiledModel, values: dict, sources: str) -> dict:
+    """The process's context as templates read it, from the store: the record now, the inputs, project and steps, each
+    read only if one of the templates (`sources`) names it (a name no template has, none of them can reach)."""
     model = compiled.model
     wid = values.get("workflow_id") or ""
+
+    def named(name: str) -> bool:
+        return re.search(rf"\b{name}\b", sources) is not None
+
     record: dict[str, Any] = {}
     entity = model.entities.get(values.get("entity") or "")
-    if entity is not None and values.get("record_id"):
+    if entity is not None and values.get("record_id") and named("record"):
         try:
             record = records.get_record(conn, compiled, entity.name, values["record_id"]).context(entity)
         except records.RecordNotFound:
             record = {"id": values["record_id"]}
-    inputs = conn.execute(sa.select(process_instances.c.inputs).where(process_instances.c.workflow_id == wid)).scalar() or {}
+    inputs = (conn.execute(sa.select(process_instances.c.inputs).where(process_instances.c.workflow_id == wid)).scalar() or {}
+              if named("inputs") else {})
     project: dict[str, Any] = {}
-    if values.get("project_id"):
+    if values.get("project_id") and named("project"):
         title = conn.execute(sa.select(projects.c.title).where(projects.c.id == values["project_id"])).scalar()
         project = {"title": title, "id": values["project_id"]}
     done = conn.execute(sa.select(tasks.c.step_id, tasks.c.status, tasks.c.outcome, tasks.c.data, tasks.c.completed_by,
                                   tasks.c.completed_at)
                         .where(tasks.c.workflow_id == wid, tasks.c.kind == "task", tasks.c.completed_at.is_not(None))
-                        .order_by(tasks.c.id)).mappings()
+                        .order_by(tasks.c.id)).mappings() if named("steps") else ()
     steps = {r["step_id"]: {"outcome": r["outcome"] or r["status"], "data": r["data"] or {}, "completed_by": r["completed_by"],
                             "completed_at": r["completed_at"].isoformat() if r["completed_at"] else None} for r in done}
     process = model.processes[values["process"]]

@@ -268,3 +268,21 @@ def test_a_process_makes_its_task_in_german_through_the_workflow(world):
     assert made.assignee_id == ids["uwe"] and sorted(text for _, text in told) == [
         "'Acme Health anrufen (Kunde)': The Sales group has no members, so it came to Uwe, who started the process.",
         "New task for you: Acme Health anrufen (Kunde)"]
+
+
+def test_a_title_reads_the_process_inputs_and_an_owner_step_goes_to_the_records_owner(world):
+    acts, engine, ids, _ = world
+    with engine.begin() as conn:
+        birch = records.create_record(conn, acts.compiled, "company", {"name": "Birch Ltd", "owner": ids["ann"]}, None).id
+    now = dt.datetime.now(dt.UTC).isoformat()
+    created = acts.create_task({"key": "wf-9:call_back", "workflow_id": "wf-9", "process": "callback", "step_id": "call_back",
+                                "title": "Call back Birch Ltd: pricing", "entity": "company", "record_id": birch,
+                                "assign": {"kind": "owner"},
+                                "instance": {"workflow_id": "wf-9", "process": "callback", "version": "1", "entity": "company",
+                                             "record_id": birch, "inputs": {"topic": "Preise"}, "started_by": None,
+                                             "started_at": now}})["result"]
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(tasks.c.title, tasks.c.titles, tasks.c.assignee_id).where(tasks.c.id == created["task_id"])).one()
+    assert row.title == "Call back Birch Ltd: Preise"  # the inputs as the instance row has them, read in the write
+    assert row.titles == {"de": "Birch Ltd zurückrufen: Preise"}
+    assert row.assignee_id == ids["ann"]  # the owner, read because the step names the owner
