@@ -109,7 +109,7 @@ class Activities:
         """The active users the parties of an alert name, as the task is now (its assignee, group and project)."""
         ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
                                "entity": task["entity"], "record_id": task["record_id"]},
-                        owner=any(party.get("kind") == "owner" for party in named))
+                        owner=parties.names_owner(named))
         recipients: list[int] = []
         for party in named:
             recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
@@ -131,7 +131,7 @@ class Activities:
         values["due_at"] = _when(req.get("due_at"))
         values["created_by"] = req.get("started_by")
         values.update(tasktitles.render(conn, self.compiled, values))  # the title people read, in each language
-        ctx = self._ctx(conn, req, owner=any((p or {}).get("kind") == "owner" for p in (req.get("assign"), req.get("fallback"))))
+        ctx = self._ctx(conn, req, owner=parties.names_owner((req.get("assign"), req.get("fallback"))))
         row = task_service.create_task(conn, req["key"], values, lambda: routing.route(
             conn, self.compiled, req.get("assign"), req.get("strategy") or "round_robin", ctx, values, req.get("fallback"),
             req.get("fallback_of") or "step"))

@@ -1,6 +1,7 @@
 """Who a party is at run time: users for owner, manager, role:X, group:X, ..."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,6 +68,11 @@ def open_load(conn: sa.Connection, user_ids: list[int]) -> dict[int, int]:
     q = sa.select(tasks.c.assignee_id, sa.func.count()).where(tasks.c.assignee_id.in_(user_ids), tasks.c.status.in_(("open", "awaiting_approval"))).group_by(tasks.c.assignee_id)
     counts = dict(conn.execute(q).all())
     return {u: counts.get(u, 0) for u in user_ids}
+
+
+def names_owner(named: Iterable[dict | None]) -> bool:
+    """Whether any of these parties is the record's owner (only then is the owner read for them)."""
+    return any((party or {}).get("kind") == "owner" for party in named)
 
 
 def resolve(conn: sa.Connection, party: dict | None, ctx: dict[str, Any]) -> list[int]:

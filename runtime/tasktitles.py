@@ -65,7 +65,6 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
         return {"title": raw, "titles": None, "description": values.get("description")}
     translated = [loc for loc in sorted(model.translations) if loc != labels.DEFAULT]
     base: dict | None = None  # the context, read from the store once, when a template needs it
-    sources = _sources(model, translated, values)
     out: dict[str, str] = {}
     for locale in [labels.DEFAULT, *translated]:  # the definitions' language first: a translation that fails falls back to it
         step = _step(labels.translate(model, locale), values)
@@ -75,7 +74,7 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
         if labels.plain(source):
             title = raw if locale == labels.DEFAULT else source
         else:
-            base = _context(conn, compiled, values, sources) if base is None else base
+            base = _context(conn, compiled, values, _sources(model, translated, values)) if base is None else base
             title = _render(conn, compiled, labels.translate(model, locale), locale, "title", source, base, values)
         out[locale] = (title or out.get(labels.DEFAULT) or raw)[:500]
     title = out.pop(labels.DEFAULT, raw)
@@ -83,7 +82,7 @@ def render(conn: sa.Connection, compiled: CompiledModel, values: dict) -> dict[s
     step = _step(model, values)
     source = step.description.source if step is not None and getattr(step, "description", None) is not None else None
     if description is not None and source and not labels.plain(source):
-        base = _context(conn, compiled, values, sources) if base is None else base
+        base = _context(conn, compiled, values, _sources(model, translated, values)) if base is None else base
         description = _render(conn, compiled, model, labels.DEFAULT, "description", source, base, values) or description
     return {"title": title, "titles": out if translated else None, "description": description}
 
