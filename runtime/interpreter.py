@@ -31,6 +31,10 @@ class ProcessInput:
     # a run that continues an instance moved to this spec (runtime/instancemigration.py): {states: {step: StepState
     # fields}, steps: published results, project, project_id, at: when it moved}
     resume: dict | None = None
+    # the behaviours added since runs first ran that this run has from its start (workflows.FEATURES, listed by the code
+    # that started it): it takes them without a workflow.patched marker each. Empty in a run started before they were
+    # listed, which asks workflow.patched, as it did when it was recorded.
+    features: list[str] = field(default_factory=list)
 
 
 @dataclass

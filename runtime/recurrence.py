@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from engine import expressions
     from engine.recurrence import is_occurrence, local_day, schedule_plan
 
-    from .workflows import ProcessInput, ProcessWorkflow
+    from .workflows import ProcessWorkflow, process_input
 
 @dataclass
 class SweepInput:
@@ -81,7 +81,7 @@ class SweepWorkflow:
             wid = f"{inp.spec['name']}/schedule-{today.isoformat()}-{inp.for_each or 'run'}-{rec['id'] or 0}"
             try:
                 await workflow.start_child_workflow(
-                    ProcessWorkflow.run, ProcessInput(spec=inp.spec, entity=inp.for_each, record_id=rec["id"], record=rec["data"], announce=inp.announce),
+                    ProcessWorkflow.run, process_input(spec=inp.spec, entity=inp.for_each, record_id=rec["id"], record=rec["data"], announce=inp.announce),
                     id=wid, task_queue=inp.task_queue, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
                 started.append(wid)

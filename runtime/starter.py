@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.compiler import CompiledModel
 from . import db, outbox, records
 from .outbox import workflow_id
-from .workflows import ProcessInput, ProcessWorkflow
+from .workflows import ProcessWorkflow, process_input
 
 PROCESS_KEY = SearchAttributeKey.for_keyword("TailorProcess")
 CUSTOMER_KEY = SearchAttributeKey.for_keyword("TailorCustomer")
@@ -39,7 +39,7 @@ async def start_process(client: Client, spec: dict, *, key: str, task_queue: str
         if entity and record_id:
             pairs.append(SearchAttributePair(CUSTOMER_KEY, f"{entity}:{record_id}"))
         attrs = TypedSearchAttributes(pairs)
-    arg = ProcessInput(spec=spec, entity=entity, record_id=record_id, record=record or {}, inputs=inputs or {}, started_by=started_by,
+    arg = process_input(spec=spec, entity=entity, record_id=record_id, record=record or {}, inputs=inputs or {}, started_by=started_by,
                        started_at=(started_at or dt.datetime.now(dt.timezone.utc)).isoformat(), announce=announce)
     try:
         return await client.start_workflow(ProcessWorkflow.run, arg, id=wid, task_queue=task_queue,

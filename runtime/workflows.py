@@ -38,6 +38,10 @@ OPEN = ("open", "awaiting_approval")
 STATE_AFTER_WRITE = "state-after-write"  # workflow.patched: a step takes its new state once the write is in (see _settle)
 MIGRATABLE = "migratable"  # workflow.patched: the run can stop where it stands and go on under a new version (see migrate)
 ALERT_MAIL_OUTBOX = "alert-mail-outbox"  # workflow.patched: an alert's write puts its emails in the outbox (see _email_alert)
+# What a run started by this code has from its start (ProcessInput.features): no patch marker for them in its history, and
+# none of the TemporalChangeVersion search-attribute upserts the SDK adds to each first patched() call, each one more
+# history event and one more visibility write at the server: on every alert, on every first completion.
+FEATURES = (MIGRATABLE, STATE_AFTER_WRITE, ALERT_MAIL_OUTBOX)
 
 
 def _storable(*values: Any) -> None:
@@ -52,6 +56,11 @@ def _storable(*values: Any) -> None:
             stack.extend(v)
         elif isinstance(v, str) and ("\x00" in v or any("\ud800" <= c <= "\udfff" for c in v)):
             raise ApplicationError("text may not contain NUL characters or unpaired surrogates", type="Invalid", non_retryable=True)
+
+
+def process_input(**fields: Any) -> ProcessInput:
+    """The input of a new run: it has every behaviour of this code from its start (see FEATURES)."""
+    return ProcessInput(**fields, features=list(FEATURES))
 
 
 @workflow.defn(name="TailorProcess")
@@ -97,7 +106,7 @@ class ProcessWorkflow:
                 "key": wid, "title": title, "entity": inp.entity, "record_id": inp.record_id, "manager": spec["project"]["manager"],
                 "started_by": inp.started_by})
             self.ctx["project"] = {"title": title, "id": self.project_id}
-        self.migratable = workflow.patched(MIGRATABLE)
+        self.migratable = self._has(MIGRATABLE)
         if self.migratable:
             await self._until_moved(spec["steps"])
         else:  # a history recorded before instances could move: its steps ran in the run itself
@@ -126,7 +135,7 @@ class ProcessWorkflow:
             spec=move.spec, entity=inp.entity, record_id=inp.record_id, record=inp.record, inputs=inp.inputs, started_by=inp.started_by,
             started_at=self.started_at.isoformat(), announce=inp.announce,
             resume={"states": {sid: vars(st) for sid, st in states.items()}, "steps": published, "project": self.ctx["project"],
-                    "project_id": self.project_id, "at": workflow.now().isoformat()}))
+                    "project_id": self.project_id, "at": workflow.now().isoformat()}, features=list(FEATURES)))
 
     async def _sequence(self, steps: list[dict]) -> None:
         for step in steps:
@@ -405,7 +414,7 @@ class ProcessWorkflow:
     async def _settle(self, action: TaskAction, state: StepState, changes: dict[str, Any], write: dict) -> None:
         """Write a step's new state, then take it: a write the database refuses fails the update and leaves the step (and
         the process, which moves on when the step does) as it was. Other actions on the step wait for the outcome."""
-        if not workflow.patched(STATE_AFTER_WRITE):  # a history recorded before: the state changed first, as it did then
+        if not self._has(STATE_AFTER_WRITE):  # a history recorded before: the state changed first, as it did then
             vars(state).update(changes)
             await self._write("tailor.set_task_state", write)
             return
@@ -601,11 +610,16 @@ class ProcessWorkflow:
             return
         self._background("tailor.webhook", {"id": delivery_id, "event": event, "payload": payload})
 
+    def _has(self, feature: str) -> bool:
+        """Whether this run has a behaviour added while runs were already running: from its start, if the code that started
+        it listed it (FEATURES); else as workflow.patched says, which replays a history recorded before as it ran."""
+        return feature in self.input.features or workflow.patched(feature)
+
     def _email_alert(self, alert_id: int) -> None:
         """The write that raised the alert has put its emails in the mail outbox (runtime/taskmail.py): nothing for the
         task queue to carry when a burst of deadlines fires. Histories recorded before that emailed it with an activity
         of its own after the write, and replay it so (the activity now only does what the write does, once)."""
-        if not workflow.patched(ALERT_MAIL_OUTBOX):
+        if not self._has(ALERT_MAIL_OUTBOX):
             self._background("tailor.email_alert", {"alert_id": alert_id})
 
     def _background(self, name: str, arg: dict) -> None:

@@ -18,7 +18,7 @@ from runtime import records
 from runtime.mail import MailSettings
 from runtime.schema import group_members, process_instances, tasks, users
 from runtime.worker import make_worker
-from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from runtime.workflows import ProcessWorkflow, TaskAction, process_input
 from tests.admin.packfixtures import crm_1_1
 from tests.admin.test_pack_install import (  # noqa: F401 - a fixture
     Installation,
@@ -149,7 +149,7 @@ def test_apply_switches_the_release_then_moves_the_running_instances_once(packs,
             with ThreadPoolExecutor(4) as pool:
                 async with make_worker(env.client, engine, compiled, queue, MailSettings(), pool):
                     handles = [await env.client.start_workflow(
-                        ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=acme, record={"name": "Acme"}, started_by=ann,
+                        ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=acme, record={"name": "Acme"}, started_by=ann,
                                                           started_at=(await env.get_current_time()).isoformat()),
                         id=f"callback-{i}", task_queue=queue) for i in (1, 2)]
                     await env.sleep(60)

@@ -18,7 +18,7 @@ from engine.loader import load
 from runtime.activities import Activities
 from runtime.mail import MailSettings
 from runtime.schema import alerts, contact_history, group_members, metadata as platform, notifications, tasks, users
-from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from runtime.workflows import ProcessWorkflow, TaskAction, process_input
 from tests.runtime.test_workflows import PACK, _with_worker, _world, rows
 
 APPROVAL_PACK = {
@@ -153,7 +153,7 @@ def world(packs, tmp_path, smtp):
 async def start(env, world, queue, process: str, wid: str) -> WorkflowHandle:
     spec = world["compiled"].process_specs[process]
     return await env.client.start_workflow(
-        ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
+        ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
                                           started_by=world["ids"]["bob"], started_at=(await env.get_current_time()).isoformat()),
         id=wid, task_queue=queue)
 
@@ -352,7 +352,7 @@ def test_a_process_started_from_a_spec_compiled_before_approval_steps_keeps_its_
 
     async def body(env, queue):
         handle = await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
+            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
                                               started_by=ids["ann"]), id="old-1", task_queue=queue)
         await env.sleep(5)
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="call", user_id=ids["ann"], data={"outcome": "interested"}))

@@ -19,7 +19,7 @@ from runtime.activities import Activities
 from runtime.mail import MailSettings
 from runtime.schema import alerts, metadata as platform, notifications, tasks, users
 from runtime.worker import make_worker
-from runtime.workflows import ProcessInput, ProcessWorkflow
+from runtime.workflows import ProcessWorkflow, process_input
 from tests.runtime.conftest import sending
 from tests.runtime.test_workflows import TEST_SERVER
 
@@ -55,7 +55,7 @@ def test_a_call_back_request_is_reminded_escalated_and_handed_over_within_five_m
                         [row] = outbox.pending(conn, result.starts)
                         record = conn.execute(sa.select(company.c.data).where(company.c.id == acme)).scalar_one()
                     # (the time-skipping server has no custom search attributes: start it without them)
-                    await env.client.start_workflow(ProcessWorkflow.run, ProcessInput(
+                    await env.client.start_workflow(ProcessWorkflow.run, process_input(
                         spec=crm.process_specs["callback"], entity="company", record_id=acme, record=record, inputs=row.inputs,
                         started_by=ids["ann"], started_at=(await env.get_current_time()).isoformat()), id=row.workflow_id, task_queue=queue)
                     for minute in (1, 2, 3, 4, 5):

@@ -17,7 +17,7 @@ from engine.loader import load
 from runtime.instancemigration import Move, move_running, running_on
 from runtime.schema import alerts, process_instances, tasks
 from runtime.worker import workflow_runner
-from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from runtime.workflows import ProcessWorkflow, TaskAction, process_input
 from tests.runtime.test_workflows import PACK, _with_worker, _world, rows
 
 V1 = """
@@ -76,7 +76,7 @@ def versions(packs, tmp_path, smtp):
 def _start(env, world, spec, wid, queue, start):
     ids = world["ids"]
     return env.client.start_workflow(
-        ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
+        ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
                                           started_by=ids["ann"], started_at=start.isoformat()), id=wid, task_queue=queue)
 
 

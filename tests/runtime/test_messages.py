@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from forms.widgets import when_text
 from runtime.schema import alerts, notifications, tasks, users
-from runtime.workflows import ProcessInput, ProcessWorkflow
+from runtime.workflows import ProcessWorkflow, process_input
 from tests.runtime.test_workflows import PACK, _with_worker, _world, rows
 
 LONDON = ZoneInfo("Europe/London")  # the pack's calendar: the organisation's zone
@@ -42,7 +42,7 @@ def test_alerts_and_reminders_name_the_assignee_and_give_the_due_time_in_local_t
     async def body(env, queue):
         start = await env.get_current_time()
         await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
+            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
                                               started_by=ids["ann"], started_at=start.isoformat()), id="messages-1", task_queue=queue)
         await env.sleep(2 * 3600 + 120)  # past the reminder and the due time
         for _ in range(50):  # the emails are activities of their own
@@ -92,7 +92,7 @@ def test_each_recipient_reads_the_alert_in_their_own_time_zone_with_the_records_
     async def body(env, queue):
         start = await env.get_current_time()
         await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
+            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
                                               started_by=ids["ann"], started_at=start.isoformat()), id="messages-2", task_queue=queue)
         await env.sleep(2 * 3600 + 120)
         for _ in range(50):

@@ -7,6 +7,10 @@ both escalation levels, a completion, a rejected and an approved approval, and t
 `histories/discount-40c54ce.json` was recorded at commit 40c54ce, the first with approval steps: the discount process of
 test_approvals.py through comments on a task and on an approval, an approval handed to someone else, a rejection, the
 resubmission, the second round's approval, and the last step.
+`histories/follow_up-32a2195.json` was recorded at commit 32a2195, the last whose runs asked `workflow.patched` for every
+behaviour added while runs were running (migratable, an alert's mail through the outbox, the state after the write): the
+follow_up process through both escalation levels, a refused and a repeated completion, a rejected and an approved
+approval, and the last step. Runs started since take those behaviours from their input (`ProcessInput.features`).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from runtime.activities import Activities
 from runtime.db import upgrade
 from runtime.plan import apply, plan
 from runtime.schema import alerts, contact_history, group_members, notifications, projects, tasks, users
-from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from runtime.workflows import ProcessWorkflow, TaskAction, process_input
 from tests.runtime.test_workflows import _with_worker, _world, rows
 
 PACK = {
@@ -249,7 +249,7 @@ def test_the_workflow_learns_where_the_task_went_and_emails_the_alert_that_says_
 
     async def body(env, queue):
         handle = await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=world["compiled"].process_specs["visit"], entity="company", record_id=world["record_id"],
+            ProcessWorkflow.run, process_input(spec=world["compiled"].process_specs["visit"], entity="company", record_id=world["record_id"],
                                               record={"name": "Acme"}, started_by=ids["ann"]), id="visit-1", task_queue=queue)
         await env.sleep(60)
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="plan", user_id=ids["lee"]))

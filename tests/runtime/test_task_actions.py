@@ -23,7 +23,7 @@ from runtime.schema import alerts, contact_history, group_members, tasks, users
 from runtime.starter import start_process
 from runtime.taskactions import ActionRefused, TaskActions, update_id
 from runtime.worker import make_worker
-from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from runtime.workflows import ProcessWorkflow, TaskAction, process_input
 from tests.runtime.test_workflows import PACK, TEST_SERVER, _with_worker, _world, rows
 
 GUARD = 60  # seconds: a refusal answers at once; this only turns a hang (the bug) into a failure instead of a stuck run
@@ -53,7 +53,7 @@ def _user(world, name: str) -> dict:
 async def _start(env, world, queue: str, spec_name: str = "follow_up", wid: str = "p-1"):
     ids = world["ids"]
     handle = await env.client.start_workflow(
-        ProcessWorkflow.run, ProcessInput(spec=world["compiled"].process_specs[spec_name], entity="company", record_id=world["record_id"],
+        ProcessWorkflow.run, process_input(spec=world["compiled"].process_specs[spec_name], entity="company", record_id=world["record_id"],
                                           record={"name": "Acme", "owner": ids["bob"]}, started_by=ids["ann"]),
         id=wid, task_queue=queue)
     await env.sleep(60)

@@ -27,7 +27,7 @@ from runtime.db import alembic_config, upgrade
 from runtime.plan import apply, plan
 from runtime.schema import alerts, notifications, tasks, users
 from runtime.worker import make_worker
-from runtime.workflows import ProcessInput, ProcessWorkflow
+from runtime.workflows import ProcessWorkflow, process_input
 from tests.conftest import CRM
 
 TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
@@ -248,7 +248,7 @@ def test_a_process_makes_its_task_in_german_through_the_workflow(world):
                 async with make_worker(env.client, engine, acts.compiled, queue, acts.mail, pool):
                     start = await env.get_current_time()
                     await env.client.start_workflow(
-                        ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=company,
+                        ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=company,
                                                           record={"name": "Acme Health", "status": "customer"},
                                                           started_by=ids["uwe"], started_at=start.isoformat()),
                         id="check_in-1", task_queue=queue)

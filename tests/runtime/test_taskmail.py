@@ -20,7 +20,7 @@ from forms.widgets import when_text
 from runtime.activities import Activities
 from runtime.schema import alerts, mail_outbox, notifications, tasks, users
 from runtime.worker import worker_options, workflow_runner
-from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from runtime.workflows import ProcessWorkflow, TaskAction, process_input
 from tests.runtime.conftest import sending
 from tests.runtime.test_workflows import PACK, TEST_SERVER, _with_worker, _world, rows
 
@@ -87,7 +87,7 @@ def test_an_alert_is_emailed_once_per_recipient_group_in_their_zone_even_when_it
                                   **worker_options(pool)), sending(engine, acts.mail):
                     start = await env.get_current_time()
                     handle = await env.client.start_workflow(
-                        ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"],
+                        ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"],
                                                           record={"name": "Acme", "owner": ids["bob"]}, started_by=ids["ann"],
                                                           started_at=start.isoformat()), id="mail-1", task_queue=queue)
                     await env.sleep(2 * 3600 + 60)
@@ -131,7 +131,7 @@ def test_an_approval_request_emails_the_approver_and_a_rejection_emails_whoever_
     async def body(env, queue):
         start = await env.get_current_time()
         handle = await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
+            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
                                               started_by=ids["ann"], started_at=start.isoformat()), id="offer-1", task_queue=queue)
         await env.sleep(5)
         await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="draft", user_id=ids["bob"]))

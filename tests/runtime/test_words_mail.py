@@ -18,7 +18,7 @@ from forms.widgets import when_text
 from runtime import messages
 from runtime.schema import metadata as platform
 from runtime.schema import tasks, users
-from runtime.workflows import ProcessInput, ProcessWorkflow
+from runtime.workflows import ProcessWorkflow, process_input
 from tests.conftest import CRM
 from tests.runtime.test_workflows import PACK, _with_worker, _world, rows
 
@@ -126,7 +126,7 @@ def test_a_german_assignee_gets_a_german_reminder_and_alert_by_smtp_their_englis
     async def body(env, queue):
         start = await env.get_current_time()
         await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
+            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
                                               started_by=ids["ann"], started_at=start.isoformat()), id="words-mail-1", task_queue=queue)
         await env.sleep(2 * 3600 + 120)  # past the reminder and the due time
         for _ in range(50):

@@ -20,7 +20,7 @@ from runtime.activities import Activities
 from runtime.mail import MailSettings
 from runtime.schema import alerts, contact_history, group_members, metadata as platform, process_instances, projects, tasks, users
 from runtime.worker import make_worker
-from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction, process_input
 from tests.runtime.conftest import Inbox, sending  # noqa: F401 - test_mail imports Inbox from here
 
 TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
@@ -145,7 +145,7 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
     async def body(env, queue):
         start = await env.get_current_time()
         handle = await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
+            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
                                               started_by=ids["ann"], started_at=start.isoformat()),
             id="follow_up-1", task_queue=queue)
         await env.sleep(60)
@@ -215,6 +215,40 @@ def test_overdue_task_escalates_level_by_level_exactly_once_then_flows_on(world)
     assert len(rows(world, tasks)) == 5  # call, offer, its two rounds of approval, thanks
 
 
+def test_a_new_run_has_the_latest_behaviours_without_a_patch_marker_and_a_run_started_before_keeps_its_patches(world):
+    """A run started by this code takes FEATURES from its input: its history holds no patch marker and none of the
+    search-attribute upserts the SDK adds to each patch. A run whose input lists none (started by code before) asks
+    workflow.patched, as it did then. Both raise the alert, email it, and take the completion alike."""
+    spec = world["compiled"].process_specs["follow_up"]
+    ids = world["ids"]
+
+    async def body(env, queue):
+        start = await env.get_current_time()
+        handles = {}
+        for name, make in (("new", process_input), ("before", ProcessInput)):
+            handles[name] = await env.client.start_workflow(
+                ProcessWorkflow.run, make(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme", "owner": ids["bob"]},
+                                          started_by=ids["ann"], started_at=start.isoformat()), id=f"follow_up-{name}", task_queue=queue)
+        await env.sleep(2 * 3600 + 60)  # past due: level 1
+        assert sorted(to for to, _ in await world["inbox"].received(2)) == [["mia@example.com"], ["mia@example.com"]]
+        for handle in handles.values():
+            await handle.execute_update(ProcessWorkflow.complete, TaskAction(step="call", user_id=ids["ann"], data={"outcome": "not_interested"}))
+        await env.sleep(5)
+        kinds = {}
+        for name, handle in handles.items():
+            events = (await handle.fetch_history()).events
+            kinds[name] = ([e.marker_recorded_event_attributes.marker_name for e in events if e.HasField("marker_recorded_event_attributes")],
+                           sum(e.HasField("upsert_workflow_search_attributes_event_attributes") for e in events))
+        return kinds
+
+    kinds = asyncio.run(_with_worker(world, body))
+    assert "core_patch" not in kinds["new"][0] and kinds["new"][1] == 0
+    assert kinds["before"][0].count("core_patch") == 3 and kinds["before"][1] == 3  # migratable, the alert's mail, the completion
+    assert [a["level"] for a in rows(world, alerts)] == [1, 1]
+    assert sorted((t["workflow_id"], t["status"]) for t in rows(world, tasks, step_id="call")) == [
+        ("follow_up-before", "done"), ("follow_up-new", "done")]
+
+
 def test_database_outage_is_retried_and_nothing_is_written_twice(world):
     """While the database refuses writes, activities fail and retry; once it is back, exactly one task exists."""
     spec = world["compiled"].process_specs["follow_up"]
@@ -225,7 +259,7 @@ def test_database_outage_is_retried_and_nothing_is_written_twice(world):
 
     async def body(env, queue):
         handle = await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"}),
+            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"}),
             id="outage-1", task_queue=queue)
         await asyncio.sleep(12)  # real time: the first activity attempts fail on the lock
         released.append(dt.datetime.now(dt.timezone.utc))
@@ -271,7 +305,7 @@ def test_projects_have_a_manager_who_gets_alerts_and_approves(packs, tmp_path, s
 
     async def body(env, queue):
         handle = await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"}),
+            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"}),
             id="onboard-1", task_queue=queue)
         await env.sleep(3700)
         await handle.execute_update(ProcessWorkflow.comment, TaskAction(step="kickoff", user_id=ids["bob"], comment="Booked for Tuesday"))
@@ -322,7 +356,7 @@ def test_business_day_ladder_waits_over_weekends_and_holidays(packs, tmp_path, s
         now = await env.get_current_time()
         assert now < started, "this test needs the start in the future of the test server's clock"
         handle = await env.client.start_workflow(
-            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
+            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
                                               started_at=started.isoformat()),
             id="ladder-1", task_queue=queue)
         await env.sleep((due - now).total_seconds() - 60)  # a minute before due: nothing yet
@@ -378,7 +412,7 @@ def test_webhooks_are_signed_retried_until_delivered_and_carry_a_delivery_id(pac
             acts = world["acts"]
             async with make_worker(env.client, acts.engine, acts.compiled, f"{queue}-hooks", acts.mail, pool, hooks):
                 handle = await env.client.start_workflow(
-                    ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
+                    ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
                                                       announce=["alert.raised"]), id="hooked-1", task_queue=f"{queue}-hooks")
                 await env.sleep(3700)  # past due: the alert is raised
                 for _ in range(40):

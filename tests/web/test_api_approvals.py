@@ -15,7 +15,7 @@ from admin.access import new_token
 from admin.app import create_app
 from runtime.schema import tasks, users
 from runtime.worker import make_worker
-from runtime.workflows import ProcessInput, ProcessWorkflow
+from runtime.workflows import ProcessWorkflow, process_input
 from tests.runtime.conftest import smtp  # noqa: F401 - a fixture
 from tests.runtime.test_approvals import PROPOSAL, world  # noqa: F401 - a fixture
 from tests.runtime.test_workflows import TEST_SERVER, rows
@@ -56,7 +56,7 @@ def test_deciding_an_approval_over_the_api(world):
     async def _steps(env, queue, api):
         spec = world["compiled"].process_specs["discount"]
         for wid, record, owner in (("d-1", world["record_id"], "bob"), ("d-2", globex, "mia")):
-            await env.client.start_workflow(ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=record,
+            await env.client.start_workflow(ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=record,
                                                                               record={"name": wid}, started_by=ids[owner]),
                                             id=wid, task_queue=queue)
         await env.sleep(5)
@@ -112,7 +112,7 @@ def test_the_api_lists_approval_tasks_with_their_kind(world):
                 async with make_worker(env.client, acts.engine, acts.compiled, queue, acts.mail, pool):
                     app = create_app(world["engine"], world["compiled"], env.client, secret_key="k", task_queue=queue)
                     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tailor") as api:
-                        await env.client.start_workflow(ProcessWorkflow.run, ProcessInput(
+                        await env.client.start_workflow(ProcessWorkflow.run, process_input(
                             spec=world["compiled"].process_specs["discount"], entity="company", record_id=world["record_id"],
                             record={"name": "Acme"}, started_by=ids["bob"]), id="d-3", task_queue=queue)
                         await env.sleep(5)

@@ -19,7 +19,7 @@ from runtime import records, releases
 from runtime.mail import MailSettings
 from runtime.schema import group_members, process_instances, tasks, users
 from runtime.worker import make_worker
-from runtime.workflows import ProcessInput, ProcessWorkflow, TaskAction
+from runtime.workflows import ProcessWorkflow, TaskAction, process_input
 from tests.runtime.test_workflows import TEST_SERVER
 from tests.web.console_site import console_site, words
 from tests.web.test_pages import log_in, token
@@ -237,7 +237,7 @@ def test_activation_moves_running_instances_or_leaves_them_pending_to_move_later
                 async with make_worker(env.client, engine, compiled, queue, MailSettings(), pool):
                     for i in (1, 2):
                         await env.client.start_workflow(
-                            ProcessWorkflow.run, ProcessInput(spec=spec, entity="company", record_id=acme, record={"name": "Acme"},
+                            ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=acme, record={"name": "Acme"},
                                                               started_by=ann, started_at=(await env.get_current_time()).isoformat()),
                             id=f"ring_back-{i}", task_queue=queue)
                     await env.sleep(60)
