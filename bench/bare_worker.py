@@ -52,7 +52,7 @@ async def main(address: str, queue: str, db: str, cache: int) -> None:
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(8) as pool:
         async with Worker(client, task_queue=queue, workflows=[BareWaitWorkflow], activities=[Rows(engine).create_row],
-                          **worker_options(pool, cache)):
+                          **worker_options(pool, cache, (BareWaitWorkflow,))):
             print("worker running", flush=True)
             await stop.wait()
 

@@ -346,7 +346,7 @@ async def measure(tmp: Path, cases: tuple[Case, ...], sampler: bool) -> dict:
             tailor_worker = make_worker(client, engine, compiled, "lateness-tailor", tailor_mail, tpool)
             sender = asyncio.create_task(mailbox.run(engine, tailor_mail))  # as `tailor worker` runs it beside its worker
             bare_worker = Worker(client, task_queue="lateness-bare", workflows=[BareAlertWorkflow], activities=[bare.raise_alert],
-                                 **worker_options(bpool))
+                                 **worker_options(bpool, workflows=(BareAlertWorkflow,)))
             async with tailor_worker, bare_worker:
                 warm = Case("warm", min(20, max(c.n for c in cases)), 0, 6)
                 say(f"warm-up ({warm.n} each) ...")

@@ -376,7 +376,8 @@ async def processes(tmp: Path, pack: Path, sizes: Sizes) -> dict:
             bare_worker = Worker(client, task_queue="bench-bare", workflows=[BareWorkflow, BareLocalWorkflow],
                                  activities=[bare.create_row, bare.complete_row],
                                  activity_executor=bpool, max_concurrent_activities=POOL,
-                                 max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS, workflow_runner=workflow_runner())
+                                 max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
+                                 workflow_runner=workflow_runner(BareWorkflow, BareLocalWorkflow))
             async with tailor_worker, bare_worker:
                 say("[1/3] warm-up, then Tailor vs bare (regular activity) vs bare (local activity) ...")
                 sides = {"tailor": Throughput(), "bare": Throughput(), "bare_local": Throughput()}

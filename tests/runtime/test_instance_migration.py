@@ -142,7 +142,7 @@ def test_a_mapped_instance_moves_keeping_its_open_task_and_goes_on_with_the_new_
         # both runs of the moved instance (the one that moved, the one that went on) replay under this code
         first = await env.client.get_workflow_handle("callback-1", run_id=moving.first_execution_run_id).fetch_history()
         second = await env.client.get_workflow_handle("callback-1").fetch_history()
-        replayer = Replayer(workflows=[ProcessWorkflow], workflow_runner=workflow_runner())
+        replayer = Replayer(workflows=[ProcessWorkflow], workflow_runner=workflow_runner(guard=True))
         for history in (first, second):
             await replayer.replay_workflow(history)
         assert first.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW

@@ -99,7 +99,7 @@ def test_an_alert_is_emailed_once_per_recipient_group_in_their_zone_even_when_it
         scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
                      if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
         assert "tailor.email_alert" not in scheduled
-        await Replayer(workflows=[ProcessWorkflow], workflow_runner=workflow_runner()).replay_workflow(history)
+        await Replayer(workflows=[ProcessWorkflow], workflow_runner=workflow_runner(guard=True)).replay_workflow(history)
 
     asyncio.run(run())
     assert AnswerLostOnce.attempts == 2  # the write ran twice

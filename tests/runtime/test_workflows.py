@@ -126,7 +126,7 @@ async def _with_worker(world, body):
         queue = f"q-{uuid.uuid4()}"
         with ThreadPoolExecutor(4) as pool:
             acts = world["acts"]
-            async with make_worker(env.client, acts.engine, acts.compiled, queue, acts.mail, pool), sending(acts.engine, acts.mail):
+            async with make_worker(env.client, acts.engine, acts.compiled, queue, acts.mail, pool, guard=True), sending(acts.engine, acts.mail):
                 return await body(env, queue)
 
 
@@ -410,7 +410,7 @@ def test_webhooks_are_signed_retried_until_delivered_and_carry_a_delivery_id(pac
     async def body(env, queue):
         with ThreadPoolExecutor(4) as pool:
             acts = world["acts"]
-            async with make_worker(env.client, acts.engine, acts.compiled, f"{queue}-hooks", acts.mail, pool, hooks):
+            async with make_worker(env.client, acts.engine, acts.compiled, f"{queue}-hooks", acts.mail, pool, hooks, guard=True):
                 handle = await env.client.start_workflow(
                     ProcessWorkflow.run, process_input(spec=spec, entity="company", record_id=world["record_id"], record={"name": "Acme"},
                                                       announce=["alert.raised"]), id="hooked-1", task_queue=f"{queue}-hooks")
