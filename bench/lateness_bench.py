@@ -79,7 +79,7 @@ class Case:
     lead: float  # seconds from the first start to the (first) deadline: every start must be done before it
 
 
-FULL = (Case("spread", 100, 20, 20), Case("burst 100", 100, 0, 20), Case("burst 1,000", 1000, 0, 60))
+FULL = (Case("spread", 600, 60, 60), Case("burst 100", 100, 0, 20), Case("burst 1,000", 1000, 0, 60))
 QUICK = (Case("spread", 20, 5, 8), Case("burst 100", 100, 0, 15))
 TINY = (Case("spread", 3, 1, 6), Case("burst 5", 5, 0, 8))  # the smoke test's (tests/test_benches.py)
 
@@ -432,7 +432,7 @@ def markdown(out: dict, quick: bool, note: str, when: str, elapsed: float) -> st
               f"- One dev server (`temporal server start-dev`, SQLite-backed, loopback). In one process: Tailor's worker "
               f"(`runtime.worker.make_worker`) and a bare temporalio worker, both with `runtime.worker.worker_options`: {POOL} "
               f"activity threads, {WORKFLOW_TASK_POLLS} workflow-task polls, a workflow cache of {WORKFLOW_CACHE:,}, the same "
-              f"sandboxed runner. Each on its own SQLite file database opened by `runtime.db.make_engine` (WAL, `BEGIN IMMEDIATE`), "
+              f"sandboxed runner, each passing its own workflow module through (`runtime.worker.workflow_runner`). Each on its own SQLite file database opened by `runtime.db.make_engine` (WAL, `BEGIN IMMEDIATE`), "
               f"writers taking turns on a lock in the process.",
               "- Tailor: a one-task process on a company record, the task due 3,600 s after the process's start with an escalation "
               "`at: due` alerting a role (one user, emailed through an SMTP sink in a process of its own, `aiosmtpd.handlers.Sink`: "

@@ -241,6 +241,7 @@ async def serve_worker(address: str, db: str, queue: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(POOL) as pool:
         # the same settings as runtime.worker.make_worker: 8 activity threads, as many workflow-task polls, the same sandboxed runner
+        # with the workflow's module passed through
         worker = Worker(client, task_queue=queue, workflows=[BareWorkflow], activities=[create_row, complete_row], activity_executor=pool,
                         max_concurrent_activities=POOL, max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
                         workflow_runner=workflow_runner(BareWorkflow))

@@ -649,7 +649,7 @@ def markdown(res: dict, sizes: Sizes, quick: bool, info: dict[str, str], when: s
               f"process its children; `TAILOR_DATA_DIR` a temporary folder, so SQLite through `runtime.db.make_engine`: WAL, `BEGIN IMMEDIATE`). "
               f"The bare web app (`bench/web_bare.py web`) is its own uvicorn process with the same uvicorn settings and the same "
               f"SQLite settings; the bare temporalio worker (`bench/web_bare.py worker`, `bench/bare_workflow.py`) its own process "
-              f"with Tailor's worker settings (8 activity threads, the same sandboxed runner) on the same dev server. The client is "
+              f"with Tailor's worker settings (8 activity threads, the same sandboxed runner, its workflow module passed through) on the same dev server. The client is "
               f"this script: one `httpx.AsyncClient`, {CONCURRENCY} requests in flight for every side, a unique `Idempotency-Key` "
               f"per request; latency is per request as the client sees it (queueing included), nearest-rank percentiles.",
               f"- **Without a process.** `POST /api/forms/call_note/submissions` with a bearer token (API token lookup, form parse, "

@@ -105,15 +105,19 @@ class Activities:
                 "group": req.get("group"), "project_id": req.get("project_id"), "completers": req.get("completers") or {},
                 "started_by": req.get("started_by"), "entity": req.get("entity"), "record_id": req.get("record_id")}
 
-    def _recipients(self, conn: sa.Connection, req: dict, task: dict, named: list[dict]) -> list[int]:
-        """The active users the parties of an alert name, as the task is now (its assignee, group and project)."""
+    def _named(self, conn: sa.Connection, req: dict, task: dict, named: list[dict]) -> list[int]:
+        """The users the parties of an alert name, as the task is now (its assignee, group and project), each once."""
         ctx = self._ctx(conn, {**req, "assignee_id": task["assignee_id"], "group": task["group_name"], "project_id": task["project_id"],
                                "entity": task["entity"], "record_id": task["record_id"]},
                         owner=parties.names_owner(named))
-        recipients: list[int] = []
+        found: list[int] = []
         for party in named:
-            recipients.extend(u for u in parties.resolve(conn, party, ctx) if u not in recipients)
-        return parties.active(conn, recipients)  # an owner or a project's manager may have left since
+            found.extend(u for u in parties.resolve(conn, party, ctx) if u not in found)
+        return found
+
+    def _recipients(self, conn: sa.Connection, req: dict, task: dict, named: list[dict]) -> list[int]:
+        """The active users the parties of an alert name (an owner or a project's manager may have left since)."""
+        return parties.active(conn, self._named(conn, req, task, named))
 
     @write("tailor.open_project")
     def open_project(self, conn: sa.Connection, req: dict) -> int:
@@ -241,11 +245,13 @@ class Activities:
         """Raise escalation level N of a task exactly once: the alert row, its history entry, its notifications and its emails."""
         task = task_service.get_task(conn, req["task_id"])
         assert task is not None
-        recipients = self._recipients(conn, req, task, req.get("alert") or [])
-        message, texts = messages.alert_texts(conn, self.compiled, req, task, recipients)
-        alert, created = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, message, texts)
+        named = self._named(conn, req, task, req.get("alert") or [])
+        people = messages.recipients(conn, self.compiled.model, named)  # one read: who is active, how they read, their address
+        recipients = [u for u in named if u in people and people[u].active]
+        message, texts = messages.alert_texts(conn, self.compiled, req, task, {u: people[u].reader for u in recipients})
+        alert, created = task_service.raise_alert(conn, req["key"], task, req["level"], recipients, message, texts, emailed=True)
         if created:
-            taskmail.new_alert(conn, self.compiled.model, alert, task, texts, self.mail.base_url)
+            taskmail.new_alert(conn, self.compiled.model, alert, task, texts, self.mail.base_url, people)
         else:  # a retry of a write that committed: its emails went with it, unless it was recorded before they did
             taskmail.alert(conn, self.compiled.model, alert["id"], self.mail.base_url)
         return {"alert_id": alert["id"], "recipients": alert["recipients"], "message": alert["message"]}

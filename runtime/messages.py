@@ -19,6 +19,7 @@ definitions' own labels.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -121,22 +122,39 @@ def _step_shown(model: Model, step: Any, done: dict, names: Names) -> dict:
 Reader = tuple[str, str]  # (time zone, language) a message is rendered for
 
 
-def _readers(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[int, Reader]:
-    """Each user's time zone (their own choice, else the organisation's) and language (theirs, else the definitions')."""
+@dataclass(frozen=True)
+class Recipient:
+    """A user a message is for: how they read it (`Reader`), where it is emailed (None: nowhere), and whether they are
+    still active (a deactivated user hears of nothing)."""
+
+    reader: Reader
+    email: str | None
+    active: bool
+
+
+def recipients(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[int, Recipient]:
+    """Those of `user_ids` who exist, in one read: each one's time zone (their own choice, else the organisation's),
+    language (theirs, else the definitions'), email address and whether they are active."""
     if not user_ids:
         return {}
-    rows = conn.execute(sa.select(users.c.id, users.c.time_zone, users.c.locale).where(users.c.id.in_(user_ids))).mappings()
-    return {r["id"]: (zone_of(model, dict(r)).key, locale_of(model, dict(r))) for r in rows}
+    rows = conn.execute(sa.select(users.c.id, users.c.time_zone, users.c.locale, users.c.email, users.c.active)
+                        .where(users.c.id.in_(user_ids))).mappings()
+    return {r["id"]: Recipient((zone_of(model, dict(r)).key, locale_of(model, dict(r))), r["email"] or None, bool(r["active"])) for r in rows}
 
 
-def alert_texts(conn: sa.Connection, compiled: CompiledModel, req: dict, task: dict, recipients: list[int]) -> tuple[str, dict[int, str]]:
-    """An escalation level's message for `task`: (in the organisation's zone, {recipient: in their own zone}).
+def readers(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[int, Reader]:
+    """How each of `user_ids` reads a message (see `recipients`)."""
+    return {uid: r.reader for uid, r in recipients(conn, model, user_ids).items()}
+
+
+def alert_texts(conn: sa.Connection, compiled: CompiledModel, req: dict, task: dict, readers: dict[int, Reader]) -> tuple[str, dict[int, str]]:
+    """An escalation level's message for `task`: (in the organisation's zone, {recipient: as they read it}), for the
+    recipients in `readers`.
 
     Rendered with the process's context as the workflow saw it (`req`: template, context, steps, now) and the
     record's display values; the workflow's own rendering (`req["message"]`) if the template fails."""
     model = compiled.model
     org = (organisation_zone(model).key, labels.DEFAULT)
-    readers = _readers(conn, model, recipients)
     texts = {r: _alert_text(conn, compiled, req, task, ZoneInfo(r[0]), r[1]) for r in {org, *readers.values()}}
     return texts[org], {u: texts[r] for u, r in readers.items()}
 
@@ -160,11 +178,11 @@ def _alert_text(conn: sa.Connection, compiled: CompiledModel, req: dict, task: d
         return req.get("message") or overdue
 
 
-def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, texts: dict[int, str], link: str) -> list[tuple[list[int], str, str]]:
+def alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, texts: dict[int, str], link: str,
+                readers: dict[int, Reader]) -> list[tuple[list[int], str, str]]:
     """The emails of an alert: [(recipients, subject, body)], one per text and time zone, each recipient reading the
-    alert's message (`texts`: theirs, else the alert's own) and the due time in their own zone, the task's title in their
-    language; `link` opens the task."""
-    readers = _readers(conn, model, list(alert["recipients"] or []))
+    alert's message (`texts`: theirs, else the alert's own) and the due time in their own zone (`readers`; the
+    organisation's for one not in it), the task's title in their language; `link` opens the task."""
     groups: dict[tuple[str, str, str], list[int]] = {}
     for uid in alert["recipients"] or []:
         zone, locale = readers.get(uid) or (organisation_zone(model).key, labels.DEFAULT)

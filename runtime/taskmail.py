@@ -29,28 +29,34 @@ def emails(conn: sa.Connection, user_ids: list[int]) -> list[str]:
 def alert(conn: sa.Connection, model: Model, alert_id: int, base_url: str) -> int:
     """Put an alert's emails in the outbox unless that was done: one per group of recipients who read the same text in the
     same zone and language (`messages.alert_mails`), keyed `alert-ID[-i]` (their Message-IDs, `tailor-alert-ID[-i]`, are
-    those the alert emails always had); returns how many were added."""
+    those the alert emails always had), and mark the alert emailed; returns how many were added."""
     row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).mappings().one()
     task = task_service.get_task(conn, row["task_id"])
     if row["emailed_at"] is not None or task is None:
         return 0
-    return _alert_mails(conn, model, dict(row), task, notifications.texts(conn, f"alert:{row['key']}", row["recipients"] or []), base_url)
-
-
-def new_alert(conn: sa.Connection, model: Model, alert: dict, task: dict, texts: dict[int, str], base_url: str) -> int:
-    """`alert`'s emails, for the write that has just raised it (`tasks.raise_alert` returned it created, with the
-    notifications of `texts`): as `alert` puts them, from what the write has in hand rather than read back."""
-    told = {uid: (texts.get(uid) or alert["message"])[:notifications.TEXT_LIMIT] for uid in alert["recipients"] or [] if uid}
-    return _alert_mails(conn, model, alert, task, told, base_url)
-
-
-def _alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, told: dict[int, str], base_url: str) -> int:
-    mails = [(emails(conn, to), subject, body) for to, subject, body in
-             messages.alert_mails(conn, model, alert, task, told, f"{base_url}/tasks/{task['id']}")]
-    added = sum(mailbox.enqueue(conn, f"alert-{alert['id']}" + (f"-{i}" if i else ""), to, subject, body)
-                for i, (to, subject, body) in enumerate(m for m in mails if m[0]))
-    task_service.mark_emailed(conn, alert["id"])
+    people = messages.recipients(conn, model, list(row["recipients"] or []))
+    added = _alert_mails(conn, model, dict(row), task, notifications.texts(conn, f"alert:{row['key']}", row["recipients"] or []),
+                         base_url, people)
+    task_service.mark_emailed(conn, alert_id)
     return added
+
+
+def new_alert(conn: sa.Connection, model: Model, alert: dict, task: dict, texts: dict[int, str], base_url: str,
+              people: dict[int, messages.Recipient]) -> int:
+    """`alert`'s emails, for the write that has just raised it (`tasks.raise_alert` returned it created, marked emailed,
+    with the notifications of `texts`): as `alert` puts them, from what the write has in hand (`people`: its recipients,
+    `messages.recipients`) rather than read back."""
+    told = {uid: (texts.get(uid) or alert["message"])[:notifications.TEXT_LIMIT] for uid in alert["recipients"] or [] if uid}
+    return _alert_mails(conn, model, alert, task, told, base_url, people)
+
+
+def _alert_mails(conn: sa.Connection, model: Model, alert: dict, task: dict, told: dict[int, str], base_url: str,
+                 people: dict[int, messages.Recipient]) -> int:
+    readers = {uid: p.reader for uid, p in people.items()}
+    mails = [([people[u].email for u in to if u in people and people[u].email], subject, body) for to, subject, body in
+             messages.alert_mails(conn, model, alert, task, told, f"{base_url}/tasks/{task['id']}", readers)]
+    return sum(mailbox.enqueue(conn, f"alert-{alert['id']}" + (f"-{i}" if i else ""), to, subject, body)
+               for i, (to, subject, body) in enumerate(m for m in mails if m[0]))
 
 
 def approval_requested(conn: sa.Connection, model: Model, key: str, task: dict, base_url: str) -> bool:

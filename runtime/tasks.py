@@ -179,12 +179,14 @@ def add_comment(conn: sa.Connection, task_id: int, user_id: int, text: str, key:
 
 
 def raise_alert(conn: sa.Connection, key: str, task: dict, level: int, recipients: list[int], message: str,
-                texts: dict[int, str] | None = None) -> tuple[dict, bool]:
+                texts: dict[int, str] | None = None, emailed: bool = False) -> tuple[dict, bool]:
     """The alert for (task, level): created once, with its history entry and each recipient's notification (in
-    `texts`, their own wording of `message`: times in their zone); (row, created)."""
+    `texts`, their own wording of `message`: times in their zone), and marked emailed with `emailed` (its emails go
+    into the outbox in the same transaction: `runtime.taskmail.new_alert`); (row, created)."""
+    now = utcnow()
     row, created = _insert_once(conn, alerts, key, dict(task_id=task["id"], level=level, recipients=recipients, message=message,
                                                         entity=task["entity"], record_id=task["record_id"], project_id=task["project_id"],
-                                                        due_at=task["due_at"], raised_at=utcnow()))
+                                                        due_at=task["due_at"], raised_at=now, emailed_at=now if emailed else None))
     if created and task["entity"] and task["record_id"]:
         add_history(conn, task["entity"], task["record_id"], "alert", f"Alert (level {level}): {message}" if level else f"Alert: {message}",
                     {"alert_id": row["id"], "task_id": task["id"], "recipients": recipients}, None, key=f"alert:{key}")
