@@ -2,9 +2,10 @@
 computes without side effects (templates, conditions, form checks, deadlines).
 
 `runtime/workflows.py` (the workflow: control flow, timers, writes, staff actions) imports this
-module through the sandbox's passthrough, so it is loaded once per worker instead of re-executed
-for every workflow run (the sandbox re-runs the workflow's own module each time). Hence the rule
-here: no I/O, no clock, no randomness; the time comes in as an argument. No
+module through the sandbox's passthrough, so it is loaded once per worker, even where the tests'
+guarded sandbox re-imports the workflow's own module for every run (`runtime.worker.workflow_runner`):
+its code runs outside the sandbox's restrictions either way. Hence the rule here: no I/O, no clock,
+no randomness; the time comes in as an argument. No
 `from __future__ import annotations` on purpose: real annotations spare the payload converter
 from evaluating strings each time it builds one of these classes.
 """
