@@ -142,11 +142,6 @@ def recipients(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[i
     return {r["id"]: Recipient((zone_of(model, dict(r)).key, locale_of(model, dict(r))), r["email"] or None, bool(r["active"])) for r in rows}
 
 
-def readers(conn: sa.Connection, model: Model, user_ids: list[int]) -> dict[int, Reader]:
-    """How each of `user_ids` reads a message (see `recipients`)."""
-    return {uid: r.reader for uid, r in recipients(conn, model, user_ids).items()}
-
-
 def alert_texts(conn: sa.Connection, compiled: CompiledModel, req: dict, task: dict, readers: dict[int, Reader]) -> tuple[str, dict[int, str]]:
     """An escalation level's message for `task`: (in the organisation's zone, {recipient: as they read it}), for the
     recipients in `readers`.

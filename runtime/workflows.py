@@ -131,11 +131,11 @@ class ProcessWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)  # the migrate update's reply
         move, inp = self.moving, self.input
         states, published = carry(inp.spec, move.spec, move.steps, self.states, self.ctx["steps"], StepState)
-        workflow.continue_as_new(ProcessInput(
+        workflow.continue_as_new(process_input(
             spec=move.spec, entity=inp.entity, record_id=inp.record_id, record=inp.record, inputs=inp.inputs, started_by=inp.started_by,
             started_at=self.started_at.isoformat(), announce=inp.announce,
             resume={"states": {sid: vars(st) for sid, st in states.items()}, "steps": published, "project": self.ctx["project"],
-                    "project_id": self.project_id, "at": workflow.now().isoformat()}, features=list(FEATURES)))
+                    "project_id": self.project_id, "at": workflow.now().isoformat()}))
 
     async def _sequence(self, steps: list[dict]) -> None:
         for step in steps:

@@ -63,7 +63,7 @@ def test_an_overdue_alert_has_a_german_frame_for_a_german_reader(mail_site):
     alert = {"recipients": [ids["ann"], ids["uwe"]], "message": "Call the customer is late", "level": 1}
     with engine.connect() as conn:
         mails = {tuple(to): (subject, body) for to, subject, body in messages.alert_mails(conn, compiled.model, alert, TASK, {}, LINK,
-                                                                                              messages.readers(conn, compiled.model, alert["recipients"]))}
+                                                                                              {u: r.reader for u, r in messages.recipients(conn, compiled.model, alert["recipients"]).items()})}
     due = when_text(dt.datetime(2030, 7, 1, 8, tzinfo=dt.UTC), ZoneInfo("Europe/Berlin"))
     due_de = when_text(dt.datetime(2030, 7, 1, 8, tzinfo=dt.UTC), ZoneInfo("Europe/Berlin"), locale="de")
     assert due_de == "Mo., 1. Juli 2030, 10:00"  # the date too in the reader's words

@@ -57,7 +57,7 @@ def test_an_alert_reads_in_each_recipients_language(mail_site):
            "context": {"record": {"name": "Acme", "status": "customer", "industry": "healthcare"}, "steps": {}},
            "now": "2030-07-01T09:00:00+00:00", "steps": ["call"], "message": "fallback"}
     with engine.connect() as conn:
-        readers = messages.readers(conn, compiled.model, [ids["ann"], ids["uwe"]])
+        readers = {u: r.reader for u, r in messages.recipients(conn, compiled.model, [ids["ann"], ids["uwe"]]).items()}
         message, texts = messages.alert_texts(conn, compiled, req, TASK, readers)
         mails = messages.alert_mails(conn, compiled.model, {"recipients": [ids["ann"], ids["uwe"]], "message": message, "level": 1},
                                      TASK, texts, "http://tailor/tasks/7", readers)
